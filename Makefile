@@ -1,0 +1,57 @@
+# goldstress — the two commands of the contract:
+#   make run  [DATA=<dir>]   install everything, run the full stress test
+#   make test [DATA=<dir>]   install everything, run the tests
+# Needs only Python >= 3.11 and make. Everything else comes from requirements.lock.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?=
+
+# Telemetry off: this tool runs on closed networks; the calls hang or log noise there.
+export DO_NOT_TRACK := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export AWS_EC2_METADATA_DISABLED := true
+# A cold ephemeral Prefect server takes ~15 s on 2 cores: the 20 s default is too close.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+export PYTHONPATH := $(CURDIR)
+
+ifneq ($(strip $(DATA)),)
+export GOLDSTRESS_DATA_DIR := $(abspath $(DATA))
+endif
+
+.PHONY: run test install serve-prefect serve-mlflow bench lock clean
+
+run: $(STAMP)
+	$(BIN)/python -m goldstress run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goldstress needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock
+	@touch $@
+
+# Regenerate the lock after editing pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --universal -o requirements.lock
+
+bench: $(STAMP)
+	$(BIN)/python bench/benchmark.py
+
+serve-prefect: $(STAMP)
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+serve-mlflow: $(STAMP)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(CURDIR)/var/mlflow.db --default-artifact-root $(CURDIR)/var/mlartifacts
+
+clean:
+	rm -rf var reports

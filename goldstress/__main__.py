@@ -1,0 +1,7 @@
+"""``python -m goldstress``: see :mod:`goldstress.cli`."""
+
+import sys
+
+from goldstress.cli import main
+
+sys.exit(main())

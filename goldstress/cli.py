@@ -1,0 +1,96 @@
+"""Command line: ``python -m goldstress run [--stage STAGE] [--data-dir DIR]``.
+
+``make run`` calls ``python -m goldstress run``. Without a data folder the run fetches from the
+online sources; if they cannot be reached it stops at once with one line saying what to pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+STAGES = ("all", "ingest", "validate", "train", "simulate", "analyse")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="goldstress", description="Stress tests for gold-backed tokens.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the stress test (or one stage of it)")
+    run.add_argument("--stage", choices=STAGES, default="all")
+    run.add_argument("--data-dir", default=None, help="folder of CSV files (overrides GOLDSTRESS_DATA_DIR)")
+    run.add_argument("--run-id", default=None, help="run id for simulate/analyse (default: new / latest)")
+    run.add_argument("--no-retrain", action="store_true", help="reuse the registered champion")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (0 ok, 1 data rejected, 2 cannot start)."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    args = _parser().parse_args(argv)
+    if args.data_dir:
+        os.environ["GOLDSTRESS_DATA_DIR"] = os.path.abspath(args.data_dir)
+
+    from goldstress.settings import get_settings
+
+    settings = get_settings()
+    if args.stage in ("all", "ingest"):
+        if settings.data_dir is None:
+            from tasks.sources import SourceUnavailable, probe_online
+
+            try:
+                probe_online(settings)
+            except SourceUnavailable as exc:
+                print(f"goldstress: {exc}", file=sys.stderr)
+                return 2
+        elif not settings.data_dir.is_dir():
+            print(f"goldstress: data folder {settings.data_dir} does not exist; pass DATA=<dir> with the CSV files", file=sys.stderr)
+            return 2
+
+    from tasks.validation import ValidationFailed
+
+    try:
+        result = _run_stage(args.stage, args, settings)
+    except ValidationFailed as exc:
+        print(f"goldstress: data rejected, nothing downstream ran: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(result, dict) and "report_html" in result:
+        print(f"goldstress: done. report: {result['report_html']}\ngoldstress: summary: {result['summary_json']}")
+    return 0
+
+
+def _run_stage(stage: str, args: argparse.Namespace, settings) -> object:
+    data_dir = str(settings.data_dir) if settings.data_dir else None
+    if stage == "all":
+        from flows.stress_test import stress_test
+
+        return stress_test(data_dir=data_dir, retrain=not args.no_retrain)
+    if stage == "ingest":
+        from flows.ingest import ingest
+
+        return ingest(data_dir=data_dir)
+    if stage == "validate":
+        from flows.validate import validate
+
+        return validate(data_dir=data_dir)
+    if stage == "train":
+        from flows.train import train
+
+        return train()
+    if stage == "simulate":
+        from flows.simulate import simulate
+
+        return simulate(run_id=args.run_id)
+    from flows.analyse import analyse
+
+    return analyse(run_id=args.run_id)

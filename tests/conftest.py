@@ -1,0 +1,33 @@
+"""Shared fixtures.
+
+Real-data tests read the historical files through the data setting (``GOLDSTRESS_DATA_DIR``);
+they skip, saying why, when it is absent. Nothing from that folder is ever copied into the repo.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+for _k, _v in {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The folder of real historical CSVs named by GOLDSTRESS_DATA_DIR; skip when absent."""
+    value = os.environ.get("GOLDSTRESS_DATA_DIR")
+    if not value:
+        pytest.skip("real-data test: set GOLDSTRESS_DATA_DIR (make test DATA=<dir>) to run it")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"real-data test: GOLDSTRESS_DATA_DIR={value} is not a folder")
+    return path
