@@ -1,0 +1,460 @@
+"""Risk metrics: VaR/ES, VaR backtests and reverse stress tests (pure numerics, no I/O).
+
+Losses are positive numbers; levels are fractions (0.99).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from scipy import stats
+from scipy.special import xlogy
+
+from models.token import BREACH_TOL, TokenOutcome
+
+__all__ = [
+    "ReverseStressResult",
+    "basel_traffic_light",
+    "christoffersen_cc",
+    "christoffersen_independence",
+    "kupiec_pof",
+    "reverse_stress",
+    "var_es",
+    "var_exceptions",
+]
+
+_EPS_RANK = 1e-9  # guards n * level against float noise (0.99 * 1000 -> 990, not 990.0000001)
+
+
+def _check_level(level: float, name: str = "level") -> float:
+    if not isinstance(level, (int, float, np.floating)) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"{name}: expected a fraction in (0, 1), got {level!r}")
+    return float(level)
+
+
+def var_es(losses: np.ndarray, level: float) -> tuple[float, float]:
+    """Empirical Value-at-Risk and Expected Shortfall of a loss sample.
+
+    With ascending order statistics ``l_(1) <= ... <= l_(n)`` and ``c = ceil(n * level)``:
+    ``VaR = l_(c)`` (the lower empirical ``level``-quantile, smallest ``x`` with
+    ``F_n(x) >= level``) and ``ES = (sum_{j > c} l_(j) + (c - n * level) * l_(c)) /
+    (n * (1 - level))``, the consistent ES estimator of Acerbi & Tasche (2002), "On the
+    coherence of expected shortfall", J. Banking & Finance 26(7), eq. for ES^(n). It equals
+    ``VaR + mean(max(L - VaR, 0)) / (1 - level)`` (Rockafellar & Uryasev, 2002) and, when
+    ``n * (1 - level)`` is an integer, the plain mean of the losses beyond VaR.
+
+    Parameters
+    ----------
+    losses : ndarray, shape (n,)
+        Losses as positive numbers (gains negative), finite, n >= 1.
+    level : float
+        Confidence level in (0, 1), e.g. 0.99.
+
+    Returns
+    -------
+    (var, es) : tuple of float
+        Positive losses (``es >= var``).
+
+    Raises
+    ------
+    ValueError
+        If ``losses`` is not 1-D, is empty or has NaN/inf, or ``level`` is not in (0, 1).
+    """
+    level = _check_level(level)
+    x = np.asarray(losses, dtype=float)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"losses: expected a non-empty 1-D array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("losses: NaN or infinite values")
+    n = x.size
+    c = max(1, math.ceil(n * level - _EPS_RANK))
+    var = float(np.partition(x, c - 1)[c - 1])
+    es = var + float(np.maximum(x - var, 0.0).sum()) / (n * (1.0 - level))
+    return var, es
+
+
+def var_exceptions(realised_losses: np.ndarray, var_forecasts: np.ndarray) -> np.ndarray:
+    """VaR exceptions: ``realised_losses > var_forecasts``, element-wise.
+
+    Parameters
+    ----------
+    realised_losses, var_forecasts : ndarray, shape (n,)
+        Realised losses and the VaR forecast for the same days (positive losses).
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, are not 1-D, or hold NaN/inf.
+    """
+    r = np.asarray(realised_losses, dtype=float)
+    v = np.asarray(var_forecasts, dtype=float)
+    if r.ndim != 1 or r.shape != v.shape:
+        raise ValueError(f"realised_losses {r.shape} and var_forecasts {v.shape}: need same 1-D")
+    if not (np.isfinite(r).all() and np.isfinite(v).all()):
+        raise ValueError("realised_losses/var_forecasts: NaN or infinite values")
+    return r > v
+
+
+def _check_counts(n_exceptions: int, n_obs: int) -> tuple[int, int]:
+    for name, v in (("n_exceptions", n_exceptions), ("n_obs", n_obs)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"{name}: expected an integer, got {v!r}")
+    if n_obs < 1:
+        raise ValueError(f"n_obs: expected >= 1, got {n_obs}")
+    if not 0 <= n_exceptions <= n_obs:
+        raise ValueError(f"n_exceptions: expected 0..n_obs={n_obs}, got {n_exceptions}")
+    return int(n_exceptions), int(n_obs)
+
+
+def kupiec_pof(n_exceptions: int, n_obs: int, level: float) -> tuple[float, float]:
+    """Kupiec proportion-of-failures (unconditional coverage) likelihood-ratio test.
+
+    ``LR = -2 ln[(1-p)^(n-x) p^x / ((1-x/n)^(n-x) (x/n)^x)]`` with ``p = 1 - level``, the
+    expected exception rate, ``x`` exceptions in ``n`` days; ``LR ~ chi2(1)`` under correct
+    coverage. Kupiec (1995), "Techniques for verifying the accuracy of risk measurement
+    models", J. Derivatives 3(2). ``0 ln 0 = 0`` (so ``x = 0`` gives ``LR = -2 n ln(1-p)``).
+
+    Parameters
+    ----------
+    n_exceptions : int
+        Days with loss > VaR, ``0 <= x <= n_obs``.
+    n_obs : int
+        Days backtested, >= 1.
+    level : float
+        VaR confidence level in (0, 1).
+
+    Returns
+    -------
+    (lr_stat, p_value) : tuple of float
+
+    Raises
+    ------
+    ValueError
+        For non-integer or out-of-range counts, or a level outside (0, 1).
+    """
+    x, n = _check_counts(n_exceptions, n_obs)
+    p = 1.0 - _check_level(level)
+    phat = x / n
+    ll_null = xlogy(n - x, 1.0 - p) + xlogy(x, p)
+    ll_alt = xlogy(n - x, 1.0 - phat) + xlogy(x, phat)
+    lr = max(0.0, float(-2.0 * (ll_null - ll_alt)))
+    return lr, float(stats.chi2.sf(lr, df=1))
+
+
+def _transitions(exceptions: np.ndarray) -> tuple[int, int, int, int]:
+    e = np.asarray(exceptions)
+    if e.ndim != 1 or e.size < 2:
+        raise ValueError(f"exceptions: expected a 1-D bool array of length >= 2, got {e.shape}")
+    if e.dtype != bool:
+        if not np.isin(e, (0, 1)).all():
+            raise ValueError("exceptions: expected booleans (or 0/1)")
+        e = e.astype(bool)
+    prev, cur = e[:-1], e[1:]
+    n00 = int((~prev & ~cur).sum())
+    n01 = int((~prev & cur).sum())
+    n10 = int((prev & ~cur).sum())
+    n11 = int((prev & cur).sum())
+    return n00, n01, n10, n11
+
+
+def christoffersen_independence(exceptions: np.ndarray) -> tuple[float, float]:
+    """Christoffersen's Markov test of independence of VaR exceptions.
+
+    With transition counts ``n_ij`` (state i yesterday, j today; 1 = exception),
+    ``pi01 = n01/(n00+n01)``, ``pi11 = n11/(n10+n11)``, ``pi = (n01+n11)/(T-1)``:
+    ``LR_ind = -2 ln[(1-pi)^(n00+n10) pi^(n01+n11) / ((1-pi01)^n00 pi01^n01 (1-pi11)^n10
+    pi11^n11)] ~ chi2(1)``. Christoffersen (1998), "Evaluating interval forecasts",
+    International Economic Review 39(4). ``0 ln 0 = 0``; with no exception (or no non-exception)
+    the statistic is 0.
+
+    Parameters
+    ----------
+    exceptions : ndarray of bool, shape (T,)
+        Exception indicator per day in date order, T >= 2.
+
+    Returns
+    -------
+    (lr_stat, p_value) : tuple of float
+
+    Raises
+    ------
+    ValueError
+        If ``exceptions`` is not 1-D bool/0-1 of length >= 2.
+    """
+    n00, n01, n10, n11 = _transitions(exceptions)
+    lr = _lr_ind(n00, n01, n10, n11)
+    return lr, float(stats.chi2.sf(lr, df=1))
+
+
+def _lr_ind(n00: int, n01: int, n10: int, n11: int) -> float:
+    t = n00 + n01 + n10 + n11
+    pi = (n01 + n11) / t
+    pi01 = n01 / (n00 + n01) if n00 + n01 else 0.0
+    pi11 = n11 / (n10 + n11) if n10 + n11 else 0.0
+    ll_null = xlogy(n00 + n10, 1.0 - pi) + xlogy(n01 + n11, pi)
+    ll_alt = (
+        xlogy(n00, 1.0 - pi01) + xlogy(n01, pi01) + xlogy(n10, 1.0 - pi11) + xlogy(n11, pi11)
+    )
+    return max(0.0, float(-2.0 * (ll_null - ll_alt)))
+
+
+def christoffersen_cc(exceptions: np.ndarray, level: float) -> tuple[float, float]:
+    """Christoffersen's conditional-coverage test: ``LR_cc = LR_uc + LR_ind ~ chi2(2)``.
+
+    Both parts are computed on the ``T - 1`` days that have a predecessor (conditioning on the
+    first day, as in Christoffersen (1998), International Economic Review 39(4)), so that
+    ``LR_uc`` is :func:`kupiec_pof` of ``(n01 + n11, T - 1, level)`` and the sum is exact.
+
+    Parameters
+    ----------
+    exceptions : ndarray of bool, shape (T,)
+        Exception indicator per day in date order, T >= 2.
+    level : float
+        VaR confidence level in (0, 1).
+
+    Returns
+    -------
+    (lr_stat, p_value) : tuple of float
+
+    Raises
+    ------
+    ValueError
+        As :func:`christoffersen_independence` and :func:`kupiec_pof`.
+    """
+    n00, n01, n10, n11 = _transitions(exceptions)
+    lr_uc, _ = kupiec_pof(n01 + n11, n00 + n01 + n10 + n11, level)
+    lr = lr_uc + _lr_ind(n00, n01, n10, n11)
+    return lr, float(stats.chi2.sf(lr, df=2))
+
+
+def basel_traffic_light(
+    n_exceptions: int, n_obs: int = 250, level: float = 0.99
+) -> Literal["green", "yellow", "red"]:
+    """Basel traffic-light zone of a VaR backtest.
+
+    The zone follows from the binomial probability of ``n_exceptions`` or fewer exceptions in
+    ``n_obs`` days when the true exception rate is ``1 - level``: green below 95 %, yellow below
+    99.99 %, red from 99.99 %. Basel Committee on Banking Supervision (1996), "Supervisory
+    framework for the use of 'backtesting' in conjunction with the internal models approach to
+    market risk capital requirements", Table 2 (250 days at 99 %: 0-4 green, 5-9 yellow, 10+ red).
+
+    Parameters
+    ----------
+    n_exceptions : int
+        Exceptions observed, ``0..n_obs``.
+    n_obs : int
+        Days backtested (default 250).
+    level : float
+        VaR confidence level (default 0.99).
+
+    Returns
+    -------
+    "green", "yellow" or "red"
+
+    Raises
+    ------
+    ValueError
+        For non-integer or out-of-range counts, or a level outside (0, 1).
+    """
+    x, n = _check_counts(n_exceptions, n_obs)
+    cum = float(stats.binom.cdf(x, n, 1.0 - _check_level(level)))
+    if cum < 0.95:
+        return "green"
+    if cum < 0.9999:
+        return "yellow"
+    return "red"
+
+
+class _TokenModel(Protocol):
+    def run(self, gold_usd_per_oz: np.ndarray) -> TokenOutcome: ...
+
+
+@dataclass(frozen=True)
+class ReverseStressResult:
+    """Outcome of a reverse stress test over one horizon.
+
+    Attributes
+    ----------
+    horizon_days : int
+        Days over which the gold price moves.
+    direction : int
+        -1 (gold falls) or +1 (gold rises).
+    move : float or None
+        Smallest simple gold move (fraction, signed: -0.077 = a 7.7 % fall) found to break the
+        token, within ``tol`` of the boundary on the breaking side; ``0.0`` if the token breaks
+        with no move at all; None if no move in the searched range breaks it.
+    max_move : float
+        Largest move searched, signed.
+    baseline_breaks : bool
+        Whether the token breaks with a flat gold price.
+    """
+
+    horizon_days: int
+    direction: int
+    move: float | None
+    max_move: float
+    baseline_breaks: bool
+
+
+def _ramp_paths(p0: float, moves: np.ndarray, h: int, total: int) -> np.ndarray:
+    """Prices ``(len(moves), total + 1)``: log-linear from p0 to p0*(1+move) over h days, flat."""
+    frac = np.minimum(np.arange(total + 1), h) / h
+    return p0 * np.exp(np.log1p(moves)[:, None] * frac[None, :])
+
+
+def reverse_stress(
+    model: _TokenModel,
+    p0_usd_per_oz: float,
+    horizons_days: Sequence[int] = (1, 10, 30),
+    direction: int = -1,
+    tol: float = 1e-4,
+    *,
+    max_move: float | None = None,
+    total_days: int | None = None,
+    n_grid: int = 64,
+) -> list[ReverseStressResult]:
+    """Reverse stress test: the smallest gold move over each horizon that breaks the token.
+
+    A move ``m`` over ``h`` days is the path ``P_t = P_0 (1 + m)^(min(t, h) / h)`` for
+    ``t = 0..total_days`` (linear in log price over ``h`` days, flat after). The token breaks
+    when :meth:`TokenOutcome.breached` is true: backing ratio below 1 (less
+    :data:`models.token.BREACH_TOL`) on any day, or any liquidation (CDP). The search scans
+    ``n_grid`` equally spaced move sizes in ``(0, |max_move|]`` in one vectorised model run,
+    takes the first that breaks, then narrows the bracket below it by repeated 16-way sections
+    until it is narrower than ``tol``. This finds the boundary exactly (to ``tol``) when breaking
+    is monotone in the move size within the bracket, and otherwise the smallest breaking move at
+    the grid resolution. Reverse stress testing as in BCBS (2018), "Stress testing principles"
+    and EBA GL/2018/04.
+
+    Parameters
+    ----------
+    model : object with ``run(gold_usd_per_oz (n_paths, days + 1)) -> TokenOutcome``
+        E.g. :class:`models.token.GoldBackedToken` or :class:`models.token.CdpStablecoin`.
+    p0_usd_per_oz : float
+        Gold price at day 0, > 0.
+    horizons_days : sequence of int
+        Horizons ``h >= 1`` over which the price moves.
+    direction : -1 or +1
+        Search falls (-1) or rises (+1).
+    tol : float
+        Precision of the move (fraction), > 0.
+    max_move : float, optional
+        Largest move size searched (unsigned): default 0.99 for falls, 4.0 (+400 %) for rises;
+        must be < 1 for falls.
+    total_days : int, optional
+        Days run through the model (default ``max(horizons_days)``); must be >= every horizon.
+    n_grid : int
+        Grid points of the first scan, >= 2.
+
+    Returns
+    -------
+    list of ReverseStressResult
+        One per horizon, in the order given.
+
+    Raises
+    ------
+    ValueError
+        For a bad direction, tol, price, horizon, max_move, total_days or n_grid.
+    """
+    if direction not in (-1, 1):
+        raise ValueError(f"direction: expected -1 or +1, got {direction!r}")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    if not (isinstance(p0_usd_per_oz, (int, float, np.floating)) and p0_usd_per_oz > 0):
+        raise ValueError(f"p0_usd_per_oz: expected a positive number, got {p0_usd_per_oz!r}")
+    hs = list(horizons_days)
+    if not hs or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
+                     for h in hs):
+        raise ValueError(f"horizons_days: expected integers >= 1, got {horizons_days!r}")
+    total = max(hs) if total_days is None else total_days
+    if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < max(hs):
+        raise ValueError(f"total_days: expected an integer >= max(horizons_days), got {total!r}")
+    if max_move is None:
+        max_move = 0.99 if direction < 0 else 4.0
+    if not (math.isfinite(max_move) and max_move > 0 and (direction > 0 or max_move < 1)):
+        raise ValueError(f"max_move: expected a size in (0, 1) for falls, > 0 for rises, "
+                         f"got {max_move!r}")
+    if isinstance(n_grid, bool) or not isinstance(n_grid, int) or n_grid < 2:
+        raise ValueError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
+
+    def breaks(sizes: np.ndarray, h: int) -> np.ndarray:
+        prices = _ramp_paths(float(p0_usd_per_oz), direction * sizes, h, int(total))
+        return model.run(prices).breached(BREACH_TOL)
+
+    results = []
+    for h in hs:
+        h = int(h)
+        grid = np.linspace(0.0, max_move, n_grid + 1)
+        hit = breaks(grid, h)
+        baseline = bool(hit[0])
+        if baseline:
+            move: float | None = 0.0
+        elif not hit.any():
+            move = None
+        else:
+            k = int(np.argmax(hit))
+            lo, hi = grid[k - 1], grid[k]  # lo does not break, hi breaks
+            while hi - lo > tol:
+                sub = np.linspace(lo, hi, 17)
+                sub_hit = breaks(sub[1:-1], h)
+                if sub_hit.any():
+                    j = int(np.argmax(sub_hit)) + 1
+                    lo, hi = sub[j - 1], sub[j]
+                else:
+                    lo = sub[-2]
+            move = float(direction * hi)
+        results.append(
+            ReverseStressResult(
+                horizon_days=h,
+                direction=direction,
+                move=move,
+                max_move=float(direction * max_move),
+                baseline_breaks=baseline,
+            )
+        )
+    return results
+
+
+def closed_form_break_move(spec: Any, p0_usd_per_oz: float) -> dict[str, Any]:
+    """The gold move that breaks a token when only the price moves (no flows), in closed form.
+
+    - Gold CDP stablecoin (``kind="gold_cdp"``): the first vault tranche is liquidated when
+      ``CR_min * (1 + m) < L``, so ``m* = L / CR_min - 1`` (a fall of ``1 - L/CR_min``), at any
+      horizon: liquidation depends only on the price level (MakerDAO MCD liquidation rule).
+    - Gold-backed token (``kind="gold_backed"``) with gold coverage ``g = G / (S * grams)`` and
+      cash ``C``: backing ``= g + C / (S * grams * P_g)``. With ``g >= 1`` no price path breaks
+      it (``move_frac`` None). With ``g < 1`` it breaks when gold RISES above
+      ``P_g* = C / (S * grams * (1 - g))``: ``m* = P_g* / P0_g - 1``; with ``C = 0`` it is broken
+      at day 0 (``m* = 0``).
+
+    Opex, fees, mints and redemptions are ignored here, so the simulated reverse stress test
+    (:func:`reverse_stress`) can differ from this by their effect over the horizon.
+
+    Returns ``{"move_frac": float | None, "direction": -1 | 1 | None, "formula": str}``.
+    Raises ``ValueError`` for an unknown spec kind or a non-positive price.
+    """
+    if not p0_usd_per_oz > 0:
+        raise ValueError(f"p0_usd_per_oz: expected > 0, got {p0_usd_per_oz!r}")
+    kind = getattr(spec, "kind", None)
+    if kind == "gold_cdp":
+        cr = min(t.collateral_ratio for t in spec.tranches)
+        return {"move_frac": spec.liquidation_ratio / cr - 1.0, "direction": -1, "formula": "L / CR_min - 1"}
+    if kind == "gold_backed":
+        owed_g = spec.supply_tokens * spec.grams_per_token
+        g = spec.gold_reserve_g / owed_g
+        if g >= 1.0:
+            return {"move_frac": None, "direction": None, "formula": "gold coverage >= 1: no gold move breaks the backing"}
+        if spec.cash_buffer_usd == 0:
+            return {"move_frac": 0.0, "direction": None, "formula": "gold coverage < 1 and no cash: broken at day 0"}
+        p_star_g = spec.cash_buffer_usd / (owed_g * (1.0 - g))
+        p0_g = p0_usd_per_oz / 31.1034768
+        return {"move_frac": p_star_g / p0_g - 1.0, "direction": 1, "formula": "C / (S * grams * (1 - g)) / P0_g - 1"}
+    raise ValueError(f"spec: unknown token kind {kind!r}")

@@ -1,0 +1,247 @@
+"""Gold scenario generators (pure numerics, no I/O).
+
+Every generator returns daily LOG returns as fractions shaped ``(n_paths, horizon_days)``;
+:func:`to_price_paths` turns them into price paths ``(n_paths, horizon_days + 1)`` with day 0.
+
+* :func:`historical_replay` - one path: the returns of a dated historical window.
+* :func:`instant_shock` - one path: a single jump on day 1, then flat.
+* :func:`monte_carlo_chunks` - many paths from any simulator callable (e.g. a fitted GARCH's
+  ``simulate``), seeded, reproducible and independent of the chunk size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BLOCK_PATHS",
+    "historical_replay",
+    "instant_shock",
+    "monte_carlo_chunks",
+    "to_price_paths",
+]
+
+BLOCK_PATHS = 250
+"""Paths per random-number block in :func:`monte_carlo_chunks`. Block ``b`` always covers paths
+``[b * BLOCK_PATHS, (b + 1) * BLOCK_PATHS)`` and always uses the ``b``-th child of
+``SeedSequence(seed)``; changing this constant changes the simulated numbers."""
+
+Simulator = Callable[[int, int, np.random.Generator], np.ndarray]
+"""``simulate(n_paths, horizon_days, rng) -> (n_paths, horizon_days)`` daily log returns."""
+
+
+def _as_utc_timestamp(value: object, tz: object, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: cannot read {value!r} as a date") from exc
+    if tz is not None:
+        ts = ts.tz_localize(tz) if ts.tzinfo is None else ts.tz_convert(tz)
+    elif ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.normalize()
+
+
+def historical_replay(returns: pd.Series, start: object, end: object) -> np.ndarray:
+    """The returns of a historical window as one scenario path.
+
+    Parameters
+    ----------
+    returns : pd.Series
+        Daily log returns (fractions) on a sorted ``DatetimeIndex`` (UTC; a naive index is read
+        as UTC dates). NaN-free inside the window.
+    start, end : str, date or Timestamp
+        Inclusive calendar dates of the window (whole days; time of day is ignored).
+
+    Returns
+    -------
+    ndarray, shape (1, T)
+        The ``T`` returns dated ``start <= date <= end``, in date order.
+
+    Raises
+    ------
+    ValueError
+        Naming the window: if ``returns`` is not a Series on a sorted DatetimeIndex, if
+        ``start > end``, if the window is not covered by the data (``start`` before the first
+        date or ``end`` after the last: a replay is never silently truncated), if the window
+        holds no return, or if a return in it is NaN or infinite.
+    """
+    if not isinstance(returns, pd.Series) or not isinstance(returns.index, pd.DatetimeIndex):
+        raise ValueError("returns: expected a pandas Series on a DatetimeIndex")
+    if len(returns) == 0:
+        raise ValueError("returns: the series is empty")
+    if not returns.index.is_monotonic_increasing:
+        raise ValueError("returns: the index must be sorted by date")
+    tz = returns.index.tz
+    s = _as_utc_timestamp(start, tz, "start")
+    e = _as_utc_timestamp(end, tz, "end")
+    window = f"window {s.date()}..{e.date()}"
+    if s > e:
+        raise ValueError(f"{window}: start is after end")
+    dates = returns.index.normalize()
+    first, last = dates[0], dates[-1]
+    if s < first or e > last:
+        raise ValueError(
+            f"{window} is outside the data, which covers {first.date()}..{last.date()}"
+        )
+    mask = (dates >= s) & (dates <= e)
+    values = returns.to_numpy(dtype=float)[mask]
+    if values.size == 0:
+        raise ValueError(f"{window} holds no returns")
+    if not np.isfinite(values).all():
+        bad = returns.index[mask][~np.isfinite(values)][0]
+        raise ValueError(f"{window}: return at {bad} is NaN or infinite")
+    return values[None, :]
+
+
+def instant_shock(size: float, horizon_days: int) -> np.ndarray:
+    """A one-off gold price jump of ``size`` on day 1, flat afterwards.
+
+    Parameters
+    ----------
+    size : float
+        Simple return of the jump as a fraction, in ``(-1, inf)`` (``-0.3`` = a 30 % fall).
+    horizon_days : int
+        Number of days, >= 1.
+
+    Returns
+    -------
+    ndarray, shape (1, horizon_days)
+        ``log(1 + size)`` on day 1, then zeros.
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is not a finite number > -1, or ``horizon_days`` is not an integer >= 1.
+    """
+    if not isinstance(size, (int, float, np.integer, np.floating)) or not math.isfinite(size):
+        raise ValueError(f"size: expected a finite number > -1, got {size!r}")
+    if size <= -1.0:
+        raise ValueError(f"size: {size} is not > -1 (a price cannot fall by 100 % or more)")
+    _check_positive_int(horizon_days, "horizon_days")
+    out = np.zeros((1, int(horizon_days)))
+    out[0, 0] = math.log1p(size)
+    return out
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def monte_carlo_chunks(
+    simulate: Simulator,
+    n_paths: int,
+    horizon_days: int,
+    seed: int,
+    chunk_paths: int,
+) -> Iterator[np.ndarray]:
+    """Monte Carlo log-return paths from a simulator, in chunks, reproducibly.
+
+    Paths are produced in fixed blocks of :data:`BLOCK_PATHS` paths (the last block may be
+    smaller); block ``b`` is ``simulate(block_size, horizon_days, default_rng(child_b))`` where
+    ``child_b`` is the ``b``-th child of ``np.random.SeedSequence(seed)`` (NumPy's recommended way
+    to make independent parallel streams). A chunk is a run of whole blocks: ``max(1,
+    chunk_paths // BLOCK_PATHS)`` blocks. Hence the concatenated output depends only on
+    ``(simulate, n_paths, horizon_days, seed)``, never on ``chunk_paths``, and memory is bounded
+    by one chunk whatever ``n_paths``.
+
+    Parameters
+    ----------
+    simulate : callable ``(n_paths, horizon_days, rng) -> ndarray (n_paths, horizon_days)``
+        Daily log returns (fractions); must draw all its randomness from ``rng``.
+    n_paths, horizon_days : int
+        Total paths and days per path, >= 1.
+    seed : int
+        Non-negative integer seed.
+    chunk_paths : int
+        Target paths per chunk, >= 1 (rounded down to whole blocks, at least one block).
+
+    Returns
+    -------
+    Iterator[ndarray]
+        Chunks shaped ``(m, horizon_days)``; the ``m`` sum to ``n_paths``.
+
+    Raises
+    ------
+    ValueError
+        Immediately for a bad argument; while iterating, if ``simulate`` returns an array of the
+        wrong shape or with non-finite values (naming the block).
+    """
+    if not callable(simulate):
+        raise ValueError("simulate: expected a callable (n_paths, horizon_days, rng) -> ndarray")
+    n_paths = _check_positive_int(n_paths, "n_paths")
+    horizon_days = _check_positive_int(horizon_days, "horizon_days")
+    chunk_paths = _check_positive_int(chunk_paths, "chunk_paths")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    return _chunks(simulate, n_paths, horizon_days, int(seed), chunk_paths)
+
+
+def _chunks(
+    simulate: Simulator, n_paths: int, horizon_days: int, seed: int, chunk_paths: int
+) -> Iterator[np.ndarray]:
+    root = np.random.SeedSequence(seed)
+    n_blocks = -(-n_paths // BLOCK_PATHS)
+    per_chunk = max(1, chunk_paths // BLOCK_PATHS)
+    b = 0
+    while b < n_blocks:
+        k = min(per_chunk, n_blocks - b)
+        children = root.spawn(k)  # stateful: consecutive calls give children b, b+1, ...
+        parts = []
+        for j, child in enumerate(children):
+            size = min(BLOCK_PATHS, n_paths - (b + j) * BLOCK_PATHS)
+            x = np.asarray(simulate(size, horizon_days, np.random.default_rng(child)), float)
+            if x.shape != (size, horizon_days):
+                raise ValueError(
+                    f"simulate: block {b + j} returned shape {x.shape}, "
+                    f"expected {(size, horizon_days)}"
+                )
+            if not np.isfinite(x).all():
+                raise ValueError(f"simulate: block {b + j} returned NaN or infinite returns")
+            parts.append(x)
+        yield parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        b += k
+
+
+def to_price_paths(p0_usd_per_oz: float | np.ndarray, log_returns: np.ndarray) -> np.ndarray:
+    """Price paths from a start price and daily log returns: ``P_t = P_0 * exp(sum_{s<=t} r_s)``.
+
+    Parameters
+    ----------
+    p0_usd_per_oz : float or ndarray, shape (n_paths,)
+        Day-0 price(s), > 0.
+    log_returns : ndarray, shape (n_paths, horizon_days)
+        Daily log returns as fractions.
+
+    Returns
+    -------
+    ndarray, shape (n_paths, horizon_days + 1)
+        Prices with day 0 in column 0.
+
+    Raises
+    ------
+    ValueError
+        If ``log_returns`` is not 2-D and finite, or ``p0_usd_per_oz`` is not finite and > 0 or
+        does not match the number of paths.
+    """
+    r = np.asarray(log_returns, dtype=float)
+    if r.ndim != 2:
+        raise ValueError(f"log_returns: expected shape (n_paths, horizon_days), got {r.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError("log_returns: NaN or infinite values")
+    p0 = np.asarray(p0_usd_per_oz, dtype=float)
+    if p0.ndim > 1 or (p0.ndim == 1 and p0.shape[0] != r.shape[0]):
+        raise ValueError(
+            f"p0_usd_per_oz: expected a scalar or shape ({r.shape[0]},), got {p0.shape}"
+        )
+    if not np.isfinite(p0).all() or (p0 <= 0).any():
+        raise ValueError("p0_usd_per_oz: must be finite and > 0")
+    cum = np.zeros((r.shape[0], r.shape[1] + 1))
+    np.cumsum(r, axis=1, out=cum[:, 1:])
+    return np.reshape(p0, (-1, 1)) * np.exp(cum)

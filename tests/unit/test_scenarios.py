@@ -1,0 +1,195 @@
+"""Scenario generators vs exact expectations, and Monte Carlo reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.scenarios import (
+    BLOCK_PATHS,
+    historical_replay,
+    instant_shock,
+    monte_carlo_chunks,
+    to_price_paths,
+)
+
+
+@pytest.fixture
+def returns() -> pd.Series:
+    """Business days 2020-01-01 .. 2020-03-31 (UTC); the value encodes the date: 203 = Feb 3
+    (exact integers, so a selection can be compared exactly)."""
+    idx = pd.bdate_range("2020-01-01", "2020-03-31", tz="UTC")
+    values = np.array([d.month * 100.0 + d.day for d in idx])
+    return pd.Series(values, index=idx, name="log_return")
+
+
+# --------------------------------------------------------------------------- historical replay
+
+
+def test_replay_selects_inclusive_window(returns: pd.Series) -> None:
+    out = historical_replay(returns, "2020-02-03", "2020-02-07")  # Monday .. Friday
+    np.testing.assert_array_equal(out, [[203.0, 204.0, 205.0, 206.0, 207.0]])
+    assert out.shape == (1, 5)
+    # a window with weekend edges keeps the business days inside it
+    out2 = historical_replay(returns, pd.Timestamp("2020-02-01"), "2020-02-09")
+    np.testing.assert_array_equal(out2, out)
+    # whole data range
+    assert historical_replay(returns, "2020-01-01", "2020-03-31").shape == (1, len(returns))
+
+
+def test_replay_accepts_naive_and_timestamped_series(returns: pd.Series) -> None:
+    naive = returns.copy()
+    naive.index = naive.index.tz_localize(None) + pd.Timedelta(hours=16)  # time of day ignored
+    np.testing.assert_array_equal(
+        historical_replay(naive, "2020-03-02", "2020-03-03"), [[302.0, 303.0]]
+    )
+    np.testing.assert_array_equal(
+        historical_replay(returns, pd.Timestamp("2020-03-02", tz="UTC"), "2020-03-03"),
+        [[302.0, 303.0]],
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "match"),
+    [
+        ("2019-12-20", "2020-01-10", "outside the data"),
+        ("2020-03-20", "2020-04-10", "outside the data"),
+        ("2021-01-01", "2021-02-01", "outside the data"),
+        ("2020-02-08", "2020-02-09", "holds no returns"),  # a weekend
+        ("2020-02-10", "2020-02-01", "start is after end"),
+    ],
+)
+def test_replay_rejects_bad_windows(returns: pd.Series, start: str, end: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as exc:
+        historical_replay(returns, start, end)
+    assert "window" in str(exc.value)
+
+
+def test_replay_rejects_bad_inputs(returns: pd.Series) -> None:
+    with pytest.raises(ValueError, match="returns"):
+        historical_replay(returns.to_numpy(), "2020-01-02", "2020-01-03")  # type: ignore[arg-type]
+    gappy = returns.copy()
+    gappy.iloc[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        historical_replay(gappy, "2020-01-01", "2020-01-10")
+    with pytest.raises(ValueError, match="start"):
+        historical_replay(returns, "not a date", "2020-01-10")
+
+
+# --------------------------------------------------------------------------- instant shock
+
+
+@pytest.mark.parametrize("size", [-0.3, -0.999, 0.0, 0.25, 3.0])
+def test_instant_shock_is_one_jump_then_flat(size: float) -> None:
+    out = instant_shock(size, 30)
+    assert out.shape == (1, 30)
+    assert out[0, 0] == pytest.approx(math.log(1 + size), rel=1e-15, abs=0)
+    assert not out[0, 1:].any()
+    prices = to_price_paths(2000.0, out)
+    np.testing.assert_allclose(prices[0, 1:], 2000.0 * (1 + size), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("size", "horizon"), [(-1.0, 5), (-1.5, 5), (float("nan"), 5), ("0.1", 5), (0.1, 0),
+                          (0.1, 2.5)],
+)
+def test_instant_shock_rejects_bad_input(size, horizon) -> None:
+    with pytest.raises(ValueError, match="size|horizon_days"):
+        instant_shock(size, horizon)
+
+
+# --------------------------------------------------------------------------- Monte Carlo
+
+
+def normal_sim(n: int, h: int, rng: np.random.Generator) -> np.ndarray:
+    return 0.01 * rng.standard_normal((n, h))
+
+
+def collect(**kw) -> tuple[np.ndarray, list[int]]:
+    chunks = list(monte_carlo_chunks(normal_sim, **kw))
+    return np.concatenate(chunks), [c.shape[0] for c in chunks]
+
+
+@pytest.mark.parametrize("n_paths", [2 * BLOCK_PATHS, 2_345])
+def test_mc_output_does_not_depend_on_chunk_size(n_paths: int) -> None:
+    ref, _ = collect(n_paths=n_paths, horizon_days=20, seed=5, chunk_paths=n_paths)
+    assert ref.shape == (n_paths, 20)
+    for chunk in (1, 100, BLOCK_PATHS, 333, 1_000, 10_000):
+        out, sizes = collect(n_paths=n_paths, horizon_days=20, seed=5, chunk_paths=chunk)
+        np.testing.assert_array_equal(out, ref)
+        assert sum(sizes) == n_paths
+        assert max(sizes) <= max(BLOCK_PATHS, chunk)  # memory bounded by the chunk
+
+
+def test_mc_same_seed_same_paths_other_seed_other_paths() -> None:
+    a, _ = collect(n_paths=600, horizon_days=10, seed=1, chunk_paths=300)
+    b, _ = collect(n_paths=600, horizon_days=10, seed=1, chunk_paths=300)
+    c, _ = collect(n_paths=600, horizon_days=10, seed=2, chunk_paths=300)
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).all()  # continuous draws from other streams: no exact coincidence
+    # blocks use independent streams: no block repeats another
+    assert (a[:BLOCK_PATHS] != a[BLOCK_PATHS : 2 * BLOCK_PATHS]).all()
+
+
+def test_mc_blocks_are_fixed_so_fewer_paths_is_a_prefix() -> None:
+    small, _ = collect(n_paths=BLOCK_PATHS, horizon_days=5, seed=9, chunk_paths=2_000)
+    big, _ = collect(n_paths=4 * BLOCK_PATHS, horizon_days=5, seed=9, chunk_paths=2_000)
+    np.testing.assert_array_equal(big[:BLOCK_PATHS], small)
+
+
+def test_mc_is_lazy_and_statistically_sane() -> None:
+    calls: list[int] = []
+
+    def sim(n: int, h: int, rng: np.random.Generator) -> np.ndarray:
+        calls.append(n)
+        return normal_sim(n, h, rng)
+
+    it = monte_carlo_chunks(sim, n_paths=10_000, horizon_days=50, seed=3, chunk_paths=2_000)
+    first = next(it)
+    assert first.shape == (2_000, 50) and sum(calls) == 2_000  # nothing beyond one chunk yet
+    # 100,000 N(0, 0.01^2) draws: the sample sd is within 4 SE (SE = 0.01/sqrt(2*1e5))
+    assert abs(first.std() - 0.01) < 4 * 0.01 / math.sqrt(2 * first.size)
+
+
+def test_mc_validates_arguments_and_simulator_output() -> None:
+    with pytest.raises(ValueError, match="n_paths"):
+        monte_carlo_chunks(normal_sim, 0, 10, 1, 100)
+    with pytest.raises(ValueError, match="seed"):
+        monte_carlo_chunks(normal_sim, 10, 10, -1, 100)
+    with pytest.raises(ValueError, match="chunk_paths"):
+        monte_carlo_chunks(normal_sim, 10, 10, 1, 0)
+    with pytest.raises(ValueError, match="simulate"):
+        monte_carlo_chunks("garch", 10, 10, 1, 100)  # type: ignore[arg-type]
+    bad = monte_carlo_chunks(lambda n, h, rng: np.zeros((n, h + 1)), 10, 10, 1, 100)
+    with pytest.raises(ValueError, match="shape"):
+        next(bad)
+    nan = monte_carlo_chunks(lambda n, h, rng: np.full((n, h), np.nan), 10, 10, 1, 100)
+    with pytest.raises(ValueError, match="NaN"):
+        next(nan)
+
+
+# --------------------------------------------------------------------------- price paths
+
+
+def test_price_paths_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    r = rng.normal(0, 0.02, (4, 30))
+    p = to_price_paths(np.array([1000.0, 1500.0, 2000.0, 2500.0]), r)
+    assert p.shape == (4, 31)
+    np.testing.assert_array_equal(p[:, 0], [1000.0, 1500.0, 2000.0, 2500.0])
+    np.testing.assert_allclose(np.diff(np.log(p), axis=1), r, atol=1e-12)
+    np.testing.assert_allclose(p[:, -1], p[:, 0] * np.exp(r.sum(axis=1)), rtol=1e-12)
+
+
+def test_price_paths_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="log_returns"):
+        to_price_paths(100.0, np.zeros(5))
+    with pytest.raises(ValueError, match="p0_usd_per_oz"):
+        to_price_paths(-1.0, np.zeros((1, 5)))
+    with pytest.raises(ValueError, match="p0_usd_per_oz"):
+        to_price_paths(np.array([1.0, 2.0]), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="log_returns"):
+        to_price_paths(1.0, np.array([[np.inf]]))
