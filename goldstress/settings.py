@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     coingecko_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: str | None = Field(default=None, description="Optional CoinGecko demo key.")
     coingecko_ids: dict[str, str] = {"paxg": "pax-gold", "xaut": "tether-gold"}
+    coingecko_days: str = Field(
+        default="365", description="market_chart history; 'max' needs a paid key (else HTTP 401)."
+    )
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_retries: int = Field(default=3, ge=0, le=10)
     http_backoff_s: float = Field(default=1.0, ge=0)

@@ -1,0 +1,17 @@
+"""Flow ``ingest``: acquire every dataset and keep an immutable raw snapshot of each."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from goldstress.settings import settings_with
+from tasks.ingest import acquire_gold, acquire_token
+
+
+@flow(name="ingest")
+def ingest(data_dir: str | None = None) -> list[dict]:
+    """Snapshot the gold series and each token's prices; returns the snapshot references."""
+    settings = settings_with(data_dir=data_dir)
+    symbols = settings.token_files if settings.data_dir is not None else settings.coingecko_ids
+    refs = [acquire_gold(settings)] + [acquire_token(symbol, settings) for symbol in symbols]
+    return [ref.model_dump(mode="json") for ref in refs]

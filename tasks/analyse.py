@@ -1,0 +1,204 @@
+"""Analysis tasks: risk metrics per token and scenario, the champion's VaR backtest, reverse
+stress tests and observed token premia, gathered into one ``summary`` dict (-> summary.json).
+
+Units are in every key name: ``_frac`` (fraction of the day-0 value; losses positive),
+``_usd``, ``_usd_per_token``, ``_days``; confidence levels appear as ``95``/``99`` and horizons as
+``1d``/``10d``/``30d``. VaR and ES are empirical (historical-simulation) estimates over the
+simulated paths: ES is the mean loss beyond VaR (Acerbi & Tasche 2002).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from goldstress.settings import Settings
+from dataclasses import asdict
+
+from models.risk import closed_form_break_move, reverse_stress, var_es
+from models.token import build_token_model, parse_token_spec
+from tasks import storage
+
+BACKING_QUANTILES = (0.001, 0.01, 0.05, 0.5, 0.95)
+
+
+def _lvl(level: float) -> str:
+    return f"{round(level * 100):d}"
+
+
+def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: tuple[int, ...]) -> dict[str, float]:
+    """VaR/ES of holder and reserve value, backing-ratio quantiles and breach probabilities
+    from a Monte Carlo table with one row per path (columns of ``tasks.simulate.summarise_paths``)."""
+    out: dict[str, float] = {"n_paths": int(len(g))}
+    hv0 = float(g["holder_value_usd_per_token_d0"].iloc[0])
+    rv0 = float(g["reserve_value_usd_d0"].iloc[0])
+    for h in horizons:
+        for level in levels:
+            for who, v0, unit in (("holder", hv0, "usd_per_token"), ("reserve", rv0, "usd")):
+                losses = g[f"{who}_loss_frac_{h}d"].to_numpy()
+                if np.isnan(losses).all():
+                    continue
+                var, es = var_es(losses[~np.isnan(losses)], level)
+                key = f"{who}_value_{{}}_{_lvl(level)}_{h}d"
+                out[key.format("var") + "_frac"] = float(var)
+                out[key.format("es") + "_frac"] = float(es)
+                out[key.format("var") + f"_{unit}"] = float(var * v0)
+                out[key.format("es") + f"_{unit}"] = float(es * v0)
+        col = f"backing_ratio_{h}d"
+        if not g[col].isna().all():
+            for q in BACKING_QUANTILES:
+                out[f"backing_ratio_{h}d_q{q * 100:g}"] = float(np.nanquantile(g[col], q))
+    for q in BACKING_QUANTILES:
+        out[f"backing_ratio_end_q{q * 100:g}"] = float(g["backing_ratio_end"].quantile(q))
+        out[f"backing_ratio_min_q{q * 100:g}"] = float(g["backing_ratio_min"].quantile(q))
+    out["backing_ratio_end_mean"] = float(g["backing_ratio_end"].mean())
+    out["p_backing_below_1"] = float(g["backing_below_1"].mean())
+    out["p_liquidation"] = float(g["liquidated"].mean())
+    out["expected_bad_debt_usd"] = float(g["bad_debt_usd"].mean())
+    out["bad_debt_usd_q99"] = float(g["bad_debt_usd"].quantile(0.99))
+    out["holder_value_usd_per_token_d0"] = hv0
+    out["reserve_value_usd_d0"] = rv0
+    return out
+
+
+def path_metrics(row: pd.Series, horizons: tuple[int, ...]) -> dict[str, Any]:
+    """Outcome of a single-path scenario (historical replay or instantaneous shock)."""
+    out: dict[str, Any] = {"n_paths": 1, "horizon_days": int(row["horizon_days"])}
+    for h in horizons:
+        for key in ("holder_loss_frac", "reserve_loss_frac", "backing_ratio", "gold_log_return"):
+            v = row[f"{key}_{h}d"]
+            out[f"{key}_{h}d"] = None if pd.isna(v) else float(v)
+    for key in ("gold_log_return_end", "gold_max_drawdown", "holder_loss_frac_end", "reserve_loss_frac_end", "backing_ratio_end", "backing_ratio_min", "bad_debt_usd"):
+        out[key] = float(row[key])
+    out["backing_below_1"] = bool(row["backing_below_1"])
+    out["liquidated"] = bool(row["liquidated"])
+    out["holder_value_usd_per_token_d0"] = float(row["holder_value_usd_per_token_d0"])
+    out["reserve_value_usd_d0"] = float(row["reserve_value_usd_d0"])
+    return out
+
+
+def loss_30d(metrics: dict[str, Any], kind: str) -> float:
+    """The 30-day holder-value loss used to rank scenarios: 99% ES for Monte Carlo, the realised
+    loss (at the scenario's end if shorter than 30 days) for single paths."""
+    if kind == "monte_carlo":
+        return float(metrics.get("holder_value_es_99_30d_frac", np.nan))
+    v = metrics.get("holder_loss_frac_30d")
+    return float(metrics["holder_loss_frac_end"] if v is None else v)
+
+
+def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple[int, ...]) -> dict[str, Any]:
+    """Smallest gold moves (down and up) that break the token, per horizon, and the closed form
+    where one exists (``models.token.closed_form_break_move``)."""
+    spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    model = build_token_model(spec)
+    rows = []
+    for direction in (-1, +1):
+        for res in reverse_stress(model, p0, horizons_days=horizons, direction=direction):
+            d = asdict(res)
+            rows.append({"horizon_days": d["horizon_days"], "direction": d["direction"], "move_frac": d["move"], "max_move_searched_frac": d["max_move"], "breaks_without_move": d["baseline_breaks"]})
+    moves = [r for r in rows if r["move_frac"] is not None]
+    smallest = min(moves, key=lambda r: (abs(r["move_frac"]), r["horizon_days"])) if moves else None
+    return {"searches": rows, "smallest_breaking_move": smallest, "closed_form": closed_form_break_move(spec, p0)}
+
+
+def premium_stats(settings: Settings) -> dict[str, Any]:
+    """Observed premium/discount of each curated token's close to the gold price per ounce on
+    common dates (token close at 24:00 UTC vs LBMA PM at 15:00 London: a clock mismatch that
+    adds noise; issue #3 aligns clocks properly)."""
+    from tasks.validation import load_curated
+
+    out: dict[str, Any] = {}
+    try:
+        gold = load_curated("gold", settings)
+    except Exception as exc:  # no curated gold: nothing to compare against
+        return {"error": str(exc)}
+    g = gold.set_index("date")["usd_per_oz"]
+    for symbol, oz in settings.token_oz_per_token.items():
+        try:
+            tok = load_curated(f"token_{symbol}", settings).set_index("date")["close_usd"]
+        except Exception:
+            continue
+        joined = pd.concat([tok / oz, g], axis=1, join="inner").dropna()
+        if joined.empty:
+            continue
+        prem = joined.iloc[:, 0] / joined.iloc[:, 1] - 1.0
+        out[symbol.upper()] = {
+            "n_days": int(prem.size),
+            "first_date": str(prem.index[0].date()),
+            "last_date": str(prem.index[-1].date()),
+            "premium_median_frac": float(prem.median()),
+            "premium_q01_frac": float(prem.quantile(0.01)),
+            "premium_q99_frac": float(prem.quantile(0.99)),
+            "p_abs_deviation_gt_1pct": float((prem.abs() > 0.01).mean()),
+            "p_abs_deviation_gt_5pct": float((prem.abs() > 0.05).mean()),
+        }
+    return out
+
+
+@task(name="read-manifest", cache_policy=NO_CACHE)
+def read_manifest(run_id: str | None, settings: Settings) -> dict[str, Any]:
+    """The manifest of ``run_id`` (default: the most recent run under ``report_url``)."""
+    if run_id is None:
+        fs, path = storage.filesystem(settings.report_url, settings)
+        runs = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if fs.exists(f"{p}/manifest.json")) if fs.exists(path) else []
+        if not runs:
+            raise FileNotFoundError(f"no simulated run under {settings.report_url}: run the simulate flow first")
+        run_id = runs[-1]
+    return storage.read_json(storage.join(settings.report_url, run_id, "manifest.json"), settings)
+
+
+@task(name="compute-summary", cache_policy=NO_CACHE)
+def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Every figure of the report, keyed with units (see module docstring)."""
+    levels = tuple(manifest["settings"]["var_levels"])
+    horizons = tuple(manifest["settings"]["horizons_days"])
+    p0 = float(manifest["data"]["last_usd_per_oz"])
+    tokens: dict[str, dict[str, Any]] = {}
+    for spec in manifest["token_specs"]:
+        tokens[spec["symbol"]] = {"name": spec["name"], "kind": spec["kind"], "spec_version": spec["spec_version"], "scenarios": {}}
+    scenario_rows = []
+    for res in manifest["scenarios"]:
+        sc = res["scenario"]
+        table = storage.read_parquet(res["url"], settings)
+        for symbol, g in table.groupby("token", sort=False):
+            if sc["kind"] == "monte_carlo":
+                m = distribution_metrics(g, levels, horizons)
+            else:
+                m = path_metrics(g.iloc[0], horizons)
+            m["kind"] = sc["kind"]
+            m["description"] = sc["description"]
+            tokens[symbol]["scenarios"][sc["name"]] = m
+            scenario_rows.append({"token": symbol, "scenario": sc["name"], "kind": sc["kind"], "holder_value_loss_30d_frac": loss_30d(m, sc["kind"]), "backing_ratio_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1"))})
+    for symbol, t in tokens.items():
+        ranked = sorted(
+            ((name, loss_30d(m, m["kind"])) for name, m in t["scenarios"].items()),
+            key=lambda x: -np.inf if np.isnan(x[1]) else -x[1],
+        )
+        t["worst_scenario"] = {"by": "holder_value_loss_30d_frac (Monte Carlo: 99% ES)", "scenario": ranked[0][0], "holder_value_loss_30d_frac": ranked[0][1]}
+        spec = next(s for s in manifest["token_specs"] if s["symbol"] == symbol)
+        t["reverse_stress"] = reverse_stress_summary(spec, p0, horizons)
+    champion = manifest["champion"]
+    return {
+        "run_id": manifest["run_id"],
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "conventions": {
+            "losses": "positive numbers; _frac = fraction of the day-0 value",
+            "var_es": "empirical VaR and ES (mean beyond VaR) over simulated paths; levels 95/99 in key names",
+            "horizons": "1d/10d/30d = trading days after day 0",
+            "gold_price_unit": "USD per troy ounce (31.1034768 g)",
+            "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP)",
+        },
+        "data": manifest["data"],
+        "start_gold_usd_per_oz": p0,
+        "champion": {k: champion[k] for k in ("registered_model", "version", "candidate", "params", "innovations", "tail")},
+        "var_backtest": {"holdout": champion.get("holdout_backtest"), "method": "1-day VaR of the champion fitted before the hold-out, parameters fixed over it; Kupiec (1995) POF, Christoffersen (1998) independence, Basel (1996) traffic light on the last 250 days"},
+        "monte_carlo": {k: manifest["settings"][k] for k in ("mc_paths", "mc_horizon_days", "mc_seed", "mc_chunk_paths")},
+        "tokens": tokens,
+        "scenario_table": scenario_rows,
+        "observed_token_premia": premium_stats(settings),
+    }

@@ -1,0 +1,99 @@
+"""The champion gold-returns model as an MLflow pyfunc, registered and loaded by alias.
+
+A champion bundles a fitted GARCH-family model (``models.volatility.GarchFit``), the innovation
+scheme used to simulate it (Student-t or filtered historical simulation) and the peaks-over-
+threshold tail fit (``models.evt.GpdTail``). It is stored as a JSON artifact, so the model is
+data, not pickled code; loading needs this repository's ``models`` package on the path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from models.evt import GpdTail
+from models.volatility import GarchFit
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A loaded champion: the volatility fit, its innovation scheme and the loss-tail fit.
+
+    ``simulate(n_paths, horizon_days, rng)`` returns daily log returns shaped
+    ``(n_paths, horizon_days)``.
+    """
+
+    name: str
+    fit: GarchFit
+    innovations: str
+    tail: GpdTail | None
+    meta: dict[str, Any]
+
+    def simulate(self, n_paths: int, horizon_days: int, rng: np.random.Generator) -> np.ndarray:
+        """Simulate daily log returns, shape ``(n_paths, horizon_days)``, from the fitted state."""
+        return self.fit.simulate(n_paths, horizon_days, rng, innovations=self.innovations)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (the registered artifact)."""
+        return {
+            "name": self.name,
+            "innovations": self.innovations,
+            "garch": self.fit.to_dict(),
+            "tail": None if self.tail is None else self.tail.to_dict(),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Champion":
+        """Inverse of :meth:`to_dict`; ``KeyError`` names a missing field."""
+        return cls(
+            name=d["name"],
+            fit=GarchFit.from_dict(d["garch"]),
+            innovations=d["innovations"],
+            tail=None if d.get("tail") is None else GpdTail.from_dict(d["tail"]),
+            meta=d.get("meta", {}),
+        )
+
+
+class GoldReturnsPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc around :class:`Champion`.
+
+    ``predict`` takes a one-row frame with columns ``n_paths``, ``horizon_days`` and ``seed`` and
+    returns a frame of simulated daily log returns, shape ``(n_paths, horizon_days)``, columns
+    ``day_1..day_H``. MLflow docs: "Custom Python Models" (mlflow.pyfunc.PythonModel).
+    """
+
+    def load_context(self, context: Any) -> None:
+        """Read the champion JSON artifact."""
+        with open(context.artifacts["champion"], encoding="utf-8") as fh:
+            self.champion = Champion.from_dict(json.load(fh))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Simulate paths; ``ValueError`` names a missing input column."""
+        for col in ("n_paths", "horizon_days", "seed"):
+            if col not in model_input.columns:
+                raise ValueError(f"model_input is missing column {col!r}")
+        row = model_input.iloc[0]
+        rng = np.random.default_rng(int(row["seed"]))
+        paths = self.champion.simulate(int(row["n_paths"]), int(row["horizon_days"]), rng)
+        return pd.DataFrame(paths, columns=[f"day_{i + 1}" for i in range(paths.shape[1])])
+
+
+def load_champion(model_name: str, alias: str) -> tuple[Champion, str]:
+    """Load ``models:/<model_name>@<alias>`` through the registry.
+
+    Returns the champion and the registry version string. Raises ``mlflow.exceptions.MlflowException``
+    when the model or alias does not exist (run the ``train`` flow first).
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = f"models:/{model_name}@{alias}"
+    version = MlflowClient().get_model_version_by_alias(model_name, alias).version
+    loaded = mlflow.pyfunc.load_model(uri)
+    wrapper = loaded.unwrap_python_model()
+    return wrapper.champion, str(version)

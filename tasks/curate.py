@@ -1,0 +1,105 @@
+"""Validation gate tasks: raw snapshot -> raw suite -> standardise -> curated suite -> promote.
+
+Only a snapshot that passes both Great Expectations suites replaces ``curated/<dataset>.parquet``;
+a failure writes a readable report (JSON and Markdown, naming each failed expectation and the
+offending rows), raises ``ValidationFailed`` and leaves the last good curated table untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from goldstress.settings import Settings
+from tasks.snapshots import SnapshotRef, read_snapshot
+from tasks.standardise import raw_view, standardise
+from tasks.validation import check_frame, gate, known_gaps_for
+
+JSON_LAYOUTS = ("lbma_json", "coingecko_market_chart")
+
+
+def suite_for(dataset: str) -> str:
+    """Curated suite name for a dataset: ``gold`` or ``token``."""
+    return "gold" if dataset == "gold" else "token"
+
+
+def _origin_name(ref: SnapshotRef) -> str:
+    origin = str(ref.origin)
+    return origin.rsplit("/", 1)[-1] if "://" not in origin else origin
+
+
+@task(name="validate-and-promote", cache_policy=NO_CACHE)
+def validate_and_promote(ref: SnapshotRef, settings: Settings, as_of: str | None = None, max_age_days: int | None = None) -> dict[str, Any]:
+    """Gate one snapshot. Returns ``{"dataset", "curated_url", "rows", "report_url", "dropped"}``.
+
+    Raises ``ValidationFailed`` (with the report URL in its message) when either suite fails.
+    """
+    data = read_snapshot(ref, settings)
+    if ref.layout not in JSON_LAYOUTS:
+        view, problem = raw_view(data, ref.layout)
+        check_frame(view, "raw_csv", ref.dataset, settings, problem=problem)
+    if ref.layout in JSON_LAYOUTS and as_of is None:
+        # an online feed must be fresh: its last observation within the configured max age
+        as_of = ref.fetched_at.isoformat()
+        max_age_days = max_age_days or settings.freshness_max_age_days
+    result = standardise(data, ref.layout, ref.dataset, _origin_name(ref))
+    outcome = gate(
+        result.frame,
+        suite_for(ref.dataset),
+        ref.dataset,
+        settings,
+        known_gaps=known_gaps_for(_origin_name(ref)),
+        as_of=as_of,
+        max_age_days=max_age_days,
+    )
+    return {
+        "dataset": ref.dataset,
+        "snapshot_sha256": ref.sha256,
+        "curated_url": outcome.curated_url,
+        "report_url": outcome.report_url,
+        "rows": int(len(result.frame)),
+        "dropped": [dict(x) for x in result.log],
+    }
+
+
+def expected_sources(settings: Settings) -> dict[str, str]:
+    """Dataset -> snapshot source name that the ingest flow uses under these settings."""
+    if settings.data_dir is not None:
+        out = {"gold": f"file:{settings.gold_file}"}
+        out.update({f"token_{s}": f"file:{name}" for s, name in settings.token_files.items()})
+        return out
+    out = {"gold": "lbma_pm_json"}
+    out.update({f"token_{s}": f"coingecko:{coin}" for s, coin in settings.coingecko_ids.items()})
+    return out
+
+
+@task(name="latest-snapshots", cache_policy=NO_CACHE)
+def latest_snapshots(settings: Settings) -> list[SnapshotRef]:
+    """The most recent raw snapshot of each dataset; ``FileNotFoundError`` names a dataset that
+    has none (run the ingest flow first)."""
+    from tasks.snapshots import list_snapshots
+
+    refs = []
+    for dataset, source in expected_sources(settings).items():
+        found = list_snapshots(source, settings)
+        if not found:
+            raise FileNotFoundError(f"no raw snapshot of {dataset} (source {source}) under {settings.store_url}: run the ingest flow first")
+        refs.append(found[-1])
+    return refs
+
+
+def raise_if_failed(states: list[Any]) -> list[dict[str, Any]]:
+    """Results of the gate task runs; if any failed, re-raise the first failure with a note
+    listing every failed dataset (all datasets are validated before the run stops)."""
+    failures = [s for s in states if s.is_failed() or s.is_crashed()]
+    if failures:
+        errors = [s.result(raise_on_failure=False) for s in failures]
+        first = next((e for e in errors if isinstance(e, BaseException)), None)
+        if first is None:
+            raise RuntimeError(f"{len(failures)} validation task(s) failed")
+        if len(errors) > 1:
+            first.add_note("other failed datasets: " + "; ".join(str(e).splitlines()[0] for e in errors[1:]))
+        raise first
+    return [s.result() for s in states]

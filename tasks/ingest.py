@@ -1,0 +1,64 @@
+"""Acquisition tasks: fetch or import each dataset and keep an immutable raw snapshot of it.
+
+With ``settings.data_dir`` set, the CSV files it holds are imported (layouts detected from the
+header); without it, the LBMA gold price JSON feed and CoinGecko's market_chart API are fetched.
+Either way the exact bytes received are stored once, content-addressed, with fetch time, origin
+and sha256 (``tasks.snapshots``); nothing downstream reads a source directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from goldstress.settings import Settings
+from tasks.snapshots import SnapshotRef, write_snapshot
+from tasks.sources import fetch_coingecko_market_chart, fetch_lbma, read_data_file
+from tasks.standardise import detect_layout
+
+
+def _csv_layout(data: bytes) -> str | None:
+    """The CSV layout named by the first line of ``data``, or None when it matches none."""
+    try:
+        header = data.split(b"\n", 1)[0].decode("utf-8").strip().lstrip("\ufeff")
+        return detect_layout([h.strip() for h in header.split(",")])
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def import_file(path: Path, dataset: str, settings: Settings) -> SnapshotRef:
+    """Snapshot a local CSV file for ``dataset`` (layout from its header; None if unknown,
+    which validation then reports)."""
+    data = read_data_file(path)
+    return write_snapshot(
+        data, source=f"file:{path.name}", origin=str(path), dataset=dataset, layout=_csv_layout(data), settings=settings
+    )
+
+
+@task(name="acquire-gold", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def acquire_gold(settings: Settings) -> SnapshotRef:
+    """Acquire the gold price series: the configured CSV in ``data_dir`` or the LBMA PM feed."""
+    if settings.data_dir is not None:
+        return import_file(Path(settings.data_dir) / settings.gold_file, "gold", settings)
+    data = fetch_lbma(settings.lbma_pm_url, settings)
+    return write_snapshot(data, source="lbma_pm_json", origin=settings.lbma_pm_url, dataset="gold", layout="lbma_json", settings=settings)
+
+
+@task(name="acquire-token", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def acquire_token(symbol: str, settings: Settings) -> SnapshotRef:
+    """Acquire one token's daily USD prices: the configured CSV or CoinGecko market_chart."""
+    dataset = f"token_{symbol}"
+    if settings.data_dir is not None:
+        return import_file(Path(settings.data_dir) / settings.token_files[symbol], dataset, settings)
+    coin = settings.coingecko_ids[symbol]
+    data = fetch_coingecko_market_chart(coin, settings, days=settings.coingecko_days)
+    return write_snapshot(
+        data,
+        source=f"coingecko:{coin}",
+        origin=f"{settings.coingecko_url}/coins/{coin}/market_chart",
+        dataset=dataset,
+        layout="coingecko_market_chart",
+        settings=settings,
+    )

@@ -1,0 +1,211 @@
+"""Prediction tasks: scenarios -> gold price paths -> token models -> per-path results (Parquet).
+
+Scenarios: historical replays cut from the curated gold returns, instantaneous shocks, and Monte
+Carlo paths from the registered champion (seeded, chunked: memory is bounded by the chunk size,
+not the number of paths). Every scenario starts from the last curated gold price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from goldstress.settings import Settings
+from models.scenarios import historical_replay, instant_shock, monte_carlo_chunks, to_price_paths
+from models.token import TokenOutcome, build_token_model, load_token_spec
+from tasks import storage
+
+FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class ScenarioDef:
+    """A named scenario: ``kind`` is ``historical``, ``shock`` or ``monte_carlo``."""
+
+    name: str
+    kind: str
+    description: str
+    start: str | None = None
+    end: str | None = None
+    shock: float | None = None
+
+
+def scenario_defs(settings: Settings) -> list[ScenarioDef]:
+    """The scenario set configured in settings, in report order."""
+    defs = [
+        ScenarioDef(
+            name="mc_champion",
+            kind="monte_carlo",
+            description=f"Monte Carlo from the champion model: {settings.mc_paths} paths x "
+            f"{settings.mc_horizon_days} days, seed {settings.mc_seed}",
+        )
+    ]
+    for name, (start, end) in settings.replay_windows.items():
+        defs.append(ScenarioDef(name=f"hist_{name}", kind="historical", description=f"Replay of gold log returns {start}..{end}", start=start, end=end))
+    for size in settings.shock_sizes:
+        defs.append(
+            ScenarioDef(
+                name=f"shock_{round(size * 100):+d}pct",
+                kind="shock",
+                description=f"Instantaneous gold move of {size:+.0%} on day 1, flat for {settings.shock_horizon_days} days",
+                shock=size,
+            )
+        )
+    return defs
+
+
+def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """One row per path of a token outcome: values at day 0 and at each horizon, losses, extremes.
+
+    ``gold`` is ``(n_paths, T+1)`` USD per oz; outcome arrays are ``(n_paths, T+1)``. Horizons
+    beyond ``T`` give NaN (a replay shorter than the horizon). Losses are fractions of the day-0
+    value, positive when value falls.
+    """
+    n, t1 = gold.shape
+    cols: dict[str, np.ndarray] = {"path": np.arange(n)}
+    hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
+    cols["holder_value_usd_per_token_d0"] = hv[:, 0]
+    cols["reserve_value_usd_d0"] = rv[:, 0]
+    for h in horizons:
+        if h < t1:
+            cols[f"gold_log_return_{h}d"] = np.log(gold[:, h] / gold[:, 0])
+            cols[f"holder_value_usd_per_token_{h}d"] = hv[:, h]
+            cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, h] / hv[:, 0]
+            cols[f"reserve_value_usd_{h}d"] = rv[:, h]
+            cols[f"reserve_loss_frac_{h}d"] = 1.0 - rv[:, h] / rv[:, 0]
+            cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, h]
+        else:
+            for key in ("gold_log_return", "holder_value_usd_per_token", "holder_loss_frac", "reserve_value_usd", "reserve_loss_frac", "backing_ratio"):
+                cols[f"{key}_{h}d"] = np.full(n, np.nan)
+    cols["gold_log_return_end"] = np.log(gold[:, -1] / gold[:, 0])
+    cols["gold_max_drawdown"] = 1.0 - (gold / np.maximum.accumulate(gold, axis=1)).min(axis=1)
+    cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
+    cols["reserve_loss_frac_end"] = 1.0 - rv[:, -1] / rv[:, 0]
+    cols["backing_ratio_end"] = outcome.backing_ratio[:, -1]
+    cols["backing_ratio_min"] = outcome.backing_ratio.min(axis=1)
+    cols["backing_below_1"] = cols["backing_ratio_min"] < 1.0
+    cols["liquidated"] = outcome.liquidated[:, -1]
+    cols["bad_debt_usd"] = outcome.bad_debt_usd[:, -1]
+    cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
+    cols["horizon_days"] = np.full(n, t1 - 1)
+    return pd.DataFrame(cols)
+
+
+def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings) -> Iterator[np.ndarray]:
+    if sc.kind == "historical":
+        yield to_price_paths(p0, historical_replay(returns, sc.start, sc.end))
+    elif sc.kind == "shock":
+        yield to_price_paths(p0, instant_shock(sc.shock, settings.shock_horizon_days))
+    elif sc.kind == "monte_carlo":
+        for chunk in monte_carlo_chunks(champion.simulate, settings.mc_paths, settings.mc_horizon_days, settings.mc_seed, settings.mc_chunk_paths):
+            yield to_price_paths(p0, chunk)
+    else:
+        raise ValueError(f"scenario {sc.name}: unknown kind {sc.kind!r}")
+
+
+@task(name="run-scenario", cache_policy=NO_CACHE)
+def run_scenario(
+    sc: ScenarioDef, returns: pd.Series, p0_usd_per_oz: float, champion: Any, specs: list[Any], settings: Settings, results_url: str
+) -> dict[str, Any]:
+    """Run one scenario through every token model; write ``<results_url>/<scenario>.parquet``.
+
+    The Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
+    plus ``scenario``, ``kind`` and ``token``. Returns the table's URL, row count and, for the fan
+    chart, gold price quantiles per day over the first ``settings.fan_chart_paths`` paths.
+    """
+    models = [(spec.symbol, build_token_model(spec)) for spec in specs]
+    frames: list[pd.DataFrame] = []
+    fan_keep: list[np.ndarray] = []
+    kept = 0
+    offset = 0
+    for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
+        if kept < settings.fan_chart_paths:
+            take = prices[: settings.fan_chart_paths - kept].copy()
+            fan_keep.append(take)
+            kept += take.shape[0]
+        for symbol, model in models:
+            df = summarise_paths(model.run(prices), prices, settings.horizons_days)
+            df["path"] += offset
+            df.insert(0, "token", symbol)
+            frames.append(df)
+        offset += prices.shape[0]
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(0, "kind", sc.kind)
+    table.insert(0, "scenario", sc.name)
+    url = storage.join(results_url, f"{sc.name}.parquet")
+    storage.write_parquet(table, url, settings)
+    fan = np.concatenate(fan_keep, axis=0)
+    quantiles = np.quantile(fan, FAN_QUANTILES, axis=0) if fan.shape[0] > 1 else np.repeat(fan, len(FAN_QUANTILES), axis=0)
+    return {
+        "scenario": asdict(sc),
+        "url": url,
+        "rows": int(len(table)),
+        "n_paths": int(offset),
+        "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)},
+    }
+
+
+@task(name="load-token-specs", cache_policy=NO_CACHE)
+def load_specs(settings: Settings) -> list[Any]:
+    """Load every token spec file named in settings (typed, versioned TOML)."""
+    return [load_token_spec(Path(p)) for p in settings.token_specs]
+
+
+@task(name="load-champion", cache_policy=NO_CACHE)
+def load_champion_task(settings: Settings) -> dict[str, Any]:
+    """Load the registered champion through the MLflow registry (``models:/<name>@champion``).
+
+    Returns ``{"champion": Champion, "name", "version", "candidate"}``. Raises MLflow's error
+    when no champion is registered yet (run the ``train`` flow first).
+    """
+    from tasks import tracking
+    from tasks.champion import load_champion
+
+    tracking.configure(settings)
+    champion, version = load_champion(settings.registered_model, settings.champion_alias)
+    return {"champion": champion, "name": settings.registered_model, "version": version, "candidate": champion.name}
+
+
+@task(name="write-manifest", cache_policy=NO_CACHE)
+def write_manifest(
+    run_id: str, results: list[dict[str, Any]], champion: dict[str, Any], meta: dict[str, Any], specs: list[Any], settings: Settings
+) -> dict[str, Any]:
+    """Write ``<report_url>/<run_id>/manifest.json`` describing the simulated run; return it."""
+    from datetime import datetime, timezone
+
+    manifest = {
+        "run_id": run_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_url": storage.join(settings.report_url, run_id),
+        "data": meta,
+        "champion": {
+            "registered_model": champion["name"],
+            "version": champion["version"],
+            "candidate": champion["candidate"],
+            "params": champion["champion"].fit.params,
+            "innovations": champion["champion"].innovations,
+            "tail": None if champion["champion"].tail is None else champion["champion"].tail.to_dict(),
+            "holdout_backtest": champion["champion"].meta.get("holdout_backtest"),
+            "train_meta": {k: v for k, v in champion["champion"].meta.items() if k != "holdout_backtest"},
+        },
+        "settings": {
+            "mc_paths": settings.mc_paths,
+            "mc_horizon_days": settings.mc_horizon_days,
+            "mc_seed": settings.mc_seed,
+            "mc_chunk_paths": settings.mc_chunk_paths,
+            "var_levels": list(settings.var_levels),
+            "horizons_days": list(settings.horizons_days),
+            "replay_windows": settings.replay_windows,
+            "shock_sizes": list(settings.shock_sizes),
+        },
+        "token_specs": [spec.model_dump(mode="json") for spec in specs],
+        "scenarios": results,
+    }
+    storage.write_json(storage.join(settings.report_url, run_id, "manifest.json"), manifest, settings)
+    return manifest

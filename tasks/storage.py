@@ -1,0 +1,90 @@
+"""Object storage through fsspec: local folders and ``s3://`` (or any fsspec URL) alike.
+
+All goldstress I/O of tables and reports goes through these helpers, so the storage location is
+one setting (``store_url`` / ``report_url`` plus ``storage_options``) and never a literal path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import fsspec
+import pandas as pd
+
+from goldstress.settings import Settings
+
+
+def filesystem(url: str, settings: Settings) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Return ``(filesystem, path)`` for ``url`` with the configured storage options.
+
+    Local paths and ``file://`` URLs ignore ``storage_options`` (they are meant for remote stores).
+    """
+    protocol = fsspec.utils.get_protocol(url)
+    options = {} if protocol in ("file", "local") else dict(settings.storage_options)
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    return fs, path
+
+
+def join(url: str, *parts: str) -> str:
+    """Join URL path segments with ``/`` (works for local paths and object-store URLs)."""
+    out = url.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def write_bytes(url: str, data: bytes, settings: Settings) -> str:
+    """Write ``data`` to ``url`` (parents created), returning ``url``."""
+    fs, path = filesystem(url, settings)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(path, "wb") as fh:
+        fh.write(data)
+    return url
+
+
+def read_bytes(url: str, settings: Settings) -> bytes:
+    """Read all bytes at ``url``; ``FileNotFoundError`` names the URL when absent."""
+    fs, path = filesystem(url, settings)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"no object at {url}")
+    with fs.open(path, "rb") as fh:
+        return fh.read()
+
+
+def write_json(url: str, obj: Any, settings: Settings) -> str:
+    """Write ``obj`` as indented UTF-8 JSON to ``url``."""
+    return write_bytes(url, json.dumps(obj, indent=2, default=str).encode("utf-8"), settings)
+
+
+def read_json(url: str, settings: Settings) -> Any:
+    """Read JSON from ``url``."""
+    return json.loads(read_bytes(url, settings))
+
+
+def write_parquet(df: pd.DataFrame, url: str, settings: Settings) -> str:
+    """Write ``df`` as Parquet (pyarrow, zstd) to ``url``."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, engine="pyarrow", compression="zstd", index=False)
+    return write_bytes(url, buf.getvalue(), settings)
+
+
+def read_parquet(url: str, settings: Settings) -> pd.DataFrame:
+    """Read a Parquet table from ``url``."""
+    return pd.read_parquet(io.BytesIO(read_bytes(url, settings)), engine="pyarrow")
+
+
+def exists(url: str, settings: Settings) -> bool:
+    """Whether an object exists at ``url``."""
+    fs, path = filesystem(url, settings)
+    return fs.exists(path)
+
+
+def local_path(url: str) -> str | None:
+    """The local filesystem path of ``url`` if it is local, else ``None``."""
+    if fsspec.utils.get_protocol(url) in ("file", "local"):
+        return fsspec.core.url_to_fs(url)[1]
+    return None
