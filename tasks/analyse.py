@@ -31,6 +31,28 @@ def _lvl(level: float) -> str:
     return f"{round(level * 100):d}"
 
 
+def _quantile(x: pd.Series, q: float) -> float:
+    """Empirical quantile without interpolation (``inverted_cdf``), so a backing ratio of +inf
+    (no supply left: nothing owed) stays +inf instead of becoming NaN; NaNs are ignored."""
+    v = x.to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    return float(np.quantile(v, q, method="inverted_cdf")) if v.size else float("nan")
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace non-finite floats by strings ``"inf"``, ``"-inf"``, ``"nan"`` so summary.json is
+    strict JSON (a backing ratio is +inf when no supply is left outstanding)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return "nan" if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
 def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: tuple[int, ...]) -> dict[str, float]:
     """VaR/ES of holder and reserve value, backing-ratio quantiles and breach probabilities
     from a Monte Carlo table with one row per path (columns of ``tasks.simulate.summarise_paths``)."""
@@ -52,11 +74,11 @@ def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: t
         col = f"backing_ratio_{h}d"
         if not g[col].isna().all():
             for q in BACKING_QUANTILES:
-                out[f"backing_ratio_{h}d_q{q * 100:g}"] = float(np.nanquantile(g[col], q))
+                out[f"backing_ratio_{h}d_q{q * 100:g}"] = _quantile(g[col], q)
     for q in BACKING_QUANTILES:
-        out[f"backing_ratio_end_q{q * 100:g}"] = float(g["backing_ratio_end"].quantile(q))
-        out[f"backing_ratio_min_q{q * 100:g}"] = float(g["backing_ratio_min"].quantile(q))
-    out["backing_ratio_end_mean"] = float(g["backing_ratio_end"].mean())
+        out[f"backing_ratio_end_q{q * 100:g}"] = _quantile(g["backing_ratio_end"], q)
+        out[f"backing_ratio_min_q{q * 100:g}"] = _quantile(g["backing_ratio_min"], q)
+    out["p_no_supply_outstanding_end"] = float((g["supply_tokens_end"] <= 0).mean())
     out["p_backing_below_1"] = float(g["backing_below_1"].mean())
     out["p_liquidation"] = float(g["liquidated"].mean())
     out["expected_bad_debt_usd"] = float(g["bad_debt_usd"].mean())
@@ -183,7 +205,7 @@ def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, A
         spec = next(s for s in manifest["token_specs"] if s["symbol"] == symbol)
         t["reverse_stress"] = reverse_stress_summary(spec, p0, horizons)
     champion = manifest["champion"]
-    return {
+    return json_safe({
         "run_id": manifest["run_id"],
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "conventions": {
@@ -191,7 +213,8 @@ def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, A
             "var_es": "empirical VaR and ES (mean beyond VaR) over simulated paths; levels 95/99 in key names",
             "horizons": "1d/10d/30d = trading days after day 0",
             "gold_price_unit": "USD per troy ounce (31.1034768 g)",
-            "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP)",
+            "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP); 'inf' when no supply is left outstanding (all repaid)",
+            "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
         },
         "data": manifest["data"],
         "start_gold_usd_per_oz": p0,
@@ -201,4 +224,4 @@ def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, A
         "tokens": tokens,
         "scenario_table": scenario_rows,
         "observed_token_premia": premium_stats(settings),
-    }
+    })

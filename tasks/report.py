@@ -67,22 +67,44 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
             fig.add_trace(go.Scatter(x=days, y=fq[hi], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
             fig.add_trace(go.Scatter(x=days, y=fq[lo], mode="lines", line={"width": 0}, fill="tonexty", fillcolor=f"rgba(212,160,23,{alpha})", name=f"{lo[1:]}–{hi[1:]}"))
         fig.add_trace(go.Scatter(x=days, y=fq["q0.5"], mode="lines", line={"color": "black"}, name="median"))
-        fig.update_layout(title=f"Fan chart: simulated gold price paths ({mc_res['scenario']['description']}; quantiles over the first {manifest.get('fan_paths', 'N')} paths)", xaxis_title="trading days ahead", yaxis_title="USD/oz", height=420)
+        fig.update_layout(title=f"Fan chart: simulated gold price paths ({mc_res['scenario']['description']}; quantiles over the first {manifest['settings'].get('fan_chart_paths', 'N')} paths)", xaxis_title="trading days ahead", yaxis_title="USD/oz", height=420)
         figs.append(("fan_chart", fig))
     if mc is not None and not mc.empty:
-        fig = go.Figure()
-        for token, g in mc.groupby("token"):
-            fig.add_trace(go.Histogram(x=g["holder_loss_frac_30d"], name=f"{token}: holder value", opacity=0.6, nbinsx=120))
-            fig.add_trace(go.Histogram(x=g["reserve_loss_frac_30d"], name=f"{token}: reserve value", opacity=0.4, nbinsx=120))
-        fig.update_layout(barmode="overlay", title="Loss distributions over 30 days (Monte Carlo; fraction of day-0 value, losses positive)", xaxis_title="loss (fraction)", xaxis_tickformat=".0%", height=420)
-        figs.append(("loss_distributions", fig))
-        fig = go.Figure()
-        for token, g in mc.groupby("token"):
-            fig.add_trace(go.Histogram(x=g["backing_ratio_end"], name=f"{token}: at horizon end", opacity=0.6, nbinsx=120))
-            fig.add_trace(go.Histogram(x=g["backing_ratio_min"], name=f"{token}: path minimum", opacity=0.4, nbinsx=120))
-        fig.add_vline(x=1.0, line_dash="dash", line_color="crimson", annotation_text="backing = 1")
-        fig.update_layout(barmode="overlay", title="Backing-ratio distribution (Monte Carlo)", xaxis_title="backing ratio", height=420)
-        figs.append(("backing_ratio", fig))
+        from plotly.subplots import make_subplots
+
+        tokens = list(dict.fromkeys(mc["token"]))
+        for key, title, cols, xlabel, fmt in (
+            (
+                "loss_distributions",
+                "Loss distributions over 30 days (Monte Carlo; fraction of day-0 value, losses positive)",
+                (("holder_loss_frac_30d", "holder value"), ("reserve_loss_frac_30d", "reserve value")),
+                "loss (fraction of day-0 value)",
+                ".0%",
+            ),
+            (
+                "backing_ratio",
+                "Backing-ratio distribution (Monte Carlo; axis clipped to the 0.1%-99.5% range of each token)",
+                (("backing_ratio_end", "at horizon end"), ("backing_ratio_min", "path minimum")),
+                "backing ratio",
+                ".3f",
+            ),
+        ):
+            fig = make_subplots(rows=1, cols=len(tokens), subplot_titles=[f"{t} (paths with supply left)" if key == "backing_ratio" else t for t in tokens])
+            for i, token in enumerate(tokens, start=1):
+                g = mc[mc["token"] == token].replace([np.inf, -np.inf], np.nan)
+                lo = min(g[c].quantile(0.001) for c, _ in cols)
+                hi = max(g[c].quantile(0.995) for c, _ in cols)
+                pad = 0.02 * (hi - lo) if hi > lo else 0.01
+                for (c, label), colour in zip(cols, ("#b8860b", "#4169e1")):
+                    fig.add_trace(
+                        go.Histogram(x=g[c].clip(lo - pad, hi + pad), name=f"{token}: {label}", opacity=0.55, nbinsx=80, marker_color=colour),
+                        row=1, col=i,
+                    )
+                fig.update_xaxes(title_text=xlabel, tickformat=fmt, range=[lo - pad, hi + pad], row=1, col=i)
+                if key == "backing_ratio" and lo - pad <= 1.0 <= hi + pad:
+                    fig.add_vline(x=1.0, line_dash="dash", line_color="crimson", row=1, col=i)
+            fig.update_layout(barmode="overlay", title=title, height=420)
+            figs.append((key, fig))
     return figs
 
 
@@ -179,7 +201,9 @@ def publish_report(summary: dict[str, Any], manifest: dict[str, Any], settings: 
             Path(tmp, "report.html").write_text(page, encoding="utf-8")
             mlflow.log_artifacts(tmp, artifact_path="report")
         outputs["mlflow_run_id"] = run.info.run_id
-    print(f"goldstress: report {report_url}\ngoldstress: summary {summary_url}")
+    from prefect.logging import get_run_logger
+
+    get_run_logger().info("report written: %s (summary %s)", report_url, summary_url)
     return outputs
 
 

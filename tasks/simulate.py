@@ -141,13 +141,16 @@ def run_scenario(
     url = storage.join(results_url, f"{sc.name}.parquet")
     storage.write_parquet(table, url, settings)
     fan = np.concatenate(fan_keep, axis=0)
-    quantiles = np.quantile(fan, FAN_QUANTILES, axis=0) if fan.shape[0] > 1 else np.repeat(fan, len(FAN_QUANTILES), axis=0)
+    quantiles = np.quantile(fan, FAN_QUANTILES, axis=0)
     return {
         "scenario": asdict(sc),
         "url": url,
         "rows": int(len(table)),
         "n_paths": int(offset),
-        "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)},
+        # fan-chart bands only for Monte Carlo (a replay or shock is a single path)
+        "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)}
+        if sc.kind == "monte_carlo"
+        else None,
     }
 
 
@@ -199,6 +202,7 @@ def write_manifest(
             "mc_horizon_days": settings.mc_horizon_days,
             "mc_seed": settings.mc_seed,
             "mc_chunk_paths": settings.mc_chunk_paths,
+            "fan_chart_paths": settings.fan_chart_paths,
             "var_levels": list(settings.var_levels),
             "horizons_days": list(settings.horizons_days),
             "replay_windows": settings.replay_windows,

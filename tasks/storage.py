@@ -57,7 +57,7 @@ def read_bytes(url: str, settings: Settings) -> bytes:
 
 def write_json(url: str, obj: Any, settings: Settings) -> str:
     """Write ``obj`` as indented UTF-8 JSON to ``url``."""
-    return write_bytes(url, json.dumps(obj, indent=2, default=str).encode("utf-8"), settings)
+    return write_bytes(url, json.dumps(obj, indent=2, default=str, allow_nan=False).encode("utf-8"), settings)
 
 
 def read_json(url: str, settings: Settings) -> Any:
