@@ -3,6 +3,8 @@
 #   make test [DATA=<dir>]   install everything, run the tests
 # Needs only Python >= 3.11 and make. Everything else comes from requirements.lock.
 
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -36,7 +38,9 @@ install: $(STAMP)
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goldstress needs Python >= 3.11, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock
+	@# (the grep only hides pip's notes about configured package folders absent on this machine)
+	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock 2>&1 \
+		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $@
 
 # Regenerate the lock after editing pyproject.toml (needs uv: pip install uv).
