@@ -116,36 +116,37 @@ def run_scenario(
     """Run one scenario through every token model; write ``<results_url>/<scenario>.parquet``.
 
     The Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
-    plus ``scenario``, ``kind`` and ``token``. Returns the table's URL, row count and, for the fan
+    plus ``scenario``, ``kind`` and ``token``; it is streamed chunk by chunk (a row group per
+    chunk and token), so memory is bounded by ``settings.mc_chunk_paths``, not the path count. Returns the table's URL, row count and, for the fan
     chart, gold price quantiles per day over the first ``settings.fan_chart_paths`` paths.
     """
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
-    frames: list[pd.DataFrame] = []
     fan_keep: list[np.ndarray] = []
     kept = 0
     offset = 0
-    for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
-        if kept < settings.fan_chart_paths:
-            take = prices[: settings.fan_chart_paths - kept].copy()
-            fan_keep.append(take)
-            kept += take.shape[0]
-        for symbol, model in models:
-            df = summarise_paths(model.run(prices), prices, settings.horizons_days)
-            df["path"] += offset
-            df.insert(0, "token", symbol)
-            frames.append(df)
-        offset += prices.shape[0]
-    table = pd.concat(frames, ignore_index=True)
-    table.insert(0, "kind", sc.kind)
-    table.insert(0, "scenario", sc.name)
+    rows = 0
     url = storage.join(results_url, f"{sc.name}.parquet")
-    storage.write_parquet(table, url, settings)
+    with storage.parquet_writer(url, settings) as write:
+        for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
+            if kept < settings.fan_chart_paths:
+                take = prices[: settings.fan_chart_paths - kept].copy()
+                fan_keep.append(take)
+                kept += take.shape[0]
+            for symbol, model in models:
+                df = summarise_paths(model.run(prices), prices, settings.horizons_days)
+                df["path"] += offset
+                df.insert(0, "token", symbol)
+                df.insert(0, "kind", sc.kind)
+                df.insert(0, "scenario", sc.name)
+                write(df)
+                rows += len(df)
+            offset += prices.shape[0]
     fan = np.concatenate(fan_keep, axis=0)
     quantiles = np.quantile(fan, FAN_QUANTILES, axis=0)
     return {
         "scenario": asdict(sc),
         "url": url,
-        "rows": int(len(table)),
+        "rows": int(rows),
         "n_paths": int(offset),
         # fan-chart bands only for Monte Carlo (a replay or shock is a single path)
         "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)}

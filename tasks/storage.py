@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fsspec
@@ -88,3 +90,34 @@ def local_path(url: str) -> str | None:
     if fsspec.utils.get_protocol(url) in ("file", "local"):
         return fsspec.core.url_to_fs(url)[1]
     return None
+
+
+@contextmanager
+def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Stream frames with one schema into one Parquet file at ``url`` (a row group per frame),
+    so a large result never has to sit in memory whole. Yields ``write(df)``.
+
+    ``ValueError`` (from pyarrow) when a frame's schema differs from the first one's.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(url, settings)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(path, "wb") as fh:
+        writer: pq.ParquetWriter | None = None
+
+        def write(df: pd.DataFrame) -> None:
+            nonlocal writer
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
+            writer.write_table(table)
+
+        try:
+            yield write
+        finally:
+            if writer is not None:
+                writer.close()
