@@ -537,7 +537,9 @@ class CdpStablecoin:
         for i in range(k):
             coll_oz = cr0[i] * debt0[i] / p[:, 0]  # (n,)
             value = coll_oz[:, None] * p  # (n, t1)
-            below = value < s.liquidation_ratio * debt0[i]
+            # CR_t < L, with the same relative tolerance as backing breaches: a price built as
+            # p0 * exp(log1p(m)) lands a few ulps off p0 * (1 + m), which must not decide it
+            below = value < s.liquidation_ratio * debt0[i] * (1.0 - BREACH_TOL)
             below[:, 0] = False
             hit = below.any(axis=1)
             tau = np.where(hit, below.argmax(axis=1), t1)  # liquidation day, t1 = never

@@ -31,3 +31,15 @@ def shared_data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-data test: GOLDSTRESS_DATA_DIR={value} is not a folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """Prefect's own test harness: a real API server subprocess on a temporary database.
+
+    Cold start takes 9-15 s on 2 cores, so the timeout is raised well above the 30 s default.
+    """
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -3,7 +3,10 @@ temporary SQLite database) and, per test, settings pointing storage and MLflow a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,29 +15,26 @@ import pytest
 from goldstress.settings import get_settings
 
 
-@pytest.fixture(scope="session")
-def prefect_api():
-    """Prefect's own test harness: a real API server subprocess on a temporary database.
-
-    Cold start takes 9-15 s on 2 cores, so the timeout is raised well above the 30 s default.
-    """
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def isolated_env(root: Path) -> dict[str, str]:
+    """GOLDSTRESS_* variables for an isolated run under ``root``: store, reports, a SQLite MLflow
+    store and an artifact folder, plus a small Monte Carlo (600 paths x 40 days)."""
+    return {
+        "GOLDSTRESS_STORE_URL": str(root / "store"),
+        "GOLDSTRESS_REPORT_URL": str(root / "reports"),
+        "GOLDSTRESS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "GOLDSTRESS_MLFLOW_ARTIFACT_LOCATION": str(root / "mlartifacts"),
+        "GOLDSTRESS_MC_PATHS": "600",
+        "GOLDSTRESS_MC_HORIZON_DAYS": "40",
+        "GOLDSTRESS_MC_CHUNK_PATHS": "200",
+        "GOLDSTRESS_FAN_CHART_PATHS": "100",
+    }
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Isolated goldstress settings: store, reports and a real SQLite MLflow store under tmp."""
-    monkeypatch.setenv("GOLDSTRESS_STORE_URL", str(tmp_path / "store"))
-    monkeypatch.setenv("GOLDSTRESS_REPORT_URL", str(tmp_path / "reports"))
-    monkeypatch.setenv("GOLDSTRESS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("GOLDSTRESS_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlartifacts"))
-    monkeypatch.setenv("GOLDSTRESS_MC_PATHS", "600")
-    monkeypatch.setenv("GOLDSTRESS_MC_HORIZON_DAYS", "40")
-    monkeypatch.setenv("GOLDSTRESS_MC_CHUNK_PATHS", "200")
-    monkeypatch.setenv("GOLDSTRESS_FAN_CHART_PATHS", "100")
+    for key, value in isolated_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
@@ -55,12 +55,16 @@ def garch_gold_prices(n_days: int, seed: int, p0: float = 1200.0) -> pd.DataFram
     return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "usd_pm": np.round(p0 * np.exp(np.cumsum(r)), 2)})
 
 
-@pytest.fixture
-def synthetic_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data folder in the real layouts: an LBMA PM file and two token OHLC files, plus replay
-    windows that fall inside the synthetic dates."""
-    d = tmp_path / "data"
-    d.mkdir()
+SYNTHETIC_REPLAY_WINDOWS = {"early": ("2006-05-01", "2006-07-31"), "late": ("2015-03-02", "2015-04-30")}
+"""Replay windows inside the synthetic dates (2005-01-03 .. 2016-06)."""
+
+
+def write_synthetic_data(d: Path) -> dict[str, str]:
+    """Write an LBMA PM gold file and two token OHLC files (real layouts) into ``d``; return the
+    GOLDSTRESS_* variables that point the settings at them (file names, replay windows)."""
+    import json
+
+    d.mkdir(parents=True, exist_ok=True)
     gold = garch_gold_prices(3000, seed=7)
     gold.to_csv(d / "gold_pm.csv", index=False)
     cal = pd.DataFrame({"date": pd.date_range(gold["date"].iloc[-700], gold["date"].iloc[-1], freq="D")})
@@ -68,11 +72,50 @@ def synthetic_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for sym, prem in (("paxg", 0.002), ("xaut", -0.001)):
         close = (g * (1 + prem)).round(2).to_numpy()
         pd.DataFrame({"date": cal["date"].dt.strftime("%Y-%m-%d"), "open_usd": close, "high_usd": close * 1.003, "low_usd": close * 0.997, "close_usd": close}).round(2).to_csv(d / f"{sym}.csv", index=False)
-    monkeypatch.setenv("GOLDSTRESS_GOLD_FILE", "gold_pm.csv")
-    monkeypatch.setenv("GOLDSTRESS_TOKEN_FILES", '{"paxg": "paxg.csv", "xaut": "xaut.csv"}')
-    monkeypatch.setenv(
-        "GOLDSTRESS_REPLAY_WINDOWS",
-        '{"early": ["2006-05-01", "2006-07-31"], "late": ["2015-03-02", "2015-04-30"]}',
-    )
+    return {
+        "GOLDSTRESS_GOLD_FILE": "gold_pm.csv",
+        "GOLDSTRESS_TOKEN_FILES": '{"paxg": "paxg.csv", "xaut": "xaut.csv"}',
+        "GOLDSTRESS_REPLAY_WINDOWS": json.dumps({k: list(v) for k, v in SYNTHETIC_REPLAY_WINDOWS.items()}),
+    }
+
+
+@pytest.fixture
+def synthetic_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data folder in the real layouts: an LBMA PM file and two token OHLC files, plus replay
+    windows that fall inside the synthetic dates."""
+    d = tmp_path / "data"
+    for key, value in write_synthetic_data(d).items():
+        monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     return d
+
+
+@contextmanager
+def goldstress_env(values: dict[str, str | None]) -> Iterator[pytest.MonkeyPatch]:
+    """Set (or, for ``None``, remove) environment variables for a block, usable at any fixture
+    scope; the settings cache is cleared on entry and exit so ``get_settings`` sees the change."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            if value is None:
+                mp.delenv(key, raising=False)
+            else:
+                mp.setenv(key, value)
+        get_settings.cache_clear()
+        try:
+            yield mp
+        finally:
+            get_settings.cache_clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def flowkit() -> SimpleNamespace:
+    """Helpers for module-scoped runs: ``isolated_env(root)``, ``write_synthetic_data(dir)``,
+    ``env(values)`` (context manager) and ``replay_windows`` (the synthetic windows)."""
+    return SimpleNamespace(
+        isolated_env=isolated_env,
+        write_synthetic_data=write_synthetic_data,
+        env=goldstress_env,
+        replay_windows=SYNTHETIC_REPLAY_WINDOWS,
+        garch_gold_prices=garch_gold_prices,
+    )

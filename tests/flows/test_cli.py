@@ -1,0 +1,124 @@
+"""The command line as a user runs it: ``python -m goldstress run`` in a subprocess.
+
+Exit codes (goldstress/cli.py): 0 done, 1 data rejected by validation, 2 cannot start. A run
+that cannot start must say so in ONE line on stderr and must not start anything heavy (no
+Prefect server). Each subprocess gets ``os.environ`` plus isolated GOLDSTRESS_* settings, its
+own PREFECT_HOME and a temporary working directory (so no ``.env`` file is picked up).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from goldstress.settings import PROJECT_ROOT, get_settings
+
+SERVER_WORDS = ("temporary server", "Starting temporary", "prefect server")
+
+
+def closed_port() -> int:
+    """A local TCP port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ without any GOLDSTRESS_*/PREFECT_API_URL, plus isolated settings under root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_") and k != "PREFECT_API_URL"}
+    env.update(
+        {
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PREFECT_HOME": str(root / "prefect_home"),
+            "GOLDSTRESS_STORE_URL": str(root / "store"),
+            "GOLDSTRESS_REPORT_URL": str(root / "reports"),
+            "GOLDSTRESS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+            "GOLDSTRESS_MLFLOW_ARTIFACT_LOCATION": str(root / "mlartifacts"),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m goldstress run ...`` with a generous timeout (a guard against hangs only)."""
+    return subprocess.run(
+        [sys.executable, "-m", "goldstress", "run", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_offline_without_data_stops_with_one_line(tmp_path):
+    port = closed_port()
+    env = cli_env(
+        tmp_path,
+        {
+            "GOLDSTRESS_LBMA_PM_URL": f"http://127.0.0.1:{port}/json/gold_pm.json",
+            "GOLDSTRESS_COINGECKO_URL": f"http://127.0.0.1:{port}/api/v3",
+        },
+    )
+    proc = run_cli([], env, tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "DATA=" in lines[0]
+    assert str(port) in lines[0] or "127.0.0.1" in lines[0], "the line should name the unreachable source"
+    for word in SERVER_WORDS:
+        assert word not in proc.stderr + proc.stdout
+    assert not (tmp_path / "store").exists(), "nothing may be written before the sources answer"
+
+
+def test_missing_data_dir_stops_with_one_line(tmp_path):
+    missing = tmp_path / "no_such_folder"
+    proc = run_cli(["--data-dir", str(missing)], cli_env(tmp_path), tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert str(missing) in lines[0] and "DATA=" in lines[0]
+    for word in SERVER_WORDS:
+        assert word not in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_validate_stage_rejects_bad_data_with_exit_1(prefect_api, tmp_path, flowkit):
+    """Raw snapshots of a gold file with a duplicated date are taken first (the ingest step's
+    own function), then ``--stage validate`` must exit 1 naming the uniqueness expectation;
+    the datasets that pass are still promoted, the gold one is not."""
+    import prefect.settings
+
+    from tasks.ingest import import_file
+
+    data_dir = tmp_path / "data"
+    names = flowkit.write_synthetic_data(data_dir)
+    gold = pd.read_csv(data_dir / "gold_pm.csv", dtype=str)
+    dup_date = gold.loc[1200, "date"]
+    pd.concat([gold.iloc[:1201], gold.iloc[[1200]], gold.iloc[1201:]]).to_csv(data_dir / "gold_pm.csv", index=False)
+
+    env = cli_env(tmp_path, {**names, "GOLDSTRESS_DATA_DIR": str(data_dir)})
+    with flowkit.env({k: v for k, v in env.items() if k.startswith("GOLDSTRESS_")}):
+        settings = get_settings()
+        import_file(data_dir / settings.gold_file, "gold", settings)
+        for symbol, name in settings.token_files.items():
+            import_file(data_dir / name, f"token_{symbol}", settings)
+
+    # reuse the session's Prefect API server rather than starting another one
+    env["PREFECT_API_URL"] = prefect.settings.PREFECT_API_URL.value()
+    proc = run_cli(["--stage", "validate", "--data-dir", str(data_dir)], env, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    rejected = [line for line in proc.stderr.splitlines() if line.startswith("goldstress: data rejected")]
+    assert len(rejected) == 1, proc.stderr[-3000:]
+    assert "expect_column_values_to_be_unique(date)" in rejected[0]
+    assert dup_date in rejected[0]
+    curated = tmp_path / "store" / "curated"
+    assert not (curated / "gold.parquet").exists()
+    assert {p.name for p in curated.glob("token_*.parquet")} == {f"token_{s}.parquet" for s in ("paxg", "xaut")}

@@ -1,0 +1,439 @@
+"""End-to-end tests of the ``stress_test`` flow on synthetic data, through a real Prefect API
+(Prefect's test harness), a real MLflow SQLite store and local fsspec storage.
+
+One completed run (module fixture ``run``) is shared by every test that only reads its outputs.
+Every asserted value is a closed form or an independent computation in this file:
+
+- shocks and replays through a frictionless, fully gold-backed test token (``FGT``: no fees, no
+  opex, no flows, no cash) whose holder value is exactly the gold value, and a one-tranche CDP
+  test stablecoin (``TCDP``) whose liquidation and bad debt follow the rule documented in
+  ``models/token.py`` (liquidate when ``CR_t < L``; bad debt ``max(0, D - Q P_t (1 - h))``);
+- the Monte Carlo 1-day 99% VaR of FGT against the champion's own next-day return distribution,
+  via a distribution-free order-statistic confidence interval (binomial, 99.9%);
+- VaR/ES recomputed from the Parquet results with the Acerbi & Tasche (2002) estimator;
+- the training data fingerprint recomputed with hashlib from the curated table;
+- arch's information criteria ``AIC = -2 LL + 2k``, ``BIC = -2 LL + k ln n``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from goldstress.settings import Settings, get_settings
+
+pytestmark = pytest.mark.slow
+
+MC_PATHS = 2000
+"""Monte Carlo paths of the module run: enough for a binomial band of about +-0.8 percentage
+points around the 1% tail at 99.9% confidence; 2000 x 40 days simulate in well under a second."""
+
+FRICTIONLESS_TOML = """
+spec_version = 1
+kind = "gold_backed"
+name = "Frictionless test gold token"
+symbol = "FGT"
+grams_per_token = 1.0
+supply_tokens = 1000000.0
+gold_reserve_g = 1000000.0
+cash_buffer_usd = 0.0
+opex_usd_per_year = 0.0
+mint_fee = 0.0
+redeem_fee = 0.0
+base_redeem_rate_per_day = 0.0
+redeem_drawdown_sensitivity = 0.0
+max_redeem_share_per_day = 0.0
+base_mint_rate_per_day = 0.0
+mint_drawdown_sensitivity = 0.0
+"""
+
+CDP_DEBT_USD = 1_000_000.0
+CDP_CR = 1.5
+CDP_L = 1.2
+CDP_HAIRCUT = 0.1
+CDP_PENALTY = 0.13
+CDP_TOML = f"""
+spec_version = 1
+kind = "gold_cdp"
+name = "One-tranche test CDP stablecoin"
+symbol = "TCDP"
+supply_usd = {CDP_DEBT_USD}
+liquidation_ratio = {CDP_L}
+liquidation_penalty = {CDP_PENALTY}
+liquidation_haircut = {CDP_HAIRCUT}
+
+[[tranches]]
+debt_share = 1.0
+collateral_ratio = {CDP_CR}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
+    """One full ``stress_test`` on synthetic data with FGT, TCDP and the repository's GRAM spec."""
+    from flows.stress_test import stress_test
+
+    root = tmp_path_factory.mktemp("pipeline")
+    data_dir = root / "data"
+    (root / "fgt.toml").write_text(FRICTIONLESS_TOML, encoding="utf-8")
+    (root / "tcdp.toml").write_text(CDP_TOML, encoding="utf-8")
+    gram = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "gram")
+    env = {
+        **flowkit.isolated_env(root),
+        **flowkit.write_synthetic_data(data_dir),
+        "GOLDSTRESS_DATA_DIR": str(data_dir),
+        "GOLDSTRESS_MC_PATHS": str(MC_PATHS),
+        "GOLDSTRESS_MC_CHUNK_PATHS": "500",
+        "GOLDSTRESS_TOKEN_SPECS": json.dumps([str(root / "fgt.toml"), str(root / "tcdp.toml"), str(gram)]),
+    }
+    with flowkit.env(env):
+        settings = get_settings()
+        outputs = stress_test(data_dir=str(data_dir))
+        summary = json.loads(Path(outputs["summary_json"]).read_text(encoding="utf-8"))
+        yield SimpleNamespace(
+            root=root,
+            data_dir=data_dir,
+            settings=settings,
+            outputs=outputs,
+            summary=summary,
+            run_dir=Path(settings.report_url) / outputs["run_id"],
+            symbols=("FGT", "TCDP", "GRAM"),
+        )
+
+
+def results(run: SimpleNamespace, scenario: str) -> pd.DataFrame:
+    """The Parquet results of one scenario of the module run."""
+    return pd.read_parquet(run.run_dir / "results" / f"{scenario}.parquet")
+
+
+def gold_csv(data_dir: Path) -> pd.Series:
+    """The synthetic gold PM series read straight from the CSV (date -> USD per oz)."""
+    df = pd.read_csv(data_dir / "gold_pm.csv")
+    return pd.Series(df["usd_pm"].to_numpy(float), index=pd.to_datetime(df["date"]))
+
+
+def same(a, b) -> bool:
+    """Equality of two JSON-like trees, NaN equal to NaN."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+# --------------------------------------------------------------------------------------------
+# outputs, report, summary
+# --------------------------------------------------------------------------------------------
+def test_outputs_exist_and_report_is_self_contained(run):
+    out = run.outputs
+    for key in ("report_html", "summary_json", "manifest_json"):
+        assert Path(out[key]).is_file(), key
+        assert Path(out[key]).parent == run.run_dir
+    assert out["results_parquet"] and all(Path(u).is_file() for u in out["results_parquet"])
+    page = Path(out["report_html"]).read_text(encoding="utf-8")
+    from plotly.offline import get_plotlyjs
+
+    assert get_plotlyjs() in page, "the plotly.js bundle must be embedded (report readable offline)"
+    assert '<script src="http' not in page and "<script src='http" not in page
+    for symbol in run.symbols:
+        assert symbol in page
+
+
+def test_summary_var_es_per_token_level_and_horizon(run):
+    mc = results(run, "mc_champion")
+    for symbol in run.symbols:
+        m = run.summary["tokens"][symbol]["scenarios"]["mc_champion"]
+        g = mc[mc["token"] == symbol]
+        assert len(g) == MC_PATHS == m["n_paths"]
+        for who, h in itertools.product(("holder", "reserve"), (1, 10, 30)):
+            losses = np.sort(g[f"{who}_loss_frac_{h}d"].to_numpy())
+            n = losses.size
+            for level, tag in ((0.95, "95"), (0.99, "99")):
+                var, es = m[f"{who}_value_var_{tag}_{h}d_frac"], m[f"{who}_value_es_{tag}_{h}d_frac"]
+                # Acerbi & Tasche (2002): VaR = l_(c), c = ceil(n level);
+                # ES = (sum_{j>c} l_(j) + (c - n level) l_(c)) / (n (1 - level))
+                c = math.ceil(round(n * level, 9))
+                assert var == pytest.approx(losses[c - 1], abs=1e-15)
+                es_ref = (losses[c:].sum() + (c - n * level) * losses[c - 1]) / (n * (1 - level))
+                assert es == pytest.approx(es_ref, rel=1e-9, abs=1e-15)
+                assert es >= var - 1e-15
+            assert m[f"{who}_value_var_99_{h}d_frac"] >= m[f"{who}_value_var_95_{h}d_frac"]
+            assert m[f"{who}_value_es_99_{h}d_frac"] >= m[f"{who}_value_es_95_{h}d_frac"]
+        for p in ("p_backing_below_1", "p_liquidation"):
+            assert 0.0 <= m[p] <= 1.0
+        assert m["p_liquidation"] == pytest.approx(g["liquidated"].mean())
+        assert m["p_backing_below_1"] == pytest.approx((g["backing_ratio_min"] < 1.0).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# closed forms on deterministic scenarios
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [-0.10, -0.20, -0.30, -0.40])
+def test_shock_moves_gold_by_exactly_the_shock(run, size):
+    name = f"shock_{round(size * 100):+d}pct"
+    for symbol in run.symbols:
+        m = run.summary["tokens"][symbol]["scenarios"][name]
+        for h in (1, 10, 30):
+            assert m[f"gold_log_return_{h}d"] == pytest.approx(math.log(1 + size), abs=1e-12)
+        assert m["gold_max_drawdown"] == pytest.approx(-size, abs=1e-12)
+        assert m["horizon_days"] == run.settings.shock_horizon_days
+
+
+@pytest.mark.parametrize("size", [-0.10, -0.20, -0.30, -0.40])
+def test_frictionless_gold_token_loses_exactly_the_gold_move(run, size):
+    m = run.summary["tokens"]["FGT"]["scenarios"][f"shock_{round(size * 100):+d}pct"]
+    for h in (1, 10, 30):
+        assert m[f"holder_loss_frac_{h}d"] == pytest.approx(-size, abs=1e-12)
+        assert m[f"reserve_loss_frac_{h}d"] == pytest.approx(-size, abs=1e-12)
+        assert m[f"backing_ratio_{h}d"] == pytest.approx(1.0, abs=1e-12)
+    assert m["backing_ratio_min"] == pytest.approx(1.0, abs=1e-12)
+    assert m["backing_below_1"] is False and m["liquidated"] is False and m["bad_debt_usd"] == 0.0
+
+
+@pytest.mark.parametrize("size", [-0.10, -0.20, -0.30, -0.40])
+def test_cdp_shock_liquidation_and_bad_debt_follow_the_documented_rule(run, size):
+    """models/token.py: liquidate when ``CR_t = CR (1 + s) < L``; proceeds ``G = Q P_1 (1 - h)``
+    with ``Q P_1 = CR D (1 + s)``; bad debt ``max(0, D - G)`` stays in circulation while the
+    tranche's repaid debt is burned, so with one tranche the outstanding supply is the bad debt
+    and holder value ``max(0, 1 - bad / supply)`` is 0 whenever there is bad debt."""
+    m = run.summary["tokens"]["TCDP"]["scenarios"][f"shock_{round(size * 100):+d}pct"]
+    cr_1 = CDP_CR * (1 + size)
+    liquidated = cr_1 < CDP_L - 1e-12  # -20%: CR_1 = 1.2 = L exactly, not below: no liquidation
+    assert m["liquidated"] is liquidated, f"CR after the shock {cr_1:.6g} vs L {CDP_L}"
+    gross = CDP_CR * CDP_DEBT_USD * (1 + size) * (1 - CDP_HAIRCUT)
+    bad = max(0.0, CDP_DEBT_USD - gross) if liquidated else 0.0
+    assert m["bad_debt_usd"] == pytest.approx(bad, rel=1e-9, abs=1e-6)
+    if not liquidated:
+        assert m["backing_ratio_1d"] == pytest.approx(cr_1, rel=1e-12)
+        assert m["holder_loss_frac_1d"] == pytest.approx(0.0, abs=1e-12)
+    else:
+        assert m["backing_ratio_1d"] == pytest.approx(0.0, abs=1e-12)  # no live collateral
+        assert m["holder_loss_frac_1d"] == pytest.approx(1.0 if bad > 0 else 0.0, abs=1e-12)
+
+
+def test_replays_cover_exactly_the_window_returns(run, flowkit):
+    """A replay applies the log returns dated inside [start, end]: its total log return is
+    ln(P_last in window / P_last before the window), counted from the CSV itself."""
+    prices = gold_csv(run.data_dir)
+    for name, (start, end) in flowkit.replay_windows.items():
+        inside = prices[(prices.index >= start) & (prices.index <= end)]
+        before = prices[prices.index < start]
+        expected = math.log(inside.iloc[-1] / before.iloc[-1])
+        for symbol in run.symbols:
+            m = run.summary["tokens"][symbol]["scenarios"][f"hist_{name}"]
+            assert m["horizon_days"] == len(inside)
+            assert m["gold_log_return_end"] == pytest.approx(expected, abs=1e-10)
+        fgt = run.summary["tokens"]["FGT"]["scenarios"][f"hist_{name}"]
+        assert fgt["holder_loss_frac_end"] == pytest.approx(1 - inside.iloc[-1] / before.iloc[-1], abs=1e-10)
+        path = inside.to_numpy()
+        drawdown = 1 - (np.r_[before.iloc[-1], path] / np.maximum.accumulate(np.r_[before.iloc[-1], path])).min()
+        assert fgt["gold_max_drawdown"] == pytest.approx(drawdown, abs=1e-10)
+
+
+def test_monte_carlo_paths_obey_token_identities(run):
+    """Per path: FGT's holder loss is the gold loss ``1 - exp(r)``; TCDP liquidates iff some
+    daily close is below ``L / CR`` of the start price, so a horizon return below ln(L/CR)
+    forces a liquidation and a liquidation needs a drawdown beyond ``1 - L/CR``; bad debt needs
+    a close below ``1 / (CR (1 - h))`` of the start price."""
+    mc = results(run, "mc_champion")
+    fgt = mc[mc["token"] == "FGT"]
+    for h in (1, 10, 30):
+        np.testing.assert_allclose(fgt[f"holder_loss_frac_{h}d"], -np.expm1(fgt[f"gold_log_return_{h}d"]), atol=1e-12)
+    np.testing.assert_allclose(fgt["backing_ratio_min"], 1.0, atol=1e-12)
+    cdp = mc[mc["token"] == "TCDP"]
+    threshold = math.log(CDP_L / CDP_CR)
+    below = np.zeros(len(cdp), bool)
+    for col in ("gold_log_return_1d", "gold_log_return_10d", "gold_log_return_30d", "gold_log_return_end"):
+        below |= cdp[col].to_numpy() < threshold - 1e-12
+    liq = cdp["liquidated"].to_numpy()
+    assert liq[below].all()
+    assert (cdp["gold_max_drawdown"].to_numpy()[liq] > 1 - CDP_L / CDP_CR - 1e-12).all()
+    bad = cdp["bad_debt_usd"].to_numpy() > 0
+    assert (cdp["gold_max_drawdown"].to_numpy()[bad] > 1 - 1 / (CDP_CR * (1 - CDP_HAIRCUT)) - 1e-12).all()
+    m = run.summary["tokens"]["TCDP"]["scenarios"]["mc_champion"]
+    assert below.mean() <= m["p_liquidation"] <= (cdp["gold_max_drawdown"] > 1 - CDP_L / CDP_CR - 1e-12).mean()
+
+
+def test_monte_carlo_1d_var_matches_the_champion_closed_form(run):
+    """The 1-day return of every path is ``mu + sigma_next z`` (z standardised t(nu), or a draw
+    from the standardised residuals under FHS), so the true 99% 1-day loss quantile of FGT is
+    ``q = 1 - exp(mu + sigma_next z_0.01)``. With n iid losses, ``#{L_i <= q} ~ Bin(n, 0.99)``:
+    the order statistics ``L_(r) <= q < L_(s)`` with r, s from the binomial 0.05% / 99.95%
+    quantiles cover q with probability >= 99.9% (distribution-free quantile interval)."""
+    from tasks import tracking
+    from tasks.champion import load_champion
+
+    settings = run.settings
+    tracking.configure(settings)
+    champion, version = load_champion(settings.registered_model, settings.champion_alias)
+    assert version == str(run.summary["champion"]["version"])
+    p = champion.fit.params
+    if champion.innovations == "t":
+        nu = p["nu"]
+        z = stats.t.ppf(0.01, nu) * math.sqrt((nu - 2) / nu)
+    else:  # fhs: largest z with P(Z < z) <= 1% under the empirical residual distribution
+        resid = np.sort(np.asarray(champion.fit.std_resid))
+        z = resid[int(math.floor(0.01 * resid.size))]
+    q = -math.expm1(p["mu"] + champion.fit.sigma_next * z)
+
+    mc = results(run, "mc_champion")
+    losses = np.sort(mc.loc[mc["token"] == "FGT", "holder_loss_frac_1d"].to_numpy())
+    n = losses.size
+    r = int(stats.binom.ppf(0.0005, n, 0.99))  # P(B < r) < 0.0005
+    s = int(stats.binom.ppf(0.9995, n, 0.99)) + 1  # P(B >= s) <= 0.0005
+    lo = losses[r - 1]
+    hi = losses[s - 1] if s <= n else np.inf
+    assert lo <= q < hi, f"closed-form 1d VaR99 {q:.5f} outside [{lo:.5f}, {hi:.5f}] (n={n})"
+    var99 = run.summary["tokens"]["FGT"]["scenarios"]["mc_champion"]["holder_value_var_99_1d_frac"]
+    assert lo <= var99 <= hi
+
+
+# --------------------------------------------------------------------------------------------
+# tracking: MLflow and Prefect
+# --------------------------------------------------------------------------------------------
+def test_mlflow_registry_runs_and_lineage(run):
+    from mlflow.tracking import MlflowClient
+
+    from tasks import tracking
+
+    settings = run.settings
+    experiment_id = tracking.configure(settings)
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    mv = client.get_model_version_by_alias(settings.registered_model, settings.champion_alias)
+    assert settings.champion_alias == "champion"
+    assert str(mv.version) == str(run.summary["champion"]["version"])
+    cand = client.get_run(mv.run_id)
+    metrics, params = cand.data.metrics, cand.data.params
+    for key in ("loglik", "aic", "bic", "holdout_var95_exception_rate", "holdout_var99_exception_rate"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    holdout = settings.backtest_holdout_days
+    for tag in ("95", "99"):
+        assert metrics[f"holdout_var{tag}_exception_rate"] == pytest.approx(metrics[f"holdout_var{tag}_n_exceptions"] / holdout)
+
+    # the curated training data, fingerprinted independently: sha256 of its (date, usd_per_oz) CSV
+    curated = pd.read_parquet(Path(settings.store_url) / "curated" / "gold.parquet")
+    sha = hashlib.sha256(curated[["date", "usd_per_oz"]].to_csv(index=False).encode("utf-8")).hexdigest()
+    # arch: AIC = -2 LL + 2k, BIC = -2 LL + k ln n; k = mu, omega, alpha, (gamma), beta, nu
+    k = {"garch": 5, "gjr": 6}[params["kind"]]
+    return_dates = pd.to_datetime(curated["date"]).iloc[1:]  # a return is dated by its later price
+    n_fit = int((return_dates >= pd.Timestamp(settings.vol_train_start, tz="UTC")).sum())
+    assert metrics["aic"] == pytest.approx(-2 * metrics["loglik"] + 2 * k, rel=1e-9)
+    assert metrics["bic"] == pytest.approx(-2 * metrics["loglik"] + k * math.log(n_fit), rel=1e-9)
+
+    parent = client.get_run(cand.data.tags["mlflow.parentRunId"])
+    assert parent.data.params["data_sha256"] == sha
+    assert run.summary["data"]["data_sha256"] == sha
+    assert parent.data.tags.get("champion") == run.summary["champion"]["candidate"]
+
+    stress = client.get_run(run.outputs["mlflow_run_id"])
+    assert stress.info.experiment_id == experiment_id
+    assert stress.data.tags["mlflow.runName"] == f"stress-{run.outputs['run_id']}"
+    paths = {a.path for a in client.list_artifacts(stress.info.run_id, "report")}
+    assert {"report/report.html", "report/summary.json"} <= paths
+
+
+def test_prefect_records_the_flow_runs_and_the_report_artifact(run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["stress_test"])))
+        ours = [r for r in runs if r.parameters.get("data_dir") == str(run.data_dir) and r.state is not None and r.state.is_completed()]
+        assert ours, "no COMPLETED stress_test flow run for this data folder in the Prefect API"
+        parent = ours[0]
+        assert parent.state_name == "Completed"
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+        )
+        flows = {client.read_flow(c.flow_id).name: c.state.type.value for c in children}
+        assert flows == {name: "COMPLETED" for name in ("ingest", "validate", "train", "simulate", "analyse")}
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["goldstress-report"])))
+        assert any(run.outputs["run_id"] in str(a.data) for a in artifacts)
+
+
+# --------------------------------------------------------------------------------------------
+# stages alone
+# --------------------------------------------------------------------------------------------
+def test_analyse_alone_reproduces_the_summary(run):
+    from flows.analyse import analyse
+
+    out = analyse(run_id=run.outputs["run_id"])
+    again = json.loads(Path(out["summary_json"]).read_text(encoding="utf-8"))
+    assert out["run_id"] == run.outputs["run_id"]
+    for symbol in run.symbols:
+        assert same(again["tokens"][symbol]["scenarios"], run.summary["tokens"][symbol]["scenarios"])
+    assert same(again["var_backtest"], run.summary["var_backtest"])
+
+
+def test_simulate_alone_is_reproducible_through_the_registry(run):
+    from flows.simulate import simulate
+
+    manifest = simulate()
+    assert manifest["run_id"] != run.outputs["run_id"]
+    assert manifest["champion"]["version"] == str(run.summary["champion"]["version"])
+    for res in manifest["scenarios"]:
+        name = res["scenario"]["name"]
+        pd.testing.assert_frame_equal(pd.read_parquet(res["url"]), results(run, name), check_exact=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the validation gate stops bad data
+# --------------------------------------------------------------------------------------------
+def _negative_price(df: pd.DataFrame, i: int) -> tuple[pd.DataFrame, str, str]:
+    df = df.copy()
+    df.loc[i, "usd_pm"] = "-" + df.loc[i, "usd_pm"]
+    return df, "expect_column_values_to_match_regex", df.loc[i, "date"]
+
+
+def _duplicate_date(df: pd.DataFrame, i: int) -> tuple[pd.DataFrame, str, str]:
+    df = pd.concat([df.iloc[: i + 1], df.iloc[[i]], df.iloc[i + 1 :]], ignore_index=True)
+    return df, "expect_column_values_to_be_unique", df.loc[i, "date"]
+
+
+@pytest.mark.parametrize("corrupt", [_negative_price, _duplicate_date], ids=["negative_price", "duplicate_date"])
+def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, corrupt):
+    from flows.stress_test import stress_test
+    from tasks.validation import ValidationFailed
+
+    settings = run.settings
+    bad_dir = tmp_path / "bad"
+    shutil.copytree(run.data_dir, bad_dir)
+    gold = pd.read_csv(bad_dir / "gold_pm.csv", dtype=str)
+    bad, expectation, bad_date = corrupt(gold, 1500)
+    bad.to_csv(bad_dir / "gold_pm.csv", index=False)
+
+    store = Path(settings.store_url)
+    curated = store / "curated" / "gold.parquet"
+    curated_before = curated.read_bytes()
+    runs_before = sorted(p.name for p in Path(settings.report_url).iterdir())
+    reports_before = set(store.glob("validation/*_gold/report.md"))
+
+    with pytest.raises(ValidationFailed) as info:
+        stress_test(data_dir=str(bad_dir))
+
+    assert expectation in str(info.value)
+    assert curated.read_bytes() == curated_before
+    assert sorted(p.name for p in Path(settings.report_url).iterdir()) == runs_before
+    new_reports = [p.read_text(encoding="utf-8") for p in set(store.glob("validation/*_gold/report.md")) - reports_before]
+    failed = [t for t in new_reports if "**FAILED**" in t]
+    assert len(failed) == 1, f"expected one failed gold report, got {len(failed)} of {len(new_reports)}"
+    assert expectation in failed[0] and bad_date in failed[0]

@@ -1,0 +1,136 @@
+"""The full ``stress_test`` on the real historical data (``GOLDSTRESS_DATA_DIR``; skipped without
+it) with the repository's token specs and a reduced Monte Carlo (2000 paths x 250 days).
+
+Checked against independent computations: replay returns from the raw CSV read with pandas,
+the CDP's closed-form break move from its spec file read with ``tomllib``, Kupiec's LR with
+scipy, and the Basel (1996) traffic-light table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from goldstress.settings import get_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+MC_PATHS = 2000
+MC_HORIZON_DAYS = 250
+
+
+@pytest.fixture(scope="module")
+def real(prefect_api, shared_data_dir, tmp_path_factory, flowkit) -> SimpleNamespace:
+    """One full run on the real data, default settings except storage and the Monte Carlo size."""
+    from flows.stress_test import stress_test
+
+    root = tmp_path_factory.mktemp("realdata")
+    env = {
+        **flowkit.isolated_env(root),
+        "GOLDSTRESS_DATA_DIR": str(shared_data_dir),
+        "GOLDSTRESS_MC_PATHS": str(MC_PATHS),
+        "GOLDSTRESS_MC_HORIZON_DAYS": str(MC_HORIZON_DAYS),
+        "GOLDSTRESS_MC_CHUNK_PATHS": "1000",
+        "GOLDSTRESS_FAN_CHART_PATHS": "500",
+        # the defaults of these, whatever the calling shell says
+        "GOLDSTRESS_GOLD_FILE": None,
+        "GOLDSTRESS_TOKEN_FILES": None,
+        "GOLDSTRESS_REPLAY_WINDOWS": None,
+        "GOLDSTRESS_TOKEN_SPECS": None,
+    }
+    with flowkit.env(env):
+        settings = get_settings()
+        out = stress_test(data_dir=str(shared_data_dir))
+        summary = json.loads(Path(out["summary_json"]).read_text(encoding="utf-8"))
+        yield SimpleNamespace(
+            settings=settings,
+            outputs=out,
+            summary=summary,
+            data_dir=Path(shared_data_dir),
+            run_dir=Path(settings.report_url) / out["run_id"],
+        )
+
+
+def test_every_replay_window_applies_exactly_its_returns(real):
+    """The replay of [start, end] applies the log returns dated inside the window, the first of
+    which starts from the last PM fix before ``start``: total ``ln(P_last in / P_last before)``."""
+    csv = pd.read_csv(real.data_dir / real.settings.gold_file, usecols=["date", "usd_pm"]).dropna()
+    pm = pd.Series(csv["usd_pm"].to_numpy(float), index=pd.to_datetime(csv["date"]))
+    windows = real.settings.replay_windows
+    assert {"1980_bubble_burst", "gfc_2008", "bear_2011_2015", "crash_apr_2013", "covid_mar_2020"} <= set(windows)
+    for symbol, token in real.summary["tokens"].items():
+        assert {f"hist_{n}" for n in windows} <= set(token["scenarios"]), symbol
+    for name, (start, end) in windows.items():
+        inside = pm[(pm.index >= start) & (pm.index <= end)]
+        before = pm[pm.index < start]
+        expected = math.log(inside.iloc[-1] / before.iloc[-1])
+        for symbol, token in real.summary["tokens"].items():
+            m = token["scenarios"][f"hist_{name}"]
+            assert m["horizon_days"] == len(inside), (name, symbol)
+            assert m["gold_log_return_end"] == pytest.approx(expected, abs=1e-9), (name, symbol)
+
+
+def test_cdp_reverse_stress_matches_the_closed_form(real):
+    """A CDP breaks at the first liquidation: the lowest-CR tranche at ``CR_min (1 + m) < L``,
+    so the 1-day breaking move is ``L / CR_min - 1`` (spec read here with tomllib)."""
+    spec_path = next(Path(p) for p in real.settings.token_specs if Path(p).stem == "gusd_cdp")
+    spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
+    move = spec["liquidation_ratio"] / min(t["collateral_ratio"] for t in spec["tranches"]) - 1
+    rs = real.summary["tokens"][spec["symbol"]]["reverse_stress"]
+    one_day = next(r for r in rs["searches"] if r["horizon_days"] == 1 and r["direction"] == -1)
+    assert one_day["move_frac"] == pytest.approx(move, abs=1e-3)
+    assert one_day["move_frac"] <= move  # reported on the breaking side of the boundary
+    assert rs["closed_form"]["move_frac"] == pytest.approx(move, abs=1e-12)
+
+
+def test_backtest_section_counts_and_zones(real):
+    """Hold-out length, exception rate, Kupiec (1995) POF p-value recomputed with scipy, and the
+    Basel (1996) Table 2 zone of the last 250 days at 99% (0-4 green, 5-9 yellow, 10+ red)."""
+    holdout = real.summary["var_backtest"]["holdout"]
+    assert set(holdout) == {f"{lvl:.2f}" for lvl in real.settings.var_levels}
+    for key, bt in holdout.items():
+        level = float(key)
+        n, x = bt["n_obs"], bt["n_exceptions"]
+        assert n == real.settings.backtest_holdout_days
+        assert bt["exception_rate"] == pytest.approx(x / n)
+        p = 1 - level
+        phat = x / n
+        loglik_null = (n - x) * math.log(1 - p) + x * math.log(p)
+        loglik_alt = (n - x) * math.log(1 - phat) + (x * math.log(phat) if x else 0.0)
+        lr = -2 * (loglik_null - loglik_alt)
+        assert bt["kupiec_lr"] == pytest.approx(lr, abs=1e-8)
+        assert bt["kupiec_p_value"] == pytest.approx(stats.chi2.sf(lr, 1), abs=1e-10)
+        last = bt["basel_exceptions_last_250d"]
+        assert 0 <= last <= min(x, 250)
+        if level == 0.99:
+            zone = "green" if last <= 4 else "yellow" if last <= 9 else "red"
+            assert bt["basel_zone_last_250d"] == zone
+
+
+def test_monte_carlo_liquidation_probability_is_bracketed_by_the_paths(real):
+    """The CDP liquidates on a path iff some daily close falls below ``L / CR_min`` of the start
+    price. So a horizon return below ``ln(L / CR_min)`` forces a liquidation, and a liquidation
+    needs a drawdown beyond ``1 - L / CR_min``: P(liquidation) lies between those frequencies."""
+    spec_path = next(Path(p) for p in real.settings.token_specs if Path(p).stem == "gusd_cdp")
+    spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
+    ratio = spec["liquidation_ratio"] / min(t["collateral_ratio"] for t in spec["tranches"])
+    mc = pd.read_parquet(real.run_dir / "results" / "mc_champion.parquet")
+    g = mc[mc["token"] == spec["symbol"]]
+    assert len(g) == MC_PATHS and (g["horizon_days"] == MC_HORIZON_DAYS).all()
+    cols = [f"gold_log_return_{h}d" for h in real.settings.horizons_days] + ["gold_log_return_end"]
+    forced = (g[cols].to_numpy() < math.log(ratio) - 1e-12).any(axis=1)
+    possible = g["gold_max_drawdown"].to_numpy() > 1 - ratio - 1e-12
+    liq = g["liquidated"].to_numpy()
+    assert liq[forced].all() and possible[liq].all()
+    p_liq = real.summary["tokens"][spec["symbol"]]["scenarios"]["mc_champion"]["p_liquidation"]
+    assert p_liq == pytest.approx(liq.mean())
+    assert forced.mean() <= p_liq <= possible.mean()
+    assert np.isfinite(g["bad_debt_usd"]).all() and (g["bad_debt_usd"] >= 0).all()
