@@ -100,6 +100,7 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
 def main() -> None:
     if not os.environ.get("GOLDSTRESS_DATA_DIR"):
         sys.exit("benchmark: set GOLDSTRESS_DATA_DIR (make bench DATA=<dir>)")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         rows = stage_timings(Path(tmp))
     mem = mc_memory()
@@ -111,7 +112,8 @@ def main() -> None:
     lines = [
         f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, {platform.machine()}. "
+        f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, {platform.machine()}; "
+        f"1-min load average {load_before:.1f} before the run (other work on the machine inflates the times). "
         f"Data: {Path(os.environ['GOLDSTRESS_DATA_DIR']).name}/{s.gold_file}. Monte Carlo {s.mc_paths:,} paths x {s.mc_horizon_days} days, chunks of {s.mc_chunk_paths:,}.",
         "",
         "| stage | seconds | peak RSS (MB) |",
