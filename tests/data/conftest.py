@@ -47,7 +47,7 @@ def moto_s3() -> Iterator[dict[str, object]]:
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    bucket = "goldstress-test"
+    bucket = f"goldstress-data-{uuid.uuid4().hex[:8]}"  # moto state is process-wide
     try:
         client = boto3.client(
             "s3", endpoint_url=endpoint, aws_access_key_id="testing",

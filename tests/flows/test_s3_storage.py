@@ -12,6 +12,7 @@ import io
 import json
 import math
 import socket
+import uuid
 
 import pandas as pd
 import pytest
@@ -20,7 +21,8 @@ from goldstress.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
-BUCKET = "goldstress-test"
+# moto keeps one process-wide backend: a bucket name of its own keeps this test independent
+BUCKET = f"goldstress-flows-{uuid.uuid4().hex[:8]}"
 
 
 def free_port() -> int:
