@@ -25,13 +25,23 @@ ifneq ($(strip $(DATA)),)
 export GOLDSTRESS_DATA_DIR := $(abspath $(DATA))
 endif
 
-.PHONY: run test install serve-prefect serve-mlflow bench lock clean
+.PHONY: run test install browser serve serve-prefect serve-mlflow bench lock clean
 
 run: $(STAMP)
 	$(BIN)/python -m goldstress run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium (needs root and apt): browser tests will skip"; }
+
+serve: $(STAMP)
+	$(BIN)/uvicorn --factory service.app:create_app --host 127.0.0.1 --port 8000
 
 install: $(STAMP)
 

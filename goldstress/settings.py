@@ -12,11 +12,13 @@ Conventions used across the project (see README, "Conventions"):
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+import re
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -26,14 +28,77 @@ TROY_OUNCE_G = 31.1034768
 """Grams per troy ounce (exact, by definition: International Yard and Pound Agreement, 1959)."""
 
 
+ServiceRole = Literal["viewer", "analyst"]
+"""Roles of the stakeholder service, lowest first: ``viewer`` reads reports, ``analyst`` also
+submits what-if runs."""
+
+PASSWORD_HASH_RE = re.compile(r"^pbkdf2_sha256\$([1-9][0-9]{0,8})\$([0-9a-f]{16,128})\$([0-9a-f]{64})$")
+"""``pbkdf2_sha256$<iterations>$<salt hex>$<sha256 digest hex>`` (made by ``python -m service.hashpw``)."""
+
+
+class ServiceUser(BaseModel):
+    """One user of the stakeholder service: a PBKDF2-SHA256 password hash and a role.
+
+    ``password_hash`` is a ``SecretStr`` so it never shows in a repr or log. Raises
+    ``pydantic.ValidationError`` naming the field for a malformed hash, an unknown role or an
+    unknown key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password_hash: SecretStr
+    role: ServiceRole
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash_format(cls, v: SecretStr) -> SecretStr:
+        if not PASSWORD_HASH_RE.match(v.get_secret_value()):
+            raise ValueError("password_hash: expected pbkdf2_sha256$<iterations>$<salt hex>$<64 hex digits> (python -m service.hashpw)")
+        return v
+
+
+class CalibrationSet(BaseModel):
+    """One premium calibration (issue #3): a token price file measured against the gold close.
+
+    ``token`` is the lower-case symbol (``token_<token>`` curated dataset), ``file`` the token CSV
+    inside ``data_dir``, ``oz_per_token`` the troy ounces one token represents (> 0). The premium
+    process is fitted on ``fit_start..fit_end`` and scored out of sample on
+    ``test_start..test_end`` (inclusive UTC days; the fit window must end before the test window
+    starts). Raises ``pydantic.ValidationError`` naming the field otherwise.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str = Field(pattern=r"^[a-z0-9]+$")
+    file: str = Field(min_length=1)
+    oz_per_token: float = Field(default=1.0, gt=0)
+    fit_start: date
+    fit_end: date
+    test_start: date
+    test_end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CalibrationSet":
+        if not self.fit_start <= self.fit_end < self.test_start <= self.test_end:
+            raise ValueError(
+                "calibration windows: need fit_start <= fit_end < test_start <= test_end, got "
+                f"{self.fit_start}..{self.fit_end} then {self.test_start}..{self.test_end}"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """goldstress settings.
 
     Raises ``pydantic.ValidationError`` naming the field when a value has the wrong type or is
-    out of range (for example ``GOLDSTRESS_MC_PATHS=-1``).
+    out of range (for example ``GOLDSTRESS_MC_PATHS=-1``). Input values are hidden in error
+    messages (``hide_input_in_errors``) so that a secret (JWT secret, storage keys) never lands
+    in a log through a validation error.
     """
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # --- data acquisition -------------------------------------------------------------------
     data_dir: Path | None = Field(
@@ -135,6 +200,147 @@ class Settings(BaseSettings):
         description="Troy ounces of gold one token represents, for the observed premium to NAV.",
     )
     fan_chart_paths: int = Field(default=1_000, ge=10, description="Paths kept for the fan chart.")
+
+    # --- premium calibration (issue #3: tasks/calibrate.py, flow ``calibrate``) --------------
+    calibration_gold_file: str = Field(
+        default="xauusd_broker_mt5_daily_2007_2026.csv",
+        description="Gold close on the token clock inside data_dir: the broker XAU/USD bar closing "
+        "24:00 UTC, like crypto daily candles. The premium process is fitted against it.",
+    )
+    calibration_reference_gold_file: str | None = Field(
+        default="gold_lbma_usd_daily_1968_2026_merged.csv",
+        description="A second gold reference on another clock (LBMA PM, 15:00 London) measured "
+        "beside the aligned one to show the clock effect; None skips it.",
+    )
+    calibration_sets: dict[str, CalibrationSet] = Field(
+        default={
+            "paxg": CalibrationSet(token="paxg", file="paxg_usd_daily_2022_2026.csv",
+                                   fit_start=date(2022, 3, 1), fit_end=date(2024, 6, 30),
+                                   test_start=date(2024, 7, 1), test_end=date(2026, 3, 31)),
+            "xaut": CalibrationSet(token="xaut", file="xaut_usd_daily_2022_2026.csv",
+                                   fit_start=date(2022, 3, 1), fit_end=date(2024, 6, 30),
+                                   test_start=date(2024, 7, 1), test_end=date(2026, 3, 31)),
+            "paxg_2019_2020": CalibrationSet(token="paxg", file="paxg_usd_daily_cmc_2019_2020.csv",
+                                             fit_start=date(2019, 9, 26), fit_end=date(2020, 6, 30),
+                                             test_start=date(2020, 7, 1), test_end=date(2020, 12, 31)),
+        },
+        description="Calibration name -> token file, ounces per token, fit and test windows; "
+        "parameters are written to <store_url>/calibration/<name>.json.",
+    )
+    calibration_weekend_rule: Literal["drop", "last_gold_close"] = Field(
+        default="drop",
+        description="Premium series the process is fitted on: 'drop' keeps days with a gold close "
+        "(trading-day clock); 'last_gold_close' also compares weekend token rows with Friday's close.",
+    )
+    calibration_max_step_gap_days: int = Field(
+        default=4, ge=1, le=10,
+        description="Longest calendar gap still one step of the premium series (Fri->Mon = 3, plus "
+        "a holiday); longer holes split the series and no AR(1) step crosses them.",
+    )
+    calibration_stress_windows: dict[str, tuple[str, str]] = Field(
+        default={
+            "covid_mar_apr_2020": ("2020-03-09", "2020-04-30"),
+            "ftx_collapse_2022": ("2022-11-06", "2022-12-31"),
+            "usdc_depeg_mar_2023": ("2023-03-09", "2023-03-20"),
+            "gold_selloff_2026_q1": ("2026-01-29", "2026-03-31"),
+        },
+        description="Named stress windows (inclusive ISO dates) in which premium statistics are reported.",
+    )
+    calibration_episode_threshold_frac: float = Field(
+        default=0.02, gt=0, lt=1,
+        description="|premium| at which a day counts towards a stress episode (fraction).",
+    )
+    calibration_innovations: Literal["normal", "t"] = Field(
+        default="t", description="Innovation law of the fitted premium process."
+    )
+    calibration_jumps: bool = Field(default=True, description="Fit the premium process's jump component.")
+    calibration_sim_paths: int = Field(
+        default=1_000, ge=100, le=100_000,
+        description="Simulated paths for the reproduction check (parametric bootstrap of mean, sd, "
+        "lag-1 autocorrelation) and, halved, for the model's stationary quantiles.",
+    )
+
+    # --- stakeholder service (service/, issue #4) ---------------------------------------------
+    service_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing key for session JWTs, >= 32 characters. Required unless dev mode.",
+    )
+    service_users: dict[str, ServiceUser] = Field(
+        default_factory=dict,
+        description='JSON {"<username>": {"password_hash": "pbkdf2_sha256$...", "role": "viewer|analyst"}}.',
+    )
+    service_api_keys: dict[str, ServiceRole] = Field(
+        default_factory=dict,
+        description='JSON {"<sha256 hex of the key>": "viewer|analyst"}: hashes only, never keys.',
+    )
+    service_dev_mode: bool = Field(
+        default=False,
+        description="Development only: random JWT secret per start, users dev-viewer/dev-analyst with "
+        "password 'dev', public /docs. Refused unless service_host is a loopback address.",
+    )
+    service_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
+    )
+    service_token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds.")
+    service_rate_limit_per_minute: int = Field(
+        default=600, ge=1, le=1_000_000, description="Requests per minute per client (token bucket)."
+    )
+    service_whatif_per_minute: int = Field(
+        default=10, ge=1, le=10_000, description="What-if submissions per minute per client (token bucket)."
+    )
+    service_login_per_minute: int = Field(
+        default=20, ge=1, le=10_000, description="Login attempts per minute per client address (token bucket)."
+    )
+    service_inprocess_max_cells: int = Field(
+        default=2_000_000,
+        ge=1,
+        le=50_000_000,
+        description="What-ifs with n_paths * horizon_days up to this run in the service process; larger ones "
+        "go to the Prefect deployment.",
+    )
+    service_inprocess_timeout_s: float = Field(
+        default=20.0, gt=0, le=600, description="Time limit of an in-process what-if, seconds."
+    )
+    service_max_body_bytes: int = Field(
+        default=65_536, ge=1_024, le=10_000_000, description="Largest request body accepted (413 above)."
+    )
+    service_whatif_deployment: str = Field(
+        default="whatif/whatif",
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="Prefect deployment '<flow>/<deployment>' that runs large what-ifs.",
+    )
+    service_prefect_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Time limit of one call to the Prefect API, seconds."
+    )
+    service_index_ttl_s: float = Field(
+        default=2.0, ge=0, le=3600, description="Longest time the run index is reused before re-listing storage."
+    )
+
+    @field_validator("service_jwt_secret")
+    @classmethod
+    def _secret_length(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError("service_jwt_secret: must be at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        return v
+
+    @field_validator("service_api_keys")
+    @classmethod
+    def _api_key_hashes(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for key_hash, role in v.items():
+            h = key_hash.strip().lower()
+            if not re.fullmatch(r"[0-9a-f]{64}", h):
+                raise ValueError("service_api_keys: every key must be the sha256 hex digest (64 hex digits) of an API key, not the key itself")
+            out[h] = role
+        return out
+
+    @field_validator("service_users")
+    @classmethod
+    def _usernames(cls, v: dict[str, ServiceUser]) -> dict[str, ServiceUser]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+                raise ValueError("service_users: usernames are 1-64 characters of letters, digits and _.@-")
+        return v
 
     @field_validator("var_levels")
     @classmethod

@@ -1,0 +1,136 @@
+"""Request limits: per-client token buckets (rate limit) and an ASGI request-body size limit."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class TokenBucketLimiter:
+    """A token bucket per client key (Turner (1986) / the "token bucket" of RFC 2697's meters).
+
+    Each key's bucket holds up to ``per_minute`` tokens (the burst) and refills at
+    ``per_minute / 60`` tokens per second; a request takes one token. At most ``max_keys``
+    buckets are kept (least recently used evicted: an evicted client starts again with a full
+    bucket). Thread-safe.
+
+    Parameters
+    ----------
+    per_minute : int
+        Sustained requests per minute, >= 1.
+    max_keys : int
+        Buckets kept in memory, >= 1.
+    clock : callable returning seconds
+        Monotonic clock (injectable for tests).
+
+    Raises ValueError for a non-positive ``per_minute`` or ``max_keys``.
+    """
+
+    def __init__(self, per_minute: int, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute < 1:
+            raise ValueError(f"per_minute: expected an integer >= 1, got {per_minute!r}")
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ValueError(f"max_keys: expected an integer >= 1, got {max_keys!r}")
+        self.capacity = float(per_minute)
+        self.rate_per_s = per_minute / 60.0
+        self.max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> float:
+        """Take one token for ``key``. Returns 0.0 if allowed, else the seconds until a token
+        is available (nothing is taken then)."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.pop(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate_per_s)
+            if tokens >= 1.0:
+                tokens -= 1.0
+                wait = 0.0
+            else:
+                wait = (1.0 - tokens) / self.rate_per_s
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after_header(wait_s: float) -> str:
+    """``Retry-After`` value (RFC 9110 section 10.2.3): whole seconds, at least 1."""
+    return str(max(1, math.ceil(wait_s)))
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Send a complete JSON response through a raw ASGI ``send``."""
+    payload = json.dumps(body).encode("utf-8")
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodySizeLimitMiddleware:
+    """ASGI middleware answering 413 when a request body exceeds ``max_bytes``.
+
+    A declared ``Content-Length`` above the limit is refused before reading. Otherwise the body
+    (chunked or not) is read here, up to the limit, before the app runs, and replayed to it;
+    so the app never sees more than ``max_bytes`` and a 413 never arrives half-way through a
+    response.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"detail": "invalid Content-Length header"})
+                    return
+                if declared > self.max_bytes:
+                    await self._too_large(send)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await send_json(send, 413, {"detail": f"request body larger than {self.max_bytes} bytes"})

@@ -1,0 +1,445 @@
+"""The index of pipeline runs under ``settings.report_url``, cached in memory.
+
+A run folder is ``<report_url>/<run_id>/`` with ``summary.json``, ``report.html``,
+``manifest.json`` and ``results/<scenario>.parquet`` (written by ``tasks.simulate`` and
+``tasks.report``). A run is listed once its ``summary.json`` exists and parses; from then on it is
+immutable, so its summary bytes, listing item and fan chart are computed once and reused.
+
+The folder listing itself is refreshed at most every ``settings.service_index_ttl_s`` seconds,
+and at once when a local report folder's modification time changes (a new run folder). JSON
+answers are kept as ready-to-send bytes. Storage goes through ``tasks.storage`` (fsspec), so
+``s3://`` report URLs work as local folders do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from goldstress.settings import Settings
+from tasks import storage
+
+log = logging.getLogger("goldstress.service.runs")
+
+RUN_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,127}$")
+"""Names accepted as run folders (no path separators, no leading dot: ``..`` cannot match)."""
+
+SCENARIO_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.+-]{0,127}$")
+"""Scenario names accepted in URLs (e.g. ``mc_champion``, ``shock_-20pct``)."""
+
+RESERVED_FOLDERS = frozenset({"whatif"})
+"""Folders under ``report_url`` that are not runs (what-if results live in ``whatif/``)."""
+
+_TIMESTAMP_RE = re.compile(r"^(\d{8}T\d{6}Z)")
+_CHUNK_BYTES = 1 << 20
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact strict JSON bytes (``ValueError`` for NaN/inf: callers pass ``json_safe`` data)."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def created_at_of(run_id: str, summary: dict[str, Any]) -> str:
+    """ISO 8601 UTC creation time of a run: from the ``YYYYMMDDTHHMMSSZ`` prefix of its id
+    (``goldstress.settings.new_run_id``), else the summary's ``generated_at``, else ``""``."""
+    m = _TIMESTAMP_RE.match(run_id)
+    if m:
+        try:
+            return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+        except ValueError:
+            pass
+    return str(summary.get("generated_at", ""))
+
+
+def mc_scenario_name(token: dict[str, Any]) -> str | None:
+    """Name of the Monte Carlo scenario of one token's summary (``mc_champion``), if any."""
+    scenarios = token.get("scenarios", {})
+    if "mc_champion" in scenarios:
+        return "mc_champion"
+    return next((n for n, m in scenarios.items() if isinstance(m, dict) and m.get("kind") == "monte_carlo"), None)
+
+
+def listing_item(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``GET /api/runs`` item of one run: id, times, champion, tokens and headline figures.
+
+    Headline per token (Monte Carlo scenario): ``holder_value_var_99_10d_frac`` (99% 10-day VaR
+    of holder value, fraction of day-0 value), ``p_backing_below_1``, ``p_liquidation``,
+    ``expected_bad_debt_usd``, and ``worst_scenario`` (name) with its
+    ``worst_scenario_holder_value_loss_30d_frac``. Values are copied as stored (a number, or
+    ``"inf"``/``"nan"`` strings, or None when absent).
+    """
+    tokens = summary.get("tokens", {}) or {}
+    headline: dict[str, Any] = {}
+    for symbol, t in tokens.items():
+        mc = t.get("scenarios", {}).get(mc_scenario_name(t) or "", {})
+        worst = t.get("worst_scenario") or {}
+        headline[symbol] = {
+            "holder_value_var_99_10d_frac": mc.get("holder_value_var_99_10d_frac"),
+            "p_backing_below_1": mc.get("p_backing_below_1"),
+            "p_liquidation": mc.get("p_liquidation"),
+            "expected_bad_debt_usd": mc.get("expected_bad_debt_usd"),
+            "worst_scenario": worst.get("scenario"),
+            "worst_scenario_holder_value_loss_30d_frac": worst.get("holder_value_loss_30d_frac"),
+        }
+    champion = summary.get("champion") or {}
+    holdout = ((summary.get("var_backtest") or {}).get("holdout") or {}).get("0.99") or {}
+    return {
+        "run_id": run_id,
+        "created_at": created_at_of(run_id, summary),
+        "generated_at": summary.get("generated_at"),
+        "champion_version": champion.get("version"),
+        "champion_candidate": champion.get("candidate"),
+        "tokens": list(tokens),
+        "headline": headline,
+        "basel_zone_last_250d": holdout.get("basel_zone_last_250d"),
+    }
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One listed (complete, immutable) run."""
+
+    run_id: str
+    created_at: str
+    item: dict[str, Any]
+    tokens: tuple[str, ...]
+    scenarios: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    version: int
+    entries: tuple[RunEntry, ...]  # newest first
+    by_id: dict[str, RunEntry]
+    tokens: frozenset[str]
+    scenarios: frozenset[str]
+    metrics: frozenset[str]
+    pending: frozenset[str] = field(default_factory=frozenset)
+
+
+class _LRU:
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._d: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.maxsize:
+                self._d.popitem(last=False)
+
+
+class RunIndex:
+    """Cached index of the runs under ``settings.report_url``.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``report_url``/``storage_options`` locate the runs; ``service_index_ttl_s`` bounds how
+        long a listing is reused.
+    summary_cache_size : int
+        Summaries (raw bytes) kept in memory; older ones are re-read from storage on demand.
+
+    Reads that can hit storage (``refresh``, ``summary``, ``fan``, ``timeseries``, the
+    streams) are blocking: call them from a worker thread in async code. ``is_stale`` and the
+    ``*_cached`` lookups never touch storage.
+    """
+
+    def __init__(self, settings: Settings, summary_cache_size: int = 128) -> None:
+        self.settings = settings
+        self.root = settings.report_url.rstrip("/")
+        self.ttl_s = float(settings.service_index_ttl_s)
+        self._local_root = storage.local_path(self.root)
+        self._lock = threading.Lock()
+        self._snap = _Snapshot(0, (), {}, frozenset(), frozenset(), frozenset())
+        self._refreshed_at = -float("inf")
+        self._root_mtime: int | None = None
+        self._summaries = _LRU(summary_cache_size)
+        self._fans = _LRU(summary_cache_size)
+        self._series = _LRU(256)
+        self._listing_bytes: dict[tuple[int, int], bytes] = {}
+
+    # ------------------------------------------------------------------ index
+    def _mtime(self) -> int | None:
+        if self._local_root is None:
+            return None
+        try:
+            return os.stat(self._local_root).st_mtime_ns
+        except OSError:
+            return None
+
+    def staleness(self) -> str | None:
+        """Why the listing should be refreshed, or None when it is fresh (no storage I/O).
+
+        ``"never"``: not listed yet; ``"changed"``: the local report folder's modification time
+        changed (a run folder was added or removed); ``"ttl"``: ``service_index_ttl_s`` passed.
+        """
+        if self._refreshed_at == -float("inf"):
+            return "never"
+        if self._local_root is not None and self._mtime() != self._root_mtime:
+            return "changed"
+        if time.monotonic() - self._refreshed_at >= self.ttl_s:
+            return "ttl"
+        return None
+
+    def is_stale(self) -> bool:
+        """Whether the listing should be refreshed (see :meth:`staleness`)."""
+        return self.staleness() is not None
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-list the report folder and index new complete runs (blocking I/O).
+
+        Runs already indexed are not read again; folders without a (parseable) ``summary.json``
+        stay pending and are checked again at the next refresh. Storage errors are logged and
+        the previous index is kept.
+        """
+        with self._lock:
+            if not force and not self.is_stale():
+                return  # another thread refreshed while this one waited
+            mtime = self._mtime()
+            started = time.monotonic()
+            try:
+                names = self._list_names()
+            except Exception as exc:  # storage unreachable: keep serving what we have
+                log.warning("run index: cannot list %s: %s", self.root, exc)
+                self._refreshed_at = started
+                return
+            old = self._snap
+            by_id = {n: e for n, e in old.by_id.items() if n in names}
+            tokens, scenarios, metrics = set(old.tokens), set(old.scenarios), set(old.metrics)
+            pending = set()
+            for name in names:
+                if name in by_id:
+                    continue
+                entry = self._load_entry(name, tokens, scenarios, metrics)
+                if entry is None:
+                    pending.add(name)
+                else:
+                    by_id[name] = entry
+            changed = set(by_id) != set(old.by_id)
+            if changed:
+                entries = tuple(sorted(by_id.values(), key=lambda e: (e.created_at, e.run_id), reverse=True))
+                self._snap = _Snapshot(old.version + 1, entries, by_id, frozenset(tokens), frozenset(scenarios), frozenset(metrics), frozenset(pending))
+                self._listing_bytes = {}
+            else:
+                self._snap = _Snapshot(old.version, old.entries, old.by_id, old.tokens, old.scenarios, old.metrics, frozenset(pending))
+            self._refreshed_at = started
+            self._root_mtime = mtime
+
+    def _list_names(self) -> set[str]:
+        fs, path = storage.filesystem(self.root, self.settings)
+        fs.invalidate_cache(path)  # object stores (s3fs) cache listings: always list afresh
+        if not fs.exists(path):
+            return set()
+        out = set()
+        for info in fs.ls(path, detail=True):
+            if info.get("type") != "directory":
+                continue
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if RUN_ID_RE.match(name) and name not in RESERVED_FOLDERS:
+                out.add(name)
+        return out
+
+    def _load_entry(self, run_id: str, tokens: set[str], scenarios: set[str], metrics: set[str]) -> RunEntry | None:
+        url = storage.join(self.root, run_id, "summary.json")
+        try:
+            fs, path = storage.filesystem(url, self.settings)
+            fs.invalidate_cache(path.rsplit("/", 1)[0])
+            raw = storage.read_bytes(url, self.settings)
+            summary = json.loads(raw)
+            if not isinstance(summary, dict):
+                raise ValueError("summary.json is not a JSON object")
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # being written, or corrupt: retry at the next refresh
+            log.warning("run index: %s not readable yet: %s", url, exc)
+            return None
+        run_scen: set[str] = set()
+        for symbol, t in (summary.get("tokens") or {}).items():
+            tokens.add(symbol)
+            for name, m in (t.get("scenarios") or {}).items():
+                run_scen.add(name)
+                if isinstance(m, dict):
+                    metrics.update(k for k, v in m.items() if not isinstance(v, (dict, list)))
+        scenarios.update(run_scen)
+        self._summaries.put(run_id, raw)
+        item = listing_item(run_id, summary)
+        return RunEntry(run_id, item["created_at"], item, tuple(item["tokens"]), frozenset(run_scen))
+
+    # ------------------------------------------------------------------ cached reads
+    def entries(self) -> tuple[RunEntry, ...]:
+        """Indexed runs, newest first (no I/O)."""
+        return self._snap.entries
+
+    def get(self, run_id: str) -> RunEntry | None:
+        """The indexed run ``run_id`` or None (no I/O)."""
+        return self._snap.by_id.get(run_id)
+
+    def listing_bytes(self, limit: int) -> bytes:
+        """``{"runs": [...]}`` of the newest ``limit`` runs as JSON bytes (cached per index
+        version and limit; no I/O)."""
+        snap = self._snap
+        key = (snap.version, int(limit))
+        cached = self._listing_bytes.get(key)
+        if cached is None:
+            cached = dumps({"runs": [e.item for e in snap.entries[:limit]]})
+            if len(self._listing_bytes) > 64:
+                self._listing_bytes = {}
+            self._listing_bytes[key] = cached
+        return cached
+
+    def latest_bytes(self) -> bytes | None:
+        """The newest run's listing item as JSON bytes, None when there is no run (no I/O)."""
+        entries = self._snap.entries
+        if not entries:
+            return None
+        key = (self._snap.version, -1)
+        cached = self._listing_bytes.get(key)
+        if cached is None:
+            cached = dumps(entries[0].item)
+            self._listing_bytes[key] = cached
+        return cached
+
+    def summary_cached(self, run_id: str) -> bytes | None:
+        """The stored summary bytes if they are in memory (no I/O)."""
+        return self._summaries.get(run_id)
+
+    # ------------------------------------------------------------------ reads that may hit storage
+    def summary_bytes(self, run_id: str) -> bytes | None:
+        """``summary.json`` of an indexed run, bytes as stored; None if the run is not indexed
+        (or its folder was deleted since)."""
+        if run_id not in self._snap.by_id:
+            return None
+        raw = self._summaries.get(run_id)
+        if raw is None:
+            try:
+                raw = storage.read_bytes(storage.join(self.root, run_id, "summary.json"), self.settings)
+            except FileNotFoundError:  # deleted since it was indexed
+                return None
+            self._summaries.put(run_id, raw)
+        return raw
+
+    def fan_cached(self, run_id: str) -> bytes | None:
+        """The fan chart bytes if they are in memory (no I/O)."""
+        return self._fans.get(run_id)
+
+    def fan_bytes(self, run_id: str) -> bytes | None:
+        """Fan chart of the run's Monte Carlo gold paths from ``manifest.json``:
+        ``{"scenario", "description", "unit", "paths", "days": [0..T], "quantiles": {"q0.05":
+        [...], ...}}`` (USD per troy ounce by day). None when the run is not indexed or has no
+        Monte Carlo scenario with fan quantiles."""
+        if run_id not in self._snap.by_id:
+            return None
+        cached = self._fans.get(run_id)
+        if cached is not None:
+            return cached or None
+        try:
+            manifest = storage.read_json(storage.join(self.root, run_id, "manifest.json"), self.settings)
+        except FileNotFoundError:
+            manifest = {}
+        res = next((r for r in manifest.get("scenarios", []) if (r.get("scenario") or {}).get("kind") == "monte_carlo" and r.get("fan_quantiles")), None)
+        if res is None:
+            out = b""
+        else:
+            fq = res["fan_quantiles"]
+            n = len(next(iter(fq.values())))
+            out = dumps({
+                "scenario": res["scenario"]["name"],
+                "description": res["scenario"].get("description"),
+                "unit": "usd_per_oz",
+                "paths": (manifest.get("settings") or {}).get("fan_chart_paths"),
+                "days": list(range(n)),
+                "quantiles": fq,
+            })
+        self._fans.put(run_id, out)
+        return out or None
+
+    def timeseries_bytes(self, token: str, metric: str, scenario: str) -> bytes | None:
+        """``{"token", "metric", "scenario", "points": [{"run_id", "created_at", "value"}]}``,
+        oldest run first, over the runs whose summary has
+        ``tokens.<token>.scenarios.<scenario>.<metric>`` (a scalar). None when no run has it."""
+        snap = self._snap
+        if token not in snap.tokens or scenario not in snap.scenarios or metric not in snap.metrics:
+            return None
+        key = (token, metric, scenario)
+        cached = self._series.get(key)
+        if cached is not None and cached[0] == snap.version:
+            return cached[1]
+        values: dict[str, Any] = dict(cached[2]) if cached is not None else {}
+        for e in snap.entries:
+            if e.run_id in values or token not in e.tokens or scenario not in e.scenarios:
+                continue
+            raw = self.summary_bytes(e.run_id)
+            if raw is None:
+                continue
+            summary = json.loads(raw)
+            m = ((summary.get("tokens", {}).get(token) or {}).get("scenarios", {}).get(scenario)) or {}
+            v = m.get(metric, _MISSING)
+            values[e.run_id] = v if not isinstance(v, (dict, list)) else _MISSING
+        points = [
+            {"run_id": e.run_id, "created_at": e.created_at, "value": values[e.run_id]}
+            for e in reversed(snap.entries)
+            if values.get(e.run_id, _MISSING) is not _MISSING
+        ]
+        out = None if not points else dumps({"token": token, "metric": metric, "scenario": scenario, "points": points})
+        self._series.put(key, (snap.version, out, values))
+        return out
+
+    def _stream(self, url: str) -> tuple[Iterator[bytes], int] | None:
+        fs, path = storage.filesystem(url, self.settings)
+        try:
+            size = int(fs.info(path)["size"])
+        except FileNotFoundError:
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            with fs.open(path, "rb") as fh:
+                while True:
+                    block = fh.read(_CHUNK_BYTES)
+                    if not block:
+                        return
+                    yield block
+
+        return chunks(), size
+
+    def report_stream(self, run_id: str) -> tuple[Iterator[bytes], int] | None:
+        """``(chunks, size)`` of the run's ``report.html``; None if absent or not indexed."""
+        if run_id not in self._snap.by_id:
+            return None
+        return self._stream(storage.join(self.root, run_id, "report.html"))
+
+    def results_stream(self, run_id: str, scenario: str) -> tuple[Iterator[bytes], int] | None:
+        """``(chunks, size)`` of ``results/<scenario>.parquet``; None unless the run is indexed
+        and its summary lists the scenario."""
+        entry = self._snap.by_id.get(run_id)
+        if entry is None or scenario not in entry.scenarios or not SCENARIO_RE.match(scenario):
+            return None
+        return self._stream(storage.join(self.root, run_id, "results", f"{scenario}.parquet"))
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING = _Missing()

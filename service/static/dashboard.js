@@ -1,0 +1,786 @@
+/* goldstress dashboard: plain browser JavaScript, no build step, no CDN.
+ *
+ * Reads the stakeholder API (see notes/SERVICE_CONTRACT.md / the app's /docs):
+ *   GET  /api/runs/latest, /api/runs?limit=50, /api/runs/{id}/summary, /api/runs/{id}/fan,
+ *        /api/metrics/timeseries?token=&metric=&scenario=
+ *   POST /api/whatif (then GET /api/whatif/{id} while it is scheduled/running)
+ * Auth is the HttpOnly session cookie set by POST /api/token (login page); a 401 sends the
+ * browser back to /login.
+ *
+ * Every figure is an element with a stable data-testid and a data-value attribute holding the
+ * raw number exactly as read from the JSON (String(number) is the shortest round-trip form, so
+ * float(data-value) == the JSON number), e.g. data-testid="headline-GRAM-var99-10d".
+ * Non-finite numbers arrive as the strings "inf", "-inf", "nan" (summary.json is strict JSON)
+ * and are kept as such in data-value. All text goes through textContent (never innerHTML).
+ */
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const PLOT_CONFIG = { displaylogo: false, responsive: true };
+  const BASE_LAYOUT = {
+    height: 380,
+    margin: { l: 60, r: 20, t: 40, b: 50 },
+    font: { family: "system-ui, sans-serif", size: 12 },
+    paper_bgcolor: "#fff",
+    plot_bgcolor: "#fff",
+  };
+  const MC_SCENARIO = "mc_champion";
+  const HISTORY_METRICS = [
+    { metric: "holder_value_var_99_10d_frac", div: "plot-history-var", title: "99% 10-day VaR of holder value (fraction of day-0 value), per run", tickformat: ".1%" },
+    { metric: "backing_ratio_min_q1", div: "plot-history-backing", title: "Backing ratio: 1% quantile of the path minimum (Monte Carlo), per run", tickformat: ".3f", hline: 1 },
+  ];
+  const WHATIF_POLL_MS = 2000;
+  const WHATIF_POLL_MAX = 450; // 15 minutes at 2 s
+  const TERMINAL = new Set(["completed", "failed", "crashed", "cancelled", "canceled", "error"]);
+
+  // ---------------------------------------------------------------- API access
+
+  class ApiError extends Error {
+    constructor(status, message, body, retryAfter) {
+      super(message);
+      this.status = status;
+      this.body = body;
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  function detailOf(body) {
+    if (body === null || body === undefined) return "";
+    if (typeof body === "string") return body.slice(0, 300);
+    const d = body.detail;
+    if (typeof d === "string") return d;
+    if (Array.isArray(d)) {
+      return d.map((e) => (Array.isArray(e.loc) ? e.loc.join(".") + ": " : "") + (e.msg || JSON.stringify(e))).join("; ");
+    }
+    return JSON.stringify(body).slice(0, 300);
+  }
+
+  async function api(path, init) {
+    const opts = Object.assign({}, init || {});
+    opts.headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    opts.credentials = "same-origin";
+    const resp = await fetch(path, opts);
+    if (resp.status === 401) {
+      window.location.assign("/login");
+      throw new ApiError(401, "not logged in: redirecting to the login page", null, null);
+    }
+    const ctype = resp.headers.get("content-type") || "";
+    const body = ctype.includes("json") ? await resp.json() : await resp.text();
+    if (!resp.ok) {
+      throw new ApiError(resp.status, `${resp.status} ${detailOf(body) || resp.statusText}`, body, resp.headers.get("Retry-After"));
+    }
+    return { status: resp.status, body };
+  }
+
+  // ---------------------------------------------------------------- numbers and DOM
+
+  /** JSON value -> JS number (null when absent/not numeric; "inf"/"-inf"/"nan" strings mapped). */
+  function num(v) {
+    if (typeof v === "number") return v;
+    if (v === "inf") return Infinity;
+    if (v === "-inf") return -Infinity;
+    if (v === "nan") return NaN;
+    return null;
+  }
+
+  /** The data-value string: the raw JSON value ("" when absent). */
+  function raw(v) {
+    if (v === null || v === undefined) return "";
+    return String(v);
+  }
+
+  function special(x) {
+    if (x === null || Number.isNaN(x)) return "–";
+    if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
+    return null;
+  }
+
+  function fmtPct(v, digits = 2) {
+    const x = num(v);
+    return special(x) ?? (x * 100).toFixed(digits) + "%";
+  }
+
+  function fmtUsd(v) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    const digits = Math.abs(x) < 100 ? 2 : 0;
+    return x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) + " USD";
+  }
+
+  function fmtNum(v, digits = 4) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    if (Number.isInteger(x)) return x.toLocaleString("en-US");
+    return Math.abs(x) >= 1e4 ? x.toLocaleString("en-US", { maximumFractionDigits: 0 }) : Number(x.toPrecision(digits)).toString();
+  }
+
+  /** Format by key name (units are in the names: _frac, _usd, p_..., booleans). */
+  function fmtByKey(key, v) {
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (v === null || v === undefined) return "–";
+    if (typeof v === "string" && num(v) === null) return v;
+    if (/_frac(_|$)/.test(key) || /^p_/.test(key) || /_(share|rate)(_per_day)?$/.test(key)) return fmtPct(v);
+    if (/_usd(_|$)/.test(key)) return fmtUsd(v);
+    return fmtNum(v);
+  }
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === "text") e.textContent = v;
+      else if (k === "class") e.className = v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : String(c));
+    }
+    return e;
+  }
+
+  /** A figure element: stable data-testid, raw data-value, formatted text. */
+  function fig(testid, value, text, extra) {
+    return el("span", Object.assign({ class: "figure", "data-testid": testid, "data-value": raw(value), text }, extra || {}));
+  }
+
+  function showError(container, where, err) {
+    container.replaceChildren(el("p", { class: "error", "data-testid": `error-${where}`, text: `${where}: ${err && err.message ? err.message : err}` }));
+  }
+
+  function setStatus(text, kind) {
+    const s = $("status");
+    s.textContent = text;
+    s.className = "status" + (kind ? " " + kind : "");
+  }
+
+  function plotlyReady() {
+    return typeof window.Plotly !== "undefined";
+  }
+
+  async function plot(div, traces, layout) {
+    if (!plotlyReady()) {
+      div.replaceChildren(el("p", { class: "error", "data-testid": "error-plotly", text: "plotly.js is not available at /static/plotly.min.js: plots are off" }));
+      return;
+    }
+    await window.Plotly.react(div, traces, Object.assign({}, BASE_LAYOUT, layout));
+    div.setAttribute("data-n-traces", String(traces.length));
+  }
+
+  function hline(y) {
+    return { type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { dash: "dash", color: "crimson", width: 1 } };
+  }
+
+  const plotNum = (v) => {
+    const x = num(v);
+    return x === null || !Number.isFinite(x) ? null : x;
+  };
+
+  // ---------------------------------------------------------------- run metadata
+
+  function renderMeta(summary) {
+    const d = summary.data || {};
+    const ch = summary.champion || {};
+    const mc = summary.monte_carlo || {};
+    $("run-meta").replaceChildren(
+      "Run ", el("code", { "data-testid": "run-id", text: summary.run_id }),
+      ` generated ${summary.generated_at || "?"}. Gold data ${d.data_first_date || "?"} .. ${d.data_last_date || "?"} `,
+      `(${fmtNum(d.n_returns)} daily log returns), start price `,
+      fig("start-price", summary.start_gold_usd_per_oz, `${fmtNum(summary.start_gold_usd_per_oz, 6)} USD/oz`),
+      `. Champion: ${ch.candidate || "?"} (${ch.registered_model || "?"} v${ch.version ?? "?"}, ${ch.innovations || "?"} innovations). `,
+      `Monte Carlo: ${fmtNum(mc.mc_paths)} paths × ${fmtNum(mc.mc_horizon_days)} days, seed ${mc.mc_seed ?? "?"}.`,
+    );
+    const link = $("report-link");
+    link.href = `/api/runs/${encodeURIComponent(summary.run_id)}/report.html`;
+  }
+
+  // ---------------------------------------------------------------- headline figures
+
+  const HEADLINES = [
+    { id: "var99-10d", key: "holder_value_var_99_10d_frac", usdKey: "holder_value_var_99_10d_usd_per_token", usdUnit: "USD per token" },
+    { id: "es99-10d", key: "holder_value_es_99_10d_frac", usdKey: "holder_value_es_99_10d_usd_per_token", usdUnit: "USD per token" },
+    { id: "var99-1d", key: "holder_value_var_99_1d_frac" },
+    { id: "var99-30d", key: "holder_value_var_99_30d_frac" },
+    { id: "reserve-var99-10d", key: "reserve_value_var_99_10d_frac", usdKey: "reserve_value_var_99_10d_usd", usdUnit: "USD" },
+    { id: "p-backing-below-1", key: "p_backing_below_1" },
+    { id: "p-liquidation", key: "p_liquidation" },
+    { id: "expected-bad-debt-usd", key: "expected_bad_debt_usd" },
+  ];
+
+  /** Human label with confidence level and horizon, derived from the metric key. */
+  function metricLabel(key, horizonDays) {
+    const m = key.match(/^(holder|reserve)_value_(var|es)_(\d+)_(\d+)d_frac$/);
+    if (m) return `${m[3]}% ${m[4]}-day ${m[2] === "var" ? "VaR" : "ES"} of ${m[1]} value`;
+    const within = horizonDays ? ` within ${horizonDays} days` : "";
+    if (key === "p_backing_below_1") return `P(backing ratio < 1 on any day${within})`;
+    if (key === "p_liquidation") return `P(liquidation${within})`;
+    if (key === "expected_bad_debt_usd") return `Expected bad debt${within} (USD)`;
+    return key;
+  }
+
+  function renderHeadlines(summary) {
+    const box = $("headlines");
+    const H = (summary.monte_carlo || {}).mc_horizon_days;
+    const cards = [];
+    for (const [symbol, t] of Object.entries(summary.tokens || {})) {
+      const mc = (t.scenarios || {})[MC_SCENARIO];
+      const rows = [];
+      if (!mc) {
+        rows.push(el("p", { class: "note", text: "No Monte Carlo scenario in this run." }));
+      } else {
+        for (const h of HEADLINES) {
+          if (!(h.key in mc)) continue;
+          const label = metricLabel(h.key, H);
+          const text = h.key.endsWith("_usd") ? fmtUsd(mc[h.key]) : fmtPct(mc[h.key]);
+          const extra = [];
+          if (h.usdKey && h.usdKey in mc) extra.push(el("span", { class: "aside", text: ` (${fmtNum(mc[h.usdKey], 4)} ${h.usdUnit})` }));
+          if (h.key === "p_liquidation" && t.kind === "gold_backed") extra.push(el("span", { class: "aside", text: " (no liquidations for a gold-backed token)" }));
+          rows.push(el("div", { class: "headline" },
+            el("span", { class: "label", "data-testid": `label-${symbol}-${h.id}`, text: label + ": " }),
+            fig(`headline-${symbol}-${h.id}`, mc[h.key], text, { "data-metric": h.key }),
+            extra));
+        }
+      }
+      const w = t.worst_scenario;
+      if (w) {
+        rows.push(el("div", { class: "headline" },
+          el("span", { class: "label", text: "Worst scenario (30-day holder loss): " }),
+          fig(`headline-${symbol}-worst-scenario`, w.holder_value_loss_30d_frac, `${w.scenario}: ${fmtPct(w.holder_value_loss_30d_frac)}`,
+            { "data-scenario": w.scenario, title: `ranked by ${w.by || "holder_value_loss_30d_frac"}` })));
+      }
+      const rs = t.reverse_stress;
+      if (rs) {
+        const move = rs.smallest_breaking_move ? rs.smallest_breaking_move.move_frac : null;
+        const text = move === null || move === undefined ? "none in the searched range" : `${fmtPct(move)} within ${rs.smallest_breaking_move.horizon_days} day${rs.smallest_breaking_move.horizon_days === 1 ? "" : "s"}`;
+        rows.push(el("div", { class: "headline" },
+          el("span", { class: "label", text: "Smallest gold move breaking the backing (reverse stress): " }),
+          fig(`headline-${symbol}-breaking-move`, move, text, { title: (rs.closed_form && rs.closed_form.formula) || "" })));
+      }
+      cards.push(el("article", { class: "card", "data-testid": `token-card-${symbol}` },
+        el("h3", {}, `${symbol} `, el("span", { class: "sub", text: `${t.name || ""} (${t.kind || "?"}, spec v${t.spec_version ?? "?"})` })),
+        rows));
+    }
+    box.replaceChildren(...cards);
+  }
+
+  // ---------------------------------------------------------------- VaR backtest
+
+  function pickLevel(holdout, level) {
+    const k = Object.keys(holdout).find((key) => Math.abs(parseFloat(key) - level) < 1e-12);
+    return k === undefined ? null : holdout[k];
+  }
+
+  function renderBacktest(summary) {
+    const box = $("backtest");
+    const vb = summary.var_backtest || {};
+    const holdout = vb.holdout;
+    if (!holdout || typeof holdout !== "object" || Object.keys(holdout).length === 0) {
+      box.replaceChildren(el("p", { class: "note", "data-testid": "backtest-absent", text: "No hold-out backtest in this run." }));
+      return;
+    }
+    const parts = [];
+    const b = pickLevel(holdout, 0.99);
+    if (b) {
+      const zone = b.basel_zone_last_250d;
+      parts.push(el("p", { class: "backtest-line" },
+        "Basel traffic light, 99% 1-day VaR, last 250 days: ",
+        fig("backtest-zone", zone, String(zone), { class: `figure zone zone-${String(zone).replace(/[^a-z]/gi, "")}` }),
+        " with ", fig("backtest-99-basel-exceptions-250d", b.basel_exceptions_last_250d, fmtNum(b.basel_exceptions_last_250d)), " exceptions. ",
+        "Hold-out: ", fig("backtest-99-exceptions", b.n_exceptions, fmtNum(b.n_exceptions)), " exceptions in ",
+        fig("backtest-99-n-obs", b.n_obs, fmtNum(b.n_obs)), " days (rate ",
+        fig("backtest-99-exception-rate", b.exception_rate, fmtPct(b.exception_rate)), ", expected 1.00%); ",
+        "Kupiec POF p = ", fig("backtest-99-kupiec-p", b.kupiec_p_value, fmtNum(b.kupiec_p_value, 3)),
+        ", Christoffersen independence p = ", fig("backtest-99-christoffersen-p", b.christoffersen_p_value, fmtNum(b.christoffersen_p_value, 3)), "."));
+    } else {
+      parts.push(el("p", { class: "note", text: "No 99% level in the backtest." }));
+    }
+    const cols = [
+      ["n_obs", "days"], ["n_exceptions", "exceptions"], ["exception_rate", "rate"], ["kupiec_p_value", "Kupiec p"],
+      ["christoffersen_p_value", "Christoffersen p"], ["basel_exceptions_last_250d", "exceptions (last 250 d)"], ["basel_zone_last_250d", "Basel zone"],
+    ];
+    const thead = el("thead", {}, el("tr", {}, el("th", { text: "VaR level" }), cols.map(([, l]) => el("th", { text: l }))));
+    const tbody = el("tbody", {}, Object.entries(holdout).map(([lvl, r]) => el("tr", {},
+      el("td", { text: fmtPct(parseFloat(lvl), 0) }),
+      cols.map(([k]) => el("td", { "data-testid": `backtest-${lvl}-${k}`, "data-value": raw(r[k]), text: k === "exception_rate" ? fmtPct(r[k]) : fmtByKey(k, r[k]) })))));
+    parts.push(el("table", {}, thead, tbody));
+    if (vb.method) parts.push(el("p", { class: "note", text: vb.method }));
+    box.replaceChildren(...parts);
+  }
+
+  // ---------------------------------------------------------------- scenario table
+
+  const SCENARIO_LABELS = {
+    token: "token", scenario: "scenario", kind: "kind",
+    holder_value_loss_30d_frac: "30-day holder loss (MC: 99% ES)",
+    backing_ratio_min: "min backing ratio (MC: 0.1% quantile)",
+    backing_below_1: "backing < 1 (MC: probability)",
+    liquidation: "liquidation (MC: probability)",
+    bad_debt_usd: "bad debt (MC: expected)",
+  };
+
+  function renderScenarioTable(summary) {
+    const rows = (summary.scenario_table || []).slice();
+    const box = $("scenario-table");
+    if (rows.length === 0) {
+      box.replaceChildren(el("p", { class: "note", text: "No scenarios in this run." }));
+      return;
+    }
+    const tokenOrder = Object.keys(summary.tokens || {});
+    rows.sort((a, b) => tokenOrder.indexOf(a.token) - tokenOrder.indexOf(b.token)); // stable: scenario order kept
+    const baseCols = [];
+    for (const r of rows) for (const k of Object.keys(r)) if (!baseCols.includes(k)) baseCols.push(k);
+    const extraCols = ["backing_below_1", "liquidation", "bad_debt_usd"];
+    const cols = baseCols.concat(extraCols);
+    const thead = el("thead", {}, el("tr", {}, cols.map((c) => el("th", { text: SCENARIO_LABELS[c] || c }))));
+    const body = rows.map((r) => {
+      const m = (((summary.tokens || {})[r.token] || {}).scenarios || {})[r.scenario] || {};
+      const full = Object.assign({}, r, {
+        backing_below_1: "p_backing_below_1" in m ? m.p_backing_below_1 : m.backing_below_1,
+        liquidation: "p_liquidation" in m ? m.p_liquidation : m.liquidated,
+        bad_debt_usd: "expected_bad_debt_usd" in m ? m.expected_bad_debt_usd : m.bad_debt_usd,
+      });
+      const bmin = num(full.backing_ratio_min);
+      const breach = (bmin !== null && bmin < 1) || full.backing_below_1 === true || (typeof full.backing_below_1 === "number" && full.backing_below_1 > 0);
+      return el("tr", { "data-testid": `scenario-row-${r.token}-${r.scenario}`, class: breach ? "breach" : null, title: m.description || null },
+        cols.map((c) => {
+          const v = full[c];
+          let text;
+          if (c === "backing_below_1" || c === "liquidation") text = typeof v === "number" ? fmtPct(v) : fmtByKey(c, v);
+          else text = fmtByKey(c, v);
+          return el("td", { "data-testid": `scenario-${r.token}-${r.scenario}-${c}`, "data-value": raw(v), class: typeof v === "string" && num(v) === null ? "txt" : null, text });
+        }));
+    });
+    box.replaceChildren(el("table", { class: "scenarios" }, thead, el("tbody", {}, body)),
+      el("p", { class: "note", text: "Rows in red: the backing ratio fell below 1 (on some path for Monte Carlo). Historical and shock rows are single paths: realised values, not probabilities." }));
+  }
+
+  // ---------------------------------------------------------------- fan chart
+
+  async function renderFan(runId) {
+    const div = $("plot-fan");
+    let fan;
+    try {
+      fan = (await api(`/api/runs/${encodeURIComponent(runId)}/fan`)).body;
+    } catch (err) {
+      if (err.status === 404) {
+        div.replaceChildren(el("p", { class: "note", "data-testid": "fan-absent", text: "No Monte Carlo fan chart in this run." }));
+        return;
+      }
+      throw err;
+    }
+    const qs = Object.keys(fan.quantiles || {}).map((k) => [k, parseFloat(k.replace(/^q/, ""))]).filter(([, q]) => Number.isFinite(q)).sort((a, b) => a[1] - b[1]);
+    const days = fan.days || (qs.length ? fan.quantiles[qs[0][0]].map((_, i) => i) : []);
+    const traces = [];
+    const nBands = Math.floor(qs.length / 2);
+    for (let i = 0; i < nBands; i++) {
+      const [lo, qlo] = qs[i];
+      const [hi, qhi] = qs[qs.length - 1 - i];
+      if (!(qlo < 0.5 && qhi > 0.5)) continue;
+      const alpha = (0.12 + 0.3 * (i + 1) / nBands).toFixed(2);
+      traces.push({ x: days, y: fan.quantiles[hi].map(plotNum), type: "scatter", mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" });
+      traces.push({ x: days, y: fan.quantiles[lo].map(plotNum), type: "scatter", mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: `rgba(212,160,23,${alpha})`, name: `${(qlo * 100).toFixed(0)}%–${(qhi * 100).toFixed(0)}%` });
+    }
+    const med = qs.find(([, q]) => Math.abs(q - 0.5) < 1e-12);
+    if (med) traces.push({ x: days, y: fan.quantiles[med[0]].map(plotNum), type: "scatter", mode: "lines", line: { color: "black", width: 1.5 }, name: "median" });
+    await plot(div, traces, { title: { text: "Simulated gold price (USD per troy ounce): quantiles across paths" }, xaxis: { title: { text: "trading days ahead" } }, yaxis: { title: { text: "USD/oz" } } });
+  }
+
+  // ---------------------------------------------------------------- backing-ratio distribution
+
+  const QUANTILE_COLOURS = ["#b3261e", "#e8710a", "#8a6d0b", "#1d1d1f", "#4169e1", "#1e7a34", "#7b1fa2"];
+  const BACKING_RE = /^backing_ratio_(\d+d|end|min)_q([0-9.]+)$/;
+
+  function backingQuantiles(mc) {
+    const table = {}; // where -> {q: value}
+    for (const [k, v] of Object.entries(mc)) {
+      const m = k.match(BACKING_RE);
+      if (!m) continue;
+      (table[m[1]] = table[m[1]] || {})[m[2]] = v;
+    }
+    const whereKeys = Object.keys(table).sort((a, b) => {
+      const rank = (w) => (w === "end" ? 1e6 : w === "min" ? 1e6 + 1 : parseInt(w, 10));
+      return rank(a) - rank(b);
+    });
+    const qKeys = [...new Set(whereKeys.flatMap((w) => Object.keys(table[w])))].sort((a, b) => parseFloat(a) - parseFloat(b));
+    return { table, whereKeys, qKeys };
+  }
+
+  async function renderBacking(summary) {
+    const plots = $("backing-plots");
+    const tableBox = $("backing-table");
+    const H = (summary.monte_carlo || {}).mc_horizon_days;
+    const whereLabel = (w) => {
+      if (w === "end") return `end (${H ?? "?"} days)`;
+      if (w === "min") return "path minimum";
+      const d = parseInt(w, 10);
+      return d === 1 ? "1 day" : `${d} days`;
+    };
+    const divs = [];
+    const tables = [];
+    const jobs = [];
+    for (const [symbol, t] of Object.entries(summary.tokens || {})) {
+      const mc = (t.scenarios || {})[MC_SCENARIO];
+      if (!mc) continue;
+      const { table, whereKeys, qKeys } = backingQuantiles(mc);
+      if (whereKeys.length === 0) continue;
+      const div = el("div", { class: "plot half", id: `plot-backing-${symbol}`, "data-testid": `plot-backing-${symbol}` });
+      divs.push(div);
+      // lines across horizons (1 day .. end); the path minimum is not a horizon: markers only
+      const horizons = whereKeys.filter((w) => w !== "min");
+      const traces = [];
+      qKeys.forEach((q, i) => {
+        const color = QUANTILE_COLOURS[i % QUANTILE_COLOURS.length];
+        traces.push({
+          x: horizons.map(whereLabel), y: horizons.map((w) => plotNum(table[w][q])), type: "scatter", mode: "lines+markers",
+          name: `${q}% quantile`, legendgroup: q, line: { width: q === "50" ? 2.5 : 1.2, color }, marker: { color },
+        });
+        if (table.min && q in table.min) {
+          traces.push({
+            x: [whereLabel("min")], y: [plotNum(table.min[q])], type: "scatter", mode: "markers", name: `${q}% quantile (path minimum)`,
+            legendgroup: q, showlegend: false, marker: { color, size: 9, symbol: "diamond" },
+          });
+        }
+      });
+      jobs.push([div, traces, { title: { text: `${symbol}: backing-ratio quantiles` }, yaxis: { title: { text: "backing ratio" }, tickformat: ".3f" }, shapes: [hline(1)] }]);
+      tables.push(el("table", {},
+        el("caption", { text: `${symbol}: backing ratio quantiles (Monte Carlo)` }),
+        el("thead", {}, el("tr", {}, el("th", { text: "" }), qKeys.map((q) => el("th", { text: `q${q}%` })))),
+        el("tbody", {}, whereKeys.map((w) => el("tr", {}, el("th", { text: whereLabel(w) }),
+          qKeys.map((q) => {
+            const v = table[w][q];
+            const x2 = num(v);
+            return el("td", { "data-testid": `backing-${symbol}-${w}-q${q}`, "data-value": raw(v), class: x2 !== null && x2 < 1 ? "breach" : null, text: fmtNum(v, 5) });
+          }))))));
+    }
+    plots.replaceChildren(...divs);
+    tableBox.replaceChildren(...tables);
+    if (divs.length === 0) plots.replaceChildren(el("p", { class: "note", text: "No backing-ratio quantiles in this run." }));
+    for (const [div, traces, layout] of jobs) await plot(div, traces, layout);
+  }
+
+  // ---------------------------------------------------------------- peg distribution
+
+  const PEG_COLS = [
+    ["premium_median_frac", "median", "median"],
+    ["premium_q01_frac", "q01", "1% quantile"],
+    ["premium_q99_frac", "q99", "99% quantile"],
+    ["p_abs_deviation_gt_1pct", "p-gt-1pct", "P(|deviation| > 1%)"],
+    ["p_abs_deviation_gt_5pct", "p-gt-5pct", "P(|deviation| > 5%)"],
+  ];
+
+  async function renderPeg(summary) {
+    const div = $("plot-peg");
+    const tableBox = $("peg-table");
+    const premia = summary.observed_token_premia || {};
+    const tokens = Object.entries(premia).filter(([, v]) => v && typeof v === "object");
+    if (tokens.length === 0) {
+      const why = typeof premia.error === "string" ? ` (${premia.error})` : "";
+      div.replaceChildren();
+      tableBox.replaceChildren(el("p", { class: "note", "data-testid": "peg-absent", text: `No observed token prices in this run${why}.` }));
+      return;
+    }
+    const thead = el("thead", {}, el("tr", {}, el("th", { text: "token" }), el("th", { text: "days" }), PEG_COLS.map(([, , l]) => el("th", { text: l }))));
+    const tbody = el("tbody", {}, tokens.map(([sym, p]) => el("tr", {},
+      el("th", { text: sym }),
+      el("td", { "data-testid": `peg-${sym}-n-days`, "data-value": raw(p.n_days), text: `${fmtNum(p.n_days)} (${p.first_date || "?"} .. ${p.last_date || "?"})` }),
+      PEG_COLS.map(([k, id]) => el("td", { "data-testid": `peg-${sym}-${id}`, "data-value": raw(p[k]), text: fmtPct(p[k], 2) })))));
+    tableBox.replaceChildren(el("table", {}, thead, tbody));
+    const med = tokens.map(([, p]) => plotNum(p.premium_median_frac));
+    await plot(div, [{
+      type: "scatter", mode: "markers", orientation: "h", y: tokens.map(([s]) => s), x: med, name: "median premium",
+      marker: { size: 10, color: "#8a6d0b" },
+      error_x: {
+        type: "data", symmetric: false,
+        array: tokens.map(([, p], i) => (plotNum(p.premium_q99_frac) ?? med[i]) - med[i]),
+        arrayminus: tokens.map(([, p], i) => med[i] - (plotNum(p.premium_q01_frac) ?? med[i])),
+        color: "#4169e1", thickness: 2, width: 8,
+      },
+    }], {
+      height: 120 + 50 * tokens.length,
+      title: { text: "Observed premium to gold: median and 1%–99% range" },
+      xaxis: { tickformat: ".1%", zeroline: true, title: { text: "premium (fraction of gold value)" } },
+      yaxis: { automargin: true },
+      shapes: [{ type: "line", yref: "paper", y0: 0, y1: 1, x0: 0, x1: 0, line: { color: "#888", width: 1 } }],
+    });
+  }
+
+  // ---------------------------------------------------------------- history across runs
+
+  async function renderHistory(tokens) {
+    for (const h of HISTORY_METRICS) {
+      const div = $(h.div);
+      try {
+        const series = await Promise.all(tokens.map((tok) => api(`/api/metrics/timeseries?${new URLSearchParams({ token: tok, metric: h.metric, scenario: MC_SCENARIO })}`)
+          .then((r) => [tok, r.body.points || []])
+          .catch((err) => (err.status === 404 ? [tok, []] : Promise.reject(err)))));
+        const traces = series.filter(([, pts]) => pts.length > 0).map(([tok, pts]) => ({
+          type: "scatter", mode: "lines+markers", name: tok,
+          x: pts.map((p) => p.created_at || p.run_id), y: pts.map((p) => plotNum(p.value)),
+          text: pts.map((p) => p.run_id), hovertemplate: "%{text}<br>%{y}<extra>%{fullData.name}</extra>",
+        }));
+        div.setAttribute("data-n-points", String(series.reduce((n, [, pts]) => n + pts.length, 0)));
+        if (traces.length === 0) {
+          div.replaceChildren(el("p", { class: "note", text: `${h.metric}: no history yet.` }));
+          continue;
+        }
+        const xaxis = { title: { text: "run time" }, type: "date" };
+        const times = [...new Set(traces.flatMap((t) => t.x))].map((x) => Date.parse(x)).filter(Number.isFinite);
+        if (times.length === 1) xaxis.range = [new Date(times[0] - 86400e3).toISOString(), new Date(times[0] + 86400e3).toISOString()]; // one run: +-1 day
+        await plot(div, traces, { title: { text: h.title }, yaxis: { tickformat: h.tickformat }, xaxis, shapes: h.hline !== undefined ? [hline(h.hline)] : [] });
+      } catch (err) {
+        showError(div, `history ${h.metric}`, err);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- what-if
+
+  function flatten(obj, prefix, out) {
+    for (const [k, v] of Object.entries(obj || {})) {
+      const key = prefix ? `${prefix}.${k}` : k;
+      if (v && typeof v === "object" && !Array.isArray(v)) flatten(v, key, out);
+      else out.push([key, k, v]);
+    }
+    return out;
+  }
+
+  function resultTable(caption, obj, prefix) {
+    const rows = flatten(obj, "", []);
+    return el("table", { class: "kv", "data-testid": `whatif-${prefix}` },
+      el("caption", { text: caption }),
+      el("tbody", {}, rows.map(([key, leaf, v]) => el("tr", {},
+        el("th", { text: key }),
+        el("td", { "data-testid": `whatif-${prefix}-${key}`, "data-value": Array.isArray(v) ? JSON.stringify(v) : raw(v), text: Array.isArray(v) ? JSON.stringify(v) : fmtByKey(leaf, v) })))));
+  }
+
+  function line(label, testid, value, text) {
+    return el("div", { class: "headline" }, el("span", { class: "label", text: label + ": " }), fig(testid, value, text));
+  }
+
+  /** Key figures of a what-if: the shock path at its horizon and the Monte Carlo VaR/ES table. */
+  function whatifSummary(r) {
+    const out = [];
+    const sh = r.shock;
+    if (sh) {
+      const H = sh.shock_horizon_days;
+      const days = H === 1 ? "1 day" : `${H} days`;
+      const rows = [
+        [`holder_loss_frac_${H}d`, `Holder value loss after ${days}`, fmtPct],
+        [`reserve_loss_frac_${H}d`, `Reserve value loss after ${days}`, fmtPct],
+        [`backing_ratio_${H}d`, `Backing ratio after ${days}`, (v) => fmtNum(v, 5)],
+        ["backing_ratio_min", "Lowest backing ratio on the path", (v) => fmtNum(v, 5)],
+        ["backing_below_1", "Backing below 1", (v) => fmtByKey("backing_below_1", v)],
+        ["liquidated", "Any liquidation", (v) => fmtByKey("liquidated", v)],
+        ["bad_debt_usd", "Bad debt", fmtUsd],
+      ].filter(([k]) => k in sh);
+      out.push(el("div", { class: "card" },
+        el("h3", { text: `Gold ${fmtPct(sh.shock_frac, 1)} over ${days} (${fmtNum(sh.gold_usd_per_oz_d0, 6)} → ${fmtNum(sh.gold_usd_per_oz_end, 6)} USD/oz)` }),
+        rows.map(([k, label, f]) => line(label, `whatif-headline-${k.replace(/_\d+d$/, "")}`, sh[k], f(sh[k])))));
+    }
+    const mc = r.monte_carlo;
+    if (mc) {
+      const hs = Array.isArray(mc.horizons_days) ? mc.horizons_days : [];
+      const cols = [];
+      for (const who of ["holder", "reserve"]) for (const lvl of ["95", "99"]) for (const m of ["var", "es"]) cols.push([who, lvl, m]);
+      const table = el("table", { "data-testid": "whatif-var-table" },
+        el("thead", {}, el("tr", {}, el("th", { text: "days" }), cols.map(([who, lvl, m]) => el("th", { text: `${lvl}% ${m === "var" ? "VaR" : "ES"} ${who}` })))),
+        el("tbody", {}, hs.map((h) => el("tr", {}, el("th", { text: String(h) }), cols.map(([who, lvl, m]) => {
+          const v = mc[`${who}_value_${m}_${lvl}_${h}d_frac`];
+          return el("td", { text: fmtPct(v) });
+        })))));
+      const H = mc.horizon_days;
+      out.push(el("div", { class: "card" },
+        el("h3", { text: `Monte Carlo: ${fmtNum(mc.n_paths)} paths × ${fmtNum(H)} days, seed ${mc.seed ?? "?"}${r.model && r.model.source ? ` (model: ${r.model.source}${r.model.candidate ? " " + r.model.candidate : ""})` : ""}` }),
+        table,
+        ["p_backing_below_1", "p_liquidation", "expected_bad_debt_usd"].filter((k) => k in mc).map((k) =>
+          line(metricLabel(k, H), `whatif-headline-${k}`, mc[k], k.endsWith("_usd") ? fmtUsd(mc[k]) : fmtPct(mc[k])))));
+    }
+    return out.length ? el("div", { class: "cards" }, out) : null;
+  }
+
+  function renderWhatifResult(res) {
+    const box = $("whatif-result");
+    const parts = [el("p", {},
+      "What-if ", el("code", { "data-testid": "whatif-id", "data-value": raw(res.id), text: String(res.id) }),
+      ` (${res.mode || "?"}): `, el("b", { "data-testid": "whatif-status", "data-value": raw(res.status), text: String(res.status) }))];
+    const r = res.result;
+    if (r) {
+      parts.push(whatifSummary(r));
+      const full = [];
+      if (r.shock) full.push(resultTable("Shock path", r.shock, "shock"));
+      if (r.monte_carlo) full.push(resultTable("Monte Carlo", r.monte_carlo, "mc"));
+      if (r.model) full.push(resultTable("Model", r.model, "model"));
+      if (r.inputs) full.push(el("pre", { "data-testid": "whatif-inputs", text: JSON.stringify(r.inputs, null, 2) }));
+      parts.push(el("details", {}, el("summary", { text: "all figures and inputs" }), el("div", { class: "kv-grid" }, full)));
+    } else if (res.error || res.detail) {
+      parts.push(el("p", { class: "error", "data-testid": "whatif-error", text: String(res.error || detailOf(res)) }));
+    }
+    box.replaceChildren(...parts.filter((x) => x !== null));
+  }
+
+  function whatifBody() {
+    const preset = $("whatif-preset").value;
+    const read = (id) => {
+      const v = $(id).value.trim();
+      return v === "" ? null : Number(v);
+    };
+    const errors = [];
+    for (const id of ["whatif-shock-pct", "whatif-shock-horizon", "whatif-paths", "whatif-horizon", "whatif-redemption-pct", "whatif-seed"]) {
+      const input = $(id);
+      if (!input.checkValidity()) errors.push(`${input.labels[0].textContent}: ${input.validationMessage}`);
+    }
+    if (errors.length) throw new Error(errors.join("; "));
+    const body = {
+      token_preset: preset,
+      shock_frac: read("whatif-shock-pct") / 100,
+      shock_horizon_days: read("whatif-shock-horizon"),
+      n_paths: read("whatif-paths"),
+      horizon_days: read("whatif-horizon"),
+    };
+    const red = read("whatif-redemption-pct");
+    if (red !== null && preset === "GRAM") body.redemption_share_per_day = red / 100;
+    const seed = read("whatif-seed");
+    if (seed !== null) body.seed = seed;
+    return body;
+  }
+
+  function whatifError(err) {
+    if (err.status === 403) return "Your role cannot run what-ifs: the analyst role is needed.";
+    if (err.status === 429) return `Too many what-ifs: retry in ${err.retryAfter || "a few"} s.`;
+    return err.message;
+  }
+
+  async function pollWhatif(id) {
+    const box = $("whatif-result");
+    for (let i = 0; i < WHATIF_POLL_MAX; i++) {
+      await new Promise((r) => setTimeout(r, WHATIF_POLL_MS));
+      let res;
+      try {
+        res = (await api(`/api/whatif/${encodeURIComponent(id)}`)).body;
+      } catch (err) {
+        if (err.status === 429) continue;
+        throw err;
+      }
+      const st = String(res.status || "").toLowerCase();
+      if (res.result || TERMINAL.has(st)) return res;
+      box.setAttribute("data-status", "polling");
+      box.replaceChildren(el("p", { "data-testid": "whatif-progress", text: `What-if ${id}: ${res.status || "pending"} (checking every ${WHATIF_POLL_MS / 1000} s)…` }));
+    }
+    throw new Error(`what-if ${id} did not finish within ${(WHATIF_POLL_MAX * WHATIF_POLL_MS) / 60000} minutes; check again later`);
+  }
+
+  function setupWhatif() {
+    const form = $("whatif-form");
+    const box = $("whatif-result");
+    const preset = $("whatif-preset");
+    const syncRedemption = () => {
+      $("whatif-redemption-pct").disabled = preset.value !== "GRAM";
+    };
+    preset.addEventListener("change", syncRedemption);
+    syncRedemption();
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const button = $("whatif-submit");
+      let body;
+      try {
+        body = whatifBody();
+      } catch (err) {
+        box.setAttribute("data-status", "error");
+        box.replaceChildren(el("p", { class: "error", "data-testid": "whatif-error", text: err.message }));
+        return;
+      }
+      button.disabled = true;
+      box.setAttribute("data-status", "running");
+      box.replaceChildren(el("p", { text: "Running…" }));
+      try {
+        const { status, body: res } = await api("/api/whatif", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        const final = status === 202 ? await pollWhatif(res.id) : res;
+        renderWhatifResult(final);
+        const st = String(final.status || "").toLowerCase();
+        box.setAttribute("data-status", final.result ? "completed" : st === "completed" ? "completed" : "error");
+      } catch (err) {
+        box.setAttribute("data-status", "error");
+        box.replaceChildren(el("p", { class: "error", "data-testid": "whatif-error", text: whatifError(err) }));
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- page
+
+  async function section(name, container, fn) {
+    try {
+      await fn();
+    } catch (err) {
+      showError(container, name, err);
+    }
+  }
+
+  async function loadRun(runId) {
+    document.body.setAttribute("data-ready", "false");
+    setStatus(`Loading run ${runId}…`);
+    let summary;
+    try {
+      summary = (await api(`/api/runs/${encodeURIComponent(runId)}/summary`)).body;
+    } catch (err) {
+      setStatus(`Could not load run ${runId}: ${err.message}`, "error");
+      return null;
+    }
+    document.body.setAttribute("data-run-id", summary.run_id);
+    await section("run", $("run-meta"), async () => renderMeta(summary));
+    await section("headlines", $("headlines"), async () => renderHeadlines(summary));
+    await section("backtest", $("backtest"), async () => renderBacktest(summary));
+    await section("scenarios", $("scenario-table"), async () => renderScenarioTable(summary));
+    await section("fan", $("plot-fan"), () => renderFan(summary.run_id));
+    await section("backing", $("backing-table"), () => renderBacking(summary));
+    await section("peg", $("peg-table"), () => renderPeg(summary));
+    setStatus(`Run ${summary.run_id}${plotlyReady() ? "" : " (plots unavailable: plotly.js not served)"}`, plotlyReady() ? "ok" : "error");
+    return summary;
+  }
+
+  async function logout() {
+    try {
+      await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
+    } finally {
+      window.location.assign("/login");
+    }
+  }
+
+  async function main() {
+    $("logout").addEventListener("click", logout);
+    setupWhatif();
+    let latest;
+    try {
+      latest = (await api("/api/runs/latest")).body;
+    } catch (err) {
+      if (err.status === 401) return;
+      setStatus(err.status === 404 ? "No runs yet: run the pipeline first (make run)." : `Could not read the latest run: ${err.message}`, err.status === 404 ? "" : "error");
+      document.body.setAttribute("data-ready", "true");
+      return;
+    }
+    const select = $("run-select");
+    let runs = [latest];
+    try {
+      const listed = (await api("/api/runs?limit=50")).body.runs || [];
+      if (listed.length) runs = listed;
+    } catch (err) {
+      // the list is a convenience: the latest run alone still works
+    }
+    select.replaceChildren(...runs.map((r) => el("option", { value: r.run_id, text: `${r.run_id}${r.created_at ? " (" + r.created_at + ")" : ""}` })));
+    select.value = latest.run_id;
+    select.addEventListener("change", async () => {
+      await loadRun(select.value);
+      document.body.setAttribute("data-ready", "true");
+    });
+    const summary = await loadRun(latest.run_id);
+    const tokens = summary ? Object.keys(summary.tokens || {}) : latest.tokens || [];
+    await renderHistory(tokens);
+    document.body.setAttribute("data-ready", "true");
+  }
+
+  document.addEventListener("DOMContentLoaded", main);
+})();

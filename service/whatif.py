@@ -1,0 +1,411 @@
+"""What-if runs: one token spec under a user-chosen gold shock and a Monte Carlo of gold paths.
+
+The numerics are the pipeline's own: gold paths from ``models.scenarios``
+(``monte_carlo_chunks``, ``to_price_paths``), the token models of ``models.token``, per-path
+outcomes from ``tasks.simulate.summarise_paths`` and the metrics of ``tasks.analyse``
+(``path_metrics`` for the shock, ``distribution_metrics`` for VaR/ES, backing ratios and breach
+probabilities), so a what-if's keys and conventions are those of ``summary.json`` (losses
+positive, fractions of the day-0 value). Only glue lives here: the request model, the shock
+path, chunking with a deadline, model loading and result storage.
+
+Small what-ifs run in the service process (:func:`compute_whatif` in a worker thread); large
+ones run as the Prefect flow ``whatif`` (``flows/whatif.py``), which calls the same functions
+through the Prefect tasks defined at the end of this module. Results are stored at
+``<report_url>/whatif/<id>/result.json`` in both modes.
+
+Monte Carlo model: the registered champion (``models:/<registered_model>@champion``) when one
+exists; otherwise, documented fallback, a GARCH(1,1) with Student-t innovations
+(``models.volatility.fit_garch``) fitted on the curated gold series from
+``settings.vol_train_start``. With neither, :class:`NoModelError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from goldstress.settings import Settings
+from models.scenarios import monte_carlo_chunks, to_price_paths
+from models.token import (
+    CdpStablecoinSpec,
+    GoldBackedTokenSpec,
+    TokenSpec,
+    build_token_model,
+    load_token_spec,
+)
+from tasks import storage
+from tasks.analyse import distribution_metrics, json_safe, path_metrics
+from tasks.simulate import summarise_paths
+
+log = logging.getLogger("goldstress.service.whatif")
+
+MAX_SPEC_BYTES = 16 * 1024
+"""Largest ``token_spec`` accepted, as compact JSON (UTF-8 bytes)."""
+
+MAX_N_PATHS = 1_000_000
+MAX_DAYS = 250
+
+_MC_COLUMNS = (
+    "holder_value_usd_per_token_d0", "reserve_value_usd_d0", "backing_ratio_end", "backing_ratio_min",
+    "supply_tokens_end", "backing_below_1", "liquidated", "bad_debt_usd",
+)
+_MC_HORIZON_COLUMNS = ("holder_loss_frac", "reserve_loss_frac", "backing_ratio")
+_MODEL_RECHECK_S = 60.0
+
+
+class WhatIfInputError(ValueError):
+    """A what-if input that passed the schema but cannot be used; ``field`` names it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class NoModelError(RuntimeError):
+    """Neither a registered champion nor a curated gold series to fit the fallback model."""
+
+
+class WhatIfTimeout(TimeoutError):
+    """The computation passed its deadline or was cancelled."""
+
+
+class WhatIfRequest(BaseModel):
+    """Body of ``POST /api/whatif``. Every input is bounded; unknown fields are refused.
+
+    Exactly one of ``token_spec`` (a token spec v1 as in ``specs/*.toml``, at most 16 KB) and
+    ``token_preset`` (the symbol of a spec in ``settings.token_specs``, e.g. ``GRAM``, ``GUSD``).
+    ``shock_frac`` is the simple gold move (-0.2 = a 20 % fall) reached log-linearly over
+    ``shock_horizon_days`` days. ``redemption_share_per_day`` (gold-backed tokens only) replaces
+    the spec's ``base_redeem_rate_per_day``. The Monte Carlo has ``n_paths`` paths of
+    ``horizon_days`` days, seeded by ``seed`` (default ``settings.mc_seed``: what-ifs with the
+    same seed share their random numbers, so their differences come from the inputs).
+    Raises ``pydantic.ValidationError`` naming the field.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    token_spec: TokenSpec | None = Field(default=None, description="Token spec v1 (gold_backed or gold_cdp), <= 16 KB.")
+    token_preset: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Symbol of a configured spec, e.g. GRAM or GUSD.")
+    shock_frac: float = Field(ge=-0.95, le=1.0, description="Simple gold move over the shock horizon (fraction).")
+    shock_horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Days over which the shock unfolds.")
+    redemption_share_per_day: float | None = Field(default=None, ge=0.0, le=0.5, description="Gold token: daily redeemed share of supply (overrides base_redeem_rate_per_day).")
+    n_paths: int = Field(ge=1, le=MAX_N_PATHS, description="Monte Carlo paths.")
+    horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Monte Carlo horizon, trading days.")
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="Monte Carlo seed (default: settings.mc_seed).")
+
+    @field_validator("token_spec", mode="before")
+    @classmethod
+    def _spec_size(cls, v: Any) -> Any:
+        if v is not None:
+            try:
+                n = len(json.dumps(v, separators=(",", ":"), default=str).encode("utf-8"))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"token_spec: not JSON-serialisable ({exc})") from exc
+            if n > MAX_SPEC_BYTES:
+                raise ValueError(f"token_spec: {n} bytes, larger than {MAX_SPEC_BYTES} bytes (16 KB)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_token(self) -> WhatIfRequest:
+        if (self.token_spec is None) == (self.token_preset is None):
+            raise ValueError("token_spec / token_preset: give exactly one of them")
+        if self.redemption_share_per_day is not None and isinstance(self.token_spec, CdpStablecoinSpec):
+            raise ValueError("redemption_share_per_day: applies to gold_backed tokens only, token_spec is gold_cdp")
+        return self
+
+    @property
+    def cells(self) -> int:
+        """``n_paths * horizon_days``: the size that decides in-process or deployment."""
+        return self.n_paths * self.horizon_days
+
+
+@dataclass(frozen=True)
+class WhatIfModel:
+    """A gold-return simulator and the start price for what-ifs.
+
+    ``simulate(n_paths, horizon_days, rng)`` returns daily log returns ``(n_paths,
+    horizon_days)``; ``p0_usd_per_oz`` is the day-0 gold price (USD per troy ounce); ``info``
+    describes the model for the result.
+    """
+
+    simulate: Callable[[int, int, np.random.Generator], np.ndarray]
+    p0_usd_per_oz: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- pure glue
+def shock_log_returns(shock_frac: float, horizon_days: int) -> np.ndarray:
+    """Daily log returns ``(1, horizon_days)`` of a gold move of ``shock_frac`` spread
+    log-linearly over ``horizon_days`` days: each day ``log(1 + shock_frac) / horizon_days``
+    (the ramp of ``models.risk.reverse_stress``; one day = ``models.scenarios.instant_shock``).
+
+    Raises ValueError for ``shock_frac <= -1``, a non-finite value, or ``horizon_days < 1``.
+    """
+    if not (isinstance(shock_frac, (int, float)) and math.isfinite(shock_frac) and shock_frac > -1.0):
+        raise ValueError(f"shock_frac: expected a finite number > -1, got {shock_frac!r}")
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int) or horizon_days < 1:
+        raise ValueError(f"horizon_days: expected an integer >= 1, got {horizon_days!r}")
+    return np.full((1, horizon_days), math.log1p(shock_frac) / horizon_days)
+
+
+def mc_horizons(horizons_days: tuple[int, ...], horizon_days: int) -> tuple[int, ...]:
+    """The metric horizons of a what-if: each configured horizon capped at the Monte Carlo
+    horizon, without duplicates, ascending (e.g. (1, 10, 30) with 5 days -> (1, 5))."""
+    return tuple(sorted({min(int(h), int(horizon_days)) for h in horizons_days}))
+
+
+def load_presets(settings: Settings) -> dict[str, GoldBackedTokenSpec | CdpStablecoinSpec]:
+    """The configured token specs (``settings.token_specs``) keyed by upper-case symbol."""
+    out = {}
+    for p in settings.token_specs:
+        spec = load_token_spec(Path(p))
+        out[spec.symbol.upper()] = spec
+    return out
+
+
+def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> GoldBackedTokenSpec | CdpStablecoinSpec:
+    """The token spec a what-if runs: ``token_spec`` or the preset, with
+    ``redemption_share_per_day`` applied to a gold-backed token as its
+    ``base_redeem_rate_per_day`` (and ``max_redeem_share_per_day`` raised to at least that
+    value, so the requested share is actually redeemed).
+
+    Raises :class:`WhatIfInputError` naming ``token_preset`` (unknown symbol) or
+    ``redemption_share_per_day`` (given for a CDP stablecoin).
+    """
+    spec = req.token_spec
+    if spec is None:
+        spec = presets.get(str(req.token_preset).upper())
+        if spec is None:
+            raise WhatIfInputError("token_preset", f"unknown preset {req.token_preset!r}; available: {sorted(presets)}")
+    x = req.redemption_share_per_day
+    if x is not None:
+        if not isinstance(spec, GoldBackedTokenSpec):
+            raise WhatIfInputError("redemption_share_per_day", f"applies to gold_backed tokens only, {spec.symbol} is {spec.kind}")
+        data = spec.model_dump()
+        data["base_redeem_rate_per_day"] = x
+        data["max_redeem_share_per_day"] = max(spec.max_redeem_share_per_day, x)
+        spec = GoldBackedTokenSpec.model_validate(data)
+    return spec
+
+
+def compute_whatif(
+    req: WhatIfRequest,
+    spec: GoldBackedTokenSpec | CdpStablecoinSpec,
+    model: WhatIfModel,
+    settings: Settings,
+    *,
+    deadline: float | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run a what-if; returns the JSON-safe result ``{"inputs", "model", "shock", "monte_carlo"}``.
+
+    - ``shock``: the token along one gold path, ``p0 * (1 + shock_frac) ** (min(t, H) / H)``
+      for ``t = 0..H`` (``H = shock_horizon_days``), summarised by
+      ``tasks.analyse.path_metrics`` at horizon ``H``: ``holder_loss_frac_<H>d``,
+      ``reserve_loss_frac_<H>d``, ``backing_ratio_<H>d``, ``backing_ratio_min``/``_end``,
+      ``backing_below_1``, ``liquidated``, ``bad_debt_usd`` (cumulative, USD), plus the inputs.
+    - ``monte_carlo``: ``n_paths`` gold paths of ``horizon_days`` days from the model
+      (``models.scenarios.monte_carlo_chunks``, chunked by ``settings.mc_chunk_paths``, so
+      memory is one chunk of paths plus one summary row per path), summarised by
+      ``tasks.analyse.distribution_metrics`` at the horizons of :func:`mc_horizons`: empirical
+      VaR/ES (Acerbi & Tasche 2002) of holder and reserve value at ``settings.var_levels``,
+      backing-ratio quantiles, ``p_backing_below_1``, ``p_liquidation``,
+      ``expected_bad_debt_usd``.
+
+    ``deadline`` (``time.monotonic()`` value) and ``cancel`` are checked between chunks:
+    :class:`WhatIfTimeout` when passed/set. ValueError from the models for a spec that cannot
+    be simulated (e.g. non-finite values from extreme inputs).
+    """
+    seed = int(settings.mc_seed if req.seed is None else req.seed)
+    p0 = float(model.p0_usd_per_oz)
+    token = build_token_model(spec)
+    h_shock = int(req.shock_horizon_days)
+    horizons = mc_horizons(tuple(settings.horizons_days), req.horizon_days)
+    keep = list(_MC_COLUMNS) + [f"{c}_{h}d" for h in horizons for c in _MC_HORIZON_COLUMNS]
+
+    def check() -> None:
+        if (cancel is not None and cancel.is_set()) or (deadline is not None and time.monotonic() > deadline):
+            raise WhatIfTimeout("what-if stopped: time limit reached")
+
+    with np.errstate(all="ignore"):
+        prices = to_price_paths(p0, shock_log_returns(float(req.shock_frac), h_shock))
+        row = summarise_paths(token.run(prices), prices, (h_shock,)).iloc[0]
+        shock = {
+            "shock_frac": float(req.shock_frac),
+            "shock_horizon_days": h_shock,
+            "gold_usd_per_oz_d0": p0,
+            "gold_usd_per_oz_end": float(prices[0, -1]),
+            **path_metrics(row, (h_shock,)),
+        }
+        frames = []
+        for chunk in monte_carlo_chunks(model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.mc_chunk_paths)):
+            check()
+            paths = to_price_paths(p0, chunk)
+            frames.append(summarise_paths(token.run(paths), paths, horizons)[keep])
+        check()
+        g = pd.concat(frames, ignore_index=True)
+        # a loss fraction is +/-inf only for a zero day-0 value (a token with nothing behind it):
+        # undefined, so NaN (distribution_metrics skips NaN). Infinite backing ratios are kept.
+        for col in [c for c in g.columns if "_loss_frac_" in c]:
+            g[col] = g[col].replace([np.inf, -np.inf], np.nan)
+        mc = distribution_metrics(g, tuple(settings.var_levels), horizons)
+    inputs = req.model_dump(mode="json")
+    inputs.update(token_spec=spec.model_dump(mode="json"), seed=seed, start_gold_usd_per_oz=p0, var_levels=list(settings.var_levels))
+    return json_safe({
+        "inputs": inputs,
+        "model": model.info,
+        "shock": shock,
+        "monte_carlo": {"horizon_days": int(req.horizon_days), "horizons_days": list(horizons), "seed": seed, **mc},
+    })
+
+
+# ---------------------------------------------------------------------- model loading (I/O)
+class _ModelCache:
+    """Process-wide cache of the what-if model: the champion is re-checked at most every
+    minute (its alias can move), the fallback fit is redone only when the curated data change."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.champion: tuple[tuple[str, str, str], str, Any, float] | None = None  # key, version, champion, checked_at
+        self.fallback: tuple[tuple[Any, ...], Any] | None = None
+
+
+_CACHE = _ModelCache()
+
+
+def _registry_present(uri: str) -> bool:
+    """False when the MLflow store is a SQLite file that does not exist (no model can be
+    registered there; avoids creating an empty database)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    return True
+
+
+def _load_champion(settings: Settings) -> tuple[Any, str] | None:
+    uri = settings.mlflow_tracking_uri
+    if not _registry_present(uri):
+        return None
+    key = (uri, settings.registered_model, settings.champion_alias)
+    now = time.monotonic()
+    cached = _CACHE.champion
+    if cached is not None and cached[0] == key and now - cached[3] < _MODEL_RECHECK_S:
+        return cached[2], cached[1]
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        from tasks.champion import load_champion
+
+        mlflow.set_tracking_uri(uri)
+        version = str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(settings.registered_model, settings.champion_alias).version)
+        if cached is not None and cached[0] == key and cached[1] == version:
+            _CACHE.champion = (key, version, cached[2], now)
+            return cached[2], version
+        champion, version = load_champion(settings.registered_model, settings.champion_alias)
+    except Exception as exc:  # no registered model / alias, or the registry is unreachable
+        log.info("what-if: no champion (%s): %s", type(exc).__name__, exc)
+        return None
+    _CACHE.champion = (key, version, champion, now)
+    return champion, version
+
+
+def _curated_gold(settings: Settings) -> tuple[pd.Series, dict[str, Any]] | None:
+    from tasks.train import load_gold_returns
+
+    try:
+        return load_gold_returns.fn(settings)
+    except FileNotFoundError:
+        return None
+
+
+def load_model(settings: Settings) -> WhatIfModel:
+    """The what-if model: the registered champion if one exists, else the GARCH(1,1)-t fallback
+    fitted on the curated gold series (``settings.vol_train_start`` onwards). The start price is
+    the last curated gold price, else the champion's training-data last price.
+
+    Raises :class:`NoModelError` when neither exists ("run the pipeline first").
+    """
+    with _CACHE.lock:
+        gold = _curated_gold(settings)
+        champ = _load_champion(settings)
+        p0 = None if gold is None else float(gold[1]["last_usd_per_oz"])
+        data = None if gold is None else {k: gold[1][k] for k in ("data_first_date", "data_last_date", "n_returns", "data_sha256")}
+        if champ is not None:
+            champion, version = champ
+            if p0 is None:
+                p0 = champion.meta.get("last_usd_per_oz")
+            if p0 is not None:
+                info = {
+                    "source": "champion",
+                    "registered_model": settings.registered_model,
+                    "version": version,
+                    "candidate": champion.name,
+                    "innovations": champion.innovations,
+                    "data": data,
+                    "start_price_source": "curated gold" if gold is not None else "champion training data",
+                }
+                return WhatIfModel(champion.simulate, float(p0), info)
+        if gold is None:
+            raise NoModelError("no model: run the pipeline first (no registered champion and no curated gold series)")
+        from models.volatility import fit_garch
+
+        returns, meta = gold
+        key = (meta["data_sha256"], settings.vol_train_start)
+        if _CACHE.fallback is None or _CACHE.fallback[0] != key:
+            r = returns
+            if settings.vol_train_start:
+                r = r[r.index >= pd.Timestamp(settings.vol_train_start, tz="UTC")]
+            try:
+                fit = fit_garch(r.to_numpy(), kind="garch")
+            except ValueError as exc:
+                raise NoModelError(f"no model: the curated gold series cannot fit the fallback GARCH ({exc}); run the pipeline first") from exc
+            _CACHE.fallback = (key, fit)
+        fit = _CACHE.fallback[1]
+        info = {
+            "source": "fallback",
+            "description": "GARCH(1,1) with Student-t innovations fitted on the curated gold series (no registered champion)",
+            "params": fit.params,
+            "train_start": settings.vol_train_start,
+            "data": data,
+            "start_price_source": "curated gold",
+        }
+        return WhatIfModel(lambda n, h, rng: fit.simulate(n, h, rng, innovations="t"), float(p0), info)
+
+
+# ---------------------------------------------------------------------- storage (I/O)
+def whatif_url(settings: Settings, whatif_id: str, name: str) -> str:
+    """``<report_url>/whatif/<id>/<name>``."""
+    return storage.join(settings.report_url, "whatif", whatif_id, name)
+
+
+def store_result(whatif_id: str, mode: str, result: dict[str, Any], settings: Settings) -> str:
+    """Write ``result.json`` = ``{"id", "status": "completed", "mode", "completed_at",
+    "result"}``; returns its URL."""
+    doc = {"id": whatif_id, "status": "completed", "mode": mode, "completed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "result": result}
+    return storage.write_json(whatif_url(settings, whatif_id, "result.json"), doc, settings)
+
+
+def store_request(whatif_id: str, record: dict[str, Any], settings: Settings) -> str:
+    """Write ``request.json`` (a submitted deployment what-if); returns its URL."""
+    return storage.write_json(whatif_url(settings, whatif_id, "request.json"), record, settings)
+
+
+def read_doc(whatif_id: str, name: str, settings: Settings) -> dict[str, Any] | None:
+    """``result.json`` or ``request.json`` of a what-if, None when absent."""
+    try:
+        return storage.read_json(whatif_url(settings, whatif_id, name), settings)
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,221 @@
+"""Fixtures for the stakeholder service tests.
+
+``service_root`` builds, once per session and without Prefect or MLflow, a storage tree made by
+the pipeline's own code at small size: a curated gold table (synthetic GARCH prices from
+``tests/flows/conftest.py``, written by ``tasks.validation.promote``), and three complete run
+folders made by the undecorated task functions (``.fn``) of ``tasks.simulate`` and
+``tasks.analyse`` plus ``tasks.report.render_html``: ``summary.json``, ``report.html``,
+``manifest.json`` and ``results/<scenario>.parquet``. A fourth folder has no summary yet (a run
+in progress) and ``whatif/`` holds no run. Tests read these files independently (json, pandas)
+to check what the API returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from goldstress.settings import Settings
+from tests.flows.conftest import SYNTHETIC_REPLAY_WINDOWS, garch_gold_prices
+
+RUN_IDS = ("20260105T120000Z-0a0a0a", "20260106T120000Z-0b0b0b", "20260107T120000Z-0c0c0c")
+"""Complete runs, oldest first (different Monte Carlo seeds, so their figures differ)."""
+
+PENDING_RUN = "20260108T120000Z-0d0d0d"
+"""A run folder with a manifest but no summary.json (still running)."""
+
+JWT_SECRET = "test-secret-" + "x" * 40
+USER_PASSWORDS = {"alice": "alice-pw-1", "victor": "victor-pw-2"}
+USER_ROLES = {"alice": "analyst", "victor": "viewer"}
+API_KEYS = {"analyst": "ak-analyst-0123456789abcdef", "viewer": "ak-viewer-0123456789abcdef"}
+TEST_ITERATIONS = 1_000  # PBKDF2 iterations of the test users (fast; production uses 600k)
+
+
+@dataclass(frozen=True)
+class ServiceRoot:
+    """Paths and base settings of the session's storage tree."""
+
+    root: Path
+    reports: Path
+    store: Path
+    base: dict[str, Any]
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.reports / run_id
+
+
+def data_settings(root: Path, **extra: Any) -> dict[str, Any]:
+    """Settings fields pointing storage at ``root`` with a small Monte Carlo."""
+    return {
+        "store_url": str(root / "store"),
+        "report_url": str(root / "reports"),
+        "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow-absent.db'}",  # never created: no champion
+        "mlflow_artifact_location": str(root / "mlartifacts"),
+        "data_dir": None,
+        "mc_paths": 300,
+        "mc_horizon_days": 40,
+        "mc_chunk_paths": 250,
+        "fan_chart_paths": 100,
+        "replay_windows": {"early": SYNTHETIC_REPLAY_WINDOWS["early"]},  # inside the 1500 synthetic days
+        "shock_sizes": (-0.10, -0.30),
+        **extra,
+    }
+
+
+def write_curated_gold(settings: Settings, n_days: int = 1500, seed: int = 7) -> pd.DataFrame:
+    """Promote a synthetic curated gold table (curated schema) with the pipeline's ``promote``."""
+    from goldstress.settings import TROY_OUNCE_G
+    from tasks.validation import promote
+
+    raw = garch_gold_prices(n_days, seed=seed)
+    gold = pd.DataFrame({
+        "date": pd.to_datetime(raw["date"]).dt.tz_localize("UTC"),
+        "usd_per_oz": raw["usd_pm"].astype(float),
+    })
+    gold["usd_per_g"] = gold["usd_per_oz"] / TROY_OUNCE_G
+    gold["source"] = "lbma_pm:synthetic.csv"
+    promote(gold, "gold", settings)
+    return gold
+
+
+def make_run(run_id: str, settings: Settings, champion: dict[str, Any], returns: pd.Series, meta: dict[str, Any], summary: bool = True) -> None:
+    """One run folder through the pipeline's task functions (no Prefect engine, no MLflow)."""
+    from tasks import storage
+    from tasks.analyse import compute_summary
+    from tasks.report import figures, render_html
+    from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
+
+    specs = load_specs.fn(settings)
+    results_url = storage.join(settings.report_url, run_id, "results")
+    results = [run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion["champion"], specs, settings, results_url) for sc in scenario_defs(settings)]
+    manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings)
+    if not summary:
+        return
+    summ = compute_summary.fn(manifest, settings)
+    run_url = storage.join(settings.report_url, run_id)
+    storage.write_json(storage.join(run_url, "summary.json"), summ, settings)
+    page = render_html(summ, manifest, figures(summ, manifest, None, None))
+    storage.write_bytes(storage.join(run_url, "report.html"), page.encode("utf-8"), settings)
+
+
+def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) -> dict[str, Any]:
+    """A champion like the train flow's (GARCH(1,1)-t fitted on all returns, hold-out VaR
+    backtest of the fit before the last 500 days), in the dict shape of ``load_champion_task``."""
+    from models.volatility import fit_garch, one_day_var_forecasts
+    from tasks.champion import Champion
+    from tasks.train import _backtest
+
+    r = returns.to_numpy()
+    fit_in = fit_garch(r[:-500], kind="garch")
+    backtest = {f"{lvl:.2f}": _backtest(r[-500:], one_day_var_forecasts(fit_in, r[-500:], lvl, innovations="t"), lvl) for lvl in (0.95, 0.99)}
+    champion = Champion(name="garch_t", fit=fit_garch(r, kind="garch"), innovations="t", tail=None, meta={**meta, "holdout_backtest": backtest})
+    return {"champion": champion, "name": "goldstress-gold-returns", "version": version, "candidate": "garch_t"}
+
+
+@pytest.fixture(scope="session")
+def service_root(tmp_path_factory: pytest.TempPathFactory) -> ServiceRoot:
+    """Curated gold + three complete runs + one pending run + a ``whatif/`` folder."""
+    from tasks.train import load_gold_returns
+
+    root = tmp_path_factory.mktemp("service")
+    base = data_settings(root)
+    settings = Settings(**base)
+    write_curated_gold(settings)
+    returns, meta = load_gold_returns.fn(settings)
+    for i, run_id in enumerate(RUN_IDS):
+        champion = fit_test_champion(returns, meta, version=str(1 + i // 2))
+        make_run(run_id, Settings(**{**base, "mc_seed": 1000 + i}), champion, returns, meta)
+    make_run(PENDING_RUN, Settings(**{**base, "mc_seed": 2000}), fit_test_champion(returns, meta, "3"), returns, meta, summary=False)
+    (root / "reports" / "whatif").mkdir(parents=True, exist_ok=True)
+    return ServiceRoot(root=root, reports=root / "reports", store=root / "store", base=base)
+
+
+def password_hash(password: str) -> str:
+    from service.auth import hash_password
+
+    return hash_password(password, iterations=TEST_ITERATIONS)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def service_settings(base: dict[str, Any], **overrides: Any) -> Settings:
+    """Settings for a non-dev service over ``base`` storage, with the test users and API keys."""
+    fields: dict[str, Any] = {
+        **base,
+        "service_jwt_secret": JWT_SECRET,
+        "service_users": {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()},
+        "service_api_keys": {sha256_hex(k): role for role, k in API_KEYS.items()},
+        "service_dev_mode": False,
+        "service_host": "127.0.0.1",
+        "service_index_ttl_s": 2.0,
+    }
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+@pytest.fixture(scope="session")
+def settings_factory(service_root: ServiceRoot):
+    """``make(**overrides) -> Settings`` over the session's storage tree."""
+    return lambda **overrides: service_settings(service_root.base, **overrides)
+
+
+@pytest.fixture
+def make_client(settings_factory):
+    """``make(**settings overrides) -> TestClient`` of a fresh app (cookies off by default)."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    clients = []
+
+    def make(settings: Settings | None = None, **overrides: Any) -> TestClient:
+        client = TestClient(create_app(settings or settings_factory(**overrides)))
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def client(make_client):
+    """A client of the default test app (the session's runs, no Prefect API needed)."""
+    return make_client()
+
+
+def bearer(client, user: str) -> dict[str, str]:
+    """``Authorization`` header of a fresh login of a test user."""
+    r = client.post("/api/token", data={"username": user, "password": USER_PASSWORDS[user]})
+    assert r.status_code == 200, r.text
+    client.cookies.clear()  # keep each request's credential explicit
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+def analyst(client) -> dict[str, str]:
+    return bearer(client, "alice")
+
+
+@pytest.fixture
+def viewer(client) -> dict[str, str]:
+    return bearer(client, "victor")
+
+
+@pytest.fixture(scope="session")
+def whatif_deployment(prefect_api) -> str:
+    """A deployment of the ``whatif`` flow registered on the Prefect test harness (no worker:
+    its flow runs stay scheduled). Returns its ``<flow>/<deployment>`` name."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as c:
+        flow_id = c.create_flow_from_name("whatif")
+        c.create_deployment(flow_id=flow_id, name="service-tests", entrypoint="flows/whatif.py:whatif")
+    return "whatif/service-tests"
