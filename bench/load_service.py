@@ -23,10 +23,11 @@ The generator shares the machine's cores with the server: its CPU share is repor
 
 Target (issue #4): 200 concurrent readers, p99 < 250 ms, no errors, on a 2-core machine.
 
-When the script starts the server it uses development mode (dev user ``dev-viewer``) and raises
-the read rate limit (``GOLDSTRESS_SERVICE_RATE_LIMIT_PER_MINUTE``) so that the limiter does not
-turn the load into 429s: one identity sends all requests here, unlike real readers. Against an
-external server 429s count as errors.
+When the script starts the server it configures production auth for this run only (a random JWT
+secret, one viewer ``bench`` with a random password) and raises the read rate limit
+(``GOLDSTRESS_SERVICE_RATE_LIMIT_PER_MINUTE``) so that the limiter does not turn the load into
+429s: one identity sends all requests here, unlike real readers. Against an external server
+(``--url``, default login ``dev-viewer``/``dev`` of dev mode) 429s count as errors.
 
 Usage::
 
@@ -99,6 +100,8 @@ class Server:
     url: str
     cmd: list[str]
     log: Path
+    user: str
+    password: str
 
     def cpu_s(self) -> float:
         """User + system CPU seconds used so far by the server process and its live children
@@ -139,15 +142,26 @@ def machine_cpu_s() -> tuple[float, float]:
 
 
 def start_server(report_url: str | None, workers: int, access_log: bool, extra_env: dict[str, str] | None = None) -> Server:
-    """Start ``uvicorn --factory service.app:create_app`` on a free loopback port in dev mode and
-    wait (up to 60 s) for ``/api/health``. RuntimeError with the server log if it does not start."""
+    """Start ``uvicorn --factory service.app:create_app`` on a free loopback port and wait (up to
+    60 s) for ``/api/health``. Production auth, not dev mode (dev mode draws a JWT secret per
+    process, so tokens would not cross uvicorn workers): a random JWT secret and one viewer
+    ``bench`` with a random password, both for this run only. RuntimeError with the server log
+    if it does not start."""
+    import secrets
+
     import httpx
 
+    sys.path.insert(0, str(ROOT))
+    from service.auth import hash_password
+
     port = free_port()
+    password = secrets.token_urlsafe(16)
     env = dict(os.environ)
     env.update({
-        "GOLDSTRESS_SERVICE_DEV_MODE": "true",
+        "GOLDSTRESS_SERVICE_DEV_MODE": "false",
         "GOLDSTRESS_SERVICE_HOST": "127.0.0.1",
+        "GOLDSTRESS_SERVICE_JWT_SECRET": secrets.token_urlsafe(48),
+        "GOLDSTRESS_SERVICE_USERS": json.dumps({"bench": {"password_hash": hash_password(password), "role": "viewer"}}),
         "GOLDSTRESS_SERVICE_RATE_LIMIT_PER_MINUTE": "1000000",
         "PYTHONPATH": str(ROOT),
     })
@@ -168,7 +182,7 @@ def start_server(report_url: str | None, workers: int, access_log: bool, extra_e
             raise RuntimeError(f"server exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                return Server(proc, url, cmd, log)
+                return Server(proc, url, cmd, log, "bench", password)
         time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"server did not answer /api/health within 60 s:\n{log.read_text()[-3000:]}")
@@ -196,6 +210,7 @@ class Samples:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, dict[str, int]] = field(default_factory=dict)
     starts: list[tuple[float, float]] = field(default_factory=list)
+    all_requests: int = 0  # warm-up included (to divide the server's CPU time by)
 
     def ok(self, ep: str, seconds: float, t0: float = 0.0) -> None:
         self.latencies.setdefault(ep, []).append(seconds)
@@ -304,7 +319,8 @@ async def reader_loop(i: int, gen: str, host: str, port: int, headers: dict[str,
             k = (k + 1) % len(eps)
             t0 = loop.time()
             try:
-                status, body = await asyncio.wait_for(get(paths[ep]), REQUEST_TIMEOUT_S)
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):  # no extra task per request (cheaper than wait_for)
+                    status, body = await get(paths[ep])
                 dt = loop.time() - t0
                 if status != 200:
                     kind = f"http_{status}"
@@ -317,10 +333,11 @@ async def reader_loop(i: int, gen: str, host: str, port: int, headers: dict[str,
                 kind, dt = "timeout", loop.time() - t0
                 if gen == "raw":
                     await conn.close()
-            except (OSError, asyncio.IncompleteReadError, ValueError, Exception) as exc:  # noqa: BLE001 - every failure is an error sample
+            except Exception as exc:  # noqa: BLE001 - connection resets, bad responses: every failure is an error sample
                 kind, dt = type(exc).__name__, loop.time() - t0
                 if gen == "raw":
                     await conn.close()
+            samples.all_requests += 1
             if t0 >= t_record:
                 if kind is None:
                     samples.ok(ep, dt, t0)
@@ -449,6 +466,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def service_fingerprint() -> str:
+    """First 12 hex digits of the SHA-256 over ``service/*.py`` (the code under test, which a
+    dirty work tree's commit id does not pin down)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "service").glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def machine() -> str:
     """CPU model, logical CPUs, memory, OS and Python version."""
     model = "unknown CPU"
@@ -469,7 +497,7 @@ def target_met(args: argparse.Namespace, overall: dict) -> bool:
     return overall["errors"] == 0 and overall["p99_ms"] < TARGET_P99_MS and args.readers >= TARGET_READERS
 
 
-def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: dict[str, float], window_s: float, note: str) -> str:
+def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: dict[str, float], window_s: float, note: str, n_all: int) -> str:
     """The dated section appended to bench/LOAD.md."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     overall = rows[-1]
@@ -486,7 +514,7 @@ def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: d
             why.append(f"only {args.readers} readers (target {TARGET_READERS})")
         verdict = "**missed**: " + "; ".join(why)
     lines = [
-        f"## {now} — commit {git_commit()}",
+        f"## {now} — commit {git_commit()}, service code sha256 {service_fingerprint()}",
         "",
         f"- machine: {machine()}",
         f"- server: {server_cmd}",
@@ -498,6 +526,15 @@ def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: d
         + (f"server {cpu['server_s']:.1f} core-s ({100 * cpu['server_s'] / cpu['wall_s']:.0f}% of one core), " if cpu["server_measured"] else "server not measured (external: counted in 'everything else'), ")
         + f"generator {cpu['gen_s']:.1f} core-s ({100 * cpu['gen_s'] / cpu['wall_s']:.0f}% of one core), "
         f"everything else on the machine {cpu['other_s']:.1f} core-s ({100 * cpu['other_s'] / cpu['wall_s']:.0f}% of one core)",
+    ]
+    if cpu["server_measured"] and n_all and cpu["server_s"] > 0:
+        per_req_ms = 1e3 * cpu["server_s"] / n_all
+        cap = 1e3 / per_req_ms
+        lines.append(
+            f"- server CPU per request {per_req_ms:.2f} ms ({n_all} requests incl. warm-up): a whole core for the server would serve about "
+            f"{cap:,.0f} req/s, a mean latency of about {1e3 * args.readers / cap:.0f} ms for {args.readers} closed-loop readers (Little's law)"
+        )
+    lines += [
         "",
         "| endpoint | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -528,10 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--access-log", action="store_true", help="keep uvicorn's access log on (off by default: it costs CPU per request)")
     p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for the server this script starts (repeatable), e.g. GOLDSTRESS_SERVICE_INDEX_TTL_S=60")
-    p.add_argument("--user", default="dev-viewer")
-    p.add_argument("--password", default="dev")
+    p.add_argument("--user", default="dev-viewer", help="login for --url (a server this script starts gets its own user)")
+    p.add_argument("--password", default="dev", help="password for --url")
     p.add_argument("--api-key", default=None, help="authenticate with X-API-Key instead of a login")
-    p.add_argument("--timeline", action="store_true", help="print requests and max latency per second (python generators)")
+    p.add_argument("--timeline", action="store_true", help="add requests and max latency per second to the record (python generators)")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to bench/LOAD.md")
     p.add_argument("--note", default="", help="free text appended to the LOAD.md section")
     args = p.parse_args(argv)
@@ -550,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             server = start_server(args.report_url, args.workers, args.access_log, extra)
             url = server.url
             cmd = " ".join(Path(c).name if i == 0 else c for i, c in enumerate(server.cmd))
-            server_cmd = f"`{cmd}` (started by this script; dev mode, rate limit raised" + "".join(f", `{k}={v}`" for k, v in extra.items()) + ")"
-        headers = login(url, args.user, args.password, args.api_key)
+            server_cmd = f"`{cmd}` (started by this script; one viewer, rate limit raised" + "".join(f", `{k}={v}`" for k, v in extra.items()) + ")"
+        user, password = (server.user, server.password) if server else (args.user, args.password)
+        headers = login(url, user, password, args.api_key)
         import httpx
 
         latest = httpx.get(url + "/api/runs/latest", headers=headers, timeout=10)
@@ -575,18 +613,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.generator == "wrk":
             res, window = run_wrk(url, headers, paths, args.readers, args.duration)
             rows = summarise_wrk(res, paths)
+            n_all = rows[-1]["requests"]
         else:
             samples, window = asyncio.run(run_python_generator(args.generator, url, headers, paths, run_id, args.readers, args.duration, args.warmup, args.max_requests, args.think_ms / 1e3))
             rows = summarise_python(samples, window, paths)
+            n_all = samples.all_requests
             if args.timeline:
-                print("latency by second of the run (request start):\n" + samples.timeline(samples.t_record))
+                args.note = (args.note + "\n\n" if args.note else "") + "Requests and latency by second of the recorded window (request start):\n\n```\n" + samples.timeline(samples.t_record) + "\n```"
         wall = time.monotonic() - wall0
         busy1, _ = machine_cpu_s()
         gen_s = time.process_time() + children_s() - gen0
         srv_s = (server.cpu_s() - srv0) if server else 0.0
         busy = busy1 - busy0
         cpu = {"cores": os.cpu_count() or 1, "wall_s": wall, "server_s": srv_s, "gen_s": gen_s, "other_s": max(0.0, busy - gen_s - srv_s), "server_measured": server is not None}
-        text = markdown(args, rows, server_cmd, cpu, window, args.note)
+        text = markdown(args, rows, server_cmd, cpu, window, args.note, n_all)
         print(text)
         if not args.no_record:
             if not LOAD_MD.exists():
