@@ -191,9 +191,15 @@ class Settings(BaseSettings):
     )
     shock_sizes: tuple[float, ...] = (-0.10, -0.20, -0.30, -0.40)
     shock_horizon_days: int = Field(default=30, ge=30)
-    token_specs: tuple[Path, ...] = (
-        PROJECT_ROOT / "specs" / "gram.toml",
-        PROJECT_ROOT / "specs" / "gusd_cdp.toml",
+    token_specs: tuple[Path, ...] = Field(
+        default=(
+            PROJECT_ROOT / "specs" / "gram.toml",
+            PROJECT_ROOT / "specs" / "v2" / "paxg.toml",
+            PROJECT_ROOT / "specs" / "v2" / "xaut.toml",
+            PROJECT_ROOT / "specs" / "v2" / "dgx.toml",
+            PROJECT_ROOT / "specs" / "gusd_cdp.toml",
+        ),
+        description="Token spec files (v1 or v2 TOML) run through every scenario.",
     )
     token_oz_per_token: dict[str, float] = Field(
         default={"paxg": 1.0, "xaut": 1.0},

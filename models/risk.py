@@ -429,7 +429,8 @@ def closed_form_break_move(spec: Any, p0_usd_per_oz: float) -> dict[str, Any]:
     - Gold CDP stablecoin (``kind="gold_cdp"``): the first vault tranche is liquidated when
       ``CR_min * (1 + m) < L``, so ``m* = L / CR_min - 1`` (a fall of ``1 - L/CR_min``), at any
       horizon: liquidation depends only on the price level (MakerDAO MCD liquidation rule).
-    - Gold-backed token (``kind="gold_backed"``) with gold coverage ``g = G / (S * grams)`` and
+    - Gold-backed token (``kind="gold_backed"``, spec v1 or v2: gold = allocated + unallocated
+      grams, cash = USD cash + T-bills) with gold coverage ``g = G / (S * grams)`` and
       cash ``C``: backing ``= g + C / (S * grams * P_g)``. With ``g >= 1`` no price path breaks
       it (``move_frac`` None). With ``g < 1`` it breaks when gold RISES above
       ``P_g* = C / (S * grams * (1 - g))``: ``m* = P_g* / P0_g - 1``; with ``C = 0`` it is broken
@@ -449,12 +450,17 @@ def closed_form_break_move(spec: Any, p0_usd_per_oz: float) -> dict[str, Any]:
         return {"move_frac": spec.liquidation_ratio / cr - 1.0, "direction": -1, "formula": "L / CR_min - 1"}
     if kind == "gold_backed":
         owed_g = spec.supply_tokens * spec.grams_per_token
-        g = spec.gold_reserve_g / owed_g
+        if hasattr(spec, "reserve"):  # spec v2: reserve assets by kind
+            gold_g = sum(a.amount for a in spec.reserve if a.kind in ("allocated_gold", "unallocated_gold"))
+            cash = sum(a.amount for a in spec.reserve if a.kind in ("usd_cash", "tbills"))
+        else:
+            gold_g, cash = spec.gold_reserve_g, spec.cash_buffer_usd
+        g = gold_g / owed_g
         if g >= 1.0:
             return {"move_frac": None, "direction": None, "formula": "gold coverage >= 1: no gold move breaks the backing"}
-        if spec.cash_buffer_usd == 0:
+        if cash == 0:
             return {"move_frac": 0.0, "direction": None, "formula": "gold coverage < 1 and no cash: broken at day 0"}
-        p_star_g = spec.cash_buffer_usd / (owed_g * (1.0 - g))
+        p_star_g = cash / (owed_g * (1.0 - g))
         p0_g = p0_usd_per_oz / 31.1034768
         return {"move_frac": p_star_g / p0_g - 1.0, "direction": 1, "formula": "C / (S * grams * (1 - g)) / P0_g - 1"}
     raise ValueError(f"spec: unknown token kind {kind!r}")

@@ -21,7 +21,7 @@ from goldstress.settings import Settings
 from dataclasses import asdict
 
 from models.risk import closed_form_break_move, reverse_stress, var_es
-from models.token import build_token_model, parse_token_spec
+from models.token_v2 import build_any_token_model, parse_any_token_spec
 from tasks import storage
 
 BACKING_QUANTILES = (0.001, 0.01, 0.05, 0.5, 0.95)
@@ -85,6 +85,37 @@ def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: t
     out["bad_debt_usd_q99"] = float(g["bad_debt_usd"].quantile(0.99))
     out["holder_value_usd_per_token_d0"] = hv0
     out["reserve_value_usd_d0"] = rv0
+    if "depeg_depth_frac" in g and g["depeg_depth_frac"].notna().any():
+        out.update(market_metrics(g))
+    return out
+
+
+def market_metrics(g: pd.DataFrame) -> dict[str, float]:
+    """Peg and liquidity figures over the paths of a v2 token (columns of
+    ``tasks.simulate.market_columns``): probabilities that the premium/discount to NAV exceeds 1%
+    and 5% at some point, the depth (99% quantile and worst) and duration of the worst depeg,
+    time to recovery, liquidity coverage over 1/5/30 days (1% quantile of each path's minimum:
+    the stressed case) and P(coverage < 100%), the redemption queue and the days to meet a wave."""
+    depth = g["depeg_depth_frac"]
+    out: dict[str, float] = {
+        "p_abs_premium_gt_1pct": float((depth > 0.01).mean()),
+        "p_abs_premium_gt_5pct": float((depth > 0.05).mean()),
+        "depeg_depth_q99_frac": _quantile(depth, 0.99),
+        "depeg_depth_worst_frac": float(depth.max()),
+        "premium_min_q01_frac": _quantile(g["premium_min_frac"], 0.01),
+        "premium_max_q99_frac": _quantile(g["premium_max_frac"], 0.99),
+        "depeg_longest_days_beyond_1pct_q99": _quantile(g["depeg_longest_days_beyond_1pct"], 0.99),
+        "depeg_recovery_days_1pct_median": _quantile(g["depeg_recovery_days_1pct"], 0.5),
+        "p_depeg_unrecovered_at_horizon": float(g["depeg_recovery_days_1pct"].isna().mean()),
+        "redemption_queue_max_tokens_q99": _quantile(g["redemption_queue_max_tokens"], 0.99),
+        "redemption_wait_max_days_q99": _quantile(g["redemption_wait_max_days"], 0.99),
+        "redemption_queue_end_tokens_mean": float(g["redemption_queue_end_tokens"].mean()),
+        "fire_sale_loss_usd_mean": float(g["fire_sale_loss_usd"].mean()),
+    }
+    for col in (c for c in g.columns if c.startswith("liquidity_coverage_min_")):
+        h = col.removeprefix("liquidity_coverage_min_")
+        out[f"liquidity_coverage_{h}_q01"] = _quantile(g[col], 0.01)
+        out[f"p_liquidity_coverage_below_1_{h}"] = float((g[col] < 1.0).mean())
     return out
 
 
@@ -101,6 +132,10 @@ def path_metrics(row: pd.Series, horizons: tuple[int, ...]) -> dict[str, Any]:
     out["liquidated"] = bool(row["liquidated"])
     out["holder_value_usd_per_token_d0"] = float(row["holder_value_usd_per_token_d0"])
     out["reserve_value_usd_d0"] = float(row["reserve_value_usd_d0"])
+    if "depeg_depth_frac" in row and pd.notna(row["depeg_depth_frac"]):
+        for key in (k for k in row.index if k.startswith(("premium_", "depeg_", "share_days_", "liquidity_coverage_min_", "redemption_", "fire_sale_"))):
+            v = row[key]
+            out[key] = None if pd.isna(v) else float(v)
     return out
 
 
@@ -116,8 +151,8 @@ def loss_30d(metrics: dict[str, Any], kind: str) -> float:
 def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple[int, ...]) -> dict[str, Any]:
     """Smallest gold moves (down and up) that break the token, per horizon, and the closed form
     where one exists (``models.token.closed_form_break_move``)."""
-    spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
-    model = build_token_model(spec)
+    spec = parse_any_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    model = build_any_token_model(spec)
     rows = []
     for direction in (-1, +1):
         for res in reverse_stress(model, p0, horizons_days=horizons, direction=direction):

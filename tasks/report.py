@@ -108,6 +108,48 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
     return figs
 
 
+def _peg_liquidity_html(t: dict[str, Any]) -> str:
+    """Peg and liquidity table of a v2 token: Monte Carlo and each single-path scenario."""
+    rows = []
+    for name, m in t["scenarios"].items():
+        if m.get("kind") == "monte_carlo" and "p_abs_premium_gt_1pct" in m:
+            rows.append({
+                "scenario": name,
+                "P(|premium|>1%)": m["p_abs_premium_gt_1pct"],
+                "P(|premium|>5%)": m["p_abs_premium_gt_5pct"],
+                "worst depeg depth (q99)": m["depeg_depth_q99_frac"],
+                "longest depeg >1%, days (q99)": m["depeg_longest_days_beyond_1pct_q99"],
+                "recovery days (median)": m["depeg_recovery_days_1pct_median"],
+                "LCR 1d (q1)": m.get("liquidity_coverage_1d_q01"),
+                "LCR 5d (q1)": m.get("liquidity_coverage_5d_q01"),
+                "LCR 30d (q1)": m.get("liquidity_coverage_30d_q01"),
+                "queue max, tokens (q99)": m["redemption_queue_max_tokens_q99"],
+                "days to meet a wave (q99)": m["redemption_wait_max_days_q99"],
+            })
+        elif "depeg_depth_frac" in m:
+            rows.append({
+                "scenario": name,
+                "P(|premium|>1%)": float(m["depeg_depth_frac"] > 0.01),
+                "P(|premium|>5%)": float(m["depeg_depth_frac"] > 0.05),
+                "worst depeg depth (q99)": m["depeg_depth_frac"],
+                "longest depeg >1%, days (q99)": m.get("depeg_longest_days_beyond_1pct"),
+                "recovery days (median)": m.get("depeg_recovery_days_1pct"),
+                "LCR 1d (q1)": m.get("liquidity_coverage_min_1d"),
+                "LCR 5d (q1)": m.get("liquidity_coverage_min_5d"),
+                "LCR 30d (q1)": m.get("liquidity_coverage_min_30d"),
+                "queue max, tokens (q99)": m.get("redemption_queue_max_tokens"),
+                "days to meet a wave (q99)": m.get("redemption_wait_max_days"),
+            })
+    if not rows:
+        return ""
+    return (
+        "<h3>Peg and liquidity (secondary market and redemption model)</h3>"
+        "<p>Premium/discount to NAV; LCR = liquid resources / stressed outflows (lowest daily value over the "
+        "horizon; Monte Carlo: 1% quantile across paths). Single-path scenarios show their one outcome.</p>"
+        + _table(rows, pct_cols=("P(|premium|>1%)", "P(|premium|>5%)", "worst depeg depth (q99)"))
+    )
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -136,6 +178,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
             f"{_fmt(t['worst_scenario']['holder_value_loss_30d_frac'], True)}. "
             f"P(backing &lt; 1) under Monte Carlo: <b>{_fmt(mc.get('p_backing_below_1'), True)}</b>; P(liquidation): <b>{_fmt(mc.get('p_liquidation'), True)}</b>; expected bad debt: <b>{_fmt(mc.get('expected_bad_debt_usd'))} USD</b>.</p>"
             "<h3>VaR and ES (Monte Carlo, champion model)</h3>" + _table(head, pct_cols=tuple(k for k in head[0] if "frac" in k))
+            + _peg_liquidity_html(t)
             + "<h3>Scenarios</h3>" + _table(scen, pct_cols=("holder_loss_30d_frac", "P(backing<1)", "P(liquidation)"))
             + "<h3>Reverse stress test</h3>"
             + f"<p>Smallest breaking gold move: {html.escape(json.dumps(rs['smallest_breaking_move'], default=str))}. Closed form: {html.escape(json.dumps(rs['closed_form'], default=str))}</p>"

@@ -18,7 +18,9 @@ from prefect.cache_policies import NO_CACHE
 
 from goldstress.settings import Settings
 from models.scenarios import historical_replay, instant_shock, monte_carlo_chunks, to_price_paths
-from models.token import TokenOutcome, build_token_model, load_token_spec
+from models.peg import days_to_recovery, depeg_depth, longest_depeg_days, share_of_days_beyond
+from models.token import TokenOutcome
+from models.token_v2 import TokenV2Outcome, build_any_token_model, load_any_token_spec, run_token_model
 from tasks import storage
 
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -94,7 +96,62 @@ def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int
     cols["bad_debt_usd"] = outcome.bad_debt_usd[:, -1]
     cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
     cols["horizon_days"] = np.full(n, t1 - 1)
+    market = market_columns(outcome, horizons) if isinstance(outcome, TokenV2Outcome) else None
+    for name in market_column_names(horizons):
+        # v1 tokens have no secondary market or liquidity model: NaN keeps one table schema
+        cols[name] = market[name] if market is not None else np.full(n, np.nan)
     return pd.DataFrame(cols)
+
+
+PEG_THRESHOLDS = (0.01, 0.05)
+
+
+def _lcr_horizons(horizons: tuple[int, ...]) -> list[int]:
+    return sorted(set((1, 5, 30)) | set(horizons))
+
+
+def market_column_names(horizons: tuple[int, ...]) -> list[str]:
+    """Names of the v2 peg/liquidity columns (see :func:`market_columns`), in table order."""
+    return [
+        "premium_end_frac", "premium_min_frac", "premium_max_frac", "depeg_depth_frac",
+        "depeg_longest_days_beyond_1pct", "depeg_recovery_days_1pct",
+        *[f"share_days_abs_premium_gt_{round(th * 100)}pct" for th in PEG_THRESHOLDS],
+        *[f"liquidity_coverage_min_{h}d" for h in _lcr_horizons(horizons)],
+        "redemption_queue_max_tokens", "redemption_wait_max_days", "redemption_queue_end_tokens",
+        "fire_sale_loss_usd",
+    ]
+
+
+def market_columns(outcome: TokenV2Outcome, horizons: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per-path peg and liquidity columns of a v2 token (``models.peg`` definitions):
+    depth of the worst premium/discount, the longest run beyond 1%, days from the worst point to
+    recovery within 1%, the share of days beyond 1% and 5%, the lowest daily liquidity coverage
+    over 1/5/30 days (and the configured horizons), the longest redemption queue and the most
+    days a redemption wave met within the horizon waited, and the queue left at the end."""
+    prem = outcome.premium_frac
+    t1 = prem.shape[1]
+    cols: dict[str, np.ndarray] = {
+        "premium_end_frac": prem[:, -1],
+        "premium_min_frac": prem.min(axis=1),
+        "premium_max_frac": prem.max(axis=1),
+        "depeg_depth_frac": depeg_depth(prem),
+        "depeg_longest_days_beyond_1pct": longest_depeg_days(prem, 0.01).astype(float),
+        "depeg_recovery_days_1pct": days_to_recovery(prem, 0.01),
+    }
+    for th in PEG_THRESHOLDS:
+        cols[f"share_days_abs_premium_gt_{round(th * 100)}pct"] = share_of_days_beyond(prem, th)
+    lcr = outcome.liquidity_coverage
+    for h in _lcr_horizons(horizons):
+        cols[f"liquidity_coverage_min_{h}d"] = lcr[:, 1 : h + 1].min(axis=1) if h < t1 else np.full(prem.shape[0], np.nan)
+    cols["redemption_queue_max_tokens"] = outcome.queue_tokens.max(axis=1)
+    # longest wait among the waves met within the horizon; what is still owed at the end is
+    # reported apart (the last days' waves cannot be met inside the horizon by construction)
+    waits = outcome.wait_days()
+    met = np.where(np.isnan(waits), -np.inf, waits).max(axis=1)
+    cols["redemption_wait_max_days"] = np.where(np.isfinite(met), met, np.nan)
+    cols["redemption_queue_end_tokens"] = outcome.queue_tokens[:, -1]
+    cols["fire_sale_loss_usd"] = outcome.fire_sale_loss_usd[:, -1]
+    return cols
 
 
 def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings) -> Iterator[np.ndarray]:
@@ -120,20 +177,23 @@ def run_scenario(
     chunk and token), so memory is bounded by ``settings.mc_chunk_paths``, not the path count. Returns the table's URL, row count and, for the fan
     chart, gold price quantiles per day over the first ``settings.fan_chart_paths`` paths.
     """
-    models = [(spec.symbol, build_token_model(spec)) for spec in specs]
+    models = [(spec.symbol, build_any_token_model(spec)) for spec in specs]
     fan_keep: list[np.ndarray] = []
     kept = 0
     offset = 0
     rows = 0
     url = storage.join(results_url, f"{sc.name}.parquet")
+    # secondary-market noise of v2 tokens: one stream per chunk, spawned from the scenario seed
+    market_seeds = np.random.SeedSequence([settings.mc_seed, 1])
     with storage.parquet_writer(url, settings) as write:
         for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
+            rng = np.random.default_rng(market_seeds.spawn(1)[0])
             if kept < settings.fan_chart_paths:
                 take = prices[: settings.fan_chart_paths - kept].copy()
                 fan_keep.append(take)
                 kept += take.shape[0]
             for symbol, model in models:
-                df = summarise_paths(model.run(prices), prices, settings.horizons_days)
+                df = summarise_paths(run_token_model(model, prices, rng), prices, settings.horizons_days)
                 df["path"] += offset
                 df.insert(0, "token", symbol)
                 df.insert(0, "kind", sc.kind)
@@ -158,7 +218,7 @@ def run_scenario(
 @task(name="load-token-specs", cache_policy=NO_CACHE)
 def load_specs(settings: Settings) -> list[Any]:
     """Load every token spec file named in settings (typed, versioned TOML)."""
-    return [load_token_spec(Path(p)) for p in settings.token_specs]
+    return [load_any_token_spec(Path(p)) for p in settings.token_specs]
 
 
 @task(name="load-champion", cache_policy=NO_CACHE)

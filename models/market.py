@@ -1,0 +1,1654 @@
+"""Secondary market of a gold-backed token (v2): arbitrage band, premium process, AMM pools.
+
+Pure numerics (NumPy/SciPy/pandas), no I/O. Conventions of the project: premia, fees and rates
+are fractions (0.01 = 1 %); simulated arrays are ``(n_paths, horizon_days)``; every random draw
+comes from a caller-supplied ``numpy.random.Generator``.
+
+Premium
+-------
+The premium of a token to its net asset value is ``p = token_price / NAV - 1`` with
+``NAV = oz_per_token * gold_usd_per_oz`` (a discount is a negative premium).
+
+1. No-arbitrage band (:func:`arbitrage_band`)
+---------------------------------------------
+An ETF-style primary market (authorised participants create/redeem against the underlying)
+keeps the price within a band around NAV whose width is the cost of the arbitrage trade
+(Petajisto (2017), "Inefficiencies in the pricing of exchange-traded funds", Financial Analysts
+Journal 73(1), 24-54: ETF prices fluctuate "within a band" set by arbitrage frictions, about
+100-200 bp on average; the same mint/redeem arbitrage keeps stablecoins near their peg, Lyons &
+Viswanath-Natraj (2023), "What keeps stablecoins stable?", J. Int. Money Finance 131, 102777).
+Per token, with NAV ``N``, mint fee ``f_m``, redeem fee ``f_r`` (fractions of NAV, paid in cash
+when the order is placed, as in the v1 token model), other per-leg costs ``c`` (fraction of NAV:
+gas, dealer spread on the gold leg, bar transport/sale), a secondary-market fee/half-spread ``s``,
+a fixed cost ``F`` USD per primary-market order spread over the order size ``q`` tokens
+(``phi = F / (q N)``), and a settlement lag of ``L`` days financed at the simple rate ``r`` per
+year of ``D`` days (carry ``kappa = r L / D``):
+
+* **Premium (mint and sell).** At t0 the arbitrageur pays ``N (1 + f_m + c + phi)`` and sells the
+  token for ``N (1 + p)(1 - s)``, received when the minted token is delivered at ``t0 + L`` (sale
+  locked at t0: from inventory or forward). The outlay is financed for ``L`` days. Profit iff
+  ``N (1 + p)(1 - s) > N (1 + f_m + c + phi)(1 + kappa)``, so
+  ``upper = (1 + f_m + c + phi)(1 + kappa) / (1 - s) - 1``.
+* **Discount (buy and redeem).** At t0 the arbitrageur pays ``N (1 + p)(1 + s)`` for the token plus
+  ``N (f_r + c + phi)`` in fees and costs, and receives gold worth ``N`` (sold forward at t0) at
+  ``t0 + L``; the whole outlay is financed for ``L`` days. Profit iff
+  ``N > N [(1 + p)(1 + s) + f_r + c + phi](1 + kappa)``, so
+  ``lower = (1 / (1 + kappa) - f_r - c - phi) / (1 + s) - 1`` (floored at -1: when the costs
+  exceed the proceeds no discount is ever arbitraged).
+
+Without lag, secondary fee or fixed cost the band is ``(-(f_r + c), f_m + c)``. Minimum redemption
+size and whole-bar granularity (XAUT: whole 400-oz London Good Delivery bars) enter through the
+order size: an order is at least ``min_redemption_tokens`` and a whole multiple of
+``redemption_granularity_tokens``, so the fixed cost per token falls with the (rounded-up) lot.
+The gold price risk during the lag is assumed hedged (forward sale/purchase of the gold leg); its
+cost, if any, belongs in ``c``.
+
+2. Premium process (:class:`PremiumProcess`)
+--------------------------------------------
+A discrete Ornstein-Uhlenbeck / AR(1) process with heavy-tailed innovations and compound
+Poisson jumps (the Poisson-normal mixture of Press (1967), "A compound events model for
+security prices", J. Business 40(3); its maximum-likelihood estimation as in Ball & Torous
+(1983), "A simplified jump process for common stock returns", JFQA 18(1), who truncate the
+Poisson count at one jump per day, whereas the Poisson sum is kept here):
+
+    p_t = m + phi (p_{t-1} - m) + sigma e_t + J_t,
+    e_t iid unit-variance Student-t(df) (df > 2) or N(0, 1),
+    J_t = sum_{i=1}^{N_t} Y_i,  N_t ~ Poisson(lambda_t),  Y_i ~ N(mu_J, s_J^2),
+    lambda_t = lambda_0 + k * dd_t   (dd_t: gold drawdown, a fraction in [0, 1]).
+
+The total innovation ``u_t = sigma e_t + J_t`` is iid (for constant ``dd``), with mean
+``lambda mu_J`` and variance ``sigma^2 + lambda (s_J^2 + mu_J^2)`` (compound Poisson: ``Var J =
+E[N] Var Y + Var N (E Y)^2 = lambda (s_J^2 + mu_J^2)``). Hence, for ``|phi| < 1`` and no band,
+the stationary moments are
+
+    E p   = m + lambda mu_J / (1 - phi),
+    Var p = (sigma^2 + lambda (s_J^2 + mu_J^2)) / (1 - phi^2),
+    Corr(p_t, p_{t+h}) = phi^h.
+
+**Band.** When the primary market is open on day ``t`` (``market_open``), arbitrage removes a
+share ``band_strength`` of the excess over the band: ``p <- U + (1 - strength)(p - U)`` above the
+upper bound ``U`` and likewise below ``lower`` (``strength = 1``: clip to the band). When the
+market is closed (weekends, outside London hours) the band does not bind and the premium may
+leave it; the excess is arbitraged on the next open day. The closed-form moments above ignore the
+band.
+
+**Fit** (:meth:`PremiumProcess.fit`). (i) Jump days by thresholding: iterate OLS of ``p_t`` on
+``p_{t-1}`` over the days not flagged and flag days whose residual is more than
+``jump_threshold`` robust standard deviations (``1.4826 * MAD``) from the median, until the flags
+settle (threshold jump detection as in Mancini (2009), "Non-parametric threshold estimation for
+models with stochastic diffusion coefficient and jumps", Scand. J. Statistics 36(2), here applied
+to AR(1) residuals). ``sigma`` (and ``df``) by maximum likelihood of the unflagged residuals
+under the distribution truncated at the threshold; ``lambda`` from the flagged share
+(``-log(1 - share)``), ``mu_J`` and ``s_J`` from the flagged residuals (``s_J^2 = var - sigma^2``);
+``lambda_0, k`` by Bernoulli MLE of the flags on the drawdown when one is given. (ii) With
+``method="mle"`` (default) these are the starting values of a full conditional maximum-likelihood
+fit of all parameters (L-BFGS-B); standard errors from the inverse numerical Hessian of the
+log-likelihood (observed information), ``NaN`` for parameters on a bound.
+
+**Likelihood.** The density of ``u`` is ``sum_n Pois(n; lambda) g_n(u)`` with ``g_n`` the density
+of ``sigma e + N(n mu_J, n s_J^2)``: exact normal for normal ``e``; for Student-t ``e`` the
+convolution is computed by Gauss quadrature (Gauss-Legendre in the t's probability scale over
+its body, log-spaced Gauss-Legendre over the tails within the normal kernel's window, or
+Gauss-Hermite over the normal when it is the narrower of the two). The Poisson sum is truncated
+where the remaining probability is below 1e-10 (relative quadrature error below 1e-5 on
+a test grid of df in [2.2, 30], jump/diffusion scale ratios 1-100, up to 60 scales out).
+
+3. AMM pools
+------------
+* :class:`ConstantProductPool` - Uniswap v2 (Adams, Zinsmeister & Robinson (2020), "Uniswap v2
+  Core": the constant-product invariant with the 0.30 % fee charged on the input): ``x y = k``; a sale of ``dx`` pays the fee on the input, the remainder
+  ``a = dx (1 - fee)`` trades on the curve, ``dy = y a / (x + a)``, and the fee stays in the
+  reserves (``x' = x + dx``). Without fee ``x' y' = k`` and the new price is
+  ``y' / x' = k / (x + dx)^2`` (Angeris et al. (2021), "An analysis of Uniswap markets",
+  Cryptoeconomic Systems 1(1)).
+* :class:`ConcentratedLiquidityPool` - one Uniswap v3 position (Adams, Zinsmeister, Salem, Keefer
+  & Robinson (2021), "Uniswap v3 Core"): liquidity ``L`` on ``[pa, pb]``. Real reserves at price
+  ``P`` in range: ``x = L (1/sqrt(P) - 1/sqrt(pb))``, ``y = L (sqrt(P) - sqrt(pa))`` (eqs.
+  6.29-6.30); the curve ``(x + L/sqrt(pb)) (y + L sqrt(pa)) = L^2`` (eq. 2.2) is the
+  constant-product curve of the virtual reserves ``(L/sqrt(P), L sqrt(P))`` (eqs. 6.5-6.6) shifted; within the range a swap moves
+  ``Delta(1/sqrt(P)) = Delta x / L`` and ``Delta sqrt(P) = Delta y / L`` (section 6.2.3) with the fee
+  taken from the input and kept outside the liquidity. A sale larger than the range can absorb
+  fills only up to the lower price ``pa`` (all ``y`` paid out); the rest is reported as
+  ``unfilled_in`` and the price stays at ``pa``: the position has no liquidity below.
+
+Pool parameters may be arrays (one pool per path); swaps broadcast over them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+__all__ = [
+    "ConcentratedLiquidityPool",
+    "ConstantProductPool",
+    "PremiumFit",
+    "PremiumProcess",
+    "SwapResult",
+    "arbitrage_band",
+    "order_size_tokens",
+    "pool_from_dict",
+]
+
+# --------------------------------------------------------------------------- arbitrage band
+
+
+def _check_frac(value: float, name: str, *, upper_open: bool = True) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (upper_open and v >= 1):
+        raise ValueError(f"{name}: must be a fraction in [0, 1), got {value!r}")
+    return v
+
+
+def _check_nonneg(value: float, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name}: must be finite and >= 0, got {value!r}")
+    return v
+
+
+def arbitrage_band(
+    mint_fee: float,
+    redeem_fee: float,
+    other_costs_frac: float = 0.0,
+    *,
+    secondary_fee: float = 0.0,
+    settlement_lag_days: float = 0.0,
+    financing_rate_per_year: float = 0.0,
+    days_per_year: float = 365.0,
+    fixed_cost_usd: float = 0.0,
+    nav_usd_per_token: float | None = None,
+    trade_size_tokens: float | None = None,
+    min_redemption_tokens: float = 0.0,
+    redemption_granularity_tokens: float = 0.0,
+) -> tuple[float, float]:
+    """No-arbitrage band ``(lower, upper)`` of the premium to NAV, as fractions.
+
+    A premium above ``upper`` is profitably arbitraged by minting and selling, a discount below
+    ``lower`` by buying and redeeming (derivation in the module docstring, after Petajisto
+    (2017), Financial Analysts Journal 73(1), and Lyons & Viswanath-Natraj (2023), JIMF 131):
+
+    ``upper = (1 + mint_fee + c + phi)(1 + kappa) / (1 - secondary_fee) - 1``,
+    ``lower = max(-1, (1 / (1 + kappa) - redeem_fee - c - phi) / (1 + secondary_fee) - 1)``,
+
+    with ``c = other_costs_frac``, ``kappa = financing_rate_per_year * settlement_lag_days /
+    days_per_year`` (simple-interest carry of the capital tied up during settlement) and
+    ``phi = fixed_cost_usd / (q * nav_usd_per_token)`` the fixed cost per order spread over the
+    order size ``q``: ``trade_size_tokens`` rounded up to a whole multiple of
+    ``redemption_granularity_tokens`` and to at least ``min_redemption_tokens`` (default: the
+    smallest allowed order). The same order rules are applied to mints and redemptions.
+
+    Parameters
+    ----------
+    mint_fee, redeem_fee : float
+        Primary-market fees, fractions of NAV in [0, 1).
+    other_costs_frac : float
+        Other costs per primary-market leg (gas, dealer spread on the gold leg, bar transport or
+        sale), fraction of NAV >= 0, charged on both the mint and the redeem side.
+    secondary_fee : float
+        Secondary-market fee or half-spread on the token leg, fraction in [0, 1).
+    settlement_lag_days, financing_rate_per_year, days_per_year : float
+        Settlement lag (days >= 0), financing rate (fraction per year >= 0) and the day count.
+    fixed_cost_usd : float
+        Fixed cost per primary-market order, USD >= 0 (needs ``nav_usd_per_token`` and an order
+        size when > 0).
+    nav_usd_per_token : float or None
+        NAV of one token, USD > 0 (only used for the fixed cost).
+    trade_size_tokens : float or None
+        Intended order size, tokens > 0; None: the smallest allowed order.
+    min_redemption_tokens, redemption_granularity_tokens : float
+        Smallest order and order granularity (whole bars), tokens >= 0 (0 = no rule).
+
+    Returns
+    -------
+    (lower, upper) : tuple of float
+        ``-1 <= lower <= 0 <= upper``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: a fee outside [0, 1), a negative cost, lag or rate, a
+        non-positive ``days_per_year``, or ``fixed_cost_usd > 0`` without ``nav_usd_per_token``
+        or without any order size (no ``trade_size_tokens`` and no minimum or granularity).
+    """
+    f_m = _check_frac(mint_fee, "mint_fee")
+    f_r = _check_frac(redeem_fee, "redeem_fee")
+    c = _check_nonneg(other_costs_frac, "other_costs_frac")
+    s = _check_frac(secondary_fee, "secondary_fee")
+    lag = _check_nonneg(settlement_lag_days, "settlement_lag_days")
+    r = _check_nonneg(financing_rate_per_year, "financing_rate_per_year")
+    d = _check_nonneg(days_per_year, "days_per_year")
+    if d <= 0:
+        raise ValueError(f"days_per_year: must be > 0, got {days_per_year!r}")
+    fixed = _check_nonneg(fixed_cost_usd, "fixed_cost_usd")
+    q_min = _check_nonneg(min_redemption_tokens, "min_redemption_tokens")
+    gran = _check_nonneg(redemption_granularity_tokens, "redemption_granularity_tokens")
+    phi = 0.0
+    if fixed > 0:
+        if nav_usd_per_token is None:
+            raise ValueError("nav_usd_per_token: required when fixed_cost_usd > 0")
+        nav = _check_nonneg(nav_usd_per_token, "nav_usd_per_token")
+        if nav <= 0:
+            raise ValueError(f"nav_usd_per_token: must be > 0, got {nav_usd_per_token!r}")
+        if trade_size_tokens is None:
+            q = max(q_min, gran)
+            if q <= 0:
+                raise ValueError(
+                    "trade_size_tokens: required when fixed_cost_usd > 0 and neither "
+                    "min_redemption_tokens nor redemption_granularity_tokens is set"
+                )
+        else:
+            q = _check_nonneg(trade_size_tokens, "trade_size_tokens")
+            if q <= 0:
+                raise ValueError(f"trade_size_tokens: must be > 0, got {trade_size_tokens!r}")
+        q = order_size_tokens(q, q_min, gran)
+        phi = fixed / (q * nav)
+    kappa = r * lag / d
+    upper = (1.0 + f_m + c + phi) * (1.0 + kappa) / (1.0 - s) - 1.0
+    lower = max(-1.0, (1.0 / (1.0 + kappa) - f_r - c - phi) / (1.0 + s) - 1.0)
+    return float(lower), float(upper)
+
+
+def order_size_tokens(
+    wanted_tokens: float | np.ndarray, min_tokens: float = 0.0, granularity_tokens: float = 0.0
+) -> float | np.ndarray:
+    """Primary-market order size for a wanted size: rounded UP to a whole multiple of
+    ``granularity_tokens`` (0 = any size) and to at least ``min_tokens``. Zero stays zero
+    (no order). Broadcasts over arrays; tokens in, tokens out. Raises ValueError for a
+    negative or non-finite argument.
+
+    (Up, because the arbitrage needs the whole lot: an arbitrageur who wants ``q`` tokens of a
+    redemption must buy and redeem the full lot.)
+    """
+    w = np.asarray(wanted_tokens, dtype=float)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("wanted_tokens: must be finite and >= 0")
+    q_min = _check_nonneg(min_tokens, "min_tokens")
+    g = _check_nonneg(granularity_tokens, "granularity_tokens")
+    q = np.where(w > 0, np.maximum(w, q_min), 0.0)
+    if g > 0:
+        # a tolerance so that 860.0000000001 / 430 does not become 3 bars
+        q = np.ceil(q / g - 1e-9) * g
+        q = np.where((w > 0) & (q < q_min), np.ceil(q_min / g - 1e-9) * g, q)
+    return float(q) if q.ndim == 0 else q
+
+
+# --------------------------------------------------------------------------- densities
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(32)  # [-1, 1]
+_GLT_X, _GLT_W = np.polynomial.legendre.leggauss(32)
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(48)  # weight exp(-x^2 / 2)
+_GH_W = _GH_W / math.sqrt(2.0 * math.pi)
+_BODY_P = 0.02  # the t body covers probabilities [_BODY_P, 1 - _BODY_P]
+_KERNEL_HALF_WIDTH = 10.0  # normal kernel window, in kernel standard deviations
+_POISSON_TAIL = 1e-10
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+def _t_unit_scale(df: float) -> float:
+    return math.sqrt((df - 2.0) / df)
+
+
+def _e_logpdf(e: np.ndarray, df: float | None) -> np.ndarray:
+    """Log density of the unit-variance innovation at ``e``."""
+    if df is None:
+        return -0.5 * e * e - 0.5 * math.log(2.0 * math.pi)
+    c = _t_unit_scale(df)
+    z = e / c
+    const = special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * math.log(df * math.pi) - math.log(c)
+    return const - (df + 1) / 2 * np.log1p(z * z / df)
+
+
+def _e_cdf(e: np.ndarray, df: float | None) -> np.ndarray:
+    if df is None:
+        return special.ndtr(e)
+    return special.stdtr(df, e / _t_unit_scale(df))
+
+
+def _e_ppf(q: np.ndarray, df: float | None) -> np.ndarray:
+    if df is None:
+        return special.ndtri(q)
+    return special.stdtrit(df, q) * _t_unit_scale(df)
+
+
+def _conv(x: np.ndarray, sigma: float, df: float | None, s: float, kind: str) -> np.ndarray:
+    """Density (``kind="pdf"``) or CDF of ``sigma * e + s * W`` at ``x``; ``e`` unit-variance
+    t(df) or normal, ``W`` standard normal independent, ``s >= 0``. Quadrature in the module
+    docstring; exact for normal ``e`` or ``s = 0``."""
+    x = np.asarray(x, dtype=float)
+    if s == 0.0:
+        if kind == "pdf":
+            return np.exp(_e_logpdf(x / sigma, df)) / sigma
+        return _e_cdf(x / sigma, df)
+    if df is None:
+        tot = math.hypot(sigma, s)
+        return stats.norm.pdf(x, scale=tot) if kind == "pdf" else special.ndtr(x / tot)
+    if s < sigma:
+        # integrate over the narrower normal: Gauss-Hermite
+        arg = (x[..., None] - s * _GH_X) / sigma
+        if kind == "pdf":
+            vals = np.exp(_e_logpdf(arg, df)) / sigma
+        else:
+            vals = _e_cdf(arg, df)
+        return vals @ _GH_W
+    # s >= sigma: integrate over e (the narrower one) in e-units; kernel width w >= 1
+    c = x / sigma
+    w = s / sigma
+    if kind == "pdf":
+        kern = lambda e: np.exp(-0.5 * ((c[..., None] - e) / w) ** 2) / (_SQRT2PI * w * sigma)  # noqa: E731
+    else:
+        kern = lambda e: special.ndtr((c[..., None] - e) / w)  # noqa: E731
+    # body: Gauss-Legendre in probability on [P, 1 - P]
+    lo_p, hi_p = _BODY_P, 1.0 - _BODY_P
+    v = lo_p + (hi_p - lo_p) * (_GL_X + 1.0) / 2.0
+    e_body = _e_ppf(v, df)
+    b = float(_e_ppf(np.array(hi_p), df))
+    out = kern(e_body) @ (_GL_W * (hi_p - lo_p) / 2.0)
+    half = _KERNEL_HALF_WIDTH * w
+    for sign in (1.0, -1.0):
+        # tail e in sign*[b, inf): in mirrored coordinates e' = sign*e >= b, centre c' = sign*c
+        cc = sign * c
+        a_ = np.maximum(b, cc - half)
+        b_ = cc + half
+        ok = b_ > a_
+        la = np.log(np.where(ok, a_, b))
+        lb = np.log(np.where(ok, b_, b * 2.0))
+        y = la[..., None] + (lb - la)[..., None] * (_GLT_X + 1.0) / 2.0
+        e_t = np.exp(y)  # mirrored tail nodes
+        dens = np.exp(_e_logpdf(e_t, df)) * e_t * ((lb - la)[..., None] / 2.0) * _GLT_W
+        if kind == "pdf":
+            k = np.exp(-0.5 * ((cc[..., None] - e_t) / w) ** 2) / (_SQRT2PI * w * sigma)
+        else:
+            # CDF kernel in original coordinates: ndtr((c - e)/w) with e = sign * e_t
+            k = special.ndtr((c[..., None] - sign * e_t) / w)
+        part = np.where(ok, np.sum(dens * k, axis=-1), 0.0)
+        if kind == "cdf":
+            if sign > 0:
+                # e in [b, a_): kernel ~ 1 (e < c - half): mass F(a_) - F(b)
+                # (window entirely left of b: the kernel is ~0 on the whole right tail)
+                part = part + np.where(ok, _e_cdf(a_, df) - _e_cdf(np.full_like(a_, b), df), 0.0)
+            else:
+                # left tail e <= -b; kernel ~ 1 for e < c - half i.e. e' > -c + half = cc + half
+                part = part + np.where(ok, 1.0 - _e_cdf(b_, df), 0.0)
+                part = part + np.where(~ok & (cc + half <= b), 1.0 - _e_cdf(np.full_like(a_, b), df), 0.0)
+        out = out + part
+    return out
+
+
+# --------------------------------------------------------------------------- premium process
+
+
+@dataclass(frozen=True)
+class PremiumFit:
+    """Diagnostics of :meth:`PremiumProcess.fit`.
+
+    Attributes
+    ----------
+    method : str
+        ``"mle"`` or ``"threshold"``.
+    n_obs : int
+        Number of (p_{t-1}, p_t) pairs used (both finite).
+    n_jumps : int
+        Days flagged as jumps by the threshold step.
+    log_likelihood : float
+        Conditional log-likelihood of the fitted process on the pairs.
+    standard_errors : dict[str, float]
+        Per fitted parameter (names as the :class:`PremiumProcess` fields); NaN where not
+        available (parameter on a bound, singular information).
+    converged : bool
+        Optimiser success (always True for the threshold method).
+    message : str
+        Notes (optimiser message, fallbacks).
+    jump_labels : tuple
+        Index labels of the flagged jump days.
+    """
+
+    method: str
+    n_obs: int
+    n_jumps: int
+    log_likelihood: float
+    standard_errors: dict[str, float]
+    converged: bool
+    message: str = ""
+    jump_labels: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN standard errors as None, labels as strings)."""
+        return {
+            "method": self.method,
+            "n_obs": self.n_obs,
+            "n_jumps": self.n_jumps,
+            "log_likelihood": self.log_likelihood,
+            "standard_errors": {k: (None if not math.isfinite(v) else v) for k, v in self.standard_errors.items()},
+            "converged": self.converged,
+            "message": self.message,
+            "jump_labels": [str(x) for x in self.jump_labels],
+        }
+
+
+_PARAM_KEYS = (
+    "mean",
+    "phi",
+    "sigma",
+    "df",
+    "jump_intensity_per_day",
+    "jump_mean",
+    "jump_sd",
+    "jump_drawdown_sensitivity",
+    "band_lower",
+    "band_upper",
+    "band_strength",
+)
+
+
+@dataclass(frozen=True)
+class PremiumProcess:
+    """AR(1) premium with Student-t or normal innovations, Poisson jumps and an arbitrage band.
+
+    ``p_t = mean + phi (p_{t-1} - mean) + sigma e_t + J_t`` (model, band and references in the
+    module docstring). All values are fractions of NAV.
+
+    Parameters
+    ----------
+    mean : float
+        ``m``: the level the premium reverts to, jumps aside (the stationary mean is
+        :meth:`stationary_mean`).
+    phi : float
+        Daily AR(1) coefficient, ``|phi| < 1`` (half-life ``log 0.5 / log phi`` days).
+    sigma : float
+        Standard deviation of the diffusive innovation ``sigma e_t``, > 0.
+    df : float or None
+        Student-t degrees of freedom (> 2; ``e_t`` is scaled to unit variance); None: normal.
+    jump_intensity_per_day : float
+        ``lambda_0 >= 0``: expected jumps per day at zero gold drawdown.
+    jump_mean, jump_sd : float
+        Jump size ``Y ~ N(jump_mean, jump_sd^2)``, ``jump_sd >= 0``.
+    jump_drawdown_sensitivity : float
+        ``k >= 0``: ``lambda_t = lambda_0 + k * drawdown_t``.
+    band_lower, band_upper : float or None
+        Arbitrage band (both or neither), ``band_lower <= band_upper`` (equal: a frictionless
+        primary market pins the premium on open days); see :func:`arbitrage_band`.
+    band_strength : float
+        Share of the excess over the band removed on each open day, in (0, 1].
+    fit_info : PremiumFit or None
+        Set by :meth:`fit`; not part of equality or of :meth:`to_dict`.
+
+    Raises
+    ------
+    ValueError
+        Naming the field for a value out of range or not finite.
+    """
+
+    mean: float = 0.0
+    phi: float = 0.5
+    sigma: float = 0.002
+    df: float | None = None
+    jump_intensity_per_day: float = 0.0
+    jump_mean: float = 0.0
+    jump_sd: float = 0.0
+    jump_drawdown_sensitivity: float = 0.0
+    band_lower: float | None = None
+    band_upper: float | None = None
+    band_strength: float = 1.0
+    fit_info: PremiumFit | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def num(name: str) -> float:
+            v = getattr(self, name)
+            if isinstance(v, bool):
+                raise ValueError(f"{name}: expected a number, got {v!r}")
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: expected a number, got {v!r}") from None
+            if not math.isfinite(f):
+                raise ValueError(f"{name}: must be finite, got {v!r}")
+            object.__setattr__(self, name, f)
+            return f
+
+        num("mean")
+        if not abs(num("phi")) < 1.0:
+            raise ValueError(f"phi: must satisfy |phi| < 1 (stationary), got {self.phi!r}")
+        if not num("sigma") > 0:
+            raise ValueError(f"sigma: must be > 0, got {self.sigma!r}")
+        if self.df is not None and not num("df") > 2.0:
+            raise ValueError(f"df: must be > 2 (finite variance) or None for normal, got {self.df!r}")
+        if num("jump_intensity_per_day") < 0:
+            raise ValueError(f"jump_intensity_per_day: must be >= 0, got {self.jump_intensity_per_day!r}")
+        num("jump_mean")
+        if num("jump_sd") < 0:
+            raise ValueError(f"jump_sd: must be >= 0, got {self.jump_sd!r}")
+        if num("jump_drawdown_sensitivity") < 0:
+            raise ValueError(f"jump_drawdown_sensitivity: must be >= 0, got {self.jump_drawdown_sensitivity!r}")
+        if (self.band_lower is None) != (self.band_upper is None):
+            raise ValueError("band_lower, band_upper: give both or neither")
+        if self.band_lower is not None:
+            lo, hi = num("band_lower"), num("band_upper")
+            if not lo <= hi:
+                raise ValueError(f"band_lower: must be <= band_upper, got {lo!r} > {hi!r}")
+        if not 0.0 < num("band_strength") <= 1.0:
+            raise ValueError(f"band_strength: must be in (0, 1], got {self.band_strength!r}")
+
+    # ------------------------------------------------------------------ closed forms
+
+    def intensity(self, drawdown: float | np.ndarray = 0.0) -> float | np.ndarray:
+        """Jump intensity ``lambda_0 + k * drawdown`` per day (drawdown a fraction)."""
+        lam = self.jump_intensity_per_day + self.jump_drawdown_sensitivity * np.asarray(drawdown, dtype=float)
+        return float(lam) if np.ndim(lam) == 0 else lam
+
+    def innovation_mean(self, drawdown: float = 0.0) -> float:
+        """``E u = lambda mu_J`` at a constant drawdown."""
+        return float(self.intensity(drawdown)) * self.jump_mean
+
+    def innovation_variance(self, drawdown: float = 0.0) -> float:
+        """``Var u = sigma^2 + lambda (s_J^2 + mu_J^2)`` (compound Poisson) at a constant drawdown."""
+        lam = float(self.intensity(drawdown))
+        return self.sigma**2 + lam * (self.jump_sd**2 + self.jump_mean**2)
+
+    def stationary_mean(self, drawdown: float = 0.0) -> float:
+        """Stationary mean ``m + lambda mu_J / (1 - phi)`` (no band; constant drawdown, default 0)."""
+        return self.mean + self.innovation_mean(drawdown) / (1.0 - self.phi)
+
+    def stationary_variance(self, drawdown: float = 0.0) -> float:
+        """Stationary variance ``(sigma^2 + lambda (s_J^2 + mu_J^2)) / (1 - phi^2)`` (no band)."""
+        return self.innovation_variance(drawdown) / (1.0 - self.phi**2)
+
+    def stationary_sd(self, drawdown: float = 0.0) -> float:
+        """Square root of :meth:`stationary_variance`."""
+        return math.sqrt(self.stationary_variance(drawdown))
+
+    def autocorrelation(self, lag: int = 1) -> float:
+        """Stationary autocorrelation at ``lag >= 0`` days, ``phi ** lag`` (no band).
+        Raises ValueError for a negative or non-integer lag."""
+        if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 0:
+            raise ValueError(f"lag: must be an integer >= 0, got {lag!r}")
+        return float(self.phi ** int(lag))
+
+    @property
+    def half_life_days(self) -> float:
+        """Days for a deviation from the mean to halve, ``log(0.5) / log(phi)``; inf for
+        ``phi <= 0`` is not meaningful, so NaN is returned there."""
+        return math.log(0.5) / math.log(self.phi) if self.phi > 0 else float("nan")
+
+    def with_band(self, lower: float, upper: float, strength: float = 1.0) -> PremiumProcess:
+        """Copy with the arbitrage band ``[lower, upper]`` (e.g. from :func:`arbitrage_band`)
+        and ``band_strength``; ValueError as the constructor."""
+        return replace(self, band_lower=lower, band_upper=upper, band_strength=strength, fit_info=self.fit_info)
+
+    # ------------------------------------------------------------------ simulation
+
+    def step(
+        self,
+        p_prev: np.ndarray,
+        rng: np.random.Generator,
+        drawdown: float | np.ndarray = 0.0,
+        market_open: bool | np.ndarray = True,
+        shock: float | np.ndarray = 0.0,
+    ) -> np.ndarray:
+        """One day of the process for every path (for day-by-day models with feedback).
+
+        Parameters
+        ----------
+        p_prev : ndarray, shape (n_paths,)
+            Yesterday's premia (fractions).
+        rng : numpy.random.Generator
+            Draws, in this order: the innovations ``e`` (n_paths); then, only if some
+            intensity is > 0, the jump counts and the jump normals (n_paths each).
+        drawdown : float or ndarray (n_paths,)
+            Today's gold drawdown, fraction in [0, 1].
+        market_open : bool or ndarray (n_paths,)
+            Whether the primary market is open today (the band binds only then).
+        shock : float or ndarray (n_paths,)
+            Exogenous addition to today's premium before the band (e.g. redemption-queue
+            pressure), fraction.
+
+        Returns
+        -------
+        ndarray, shape (n_paths,)
+
+        Raises
+        ------
+        ValueError
+            For a non-1-D or non-finite ``p_prev``, a drawdown outside [0, 1], a non-finite
+            shock or a wrong ``rng``.
+        """
+        p_prev = np.asarray(p_prev, dtype=float)
+        if p_prev.ndim != 1 or not np.isfinite(p_prev).all():
+            raise ValueError(f"p_prev: expected a finite 1-D array (n_paths,), got shape {p_prev.shape}")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+        n = p_prev.shape[0]
+        dd = np.broadcast_to(np.asarray(drawdown, dtype=float), (n,))
+        if not np.isfinite(dd).all() or (dd < 0).any() or (dd > 1).any():
+            raise ValueError("drawdown: must be finite fractions in [0, 1]")
+        sh = np.broadcast_to(np.asarray(shock, dtype=float), (n,))
+        if not np.isfinite(sh).all():
+            raise ValueError("shock: must be finite")
+        op = np.broadcast_to(np.asarray(market_open, dtype=bool), (n,))
+        return self._step(p_prev, rng, dd, op, sh)
+
+    def _step(self, p_prev, rng, dd, op, sh):
+        n = p_prev.shape[0]
+        if self.df is None:
+            e = rng.standard_normal(n)
+        else:
+            e = rng.standard_t(self.df, n) * _t_unit_scale(self.df)
+        u = self.sigma * e
+        lam = self.jump_intensity_per_day + self.jump_drawdown_sensitivity * dd
+        if (lam > 0).any():
+            cnt = rng.poisson(lam)
+            z = rng.standard_normal(n)
+            u = u + cnt * self.jump_mean + np.sqrt(cnt) * self.jump_sd * z
+        p = self.mean + self.phi * (p_prev - self.mean) + u + sh
+        if self.band_lower is not None:
+            keep = 1.0 - self.band_strength
+            hi, lo = self.band_upper, self.band_lower
+            p = np.where(op & (p > hi), hi + keep * (p - hi), p)
+            p = np.where(op & (p < lo), lo + keep * (p - lo), p)
+        return p
+
+    def simulate(
+        self,
+        n_paths: int,
+        horizon_days: int,
+        rng: np.random.Generator,
+        drawdown: np.ndarray | None = None,
+        market_open: np.ndarray | None = None,
+        p0: float | np.ndarray | None = None,
+        shock: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Simulate premia for days 1..H on every path (a loop over days of :meth:`step`).
+
+        Parameters
+        ----------
+        n_paths, horizon_days : int
+            >= 1.
+        rng : numpy.random.Generator
+        drawdown : ndarray or None
+            Gold drawdown fractions in [0, 1], shape ``(n_paths, horizon_days)`` or
+            ``(horizon_days,)`` (same on every path); None: 0 (jump intensity ``lambda_0``).
+        market_open : bool ndarray or None
+            Primary market open per day, ``(n_paths, horizon_days)`` or ``(horizon_days,)``
+            (e.g. weekdays of a calendar); None: always open. The band binds only on open days.
+        p0 : float, ndarray (n_paths,) or None
+            Day-0 premium; None: the stationary mean, clipped into the band if there is one.
+        shock : ndarray or None
+            Exogenous additive premium term, shape as ``drawdown``; None: 0.
+
+        Returns
+        -------
+        ndarray, shape (n_paths, horizon_days)
+            Premia (fractions) for days 1..H (day 0 is ``p0``, not included).
+
+        Raises
+        ------
+        ValueError
+            Naming the argument for a bad size, shape, value or ``rng``.
+        """
+        for name, v in (("n_paths", n_paths), ("horizon_days", horizon_days)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+        n, h = int(n_paths), int(horizon_days)
+
+        def grid(a: Any, name: str, dtype: type, default: Any) -> np.ndarray:
+            if a is None:
+                return np.full((n, h), default, dtype=dtype)
+            arr = np.asarray(a, dtype=dtype)
+            if arr.shape not in ((h,), (n, h)):
+                raise ValueError(f"{name}: expected shape ({n}, {h}) or ({h},), got {arr.shape}")
+            return np.broadcast_to(arr, (n, h))
+
+        dd = grid(drawdown, "drawdown", float, 0.0)
+        if not np.isfinite(dd).all() or (dd < 0).any() or (dd > 1).any():
+            raise ValueError("drawdown: must be finite fractions in [0, 1]")
+        op = grid(market_open, "market_open", bool, True)
+        sh = grid(shock, "shock", float, 0.0)
+        if not np.isfinite(sh).all():
+            raise ValueError("shock: must be finite")
+        if p0 is None:
+            start = self.stationary_mean()
+            if self.band_lower is not None:
+                start = min(max(start, self.band_lower), self.band_upper)
+            p = np.full(n, start)
+        else:
+            p = np.broadcast_to(np.asarray(p0, dtype=float), (n,)).copy()
+            if not np.isfinite(p).all():
+                raise ValueError("p0: must be finite")
+        out = np.empty((n, h))
+        for t in range(h):
+            p = self._step(p, rng, dd[:, t], op[:, t], sh[:, t])
+            out[:, t] = p
+        return out
+
+    # ------------------------------------------------------------------ likelihood
+
+    def _n_max(self, lam_max: float) -> int:
+        if lam_max <= 0:
+            return 0
+        return int(max(1, stats.poisson.isf(_POISSON_TAIL, lam_max)))
+
+    def innovation_logpdf(self, u: np.ndarray, drawdown: float | np.ndarray = 0.0) -> np.ndarray:
+        """Log density of the total innovation ``u = sigma e + J`` (Poisson mixture; quadrature
+        for t innovations with jumps, see the module docstring). Broadcasts ``u`` against
+        ``drawdown`` (fractions in [0, 1])."""
+        u, dd = np.broadcast_arrays(np.asarray(u, dtype=float), np.asarray(drawdown, dtype=float))
+        lam = self.jump_intensity_per_day + self.jump_drawdown_sensitivity * dd
+        base = _e_logpdf(u / self.sigma, self.df) - math.log(self.sigma)
+        nmax = self._n_max(float(lam.max()) if lam.size else 0.0)
+        if nmax == 0:
+            return base
+        with np.errstate(divide="ignore"):
+            loglam = np.log(lam)
+        terms = [base - lam]
+        for k in range(1, nmax + 1):
+            g = _conv(u - k * self.jump_mean, self.sigma, self.df, self.jump_sd * math.sqrt(k), "pdf")
+            with np.errstate(divide="ignore"):
+                terms.append(k * loglam - lam - special.gammaln(k + 1) + np.log(g))
+        return special.logsumexp(np.stack(terms), axis=0)
+
+    def innovation_cdf(self, u: np.ndarray, drawdown: float | np.ndarray = 0.0) -> np.ndarray:
+        """CDF of the total innovation ``u`` (same mixture as :meth:`innovation_logpdf`)."""
+        u, dd = np.broadcast_arrays(np.asarray(u, dtype=float), np.asarray(drawdown, dtype=float))
+        lam = self.jump_intensity_per_day + self.jump_drawdown_sensitivity * dd
+        out = np.exp(-lam) * _e_cdf(u / self.sigma, self.df)
+        nmax = self._n_max(float(lam.max()) if lam.size else 0.0)
+        for k in range(1, nmax + 1):
+            w = np.exp(k * np.log(np.where(lam > 0, lam, 1.0)) - lam - special.gammaln(k + 1))
+            w = np.where(lam > 0, w, 0.0)
+            out = out + w * _conv(u - k * self.jump_mean, self.sigma, self.df, self.jump_sd * math.sqrt(k), "cdf")
+        return np.clip(out, 0.0, 1.0)
+
+    def innovation_ppf(self, q: float | np.ndarray, drawdown: float | np.ndarray = 0.0) -> np.ndarray:
+        """Quantile of the total innovation for probabilities ``q`` in (0, 1) (vectorised
+        bisection on :meth:`innovation_cdf`, 100 halvings). ValueError for ``q`` outside (0, 1)."""
+        q, dd = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(drawdown, dtype=float))
+        if not np.isfinite(q).all() or (q <= 0).any() or (q >= 1).any():
+            raise ValueError("q: probabilities must be in (0, 1)")
+        lam = self.jump_intensity_per_day + self.jump_drawdown_sensitivity * dd
+        spread = np.sqrt(self.sigma**2 + lam * (self.jump_sd**2 + self.jump_mean**2))
+        lo = -1.0 * np.ones_like(q) * spread
+        hi = np.ones_like(q) * spread
+        # widen until bracketing
+        for _ in range(200):
+            bad_lo = self.innovation_cdf(lo, dd) > q
+            bad_hi = self.innovation_cdf(hi, dd) < q
+            if not (bad_lo.any() or bad_hi.any()):
+                break
+            lo = np.where(bad_lo, lo * 2.0, lo)
+            hi = np.where(bad_hi, hi * 2.0, hi)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            below = self.innovation_cdf(mid, dd) < q
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def log_likelihood(
+        self, premia: pd.Series, drawdown: pd.Series | None = None, *, per_obs: bool = False
+    ) -> float | pd.Series:
+        """Conditional log-likelihood of a daily premium series (the first observation and any
+        observation whose predecessor is missing are conditioned on, not scored; the band is
+        ignored).
+
+        Parameters
+        ----------
+        premia : pandas.Series
+            Premia (fractions) in time order; NaN = missing day (breaks the chain).
+        drawdown : pandas.Series or None
+            Gold drawdown (fractions in [0, 1]) on the same index; None: 0.
+        per_obs : bool
+            Return the per-observation terms as a Series on ``premia.index`` (NaN where not
+            scored) instead of their sum.
+
+        Returns
+        -------
+        float or pandas.Series
+
+        Raises
+        ------
+        ValueError
+            See :meth:`fit` (bad values, unsorted index, drawdown misaligned or out of range).
+        """
+        s = _as_premium_series(premia)
+        prev, curr, dd, pos, _ = _pairs(s, _as_drawdown(drawdown, s))
+        ll = _loglik_obs(self._as_param_dict(), prev, curr, dd)
+        if not per_obs:
+            return float(ll.sum())
+        out = np.full(len(s), np.nan)
+        out[pos] = ll
+        return pd.Series(out, index=s.index, name="log_likelihood")
+
+    def one_step_forecast(
+        self,
+        premia: pd.Series,
+        quantiles: tuple[float, ...] = (0.025, 0.975),
+        drawdown: pd.Series | None = None,
+    ) -> pd.DataFrame:
+        """One-day-ahead predictive mean and quantiles of each observation given the previous one.
+
+        Row ``t`` holds the forecast of ``p_t`` made from ``p_{t-1}``:
+        ``mean = m + phi (p_{t-1} - m) + lambda_t mu_J`` and ``m + phi (p_{t-1} - m) +
+        F_u^{-1}(q)``; NaN where ``p_{t-1}`` is missing. Band ignored.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``premia.index``; columns ``"mean"`` and ``f"q{q}"`` per quantile (e.g.
+            ``"q0.025"``).
+
+        Raises
+        ------
+        ValueError
+            For quantiles outside (0, 1), or a bad series (see :meth:`fit`).
+        """
+        s = _as_premium_series(premia)
+        ddf = _as_drawdown(drawdown, s)
+        x = s.to_numpy(dtype=float)
+        prev = np.concatenate([[np.nan], x[:-1]])
+        dd = np.zeros(len(s)) if ddf is None else ddf.to_numpy(dtype=float)
+        cond = self.mean + self.phi * (prev - self.mean)
+        out = {"mean": cond + self.intensity(dd) * self.jump_mean}
+        qs = tuple(float(q) for q in quantiles)
+        for q in qs:
+            if not 0.0 < q < 1.0:
+                raise ValueError(f"quantiles: {q} is not in (0, 1)")
+        ok = np.isfinite(prev)
+        for q in qs:
+            col = np.full(len(s), np.nan)
+            if ok.any():
+                if self.jump_drawdown_sensitivity == 0 or ddf is None:
+                    uq = float(self.innovation_ppf(q, float(dd[ok][0]) if ddf is not None else 0.0))
+                    col[ok] = cond[ok] + uq
+                else:
+                    col[ok] = cond[ok] + self.innovation_ppf(np.full(ok.sum(), q), dd[ok])
+            out[f"q{q:g}"] = col
+        return pd.DataFrame(out, index=s.index)
+
+    # ------------------------------------------------------------------ fitting
+
+    @classmethod
+    def fit(
+        cls,
+        premia: pd.Series,
+        *,
+        innovations: Literal["normal", "t"] = "t",
+        jumps: bool = True,
+        method: Literal["mle", "threshold"] = "mle",
+        jump_threshold: float = 4.0,
+        drawdown: pd.Series | None = None,
+        max_iter: int = 500,
+    ) -> PremiumProcess:
+        """Fit the process to a daily premium series (method in the module docstring).
+
+        Parameters
+        ----------
+        premia : pandas.Series
+            Premia as fractions (not percent), in increasing index order. NaN marks a missing
+            day: pairs ``(p_{t-1}, p_t)`` with a NaN are skipped, so weekend-dropped series and
+            gaps are fine (each kept pair counts as one day).
+        innovations : {"t", "normal"}
+            Distribution of ``e_t``.
+        jumps : bool
+            Fit the Poisson jump part; False: ``lambda = 0``.
+        method : {"mle", "threshold"}
+            ``"threshold"``: OLS + thresholding only (fast, robust); ``"mle"``: full conditional
+            MLE started from it. Falls back to the threshold estimates if the MLE fails to
+            improve (noted in ``fit_info.message``).
+        jump_threshold : float
+            Flag residuals beyond this many robust SDs (> 2).
+        drawdown : pandas.Series or None
+            Gold drawdown (fractions in [0, 1]) on the same index; when given (and ``jumps``),
+            ``jump_drawdown_sensitivity`` is fitted too.
+        max_iter : int
+            Optimiser iterations for the MLE.
+
+        Returns
+        -------
+        PremiumProcess
+            No band (add one with :meth:`with_band`); ``fit_info`` holds n_obs, jump days,
+            log-likelihood and standard errors.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument: fewer than 30 usable pairs, an infinite value or a premium
+            <= -1, all values equal, an unsorted index, a drawdown missing on a used day or
+            outside [0, 1], an unknown option.
+        """
+        if innovations not in ("normal", "t"):
+            raise ValueError(f"innovations: must be 'normal' or 't', got {innovations!r}")
+        if method not in ("mle", "threshold"):
+            raise ValueError(f"method: must be 'mle' or 'threshold', got {method!r}")
+        if not (isinstance(jump_threshold, (int, float)) and jump_threshold > 2):
+            raise ValueError(f"jump_threshold: must be a number > 2, got {jump_threshold!r}")
+        s = _as_premium_series(premia)
+        ddf = _as_drawdown(drawdown, s)
+        prev, curr, dd, pos, labels = _pairs(s, ddf)
+        n = prev.size
+        if n < 30:
+            raise ValueError(f"premia: need at least 30 consecutive (non-missing) pairs, got {n}")
+        if np.ptp(curr) == 0:
+            raise ValueError("premia: all values are equal; nothing to fit")
+        start, se, flags, notes = _threshold_fit(
+            prev, curr, dd if ddf is not None else None, innovations == "t", jumps, float(jump_threshold)
+        )
+        jump_labels = tuple(labels[flags])
+        if method == "threshold":
+            ll = float(_loglik_obs(start, prev, curr, dd).sum())
+            proc = cls(**start)
+            info = PremiumFit("threshold", n, int(flags.sum()), ll, se, True, "; ".join(notes), jump_labels)
+            return replace(proc, fit_info=info)
+        est, se_mle, ll, ok, msg = _mle_fit(start, prev, curr, dd, ddf is not None, int(max_iter))
+        notes.append(msg)
+        proc = cls(**est)
+        info = PremiumFit("mle", n, int(flags.sum()), ll, se_mle, ok, "; ".join(x for x in notes if x), jump_labels)
+        return replace(proc, fit_info=info)
+
+    # ------------------------------------------------------------------ serialisation
+
+    def _as_param_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _PARAM_KEYS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters as a plain dict (floats). Keys whose value is None (``df`` for normal
+        innovations, the band when absent) are left out, so the dict fits TOML (no null) and
+        JSON alike. ``fit_info`` is not included (see ``fit_info.to_dict()``)."""
+        return {k: v for k, v in self._as_param_dict().items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PremiumProcess:
+        """Inverse of :meth:`to_dict`; missing keys take the defaults. Raises ValueError for a
+        non-mapping, an unknown key (named) or an invalid value (named)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"premium process: expected a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_PARAM_KEYS))
+        if unknown:
+            raise ValueError(f"premium process: unknown field(s) {unknown}; known: {list(_PARAM_KEYS)}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- fit helpers
+
+
+def _as_premium_series(premia: Any) -> pd.Series:
+    if isinstance(premia, pd.Series):
+        s = premia
+    else:
+        arr = np.asarray(premia)
+        if arr.ndim != 1:
+            raise ValueError(f"premia: expected a 1-D series, got shape {arr.shape}")
+        s = pd.Series(arr)
+    try:
+        s = s.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"premia: values must be numeric ({exc})") from None
+    x = s.to_numpy()
+    bad = np.isinf(x) | (x <= -1.0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"premia: value {x[i]!r} at {s.index[i]!r} is infinite or <= -1 (premia are fractions of NAV)")
+    if not s.index.is_monotonic_increasing:
+        raise ValueError("premia: index must be increasing (time order)")
+    return s
+
+
+def _as_drawdown(drawdown: Any, s: pd.Series) -> pd.Series | None:
+    if drawdown is None:
+        return None
+    if isinstance(drawdown, pd.Series):
+        d = drawdown.astype(float).reindex(s.index)
+    else:
+        arr = np.asarray(drawdown, dtype=float)
+        if arr.shape != (len(s),):
+            raise ValueError(f"drawdown: expected a Series on the premia index or shape ({len(s)},), got {arr.shape}")
+        d = pd.Series(arr, index=s.index)
+    x = d.to_numpy()
+    fin = np.isfinite(x)
+    if ((x[fin] < 0) | (x[fin] > 1)).any():
+        raise ValueError("drawdown: values must be fractions in [0, 1]")
+    return d
+
+
+def _pairs(s: pd.Series, d: pd.Series | None):
+    x = s.to_numpy(dtype=float)
+    prev, curr = x[:-1], x[1:]
+    ok = np.isfinite(prev) & np.isfinite(curr)
+    if d is not None:
+        dv = d.to_numpy(dtype=float)[1:]
+        miss = ok & ~np.isfinite(dv)
+        if miss.any():
+            i = int(np.argmax(miss)) + 1
+            raise ValueError(f"drawdown: missing at {s.index[i]!r}, a day with a premium pair")
+        dd = dv[ok]
+    else:
+        dd = np.zeros(int(ok.sum()))
+    pos = np.nonzero(ok)[0] + 1
+    labels = np.asarray(s.index)[pos]
+    return prev[ok], curr[ok], dd, pos, labels
+
+
+def _loglik_obs(p: dict[str, Any], prev: np.ndarray, curr: np.ndarray, dd: np.ndarray) -> np.ndarray:
+    proc = PremiumProcess(**{k: p[k] for k in _PARAM_KEYS if k in p})
+    u = curr - proc.mean - proc.phi * (prev - proc.mean)
+    return proc.innovation_logpdf(u, dd)
+
+
+def _ols(prev: np.ndarray, curr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.column_stack([np.ones_like(prev), prev])
+    beta, *_ = np.linalg.lstsq(x, curr, rcond=None)
+    resid = curr - x @ beta
+    dof = max(prev.size - 2, 1)
+    s2 = float(resid @ resid) / dof
+    try:
+        cov = s2 * np.linalg.inv(x.T @ x)
+    except np.linalg.LinAlgError:
+        cov = np.full((2, 2), np.nan)
+    return beta, cov, resid
+
+
+def _truncated_diffusion_mle(r: np.ndarray, lo: float, hi: float, student: bool) -> tuple[float, float | None, dict[str, float]]:
+    """MLE of sigma (and df) from residuals known to lie in [lo, hi] (truncated law)."""
+    sd0 = float(np.std(r, ddof=1)) if r.size > 1 else 1e-6
+    sd0 = max(sd0, 1e-12)
+
+    def nll(theta: np.ndarray) -> float:
+        sig = math.exp(theta[0])
+        df = 2.0 + math.exp(theta[1]) if student else None
+        mass = _e_cdf(np.array(hi / sig), df) - _e_cdf(np.array(lo / sig), df)
+        if not mass > 0:
+            return 1e100
+        val = -(np.sum(_e_logpdf(r / sig, df)) - r.size * math.log(sig) - r.size * math.log(float(mass)))
+        return float(val) if math.isfinite(val) else 1e100
+
+    th0 = np.array([math.log(sd0), math.log(6.0)]) if student else np.array([math.log(sd0)])
+    res = optimize.minimize(nll, th0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 2000})
+    th = res.x
+    if student:
+        th[1] = min(th[1], math.log(298.0))
+    sig = math.exp(th[0])
+    df = 2.0 + math.exp(th[1]) if student else None
+    se = {"sigma": sig / math.sqrt(2.0 * max(r.size, 1))}
+    return sig, df, se
+
+
+def _threshold_fit(prev, curr, dd, student: bool, jumps: bool, thr: float):
+    notes: list[str] = []
+    n = prev.size
+    flags = np.zeros(n, dtype=bool)
+    for _ in range(100):
+        beta, cov, _ = _ols(prev[~flags], curr[~flags])
+        resid = curr - beta[0] - beta[1] * prev
+        med = float(np.median(resid))
+        mad = 1.4826 * float(np.median(np.abs(resid - med)))
+        if not mad > 0:
+            mad = float(np.std(resid)) or 1e-12
+        new = (np.abs(resid - med) > thr * mad) if jumps else np.zeros(n, dtype=bool)
+        if new.sum() > 0.25 * n:  # thresholding broke down: no jump part
+            new = np.zeros(n, dtype=bool)
+            notes.append("over 25% of days exceeded the jump threshold; jumps not separated")
+        if np.array_equal(new, flags):
+            break
+        flags = new
+    beta, cov, _ = _ols(prev[~flags], curr[~flags])
+    c, phi = float(beta[0]), float(beta[1])
+    if not abs(phi) < 0.999:
+        notes.append(f"OLS phi={phi:.4f} outside (-0.999, 0.999); clipped")
+        phi = float(np.clip(phi, -0.999, 0.999))
+    m = c / (1.0 - phi)
+    resid = curr - c - phi * prev
+    med = float(np.median(resid))
+    mad = 1.4826 * float(np.median(np.abs(resid - med))) or float(np.std(resid)) or 1e-12
+    r_in = resid[~flags]
+    if jumps and flags.any():
+        lo, hi = med - thr * mad, med + thr * mad
+    else:
+        lo, hi = -np.inf, np.inf
+    sigma, df, se = _truncated_diffusion_mle(r_in, lo, hi, student)
+    grad = np.array([1.0 / (1.0 - phi), c / (1.0 - phi) ** 2])
+    se["mean"] = float(math.sqrt(max(grad @ cov @ grad, 0.0))) if np.isfinite(cov).all() else float("nan")
+    se["phi"] = float(math.sqrt(cov[1, 1])) if np.isfinite(cov).all() else float("nan")
+    if student:
+        se["df"] = float("nan")
+    out: dict[str, Any] = {"mean": m, "phi": phi, "sigma": sigma, "df": df}
+    n_j = int(flags.sum())
+    if jumps and n_j > 0:
+        share = n_j / n
+        lam = -math.log1p(-share)
+        rj = resid[flags]
+        mu_j = float(rj.mean())
+        s_j = math.sqrt(max(float(rj.var(ddof=1)) - sigma**2, 0.0)) if n_j > 1 else 0.0
+        out.update(jump_intensity_per_day=lam, jump_mean=mu_j, jump_sd=s_j)
+        tot_sd = math.sqrt(s_j**2 + sigma**2)
+        se.update(
+            jump_intensity_per_day=math.sqrt(lam / n),
+            jump_mean=tot_sd / math.sqrt(n_j),
+            jump_sd=(s_j / math.sqrt(2.0 * (n_j - 1))) if n_j > 1 else float("nan"),
+        )
+        if dd is not None:
+            lam0, k, se_lk = _bernoulli_intensity(flags, dd, lam)
+            out.update(jump_intensity_per_day=lam0, jump_drawdown_sensitivity=k)
+            se.update(se_lk)
+    elif jumps:
+        notes.append("no jump days above the threshold; jump part set to zero")
+    return out, se, flags, notes
+
+
+def _bernoulli_intensity(flags: np.ndarray, dd: np.ndarray, lam_start: float):
+    """MLE of lambda_0, k >= 0 in P(jump day) = 1 - exp(-(lambda_0 + k dd))."""
+
+    def nll(th: np.ndarray) -> float:
+        lam = np.maximum(th[0] + th[1] * dd, 1e-12)
+        p = -np.expm1(-lam)
+        return float(-(np.sum(np.log(p[flags])) - np.sum(lam[~flags])))
+
+    res = optimize.minimize(nll, np.array([lam_start, 0.0]), method="L-BFGS-B", bounds=[(1e-10, 5.0), (0.0, 100.0)])
+    lam0, k = float(res.x[0]), float(res.x[1])
+    se = {"jump_intensity_per_day": float("nan"), "jump_drawdown_sensitivity": float("nan")}
+    return lam0, k, se
+
+
+_BOUNDS = {
+    "mean": (None, None),
+    "phi": (-0.999, 0.999),
+    "df": (2.05, 300.0),
+    "jump_intensity_per_day": (0.0, 0.5),
+    "jump_mean": (None, None),
+    "jump_sd": (0.0, None),
+    "jump_drawdown_sensitivity": (0.0, 100.0),
+}
+
+
+def _mle_fit(start: dict[str, Any], prev, curr, dd, with_dd: bool, max_iter: int):
+    names = ["mean", "phi", "sigma"]
+    if start.get("df") is not None:
+        names.append("df")
+    has_jumps = start.get("jump_intensity_per_day", 0.0) > 0
+    if has_jumps:
+        names += ["jump_intensity_per_day", "jump_mean", "jump_sd"]
+        if with_dd:
+            names.append("jump_drawdown_sensitivity")
+    sig0 = float(start["sigma"])
+    theta0 = np.array([float(start[k]) for k in names])
+    if has_jumps and start.get("jump_sd", 0.0) <= 0:
+        theta0[names.index("jump_sd")] = sig0
+    floor = {
+        "mean": sig0,
+        "phi": 0.05,
+        "sigma": 0.1 * sig0,
+        "df": 1.0,
+        "jump_intensity_per_day": 0.01,
+        "jump_mean": sig0,
+        "jump_sd": sig0,
+        "jump_drawdown_sensitivity": 0.1,
+    }
+    scale = np.array([max(abs(t) * 0.1, floor[k]) if k not in ("mean", "phi", "jump_mean") else floor[k] for k, t in zip(names, theta0)])
+    bounds_nat = [(_BOUNDS.get(k, (None, None)) if k != "sigma" else (sig0 * 1e-3, sig0 * 1e2)) for k in names]
+    bounds_z = [
+        (None if lo is None else (lo - t) / s, None if hi is None else (hi - t) / s)
+        for (lo, hi), t, s in zip(bounds_nat, theta0, scale)
+    ]
+    base = dict(start)
+
+    def unpack(z: np.ndarray) -> dict[str, Any]:
+        th = theta0 + z * scale
+        p = dict(base)
+        for k, v in zip(names, th):
+            p[k] = float(v)
+        p["jump_sd"] = max(p.get("jump_sd", 0.0), 0.0)
+        p["jump_intensity_per_day"] = max(p.get("jump_intensity_per_day", 0.0), 0.0)
+        return p
+
+    def nll(z: np.ndarray) -> float:
+        try:
+            val = -float(_loglik_obs(unpack(z), prev, curr, dd).sum())
+        except ValueError:
+            return 1e100
+        return val if math.isfinite(val) else 1e100
+
+    f0 = nll(np.zeros(len(names)))
+    res = optimize.minimize(nll, np.zeros(len(names)), method="L-BFGS-B", bounds=bounds_z, options={"maxiter": max_iter})
+    if not (math.isfinite(res.fun) and res.fun <= f0):
+        se = {k: float("nan") for k in names}
+        return start, se, -f0, False, f"MLE did not improve on the threshold fit ({res.message}); threshold estimates kept"
+    est = unpack(res.x)
+    se = _hessian_se(nll, res.x, names, scale, bounds_nat, theta0)
+    return est, se, -float(res.fun), bool(res.success), "" if res.success else f"optimiser: {res.message}"
+
+
+def _hessian_se(nll, z_hat, names, scale, bounds_nat, theta0) -> dict[str, float]:
+    th = theta0 + z_hat * scale
+    h = 1e-3
+    active = []
+    for i, (k, (lo, hi)) in enumerate(zip(names, bounds_nat)):
+        near_lo = lo is not None and th[i] - lo < 3 * h * scale[i]
+        near_hi = hi is not None and hi - th[i] < 3 * h * scale[i]
+        active.append(not (near_lo or near_hi))
+    if "jump_intensity_per_day" in names and not active[names.index("jump_intensity_per_day")]:
+        for k in ("jump_mean", "jump_sd", "jump_drawdown_sensitivity"):
+            if k in names:
+                active[names.index(k)] = False
+    idx = [i for i, a in enumerate(active) if a]
+    se = {k: float("nan") for k in names}
+    if not idx:
+        return se
+    m = len(idx)
+    hess = np.empty((m, m))
+    f0 = nll(z_hat)
+    for a, i in enumerate(idx):
+        for b, j in enumerate(idx):
+            if b < a:
+                hess[a, b] = hess[b, a]
+                continue
+            if i == j:
+                e = np.zeros_like(z_hat)
+                e[i] = h
+                hess[a, a] = (nll(z_hat + e) - 2 * f0 + nll(z_hat - e)) / h**2
+            else:
+                ei = np.zeros_like(z_hat)
+                ej = np.zeros_like(z_hat)
+                ei[i] = h
+                ej[j] = h
+                hess[a, b] = (nll(z_hat + ei + ej) - nll(z_hat + ei - ej) - nll(z_hat - ei + ej) + nll(z_hat - ei - ej)) / (4 * h * h)
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return se
+    d = np.diag(cov)
+    if not (np.isfinite(d).all() and (d > 0).all()) or np.linalg.eigvalsh(hess).min() <= 0:
+        return se
+    for a, i in enumerate(idx):
+        se[names[i]] = float(math.sqrt(d[a]) * scale[i])
+    return se
+
+
+# --------------------------------------------------------------------------- AMM pools
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    """Result of a swap on a pool; all arrays broadcast to the common shape of the input and
+    the pool parameters.
+
+    Attributes
+    ----------
+    amount_in : ndarray
+        Input actually used, gross of the fee (units of the input asset).
+    amount_out : ndarray
+        Output paid by the pool (units of the other asset).
+    unfilled_in : ndarray
+        Input left unfilled because the pool ran out of liquidity (0 for a constant-product
+        pool); ``amount_in + unfilled_in`` is the requested input.
+    price_before, price_after : ndarray
+        Pool price (y per x) before and after.
+    """
+
+    amount_in: np.ndarray
+    amount_out: np.ndarray
+    unfilled_in: np.ndarray
+    price_before: np.ndarray
+    price_after: np.ndarray
+
+    @property
+    def price_impact(self) -> np.ndarray:
+        """Relative move of the pool price, a positive fraction ``|1 - price_after / price_before|``."""
+        return np.abs(1.0 - self.price_after / self.price_before)
+
+
+def _positive(a: Any, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=float)
+    if not np.isfinite(arr).all() or (arr <= 0).any():
+        raise ValueError(f"{name}: must be finite and > 0")
+    return arr
+
+
+def _amount(a: Any, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=float)
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError(f"{name}: amounts must be finite and >= 0")
+    return arr
+
+
+def _fee(fee: Any) -> float:
+    return _check_frac(fee, "fee")
+
+
+class _Pool:
+    """Shared conveniences; subclasses implement ``price``, ``sell_x`` and ``sell_y``."""
+
+    fee: float
+
+    @property
+    def price(self) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sell_x(self, dx: Any) -> SwapResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sell_y(self, dy: Any) -> SwapResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def swap_x_for_y(self, dx: Any) -> np.ndarray:
+        """Amount of y received for selling ``dx >= 0`` of x (``sell_x(dx).amount_out``)."""
+        return self.sell_x(dx).amount_out
+
+    def swap_y_for_x(self, dy: Any) -> np.ndarray:
+        """Amount of x received for selling ``dy >= 0`` of y (``sell_y(dy).amount_out``)."""
+        return self.sell_y(dy).amount_out
+
+    def price_impact(self, dx: Any) -> np.ndarray:
+        """Relative fall of the pool price for a sale of ``dx`` of x: ``1 - P_after / P_before``,
+        a positive fraction in [0, 1)."""
+        return self.sell_x(dx).price_impact
+
+    def sell_pressure_impact(self, sell_amounts: Any) -> np.ndarray:
+        """Pool price (y per x) after selling ``sell_amounts`` of x, each element from the
+        current state (e.g. one pool per path and that path's day of sales); any shape that
+        broadcasts with the pool parameters. ValueError for negative or non-finite amounts."""
+        return self.sell_x(sell_amounts).price_after
+
+
+class ConstantProductPool(_Pool):
+    """Constant-product pool ``x * y = k`` (Uniswap v2; formulas in the module docstring).
+
+    x is the token, y the quote asset (e.g. a USD stablecoin); the pool price is ``y / x``
+    (y per x). The fee is charged on the input and stays in the reserves.
+
+    Parameters
+    ----------
+    reserve_x, reserve_y : float or ndarray
+        Reserves (> 0); arrays give one pool per element (broadcast together).
+    fee : float
+        Swap fee, fraction in [0, 1) (0.003 = Uniswap v2's 0.30 %).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument for a non-positive reserve or a fee outside [0, 1).
+    """
+
+    def __init__(self, reserve_x: float | np.ndarray, reserve_y: float | np.ndarray, fee: float = 0.003) -> None:
+        x = _positive(reserve_x, "reserve_x")
+        y = _positive(reserve_y, "reserve_y")
+        self.reserve_x, self.reserve_y = np.broadcast_arrays(x, y)
+        self.fee = _fee(fee)
+
+    def __repr__(self) -> str:
+        return f"ConstantProductPool(reserve_x={self.reserve_x!r}, reserve_y={self.reserve_y!r}, fee={self.fee!r})"
+
+    @property
+    def price(self) -> np.ndarray:
+        """Marginal price ``y / x`` (y per x), before fees."""
+        return self.reserve_y / self.reserve_x
+
+    @property
+    def k(self) -> np.ndarray:
+        """Invariant ``x * y``."""
+        return self.reserve_x * self.reserve_y
+
+    def sell_x(self, dx: Any) -> SwapResult:
+        """Sell ``dx >= 0`` of x: ``a = dx (1 - fee)``, ``dy = y a / (x + a)``; reserves become
+        ``(x + dx, y - dy)`` (fee kept). Never unfilled (the curve has liquidity at every price)."""
+        dx = _amount(dx, "dx")
+        x, y = self.reserve_x, self.reserve_y
+        a = dx * (1.0 - self.fee)
+        dy = y * a / (x + a)
+        p0 = np.broadcast_to(self.price, np.broadcast(dx, x).shape)
+        p1 = (y - dy) / (x + dx)
+        zero = np.zeros(np.broadcast(dx, x).shape)
+        return SwapResult(np.broadcast_to(dx, zero.shape).copy(), dy + zero, zero, p0.copy(), p1 + zero)
+
+    def sell_y(self, dy: Any) -> SwapResult:
+        """Sell ``dy >= 0`` of y (buy x): ``b = dy (1 - fee)``, ``dx = x b / (y + b)``; reserves
+        become ``(x - dx, y + dy)``."""
+        dy = _amount(dy, "dy")
+        x, y = self.reserve_x, self.reserve_y
+        b = dy * (1.0 - self.fee)
+        dx = x * b / (y + b)
+        shape = np.broadcast(dy, x).shape
+        zero = np.zeros(shape)
+        p1 = (y + dy) / (x - dx)
+        return SwapResult(np.broadcast_to(dy, shape).copy(), dx + zero, zero, np.broadcast_to(self.price, shape).copy(), p1 + zero)
+
+    def after_sell_x(self, dx: Any) -> ConstantProductPool:
+        """The pool after selling ``dx`` of x (new arrays; this pool is unchanged)."""
+        r = self.sell_x(dx)
+        return ConstantProductPool(self.reserve_x + r.amount_in, self.reserve_y - r.amount_out, self.fee)
+
+    def after_sell_y(self, dy: Any) -> ConstantProductPool:
+        """The pool after selling ``dy`` of y."""
+        r = self.sell_y(dy)
+        return ConstantProductPool(self.reserve_x - r.amount_out, self.reserve_y + r.amount_in, self.fee)
+
+    def with_price(self, price: Any) -> ConstantProductPool:
+        """The pool moved along its curve (same ``k``) to ``price`` (> 0), as frictionless
+        arbitrage against an outside market would: ``x = sqrt(k / P)``, ``y = sqrt(k P)``."""
+        p = _positive(price, "price")
+        k = self.k
+        return ConstantProductPool(np.sqrt(k / p), np.sqrt(k * p), self.fee)
+
+    def x_in_to_price(self, target_price: Any) -> np.ndarray:
+        """Gross amount of x to sell to bring the price down to ``target_price`` (0 where the
+        target is at or above the current price). Solves ``(x + a)(x + a / g) = x y / T`` with
+        ``g = 1 - fee``, ``a = g dx`` (fee kept in the reserves)."""
+        t = _positive(target_price, "target_price")
+        x, y = self.reserve_x, self.reserve_y
+        return _cp_amount_to(x, y, x * y / t, 1.0 - self.fee, t < self.price)
+
+    def y_in_to_price(self, target_price: Any) -> np.ndarray:
+        """Gross amount of y to sell (buying x) to bring the price up to ``target_price``
+        (0 where the target is at or below the current price)."""
+        t = _positive(target_price, "target_price")
+        x, y = self.reserve_x, self.reserve_y
+        return _cp_amount_to(y, x, x * y * t, 1.0 - self.fee, t > self.price)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Scalar pool as ``{"kind": "constant_product", "reserve_x", "reserve_y", "fee"}``;
+        ValueError for a pool of arrays."""
+        if self.reserve_x.ndim:
+            raise ValueError("to_dict: only a scalar pool can be serialised")
+        return {"kind": "constant_product", "reserve_x": float(self.reserve_x), "reserve_y": float(self.reserve_y), "fee": self.fee}
+
+
+def _cp_amount_to(r_in: np.ndarray, r_out: np.ndarray, rhs: np.ndarray, g: float, need: np.ndarray) -> np.ndarray:
+    """Positive root a of ``(r + a)(r + a/g) = rhs`` (g in (0, 1]), returned as gross a / g."""
+    b = r_in * (g + 1.0)
+    c = g * (r_in * r_in - rhs)  # < 0 where a move is needed
+    disc = np.sqrt(np.maximum(b * b - 4.0 * c, 0.0))
+    a = -2.0 * c / (b + disc)  # stable form of (-b + disc) / 2
+    return np.where(need, np.maximum(a, 0.0) / g, 0.0)
+
+
+class ConcentratedLiquidityPool(_Pool):
+    """One Uniswap v3 position: liquidity ``L`` on the price range ``[pa, pb]`` (Adams et al.
+    (2021), "Uniswap v3 Core"; formulas in the module docstring).
+
+    Prices are y per x (USD per token for a token/USD pool). Inside the range the pool behaves
+    as a constant-product pool with virtual reserves ``(L / sqrt(P), L sqrt(P))``; the fee is
+    taken from the input and kept outside the liquidity (v3). A sale that would push the price
+    below ``pa`` fills only down to ``pa`` (all real y paid out); the rest is ``unfilled_in``.
+    Likewise a purchase stops at ``pb``. When the current price is outside the range the swap
+    first crosses the empty region at no cost.
+
+    Parameters
+    ----------
+    liquidity : float or ndarray
+        ``L > 0`` (units sqrt(x * y)).
+    price_lower, price_upper : float or ndarray
+        ``0 < pa < pb``.
+    price : float or ndarray
+        Current pool price ``P > 0``.
+    fee : float
+        Swap fee, fraction in [0, 1) (v3 tiers: 0.0001, 0.0005, 0.003, 0.01).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument for non-positive values, ``pa >= pb`` or a bad fee.
+    """
+
+    def __init__(
+        self,
+        liquidity: float | np.ndarray,
+        price_lower: float | np.ndarray,
+        price_upper: float | np.ndarray,
+        price: float | np.ndarray,
+        fee: float = 0.003,
+    ) -> None:
+        big_l = _positive(liquidity, "liquidity")
+        pa = _positive(price_lower, "price_lower")
+        pb = _positive(price_upper, "price_upper")
+        p = _positive(price, "price")
+        if not (pa < pb).all():
+            raise ValueError("price_lower: must be < price_upper")
+        self.liquidity, self.price_lower, self.price_upper, self._price = np.broadcast_arrays(big_l, pa, pb, p)
+        self.fee = _fee(fee)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConcentratedLiquidityPool(liquidity={self.liquidity!r}, price_lower={self.price_lower!r}, "
+            f"price_upper={self.price_upper!r}, price={self._price!r}, fee={self.fee!r})"
+        )
+
+    @property
+    def price(self) -> np.ndarray:
+        """Current pool price P (y per x)."""
+        return self._price
+
+    def real_reserves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens the position holds, ``(x, y)`` = ``(L (1/sqrt(P') - 1/sqrt(pb)), L (sqrt(P') -
+        sqrt(pa)))`` with ``P'`` the price clipped to the range (whitepaper eqs. 6.29-6.30)."""
+        sp = np.sqrt(np.clip(self._price, self.price_lower, self.price_upper))
+        x = self.liquidity * (1.0 / sp - 1.0 / np.sqrt(self.price_upper))
+        y = self.liquidity * (sp - np.sqrt(self.price_lower))
+        return x, y
+
+    def virtual_reserves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Virtual reserves ``(L / sqrt(P), L sqrt(P))`` (whitepaper eqs. 6.5-6.6) of the
+        equivalent constant-product curve at the current price (valid for swaps that stay inside
+        the range)."""
+        sp = np.sqrt(self._price)
+        return self.liquidity / sp, self.liquidity * sp
+
+    def sell_x(self, dx: Any) -> SwapResult:
+        """Sell ``dx >= 0`` of x. With ``a = dx (1 - fee)`` and ``s0 = min(sqrt(P), sqrt(pb))``:
+        ``1/sqrt(P1) = 1/s0 + a_fill / L`` with ``a_fill = min(a, L (1/sqrt(pa) - 1/s0))``,
+        output ``L (s0 - sqrt(P1)) = s0 sqrt(P1) a_fill``; any rest is returned as ``unfilled_in`` (gross) and the
+        price stops at ``pa``."""
+        dx = _amount(dx, "dx")
+        big_l, pa, pb, p = self.liquidity, self.price_lower, self.price_upper, self._price
+        g = 1.0 - self.fee
+        a = dx * g
+        s0 = np.sqrt(np.minimum(p, pb))
+        cap = np.maximum(big_l * (1.0 / np.sqrt(pa) - 1.0 / s0), 0.0)
+        a_fill = np.minimum(a, cap)
+        exhausted = a >= cap
+        inv1 = 1.0 / s0 + a_fill / big_l
+        s1 = np.where(exhausted & (cap > 0), np.sqrt(pa), 1.0 / inv1)
+        s1 = np.where(exhausted & (cap <= 0), np.sqrt(np.minimum(p, pb)), s1)
+        dy = s0 * s1 * a_fill  # = L (s0 - s1), without the cancellation
+        unfilled = np.where(exhausted, (a - a_fill) / g, 0.0)
+        used = dx - unfilled
+        p1 = np.where(a > 0, s1 * s1, p)
+        shape = np.broadcast(dx, big_l).shape
+        z = np.zeros(shape)
+        return SwapResult(used + z, dy + z, unfilled + z, np.broadcast_to(p, shape).copy(), p1 + z)
+
+    def sell_y(self, dy: Any) -> SwapResult:
+        """Sell ``dy >= 0`` of y (buy x). With ``b = dy (1 - fee)`` and ``s0 = max(sqrt(P),
+        sqrt(pa))``: ``sqrt(P1) = s0 + b_fill / L``, capped at ``sqrt(pb)``; output
+        ``L (1/s0 - 1/sqrt(P1))``; the rest is ``unfilled_in``."""
+        dy = _amount(dy, "dy")
+        big_l, pa, pb, p = self.liquidity, self.price_lower, self.price_upper, self._price
+        g = 1.0 - self.fee
+        b = dy * g
+        s0 = np.sqrt(np.maximum(p, pa))
+        cap = np.maximum(big_l * (np.sqrt(pb) - s0), 0.0)
+        b_fill = np.minimum(b, cap)
+        exhausted = b >= cap
+        s1 = np.where(exhausted & (cap > 0), np.sqrt(pb), s0 + b_fill / big_l)
+        dx = b_fill / (s0 * s1)  # = L (1/s0 - 1/s1), without the cancellation
+        unfilled = np.where(exhausted, (b - b_fill) / g, 0.0)
+        used = dy - unfilled
+        p1 = np.where(b > 0, s1 * s1, p)
+        shape = np.broadcast(dy, big_l).shape
+        z = np.zeros(shape)
+        return SwapResult(used + z, dx + z, unfilled + z, np.broadcast_to(p, shape).copy(), p1 + z)
+
+    def after_sell_x(self, dx: Any) -> ConcentratedLiquidityPool:
+        """The pool after selling ``dx`` of x (same liquidity and range, new price)."""
+        return self.with_price(self.sell_x(dx).price_after)
+
+    def after_sell_y(self, dy: Any) -> ConcentratedLiquidityPool:
+        """The pool after selling ``dy`` of y."""
+        return self.with_price(self.sell_y(dy).price_after)
+
+    def with_price(self, price: Any) -> ConcentratedLiquidityPool:
+        """Same position at another price (e.g. after arbitrage to an outside market)."""
+        return ConcentratedLiquidityPool(self.liquidity, self.price_lower, self.price_upper, price, self.fee)
+
+    def x_in_to_price(self, target_price: Any) -> np.ndarray:
+        """Gross x to sell to move the price down to ``max(target_price, pa)``:
+        ``L (1/sqrt(T) - 1/s0) / (1 - fee)``, 0 where the target is not below the price.
+        ``x_in_to_price(pa)`` is the most the position can absorb."""
+        t = np.maximum(_positive(target_price, "target_price"), self.price_lower)
+        s0 = np.sqrt(np.minimum(self._price, self.price_upper))
+        a = self.liquidity * (1.0 / np.sqrt(t) - 1.0 / s0)
+        return np.where(t < self._price, np.maximum(a, 0.0) / (1.0 - self.fee), 0.0)
+
+    def y_in_to_price(self, target_price: Any) -> np.ndarray:
+        """Gross y to sell to move the price up to ``min(target_price, pb)``."""
+        t = np.minimum(_positive(target_price, "target_price"), self.price_upper)
+        s0 = np.sqrt(np.maximum(self._price, self.price_lower))
+        b = self.liquidity * (np.sqrt(t) - s0)
+        return np.where(t > self._price, np.maximum(b, 0.0) / (1.0 - self.fee), 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Scalar pool as ``{"kind": "concentrated", "liquidity", "price_lower", "price_upper",
+        "price", "fee"}``; ValueError for a pool of arrays."""
+        if self.liquidity.ndim:
+            raise ValueError("to_dict: only a scalar pool can be serialised")
+        return {
+            "kind": "concentrated",
+            "liquidity": float(self.liquidity),
+            "price_lower": float(self.price_lower),
+            "price_upper": float(self.price_upper),
+            "price": float(self._price),
+            "fee": self.fee,
+        }
+
+
+def pool_from_dict(data: dict[str, Any]) -> ConstantProductPool | ConcentratedLiquidityPool:
+    """Build a pool from a mapping (e.g. a spec table): ``kind = "constant_product"`` with
+    ``reserve_x, reserve_y[, fee]``, or ``kind = "concentrated"`` with ``liquidity, price_lower,
+    price_upper, price[, fee]``. Raises ValueError naming a missing/unknown field or kind."""
+    if not isinstance(data, dict):
+        raise ValueError(f"pool: expected a mapping, got {type(data).__name__}")
+    kinds = {
+        "constant_product": (ConstantProductPool, ("reserve_x", "reserve_y"), ("fee",)),
+        "concentrated": (ConcentratedLiquidityPool, ("liquidity", "price_lower", "price_upper", "price"), ("fee",)),
+    }
+    kind = data.get("kind")
+    if kind not in kinds:
+        raise ValueError(f"pool: field 'kind' = {kind!r} is not one of {sorted(kinds)}")
+    cls, req, opt = kinds[kind]
+    rest = {k: v for k, v in data.items() if k != "kind"}
+    missing = [k for k in req if k not in rest]
+    if missing:
+        raise ValueError(f"pool: missing field(s) {missing} for kind {kind!r}")
+    unknown = sorted(set(rest) - set(req) - set(opt))
+    if unknown:
+        raise ValueError(f"pool: unknown field(s) {unknown} for kind {kind!r}")
+    return cls(**rest)
