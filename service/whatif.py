@@ -42,11 +42,10 @@ from models.token import (
     CdpStablecoinSpec,
     GoldBackedTokenSpec,
     TokenSpec,
-    build_token_model,
-    load_token_spec,
 )
 from tasks import storage
 from tasks.analyse import distribution_metrics, json_safe, path_metrics
+from models.token_v2 import build_any_token_model, load_any_token_spec, run_token_model
 from tasks.simulate import summarise_paths
 
 log = logging.getLogger("goldstress.service.whatif")
@@ -171,7 +170,7 @@ def load_presets(settings: Settings) -> dict[str, GoldBackedTokenSpec | CdpStabl
     """The configured token specs (``settings.token_specs``) keyed by upper-case symbol."""
     out = {}
     for p in settings.token_specs:
-        spec = load_token_spec(Path(p))
+        spec = load_any_token_spec(Path(p))
         out[spec.symbol.upper()] = spec
     return out
 
@@ -231,7 +230,7 @@ def compute_whatif(
     """
     seed = int(settings.mc_seed if req.seed is None else req.seed)
     p0 = float(model.p0_usd_per_oz)
-    token = build_token_model(spec)
+    token = build_any_token_model(spec)
     h_shock = int(req.shock_horizon_days)
     horizons = mc_horizons(tuple(settings.horizons_days), req.horizon_days)
     keep = list(_MC_COLUMNS) + [f"{c}_{h}d" for h in horizons for c in _MC_HORIZON_COLUMNS]
@@ -242,7 +241,7 @@ def compute_whatif(
 
     with np.errstate(all="ignore"):
         prices = to_price_paths(p0, shock_log_returns(float(req.shock_frac), h_shock))
-        row = summarise_paths(token.run(prices), prices, (h_shock,)).iloc[0]
+        row = summarise_paths(run_token_model(token, prices), prices, (h_shock,)).iloc[0]
         shock = {
             "shock_frac": float(req.shock_frac),
             "shock_horizon_days": h_shock,
@@ -254,7 +253,7 @@ def compute_whatif(
         for chunk in monte_carlo_chunks(model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.mc_chunk_paths)):
             check()
             paths = to_price_paths(p0, chunk)
-            frames.append(summarise_paths(token.run(paths), paths, horizons)[keep])
+            frames.append(summarise_paths(run_token_model(token, paths, np.random.default_rng([seed, len(frames)])), paths, horizons)[keep])
         check()
         g = pd.concat(frames, ignore_index=True)
         # a loss fraction is +/-inf only for a zero day-0 value (a token with nothing behind it):

@@ -1,0 +1,40 @@
+"""Flow ``calibrate``: measure token premia to gold on real data, fit and score the premium
+process, track it in MLflow and write the calibrated parameters (``tasks/calibrate.py``)."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from goldstress.settings import settings_with
+from tasks.calibrate import (
+    close_calibration_run,
+    fit_and_score,
+    load_gold_inputs,
+    measure_token,
+    open_calibration_run,
+    write_calibration,
+)
+
+
+@flow(name="calibrate")
+def calibrate(data_dir: str | None = None) -> dict:
+    """Calibrate every entry of ``settings.calibration_sets``.
+
+    ``data_dir`` overrides ``GOLDSTRESS_DATA_DIR`` (the folder of the CSV files named by the
+    settings). Returns ``{"parent_run_id", "calibrations": {set: {json_url, premium_process,
+    oos_scores, fit_window, test_window}}, "skipped": [set, ...]}``. Raises ``FileNotFoundError``
+    when no gold series is available and ``ValueError`` when no set could be calibrated.
+    """
+    settings = settings_with(data_dir=data_dir)
+    gold = load_gold_inputs(settings)
+    experiment_id, parent = open_calibration_run(settings)
+    results, urls, skipped = [], [], []
+    for name, cset in settings.calibration_sets.items():
+        measured = measure_token(name, cset, gold, settings)
+        if measured is None:
+            skipped.append(name)
+            continue
+        result = fit_and_score(measured, settings, experiment_id, parent)
+        results.append(result)
+        urls.append(write_calibration(result, settings))
+    return close_calibration_run(parent, results, urls, skipped, settings)

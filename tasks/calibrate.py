@@ -1,0 +1,518 @@
+"""Calibration tasks: measure token premia to gold on real data, fit the premium process, score it
+out of sample, track everything in MLflow and write the calibrated parameters for the token specs.
+
+Inputs go through the importer: each file named by the settings is read from ``data_dir`` and
+standardised by :func:`tasks.standardise.standardise` with the known-quirks registry (so the
+broker's flagged bars and documented bad prints are dropped exactly as in the pipeline); without
+the file, the curated table of the dataset is used when its ``source`` names the same file.
+
+- Gold on the token clock: ``settings.calibration_gold_file`` (broker XAU/USD, 24:00 UTC close);
+  the fit uses it. A second reference (``calibration_reference_gold_file``, the LBMA PM at 15:00
+  London) is measured beside it to show the clock effect.
+- Each entry of ``settings.calibration_sets``: premia on both clocks and both weekend rules
+  (:mod:`models.calibration`), summary statistics, stress windows and episodes; then
+  ``models.market.PremiumProcess.fit`` on the fit window, out-of-sample scores on the test
+  window, a refit on the whole sample (the calibrated parameters), and a parametric-bootstrap
+  check that each fit reproduces its sample's mean, sd and lag-1 autocorrelation.
+- MLflow: a parent run ``calibrate-<UTC date>`` in ``settings.mlflow_experiment`` with one nested
+  run per fit (``<set>/fit-window`` with the OOS scores, ``<set>/full-sample``); JSON to
+  ``<store_url>/calibration/<set>.json`` via :mod:`tasks.storage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from goldstress.settings import CalibrationSet, Settings
+from models import calibration as cal
+from tasks import storage, tracking
+
+__all__ = [
+    "CLOCK_LABELS",
+    "PriceInput",
+    "calibration_url",
+    "load_price_input",
+    "premia_sha256",
+    "load_gold_inputs",
+    "measure_token",
+    "open_calibration_run",
+    "fit_and_score",
+    "write_calibration",
+    "close_calibration_run",
+]
+
+CLOCK_LABELS = {
+    "broker_close": "utc_2400_broker_close",
+    "lbma_pm": "london_1500_lbma_pm",
+}
+"""Curated ``source`` tag -> the clock of that gold close, as recorded in MLflow and the JSON."""
+
+
+class PriceInput(dict):
+    """A price series with its lineage: keys ``series`` (pd.Series, date-indexed UTC midnight,
+    USD per oz for gold / USD per token for tokens), ``file``, ``origin`` (``data_dir`` file or
+    curated table URL), ``sha256`` (of the raw file bytes, or of the curated ``date,value`` CSV),
+    ``source_tag`` (curated source prefix, e.g. ``broker_close``), ``dropped`` (rows the importer
+    removed, with reasons), ``first_date``, ``last_date``, ``n``."""
+
+
+def _frame_sha256(frame: pd.DataFrame, value_col: str) -> str:
+    payload = frame[["date", value_col]].to_csv(index=False).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()
+
+
+def premia_sha256(premia: pd.Series) -> str:
+    """sha256 of the ``date,premium_frac`` CSV (ISO dates, repr floats) of a premium series: the
+    fingerprint of exactly the data a process was fitted or scored on."""
+    buf = io.StringIO()
+    pd.DataFrame({"date": premia.index.strftime("%Y-%m-%d"), "premium_frac": premia.to_numpy()}).to_csv(
+        buf, index=False, float_format="%.17g"
+    )
+    return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()
+
+
+def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceInput | None:
+    """One price series through the importer, or the curated table of ``dataset`` built from the
+    same file; None when neither exists.
+
+    ``dataset`` is ``"gold"`` or ``"token_<symbol>"``. With ``settings.data_dir`` and the file in
+    it: bytes read (:func:`tasks.sources.read_data_file`), layout detected from the header,
+    :func:`tasks.standardise.standardise` with the quirks registry. Otherwise the curated
+    ``<store_url>/curated/<dataset>.parquet`` is used only if its ``source`` ends with
+    ``:<file_name>``. Raises ``ValueError`` (from the importer) for a file in no known layout or
+    with bad content, naming the file.
+    """
+    from tasks.sources import read_data_file
+    from tasks.standardise import detect_layout, standardise
+
+    value_col = "usd_per_oz" if dataset == "gold" else "close_usd"
+    if settings.data_dir is not None and (Path(settings.data_dir) / file_name).is_file():
+        path = Path(settings.data_dir) / file_name
+        data = read_data_file(path)
+        header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+        try:
+            layout = detect_layout([h.strip() for h in header.split(",")])
+        except ValueError as exc:
+            raise ValueError(f"{file_name}: {exc}") from None
+        result = standardise(data, layout, dataset, str(path))
+        frame, origin, sha = result.frame, str(path), hashlib.sha256(data).hexdigest()
+        dropped = [e for e in result.log if e.get("action") == "drop_row"]
+    else:
+        from tasks.validation import load_curated
+
+        try:
+            frame = load_curated(dataset, settings)
+        except FileNotFoundError:
+            return None
+        if not frame["source"].astype(str).str.endswith(f":{file_name}").all():
+            return None
+        origin = storage.join(settings.store_url, "curated", f"{dataset}.parquet")
+        sha, dropped = _frame_sha256(frame, value_col), []
+    if frame.empty:
+        raise ValueError(f"{file_name}: no rows left after import")
+    series = pd.Series(frame[value_col].to_numpy(dtype=float), index=pd.DatetimeIndex(frame["date"], name="date"), name=value_col)
+    return PriceInput(
+        series=series,
+        file=file_name,
+        origin=origin,
+        sha256=sha,
+        source_tag=str(frame["source"].iloc[0]).split(":", 1)[0],
+        dropped=dropped,
+        first_date=str(series.index[0].date()),
+        last_date=str(series.index[-1].date()),
+        n=int(series.size),
+    )
+
+
+def _meta(inp: PriceInput) -> dict[str, Any]:
+    return {k: v for k, v in inp.items() if k not in ("series", "dropped")} | {"n_dropped_by_importer": len(inp["dropped"])}
+
+
+@task(name="load-calibration-gold", cache_policy=NO_CACHE)
+def load_gold_inputs(settings: Settings) -> dict[str, PriceInput | None]:
+    """The gold closes the premia are measured against: ``{"aligned": ..., "reference": ...}``.
+
+    ``aligned`` is ``settings.calibration_gold_file`` (the fit's clock); when it is unavailable the
+    reference is promoted to ``aligned`` (logged as a warning; the clock label in the outputs then
+    says ``london_1500_lbma_pm``). ``reference`` is ``calibration_reference_gold_file`` or None.
+    Raises ``FileNotFoundError`` naming both settings when no gold series is available.
+    """
+    logger = get_run_logger()
+    aligned = load_price_input(settings.calibration_gold_file, "gold", settings)
+    reference = None
+    if settings.calibration_reference_gold_file:
+        reference = load_price_input(settings.calibration_reference_gold_file, "gold", settings)
+    if aligned is None and reference is None:
+        raise FileNotFoundError(
+            f"no gold series for calibration: calibration_gold_file={settings.calibration_gold_file!r} "
+            f"and calibration_reference_gold_file={settings.calibration_reference_gold_file!r} are neither "
+            f"in data_dir={settings.data_dir} nor a curated gold table built from them"
+        )
+    if aligned is None:
+        logger.warning(
+            "calibration_gold_file %s unavailable: premia measured against %s (15:00 London clock, "
+            "9-10 h before the token close: expect extra noise)", settings.calibration_gold_file, reference["file"],
+        )
+        aligned, reference = reference, None
+    for inp in (aligned, reference):
+        if inp is not None:
+            logger.info("gold %s: %d rows %s..%s, importer dropped %d", inp["file"], inp["n"], inp["first_date"], inp["last_date"], len(inp["dropped"]))
+    return {"aligned": aligned, "reference": reference}
+
+
+def _clock(inp: PriceInput) -> str:
+    return CLOCK_LABELS.get(inp["source_tag"], inp["source_tag"])
+
+
+@task(name="measure-premium", cache_policy=NO_CACHE)
+def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | None], settings: Settings) -> dict[str, Any] | None:
+    """Measure one calibration set's premia (None when its token file is unavailable).
+
+    Returns ``{"name", "set", "premia", "measurement", "token", "gold"}``: ``premia`` the series
+    the fit uses (aligned clock, ``settings.calibration_weekend_rule``), ``measurement`` a JSON-ready
+    dict of statistics per variant (``aligned_drop``, ``aligned_last_gold_close``,
+    ``reference_drop``), the clock comparison, stress windows and episodes, and the share of weekend
+    rows; ``token``/``gold`` their lineage. Raises ``ValueError`` when no token day has a gold close.
+    """
+    logger = get_run_logger()
+    token = load_price_input(cset.file, f"token_{cset.token}", settings)
+    if token is None:
+        logger.warning("calibration %s: token file %s not in data_dir nor curated: skipped", name, cset.file)
+        return None
+    gap = settings.calibration_max_step_gap_days
+    g_al, g_ref = gold["aligned"], gold["reference"]
+    frames = {
+        "aligned_drop": cal.premium_frame(token["series"], g_al["series"], cset.oz_per_token, weekend="drop"),
+        "aligned_last_gold_close": cal.premium_frame(
+            token["series"], g_al["series"], cset.oz_per_token, weekend="last_gold_close", max_gold_age_days=gap
+        ),
+    }
+    if g_ref is not None:
+        frames["reference_drop"] = cal.premium_frame(token["series"], g_ref["series"], cset.oz_per_token, weekend="drop")
+    fit_key = f"aligned_{settings.calibration_weekend_rule}"
+    premia = frames[fit_key]["premium_frac"]
+    if len(premia) < 30:
+        raise ValueError(
+            f"calibration {name}: only {len(premia)} days of {cset.file} have a gold close in "
+            f"{g_al['file']} ({token['first_date']}..{token['last_date']} vs {g_al['first_date']}..{g_al['last_date']})"
+        )
+    variants = {}
+    for key, frame in frames.items():
+        p = frame["premium_frac"]
+        if len(p) < 2:
+            variants[key] = {"n": int(len(p))}
+            continue
+        variants[key] = cal.premium_statistics(p, gap).to_dict()
+    last = frames["aligned_last_gold_close"]
+    measurement: dict[str, Any] = {
+        "fit_series": fit_key,
+        "clock_aligned": _clock(g_al),
+        "clock_reference": None if g_ref is None else _clock(g_ref),
+        "statistics": variants,
+        "weekend_rows": {
+            "n_token_rows": int(token["n"]),
+            "n_gold_stale_rows": int(last["gold_stale"].sum()),
+            "share_gold_stale": float(last["gold_stale"].mean()) if len(last) else float("nan"),
+            "stale_row_stats": cal.describe_premia(last.loc[last["gold_stale"], "premium_frac"]),
+        },
+        "stress_windows": cal.window_statistics(premia, settings.calibration_stress_windows),
+        "episodes": cal.find_episodes(
+            premia, settings.calibration_episode_threshold_frac, max_step_gap_days=gap
+        )[:10],
+    }
+    if g_ref is not None:
+        measurement["clock_comparison"] = cal.clock_comparison(premia if fit_key == "aligned_drop" else frames["aligned_drop"]["premium_frac"], frames["reference_drop"]["premium_frac"], gap)
+    st = variants[fit_key]
+    logger.info(
+        "calibration %s: %d days, premium mean %.4f sd %.4f, lag-1 %.3f, half-life %.2f steps",
+        name, st["n"], st["mean"], st["sd"], st["lag1_autocorr"], st["half_life_steps"],
+    )
+    return {
+        "name": name,
+        "set": cset.model_dump(mode="json"),
+        "premia": premia,
+        "measurement": measurement,
+        "token": _meta(token),
+        "gold": {"aligned": _meta(g_al), "reference": None if g_ref is None else _meta(g_ref)},
+    }
+
+
+@task(name="open-calibration-run", cache_policy=NO_CACHE)
+def open_calibration_run(settings: Settings) -> tuple[str, str]:
+    """Configure MLflow and open the parent run ``calibrate-<UTC date>``; returns
+    ``(experiment_id, run_id)``."""
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = tracking.configure(settings)
+    run = MlflowClient().create_run(
+        experiment_id,
+        run_name=f"calibrate-{datetime.now(UTC).date().isoformat()}",
+        tags={"stage": "calibrate"},
+    )
+    client = MlflowClient()
+    client.log_param(run.info.run_id, "calibration_sets", ",".join(settings.calibration_sets))
+    client.log_param(run.info.run_id, "gold_file", settings.calibration_gold_file)
+    client.log_param(run.info.run_id, "reference_gold_file", str(settings.calibration_reference_gold_file))
+    client.log_param(run.info.run_id, "weekend_rule", settings.calibration_weekend_rule)
+    return experiment_id, run.info.run_id
+
+
+def _rng(settings: Settings, name: str, purpose: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([settings.mc_seed, zlib.crc32(f"{name}/{purpose}".encode())]))
+
+
+def _fit(premia: pd.Series, settings: Settings) -> Any:
+    """``PremiumProcess.fit`` on ``premia`` with NaN markers at holes (no AR(1) step across them)."""
+    from models.market import PremiumProcess
+
+    return PremiumProcess.fit(
+        cal.gap_marked(premia, settings.calibration_max_step_gap_days),
+        innovations=settings.calibration_innovations,
+        jumps=settings.calibration_jumps,
+    )
+
+
+def _fit_summary(process: Any, premia: pd.Series, gap: int) -> dict[str, Any]:
+    info = getattr(process, "fit_info", None)
+    ll = float(info.log_likelihood) if info is not None else float(process.log_likelihood(cal.gap_marked(premia, gap)))
+    n_steps = cal.premium_statistics(premia, gap).n_pairs
+    return {
+        "params": process.to_dict(),
+        "log_likelihood": ll,
+        "log_likelihood_per_step": ll / max(n_steps, 1),
+        "n_obs": int(len(premia)),
+        "n_steps": int(n_steps),
+        "n_segments": len(cal.split_segments(premia, gap)),
+        "first_date": str(premia.index[0].date()),
+        "last_date": str(premia.index[-1].date()),
+        "premia_sha256": premia_sha256(premia),
+        "method": None if info is None else info.method,
+        "converged": None if info is None else bool(info.converged),
+        "n_jumps": None if info is None else int(info.n_jumps),
+        "standard_errors": None if info is None else dict(info.standard_errors),
+        "stationary_mean": float(process.stationary_mean()),
+        "stationary_sd": float(np.sqrt(process.stationary_variance())),
+    }
+
+
+def _log_fit_run(
+    label: str, measured: dict[str, Any], fit: dict[str, Any], window: dict[str, str], metrics: dict[str, Any],
+    artifact: dict[str, Any], experiment_id: str, parent_run_id: str,
+) -> str:
+    import mlflow
+
+    name = measured["name"]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}/{label}", nested=True, parent_run_id=parent_run_id) as run:
+        mlflow.set_tags({
+            "stage": "calibrate", "calibration_set": name, "window": label,
+            "premia_sha256": fit["premia_sha256"], "data_sha256": measured["token"]["sha256"],
+        })
+        params = {
+            "calibration_set": name,
+            "token": measured["set"]["token"],
+            "oz_per_token": measured["set"]["oz_per_token"],
+            "token_file": measured["token"]["file"],
+            "token_sha256": measured["token"]["sha256"],
+            "gold_file": measured["gold"]["aligned"]["file"],
+            "gold_sha256": measured["gold"]["aligned"]["sha256"],
+            "gold_clock": measured["measurement"]["clock_aligned"],
+            "fit_series": measured["measurement"]["fit_series"],
+            "premia_sha256": fit["premia_sha256"],
+            "method": fit["method"],
+            **{f"window_{k}": v for k, v in window.items()},
+            "data_first_date": fit["first_date"],
+            "data_last_date": fit["last_date"],
+            **{f"param_{k}": v for k, v in fit["params"].items() if isinstance(v, (int, float, str, bool)) or v is None},
+        }
+        mlflow.log_params({tracking.clean_name(k): str(v) for k, v in params.items()})
+        mlflow.log_metrics(tracking.finite_metrics({
+            "loglik": fit["log_likelihood"],
+            "loglik_per_step": fit["log_likelihood_per_step"],
+            "n_obs": fit["n_obs"],
+            "n_steps": fit["n_steps"],
+            "n_segments": fit["n_segments"],
+            "n_jumps": fit["n_jumps"],
+            "converged": None if fit["converged"] is None else float(fit["converged"]),
+            "stationary_mean": fit["stationary_mean"],
+            "stationary_sd": fit["stationary_sd"],
+            **metrics,
+        }))
+        mlflow.log_dict(artifact, "calibration.json")
+        return run.info.run_id
+
+
+@task(name="calibrate-premium", cache_policy=NO_CACHE)
+def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str) -> dict[str, Any]:
+    """Fit the premium process on the fit window, score it on the test window, refit on all data.
+
+    Logs two nested MLflow runs under ``parent_run_id``: ``<set>/fit-window`` (parameters,
+    log-likelihood, n, window dates, data sha256s, sample statistics, reproduction check and the
+    out-of-sample scores ``oos_*`` of :func:`models.calibration.score_out_of_sample`) and
+    ``<set>/full-sample`` (the calibrated parameters written to JSON). Returns the calibration
+    record (JSON-ready except NaN floats) whose ``quality`` entry says whether both fits converged
+    and reproduce their sample's mean, sd and lag-1 autocorrelation (a warning is logged when not).
+    Raises ``ValueError`` when a window holds fewer than 30 observations (naming the set and window).
+    """
+    logger = get_run_logger()
+    name, cset = measured["name"], measured["set"]
+    premia = measured["premia"]
+    gap = settings.calibration_max_step_gap_days
+    windows = {
+        "fit": cal.select_window(premia, cset["fit_start"], cset["fit_end"]),
+        "test": cal.select_window(premia, cset["test_start"], cset["test_end"]),
+    }
+    for key, part in windows.items():
+        if len(part) < 30:
+            raise ValueError(
+                f"calibration {name}: {key} window {cset[f'{key}_start']}..{cset[f'{key}_end']} holds "
+                f"{len(part)} premium days (< 30); data cover {premia.index[0].date()}..{premia.index[-1].date()}"
+            )
+    fit_proc = _fit(windows["fit"], settings)
+    full_proc = _fit(premia, settings)
+    fit_sum = _fit_summary(fit_proc, windows["fit"], gap)
+    full_sum = _fit_summary(full_proc, premia, gap)
+    n_sim = settings.calibration_sim_paths
+    oos = cal.score_out_of_sample(
+        fit_proc, windows["test"], _rng(settings, name, "oos"),
+        n_paths_stationary=max(100, n_sim // 2), max_step_gap_days=gap,
+    )
+    test_sum = {
+        "n_obs": int(len(windows["test"])),
+        "first_date": str(windows["test"].index[0].date()),
+        "last_date": str(windows["test"].index[-1].date()),
+        "premia_sha256": premia_sha256(windows["test"]),
+    }
+    stats = {k: cal.premium_statistics(v, gap) for k, v in (("fit", windows["fit"]), ("test", windows["test"]), ("full", premia))}
+    repro = {
+        "fit": cal.reproduction_check(fit_proc, windows["fit"], _rng(settings, name, "repro-fit"), n_paths=n_sim, max_step_gap_days=gap),
+        "full": cal.reproduction_check(full_proc, premia, _rng(settings, name, "repro-full"), n_paths=n_sim, max_step_gap_days=gap),
+    }
+
+    def repro_metrics(r: dict[str, Any]) -> dict[str, float]:
+        return {f"repro_{k}_{f}": float(v[f]) for k, v in r.items() for f in ("sample", "sim_median", "p_value", "within")}
+
+    window_fit = {"start": cset["fit_start"], "end": cset["fit_end"], "test_start": cset["test_start"], "test_end": cset["test_end"]}
+    fit_run = _log_fit_run(
+        "fit-window", measured, fit_sum, window_fit,
+        {**stats["fit"].flat("sample_"), **stats["test"].flat("test_sample_"), **repro_metrics(repro["fit"]),
+         **{f"oos_{k}": v for k, v in oos.items()}, "test_n_obs": test_sum["n_obs"]},
+        {"fit": fit_sum, "test": test_sum, "oos_scores": oos, "reproduction": repro["fit"],
+         "sample_statistics": stats["fit"].to_dict(), "test_statistics": stats["test"].to_dict()},
+        experiment_id, parent_run_id,
+    )
+    full_run = _log_fit_run(
+        "full-sample", measured, full_sum, {"start": full_sum["first_date"], "end": full_sum["last_date"]},
+        {**stats["full"].flat("sample_"), **repro_metrics(repro["full"])},
+        {"fit": full_sum, "reproduction": repro["full"], "sample_statistics": stats["full"].to_dict(),
+         "measurement": measured["measurement"]},
+        experiment_id, parent_run_id,
+    )
+    logger.info(
+        "calibration %s: OOS mean log predictive density %.3f, 95%% coverage %.3f, q01/q99 hit rates %.3f/%.3f",
+        name, oos["mean_log_pred_density"], oos["coverage_95"], oos["q01_hit_rate"], oos["q99_hit_rate"],
+    )
+    quality = {
+        "fit_window_converged": fit_sum["converged"],
+        "full_sample_converged": full_sum["converged"],
+        "reproduces_fit_window": all(v["within"] for v in repro["fit"].values()),
+        "reproduces_full_sample": all(v["within"] for v in repro["full"].values()),
+    }
+    if not all(v is not False for v in quality.values()):
+        logger.warning("calibration %s: check the fit before using it: %s", name, quality)
+    return {
+        "calibration_set": name,
+        "token": cset["token"].upper(),
+        "oz_per_token": cset["oz_per_token"],
+        "premium_process": full_sum["params"],
+        "premium_process_fit_window": fit_sum["params"],
+        "clock": {
+            "gold": measured["measurement"]["clock_aligned"],
+            "series": measured["measurement"]["fit_series"],
+            "step": "one observation of the series (gold trading day for 'aligned_drop'); "
+                    f"no step across gaps > {gap} calendar days",
+        },
+        "fit_window": {k: v for k, v in fit_sum.items() if k != "params"},
+        "full_sample": {k: v for k, v in full_sum.items() if k != "params"},
+        "test_window": test_sum,
+        "oos_scores": oos,
+        "quality": quality,
+        "reproduction": repro,
+        "measurement": measured["measurement"],
+        "data": {"token": measured["token"], "gold": measured["gold"]},
+        "mlflow": {"experiment_id": experiment_id, "parent_run_id": parent_run_id, "fit_window_run_id": fit_run, "full_sample_run_id": full_run},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def calibration_url(name: str, settings: Settings) -> str:
+    """``<store_url>/calibration/<name>.json``."""
+    return storage.join(settings.store_url, "calibration", f"{name}.json")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Replace non-finite floats by None (strict JSON) recursively."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+@task(name="write-calibration", cache_policy=NO_CACHE)
+def write_calibration(result: dict[str, Any], settings: Settings) -> str:
+    """Write one calibration record as strict JSON (NaN/inf -> null) to
+    ``<store_url>/calibration/<set>.json``; returns the URL."""
+    return storage.write_json(calibration_url(result["calibration_set"], settings), _jsonable(result), settings)
+
+
+@task(name="close-calibration-run", cache_policy=NO_CACHE)
+def close_calibration_run(
+    parent_run_id: str, results: list[dict[str, Any]], urls: list[str], skipped: list[str], settings: Settings
+) -> dict[str, Any]:
+    """Log the comparison table on the parent run, finish it and return the flow's summary
+    ``{"parent_run_id", "calibrations": {set: {json_url, params, oos scores}}, "skipped"}``.
+
+    Raises ``ValueError`` (after marking the run FAILED) when no set could be calibrated."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if not results:
+        client.set_terminated(parent_run_id, status="FAILED")
+        raise ValueError(
+            f"no calibration set could be calibrated (skipped: {', '.join(skipped) or 'none configured'}); "
+            "check data_dir and calibration_sets"
+        )
+    table = {
+        r["calibration_set"]: {
+            "json_url": url,
+            "premium_process": r["premium_process"],
+            "oos_scores": r["oos_scores"],
+            "fit_window": {k: r["fit_window"][k] for k in ("first_date", "last_date", "n_obs", "log_likelihood")},
+            "test_window": r["test_window"],
+            "quality": r["quality"],
+        }
+        for r, url in zip(results, urls, strict=True)
+    }
+    client.log_dict(parent_run_id, _jsonable({"calibrations": table, "skipped": skipped}), "calibration_summary.json")
+    for r in results:
+        client.log_dict(parent_run_id, _jsonable(r["measurement"]), f"measurement/{r['calibration_set']}.json")
+    client.set_tag(parent_run_id, "skipped", ",".join(skipped) or "none")
+    client.set_terminated(parent_run_id)
+    return {"parent_run_id": parent_run_id, "calibrations": _jsonable(table), "skipped": skipped}

@@ -1,0 +1,222 @@
+"""Premium calibration on the real files (via the ``shared_data_dir`` fixture; skipped without it).
+
+Reference values are recomputed here straight from the CSVs with pandas (no importer, no
+models.calibration): the broker file's flagged bars are removed by their ``bar_note``, the XAUT
+bad print of 2023-05-26 by its date, as SOURCES.md documents them. The March-April 2020 PAXG
+episode is checked against SOURCES.md's figures (about +7.5% on 2020-04-02..04-06, then -0.7% on
+2020-04-07, against the LBMA PM; "the same episode shows against the UTC-aligned broker close").
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from goldstress.settings import Settings
+from models import calibration as cal
+
+BROKER = "xauusd_broker_mt5_daily_2007_2026.csv"
+LBMA = "gold_lbma_usd_daily_1968_2026_merged.csv"
+FLAGS = ("sunday_open_session", "partial_day_snapshot_close_unreliable")
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def settings(shared_data_dir: Path) -> Settings:
+    return Settings(data_dir=shared_data_dir)
+
+
+@lru_cache(maxsize=None)
+def _inputs(data_dir: str, file: str, dataset: str) -> pd.Series:
+    """A series through the importer path the calibration uses (tasks.calibrate.load_price_input)."""
+    from tasks.calibrate import load_price_input
+
+    inp = load_price_input(file, dataset, Settings(data_dir=Path(data_dir)))
+    assert inp is not None, file
+    return inp["series"]
+
+
+def _gold(settings: Settings, file: str = BROKER) -> pd.Series:
+    return _inputs(str(settings.data_dir), file, "gold")
+
+
+def _token(settings: Settings, file: str, symbol: str) -> pd.Series:
+    return _inputs(str(settings.data_dir), file, f"token_{symbol}")
+
+
+def _raw_broker(d: Path) -> pd.Series:
+    b = pd.read_csv(d / BROKER, keep_default_na=False)
+    b = b[~b["bar_note"].isin(FLAGS)]
+    return pd.Series(b["close"].astype(float).to_numpy(), index=pd.to_datetime(b["date"]))
+
+
+def _raw_lbma(d: Path) -> pd.Series:
+    g = pd.read_csv(d / LBMA).dropna(subset=["usd_pm"])
+    return pd.Series(g["usd_pm"].astype(float).to_numpy(), index=pd.to_datetime(g["date"]))
+
+
+def _raw_token(d: Path, file: str) -> pd.Series:
+    t = pd.read_csv(d / file)
+    return pd.Series(t["close_usd"].astype(float).to_numpy(), index=pd.to_datetime(t["date"]))
+
+
+def _utc_naive(s: pd.Series) -> pd.Series:
+    return s.set_axis(s.index.tz_convert(None))
+
+
+# ----------------------------------------------------------------------------------------------
+def test_march_april_2020_paxg_premium_episode(settings, shared_data_dir):
+    d = shared_data_dir
+    tok = _raw_token(d, "paxg_usd_daily_cmc_2019_2020.csv")
+    days = pd.to_datetime(["2020-04-02", "2020-04-03", "2020-04-06", "2020-04-07"])
+    vs_broker = tok[days] / _raw_broker(d)[days] - 1
+    vs_lbma = tok[days] / _raw_lbma(d)[days] - 1
+    # SOURCES.md: about +7.5% on 04-02..04-06 (LBMA PM), then -0.7% on 04-07
+    assert vs_lbma.iloc[:3].between(0.07, 0.08).all(), vs_lbma
+    assert vs_lbma.iloc[3] == pytest.approx(-0.007, abs=0.001)
+    # the same episode against the UTC-aligned broker close: > 6% for three days, then a discount
+    assert (vs_broker.iloc[:3] > 0.06).all() and vs_broker.iloc[:3].mean() == pytest.approx(0.075, abs=0.005)
+    assert -0.01 < vs_broker.iloc[3] < 0
+
+    # the calibration's measured premia (importer + premium_series) carry exactly these values
+    token = _token(settings, "paxg_usd_daily_cmc_2019_2020.csv", "paxg")
+    measured = _utc_naive(cal.premium_series(token, _gold(settings), 1.0))
+    measured_lbma = _utc_naive(cal.premium_series(token, _gold(settings, LBMA), 1.0))
+    np.testing.assert_allclose(measured[days].to_numpy(), vs_broker.to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(measured_lbma[days].to_numpy(), vs_lbma.to_numpy(), rtol=0, atol=1e-12)
+
+    # the episode detector finds it, peaking on 04-02 and ending in the 04-07 collapse
+    eps = cal.find_episodes(cal.premium_series(token, _gold(settings), 1.0), 0.02)
+    top = eps[0]
+    assert top["sign"] == "premium" and top["peak_date"] == "2020-04-02"
+    assert top["peak_frac"] == pytest.approx(vs_broker.iloc[0], abs=1e-12)
+    assert top["end_date"] == "2020-04-06" and top["after_date"] == "2020-04-07"
+    assert top["after_frac"] == pytest.approx(vs_broker.iloc[3], abs=1e-12)
+    assert top["start_date"] <= "2020-03-19"  # "+2% to +5% from 2020-03-19"
+    # with the weekend rule 'last_gold_close' the weekend days 04-04/05 are compared to Friday 04-03
+    last = cal.premium_frame(token, _gold(settings), 1.0, weekend="last_gold_close")
+    wk = _utc_naive(last["premium_frac"])[pd.to_datetime(["2020-04-04", "2020-04-05"])]
+    np.testing.assert_allclose(wk.to_numpy(), (tok[wk.index] / _raw_broker(d)[pd.Timestamp("2020-04-03")] - 1).to_numpy(), atol=1e-12)
+    assert _utc_naive(last["gold_stale"])[wk.index].all()
+
+
+def test_clock_effect_paxg_2022_2026(settings, shared_data_dir):
+    token = _token(settings, "paxg_usd_daily_2022_2026.csv", "paxg")
+    aligned = cal.premium_series(token, _gold(settings), 1.0)
+    reference = cal.premium_series(token, _gold(settings, LBMA), 1.0)
+    out = cal.clock_comparison(aligned, reference)
+    # independent: the two gold closes' ratio on the token's common days
+    d = shared_data_dir
+    both = pd.concat([_raw_broker(d), _raw_lbma(d), _raw_token(d, "paxg_usd_daily_2022_2026.csv")], axis=1, join="inner", sort=True)
+    gap = both.iloc[:, 0] / both.iloc[:, 1] - 1
+    assert out["n_common"] == len(both)
+    # the premium difference is (1 + p) times the gold move between the clocks (p ~ 0.2%)
+    assert out["median_abs_diff"] == pytest.approx(gap.abs().median(), rel=0.03)
+    # 15:00 London vs 24:00 UTC: noisier and less persistent premia against the LBMA PM
+    assert out["sd_reference"] > out["sd_aligned"]
+    assert out["lag1_aligned"] > out["lag1_reference"] + 0.1
+
+
+def test_importer_quirks_are_applied(settings, shared_data_dir):
+    gold = _utc_naive(_gold(settings))
+    raw = pd.read_csv(shared_data_dir / BROKER, keep_default_na=False)
+    flagged = pd.to_datetime(raw.loc[raw["bar_note"].isin(FLAGS), "date"])
+    assert len(flagged) == 124 and not gold.index.isin(flagged).any()
+    xaut = _utc_naive(_token(settings, "xaut_usd_daily_2022_2026.csv", "xaut"))
+    assert pd.Timestamp("2023-05-26") not in xaut.index  # the documented bad print
+    prem = cal.premium_series(_token(settings, "xaut_usd_daily_2022_2026.csv", "xaut"), _gold(settings), 1.0)
+    assert prem.abs().max() < 0.10  # the +16.8% print would be far above every other day
+
+
+@pytest.mark.parametrize("file, symbol", [("paxg_usd_daily_2022_2026.csv", "paxg"), ("xaut_usd_daily_2022_2026.csv", "xaut")])
+def test_statistics_and_weekend_rules_against_pandas(settings, shared_data_dir, file, symbol):
+    token = _token(settings, file, symbol)
+    prem = cal.premium_series(token, _gold(settings), 1.0)
+    st = cal.premium_statistics(prem)
+    # independent: inner join of the raw CSVs; steps of at most 4 calendar days
+    d = shared_data_dir
+    raw_tok = _raw_token(d, file)
+    if symbol == "xaut":  # the registry's XAUT quirks: the bad print and the stale first week
+        raw_tok = raw_tok.drop(pd.Timestamp("2023-05-26"))
+        raw_tok = raw_tok[(raw_tok.index < "2022-05-14") | (raw_tok.index > "2022-05-21")]
+    j = pd.concat([raw_tok, _raw_broker(d)], axis=1, join="inner", sort=True)
+    p = j.iloc[:, 0] / j.iloc[:, 1] - 1
+    assert st.n == len(p) and st.n_segments == 2  # the 49-day hole of both files
+    assert st.mean == pytest.approx(p.mean(), rel=1e-9) and st.sd == pytest.approx(p.std(), rel=1e-9)
+    assert st.quantiles["q01"] == pytest.approx(p.quantile(0.01), rel=1e-9)
+    assert st.p_abs_gt_1pct == pytest.approx((p.abs() > 0.01).mean())
+    df = pd.DataFrame({"x": p, "prev": p.shift(), "gap": p.index.to_series().diff().dt.days}).dropna()
+    df = df[df["gap"] <= 4]
+    assert st.lag1_autocorr == pytest.approx(df["x"].corr(df["prev"]), rel=1e-9)
+    assert st.n_pairs == len(df)
+    # weekend rule: 'last_gold_close' adds exactly the token days without a broker close (weekends,
+    # broker holidays) whose last broker close is at most 4 days old, and flags them
+    last = cal.premium_frame(token, _gold(settings), 1.0, weekend="last_gold_close")
+    broker_days = _raw_broker(d).index
+    extra = raw_tok.index[~raw_tok.index.isin(broker_days)]
+    pos = broker_days.searchsorted(extra, side="right") - 1
+    ok = (pos >= 0) & ((extra - broker_days[np.maximum(pos, 0)]).days <= 4)
+    assert len(last) == len(p) + int(ok.sum())
+    assert set(_utc_naive(last["premium_frac"])[last["gold_stale"].to_numpy()].index) == set(extra[ok])
+
+
+# ----------------------------------------------------------------------------------------------
+# the fitted process (models.market.PremiumProcess.fit) against the measured statistics
+# ----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _fit_window(data_dir: str, name: str):
+    """(fitted process, fit-window premia, test-window premia) of a default calibration set."""
+    from models.market import PremiumProcess
+
+    s = Settings(data_dir=Path(data_dir))
+    cset = s.calibration_sets[name]
+    token = _inputs(data_dir, cset.file, f"token_{cset.token}")
+    prem = cal.premium_series(token, _inputs(data_dir, s.calibration_gold_file, "gold"), cset.oz_per_token)
+    fit = cal.select_window(prem, cset.fit_start, cset.fit_end)
+    test = cal.select_window(prem, cset.test_start, cset.test_end)
+    proc = PremiumProcess.fit(cal.gap_marked(fit), innovations=s.calibration_innovations, jumps=s.calibration_jumps)
+    return proc, fit, test
+
+
+_DEGENERATE_FIT = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known defect, open in issue #3: on these windows the t+jumps fit runs to the df floor "
+        "(2.05) with an inflated sigma, so simulated sd/lag-1 miss the sample; XAUT 2022 also has "
+        "stale, pinned stretches not yet in data_quirks.toml. strict: passes -> this must be removed"
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["paxg", pytest.param("xaut", marks=_DEGENERATE_FIT), pytest.param("paxg_2019_2020", marks=_DEGENERATE_FIT)],
+)
+def test_fitted_process_reproduces_measured_statistics(settings, name):
+    """Simulated stationary paths as long as the fit window reproduce its mean, sd and lag-1
+    autocorrelation within their sampling error (central 99% of 1000 simulated samples)."""
+    proc, fit, _ = _fit_window(str(settings.data_dir), name)
+    check = cal.reproduction_check(proc, fit, np.random.default_rng(2026), n_paths=1000)
+    bad = {k: v for k, v in check.items() if not v["within"]}
+    assert not bad, f"{name}: {proc.to_dict()} misses {bad}"
+
+
+@pytest.mark.parametrize("name", ["paxg", "xaut"])
+def test_fitted_process_beats_an_iid_model_out_of_sample(settings, name):
+    """The premium is persistent (lag-1 ~0.8), so the AR(1) one-step predictive density must
+    beat an iid normal fitted to the same window, on the same later days."""
+    from scipy import stats
+
+    proc, fit, test = _fit_window(str(settings.data_dir), name)
+    out = cal.score_out_of_sample(proc, test, np.random.default_rng(7), n_paths_stationary=200)
+    _, curr = cal.step_pairs(test)
+    iid = stats.norm.logpdf(curr, loc=fit.mean(), scale=fit.std()).mean()
+    assert out["n_scored"] == curr.size
+    assert out["mean_log_pred_density"] > iid
+    assert math.isfinite(out["coverage_95"]) and 0 <= out["q01_hit_rate"] <= 1
