@@ -19,6 +19,7 @@ COPY goldstress ./goldstress
 COPY models ./models
 COPY tasks ./tasks
 COPY flows ./flows
+COPY service ./service
 COPY expectations ./expectations
 COPY specs ./specs
 COPY prefect.yaml pyproject.toml README.md ./

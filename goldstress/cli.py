@@ -19,7 +19,7 @@ TELEMETRY_OFF = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
-STAGES = ("all", "ingest", "validate", "train", "simulate", "analyse")
+STAGES = ("all", "ingest", "validate", "train", "simulate", "analyse", "calibrate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +91,10 @@ def _run_stage(stage: str, args: argparse.Namespace, settings) -> object:
         from flows.simulate import simulate
 
         return simulate(run_id=args.run_id)
+    if stage == "calibrate":
+        from flows.calibrate import calibrate
+
+        return calibrate(data_dir=data_dir)
     from flows.analyse import analyse
 
     return analyse(run_id=args.run_id)
