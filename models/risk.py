@@ -6,7 +6,7 @@ Losses are positive numbers; levels are fractions (0.99).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -21,8 +21,10 @@ __all__ = [
     "basel_traffic_light",
     "christoffersen_cc",
     "christoffersen_independence",
+    "failure_boundary",
     "kupiec_pof",
     "reverse_stress",
+    "token_fails",
     "var_es",
     "var_exceptions",
 ]
@@ -421,6 +423,148 @@ def reverse_stress(
             )
         )
     return results
+
+
+def token_fails(outcome: Any, tol: float = BREACH_TOL) -> np.ndarray:
+    """Per path, whether a v2 token FAILS in the sense of :func:`failure_boundary`.
+
+    A path fails when, on any day, the backing ratio is below ``1 - tol``
+    (:meth:`TokenOutcome.breached`) or the liquidity coverage (liquid resources over waiting
+    claims, :class:`models.token_v2.TokenV2Outcome`) is below 1, or when eligible redemptions are
+    still unpaid at the last day (``backlog_tokens[:, -1] > tol * supply_tokens[:, 0]``).
+
+    Parameters: ``outcome`` with ``backing_ratio``, ``liquidity_coverage``, ``backlog_tokens``,
+    ``supply_tokens`` arrays ``(n_paths, horizon_days + 1)`` and ``breached()`` (a
+    :class:`models.token_v2.TokenV2Outcome`); ``tol`` > 0. Returns bool ``(n_paths,)``.
+    Raises ValueError if the outcome lacks the liquidity fields (e.g. a v1 outcome).
+    """
+    for name in ("liquidity_coverage", "backlog_tokens"):
+        if not hasattr(outcome, name):
+            raise ValueError(f"outcome: has no '{name}' (a v2 token outcome is needed), got {type(outcome).__name__}")
+    fails = outcome.breached(tol)
+    fails |= (outcome.liquidity_coverage < 1.0).any(axis=1)
+    fails |= outcome.backlog_tokens[:, -1] > tol * outcome.supply_tokens[:, 0]
+    return fails
+
+
+def failure_boundary(
+    make_model: Callable[[float], Any],
+    p0_usd_per_oz: float,
+    shares: Sequence[float],
+    horizon_days: int,
+    *,
+    max_drop: float = 0.99,
+    tol: float = 1e-3,
+    n_grid: int = 32,
+) -> list[dict[str, Any]]:
+    """Reverse stress boundary: for each redemption share, the smallest gold fall that makes a
+    v2 token fail.
+
+    Commission Delegated Regulation (EU) 2025/1264 (RTS on the liquidity management policy of
+    issuers of asset-referenced and e-money tokens under MiCA, Regulation (EU) 2023/1114), Art.
+    5(2): the liquidity stress testing "shall include a reverse stress test element to assess
+    the limit of resilience of the liquidity profile of each reserve of assets". Here the stress
+    has two dimensions, the share ``S`` of the day-0 supply whose holders request redemption over
+    ``horizon_days`` and the gold fall ``m`` over the same days, and the limit of resilience is
+    the curve ``m*(S)``: the smallest fall in ``(0, max_drop]`` at which the token fails.
+
+    **Failure** (:func:`token_fails`): on any day ``t = 0..horizon_days`` the backing ratio is
+    below 1 (less :data:`models.token.BREACH_TOL`: insolvent) or the liquidity coverage is below
+    1 (one open day's liquid resources after haircuts do not cover the waiting claims), or
+    eligible redemptions are left unpaid at the horizon end (backlog). Claims still in the
+    settlement pipeline at the end are not counted: with a settlement lag they exist at any
+    horizon, and the coverage test already checks the resources for them.
+
+    **Search.** The price path of a fall ``m`` is ``P_t = P_0 (1 - m)^(t / h)``, ``t = 0..h``
+    (linear in log price, as :func:`reverse_stress`). For each ``S`` the model
+    ``make_model(S)`` (e.g. ``TokenV2(with_redemption_share(spec, S, h))``) is run once on
+    ``n_grid + 1`` equally spaced falls in ``[0, max_drop]`` (one vectorised run, falls as
+    paths); the first failing fall is then bracketed from below by repeated 16-way sections of
+    the last non-failing interval until it is narrower than ``tol``. The result is exact (to
+    ``tol``, on the failing side) when failure is monotone in the fall within the bracket, and
+    otherwise the smallest failing fall at grid resolution. In a token whose liabilities are
+    grams of gold, a fall shrinks the USD claims along with the gold, so it bites only through
+    USD-fixed items (opex payable) and fixed-USD cash is worth more tokens: many rows are
+    either ``fails_without_drop`` or ``None``.
+
+    Parameters
+    ----------
+    make_model : callable ``share -> model``
+        The model for redemption share ``S``; ``model.run(prices (n_paths, h + 1))`` returns a
+        :class:`models.token_v2.TokenV2Outcome` (deterministic in the prices for the failure
+        test, e.g. runs switched off as :func:`models.token_v2.with_redemption_share` does).
+    p0_usd_per_oz : float
+        Gold price at day 0, > 0.
+    shares : sequence of float
+        Redemption shares in [0, 1], one row each, in the order given.
+    horizon_days : int
+        Days of the fall and of the redemptions, >= 1.
+    max_drop : float
+        Largest fall searched, in (0, 1).
+    tol : float
+        Precision of the fall, > 0.
+    n_grid : int
+        Grid intervals of the first scan, >= 2.
+
+    Returns
+    -------
+    list of dict
+        ``{"redemption_share", "horizon_days", "gold_drop_frac", "fails_without_drop"}`` per
+        share: ``gold_drop_frac`` the smallest failing fall (positive fraction, 0.2 = a 20 %
+        fall; 0.0 when the token fails with a flat price; None when no fall up to ``max_drop``
+        makes it fail).
+
+    Raises
+    ------
+    ValueError
+        For a non-callable ``make_model``, a bad price, share, horizon, max_drop, tol or
+        n_grid, or a model whose outcome lacks the liquidity fields.
+    """
+    if not callable(make_model):
+        raise ValueError(f"make_model: expected a callable share -> model, got {type(make_model).__name__}")
+    if not (isinstance(p0_usd_per_oz, (int, float, np.floating)) and math.isfinite(p0_usd_per_oz) and p0_usd_per_oz > 0):
+        raise ValueError(f"p0_usd_per_oz: expected a positive number, got {p0_usd_per_oz!r}")
+    ss = list(shares)
+    if not ss or any(isinstance(s, bool) or not isinstance(s, (int, float, np.floating)) or not 0.0 <= s <= 1.0 for s in ss):
+        raise ValueError(f"shares: expected fractions in [0, 1], got {shares!r}")
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)) or horizon_days < 1:
+        raise ValueError(f"horizon_days: expected an integer >= 1, got {horizon_days!r}")
+    if not (isinstance(max_drop, (int, float)) and 0.0 < max_drop < 1.0):
+        raise ValueError(f"max_drop: expected a fraction in (0, 1), got {max_drop!r}")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    if isinstance(n_grid, bool) or not isinstance(n_grid, int) or n_grid < 2:
+        raise ValueError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
+    h = int(horizon_days)
+
+    rows = []
+    for share in ss:
+        model = make_model(float(share))
+
+        def fails(drops: np.ndarray) -> np.ndarray:
+            return token_fails(model.run(_ramp_paths(float(p0_usd_per_oz), -drops, h, h)))
+
+        grid = np.linspace(0.0, max_drop, n_grid + 1)
+        hit = fails(grid)
+        baseline = bool(hit[0])
+        if baseline:
+            drop: float | None = 0.0
+        elif not hit.any():
+            drop = None
+        else:
+            k = int(np.argmax(hit))
+            lo, hi = grid[k - 1], grid[k]  # lo does not fail, hi fails
+            while hi - lo > tol:
+                sub = np.linspace(lo, hi, 17)
+                sub_hit = fails(sub[1:-1])
+                if sub_hit.any():
+                    j = int(np.argmax(sub_hit)) + 1
+                    lo, hi = sub[j - 1], sub[j]
+                else:
+                    lo = sub[-2]
+            drop = float(hi)
+        rows.append({"redemption_share": float(share), "horizon_days": h, "gold_drop_frac": drop, "fails_without_drop": baseline})
+    return rows
 
 
 def closed_form_break_move(spec: Any, p0_usd_per_oz: float) -> dict[str, Any]:

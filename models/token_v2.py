@@ -179,6 +179,7 @@ __all__ = [
     "parse_token_spec_v2",
     "run_share",
     "whole_bar_split",
+    "with_redemption_share",
 ]
 
 SPEC_VERSION = 2
@@ -377,6 +378,65 @@ class TokenV2Spec(_Spec):
         """Gold grams in the reserve over grams owed at day 0 (1.0 = fully gold-backed)."""
         g = math.fsum(a.amount for a in self.reserve if a.is_gold)
         return g / (self.supply_tokens * self.grams_per_token)
+
+
+def with_redemption_share(spec: TokenV2Spec, share: float, horizon_days: int) -> TokenV2Spec:
+    """A copy of ``spec`` in which holders request exactly ``share`` of the day-0 supply over
+    ``horizon_days`` model days (the redemption axis of a reverse stress test).
+
+    Holders request ``base_rate_per_day * free`` a day (``free`` = supply not already waiting;
+    see the module docstring, step 1). Without other flows ``free`` shrinks by the accepted
+    requests only, so after ``h`` days the cumulative request is ``supply_0 * (1 - (1 - r)^h)``;
+    the copy sets ``r = 1 - (1 - share)^(1 / h)`` (computed as ``-expm1(log1p(-share) / h)``) so
+    this equals ``share * supply_0``. To keep the share exactly the one requested it also sets
+    to 0 every other source of requests or supply: ``drawdown_sensitivity``,
+    ``peg_sensitivity``, ``confidence.run_prone_share`` (no runs), ``base_mint_rate_per_day``
+    and ``mint_premium_sensitivity`` (no mints), and raises ``max_share_per_day`` to ``r`` if it
+    was lower. Everything else (reserve, primary market, secondary market, opex) is unchanged.
+    Caveat: with whole-bar redemptions (``redemption_granularity_tokens > 0``,
+    ``granularity_applies_to = "all"``) the sub-bar remainder of a day's request is returned,
+    stays ``free`` and is requested again later, so the accepted share can differ slightly.
+
+    Parameters
+    ----------
+    spec : TokenV2Spec
+    share : float
+        Fraction of the day-0 supply requested over the horizon, in [0, 1].
+    horizon_days : int
+        Model days, >= 1.
+
+    Returns
+    -------
+    TokenV2Spec
+        A new (frozen) spec; ``spec`` is not modified.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a TokenV2Spec, ``share`` is not in [0, 1] or ``horizon_days`` is not
+        an integer >= 1.
+    """
+    if not isinstance(spec, TokenV2Spec):
+        raise ValueError(f"spec: expected TokenV2Spec, got {type(spec).__name__}")
+    if isinstance(share, bool) or not isinstance(share, (int, float, np.floating)) or not 0.0 <= float(share) <= 1.0:
+        raise ValueError(f"share: expected a fraction in [0, 1], got {share!r}")
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)) or horizon_days < 1:
+        raise ValueError(f"horizon_days: expected an integer >= 1, got {horizon_days!r}")
+    rate = float(-np.expm1(np.log1p(-float(share)) / int(horizon_days))) if share < 1.0 else 1.0
+    rate = min(max(rate, 0.0), 1.0)
+    rb = spec.redemption
+    redemption = rb.model_copy(
+        update={
+            "base_rate_per_day": rate,
+            "drawdown_sensitivity": 0.0,
+            "peg_sensitivity": 0.0,
+            "max_share_per_day": max(rb.max_share_per_day, rate),
+            "base_mint_rate_per_day": 0.0,
+            "mint_premium_sensitivity": 0.0,
+            "confidence": rb.confidence.model_copy(update={"run_prone_share": 0.0}),
+        }
+    )
+    return spec.model_copy(update={"redemption": redemption})
 
 
 def _premium_process(params: dict[str, Any]) -> PremiumProcess:

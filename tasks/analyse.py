@@ -20,11 +20,17 @@ from prefect.cache_policies import NO_CACHE
 from goldstress.settings import Settings
 from dataclasses import asdict
 
-from models.risk import closed_form_break_move, reverse_stress, var_es
-from models.token_v2 import build_any_token_model, parse_any_token_spec
+from models.risk import closed_form_break_move, failure_boundary, reverse_stress, var_es
+from models.token_v2 import TokenV2, build_any_token_model, parse_any_token_spec, with_redemption_share
 from tasks import storage
 
 BACKING_QUANTILES = (0.001, 0.01, 0.05, 0.5, 0.95)
+BOUNDARY_SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+"""Redemption shares (of day-0 supply, requested over the horizon) of the reverse stress boundary."""
+BOUNDARY_HORIZON_DAYS = 30
+"""Horizon of the reverse stress boundary, model days (gold fall and redemptions)."""
+BOUNDARY_TOL = 1e-3
+"""Precision of the boundary's gold fall, fraction."""
 
 
 def _lvl(level: float) -> str:
@@ -163,6 +169,24 @@ def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple
     return {"searches": rows, "smallest_breaking_move": smallest, "closed_form": closed_form_break_move(spec, p0)}
 
 
+def reverse_stress_boundary_summary(spec_dict: dict[str, Any], p0: float) -> dict[str, Any] | None:
+    """Reverse stress boundary of a v2 token (MiCA RTS (EU) 2025/1264 Art. 5(2)): for each
+    share in :data:`BOUNDARY_SHARES` of the supply redeemed over :data:`BOUNDARY_HORIZON_DAYS`
+    days, the smallest gold fall that makes the token fail (``models.risk.failure_boundary``,
+    flows other than the requested share switched off by
+    ``models.token_v2.with_redemption_share``). None for a v1 spec (no ``reserve``)."""
+    if "reserve" not in spec_dict:
+        return None
+    spec = parse_any_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    h = BOUNDARY_HORIZON_DAYS
+    rows = failure_boundary(lambda s: TokenV2(with_redemption_share(spec, s, h)), p0, BOUNDARY_SHARES, h, tol=BOUNDARY_TOL)
+    return {
+        "horizon_days": h,
+        "failure": "backing ratio < 1 or liquidity coverage < 1 on any day, or eligible redemptions unpaid at the horizon end",
+        "rows": rows,
+    }
+
+
 def premium_stats(settings: Settings) -> dict[str, Any]:
     """Observed premium/discount of each curated token's close to the gold price per ounce on
     common dates (token close at 24:00 UTC vs LBMA PM at 15:00 London: a clock mismatch that
@@ -239,6 +263,9 @@ def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, A
         t["worst_scenario"] = {"by": "holder_value_loss_30d_frac (Monte Carlo: 99% ES)", "scenario": ranked[0][0], "holder_value_loss_30d_frac": ranked[0][1]}
         spec = next(s for s in manifest["token_specs"] if s["symbol"] == symbol)
         t["reverse_stress"] = reverse_stress_summary(spec, p0, horizons)
+        boundary = reverse_stress_boundary_summary(spec, p0)
+        if boundary is not None:
+            t["reverse_stress_boundary"] = boundary
     champion = manifest["champion"]
     return json_safe({
         "run_id": manifest["run_id"],

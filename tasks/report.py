@@ -150,6 +150,30 @@ def _peg_liquidity_html(t: dict[str, Any]) -> str:
     )
 
 
+def _boundary_html(t: dict[str, Any]) -> str:
+    """Reverse stress boundary table of a v2 token (``reverse_stress_boundary`` of the summary),
+    or "" when the token has none."""
+    b = t.get("reverse_stress_boundary")
+    if not b:
+        return ""
+    rows = [
+        {
+            "redemption share (of supply)": r["redemption_share"],
+            "gold drop that makes it fail": ("none up to 99%" if r["gold_drop_frac"] is None else r["gold_drop_frac"]),
+            "fails without a drop": r["fails_without_drop"],
+        }
+        for r in b["rows"]
+    ]
+    return (
+        f"<h3>Reverse stress boundary (MiCA Art. 5): gold drop that makes the token fail, by redemption share over {b['horizon_days']} days</h3>"
+        "<p>Commission Delegated Regulation (EU) 2025/1264, Art. 5(2): a reverse stress test of the limit of resilience of the "
+        "reserve's liquidity profile. Each row: holders request the given share of supply over the horizon (no runs, no mints, "
+        "no drawdown- or peg-driven redemptions) while gold falls log-linearly; the smallest fall at which the token fails "
+        f"({html.escape(str(b.get('failure', 'backing < 1, liquidity coverage < 1, or redemptions unpaid')))}).</p>"
+        + _table(rows, pct_cols=("redemption share (of supply)", "gold drop that makes it fail"))
+    )
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -183,6 +207,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
             + "<h3>Reverse stress test</h3>"
             + f"<p>Smallest breaking gold move: {html.escape(json.dumps(rs['smallest_breaking_move'], default=str))}. Closed form: {html.escape(json.dumps(rs['closed_form'], default=str))}</p>"
             + _table(rs["searches"])
+            + _boundary_html(t)
         )
     bt = (summary["var_backtest"].get("holdout") or {})
     bt_rows = [{"level": k, **v} for k, v in bt.items()]
