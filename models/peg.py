@@ -1,4 +1,4 @@
-"""Peg and liquidity metrics of simulated token paths (plain numerics).
+"""Peg metrics of simulated token paths (plain numerics).
 
 All inputs are arrays shaped ``(n_paths, horizon_days + 1)`` (day 0 first); outputs are per path
 ``(n_paths,)``. Premium/discount to NAV is a fraction (``-0.02`` = a 2% discount); a depeg is
@@ -66,41 +66,3 @@ def share_of_days_beyond(premium: np.ndarray, threshold: float) -> np.ndarray:
     if p.shape[1] < 2:
         raise ValueError("premium: needs at least one day after day 0")
     return (np.abs(p[:, 1:]) > threshold).mean(axis=1)
-
-
-def liquidity_coverage(liquid_usd: np.ndarray, outflow_usd: np.ndarray, horizon_days: int) -> np.ndarray:
-    """Liquidity coverage over the first ``horizon_days``: liquid resources available by day h
-    over the stressed outflows demanded in days 1..h, per path (``inf`` with no outflow).
-
-    ``liquid_usd[:, h]`` is the cumulative cash the issuer can raise by day h (cash plus what the
-    reserve assets convert to, after haircuts); ``outflow_usd[:, t]`` the outflow demanded on day t.
-    Basel III LCR analogue (BCBS 2013, "Basel III: The Liquidity Coverage Ratio"): stock of liquid
-    assets over net outflows over the stress horizon; >= 1 means covered.
-    """
-    liq = _as_paths(liquid_usd, "liquid_usd")
-    out = _as_paths(outflow_usd, "outflow_usd")
-    if liq.shape != out.shape:
-        raise ValueError(f"liquid_usd {liq.shape} and outflow_usd {out.shape} differ in shape")
-    if not 1 <= horizon_days < liq.shape[1]:
-        raise ValueError(f"horizon_days: expected 1..{liq.shape[1] - 1}, got {horizon_days!r}")
-    demanded = out[:, 1 : horizon_days + 1].sum(axis=1)
-    available = liq[:, horizon_days]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(demanded > 0, available / np.where(demanded > 0, demanded, 1.0), np.inf)
-
-
-def days_to_clear_queue(queue: np.ndarray) -> np.ndarray:
-    """Days from the first day a redemption queue forms until it is empty again, per path.
-
-    0 when no queue ever forms; ``nan`` when the queue is still open at the horizon.
-    """
-    q = _as_paths(queue, "queue")
-    pos = q > 0
-    formed = pos.any(axis=1)
-    start = np.where(formed, pos.argmax(axis=1), 0)
-    t1 = q.shape[1]
-    after = np.arange(t1)[None, :] > start[:, None]
-    cleared = (~pos) & after
-    has = cleared.any(axis=1)
-    end = np.where(has, cleared.argmax(axis=1), 0)
-    return np.where(formed, np.where(has, end - start, np.nan), 0.0).astype(float)

@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.peg import (
-    days_to_clear_queue,
-    days_to_recovery,
-    depeg_depth,
-    liquidity_coverage,
-    longest_depeg_days,
-    share_of_days_beyond,
-)
+from models.peg import days_to_recovery, depeg_depth, longest_depeg_days, share_of_days_beyond
 
 P = np.array(
     [
@@ -45,20 +38,8 @@ def test_longest_run_matches_brute_force():
         assert got[i] == best
 
 
-def test_liquidity_coverage_and_queue():
-    liquid = np.array([[0.0, 10.0, 20.0, 30.0], [0.0, 1.0, 1.0, 1.0]])
-    outflow = np.array([[0.0, 5.0, 5.0, 5.0], [0.0, 0.0, 0.0, 0.0]])
-    np.testing.assert_allclose(liquidity_coverage(liquid, outflow, 1), [2.0, np.inf])
-    np.testing.assert_allclose(liquidity_coverage(liquid, outflow, 3), [2.0, np.inf])
-    q = np.array([[0, 0, 5, 3, 0, 0], [0, 0, 0, 0, 0, 0], [0, 1, 2, 3, 4, 5]], dtype=float)
-    got = days_to_clear_queue(q)
-    assert got[0] == 2 and got[1] == 0 and np.isnan(got[2])
-
-
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="premium"):
         depeg_depth(np.zeros(5))
     with pytest.raises(ValueError, match="threshold"):
         longest_depeg_days(P, -0.1)
-    with pytest.raises(ValueError, match="horizon_days"):
-        liquidity_coverage(np.zeros((1, 3)), np.zeros((1, 3)), 3)
