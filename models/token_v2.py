@@ -49,7 +49,10 @@ Each day ``t >= 1``, in this order:
    the run-prone mass ``M = run_prone_share * supply_0`` that has run rises to
    ``max(R_{t-1}, Phi((theta*_t - theta_t) / sigma))``; ``(R_t - R_{t-1}) * M`` tokens run, a
    share ``market_sell_share`` of them by selling on the secondary market, the rest by asking
-   the issuer. Requests are capped at ``free``.
+   the issuer. Requests are capped at ``free``. With a redemption gate
+   (``primary.redemption_limit_share_per_day = L``) at most ``L * supply_{t-1}`` of them are
+   accepted; the rest are refused, count as returned and are sold on the secondary market (the
+   holders stay ``free`` and may ask again the next day).
 2. **Whole bars.** With granularity ``g`` and minimum ``m`` (``granularity_applies_to =
    "all"``, XAUT): the day's requests, pooled as one order, are accepted in whole bars,
    ``a = floor(D / g) * g`` if ``a >= m`` else 0; the remainder ``D - a`` is **returned** to the
@@ -241,6 +244,9 @@ class PrimaryMarketSpec(_Spec):
     redemptions; the sub-bar remainder is redeemed in cash). ``settlement_lag_days``: open days
     between acceptance and eligibility. ``cutoff_share``: share of a day's requests before the
     processing cut-off. ``cash_redemption_share``: share of redemptions paid in USD.
+    ``redemption_limit_share_per_day`` (``None`` = no limit): the issuer's redemption gate, the
+    most it accepts on one model day as a share of the day's opening supply; requests beyond it
+    are refused and their holders sell them on the secondary market (counted as returned).
     """
 
     mint_fee: _Fraction
@@ -252,6 +258,7 @@ class PrimaryMarketSpec(_Spec):
     market_hours: Literal["always", "weekdays_only", "london_hours"] = "weekdays_only"
     cutoff_share: float = Field(default=1.0, gt=0.0, le=1.0)
     cash_redemption_share: _Share = 0.0
+    redemption_limit_share_per_day: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class ConstantProductAmmSpec(_Spec):
@@ -914,6 +921,7 @@ class TokenV2:
         m_min = pm.min_redemption_tokens
         bars_all = g > 0 and pm.granularity_applies_to == "all"
         fee_r, fee_m = pm.redeem_fee, pm.mint_fee
+        gate = pm.redemption_limit_share_per_day
         lag = pm.settlement_lag_days
         cut = pm.cutoff_share
         opex_year = s.opex_usd_per_year
@@ -1033,6 +1041,10 @@ class TokenV2:
                 demand = np.minimum(flow, free)
                 sells = zeros_n
 
+            # 1b. the issuer's gate: requests above the daily limit are refused and sold instead
+            if gate is not None:
+                refused = np.maximum(demand - gate * supply_prev, 0.0)
+                request, demand = demand, demand - refused
             # 2. whole bars
             if pm.granularity_applies_to == "all":
                 if g > 0:
@@ -1053,6 +1065,10 @@ class TokenV2:
                 acc_g, _ = whole_bar_split(demand * (1.0 - cs), g, m_min)
                 acc_c = demand - acc_g
                 acc = demand
+            if gate is not None:
+                returned = returned + refused
+                sells = sells + refused
+                demand = request
             waiting += acc
 
             # 3. pipeline: eligible after `lag` open days (after-cut-off share one more)

@@ -1,0 +1,357 @@
+"""Recommendations with numbers: the cash buffer, redeem fee and redemption limit a v2 token
+needs, each measured by re-running the scenario with the setting in place.
+
+Pure numerics (no I/O): every function takes a :class:`models.token_v2.TokenV2Spec`, gold price
+paths ``(n_paths, horizon_days + 1)`` in USD per troy ounce (day 0 first) and a seed for the
+secondary-market noise, builds modified copies of the spec and runs them. All re-runs of one
+search use the same gold paths and the same seed (common random numbers), so the differences
+between settings are the settings' effect, not sampling noise.
+
+Liquidity criterion
+-------------------
+The liquidity coverage of a v2 token on day ``t`` is one open day's liquid resources (after
+stressed haircuts) over all waiting redemption claims plus the opex payable
+(:class:`models.token_v2.TokenV2Outcome`, ``liquidity_coverage``). A path's coverage over a
+horizon ``h`` is its minimum over days ``1..h``. "Coverage >= ``target`` at confidence ``c``"
+means that the share of paths whose minimum is below ``target`` is at most ``1 - c`` (the
+``1 - c`` lower quantile of the path minima is at least ``target``): the same reading as a VaR
+at confidence ``c``. The idea is the liquidity coverage requirement of Basel III (BCBS (2013),
+"Basel III: The Liquidity Coverage Ratio and liquidity risk monitoring tools", para. 16: stock
+of high-quality liquid assets over stressed net cash outflows >= 100%), applied day by day to
+an issuer whose outflows are redemption claims.
+
+Cash buffer
+-----------
+:func:`with_cash_buffer` adds USD ``b`` to the spec's first ``usd_cash`` reserve asset, funded
+by the issuer on top of the backing (over-collateralisation: liabilities unchanged). The
+coverage of every day is non-decreasing in ``b`` when holder behaviour does not react to the
+buffer (cash raises today's resources one for one, and cash spent first leaves more gold
+capacity for later days); with runs switched on, a larger buffer also raises the backing ratio
+and the run threshold, which lowers runs. :func:`cash_buffer_for_coverage` finds the smallest
+such ``b`` by bisection on that monotone criterion and re-runs the scenario at the result.
+A buffer cannot help when the gold side binds (claims to be paid in bars beyond the gold the
+issuer can deliver in a day): the search then reports ``reachable = False`` at its upper bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from models.peg import depeg_depth
+from models.token_v2 import TokenV2, TokenV2Outcome, TokenV2Spec
+
+__all__ = [
+    "CashBufferResult",
+    "SettingResult",
+    "cash_buffer_for_coverage",
+    "choose_setting",
+    "evaluate_settings",
+    "liquidity_stats",
+    "with_cash_buffer",
+    "with_primary",
+]
+
+
+def _check_spec(spec: Any) -> TokenV2Spec:
+    if not isinstance(spec, TokenV2Spec):
+        raise ValueError(f"spec: expected a TokenV2Spec (a v2 token), got {type(spec).__name__}")
+    return spec
+
+
+def _check_horizon(horizon_days: int, t1: int) -> int:
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)) or horizon_days < 1:
+        raise ValueError(f"horizon_days: expected an integer >= 1, got {horizon_days!r}")
+    if horizon_days > t1 - 1:
+        raise ValueError(f"horizon_days: {horizon_days} is longer than the gold paths ({t1 - 1} days after day 0)")
+    return int(horizon_days)
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0.5 <= float(confidence) < 1.0:
+        raise ValueError(f"confidence: expected a level in [0.5, 1), got {confidence!r}")
+    return float(confidence)
+
+
+def with_cash_buffer(spec: TokenV2Spec, buffer_usd: float) -> TokenV2Spec:
+    """A copy of ``spec`` with ``buffer_usd`` more USD in its first ``usd_cash`` reserve asset.
+
+    The buffer is issuer-funded (supply and liabilities unchanged), so the day-0 backing ratio
+    rises by ``buffer_usd / (supply * NAV_0)``.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a TokenV2Spec, ``buffer_usd`` is negative or not finite, or the spec
+        has no ``usd_cash`` asset.
+    """
+    spec = _check_spec(spec)
+    if not math.isfinite(float(buffer_usd)) or float(buffer_usd) < 0:
+        raise ValueError(f"buffer_usd: expected a finite amount >= 0 USD, got {buffer_usd!r}")
+    reserve = list(spec.reserve)
+    for i, asset in enumerate(reserve):
+        if asset.kind == "usd_cash":
+            reserve[i] = asset.model_copy(update={"amount": asset.amount + float(buffer_usd)})
+            return spec.model_copy(update={"reserve": reserve})
+    raise ValueError(f"spec {spec.symbol}: reserve has no usd_cash asset to hold a cash buffer")
+
+
+def with_primary(spec: TokenV2Spec, **updates: Any) -> TokenV2Spec:
+    """A copy of ``spec`` with primary-market fields replaced (e.g. ``redeem_fee=0.005``,
+    ``redemption_limit_share_per_day=0.05``), re-validated by
+    :class:`models.token_v2.PrimaryMarketSpec`.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a TokenV2Spec, a field is unknown, or a value is out of its range
+        (the message names the field).
+    """
+    spec = _check_spec(spec)
+    unknown = sorted(set(updates) - set(type(spec.primary).model_fields))
+    if unknown:
+        raise ValueError(f"primary: unknown field(s) {unknown}")
+    try:
+        primary = type(spec.primary).model_validate({**spec.primary.model_dump(), **updates})
+    except Exception as exc:  # pydantic ValidationError names the field
+        raise ValueError(f"primary: {exc}") from exc
+    return spec.model_copy(update={"primary": primary})
+
+
+def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: float, target: float = 1.0) -> dict[str, float]:
+    """Liquidity and peg figures of one run over days ``1..horizon_days``.
+
+    Returns (all per path first, then over paths):
+
+    - ``coverage_q``: the ``1 - confidence`` lower quantile of the path minima of the liquidity
+      coverage (``np.quantile``, method ``"inverted_cdf"``: an observed path minimum);
+    - ``p_coverage_below_target``: share of paths whose minimum coverage is below ``target``;
+    - ``meets_target``: 1.0 if that share is at most ``1 - confidence``, else 0.0;
+    - ``p_abs_premium_gt_1pct``: share of path-days with ``|premium| > 1%``;
+    - ``depeg_depth_q``: the ``confidence`` quantile of the largest ``|premium|`` per path
+      (:func:`models.peg.depeg_depth`, a fraction of NAV);
+    - ``backlog_max_share_q``: the ``confidence`` quantile of the largest unpaid backlog as a
+      share of the day-0 supply;
+    - ``refused_share_mean``: mean over paths of the requests refused by a redemption gate or
+      returned as sub-bar remainders, as a share of the day-0 supply;
+    - ``redeemed_share_mean``: mean share of the day-0 supply redeemed.
+
+    Raises ValueError for a bad ``horizon_days`` or ``confidence``.
+    """
+    t1 = outcome.liquidity_coverage.shape[1]
+    h = _check_horizon(horizon_days, t1)
+    conf = _check_confidence(confidence)
+    sl = slice(1, h + 1)
+    cov_min = outcome.liquidity_coverage[:, sl].min(axis=1)
+    p_below = float((cov_min < target).mean())
+    prem = outcome.premium_frac[:, sl]
+    s0 = outcome.supply_tokens[:, 0]
+    redeemed = (outcome.redeemed_gold_tokens[:, sl] + outcome.redeemed_cash_tokens[:, sl]).sum(axis=1)
+    return {
+        "coverage_q": float(np.quantile(cov_min, round(1.0 - conf, 12), method="inverted_cdf")),  # 1 - 0.95 = 0.0500...04
+        "p_coverage_below_target": p_below,
+        "meets_target": float(p_below <= 1.0 - conf + 1e-12),
+        "p_abs_premium_gt_1pct": float((np.abs(prem) > 0.01).mean()),
+        "depeg_depth_q": float(np.quantile(depeg_depth(prem), conf)),
+        "backlog_max_share_q": float(np.quantile(outcome.backlog_tokens[:, sl].max(axis=1) / s0, conf)),
+        "refused_share_mean": float((outcome.returned_tokens[:, sl].sum(axis=1) / s0).mean()),
+        "redeemed_share_mean": float((redeemed / s0).mean()),
+    }
+
+
+def _run(spec: TokenV2Spec, gold: np.ndarray, seed: int, horizon_days: int, confidence: float, target: float) -> dict[str, float]:
+    out = TokenV2(spec).run(gold[:, : horizon_days + 1], None, np.random.default_rng(seed))
+    return liquidity_stats(out, horizon_days, confidence, target)
+
+
+@dataclass(frozen=True)
+class CashBufferResult:
+    """Outcome of :func:`cash_buffer_for_coverage`.
+
+    ``buffer_usd`` is the smallest issuer-funded cash (USD) found to meet the criterion (within
+    ``tol_usd``; ``None`` if not reachable up to ``max_buffer_usd``), ``buffer_frac`` the same
+    as a fraction of the day-0 liabilities (supply times NAV at the first gold price on the
+    first path); ``before``/``after`` are :func:`liquidity_stats` of the runs without and with
+    the buffer (``after`` at ``max_buffer_usd`` when not reachable), ``evaluations`` the number
+    of model runs, ``bracket_usd`` the final bisection interval.
+    """
+
+    buffer_usd: float | None
+    buffer_frac: float | None
+    reachable: bool
+    target: float
+    confidence: float
+    horizon_days: int
+    max_buffer_usd: float
+    tol_usd: float
+    evaluations: int
+    bracket_usd: tuple[float, float]
+    before: dict[str, float]
+    after: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (tuples as lists)."""
+        d = asdict(self)
+        d["bracket_usd"] = list(self.bracket_usd)
+        return d
+
+
+def _liabilities_usd(spec: TokenV2Spec, gold: np.ndarray) -> float:
+    return float(spec.supply_tokens * spec.grams_per_token * gold[0, 0] / 31.1034768)
+
+
+def cash_buffer_for_coverage(
+    spec: TokenV2Spec,
+    gold_usd_per_oz: np.ndarray,
+    *,
+    horizon_days: int,
+    confidence: float = 0.99,
+    target: float = 1.0,
+    seed: int = 0,
+    max_buffer_frac: float = 1.0,
+    tol_frac: float = 1e-4,
+) -> CashBufferResult:
+    """Smallest issuer-funded cash buffer that keeps the liquidity coverage >= ``target`` at
+    ``confidence`` over ``horizon_days`` (see the module docstring), by bisection.
+
+    Each evaluation re-runs :class:`models.token_v2.TokenV2` with :func:`with_cash_buffer` on
+    the same gold paths and noise seed. The search first runs the spec as is (``b = 0``; the
+    answer is 0 when it already meets the criterion) and at ``b_max = max_buffer_frac *
+    liabilities``; if ``b_max`` does not meet it either, the result is not reachable. Otherwise
+    it halves ``[lo, hi]`` (``lo`` failing, ``hi`` meeting) until ``hi - lo <= tol_frac *
+    liabilities`` and returns ``hi``, so the reported buffer always meets the criterion on
+    these paths (its own re-run is ``after``). The bisection assumes the criterion is monotone
+    in ``b`` (module docstring); tests check it on a grid.
+
+    Parameters
+    ----------
+    spec : TokenV2Spec
+    gold_usd_per_oz : ndarray (n_paths, >= horizon_days + 1)
+        Gold paths, USD per troy ounce, day 0 first (only the first ``horizon_days + 1``
+        columns are used; every day is a market day).
+    horizon_days : int
+        Days over which the minimum coverage is taken, >= 1.
+    confidence : float
+        In [0.5, 1), e.g. 0.99.
+    target : float
+        Coverage to keep, e.g. 1.0 (100%).
+    seed : int
+        Seed of the secondary-market noise (identical in every re-run).
+    max_buffer_frac, tol_frac : float
+        Upper end of the search and its resolution, as fractions of the day-0 liabilities.
+
+    Raises
+    ------
+    ValueError
+        Bad spec, paths, horizon, confidence or search bounds (the message names the argument).
+    """
+    spec = _check_spec(spec)
+    gold = np.asarray(gold_usd_per_oz, dtype=float)
+    if gold.ndim != 2 or gold.shape[0] < 1:
+        raise ValueError(f"gold_usd_per_oz: expected a 2-d array (n_paths, days + 1), got shape {gold.shape}")
+    h = _check_horizon(horizon_days, gold.shape[1])
+    conf = _check_confidence(confidence)
+    if not (max_buffer_frac > 0 and math.isfinite(max_buffer_frac)):
+        raise ValueError(f"max_buffer_frac: expected a finite fraction > 0, got {max_buffer_frac!r}")
+    if not 0 < tol_frac < max_buffer_frac:
+        raise ValueError(f"tol_frac: expected 0 < tol_frac < max_buffer_frac, got {tol_frac!r}")
+    liab = _liabilities_usd(spec, gold)
+    b_max, tol = max_buffer_frac * liab, tol_frac * liab
+    evals = 0
+
+    def ev(b: float) -> dict[str, float]:
+        nonlocal evals
+        evals += 1
+        return _run(with_cash_buffer(spec, b), gold, seed, h, conf, target)
+
+    before = ev(0.0)
+    common = dict(target=target, confidence=conf, horizon_days=h, max_buffer_usd=b_max, tol_usd=tol, before=before)
+    if before["meets_target"]:
+        return CashBufferResult(0.0, 0.0, True, evaluations=evals, bracket_usd=(0.0, 0.0), after=before, **common)
+    at_max = ev(b_max)
+    if not at_max["meets_target"]:
+        return CashBufferResult(None, None, False, evaluations=evals, bracket_usd=(0.0, b_max), after=at_max, **common)
+    lo, hi, hi_stats = 0.0, b_max, at_max
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        st = ev(mid)
+        if st["meets_target"]:
+            hi, hi_stats = mid, st
+        else:
+            lo = mid
+    return CashBufferResult(hi, hi / liab, True, evaluations=evals, bracket_usd=(lo, hi), after=hi_stats, **common)
+
+
+@dataclass(frozen=True)
+class SettingResult:
+    """One primary-market setting and its measured effect (a re-run of the scenario).
+
+    ``redeem_fee`` is a fraction of NAV, ``redemption_limit_share_per_day`` a fraction of the
+    supply (``None`` = no gate); ``stats`` is :func:`liquidity_stats` of the re-run.
+    """
+
+    redeem_fee: float
+    redemption_limit_share_per_day: float | None
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {"redeem_fee": self.redeem_fee, "redemption_limit_share_per_day": self.redemption_limit_share_per_day, **self.stats}
+
+
+def evaluate_settings(
+    spec: TokenV2Spec,
+    gold_usd_per_oz: np.ndarray,
+    *,
+    redeem_fees: Sequence[float],
+    redemption_limits: Sequence[float | None],
+    horizon_days: int,
+    confidence: float = 0.99,
+    target: float = 1.0,
+    seed: int = 0,
+    transform: Callable[[TokenV2Spec], TokenV2Spec] | None = None,
+) -> list[SettingResult]:
+    """Re-run the scenario for every (redeem fee, redemption limit) pair, all else equal.
+
+    ``transform`` (e.g. a redemption-wave stress, ``lambda s: with_redemption_share(s, 0.2,
+    5)``) is applied after the setting, so the stress is the same for every row. Rows come in
+    the order fees x limits. Raises ValueError for an empty grid or an invalid setting (named
+    by :func:`with_primary`).
+    """
+    spec = _check_spec(spec)
+    if not redeem_fees or not redemption_limits:
+        raise ValueError("redeem_fees, redemption_limits: expected non-empty sequences")
+    gold = np.asarray(gold_usd_per_oz, dtype=float)
+    h = _check_horizon(horizon_days, gold.shape[1])
+    rows = []
+    for fee in redeem_fees:
+        for lim in redemption_limits:
+            s = with_primary(spec, redeem_fee=float(fee), redemption_limit_share_per_day=lim)
+            if transform is not None:
+                s = transform(s)
+            rows.append(SettingResult(float(fee), lim, _run(s, gold, seed, h, confidence, target)))
+    return rows
+
+
+def choose_setting(rows: Sequence[SettingResult]) -> SettingResult:
+    """The setting to recommend: among rows that meet the coverage criterion, the one with the
+    shallowest depeg (``depeg_depth_q``), then the fewest days off the peg
+    (``p_abs_premium_gt_1pct``), then the lowest fee, then the loosest gate (none first). If no
+    row meets the criterion, the row with the highest ``coverage_q`` (same tie-breaks).
+
+    Raises ValueError for an empty sequence.
+    """
+    if not rows:
+        raise ValueError("rows: expected at least one setting")
+
+    def key(r: SettingResult) -> tuple[float, ...]:
+        lim = math.inf if r.redemption_limit_share_per_day is None else r.redemption_limit_share_per_day
+        return (r.stats["depeg_depth_q"], r.stats["p_abs_premium_gt_1pct"], r.redeem_fee, -lim)
+
+    ok = [r for r in rows if r.stats["meets_target"]]
+    if ok:
+        return min(ok, key=key)
+    return min(rows, key=lambda r: (-r.stats["coverage_q"], *key(r)))
