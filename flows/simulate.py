@@ -5,22 +5,30 @@ from __future__ import annotations
 from prefect import flow
 
 from goldstress.settings import new_run_id, settings_with
+from tasks.recommend import apply_premium_calibration, recommend, supply_outflow_anchor
 from tasks.simulate import load_champion_task, load_specs, run_scenario, scenario_defs, write_manifest
 from tasks.train import load_gold_returns
 
 
 @flow(name="simulate")
 def simulate(run_id: str | None = None) -> dict:
-    """Generate scenarios from the curated data and the registered champion; returns the run
-    manifest (also written as ``<report_url>/<run_id>/manifest.json``)."""
+    """Generate scenarios from the curated data and the registered champion (v2 specs with their
+    calibrated premium process where one passed its checks), search the liquidity
+    recommendations, and return the run manifest (also written as
+    ``<report_url>/<run_id>/manifest.json``)."""
     settings = settings_with()
     run_id = run_id or new_run_id()
     champion = load_champion_task(settings)
     returns, meta = load_gold_returns(settings)
-    specs = load_specs(settings)
+    specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
     results_url = f"{settings.report_url.rstrip('/')}/{run_id}/results"
     results = [
         run_scenario(sc, returns, meta["last_usd_per_oz"], champion["champion"], specs, settings, results_url)
         for sc in scenario_defs(settings)
     ]
-    return write_manifest(run_id, results, champion, meta, specs, settings)
+    liquidity = {
+        "premium_calibration": premium_calibration,
+        "supply_outflows": supply_outflow_anchor(settings),
+        "recommendations": recommend(specs, champion["champion"], meta["last_usd_per_oz"], settings),
+    }
+    return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)

@@ -207,6 +207,46 @@ class Settings(BaseSettings):
     )
     fan_chart_paths: int = Field(default=1_000, ge=10, description="Paths kept for the fan chart.")
 
+    # --- liquidity stress and recommendations (issue #3: tasks/recommend.py) -----------------
+    liquidity_stress_wave_share: float = Field(
+        default=0.20, gt=0, le=1,
+        description="Redemption wave of the liquidity stress: share of the supply requested within "
+        "liquidity_stress_wave_days. 20% is at the largest fall measured in the token supply proxies "
+        "(PAXG: -18.7% in one step on 2020-07-02, CMC market cap / close; XAUT 2020-23 at most -4.2% "
+        "in 30 days); the figures are recomputed from data_dir in each run when the files are there.",
+    )
+    liquidity_stress_wave_days: int = Field(default=5, ge=1, le=60, description="Days of the redemption wave.")
+    liquidity_stress_confidence: float = Field(default=0.99, ge=0.5, lt=1.0, description="Confidence of the coverage target.")
+    liquidity_stress_target_coverage: float = Field(default=1.0, gt=0, description="Liquidity coverage to keep (1.0 = 100%).")
+    recommend_paths: int = Field(
+        default=2_000, ge=100, le=100_000,
+        description="Monte Carlo gold paths (the first of the main run's) on which recommendations "
+        "are searched; the next as many paths are the out-of-sample check.",
+    )
+    recommend_redeem_fees: tuple[float, ...] = Field(
+        default=(0.0, 0.001, 0.0025, 0.005, 0.01), min_length=1, description="Redeem fees (fractions of NAV) re-run."
+    )
+    recommend_redemption_limits: tuple[float | None, ...] = Field(
+        default=(None, 0.10, 0.05, 0.02), min_length=1,
+        description="Redemption gates re-run: most accepted per day as a share of the supply (None = no gate).",
+    )
+    supply_proxy_files: dict[str, tuple[str, str]] = Field(
+        default={
+            "PAXG": ("paxg_usd_daily_cmc_2019_2020.csv", "close_usd"),
+            "XAUT": ("xaut_usd_daily_coingecko_2020_2023.csv", "price_usd"),
+        },
+        description="Token -> (file in data_dir, price column): market_cap_usd / price is the "
+        "circulating-supply proxy whose worst falls are reported beside the stress wave.",
+    )
+    premium_calibration_for: dict[str, str] = Field(
+        default={"PAXG": "paxg", "XAUT": "xaut"},
+        description="Token symbol -> calibration set whose fitted premium process replaces the "
+        "spec's assumed one in simulations, when <store_url>/calibration/<set>.json exists.",
+    )
+    calibrate_in_stress_test: bool = Field(
+        default=True, description="Run the calibrate flow inside stress_test when data_dir is set."
+    )
+
     # --- premium calibration (issue #3: tasks/calibrate.py, flow ``calibrate``) --------------
     calibration_gold_file: str = Field(
         default="xauusd_broker_mt5_daily_2007_2026.csv",

@@ -13,9 +13,9 @@ The liquidity coverage of a v2 token on day ``t`` is one open day's liquid resou
 stressed haircuts) over all waiting redemption claims plus the opex payable
 (:class:`models.token_v2.TokenV2Outcome`, ``liquidity_coverage``). A path's coverage over a
 horizon ``h`` is its minimum over days ``1..h``. "Coverage >= ``target`` at confidence ``c``"
-means that the share of paths whose minimum is below ``target`` is at most ``1 - c`` (the
-``1 - c`` lower quantile of the path minima is at least ``target``): the same reading as a VaR
-at confidence ``c``. The idea is the liquidity coverage requirement of Basel III (BCBS (2013),
+means that the ``1 - c`` lower quantile of the path minima (``np.quantile``, method
+``"inverted_cdf"``: an observed value) is at least ``target``, i.e. fewer than a share ``1 -
+c`` of the paths fall below ``target``: the same reading as a VaR at confidence ``c``. The idea is the liquidity coverage requirement of Basel III (BCBS (2013),
 "Basel III: The Liquidity Coverage Ratio and liquidity risk monitoring tools", para. 16: stock
 of high-quality liquid assets over stressed net cash outflows >= 100%), applied day by day to
 an issuer whose outflows are redemption claims.
@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from models.peg import depeg_depth
 from models.token_v2 import TokenV2, TokenV2Outcome, TokenV2Spec
@@ -53,6 +54,7 @@ __all__ = [
     "liquidity_stats",
     "with_cash_buffer",
     "with_primary",
+    "worst_supply_falls",
 ]
 
 
@@ -129,7 +131,8 @@ def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: floa
     - ``coverage_q``: the ``1 - confidence`` lower quantile of the path minima of the liquidity
       coverage (``np.quantile``, method ``"inverted_cdf"``: an observed path minimum);
     - ``p_coverage_below_target``: share of paths whose minimum coverage is below ``target``;
-    - ``meets_target``: 1.0 if that share is at most ``1 - confidence``, else 0.0;
+    - ``meets_target``: 1.0 if ``coverage_q >= target`` (that share is below ``1 -
+      confidence``), else 0.0;
     - ``p_abs_premium_gt_1pct``: share of path-days with ``|premium| > 1%``;
     - ``depeg_depth_q``: the ``confidence`` quantile of the largest ``|premium|`` per path
       (:func:`models.peg.depeg_depth`, a fraction of NAV);
@@ -147,13 +150,14 @@ def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: floa
     sl = slice(1, h + 1)
     cov_min = outcome.liquidity_coverage[:, sl].min(axis=1)
     p_below = float((cov_min < target).mean())
+    cov_q = float(np.quantile(cov_min, round(1.0 - conf, 12), method="inverted_cdf"))  # 1 - 0.95 = 0.0500...04
     prem = outcome.premium_frac[:, sl]
     s0 = outcome.supply_tokens[:, 0]
     redeemed = (outcome.redeemed_gold_tokens[:, sl] + outcome.redeemed_cash_tokens[:, sl]).sum(axis=1)
     return {
-        "coverage_q": float(np.quantile(cov_min, round(1.0 - conf, 12), method="inverted_cdf")),  # 1 - 0.95 = 0.0500...04
+        "coverage_q": cov_q,
         "p_coverage_below_target": p_below,
-        "meets_target": float(p_below <= 1.0 - conf + 1e-12),
+        "meets_target": float(cov_q >= target),
         "p_abs_premium_gt_1pct": float((np.abs(prem) > 0.01).mean()),
         "depeg_depth_q": float(np.quantile(depeg_depth(prem), conf)),
         "backlog_max_share_q": float(np.quantile(outcome.backlog_tokens[:, sl].max(axis=1) / s0, conf)),
@@ -336,22 +340,67 @@ def evaluate_settings(
     return rows
 
 
-def choose_setting(rows: Sequence[SettingResult]) -> SettingResult:
-    """The setting to recommend: among rows that meet the coverage criterion, the one with the
-    shallowest depeg (``depeg_depth_q``), then the fewest days off the peg
-    (``p_abs_premium_gt_1pct``), then the lowest fee, then the loosest gate (none first). If no
-    row meets the criterion, the row with the highest ``coverage_q`` (same tie-breaks).
+def choose_setting(rows: Sequence[SettingResult], peg_rows: Sequence[SettingResult] | None = None) -> SettingResult:
+    """The setting to recommend from re-runs under a liquidity stress (``rows``), with the peg
+    judged under ``peg_rows`` (the same settings re-run under ordinary holder behaviour;
+    default ``rows``).
 
-    Raises ValueError for an empty sequence.
+    Among rows that meet the coverage criterion, in order: the fewest refused requests
+    (``refused_share_mean``: a gate that refuses redemptions weighs on the holders' right of
+    redemption at all times, MiCA, Regulation (EU) 2023/1114, Art. 39(1), so a gate is chosen
+    only when no setting without one meets the target), then the fewest days off the peg
+    (``p_abs_premium_gt_1pct`` under ``peg_rows``), then the shallowest depeg
+    (``depeg_depth_q``), then the lowest fee, then the loosest gate. If no row meets the
+    criterion: the row with the highest ``coverage_q`` (same tie-breaks).
+
+    Raises ValueError for an empty sequence or a row without its peg counterpart.
     """
     if not rows:
         raise ValueError("rows: expected at least one setting")
+    peg = {(r.redeem_fee, r.redemption_limit_share_per_day): r.stats for r in (peg_rows or rows)}
 
     def key(r: SettingResult) -> tuple[float, ...]:
         lim = math.inf if r.redemption_limit_share_per_day is None else r.redemption_limit_share_per_day
-        return (r.stats["depeg_depth_q"], r.stats["p_abs_premium_gt_1pct"], r.redeem_fee, -lim)
+        p = peg.get((r.redeem_fee, r.redemption_limit_share_per_day))
+        if p is None:
+            raise ValueError(f"peg_rows: no row for redeem_fee={r.redeem_fee}, redemption_limit_share_per_day={r.redemption_limit_share_per_day}")
+        return (r.stats["refused_share_mean"], p["p_abs_premium_gt_1pct"], p["depeg_depth_q"], r.redeem_fee, -lim)
 
     ok = [r for r in rows if r.stats["meets_target"]]
     if ok:
         return min(ok, key=key)
     return min(rows, key=lambda r: (-r.stats["coverage_q"], *key(r)))
+
+
+def worst_supply_falls(supply_tokens: pd.Series, horizons_days: Sequence[int] = (1, 5, 30)) -> dict[str, Any]:
+    """Largest observed falls of a token's supply over ``h`` calendar days: the historical
+    anchor of a redemption-wave stress (net redemptions; mints offset them, so a gross outflow
+    was at least this large).
+
+    ``supply_tokens`` is indexed by date (any order; non-positive or missing values dropped,
+    e.g. a market-cap proxy's zero first row). For each ``h``, the change over ``h`` days is
+    ``S(d) / S(d - h) - 1`` on the calendar (``S(d - h)`` the last value at or before ``d - h``)
+    and the result gives the most negative one (a fraction, <= 0 when there was any fall) and
+    its end date. Returns ``{"n_obs", "first_date", "last_date", "worst": {"<h>d": {"fall_frac",
+    "end_date"}}}``. Raises ValueError if fewer than 2 positive values remain or a horizon is
+    not a positive integer.
+    """
+    s = pd.to_numeric(pd.Series(supply_tokens), errors="coerce")
+    s.index = pd.to_datetime(s.index)
+    s = s[(s > 0) & s.notna()].sort_index()
+    s = s[~s.index.duplicated(keep="last")]
+    if s.size < 2:
+        raise ValueError(f"supply_tokens: need at least 2 positive values, got {s.size}")
+    out: dict[str, Any] = {"n_obs": int(s.size), "first_date": str(s.index[0].date()), "last_date": str(s.index[-1].date()), "worst": {}}
+    for h in horizons_days:
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+            raise ValueError(f"horizons_days: expected positive integers, got {h!r}")
+        past = s.reindex(s.index - pd.Timedelta(days=int(h)), method="ffill").to_numpy()
+        change = s.to_numpy() / past - 1.0
+        ok = np.isfinite(change)
+        if not ok.any():
+            out["worst"][f"{int(h)}d"] = None
+            continue
+        i = int(np.nanargmin(np.where(ok, change, np.nan)))
+        out["worst"][f"{int(h)}d"] = {"fall_frac": float(change[i]), "end_date": str(s.index[i].date())}
+    return out

@@ -43,7 +43,8 @@ cost). Cash redemptions pay ``NAV * (1 - redeem_fee)`` per token from the waterf
 Each day ``t >= 1``, in this order:
 
 1. **Demand.** ``dd_t = 1 - P_t / max_{s<=t} P_s``, ``p = premium_{t-1}``, ``free = supply -
-   queue`` (tokens not already waiting). Flow share ``min(base_rate_per_day +
+   queue`` (tokens not already waiting). Flow share ``min(base_rate_per_day`` (0 after day
+   ``base_rate_until_day`` when set) ``+
    drawdown_sensitivity * dd_t + [open] peg_sensitivity * max(0, -p - redeem_fee),
    max_share_per_day)`` of ``free``. **Run** (global game, below): the cumulative share ``R_t`` of
    the run-prone mass ``M = run_prone_share * supply_0`` that has run rises to
@@ -335,6 +336,9 @@ class RedemptionBehaviourSpec(_Spec):
     """Holder flows: daily shares of supply (fractions) and their sensitivities."""
 
     base_rate_per_day: _Share
+    base_rate_until_day: int | None = Field(
+        default=None, ge=1, description="Last model day of the base flow (None: every day); a wave that ends."
+    )
     drawdown_sensitivity: float = Field(default=0.0, ge=0)
     peg_sensitivity: float = Field(default=0.0, ge=0, description="Extra share per unit of discount beyond the fee.")
     max_share_per_day: _Share = 1.0
@@ -389,13 +393,16 @@ class TokenV2Spec(_Spec):
 
 def with_redemption_share(spec: TokenV2Spec, share: float, horizon_days: int) -> TokenV2Spec:
     """A copy of ``spec`` in which holders request exactly ``share`` of the day-0 supply over
-    ``horizon_days`` model days (the redemption axis of a reverse stress test).
+    ``horizon_days`` model days and nothing after (the redemption axis of a reverse stress test,
+    and the redemption wave of the liquidity stress test: run the copy for longer to see the
+    claims of the wave settle).
 
     Holders request ``base_rate_per_day * free`` a day (``free`` = supply not already waiting;
     see the module docstring, step 1). Without other flows ``free`` shrinks by the accepted
     requests only, so after ``h`` days the cumulative request is ``supply_0 * (1 - (1 - r)^h)``;
     the copy sets ``r = 1 - (1 - share)^(1 / h)`` (computed as ``-expm1(log1p(-share) / h)``) so
-    this equals ``share * supply_0``. To keep the share exactly the one requested it also sets
+    this equals ``share * supply_0``; ``base_rate_until_day = h`` ends the flow there. To keep
+    the share exactly the one requested it also sets
     to 0 every other source of requests or supply: ``drawdown_sensitivity``,
     ``peg_sensitivity``, ``confidence.run_prone_share`` (no runs), ``base_mint_rate_per_day``
     and ``mint_premium_sensitivity`` (no mints), and raises ``max_share_per_day`` to ``r`` if it
@@ -435,6 +442,7 @@ def with_redemption_share(spec: TokenV2Spec, share: float, horizon_days: int) ->
     redemption = rb.model_copy(
         update={
             "base_rate_per_day": rate,
+            "base_rate_until_day": int(horizon_days),
             "drawdown_sensitivity": 0.0,
             "peg_sensitivity": 0.0,
             "max_share_per_day": max(rb.max_share_per_day, rate),
@@ -1020,7 +1028,8 @@ class TokenV2:
 
             # 1. demand: flows, peg arbitrage (open days), run (global game)
             free = np.maximum(sup - waiting, 0.0)
-            share = rb.base_rate_per_day + rb.drawdown_sensitivity * DD[t] if rb.drawdown_sensitivity > 0 else rb.base_rate_per_day
+            base = rb.base_rate_per_day if rb.base_rate_until_day is None or t <= rb.base_rate_until_day else 0.0
+            share = base + rb.drawdown_sensitivity * DD[t] if rb.drawdown_sensitivity > 0 else base
             if is_open and rb.peg_sensitivity > 0:
                 share = share + rb.peg_sensitivity * np.maximum(-p_prev - fee_r, 0.0)
             flow = np.minimum(share, rb.max_share_per_day) * free

@@ -174,6 +174,156 @@ def _boundary_html(t: dict[str, Any]) -> str:
     )
 
 
+def _ul(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in items) + "</ul>"
+
+
+def _grid_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "redeem fee": r["redeem_fee"],
+            "gate (share/day)": "none" if r["redemption_limit_share_per_day"] is None else r["redemption_limit_share_per_day"],
+            "coverage (q at conf.)": r["coverage_q"],
+            "P(coverage<target)": r["p_coverage_below_target"],
+            "meets target": bool(r["meets_target"]),
+            "P(|premium|>1%)": r["p_abs_premium_gt_1pct"],
+            "depeg depth (q)": r["depeg_depth_q"],
+            "refused/returned share": r["refused_share_mean"],
+            "redeemed share": r["redeemed_share_mean"],
+        }
+        for r in rows
+    ]
+
+
+_GRID_PCT = ("redeem fee", "P(coverage<target)", "P(|premium|>1%)", "depeg depth (q)", "refused/returned share", "redeemed share")
+
+
+def _liquidity_stress_html(summary: dict[str, Any]) -> str:
+    """The liquidity stress section, in the layout of Delegated Regulation (EU) 2025/1264:
+    risks covered; parameters and calibration; scenarios and horizons; historical data used;
+    outcome; remedies. "" when the run has no v2 token."""
+    ls = summary.get("liquidity_stress") or {}
+    if not ls:
+        return ""
+    out = [f"<h2>Liquidity stress test</h2><p>Laid out as {html.escape(ls['regulation'])} asks.</p>"]
+    out.append("<h3>1. Risks covered</h3>" + _ul(ls["risks_covered"]))
+    out.append("<h3>2. Parameters and their calibration</h3>")
+    for sym, p in ls["parameters"].items():
+        pp = p["premium_process"]
+        src = pp.get("source", "spec assumption")
+        if src == "calibrated":
+            fw, oos = pp.get("full_sample") or {}, pp.get("oos_scores") or {}
+            prem_txt = (
+                f"calibrated on set <b>{html.escape(str(pp.get('calibration_set')))}</b> ({html.escape(str(fw.get('first_date')))} .. "
+                f"{html.escape(str(fw.get('last_date')))}, {fw.get('n_obs')} days, gold clock {html.escape(str((pp.get('clock') or {}).get('gold')))}); out of sample "
+                f"(fit {html.escape(str((pp.get('fit_window') or {}).get('first_date')))} .. {html.escape(str((pp.get('fit_window') or {}).get('last_date')))}): "
+                f"95% interval coverage {_fmt(oos.get('coverage_95'), True)}, q01 hit rate {_fmt(oos.get('q01_hit_rate'), True)}, "
+                f"q99 hit rate {_fmt(oos.get('q99_hit_rate'), True)}. Parameters: {html.escape(json.dumps(pp.get('premium_process'), default=str))}"
+            )
+        else:
+            prem_txt = f"spec assumption ({html.escape(str(pp.get('reason', 'no calibration configured')))}): {html.escape(json.dumps(pp.get('assumed'), default=str))}"
+        pm = p["primary_market"]
+        out.append(
+            f"<h4>{html.escape(sym)}</h4>" + _table(p["reserve"], pct_cols=("stressed_haircut",))
+            + "<p>Custody concentration:</p>" + _table(p["custody_concentration"], pct_cols=("share",))
+            + f"<p>Primary market: redeem fee {_fmt(pm.get('redeem_fee'), True)}, mint fee {_fmt(pm.get('mint_fee'), True)}, minimum "
+            f"{_fmt(pm.get('min_redemption_tokens'))} tokens, bars of {_fmt(pm.get('redemption_granularity_tokens'))}, settlement lag "
+            f"{_fmt(pm.get('settlement_lag_days'))} open days, market hours {html.escape(str(pm.get('market_hours')))}, cash share "
+            f"{_fmt(pm.get('cash_redemption_share'), True)}, gate {_fmt(pm.get('redemption_limit_share_per_day'), True) if pm.get('redemption_limit_share_per_day') else 'none'}; "
+            f"attestation lag {_fmt(p.get('attestation_lag_days'))} days.</p><p>Premium process: {prem_txt}</p>"
+            f"<p><i>{html.escape(p['calibration_note'])}</i></p>"
+        )
+    sh = ls["scenarios_and_horizons"]
+    wave = sh.get("redemption_wave") or {}
+    out.append(
+        "<h3>3. Scenarios and horizons</h3>" + _ul([
+            f"Monte Carlo gold (champion): {sh['monte_carlo']['paths']:,} paths x {sh['monte_carlo']['horizon_days']} days, seed {sh['monte_carlo']['seed']}; "
+            f"holder behaviour as in each spec; liquidity coverage over 1, 5, 10 and 30 days",
+            f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} days, coverage over {wave.get('wave_horizon_days')} days, on "
+            f"{_fmt(wave.get('search_paths'))} Monte Carlo gold paths (out-of-sample check on {_fmt(wave.get('out_of_sample_paths'))} more); "
+            f"target: coverage >= {_fmt(wave.get('target_coverage'), True)} at {_fmt(wave.get('confidence'), True)} confidence; coverage = {wave.get('coverage', '')}",
+            "Historical replays: " + ", ".join(f"{k} ({a} .. {b})" for k, (a, b) in sh["historical_replays"].items()),
+            "Instant gold shocks: " + ", ".join(f"{x:+.0%}" for x in sh["instant_shocks"]),
+            f"Reverse stress (Art. 5(2)): redemption shares {', '.join(f'{x:.0%}' for x in sh['reverse_stress']['redemption_shares'])} over "
+            f"{sh['reverse_stress']['horizon_days']} days x gold falls up to 99%",
+        ])
+    )
+    hd = ls["historical_data"]
+    g = hd["gold"]
+    so = [
+        {"token": sym, "file": v.get("file"), "proxy": v.get("proxy"), "from": v.get("first_date"), "to": v.get("last_date"),
+         **{f"worst {h} fall": (v["worst"].get(h) or {}).get("fall_frac") for h in ("1d", "5d", "30d")},
+         "worst 1d date": (v["worst"].get("1d") or {}).get("end_date")}
+        for sym, v in hd.get("supply_outflows", {}).items()
+    ]
+    def _files(data: Any) -> str | None:
+        if not isinstance(data, dict):
+            return None
+        tok = data.get("token") or {}
+        gold = (data.get("gold") or {}).get("aligned") or {}
+        return "; ".join(
+            f"{d.get('file')} {d.get('first_date')} .. {d.get('last_date')} (sha256 {str(d.get('sha256', ''))[:12]}…)" for d in (tok, gold) if d
+        )
+
+    tp = [
+        {"token": sym, "source": e.get("source"), "set": e.get("calibration_set"), "files": _files(e.get("data"))}
+        for sym, e in hd.get("token_premia", {}).items()
+    ]
+    out.append(
+        "<h3>4. Historical data used</h3>"
+        f"<p>Gold: {html.escape(str(g.get('data_source')))} {html.escape(str(g.get('data_first_date')))} .. {html.escape(str(g.get('data_last_date')))}, "
+        f"{g.get('n_returns', 0):,} daily log returns, sha256 {html.escape(str(g.get('data_sha256', ''))[:16])}….</p>"
+        "<p>Token premia to gold (calibration):</p>" + _table(tp)
+        + "<p>Worst observed falls of the token supply proxy (net redemptions), the anchor of the wave size:</p>"
+        + _table(so, pct_cols=("worst 1d fall", "worst 5d fall", "worst 30d fall"))
+    )
+    orows = []
+    for sym, o in ls["outcome"].items():
+        mc, w = o.get("monte_carlo_behavioural") or {}, o.get("redemption_wave_without_remedy") or {}
+        orows.append({
+            "token": sym,
+            "MC LCR 1d (q1)": mc.get("liquidity_coverage_1d_q01"), "MC LCR 5d (q1)": mc.get("liquidity_coverage_5d_q01"),
+            "MC LCR 30d (q1)": mc.get("liquidity_coverage_30d_q01"), "MC P(|premium|>1%)": mc.get("p_abs_premium_gt_1pct"),
+            "wave: coverage (q)": w.get("coverage_q"), "wave: P(coverage<target)": w.get("p_coverage_below_target"),
+            "wave: depeg depth (q)": w.get("depeg_depth_q"), "wave: backlog max share (q)": w.get("backlog_max_share_q"),
+        })
+    out.append("<h3>5. Outcome</h3>" + _table(orows, pct_cols=("MC P(|premium|>1%)", "wave: P(coverage<target)", "wave: depeg depth (q)", "wave: backlog max share (q)"))
+               + "<p>The reverse stress boundary of each token is in its own section above.</p>")
+    out.append("<h3>6. Remedies (each measured by re-running the scenario)</h3>")
+    for sym, r in ls["remedies"].items():
+        if r["cash_buffer_reachable"] and not r["cash_buffer_usd"]:
+            buf = (f"Cash buffer: <b>none needed</b>: coverage (q) is already {_fmt(r['with_buffer']['coverage_q'])} under the wave "
+                   f"(out of sample {_fmt(r['with_buffer_out_of_sample']['coverage_q'])}).")
+        elif r["cash_buffer_reachable"]:
+            buf = (f"Cash buffer: <b>{_fmt(r['cash_buffer_usd'])} USD</b> ({_fmt(r['cash_buffer_frac_of_liabilities'], True)} of liabilities), "
+                   f"issuer-funded USD on top of the backing. Re-run with it: coverage (q) {_fmt(r['with_buffer']['coverage_q'])}, "
+                   f"P(coverage&lt;target) {_fmt(r['with_buffer']['p_coverage_below_target'], True)}; out of sample "
+                   f"{_fmt(r['with_buffer_out_of_sample']['coverage_q'])} / {_fmt(r['with_buffer_out_of_sample']['p_coverage_below_target'], True)}.")
+        else:
+            buf = (f"Cash buffer: <b>not enough</b>: even {_fmt(r['cash_buffer_searched_up_to_usd'])} USD of cash leaves coverage (q) at "
+                   f"{_fmt(r['with_buffer']['coverage_q'])}: the binding side is the gold delivered in kind (bars), so the remedy is gold "
+                   "liquidity or a redemption gate, not cash.")
+        cur, best = r["current_setting"], r["recommended_setting"]
+        gate = lambda x: "none" if x is None else f"{x:.0%}/day"  # noqa: E731
+        out.append(
+            f"<h4>{html.escape(sym)}</h4><p>{buf}</p>"
+            f"<p>Fee and gate: current redeem fee {_fmt(cur['redeem_fee'], True)}, gate {gate(cur['redemption_limit_share_per_day'])} -> recommended "
+            f"<b>{_fmt(best['redeem_fee'], True)}, gate {gate(best['redemption_limit_share_per_day'])}</b> ({html.escape(best['rule'])}). "
+            f"Under the wave: coverage (q) {_fmt(cur['wave']['coverage_q'])} -> {_fmt(best['wave']['coverage_q'])} (out of sample "
+            f"{_fmt(best['wave_out_of_sample']['coverage_q'])}), depeg depth (q) {_fmt(cur['wave']['depeg_depth_q'], True)} -> "
+            f"{_fmt(best['wave']['depeg_depth_q'], True)}, refused/returned {_fmt(cur['wave']['refused_share_mean'], True)} -> "
+            f"{_fmt(best['wave']['refused_share_mean'], True)}. Behavioural Monte Carlo: P(|premium|&gt;1%) "
+            f"{_fmt(cur['behavioural']['p_abs_premium_gt_1pct'], True)} -> {_fmt(best['behavioural']['p_abs_premium_gt_1pct'], True)}.</p>"
+            + (f"<p><b>Note:</b> the recommended setting refuses {_fmt(best['wave']['refused_share_mean'], True)} of the supply in requests; "
+               "holders of asset-referenced tokens have a right of redemption at all times (MiCA, Regulation (EU) 2023/1114, Art. 39(1)), "
+               "so a gate is a contingency tool; the cash buffer above meets the target without refusing any request.</p>"
+               if best["redemption_limit_share_per_day"] is not None and r["cash_buffer_reachable"] else "")
+            + "<details><summary>All settings re-run under the wave</summary>" + _table(_grid_rows(r["settings_grid"]["wave"]), pct_cols=_GRID_PCT) + "</details>"
+            "<details><summary>All settings re-run under the behavioural Monte Carlo</summary>" + _table(_grid_rows(r["settings_grid"]["behavioural"]), pct_cols=_GRID_PCT) + "</details>"
+        )
+    return "".join(out)
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -223,6 +373,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
         f"Monte Carlo {summary['monte_carlo']['mc_paths']:,} paths × {summary['monte_carlo']['mc_horizon_days']} days, seed {summary['monte_carlo']['mc_seed']}.</p>"
         "<h2>VaR backtest of the champion (hold-out)</h2>" + _table(bt_rows, pct_cols=("exception_rate",))
         + "".join(token_sections)
+        + _liquidity_stress_html(summary)
         + "<h2>Observed token premium to gold (curated data)</h2>" + _table(prem)
         + "<h2>Plots</h2>" + "".join(parts)
         + "</body></html>"

@@ -22,6 +22,7 @@ from models.peg import days_to_recovery, depeg_depth, longest_depeg_days, share_
 from models.token import TokenOutcome
 from models.token_v2 import TokenV2Outcome, build_any_token_model, load_any_token_spec, run_token_model
 from tasks import storage
+from tasks.analyse import json_safe
 
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -238,9 +239,18 @@ def load_champion_task(settings: Settings) -> dict[str, Any]:
 
 @task(name="write-manifest", cache_policy=NO_CACHE)
 def write_manifest(
-    run_id: str, results: list[dict[str, Any]], champion: dict[str, Any], meta: dict[str, Any], specs: list[Any], settings: Settings
+    run_id: str,
+    results: list[dict[str, Any]],
+    champion: dict[str, Any],
+    meta: dict[str, Any],
+    specs: list[Any],
+    settings: Settings,
+    liquidity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``<report_url>/<run_id>/manifest.json`` describing the simulated run; return it."""
+    """Write ``<report_url>/<run_id>/manifest.json`` describing the simulated run; return it.
+
+    ``liquidity`` (``premium_calibration``, ``supply_outflows``, ``recommendations`` from
+    :mod:`tasks.recommend`) is stored under ``"liquidity_stress"``, JSON-safe."""
     from datetime import datetime, timezone
 
     manifest = {
@@ -271,6 +281,7 @@ def write_manifest(
         },
         "token_specs": [spec.model_dump(mode="json") for spec in specs],
         "scenarios": results,
+        "liquidity_stress": json_safe(liquidity or {}),
     }
     storage.write_json(storage.join(settings.report_url, run_id, "manifest.json"), manifest, settings)
     return manifest

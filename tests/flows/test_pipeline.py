@@ -78,6 +78,19 @@ collateral_ratio = {CDP_CR}
 """
 
 
+RECOMMEND_PATHS = 300
+SUPPLY_DAYS, SUPPLY_STEP_DAY, SUPPLY_STEP = 60, 25, -0.12
+XAUT_PREMIUM = {"mean": -0.001, "phi": 0.6, "sigma": 0.002, "df": 5.0, "jump_intensity_per_day": 0.01, "jump_mean": -0.004,
+                "jump_sd": 0.006, "jump_drawdown_sensitivity": 0.0, "band_strength": 1.0}
+XAUT_CALIBRATION = {
+    "calibration_set": "xaut", "token": "xaut", "premium_process": XAUT_PREMIUM,
+    "quality": {"fit_window_converged": True, "full_sample_converged": True, "reproduces_fit_window": True, "reproduces_full_sample": True},
+    "full_sample": {"first_date": "2022-05-14", "last_date": "2026-03-27", "n_obs": 900},
+    "fit_window": {"first_date": "2022-05-14", "last_date": "2024-06-28"}, "test_window": {"first_date": "2024-07-01"},
+    "oos_scores": {"coverage_95": 0.95}, "clock": {"gold": "test clock"}, "data": {}, "created_at": "2026-11-21T00:00:00+00:00",
+}
+
+
 @pytest.fixture(scope="module")
 def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     """One full ``stress_test`` on synthetic data with FGT, TCDP and the repository's GRAM spec."""
@@ -88,13 +101,28 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     (root / "fgt.toml").write_text(FRICTIONLESS_TOML, encoding="utf-8")
     (root / "tcdp.toml").write_text(CDP_TOML, encoding="utf-8")
     gram = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "gram")
+    xaut = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "xaut")
+    # a calibration file for XAUT as the calibrate flow writes it (quality flags passed), and a
+    # supply proxy with one known step fall, for the liquidity stress section
+    cal_dir = root / "store" / "calibration"
+    cal_dir.mkdir(parents=True)
+    (cal_dir / "xaut.json").write_text(json.dumps(XAUT_CALIBRATION), encoding="utf-8")
+    data_dir.mkdir(parents=True)
+    supply = np.where(np.arange(SUPPLY_DAYS) < SUPPLY_STEP_DAY, 1_000.0, 1_000.0 * (1 + SUPPLY_STEP))
+    price = np.linspace(1_800.0, 1_900.0, SUPPLY_DAYS)
+    pd.DataFrame({
+        "date": pd.date_range("2021-01-01", periods=SUPPLY_DAYS, freq="D").strftime("%Y-%m-%d"),
+        "price_usd": price, "market_cap_usd": supply * price, "total_volume_usd": 1.0,
+    }).to_csv(data_dir / "supply_proxy.csv", index=False)
     env = {
         **flowkit.isolated_env(root),
         **flowkit.write_synthetic_data(data_dir),
         "GOLDSTRESS_DATA_DIR": str(data_dir),
         "GOLDSTRESS_MC_PATHS": str(MC_PATHS),
         "GOLDSTRESS_MC_CHUNK_PATHS": "500",
-        "GOLDSTRESS_TOKEN_SPECS": json.dumps([str(root / "fgt.toml"), str(root / "tcdp.toml"), str(gram)]),
+        "GOLDSTRESS_TOKEN_SPECS": json.dumps([str(root / "fgt.toml"), str(root / "tcdp.toml"), str(gram), str(xaut)]),
+        "GOLDSTRESS_RECOMMEND_PATHS": str(RECOMMEND_PATHS),
+        "GOLDSTRESS_SUPPLY_PROXY_FILES": json.dumps({"XAUT": ["supply_proxy.csv", "price_usd"]}),
     }
     with flowkit.env(env):
         settings = get_settings()
@@ -437,3 +465,88 @@ def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, cor
     failed = [t for t in new_reports if "**FAILED**" in t]
     assert len(failed) == 1, f"expected one failed gold report, got {len(failed)} of {len(new_reports)}"
     assert expectation in failed[0] and bad_date in failed[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# liquidity stress (issue #3): calibrated premium, recommendations re-run, regulation layout
+# ---------------------------------------------------------------------------------------------
+def test_calibrated_premium_replaces_the_spec_assumption(run):
+    manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    xaut = next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT")
+    assert xaut["secondary"]["premium"] == XAUT_PREMIUM
+    prov = run.summary["liquidity_stress"]["parameters"]["XAUT"]["premium_process"]
+    assert prov["source"] == "calibrated" and prov["calibration_set"] == "xaut"
+    assert prov["premium_process"] == XAUT_PREMIUM
+    # the assumption it replaced is the repository's spec file, kept for the record
+    import tomllib
+
+    spec_file = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "xaut")
+    assert prov["assumed"] == tomllib.loads(Path(spec_file).read_text(encoding="utf-8"))["secondary"]["premium"]
+
+
+def test_liquidity_stress_section_follows_the_regulation_layout(run):
+    ls = run.summary["liquidity_stress"]
+    assert list(ls) == ["regulation", "risks_covered", "parameters", "scenarios_and_horizons", "historical_data", "outcome", "remedies"]
+    assert "2025/1264" in ls["regulation"]
+    assert set(ls["parameters"]) == {"XAUT"}  # the only v2 token of the run
+    html = (run.run_dir / "report.html").read_text(encoding="utf-8")
+    heads = ["1. Risks covered", "2. Parameters and their calibration", "3. Scenarios and horizons", "4. Historical data used", "5. Outcome", "6. Remedies"]
+    pos = [html.index(h) for h in heads]
+    assert pos == sorted(pos)
+    # custody concentration: shares of the day-0 reserve value, recomputed from the spec
+    p0 = run.summary["start_gold_usd_per_oz"]
+    spec = next(s for s in json.loads((run.run_dir / "manifest.json").read_text())["token_specs"] if s["symbol"] == "XAUT")
+    vals = {a["custodian"]: (a["amount"] * p0 / 31.1034768 if "gold" in a["kind"] else a["amount"]) for a in spec["reserve"]}
+    got = {r["custodian"]: r["share"] for r in ls["parameters"]["XAUT"]["custody_concentration"]}
+    assert got == pytest.approx({k: v / sum(vals.values()) for k, v in vals.items()}, rel=1e-12)
+
+
+def test_supply_outflow_anchor_finds_the_step(run):
+    so = run.summary["liquidity_stress"]["historical_data"]["supply_outflows"]["XAUT"]
+    step_date = str((pd.Timestamp("2021-01-01") + pd.Timedelta(days=SUPPLY_STEP_DAY)).date())
+    for h in ("1d", "5d", "30d"):
+        assert so["worst"][h]["fall_frac"] == pytest.approx(SUPPLY_STEP, rel=1e-9)
+    assert so["worst"]["1d"]["end_date"] == step_date and so["n_obs"] == SUPPLY_DAYS
+
+
+def test_recommendations_equal_an_independent_rerun(run, flowkit):
+    """Rebuild the search paths from the registered champion and re-run the XAUT token with the
+    recommended buffer and setting: the summary's figures are what that re-run gives."""
+    from models.recommend import with_cash_buffer, with_primary
+    from models.token_v2 import TokenV2, parse_token_spec_v2, with_redemption_share
+    from tasks.champion import load_champion
+    from tasks.recommend import _gold_paths
+    from tasks import tracking
+
+    rem = run.summary["liquidity_stress"]["remedies"]["XAUT"]
+    sc = run.summary["liquidity_stress"]["scenarios_and_horizons"]["redemption_wave"]
+    with flowkit.env(flowkit.isolated_env(run.root)):
+        settings = get_settings()
+        tracking.configure(settings)
+        champion, _ = load_champion(settings.registered_model, settings.champion_alias)
+    h = sc["wave_horizon_days"]
+    gold = _gold_paths(champion, run.summary["start_gold_usd_per_oz"], 2 * RECOMMEND_PATHS, h, settings)
+    manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    spec = parse_token_spec_v2(next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT"))
+
+    def coverage_q(s, g):
+        out = TokenV2(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, None, np.random.default_rng(settings.mc_seed))
+        mins = np.sort(out.liquidity_coverage[:, 1 : h + 1].min(axis=1))
+        k = math.ceil(round(1 - sc["confidence"], 12) * mins.size)  # the k-th smallest: inverted-cdf quantile
+        return mins[k - 1]
+
+    before = coverage_q(spec, gold[:RECOMMEND_PATHS])
+    assert before == pytest.approx(run.summary["liquidity_stress"]["outcome"]["XAUT"]["redemption_wave_without_remedy"]["coverage_q"], rel=1e-12)
+    assert before < 1.0  # the preset needs a remedy under a 20% wave
+    b = rem["cash_buffer_usd"]
+    assert rem["cash_buffer_reachable"] and b > 0
+    after = coverage_q(with_cash_buffer(spec, b), gold[:RECOMMEND_PATHS])
+    assert after >= 1.0 and after == pytest.approx(rem["with_buffer"]["coverage_q"], rel=1e-12)
+    # the buffer is the smallest at the search resolution: 1e-4 of liabilities less fails
+    liab = spec.supply_tokens * run.summary["start_gold_usd_per_oz"] * spec.grams_per_token / 31.1034768
+    assert coverage_q(with_cash_buffer(spec, max(b - 1e-4 * liab, 0.0)), gold[:RECOMMEND_PATHS]) < 1.0
+    oos = coverage_q(with_cash_buffer(spec, b), gold[RECOMMEND_PATHS:])
+    assert oos == pytest.approx(rem["with_buffer_out_of_sample"]["coverage_q"], rel=1e-12)
+    best = rem["recommended_setting"]
+    chosen = with_primary(spec, redeem_fee=best["redeem_fee"], redemption_limit_share_per_day=best["redemption_limit_share_per_day"])
+    assert coverage_q(chosen, gold[:RECOMMEND_PATHS]) == pytest.approx(best["wave"]["coverage_q"], rel=1e-12)

@@ -57,6 +57,10 @@ def test_with_redemption_share_requests_exactly_the_share(share):
     out = TokenV2(s2).run(_ramp_paths(P0_OZ, np.array([0.0, -0.3]), H, H))
     assert out.redemption_demand_tokens.sum(axis=1) == pytest.approx([share * N] * 2, rel=1e-9, abs=1e-9)
     assert out.minted_tokens.sum() == 0.0
+    # and the wave ends at H: run twice as long, the requests after day H are zero
+    longer = TokenV2(s2).run(_ramp_paths(P0_OZ, np.array([0.0, -0.3]), H, 2 * H))
+    assert longer.redemption_demand_tokens[:, H + 1 :].sum() == 0.0
+    assert longer.redemption_demand_tokens.sum(axis=1) == pytest.approx([share * N] * 2, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.parametrize("bad", [{"share": -0.1}, {"share": 1.5}, {"share": float("nan")}, {"horizon_days": 0}, {"horizon_days": 2.5}])

@@ -194,17 +194,24 @@ def test_tighter_gate_never_lowers_coverage_and_refuses_more():
     assert {r.redeem_fee for r in rows} == {0.0025}
 
 
-def test_choose_setting_prefers_meeting_rows_then_shallow_depeg_then_low_fee():
-    def row(fee, lim, meets, depth, p1, cov=1.0):
-        return SettingResult(fee, lim, {"meets_target": meets, "depeg_depth_q": depth, "p_abs_premium_gt_1pct": p1, "coverage_q": cov})
+def test_choose_setting_rule():
+    def row(fee, lim, meets, refused=0.0, p1=0.0, depth=0.0, cov=1.0):
+        return SettingResult(fee, lim, {"meets_target": meets, "refused_share_mean": refused, "p_abs_premium_gt_1pct": p1, "depeg_depth_q": depth, "coverage_q": cov})
 
-    rows = [row(0.0, None, 0.0, 0.001, 0.0, cov=0.8), row(0.01, 0.05, 1.0, 0.02, 0.1), row(0.0025, 0.05, 1.0, 0.02, 0.1), row(0.0, 0.02, 1.0, 0.05, 0.0)]
+    # meeting rows only; then no refusals beats a gate; then fewer days off the peg; then low fee
+    rows = [row(0.0, None, 0.0, cov=0.8), row(0.0, 0.02, 1.0, refused=0.3), row(0.01, None, 1.0, p1=0.05), row(0.0025, None, 1.0, p1=0.01), row(0.001, None, 1.0, p1=0.01)]
     best = choose_setting(rows)
-    assert (best.redeem_fee, best.redemption_limit_share_per_day) == (0.0025, 0.05)
-    none_meet = [row(0.0, None, 0.0, 0.01, 0.0, cov=0.7), row(0.0, 0.02, 0.0, 0.01, 0.0, cov=0.9)]
+    assert (best.redeem_fee, best.redemption_limit_share_per_day) == (0.001, None)
+    # the peg is judged on the peg rows when given: there the 0.25% fee is better
+    peg = [row(r.redeem_fee, r.redemption_limit_share_per_day, 1.0, p1=(0.0 if r.redeem_fee == 0.0025 else 0.02)) for r in rows]
+    assert choose_setting(rows, peg).redeem_fee == 0.0025
+    # nothing meets: highest coverage
+    none_meet = [row(0.0, None, 0.0, cov=0.7), row(0.0, 0.02, 0.0, cov=0.9, refused=0.5)]
     assert choose_setting(none_meet).redemption_limit_share_per_day == 0.02
     with pytest.raises(ValueError, match="rows"):
         choose_setting([])
+    with pytest.raises(ValueError, match="peg_rows"):
+        choose_setting(rows, peg[:1])
 
 
 def test_liquidity_stats_against_direct_computation():

@@ -1,0 +1,249 @@
+"""Prefect tasks of the liquidity stress test (issue #3): calibrated premium parameters into the
+v2 token specs, the historical supply-outflow anchor, and the recommendations (cash buffer, redeem
+fee, redemption gate), each measured by re-running the scenario (:mod:`models.recommend`).
+
+Scenarios (all on gold paths of the champion model, same seed as the main Monte Carlo):
+
+- **redemption wave**: ``settings.liquidity_stress_wave_share`` of the supply requested within
+  ``settings.liquidity_stress_wave_days`` days (:func:`models.token_v2.with_redemption_share`:
+  runs, mints and other flows off so the share is exact), coverage tested over
+  ``max(settings.horizons_days)`` days so the wave's claims settle within the horizon;
+- **behavioural Monte Carlo**: the spec's own holder behaviour (drawdown flows, peg arbitrage,
+  global-game runs) over the longest reporting horizon (``max(settings.horizons_days)``).
+
+The search uses the first ``settings.recommend_paths`` paths; the next as many paths are an
+out-of-sample check of the recommended settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from goldstress.settings import Settings
+from models.recommend import (
+    cash_buffer_for_coverage,
+    choose_setting,
+    evaluate_settings,
+    liquidity_stats,
+    with_cash_buffer,
+    with_primary,
+    worst_supply_falls,
+)
+from models.scenarios import monte_carlo_chunks, to_price_paths
+from models.token_v2 import TokenV2, TokenV2Spec, parse_token_spec_v2, with_redemption_share
+from tasks import storage
+from tasks.calibrate import calibration_url
+
+
+def _logger() -> Any:
+    try:
+        return get_run_logger()
+    except Exception:  # outside a run (unit use)
+        import logging
+
+        return logging.getLogger(__name__)
+
+
+@task(name="apply-premium-calibration", cache_policy=NO_CACHE)
+def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[list[Any], dict[str, Any]]:
+    """Replace the assumed premium process of each v2 spec named in
+    ``settings.premium_calibration_for`` by the full-sample fit of its calibration set
+    (``<store_url>/calibration/<set>.json``, written by the ``calibrate`` flow).
+
+    A fit is used only when its quality flags say it converged and reproduces the sample's
+    mean, sd and lag-1 autocorrelation; otherwise the spec keeps its assumption. The spec's
+    arbitrage band still comes from its fees (the fit carries no band). Returns the specs (new
+    objects where replaced) and, per symbol, the provenance: ``source`` (``"calibrated"`` or
+    ``"spec assumption"``), the set, URL, windows, input hashes and out-of-sample scores, or
+    the reason it was not used.
+    """
+    log = _logger()
+    out, provenance = [], {}
+    for spec in specs:
+        name = settings.premium_calibration_for.get(getattr(spec, "symbol", ""))
+        if not isinstance(spec, TokenV2Spec) or name is None:
+            out.append(spec)
+            continue
+        url = calibration_url(name, settings)
+        entry: dict[str, Any] = {"source": "spec assumption", "calibration_set": name, "url": url, "assumed": spec.secondary.premium}
+        if not storage.exists(url, settings):
+            entry["reason"] = "no calibration file (run the calibrate flow with data_dir set)"
+        else:
+            cal = storage.read_json(url, settings)
+            q = cal.get("quality", {})
+            if not (q.get("full_sample_converged") and q.get("reproduces_full_sample")):
+                entry["reason"] = f"fit failed its quality checks: {q}"
+            else:
+                params = dict(cal["premium_process"])
+                data = spec.model_dump(mode="json")
+                data["secondary"]["premium"] = params
+                spec = parse_token_spec_v2(data, where=f"token spec {spec.symbol} with calibration {name}")
+                entry.update(
+                    source="calibrated",
+                    premium_process=params,
+                    full_sample=cal.get("full_sample"),
+                    fit_window=cal.get("fit_window"),
+                    test_window=cal.get("test_window"),
+                    oos_scores=cal.get("oos_scores"),
+                    clock=cal.get("clock"),
+                    data=cal.get("data"),
+                    mlflow=cal.get("mlflow"),
+                    created_at=cal.get("created_at"),
+                )
+        if entry["source"] != "calibrated":
+            log.warning("premium of %s: %s; the spec's assumed process is used", spec.symbol, entry["reason"])
+        provenance[spec.symbol] = entry
+        out.append(spec)
+    return out, provenance
+
+
+def calibration_inputs_present(settings: Settings) -> bool:
+    """True when ``data_dir`` holds the calibration's gold file and at least one token file of
+    ``settings.calibration_sets`` (the ``calibrate`` flow has something to fit)."""
+    if settings.data_dir is None:
+        return False
+    d = Path(settings.data_dir)
+    return (d / settings.calibration_gold_file).is_file() and any((d / c.file).is_file() for c in settings.calibration_sets.values())
+
+
+@task(name="supply-outflow-anchor", cache_policy=NO_CACHE)
+def supply_outflow_anchor(settings: Settings) -> dict[str, Any]:
+    """Worst 1/5/30-day falls of each token's circulating-supply proxy (market cap / price) in
+    the files of ``settings.supply_proxy_files`` under ``data_dir``
+    (:func:`models.recommend.worst_supply_falls`); tokens whose file is absent are skipped.
+    A file without the named columns raises ValueError naming the file and column."""
+    out: dict[str, Any] = {}
+    if settings.data_dir is None:
+        return out
+    for symbol, (file_name, price_col) in settings.supply_proxy_files.items():
+        path = Path(settings.data_dir) / file_name
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path)
+        for col in ("date", "market_cap_usd", price_col):
+            if col not in frame.columns:
+                raise ValueError(f"{file_name}: no column '{col}' (needed for the supply proxy market_cap_usd / {price_col})")
+        supply = pd.Series(
+            pd.to_numeric(frame["market_cap_usd"], errors="coerce").to_numpy() / pd.to_numeric(frame[price_col], errors="coerce").to_numpy(),
+            index=pd.to_datetime(frame["date"], utc=True).dt.tz_localize(None),
+        )
+        res = worst_supply_falls(supply, (1, 5, 30))
+        res.update(file=file_name, proxy=f"market_cap_usd / {price_col}")
+        out[symbol] = res
+    return out
+
+
+def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: Settings) -> np.ndarray:
+    """The first ``n`` Monte Carlo gold paths of the main run's model and seed, cut to
+    ``horizon_days`` days: ``(n, horizon_days + 1)`` USD per oz, day 0 = ``p0``."""
+    chunks, got = [], 0
+    for chunk in monte_carlo_chunks(champion.simulate, n, settings.mc_horizon_days, settings.mc_seed, settings.mc_chunk_paths):
+        chunks.append(to_price_paths(p0, chunk[:, :horizon_days]))
+        got += chunk.shape[0]
+        if got >= n:
+            break
+    return np.concatenate(chunks, axis=0)[:n]
+
+
+def recommend_for_spec(spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndarray, settings: Settings) -> dict[str, Any]:
+    """All recommendations for one v2 token (plain numerics; see the module docstring).
+
+    ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, >= H + 1)`` with ``H``
+    the longest of the wave days and ``max(settings.horizons_days)``.
+    """
+    share, wave_d = settings.liquidity_stress_wave_share, settings.liquidity_stress_wave_days
+    conf, target, seed = settings.liquidity_stress_confidence, settings.liquidity_stress_target_coverage, settings.mc_seed
+    beh_h = max(settings.horizons_days)
+    wave_h = max(wave_d, beh_h)  # the wave's claims settle within the horizon
+
+    def wave(s: TokenV2Spec) -> TokenV2Spec:
+        return with_redemption_share(s, share, wave_d)
+
+    def rerun(s: TokenV2Spec, gold: np.ndarray, h: int) -> dict[str, float]:
+        return liquidity_stats(TokenV2(s).run(gold[:, : h + 1], None, np.random.default_rng(seed)), h, conf, target)
+
+    buf = cash_buffer_for_coverage(wave(spec), gold_in, horizon_days=wave_h, confidence=conf, target=target, seed=seed)
+    b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
+    buffer = buf.to_dict()
+    buffer["out_of_sample"] = {
+        "before": rerun(wave(spec), gold_out, wave_h),
+        "after": rerun(wave(with_cash_buffer(spec, b)), gold_out, wave_h),
+    }
+
+    fees = sorted({*settings.recommend_redeem_fees, spec.primary.redeem_fee})
+    current_lim = spec.primary.redemption_limit_share_per_day
+    limits = [None] + sorted({x for x in (*settings.recommend_redemption_limits, current_lim) if x is not None}, reverse=True)
+    grid_wave = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=wave_h,
+                                  confidence=conf, target=target, seed=seed, transform=wave)
+    grid_beh = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=beh_h,
+                                 confidence=conf, target=target, seed=seed)
+    chosen = choose_setting(grid_wave, grid_beh)
+
+    def find(rows: list[Any], fee: float, lim: float | None) -> dict[str, Any]:
+        return next(r.to_dict() for r in rows if r.redeem_fee == fee and r.redemption_limit_share_per_day == lim)
+
+    chosen_spec = with_primary(spec, redeem_fee=chosen.redeem_fee, redemption_limit_share_per_day=chosen.redemption_limit_share_per_day)
+    return {
+        "liabilities_usd": float(spec.supply_tokens * spec.grams_per_token * gold_in[0, 0] / 31.1034768),
+        "cash_buffer": buffer,
+        "settings_grid": {
+            "wave": [r.to_dict() for r in grid_wave],
+            "behavioural": [r.to_dict() for r in grid_beh],
+        },
+        "current_setting": {
+            "redeem_fee": spec.primary.redeem_fee,
+            "redemption_limit_share_per_day": current_lim,
+            "wave": find(grid_wave, spec.primary.redeem_fee, current_lim),
+            "behavioural": find(grid_beh, spec.primary.redeem_fee, current_lim),
+        },
+        "recommended_setting": {
+            "redeem_fee": chosen.redeem_fee,
+            "redemption_limit_share_per_day": chosen.redemption_limit_share_per_day,
+            "rule": "meets the coverage target under the wave; then fewest refused requests (MiCA Art. 39(1) right of redemption), "
+            "fewest days off the peg and shallowest depeg under the behavioural Monte Carlo, lowest fee, loosest gate",
+            "wave": chosen.to_dict(),
+            "behavioural": find(grid_beh, chosen.redeem_fee, chosen.redemption_limit_share_per_day),
+            "wave_out_of_sample": rerun(wave(chosen_spec), gold_out, wave_h),
+        },
+    }
+
+
+@task(name="recommend", cache_policy=NO_CACHE)
+def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, settings: Settings) -> dict[str, Any]:
+    """Recommendations for every v2 token spec (v1 specs have no reserve liquidity to tune):
+    :func:`recommend_for_spec` on the first ``settings.recommend_paths`` Monte Carlo paths, the
+    next as many as the out-of-sample check. Returns ``{"scenario": {...}, "tokens": {symbol:
+    ...}}`` (empty ``tokens`` without v2 specs)."""
+    n = settings.recommend_paths
+    horizon = max(settings.liquidity_stress_wave_days, *settings.horizons_days)
+    v2 = [s for s in specs if isinstance(s, TokenV2Spec)]
+    scenario = {
+        "wave_share_of_supply": settings.liquidity_stress_wave_share,
+        "wave_days": settings.liquidity_stress_wave_days,
+        "wave_horizon_days": max(settings.liquidity_stress_wave_days, *settings.horizons_days),
+        "behavioural_horizon_days": max(settings.horizons_days),
+        "confidence": settings.liquidity_stress_confidence,
+        "target_coverage": settings.liquidity_stress_target_coverage,
+        "search_paths": n,
+        "out_of_sample_paths": n,
+        "gold_model": "registered champion, Monte Carlo seed settings.mc_seed (the main run's first paths)",
+        "coverage": "min over the horizon's days of one open day's liquid resources (after stressed haircuts) / all waiting claims + opex payable",
+    }
+    if not v2:
+        return {"scenario": scenario, "tokens": {}}
+    gold = _gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings)
+    gold_in, gold_out = gold[:n], gold[n:]
+    log = _logger()
+    tokens = {}
+    for spec in v2:
+        tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, settings)
+        cb = tokens[spec.symbol]["cash_buffer"]
+        log.info("%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",
+                 spec.symbol, cb["buffer_usd"], cb["reachable"], 100 * cb["target"], 100 * cb["confidence"])
+    return {"scenario": scenario, "tokens": tokens}
