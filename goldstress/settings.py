@@ -193,7 +193,7 @@ class Settings(BaseSettings):
     shock_horizon_days: int = Field(default=30, ge=30)
     token_specs: tuple[Path, ...] = Field(
         default=(
-            PROJECT_ROOT / "specs" / "gram.toml",
+            PROJECT_ROOT / "specs" / "v2" / "gram.toml",
             PROJECT_ROOT / "specs" / "v2" / "paxg.toml",
             PROJECT_ROOT / "specs" / "v2" / "xaut.toml",
             PROJECT_ROOT / "specs" / "v2" / "dgx.toml",

@@ -45,7 +45,7 @@ from models.token import (
 )
 from tasks import storage
 from tasks.analyse import distribution_metrics, json_safe, path_metrics
-from models.token_v2 import build_any_token_model, load_any_token_spec, run_token_model
+from models.token_v2 import TokenV2Spec, build_any_token_model, load_any_token_spec, run_token_model
 from tasks.simulate import summarise_paths
 
 log = logging.getLogger("goldstress.service.whatif")
@@ -179,7 +179,8 @@ def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> GoldBackedToken
     """The token spec a what-if runs: ``token_spec`` or the preset, with
     ``redemption_share_per_day`` applied to a gold-backed token as its
     ``base_redeem_rate_per_day`` (and ``max_redeem_share_per_day`` raised to at least that
-    value, so the requested share is actually redeemed).
+    value, so the requested share is actually redeemed); for a v2 spec the same on
+    ``redemption.base_rate_per_day`` / ``redemption.max_share_per_day``.
 
     Raises :class:`WhatIfInputError` naming ``token_preset`` (unknown symbol) or
     ``redemption_share_per_day`` (given for a CDP stablecoin).
@@ -191,6 +192,10 @@ def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> GoldBackedToken
             raise WhatIfInputError("token_preset", f"unknown preset {req.token_preset!r}; available: {sorted(presets)}")
     x = req.redemption_share_per_day
     if x is not None:
+        if isinstance(spec, TokenV2Spec):  # a v2 preset (PAXG, XAUT, DGX, GRAM v2)
+            rb = spec.redemption
+            return spec.model_copy(update={"redemption": rb.model_copy(update={
+                "base_rate_per_day": x, "max_share_per_day": max(rb.max_share_per_day, x)})})
         if not isinstance(spec, GoldBackedTokenSpec):
             raise WhatIfInputError("redemption_share_per_day", f"applies to gold_backed tokens only, {spec.symbol} is {spec.kind}")
         data = spec.model_dump()

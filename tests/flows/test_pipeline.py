@@ -100,7 +100,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     data_dir = root / "data"
     (root / "fgt.toml").write_text(FRICTIONLESS_TOML, encoding="utf-8")
     (root / "tcdp.toml").write_text(CDP_TOML, encoding="utf-8")
-    gram = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "gram")
+    gram = Path(__file__).resolve().parents[2] / "specs" / "gram.toml"  # the v1 GRAM
     xaut = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "xaut")
     # a calibration file for XAUT as the calibrate flow writes it (quality flags passed), and a
     # supply proxy with one known step fall, for the liquidity stress section

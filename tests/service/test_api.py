@@ -310,10 +310,15 @@ def test_whatif_cdp_liquidation_threshold(client, analyst):
 
 
 def test_whatif_redemption_override_applies_to_gold_tokens_only(client, analyst):
-    r = whatif(client, analyst, token_preset="GRAM", redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
+    r = whatif(client, analyst, token_spec=FRICTIONLESS, redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
     assert r.status_code == 200, r.text
     spec = r.json()["result"]["inputs"]["token_spec"]
     assert spec["base_redeem_rate_per_day"] == 0.2 and spec["max_redeem_share_per_day"] >= 0.2
+    # a v2 preset (GRAM v2, PAXG, ...): the same share on its holder-flow fields
+    r = whatif(client, analyst, token_preset="PAXG", redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
+    assert r.status_code == 200, r.text
+    red = r.json()["result"]["inputs"]["token_spec"]["redemption"]
+    assert red["base_rate_per_day"] == 0.2 and red["max_share_per_day"] >= 0.2
     r = whatif(client, analyst, token_preset="GUSD", redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
     assert r.status_code == 422
     assert "redemption_share_per_day" in json.dumps(r.json()["detail"])
