@@ -414,6 +414,15 @@ def publish_report(summary: dict[str, Any], manifest: dict[str, Any], settings: 
         for symbol, t in summary["tokens"].items():
             for k, v in t["scenarios"].get("mc_champion", {}).items():
                 flat[f"{symbol}.{k}"] = v
+        for symbol, r in (summary.get("liquidity_stress") or {}).get("remedies", {}).items():
+            best = r["recommended_setting"]
+            flat[f"{symbol}.liquidity.cash_buffer_usd"] = r["cash_buffer_usd"] if r["cash_buffer_reachable"] else float("nan")
+            flat[f"{symbol}.liquidity.cash_buffer_frac"] = r["cash_buffer_frac_of_liabilities"] if r["cash_buffer_reachable"] else float("nan")
+            flat[f"{symbol}.liquidity.wave_coverage_q_before"] = r["current_setting"]["wave"]["coverage_q"]
+            flat[f"{symbol}.liquidity.wave_coverage_q_with_buffer"] = r["with_buffer"]["coverage_q"]
+            flat[f"{symbol}.liquidity.recommended_redeem_fee"] = best["redeem_fee"]
+            flat[f"{symbol}.liquidity.recommended_gate_share_per_day"] = (
+                float("nan") if best["redemption_limit_share_per_day"] is None else best["redemption_limit_share_per_day"])
         mlflow.log_metrics(tracking.finite_metrics(flat))
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

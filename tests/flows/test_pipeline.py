@@ -550,3 +550,20 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     best = rem["recommended_setting"]
     chosen = with_primary(spec, redeem_fee=best["redeem_fee"], redemption_limit_share_per_day=best["redemption_limit_share_per_day"])
     assert coverage_q(chosen, gold[:RECOMMEND_PATHS]) == pytest.approx(best["wave"]["coverage_q"], rel=1e-12)
+
+
+def test_recommendations_are_logged_to_the_stress_report_run(run):
+    from mlflow.tracking import MlflowClient
+
+    from tasks import tracking
+
+    settings = run.settings
+    experiment_id = tracking.configure(settings)
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.goldstress_run_id = '{run.outputs['run_id']}'")
+    assert len(runs) == 1
+    m = runs[0].data.metrics
+    rem = run.summary["liquidity_stress"]["remedies"]["XAUT"]
+    assert m["XAUT.liquidity.cash_buffer_usd"] == pytest.approx(rem["cash_buffer_usd"], rel=1e-12)
+    assert m["XAUT.liquidity.wave_coverage_q_with_buffer"] == pytest.approx(rem["with_buffer"]["coverage_q"], rel=1e-12)
+    assert m["XAUT.liquidity.recommended_redeem_fee"] == rem["recommended_setting"]["redeem_fee"]
