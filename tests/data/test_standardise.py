@@ -335,7 +335,10 @@ def test_load_quirks_matches_the_toml():
     assert [(t.file, t.date.isoformat(), t.action) for t in q.bad_tick] == [
         (t["file"], t["date"], t["action"]) for t in raw["bad_tick"]]
     xaut = q.for_file("xaut_usd_daily_2022_2026.csv")
-    assert len(xaut.bad_tick) == 2 and len(xaut.stale) == 1 and len(xaut.bad_flag) == len(raw["bad_flag"])
+    raw_xaut_stale = [(e["start"], e["end"]) for e in raw["stale"] if e["file"] == "xaut_usd_daily_2022_2026.csv"]
+    assert len(raw_xaut_stale) == 5  # 2022-05-14..21 (SOURCES.md) and four measured pinned stretches
+    assert [(t.start.isoformat(), t.end.isoformat()) for t in xaut.stale] == raw_xaut_stale
+    assert len(xaut.bad_tick) == 2 and len(xaut.bad_flag) == len(raw["bad_flag"])
 
 
 @pytest.mark.parametrize(
