@@ -333,7 +333,9 @@ def _normalise_gaps(known_gaps: Iterable[Any]) -> list[tuple[pd.Timestamp, pd.Ti
 
 def known_gaps_for(file_name: str, quirks_path: Path | str = QUIRKS_PATH) -> tuple[tuple[str, str], ...]:
     """Known gaps declared for ``file_name`` in ``data_quirks.toml`` as ``(start, end)`` ISO
-    dates, inclusive (the missing days). Empty when none is declared.
+    dates, inclusive (the missing days): its ``[[known_gap]]`` entries, and its ``[[stale]]``
+    entries with ``action = "drop_row"`` (rows the importer removes on purpose leave a gap that
+    is explained by the registry). Empty when none is declared.
 
     Raises ``FileNotFoundError`` if the quirks file is missing, ``ValueError`` if an entry
     lacks ``start``/``end``.
@@ -347,6 +349,12 @@ def known_gaps_for(file_name: str, quirks_path: Path | str = QUIRKS_PATH) -> tup
             continue
         if "start" not in q or "end" not in q:
             raise ValueError(f"{quirks_path}: known_gap #{i} for {name} lacks start/end")
+        out.append((str(q["start"]), str(q["end"])))
+    for i, q in enumerate(quirks.get("stale", [])):
+        if q.get("file") != name or q.get("action") != "drop_row":
+            continue
+        if "start" not in q or "end" not in q:
+            raise ValueError(f"{quirks_path}: stale #{i} for {name} lacks start/end")
         out.append((str(q["start"]), str(q["end"])))
     return tuple(out)
 

@@ -486,3 +486,24 @@ def test_suite_ids_are_stable_uuid5_and_json_round_trips():
             assert e["id"] == str(uuid.uuid5(ns, f"goldstress/{name}/{key}"))
         again = gx.ExpectationSuite(**json.loads(json.dumps(d))).to_json_dict()
         assert json.loads(json.dumps(again)) == d
+
+
+def test_rows_dropped_as_stale_are_a_known_gap(tmp_path):
+    # a [[stale]] drop_row entry removes rows on purpose: validation must accept the hole it
+    # leaves, and only that hole (a "null" stale action or another file's entry is no gap)
+    q = tmp_path / "quirks.toml"
+    q.write_text(
+        'quirks_version = 1\n'
+        '[[known_gap]]\nfile = "tok.csv"\nstart = "2025-01-01"\nend = "2025-01-05"\n'
+        '[[stale]]\nfile = "tok.csv"\nstart = "2025-03-01"\nend = "2025-03-20"\naction = "drop_row"\nreason = "pinned"\n'
+        '[[stale]]\nfile = "tok.csv"\nstart = "2025-05-01"\nend = "2025-05-20"\naction = "null"\nreason = "x"\n'
+        '[[stale]]\nfile = "other.csv"\nstart = "2025-06-01"\nend = "2025-06-20"\naction = "drop_row"\nreason = "y"\n',
+        encoding="utf-8",
+    )
+    gaps = v.known_gaps_for("tok.csv", q)
+    assert gaps == (("2025-01-01", "2025-01-05"), ("2025-03-01", "2025-03-20"))
+    tok = token_frame("2025-02-01", "2025-04-30")
+    dropped = tok[~tok["date"].between("2025-03-01", "2025-03-20")].reset_index(drop=True)
+    assert not v.validate_frame(dropped, "token", dataset="token_paxg").success
+    rep = v.validate_frame(dropped, "token", dataset="token_paxg", known_gaps=gaps)
+    assert rep.success, rep.summary_line()
