@@ -297,9 +297,10 @@ class Settings(BaseSettings):
         description="|premium| at which a day counts towards a stress episode (fraction).",
     )
     calibration_innovations: Literal["normal", "t"] = Field(
-        default="t", description="Innovation law of the fitted premium process."
+        default="t", description="Innovation law of the largest premium model allowed (the fit selects "
+        "among nested normal / t / jump candidates by BIC, models.calibration.fit_premium_process)."
     )
-    calibration_jumps: bool = Field(default=True, description="Fit the premium process's jump component.")
+    calibration_jumps: bool = Field(default=True, description="Allow a jump component among the candidates.")
     calibration_sim_paths: int = Field(
         default=1_000, ge=100, le=100_000,
         description="Simulated paths for the reproduction check (parametric bootstrap of mean, sd, "

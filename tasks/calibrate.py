@@ -273,14 +273,15 @@ def _rng(settings: Settings, name: str, purpose: str) -> np.random.Generator:
 
 
 def _fit(premia: pd.Series, settings: Settings) -> Any:
-    """``PremiumProcess.fit`` on ``premia`` with NaN markers at holes (no AR(1) step across them)."""
-    from models.market import PremiumProcess
-
-    return PremiumProcess.fit(
-        cal.gap_marked(premia, settings.calibration_max_step_gap_days),
+    """The premium process selected by ``models.calibration.fit_premium_process`` (nested
+    normal / t / jump candidates by BIC, df >= 4, no AR(1) step across holes); the settings'
+    innovations and jumps name the largest model allowed."""
+    return cal.fit_premium_process(
+        premia,
         innovations=settings.calibration_innovations,
         jumps=settings.calibration_jumps,
-    )
+        max_step_gap_days=settings.calibration_max_step_gap_days,
+    ).process
 
 
 def _fit_summary(process: Any, premia: pd.Series, gap: int) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
 
     # --- the fits: same as fitting the independently built series -------------------------------
     for run, part, key in ((fit_run, fit_part, "premium_process_fit_window"), (full_run, premia, "premium_process")):
-        ref = PremiumProcess.fit(cal.gap_marked(part), innovations="t", jumps=True)
+        ref = cal.fit_premium_process(part, innovations="t", jumps=True).process
         for name, value in ref.to_dict().items():
             assert record[key][name] == pytest.approx(value, rel=1e-6, abs=1e-12), name
             assert float(run.data.params[f"param_{name}"]) == pytest.approx(value, rel=1e-6, abs=1e-12)
