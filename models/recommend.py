@@ -340,7 +340,11 @@ def evaluate_settings(
     return rows
 
 
-def choose_setting(rows: Sequence[SettingResult], peg_rows: Sequence[SettingResult] | None = None) -> SettingResult:
+def choose_setting(
+    rows: Sequence[SettingResult],
+    peg_rows: Sequence[SettingResult] | None = None,
+    current: tuple[float, float | None] | None = None,
+) -> SettingResult:
     """The setting to recommend from re-runs under a liquidity stress (``rows``), with the peg
     judged under ``peg_rows`` (the same settings re-run under ordinary holder behaviour;
     default ``rows``).
@@ -350,8 +354,10 @@ def choose_setting(rows: Sequence[SettingResult], peg_rows: Sequence[SettingResu
     redemption at all times, MiCA, Regulation (EU) 2023/1114, Art. 39(1), so a gate is chosen
     only when no setting without one meets the target), then the fewest days off the peg
     (``p_abs_premium_gt_1pct`` under ``peg_rows``), then the shallowest depeg
-    (``depeg_depth_q``), then the lowest fee, then the loosest gate. If no row meets the
-    criterion: the row with the highest ``coverage_q`` (same tie-breaks).
+    (``depeg_depth_q``), then the setting closest to ``current`` (``(redeem_fee,
+    redemption_limit_share_per_day)``: the same gate first, then the nearest fee; a change
+    that improves nothing is not recommended), then the lowest fee, then the loosest gate. If
+    no row meets the criterion: the row with the highest ``coverage_q`` (same tie-breaks).
 
     Raises ValueError for an empty sequence or a row without its peg counterpart.
     """
@@ -364,7 +370,11 @@ def choose_setting(rows: Sequence[SettingResult], peg_rows: Sequence[SettingResu
         p = peg.get((r.redeem_fee, r.redemption_limit_share_per_day))
         if p is None:
             raise ValueError(f"peg_rows: no row for redeem_fee={r.redeem_fee}, redemption_limit_share_per_day={r.redemption_limit_share_per_day}")
-        return (r.stats["refused_share_mean"], p["p_abs_premium_gt_1pct"], p["depeg_depth_q"], r.redeem_fee, -lim)
+        if current is None:
+            near: tuple[float, float] = (0.0, 0.0)
+        else:
+            near = (float(r.redemption_limit_share_per_day != current[1]), abs(r.redeem_fee - current[0]))
+        return (r.stats["refused_share_mean"], p["p_abs_premium_gt_1pct"], p["depeg_depth_q"], *near, r.redeem_fee, -lim)
 
     ok = [r for r in rows if r.stats["meets_target"]]
     if ok:

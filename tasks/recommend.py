@@ -183,7 +183,7 @@ def recommend_for_spec(spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndar
                                   confidence=conf, target=target, seed=seed, transform=wave)
     grid_beh = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=beh_h,
                                  confidence=conf, target=target, seed=seed)
-    chosen = choose_setting(grid_wave, grid_beh)
+    chosen = choose_setting(grid_wave, grid_beh, current=(spec.primary.redeem_fee, current_lim))
 
     def find(rows: list[Any], fee: float, lim: float | None) -> dict[str, Any]:
         return next(r.to_dict() for r in rows if r.redeem_fee == fee and r.redemption_limit_share_per_day == lim)
@@ -206,7 +206,7 @@ def recommend_for_spec(spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndar
             "redeem_fee": chosen.redeem_fee,
             "redemption_limit_share_per_day": chosen.redemption_limit_share_per_day,
             "rule": "meets the coverage target under the wave; then fewest refused requests (MiCA Art. 39(1) right of redemption), "
-            "fewest days off the peg and shallowest depeg under the behavioural Monte Carlo, lowest fee, loosest gate",
+            "fewest days off the peg and shallowest depeg under the behavioural Monte Carlo, closest to the current setting, lowest fee, loosest gate",
             "wave": chosen.to_dict(),
             "behavioural": find(grid_beh, chosen.redeem_fee, chosen.redemption_limit_share_per_day),
             "wave_out_of_sample": rerun(wave(chosen_spec), gold_out, wave_h),

@@ -208,6 +208,13 @@ def test_choose_setting_rule():
     # nothing meets: highest coverage
     none_meet = [row(0.0, None, 0.0, cov=0.7), row(0.0, 0.02, 0.0, cov=0.9, refused=0.5)]
     assert choose_setting(none_meet).redemption_limit_share_per_day == 0.02
+    # equal on every figure: the current setting is kept rather than the lowest fee
+    ties = [row(0.0, None, 1.0), row(0.0025, None, 1.0), row(0.0025, 0.05, 1.0), row(0.01, None, 1.0)]
+    assert (choose_setting(ties).redeem_fee, choose_setting(ties).redemption_limit_share_per_day) == (0.0, None)
+    kept = choose_setting(ties, current=(0.0025, None))
+    assert (kept.redeem_fee, kept.redemption_limit_share_per_day) == (0.0025, None)
+    near = choose_setting([row(0.0, None, 1.0), row(0.005, None, 1.0)], current=(0.004, None))
+    assert near.redeem_fee == 0.005
     with pytest.raises(ValueError, match="rows"):
         choose_setting([])
     with pytest.raises(ValueError, match="peg_rows"):
