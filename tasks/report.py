@@ -298,7 +298,10 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
             buf = (f"Cash buffer: <b>{_fmt(r['cash_buffer_usd'])} USD</b> ({_fmt(r['cash_buffer_frac_of_liabilities'], True)} of liabilities), "
                    f"issuer-funded USD on top of the backing. Re-run with it: coverage (q) {_fmt(r['with_buffer']['coverage_q'])}, "
                    f"P(coverage&lt;target) {_fmt(r['with_buffer']['p_coverage_below_target'], True)}; out of sample "
-                   f"{_fmt(r['with_buffer_out_of_sample']['coverage_q'])} / {_fmt(r['with_buffer_out_of_sample']['p_coverage_below_target'], True)}.")
+                   f"{_fmt(r['with_buffer_out_of_sample']['coverage_q'])} / {_fmt(r['with_buffer_out_of_sample']['p_coverage_below_target'], True)} "
+                   f"(target {'met' if r['with_buffer_out_of_sample']['meets_target'] else '<b>not met</b>'}; the binomial standard error of a "
+                   f"{_fmt(1 - wave.get('confidence', 0.99), True)} tail share on {_fmt(wave.get('out_of_sample_paths'))} paths is "
+                   f"{_fmt(math.sqrt((1 - wave.get('confidence', 0.99)) * wave.get('confidence', 0.99) / max(wave.get('out_of_sample_paths') or 1, 1)), True)}).")
         else:
             buf = (f"Cash buffer: <b>not enough</b>: even {_fmt(r['cash_buffer_searched_up_to_usd'])} USD of cash leaves coverage (q) at "
                    f"{_fmt(r['with_buffer']['coverage_q'])}: the binding side is the gold delivered in kind (bars), so the remedy is gold "
