@@ -46,6 +46,7 @@ def stage_timings(tmp: Path) -> list[tuple[str, float, float]]:
     import prefect  # noqa: F401  (import cost counted in "imports")
 
     from flows.analyse import analyse
+    from flows.calibrate import calibrate
     from flows.ingest import ingest
     from flows.simulate import simulate
     from flows.train import train
@@ -56,8 +57,9 @@ def stage_timings(tmp: Path) -> list[tuple[str, float, float]]:
     for name, fn in (
         ("ingest (incl. Prefect ephemeral server start)", lambda: ingest(data_dir=os.environ["GOLDSTRESS_DATA_DIR"])),
         ("validate", lambda: validate()),
+        ("calibrate (premium fits, as in stress_test with data)", lambda: calibrate(data_dir=os.environ["GOLDSTRESS_DATA_DIR"])),
         ("train", lambda: train()),
-        ("simulate", lambda: simulate(run_id=run_id)),
+        ("simulate (incl. liquidity recommendations)", lambda: simulate(run_id=run_id)),
         ("analyse + report", lambda: analyse(run_id=run_id)),
     ):
         t = time.perf_counter()
