@@ -48,7 +48,8 @@ def _table(rows: list[dict[str, Any]], pct_cols: tuple[str, ...] = ()) -> str:
 
 def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, mc: pd.DataFrame | None) -> list[tuple[str, Any]]:
     """The report's plotly figures: price history with scenario windows, fan chart of simulated
-    gold paths, holder-loss distributions and backing-ratio histograms (Monte Carlo)."""
+    gold paths, holder-loss distributions and backing-ratio histograms (Monte Carlo), and the
+    reverse stress boundary of the v2 tokens."""
     import plotly.graph_objects as go
 
     figs: list[tuple[str, Any]] = []
@@ -105,7 +106,46 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
                     fig.add_vline(x=1.0, line_dash="dash", line_color="crimson", row=1, col=i)
             fig.update_layout(barmode="overlay", title=title, height=420)
             figs.append((key, fig))
+    fig = reverse_stress_boundary_figure(summary)
+    if fig is not None:
+        figs.append(("reverse_stress_boundary", fig))
     return figs
+
+
+def reverse_stress_boundary_figure(summary: dict[str, Any]) -> Any:
+    """The reverse stress boundary of every v2 token drawn in the (redemption share, gold fall)
+    plane (MiCA Delegated Regulation (EU) 2025/1264 Art. 5(2)): one line per token through the
+    smallest failing fall of each share; the token fails on and above its line. A share that
+    fails without any fall is drawn at 0 (square marker); one that does not fail up to the
+    largest fall searched is drawn at that fall (open marker, "no failure"). None when no token
+    has a boundary."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for symbol, t in summary["tokens"].items():
+        b = t.get("reverse_stress_boundary")
+        if not b:
+            continue
+        xs, ys, symbols, text = [], [], [], []
+        for r in b["rows"]:
+            xs.append(r["redemption_share"])
+            if r["fails_without_drop"]:
+                ys.append(0.0), symbols.append("square"), text.append("fails without a gold fall")
+            elif r["gold_drop_frac"] is None:
+                ys.append(r.get("max_drop_frac", 0.99)), symbols.append("circle-open"), text.append("no failure up to the largest fall searched")
+            else:
+                ys.append(r["gold_drop_frac"]), symbols.append("circle"), text.append("smallest failing fall")
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=symbol, marker={"symbol": symbols, "size": 9}, text=text,
+                                 hovertemplate="%{x:.0%} of supply redeemed: %{y:.1%} gold fall (%{text})"))
+    if not fig.data:
+        return None
+    horizon = next(t["reverse_stress_boundary"]["horizon_days"] for t in summary["tokens"].values() if t.get("reverse_stress_boundary"))
+    fig.update_layout(
+        title=f"Reverse stress boundary (MiCA RTS 2025/1264 Art. 5(2)): gold fall over {horizon} days that makes the token fail, by share of supply redeemed",
+        xaxis_title="share of the supply redeemed over the horizon", yaxis_title="gold fall (fraction)",
+        xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=420,
+    )
+    return fig
 
 
 def _peg_liquidity_html(t: dict[str, Any]) -> str:
