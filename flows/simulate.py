@@ -29,6 +29,6 @@ def simulate(run_id: str | None = None) -> dict:
     liquidity = {
         "premium_calibration": premium_calibration,
         "supply_outflows": supply_outflow_anchor(settings),
-        "recommendations": recommend(specs, champion["champion"], meta["last_usd_per_oz"], settings),
+        "recommendations": recommend(specs, champion["champion"], meta["last_usd_per_oz"], meta["data_last_date"], settings),
     }
     return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)

@@ -42,6 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from goldstress.settings import TROY_OUNCE_G
 from models.peg import depeg_depth
 from models.token_v2 import TokenV2, TokenV2Outcome, TokenV2Spec
 
@@ -50,6 +51,7 @@ __all__ = [
     "SettingResult",
     "cash_buffer_for_coverage",
     "choose_setting",
+    "liabilities_usd",
     "evaluate_settings",
     "liquidity_stats",
     "with_cash_buffer",
@@ -166,8 +168,12 @@ def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: floa
     }
 
 
-def _run(spec: TokenV2Spec, gold: np.ndarray, seed: int, horizon_days: int, confidence: float, target: float) -> dict[str, float]:
-    out = TokenV2(spec).run(gold[:, : horizon_days + 1], None, np.random.default_rng(seed))
+def _run(
+    spec: TokenV2Spec, gold: np.ndarray, seed: int, horizon_days: int, confidence: float, target: float,
+    calendar: pd.DatetimeIndex | None = None,
+) -> dict[str, float]:
+    cal = None if calendar is None else calendar[: horizon_days + 1]
+    out = TokenV2(spec).run(gold[:, : horizon_days + 1], cal, np.random.default_rng(seed))
     return liquidity_stats(out, horizon_days, confidence, target)
 
 
@@ -203,8 +209,10 @@ class CashBufferResult:
         return d
 
 
-def _liabilities_usd(spec: TokenV2Spec, gold: np.ndarray) -> float:
-    return float(spec.supply_tokens * spec.grams_per_token * gold[0, 0] / 31.1034768)
+def liabilities_usd(spec: TokenV2Spec, gold_usd_per_oz: float) -> float:
+    """Day-0 liabilities of a v2 token in USD: supply x grams per token x gold price per gram
+    (``gold_usd_per_oz`` in USD per troy ounce of 31.1034768 g)."""
+    return float(spec.supply_tokens * spec.grams_per_token * gold_usd_per_oz / TROY_OUNCE_G)
 
 
 def cash_buffer_for_coverage(
@@ -217,6 +225,7 @@ def cash_buffer_for_coverage(
     seed: int = 0,
     max_buffer_frac: float = 1.0,
     tol_frac: float = 1e-4,
+    calendar: pd.DatetimeIndex | None = None,
 ) -> CashBufferResult:
     """Smallest issuer-funded cash buffer that keeps the liquidity coverage >= ``target`` at
     ``confidence`` over ``horizon_days`` (see the module docstring), by bisection.
@@ -235,7 +244,7 @@ def cash_buffer_for_coverage(
     spec : TokenV2Spec
     gold_usd_per_oz : ndarray (n_paths, >= horizon_days + 1)
         Gold paths, USD per troy ounce, day 0 first (only the first ``horizon_days + 1``
-        columns are used; every day is a market day).
+        columns are used).
     horizon_days : int
         Days over which the minimum coverage is taken, >= 1.
     confidence : float
@@ -246,6 +255,9 @@ def cash_buffer_for_coverage(
         Seed of the secondary-market noise (identical in every re-run).
     max_buffer_frac, tol_frac : float
         Upper end of the search and its resolution, as fractions of the day-0 liabilities.
+    calendar : pd.DatetimeIndex or None
+        Dates of the path columns (e.g. :func:`models.scenarios.calendar_day_paths`): the
+        spec's market hours then decide the open days. ``None``: every day open.
 
     Raises
     ------
@@ -262,14 +274,14 @@ def cash_buffer_for_coverage(
         raise ValueError(f"max_buffer_frac: expected a finite fraction > 0, got {max_buffer_frac!r}")
     if not 0 < tol_frac < max_buffer_frac:
         raise ValueError(f"tol_frac: expected 0 < tol_frac < max_buffer_frac, got {tol_frac!r}")
-    liab = _liabilities_usd(spec, gold)
+    liab = liabilities_usd(spec, float(gold[0, 0]))
     b_max, tol = max_buffer_frac * liab, tol_frac * liab
     evals = 0
 
     def ev(b: float) -> dict[str, float]:
         nonlocal evals
         evals += 1
-        return _run(with_cash_buffer(spec, b), gold, seed, h, conf, target)
+        return _run(with_cash_buffer(spec, b), gold, seed, h, conf, target, calendar)
 
     before = ev(0.0)
     common = dict(target=target, confidence=conf, horizon_days=h, max_buffer_usd=b_max, tol_usd=tol, before=before)
@@ -317,12 +329,13 @@ def evaluate_settings(
     target: float = 1.0,
     seed: int = 0,
     transform: Callable[[TokenV2Spec], TokenV2Spec] | None = None,
+    calendar: pd.DatetimeIndex | None = None,
 ) -> list[SettingResult]:
     """Re-run the scenario for every (redeem fee, redemption limit) pair, all else equal.
 
     ``transform`` (e.g. a redemption-wave stress, ``lambda s: with_redemption_share(s, 0.2,
     5)``) is applied after the setting, so the stress is the same for every row. Rows come in
-    the order fees x limits. Raises ValueError for an empty grid or an invalid setting (named
+    the order fees x limits; ``calendar`` as in :func:`cash_buffer_for_coverage`. Raises ValueError for an empty grid or an invalid setting (named
     by :func:`with_primary`).
     """
     spec = _check_spec(spec)
@@ -336,7 +349,7 @@ def evaluate_settings(
             s = with_primary(spec, redeem_fee=float(fee), redemption_limit_share_per_day=lim)
             if transform is not None:
                 s = transform(s)
-            rows.append(SettingResult(float(fee), lim, _run(s, gold, seed, h, confidence, target)))
+            rows.append(SettingResult(float(fee), lim, _run(s, gold, seed, h, confidence, target, calendar)))
     return rows
 
 
@@ -344,6 +357,9 @@ def choose_setting(
     rows: Sequence[SettingResult],
     peg_rows: Sequence[SettingResult] | None = None,
     current: tuple[float, float | None] | None = None,
+    *,
+    peg_resolution: float = 0.005,
+    depth_resolution: float = 0.001,
 ) -> SettingResult:
     """The setting to recommend from re-runs under a liquidity stress (``rows``), with the peg
     judged under ``peg_rows`` (the same settings re-run under ordinary holder behaviour;
@@ -353,33 +369,45 @@ def choose_setting(
     (``refused_share_mean``: a gate that refuses redemptions weighs on the holders' right of
     redemption at all times, MiCA, Regulation (EU) 2023/1114, Art. 39(1), so a gate is chosen
     only when no setting without one meets the target), then the fewest days off the peg
-    (``p_abs_premium_gt_1pct`` under ``peg_rows``), then the shallowest depeg
-    (``depeg_depth_q``), then the setting closest to ``current`` (``(redeem_fee,
+    (``p_abs_premium_gt_1pct`` under ``peg_rows``: every row within ``peg_resolution`` of the
+    fewest stays), then the shallowest depeg (``depeg_depth_q``, likewise within
+    ``depth_resolution``: smaller differences are noise of the simulated premium, not a reason
+    to change a setting), then the setting closest to ``current`` (``(redeem_fee,
     redemption_limit_share_per_day)``: the same gate first, then the nearest fee; a change
     that improves nothing is not recommended), then the lowest fee, then the loosest gate. If
-    no row meets the criterion: the row with the highest ``coverage_q`` (same tie-breaks).
+    no row meets the criterion: the rows with the highest ``coverage_q`` (same tie-breaks).
 
     Raises ValueError for an empty sequence or a row without its peg counterpart.
     """
     if not rows:
         raise ValueError("rows: expected at least one setting")
+    if not (peg_resolution > 0 and depth_resolution > 0):
+        raise ValueError(f"peg_resolution, depth_resolution: expected > 0, got {peg_resolution!r}, {depth_resolution!r}")
     peg = {(r.redeem_fee, r.redemption_limit_share_per_day): r.stats for r in (peg_rows or rows)}
 
-    def key(r: SettingResult) -> tuple[float, ...]:
-        lim = math.inf if r.redemption_limit_share_per_day is None else r.redemption_limit_share_per_day
+    def peg_of(r: SettingResult) -> dict[str, float]:
         p = peg.get((r.redeem_fee, r.redemption_limit_share_per_day))
         if p is None:
             raise ValueError(f"peg_rows: no row for redeem_fee={r.redeem_fee}, redemption_limit_share_per_day={r.redemption_limit_share_per_day}")
-        if current is None:
-            near: tuple[float, float] = (0.0, 0.0)
-        else:
-            near = (float(r.redemption_limit_share_per_day != current[1]), abs(r.redeem_fee - current[0]))
-        return (r.stats["refused_share_mean"], p["p_abs_premium_gt_1pct"], p["depeg_depth_q"], *near, r.redeem_fee, -lim)
+        return p
 
-    ok = [r for r in rows if r.stats["meets_target"]]
-    if ok:
-        return min(ok, key=key)
-    return min(rows, key=lambda r: (-r.stats["coverage_q"], *key(r)))
+    def within(pool: list[SettingResult], value: Callable[[SettingResult], float], tol: float) -> list[SettingResult]:
+        best = min(value(r) for r in pool)
+        return [r for r in pool if value(r) <= best + tol]
+
+    pool = [r for r in rows if r.stats["meets_target"]]
+    if not pool:
+        pool = within(list(rows), lambda r: -r.stats["coverage_q"], 0.0)
+    pool = within(pool, lambda r: r.stats["refused_share_mean"], 1e-12)
+    pool = within(pool, lambda r: peg_of(r)["p_abs_premium_gt_1pct"], peg_resolution)
+    pool = within(pool, lambda r: peg_of(r)["depeg_depth_q"], depth_resolution)
+
+    def key(r: SettingResult) -> tuple[float, ...]:
+        lim = math.inf if r.redemption_limit_share_per_day is None else r.redemption_limit_share_per_day
+        near = (0.0, 0.0) if current is None else (float(r.redemption_limit_share_per_day != current[1]), abs(r.redeem_fee - current[0]))
+        return (*near, r.redeem_fee, -lim)
+
+    return min(pool, key=key)
 
 
 def worst_supply_falls(supply_tokens: pd.Series, horizons_days: Sequence[int] = (1, 5, 30)) -> dict[str, Any]:

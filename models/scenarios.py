@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "calendar_day_paths",
     "BLOCK_PATHS",
     "historical_replay",
     "instant_shock",
@@ -245,3 +246,45 @@ def to_price_paths(p0_usd_per_oz: float | np.ndarray, log_returns: np.ndarray) -
     cum = np.zeros((r.shape[0], r.shape[1] + 1))
     np.cumsum(r, axis=1, out=cum[:, 1:])
     return np.reshape(p0, (-1, 1)) * np.exp(cum)
+
+
+def calendar_day_paths(prices_usd_per_oz: np.ndarray, first_day: object) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Put trading-day gold paths on the calendar-day clock of a token that trades every day.
+
+    Trading day ``k`` of the paths (column ``k``, day 0 first) is the ``k``-th business day
+    (Monday-Friday) from ``first_day`` (``pd.bdate_range``; a weekend ``first_day`` starts on the
+    next Monday); the Saturdays and Sundays between them are inserted with the last gold price
+    before them (gold does not trade at weekends; the token, its holders and the AMM do). UK
+    bank holidays are not modelled.
+
+    Parameters
+    ----------
+    prices_usd_per_oz : ndarray, shape (n_paths, T + 1)
+        Gold prices on trading days, day 0 first.
+    first_day : date-like
+        Date of day 0 (timezone dropped).
+
+    Returns
+    -------
+    (prices, calendar) : ndarray (n_paths, C + 1) and pd.DatetimeIndex of length C + 1
+        ``C`` calendar days span the ``T`` trading days; ``calendar[0]`` is day 0.
+
+    Raises
+    ------
+    ValueError
+        If the prices are not a 2-d array with at least one column or ``first_day`` is not a date.
+    """
+    p = np.asarray(prices_usd_per_oz, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ValueError(f"prices_usd_per_oz: expected shape (n_paths, T + 1), got {p.shape}")
+    try:
+        day0 = pd.Timestamp(first_day)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"first_day: not a date: {first_day!r}") from exc
+    if day0 is pd.NaT:
+        raise ValueError(f"first_day: not a date: {first_day!r}")
+    day0 = (day0.tz_convert(None) if day0.tzinfo is not None else day0).normalize()
+    bdays = pd.bdate_range(day0, periods=p.shape[1])
+    calendar = pd.date_range(bdays[0], bdays[-1], freq="D")
+    col = np.searchsorted(bdays.values, calendar.values, side="right") - 1
+    return p[:, col], calendar

@@ -17,7 +17,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from goldstress.settings import Settings
+from goldstress.settings import TROY_OUNCE_G, Settings
 from dataclasses import asdict
 
 from models.risk import closed_form_break_move, failure_boundary, reverse_stress, var_es
@@ -230,8 +230,6 @@ LIQUIDITY_STRESS_REGULATION = (
 def custody_concentration(spec_dict: dict[str, Any], p0_usd_per_oz: float) -> list[dict[str, Any]]:
     """Share of a v2 token's day-0 reserve value held by each custodian (gold at ``p0``, USD
     assets at par), largest first. Empty list for a v1 spec."""
-    from goldstress.settings import TROY_OUNCE_G
-
     values: dict[str, float] = {}
     for a in spec_dict.get("reserve", []):
         v = a["amount"] * p0_usd_per_oz / TROY_OUNCE_G if a["kind"] in ("allocated_gold", "unallocated_gold") else a["amount"]

@@ -5,11 +5,15 @@ fee, redemption gate), each measured by re-running the scenario (:mod:`models.re
 Scenarios (all on gold paths of the champion model, same seed as the main Monte Carlo):
 
 - **redemption wave**: ``settings.liquidity_stress_wave_share`` of the supply requested within
-  ``settings.liquidity_stress_wave_days`` days (:func:`models.token_v2.with_redemption_share`:
-  runs, mints and other flows off so the share is exact), coverage tested over
-  ``max(settings.horizons_days)`` days so the wave's claims settle within the horizon;
+  ``settings.liquidity_stress_wave_days`` calendar days (:func:`models.token_v2.with_redemption_share`:
+  runs, mints and other flows off so the share is exact), coverage tested over the calendar
+  days spanning ``max(settings.horizons_days)`` trading days so the wave's claims settle;
 - **behavioural Monte Carlo**: the spec's own holder behaviour (drawdown flows, peg arbitrage,
-  global-game runs) over the longest reporting horizon (``max(settings.horizons_days)``).
+  global-game runs) over the same calendar days.
+
+Both run on the calendar-day clock (:func:`models.scenarios.calendar_day_paths`): gold keeps
+Friday's price over the weekend, holders keep requesting, and the primary market is open only on
+the days of the spec's ``market_hours``.
 
 The search uses the first ``settings.recommend_paths`` paths; the next as many paths are an
 out-of-sample check of the recommended settings.
@@ -30,24 +34,22 @@ from models.recommend import (
     cash_buffer_for_coverage,
     choose_setting,
     evaluate_settings,
+    liabilities_usd,
     liquidity_stats,
     with_cash_buffer,
     with_primary,
     worst_supply_falls,
 )
-from models.scenarios import monte_carlo_chunks, to_price_paths
+from models.scenarios import calendar_day_paths, monte_carlo_chunks, to_price_paths
 from models.token_v2 import TokenV2, TokenV2Spec, parse_token_spec_v2, with_redemption_share
 from tasks import storage
 from tasks.calibrate import calibration_url
 
 
-def _logger() -> Any:
-    try:
-        return get_run_logger()
-    except Exception:  # outside a run (unit use)
-        import logging
-
-        return logging.getLogger(__name__)
+def stress_horizon_trading_days(settings: Settings) -> int:
+    """Trading days of gold the liquidity stress runs over: the longest reporting horizon, and at
+    least the wave itself, so the wave's claims settle within it."""
+    return max(settings.liquidity_stress_wave_days, *settings.horizons_days)
 
 
 @task(name="apply-premium-calibration", cache_policy=NO_CACHE)
@@ -63,7 +65,7 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
     ``"spec assumption"``), the set, URL, windows, input hashes and out-of-sample scores, or
     the reason it was not used.
     """
-    log = _logger()
+    log = get_run_logger()
     out, provenance = [], {}
     for spec in specs:
         name = settings.premium_calibration_for.get(getattr(spec, "symbol", ""))
@@ -151,38 +153,40 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
     return np.concatenate(chunks, axis=0)[:n]
 
 
-def recommend_for_spec(spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndarray, settings: Settings) -> dict[str, Any]:
+def recommend_for_spec(
+    spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndarray, calendar: pd.DatetimeIndex, settings: Settings
+) -> dict[str, Any]:
     """All recommendations for one v2 token (plain numerics; see the module docstring).
 
-    ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, >= H + 1)`` with ``H``
-    the longest of the wave days and ``max(settings.horizons_days)``.
+    ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, C + 1)`` on the
+    calendar-day clock ``calendar`` (:func:`models.scenarios.calendar_day_paths`); every run
+    covers all ``C`` days.
     """
     share, wave_d = settings.liquidity_stress_wave_share, settings.liquidity_stress_wave_days
     conf, target, seed = settings.liquidity_stress_confidence, settings.liquidity_stress_target_coverage, settings.mc_seed
-    beh_h = max(settings.horizons_days)
-    wave_h = max(wave_d, beh_h)  # the wave's claims settle within the horizon
+    h = len(calendar) - 1
 
     def wave(s: TokenV2Spec) -> TokenV2Spec:
         return with_redemption_share(s, share, wave_d)
 
-    def rerun(s: TokenV2Spec, gold: np.ndarray, h: int) -> dict[str, float]:
-        return liquidity_stats(TokenV2(s).run(gold[:, : h + 1], None, np.random.default_rng(seed)), h, conf, target)
+    def rerun(s: TokenV2Spec, gold: np.ndarray) -> dict[str, float]:
+        return liquidity_stats(TokenV2(s).run(gold, calendar, np.random.default_rng(seed)), h, conf, target)
 
-    buf = cash_buffer_for_coverage(wave(spec), gold_in, horizon_days=wave_h, confidence=conf, target=target, seed=seed)
+    buf = cash_buffer_for_coverage(wave(spec), gold_in, horizon_days=h, confidence=conf, target=target, seed=seed, calendar=calendar)
     b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
     buffer = buf.to_dict()
     buffer["out_of_sample"] = {
-        "before": rerun(wave(spec), gold_out, wave_h),
-        "after": rerun(wave(with_cash_buffer(spec, b)), gold_out, wave_h),
+        "before": rerun(wave(spec), gold_out),
+        "after": rerun(wave(with_cash_buffer(spec, b)), gold_out),
     }
 
     fees = sorted({*settings.recommend_redeem_fees, spec.primary.redeem_fee})
     current_lim = spec.primary.redemption_limit_share_per_day
     limits = [None] + sorted({x for x in (*settings.recommend_redemption_limits, current_lim) if x is not None}, reverse=True)
-    grid_wave = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=wave_h,
-                                  confidence=conf, target=target, seed=seed, transform=wave)
-    grid_beh = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=beh_h,
-                                 confidence=conf, target=target, seed=seed)
+    grid_wave = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=h,
+                                  confidence=conf, target=target, seed=seed, transform=wave, calendar=calendar)
+    grid_beh = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=h,
+                                 confidence=conf, target=target, seed=seed, calendar=calendar)
     chosen = choose_setting(grid_wave, grid_beh, current=(spec.primary.redeem_fee, current_lim))
 
     def find(rows: list[Any], fee: float, lim: float | None) -> dict[str, Any]:
@@ -190,7 +194,7 @@ def recommend_for_spec(spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndar
 
     chosen_spec = with_primary(spec, redeem_fee=chosen.redeem_fee, redemption_limit_share_per_day=chosen.redemption_limit_share_per_day)
     return {
-        "liabilities_usd": float(spec.supply_tokens * spec.grams_per_token * gold_in[0, 0] / 31.1034768),
+        "liabilities_usd": liabilities_usd(spec, float(gold_in[0, 0])),
         "cash_buffer": buffer,
         "settings_grid": {
             "wave": [r.to_dict() for r in grid_wave],
@@ -206,28 +210,31 @@ def recommend_for_spec(spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndar
             "redeem_fee": chosen.redeem_fee,
             "redemption_limit_share_per_day": chosen.redemption_limit_share_per_day,
             "rule": "meets the coverage target under the wave; then fewest refused requests (MiCA Art. 39(1) right of redemption), "
-            "fewest days off the peg and shallowest depeg under the behavioural Monte Carlo, closest to the current setting, lowest fee, loosest gate",
+            "fewest days off the peg and shallowest depeg under the behavioural Monte Carlo (differences under 0.5 pp of days and "
+            "0.1% of depth count as ties), closest to the current setting, lowest fee, loosest gate",
             "wave": chosen.to_dict(),
             "behavioural": find(grid_beh, chosen.redeem_fee, chosen.redemption_limit_share_per_day),
-            "wave_out_of_sample": rerun(wave(chosen_spec), gold_out, wave_h),
+            "wave_out_of_sample": rerun(wave(chosen_spec), gold_out),
         },
     }
 
 
 @task(name="recommend", cache_policy=NO_CACHE)
-def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, settings: Settings) -> dict[str, Any]:
+def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings) -> dict[str, Any]:
     """Recommendations for every v2 token spec (v1 specs have no reserve liquidity to tune):
     :func:`recommend_for_spec` on the first ``settings.recommend_paths`` Monte Carlo paths, the
-    next as many as the out-of-sample check. Returns ``{"scenario": {...}, "tokens": {symbol:
+    next as many as the out-of-sample check, put on the calendar-day clock from ``first_day``
+    (the date of the last gold price, day 0) so weekends close the primary market of each spec's
+    ``market_hours`` while holders keep asking. Returns ``{"scenario": {...}, "tokens": {symbol:
     ...}}`` (empty ``tokens`` without v2 specs)."""
     n = settings.recommend_paths
-    horizon = max(settings.liquidity_stress_wave_days, *settings.horizons_days)
+    horizon = stress_horizon_trading_days(settings)
     v2 = [s for s in specs if isinstance(s, TokenV2Spec)]
     scenario = {
         "wave_share_of_supply": settings.liquidity_stress_wave_share,
         "wave_days": settings.liquidity_stress_wave_days,
-        "wave_horizon_days": max(settings.liquidity_stress_wave_days, *settings.horizons_days),
-        "behavioural_horizon_days": max(settings.horizons_days),
+        "wave_horizon_trading_days": horizon,
+        "behavioural_horizon_trading_days": max(settings.horizons_days),
         "confidence": settings.liquidity_stress_confidence,
         "target_coverage": settings.liquidity_stress_target_coverage,
         "search_paths": n,
@@ -237,12 +244,14 @@ def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, settings: S
     }
     if not v2:
         return {"scenario": scenario, "tokens": {}}
-    gold = _gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings)
+    gold, calendar = calendar_day_paths(_gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings), first_day)
+    scenario.update(clock="calendar days: holders and the AMM act every day; gold sales, payments and the primary market on the open days of each spec's market_hours",
+                    first_day=str(calendar[0].date()), horizon_calendar_days=len(calendar) - 1)
     gold_in, gold_out = gold[:n], gold[n:]
-    log = _logger()
+    log = get_run_logger()
     tokens = {}
     for spec in v2:
-        tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, settings)
+        tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
         cb = tokens[spec.symbol]["cash_buffer"]
         log.info("%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",
                  spec.symbol, cb["buffer_usd"], cb["reachable"], 100 * cb["target"], 100 * cb["confidence"])

@@ -279,7 +279,8 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
         "<h3>3. Scenarios and horizons</h3>" + _ul([
             f"Monte Carlo gold (champion): {sh['monte_carlo']['paths']:,} paths x {sh['monte_carlo']['horizon_days']} days, seed {sh['monte_carlo']['seed']}; "
             f"holder behaviour as in each spec; liquidity coverage over 1, 5, 10 and 30 days",
-            f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} days, coverage over {wave.get('wave_horizon_days')} days, on "
+            f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} calendar days, coverage over "
+            f"{wave.get('wave_horizon_trading_days')} trading days ({wave.get('horizon_calendar_days')} calendar days from {wave.get('first_day')}; {wave.get('clock', '')}), on "
             f"{_fmt(wave.get('search_paths'))} Monte Carlo gold paths (out-of-sample check on {_fmt(wave.get('out_of_sample_paths'))} more); "
             f"target: coverage >= {_fmt(wave.get('target_coverage'), True)} at {_fmt(wave.get('confidence'), True)} confidence; coverage = {wave.get('coverage', '')}",
             "Historical replays: " + ", ".join(f"{k} ({a} .. {b})" for k, (a, b) in sh["historical_replays"].items()),

@@ -515,6 +515,7 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     from models.recommend import with_cash_buffer, with_primary
     from models.token_v2 import TokenV2, parse_token_spec_v2, with_redemption_share
     from tasks.champion import load_champion
+    from models.scenarios import calendar_day_paths
     from tasks.recommend import _gold_paths
     from tasks import tracking
 
@@ -524,13 +525,18 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
         settings = get_settings()
         tracking.configure(settings)
         champion, _ = load_champion(settings.registered_model, settings.champion_alias)
-    h = sc["wave_horizon_days"]
-    gold = _gold_paths(champion, run.summary["start_gold_usd_per_oz"], 2 * RECOMMEND_PATHS, h, settings)
+    gold, cal = calendar_day_paths(
+        _gold_paths(champion, run.summary["start_gold_usd_per_oz"], 2 * RECOMMEND_PATHS, sc["wave_horizon_trading_days"], settings),
+        run.summary["data"]["data_last_date"],
+    )
+    h = len(cal) - 1
+    # the calendar-day clock: every day between day 0 and the last trading day, weekdays = trading days
+    assert h == sc["horizon_calendar_days"] and int((cal.day_of_week < 5).sum()) == sc["wave_horizon_trading_days"] + 1
     manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
     spec = parse_token_spec_v2(next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT"))
 
     def coverage_q(s, g):
-        out = TokenV2(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, None, np.random.default_rng(settings.mc_seed))
+        out = TokenV2(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, cal, np.random.default_rng(settings.mc_seed))
         mins = np.sort(out.liquidity_coverage[:, 1 : h + 1].min(axis=1))
         k = math.ceil(round(1 - sc["confidence"], 12) * mins.size)  # the k-th smallest: inverted-cdf quantile
         return mins[k - 1]

@@ -120,6 +120,27 @@ def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee,
     assert below["meets_target"] == 0.0
 
 
+def test_cash_buffer_closed_form_holds_on_a_calendar_with_weekends():
+    # weekdays-only primary market on a calendar-day clock: weekend requests wait for Monday,
+    # yet every claim is still met from cash only if C + b >= all claims of the horizon, so the
+    # closed form b* = share * S0 * NAV * (1 - fee) - C is unchanged; 8 trading days from a
+    # Thursday span 12 calendar days with two weekends
+    import pandas as pd
+
+    from models.scenarios import calendar_day_paths
+
+    share, fee = 0.25, 0.0025
+    spec = with_redemption_share(with_primary(cash_only_spec(0.0, fee), market_hours="weekdays_only"), share, 12)
+    gold, cal = calendar_day_paths(flat_gold(2, 8), "2026-08-13")
+    assert len(cal) == 13 and (cal.day_of_week >= 5).sum() == 4
+    res = cash_buffer_for_coverage(spec, gold, horizon_days=12, tol_frac=1e-6, calendar=cal)
+    assert res.buffer_usd == pytest.approx(share * 10_000.0 * P0 * (1 - fee), abs=2e-6 * 10_000.0 * P0)
+    # without a buffer the weekend pile-up shows on the Monday: claims of Sat, Sun and Mon wait
+    out = TokenV2(spec).run(gold, cal)
+    monday = int(np.flatnonzero(cal == pd.Timestamp("2026-08-17"))[0])
+    assert out.redemption_demand_tokens[0, monday - 2 : monday].sum() > 0 and out.redeemed_cash_tokens[0, monday - 2 : monday].sum() == 0
+
+
 def test_cash_buffer_zero_when_already_covered_and_none_when_unreachable():
     covered = with_redemption_share(cash_only_spec(cash_usd=1e12), 0.2, 5)
     res = cash_buffer_for_coverage(covered, flat_gold(2, 5), horizon_days=5)
@@ -215,6 +236,14 @@ def test_choose_setting_rule():
     assert (kept.redeem_fee, kept.redemption_limit_share_per_day) == (0.0025, None)
     near = choose_setting([row(0.0, None, 1.0), row(0.005, None, 1.0)], current=(0.004, None))
     assert near.redeem_fee == 0.005
+    # a peg gain below the resolution (0.5 pp of days, 0.1% of depth) does not move the setting;
+    # one above it does
+    small = [row(0.0025, None, 1.0, p1=0.0044, depth=0.0250), row(0.005, None, 1.0, p1=0.0036, depth=0.0245)]
+    assert choose_setting(small, current=(0.0025, None)).redeem_fee == 0.0025
+    large = [row(0.0025, None, 1.0, p1=0.0600), row(0.005, None, 1.0, p1=0.0100)]
+    assert choose_setting(large, current=(0.0025, None)).redeem_fee == 0.005
+    with pytest.raises(ValueError, match="peg_resolution"):
+        choose_setting(large, peg_resolution=0.0)
     with pytest.raises(ValueError, match="rows"):
         choose_setting([])
     with pytest.raises(ValueError, match="peg_rows"):

@@ -193,3 +193,21 @@ def test_price_paths_reject_bad_input() -> None:
         to_price_paths(np.array([1.0, 2.0]), np.zeros((3, 5)))
     with pytest.raises(ValueError, match="log_returns"):
         to_price_paths(1.0, np.array([[np.inf]]))
+
+
+def test_calendar_day_paths_insert_weekends_at_fridays_price():
+    from models.scenarios import calendar_day_paths
+
+    prices = np.array([[10.0, 11.0, 12.0, 13.0, 14.0, 15.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    # day 0 Thursday 2026-08-13: trading days Thu, Fri, Mon, Tue, Wed, Thu
+    got, cal = calendar_day_paths(prices, "2026-08-13")
+    assert [d.strftime("%a %d") for d in cal] == ["Thu 13", "Fri 14", "Sat 15", "Sun 16", "Mon 17", "Tue 18", "Wed 19", "Thu 20"]
+    np.testing.assert_array_equal(got[0], [10.0, 11.0, 11.0, 11.0, 12.0, 13.0, 14.0, 15.0])
+    np.testing.assert_array_equal(got[1], [1.0, 2.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    # a Saturday day 0 starts on the next Monday; tz-aware dates are accepted
+    _, cal = calendar_day_paths(prices[:, :2], pd.Timestamp("2026-08-15", tz="UTC"))
+    assert list(cal.strftime("%Y-%m-%d")) == ["2026-08-17", "2026-08-18"]
+    with pytest.raises(ValueError, match="prices_usd_per_oz"):
+        calendar_day_paths(np.ones(3), "2026-08-13")
+    with pytest.raises(ValueError, match="first_day"):
+        calendar_day_paths(prices, "not a date")
