@@ -30,6 +30,8 @@ BOUNDARY_SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 BOUNDARY_HORIZON_DAYS = 30
 """Horizon of the reverse stress boundary, model days (gold fall and redemptions)."""
 BOUNDARY_TOL = 1e-3
+PREMIUM_END_QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
+"""Quantiles of the premium/discount to NAV at the horizon end reported per v2 token."""
 """Precision of the boundary's gold fall, fraction."""
 
 
@@ -100,7 +102,8 @@ def market_metrics(g: pd.DataFrame) -> dict[str, float]:
     """Peg and liquidity figures over the paths of a v2 token (columns of
     ``tasks.simulate.market_columns``): probabilities that the premium/discount to NAV exceeds 1%
     and 5% at some point, the depth (99% quantile and worst) and duration of the worst depeg,
-    time to recovery, liquidity coverage over 1/5/30 days (1% quantile of each path's minimum:
+    time to recovery, the distribution of the premium at the horizon end (quantiles
+    :data:`PREMIUM_END_QUANTILES`) and the mean share of days beyond 1% and 5%, liquidity coverage over 1/5/30 days (1% quantile of each path's minimum:
     the stressed case) and P(coverage < 100%), the redemption queue and the days to meet a wave."""
     depth = g["depeg_depth_frac"]
     out: dict[str, float] = {
@@ -110,6 +113,8 @@ def market_metrics(g: pd.DataFrame) -> dict[str, float]:
         "depeg_depth_worst_frac": float(depth.max()),
         "premium_min_q01_frac": _quantile(g["premium_min_frac"], 0.01),
         "premium_max_q99_frac": _quantile(g["premium_max_frac"], 0.99),
+        **{f"premium_end_q{q:g}_frac": _quantile(g["premium_end_frac"], q) for q in PREMIUM_END_QUANTILES},
+        **{f"mean_share_days_abs_premium_gt_{c.rsplit('_', 1)[-1]}": float(g[c].mean()) for c in g.columns if c.startswith("share_days_abs_premium_gt_")},
         "depeg_longest_days_beyond_1pct_q99": _quantile(g["depeg_longest_days_beyond_1pct"], 0.99),
         "depeg_recovery_days_1pct_median": _quantile(g["depeg_recovery_days_1pct"], 0.5),
         "p_depeg_unrecovered_at_horizon": float(g["depeg_recovery_days_1pct"].isna().mean()),

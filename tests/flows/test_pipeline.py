@@ -573,3 +573,13 @@ def test_recommendations_are_logged_to_the_stress_report_run(run):
     assert m["XAUT.liquidity.cash_buffer_usd"] == pytest.approx(rem["cash_buffer_usd"], rel=1e-12)
     assert m["XAUT.liquidity.wave_coverage_q_with_buffer"] == pytest.approx(rem["with_buffer"]["coverage_q"], rel=1e-12)
     assert m["XAUT.liquidity.recommended_redeem_fee"] == rem["recommended_setting"]["redeem_fee"]
+
+
+def test_premium_distribution_at_the_horizon_end_matches_the_paths(run):
+    m = run.summary["tokens"]["XAUT"]["scenarios"]["mc_champion"]
+    mc = results(run, "mc_champion")
+    x = np.sort(mc.loc[mc["token"] == "XAUT", "premium_end_frac"].to_numpy())
+    for q in (0.01, 0.05, 0.5, 0.95, 0.99):
+        assert m[f"premium_end_q{q:g}_frac"] == x[math.ceil(q * x.size - 1e-9) - 1]  # k-th smallest, k = ceil(q n)
+    days = mc.loc[mc["token"] == "XAUT", "share_days_abs_premium_gt_1pct"].to_numpy()
+    assert m["mean_share_days_abs_premium_gt_1pct"] == pytest.approx(days.sum() / days.size, rel=1e-12)
