@@ -74,10 +74,11 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
     import numpy as np
 
     from goldstress.settings import get_settings
+    from models.metrics import summarise_paths
     from models.scenarios import monte_carlo_chunks, to_price_paths
-    from models.volatility import fit_garch
     from models.token_v2 import build_any_token_model, run_token_model
-    from tasks.simulate import load_specs, summarise_paths
+    from models.volatility import fit_garch
+    from tasks.simulate import load_specs
 
     s = get_settings()
     rng = np.random.default_rng(1)

@@ -17,7 +17,7 @@ Two ``meta`` flags drive ``tasks/validation.py``:
   gives an as-of date and a maximum age (an online fetch); a historical file a user points at is
   never rejected merely for being old.
 
-Derived columns (computed by ``tasks.validation.add_derived_columns`` on a copy, never stored):
+Derived columns (computed by ``goldstress.io.validation.add_derived_columns`` on a copy, never stored):
 ``log_return`` (ln P_t/P_{t-1}), ``gap_days`` (calendar days since the previous row),
 ``unexplained_gap_days`` (``gap_days`` minus the missing days covered by declared known gaps),
 ``unchanged_run`` (number of consecutive rows, ending here, whose price equals the previous
@@ -104,7 +104,7 @@ class Spec:
 
 def _raw_csv() -> tuple[str, dict[str, Any], list[Spec]]:
     notes = (
-        "Raw view of any price file (tasks.standardise.raw_view): columns row (1-based data "
+        "Raw view of any price file (goldstress.io.layouts.raw_view): columns row (1-based data "
         "row in the file), date, price, all strings; '' = blank price."
     )
     meta = {"goldstress": {"frame": "raw_view", "price_column": "price", "row_column": "row"}}
@@ -160,7 +160,7 @@ def _curated_common(price: str, max_abs_r: float, max_gap: int, max_run: int) ->
             "date_type",
             gxe.ExpectColumnTypeToBe(column="date", type_="datetime64[us, UTC]"),
             "tz-aware UTC datetimes; GX compares the exact dtype (unit and tz), so "
-            "tasks.validation converts a tz-aware column's unit to 'us' first (lossless): "
+            "goldstress.io.validation converts a tz-aware column's unit to 'us' first (lossless): "
             "a naive or non-UTC column still fails",
             INPUT,
         ),

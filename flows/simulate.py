@@ -6,7 +6,13 @@ from prefect import flow
 
 from goldstress.settings import new_run_id, settings_with
 from tasks.recommend import apply_premium_calibration, recommend, supply_outflow_anchor
-from tasks.simulate import load_champion_task, load_specs, run_scenario, scenario_defs, write_manifest
+from tasks.simulate import (
+    load_champion_task,
+    load_specs,
+    run_scenario,
+    scenario_defs,
+    write_manifest,
+)
 from tasks.train import load_gold_returns
 
 

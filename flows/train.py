@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from goldstress.settings import settings_with
+from models.risk import select_champion
 from tasks.train import (
     CANDIDATES,
     close_training_run,
@@ -14,7 +15,6 @@ from tasks.train import (
     load_gold_returns,
     open_training_run,
     register_champion,
-    select_champion,
 )
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress.io.snapshots import SnapshotRef
 from goldstress.settings import settings_with
 from tasks.curate import latest_snapshots, raise_if_failed, validate_and_promote
-from tasks.snapshots import SnapshotRef
 
 
 @flow(name="validate")

@@ -2,7 +2,7 @@
 
 The service triggers the deployment ``whatif/whatif`` (``settings.service_whatif_deployment``)
 with the validated request; this flow runs the same computation as the service's in-process
-path (``service.whatif.compute_whatif``) and writes
+path (``goldstress.whatif.compute_whatif``) and writes
 ``<report_url>/whatif/<flow run id>/result.json``, which ``GET /api/whatif/{id}`` returns.
 """
 
@@ -22,7 +22,7 @@ def whatif(request: dict[str, Any], whatif_id: str | None = None) -> dict[str, A
     ``shock_frac``, ``shock_horizon_days``, ``n_paths``, ``horizon_days``, ...) and store its
     result under ``whatif_id`` (default: this flow run's id). Returns ``{"id", "result_url"}``.
     Fails (``pydantic.ValidationError``/``ValueError`` naming the field) on a bad request, and
-    with ``service.whatif.NoModelError`` when no model exists yet."""
+    with ``goldstress.whatif.NoModelError`` when no model exists yet."""
     settings = settings_with()
     wid = whatif_id or str(runtime.flow_run.id)
     req = parse_request(request)

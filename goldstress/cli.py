@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.stage in ("all", "ingest"):
         if settings.data_dir is None:
-            from tasks.sources import SourceUnavailable, probe_online
+            from goldstress.io.sources import SourceUnavailable, probe_online
 
             try:
                 probe_online(settings)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"goldstress: data folder {settings.data_dir} does not exist; pass DATA=<dir> with the CSV files", file=sys.stderr)
             return 2
 
-    from tasks.validation import ValidationFailed
+    from goldstress.io.validation import ValidationFailed
 
     try:
         result = _run_stage(args.stage, args, settings)

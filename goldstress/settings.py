@@ -12,20 +12,24 @@ Conventions used across the project (see README, "Conventions"):
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """Repository root; defaults for local storage live under it."""
-
-TROY_OUNCE_G = 31.1034768
-"""Grams per troy ounce (exact, by definition: International Yard and Pound Agreement, 1959)."""
 
 
 ServiceRole = Literal["viewer", "analyst"]

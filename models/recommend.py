@@ -42,9 +42,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from goldstress.settings import TROY_OUNCE_G
 from models.peg import depeg_depth
 from models.token_v2 import TokenV2, TokenV2Outcome, TokenV2Spec
+from models.units import TROY_OUNCE_G
 
 __all__ = [
     "CashBufferResult",

@@ -608,3 +608,27 @@ def closed_form_break_move(spec: Any, p0_usd_per_oz: float) -> dict[str, Any]:
         p0_g = p0_usd_per_oz / 31.1034768
         return {"move_frac": p_star_g / p0_g - 1.0, "direction": 1, "formula": "C / (S * grams * (1 - g)) / P0_g - 1"}
     raise ValueError(f"spec: unknown token kind {kind!r}")
+
+
+def quantile_loss(returns: np.ndarray, var: np.ndarray, level: float) -> float:
+    """Mean tick loss of the return quantile ``q = -VaR`` at tail probability ``1 - level``.
+
+    ``returns`` and ``var`` are 1-D of equal length (log returns; VaR as positive losses).
+    Gneiting (2011), "Making and evaluating point forecasts", JASA 106(494), Thm. 9.
+    """
+    alpha = 1.0 - level
+    q = -np.asarray(var, dtype=float)
+    y = np.asarray(returns, dtype=float)
+    return float(np.mean((alpha - (y < q)) * (y - q)))
+
+
+def select_champion(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pick the candidate with the lowest hold-out quantile loss among those passing Kupiec.
+
+    Falls back to the lowest loss overall (flagged ``passes_kupiec=False``) when none passes.
+    ``ValueError`` when the list is empty.
+    """
+    if not candidates:
+        raise ValueError("no candidates to select from")
+    pool = [c for c in candidates if c["passes_kupiec"]] or list(candidates)
+    return min(pool, key=lambda c: c["score"])

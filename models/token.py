@@ -81,9 +81,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
-from goldstress.settings import TROY_OUNCE_G
+from models.units import TROY_OUNCE_G
 
 __all__ = [
     "BREACH_TOL",

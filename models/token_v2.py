@@ -2,7 +2,7 @@
 
 Pure numerics: the only I/O is :func:`load_token_spec_v2` reading one TOML spec file. v1
 (:mod:`models.token`) is unchanged; :class:`TokenV2Outcome` extends its :class:`TokenOutcome`, so
-code written for v1 outcomes (``tasks.simulate.summarise_paths``, ``breached``, ``describe``)
+code written for v1 outcomes (``models.metrics.summarise_paths``, ``breached``, ``describe``)
 keeps working.
 
 ``TokenV2(spec).run(gold_usd_per_oz, calendar, rng)`` takes gold paths ``(n_paths, H + 1)``
@@ -160,9 +160,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy.special import ndtr
 
-from goldstress.settings import TROY_OUNCE_G
-from models.market import ConcentratedLiquidityPool, ConstantProductPool, PremiumProcess, arbitrage_band
+from models.market import (
+    ConcentratedLiquidityPool,
+    ConstantProductPool,
+    PremiumProcess,
+    arbitrage_band,
+)
 from models.token import TokenOutcome, _check_prices, _format_errors
+from models.units import TROY_OUNCE_G
 
 __all__ = [
     "ASSET_KINDS",

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 import logging
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
-from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, OAuth2PasswordBearer
@@ -38,10 +39,19 @@ from pydantic import BaseModel, Field
 from starlette.requests import cookie_parser
 from starlette.staticfiles import StaticFiles
 
+from goldstress import whatif as wi
 from goldstress.settings import Settings, get_settings
-from service import whatif as wi
 from service.auth import COOKIE_NAME, Authenticator, Principal
-from service.limits import ASGIApp, BodySizeLimitMiddleware, Receive, Scope, Send, TokenBucketLimiter, retry_after_header, send_json
+from service.limits import (
+    ASGIApp,
+    BodySizeLimitMiddleware,
+    Receive,
+    Scope,
+    Send,
+    TokenBucketLimiter,
+    retry_after_header,
+    send_json,
+)
 from service.runs import RUN_ID_RE, SCENARIO_RE, RunIndex
 
 log = logging.getLogger("goldstress.service")

@@ -7,7 +7,7 @@ immutable, so its summary bytes, listing item and fan chart are computed once an
 
 The folder listing itself is refreshed at most every ``settings.service_index_ttl_s`` seconds,
 and at once when a local report folder's modification time changes (a new run folder). JSON
-answers are kept as ready-to-send bytes. Storage goes through ``tasks.storage`` (fsspec), so
+answers are kept as ready-to-send bytes. Storage goes through ``goldstress.io.storage`` (fsspec), so
 ``s3://`` report URLs work as local folders do.
 """
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from goldstress.io import storage
 from goldstress.settings import Settings
-from tasks import storage
 
 log = logging.getLogger("goldstress.service.runs")
 

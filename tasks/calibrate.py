@@ -2,7 +2,7 @@
 out of sample, track everything in MLflow and write the calibrated parameters for the token specs.
 
 Inputs go through the importer: each file named by the settings is read from ``data_dir`` and
-standardised by :func:`tasks.standardise.standardise` with the known-quirks registry (so the
+standardised by :func:`goldstress.io.layouts.standardise` with the known-quirks registry (so the
 broker's flagged bars and documented bad prints are dropped exactly as in the pipeline); without
 the file, the curated table of the dataset is used when its ``source`` names the same file.
 
@@ -16,13 +16,12 @@ the file, the curated table of the dataset is used when its ``source`` names the
   check that each fit reproduces its sample's mean, sd and lag-1 autocorrelation.
 - MLflow: a parent run ``calibrate-<UTC date>`` in ``settings.mlflow_experiment`` with one nested
   run per fit (``<set>/fit-window`` with the OOS scores, ``<set>/full-sample``); JSON to
-  ``<store_url>/calibration/<set>.json`` via :mod:`tasks.storage`.
+  ``<store_url>/calibration/<set>.json`` via :mod:`goldstress.io.storage`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,16 +33,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from goldstress.io import storage, tracking
+from goldstress.records import frame_sha256, premia_sha256
 from goldstress.settings import CalibrationSet, Settings
 from models import calibration as cal
-from tasks import storage, tracking
 
 __all__ = [
     "CLOCK_LABELS",
     "PriceInput",
     "calibration_url",
     "load_price_input",
-    "premia_sha256",
     "load_gold_inputs",
     "measure_token",
     "open_calibration_run",
@@ -67,34 +66,19 @@ class PriceInput(dict):
     removed, with reasons), ``first_date``, ``last_date``, ``n``."""
 
 
-def _frame_sha256(frame: pd.DataFrame, value_col: str) -> str:
-    payload = frame[["date", value_col]].to_csv(index=False).encode("utf-8")
-    return hashlib.sha256(payload).hexdigest()
-
-
-def premia_sha256(premia: pd.Series) -> str:
-    """sha256 of the ``date,premium_frac`` CSV (ISO dates, repr floats) of a premium series: the
-    fingerprint of exactly the data a process was fitted or scored on."""
-    buf = io.StringIO()
-    pd.DataFrame({"date": premia.index.strftime("%Y-%m-%d"), "premium_frac": premia.to_numpy()}).to_csv(
-        buf, index=False, float_format="%.17g"
-    )
-    return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()
-
-
 def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceInput | None:
     """One price series through the importer, or the curated table of ``dataset`` built from the
     same file; None when neither exists.
 
     ``dataset`` is ``"gold"`` or ``"token_<symbol>"``. With ``settings.data_dir`` and the file in
-    it: bytes read (:func:`tasks.sources.read_data_file`), layout detected from the header,
-    :func:`tasks.standardise.standardise` with the quirks registry. Otherwise the curated
+    it: bytes read (:func:`goldstress.io.sources.read_data_file`), layout detected from the header,
+    :func:`goldstress.io.layouts.standardise` with the quirks registry. Otherwise the curated
     ``<store_url>/curated/<dataset>.parquet`` is used only if its ``source`` ends with
     ``:<file_name>``. Raises ``ValueError`` (from the importer) for a file in no known layout or
     with bad content, naming the file.
     """
-    from tasks.sources import read_data_file
-    from tasks.standardise import detect_layout, standardise
+    from goldstress.io.layouts import detect_layout, standardise
+    from goldstress.io.sources import read_data_file
 
     value_col = "usd_per_oz" if dataset == "gold" else "close_usd"
     if settings.data_dir is not None and (Path(settings.data_dir) / file_name).is_file():
@@ -109,7 +93,7 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
         frame, origin, sha = result.frame, str(path), hashlib.sha256(data).hexdigest()
         dropped = [e for e in result.log if e.get("action") == "drop_row"]
     else:
-        from tasks.validation import load_curated
+        from goldstress.io.validation import load_curated
 
         try:
             frame = load_curated(dataset, settings)
@@ -118,7 +102,7 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
         if not frame["source"].astype(str).str.endswith(f":{file_name}").all():
             return None
         origin = storage.join(settings.store_url, "curated", f"{dataset}.parquet")
-        sha, dropped = _frame_sha256(frame, value_col), []
+        sha, dropped = frame_sha256(frame, value_col), []
     if frame.empty:
         raise ValueError(f"{file_name}: no rows left after import")
     series = pd.Series(frame[value_col].to_numpy(dtype=float), index=pd.DatetimeIndex(frame["date"], name="date"), name=value_col)

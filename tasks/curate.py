@@ -12,10 +12,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.io.layouts import raw_view, standardise
+from goldstress.io.snapshots import SnapshotRef, read_snapshot
+from goldstress.io.validation import check_frame, gate, known_gaps_for
 from goldstress.settings import Settings
-from tasks.snapshots import SnapshotRef, read_snapshot
-from tasks.standardise import raw_view, standardise
-from tasks.validation import check_frame, gate, known_gaps_for
 
 JSON_LAYOUTS = ("lbma_json", "coingecko_market_chart")
 
@@ -79,7 +79,7 @@ def expected_sources(settings: Settings) -> dict[str, str]:
 def latest_snapshots(settings: Settings) -> list[SnapshotRef]:
     """The most recent raw snapshot of each dataset; ``FileNotFoundError`` names a dataset that
     has none (run the ingest flow first)."""
-    from tasks.snapshots import list_snapshots
+    from goldstress.io.snapshots import list_snapshots
 
     refs = []
     for dataset, source in expected_sources(settings).items():

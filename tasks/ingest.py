@@ -3,7 +3,7 @@
 With ``settings.data_dir`` set, the CSV files it holds are imported (layouts detected from the
 header); without it, the LBMA gold price JSON feed and CoinGecko's market_chart API are fetched.
 Either way the exact bytes received are stored once, content-addressed, with fetch time, origin
-and sha256 (``tasks.snapshots``); nothing downstream reads a source directly.
+and sha256 (``goldstress.io.snapshots``); nothing downstream reads a source directly.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.io.layouts import detect_layout
+from goldstress.io.snapshots import SnapshotRef, write_snapshot
+from goldstress.io.sources import (
+    fetch_coingecko_market_chart,
+    fetch_lbma,
+    read_data_file,
+)
 from goldstress.settings import Settings
-from tasks.snapshots import SnapshotRef, write_snapshot
-from tasks.sources import fetch_coingecko_market_chart, fetch_lbma, read_data_file
-from tasks.standardise import detect_layout
 
 
 def _csv_layout(data: bytes) -> str | None:

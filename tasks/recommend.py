@@ -29,6 +29,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.io import storage
 from goldstress.settings import Settings
 from models.recommend import (
     cash_buffer_for_coverage,
@@ -41,8 +42,12 @@ from models.recommend import (
     worst_supply_falls,
 )
 from models.scenarios import calendar_day_paths, monte_carlo_chunks, to_price_paths
-from models.token_v2 import TokenV2, TokenV2Spec, parse_token_spec_v2, with_redemption_share
-from tasks import storage
+from models.token_v2 import (
+    TokenV2,
+    TokenV2Spec,
+    parse_token_spec_v2,
+    with_redemption_share,
+)
 from tasks.calibrate import calibration_url
 
 

@@ -19,8 +19,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.io import storage
 from goldstress.settings import Settings
-from tasks import storage
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -432,8 +432,8 @@ def publish_report(summary: dict[str, Any], manifest: dict[str, Any], settings: 
     a Prefect artifact, log them to an MLflow run, and print where they are. Returns the URLs."""
     import mlflow
 
-    from tasks import tracking
-    from tasks.validation import load_curated
+    from goldstress.io import tracking
+    from goldstress.io.validation import load_curated
 
     run_url = storage.join(settings.report_url, summary["run_id"])
     try:

@@ -16,13 +16,21 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.io import storage
+from goldstress.records import json_safe
 from goldstress.settings import Settings
-from models.scenarios import historical_replay, instant_shock, monte_carlo_chunks, to_price_paths
-from models.peg import days_to_recovery, depeg_depth, longest_depeg_days, share_of_days_beyond
-from models.token import TokenOutcome
-from models.token_v2 import TokenV2Outcome, build_any_token_model, load_any_token_spec, run_token_model
-from tasks import storage
-from tasks.analyse import json_safe
+from models.metrics import summarise_paths
+from models.scenarios import (
+    historical_replay,
+    instant_shock,
+    monte_carlo_chunks,
+    to_price_paths,
+)
+from models.token_v2 import (
+    build_any_token_model,
+    load_any_token_spec,
+    run_token_model,
+)
 
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -61,98 +69,6 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
             )
         )
     return defs
-
-
-def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int, ...]) -> pd.DataFrame:
-    """One row per path of a token outcome: values at day 0 and at each horizon, losses, extremes.
-
-    ``gold`` is ``(n_paths, T+1)`` USD per oz; outcome arrays are ``(n_paths, T+1)``. Horizons
-    beyond ``T`` give NaN (a replay shorter than the horizon). Losses are fractions of the day-0
-    value, positive when value falls.
-    """
-    n, t1 = gold.shape
-    cols: dict[str, np.ndarray] = {"path": np.arange(n)}
-    hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
-    cols["holder_value_usd_per_token_d0"] = hv[:, 0]
-    cols["reserve_value_usd_d0"] = rv[:, 0]
-    for h in horizons:
-        if h < t1:
-            cols[f"gold_log_return_{h}d"] = np.log(gold[:, h] / gold[:, 0])
-            cols[f"holder_value_usd_per_token_{h}d"] = hv[:, h]
-            cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, h] / hv[:, 0]
-            cols[f"reserve_value_usd_{h}d"] = rv[:, h]
-            cols[f"reserve_loss_frac_{h}d"] = 1.0 - rv[:, h] / rv[:, 0]
-            cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, h]
-        else:
-            for key in ("gold_log_return", "holder_value_usd_per_token", "holder_loss_frac", "reserve_value_usd", "reserve_loss_frac", "backing_ratio"):
-                cols[f"{key}_{h}d"] = np.full(n, np.nan)
-    cols["gold_log_return_end"] = np.log(gold[:, -1] / gold[:, 0])
-    cols["gold_max_drawdown"] = 1.0 - (gold / np.maximum.accumulate(gold, axis=1)).min(axis=1)
-    cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
-    cols["reserve_loss_frac_end"] = 1.0 - rv[:, -1] / rv[:, 0]
-    cols["backing_ratio_end"] = outcome.backing_ratio[:, -1]
-    cols["backing_ratio_min"] = outcome.backing_ratio.min(axis=1)
-    cols["backing_below_1"] = cols["backing_ratio_min"] < 1.0
-    cols["liquidated"] = outcome.liquidated[:, -1]
-    cols["bad_debt_usd"] = outcome.bad_debt_usd[:, -1]
-    cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
-    cols["horizon_days"] = np.full(n, t1 - 1)
-    market = market_columns(outcome, horizons) if isinstance(outcome, TokenV2Outcome) else None
-    for name in market_column_names(horizons):
-        # v1 tokens have no secondary market or liquidity model: NaN keeps one table schema
-        cols[name] = market[name] if market is not None else np.full(n, np.nan)
-    return pd.DataFrame(cols)
-
-
-PEG_THRESHOLDS = (0.01, 0.05)
-
-
-def _lcr_horizons(horizons: tuple[int, ...]) -> list[int]:
-    return sorted(set((1, 5, 30)) | set(horizons))
-
-
-def market_column_names(horizons: tuple[int, ...]) -> list[str]:
-    """Names of the v2 peg/liquidity columns (see :func:`market_columns`), in table order."""
-    return [
-        "premium_end_frac", "premium_min_frac", "premium_max_frac", "depeg_depth_frac",
-        "depeg_longest_days_beyond_1pct", "depeg_recovery_days_1pct",
-        *[f"share_days_abs_premium_gt_{round(th * 100)}pct" for th in PEG_THRESHOLDS],
-        *[f"liquidity_coverage_min_{h}d" for h in _lcr_horizons(horizons)],
-        "redemption_queue_max_tokens", "redemption_wait_max_days", "redemption_queue_end_tokens",
-        "fire_sale_loss_usd",
-    ]
-
-
-def market_columns(outcome: TokenV2Outcome, horizons: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Per-path peg and liquidity columns of a v2 token (``models.peg`` definitions):
-    depth of the worst premium/discount, the longest run beyond 1%, days from the worst point to
-    recovery within 1%, the share of days beyond 1% and 5%, the lowest daily liquidity coverage
-    over 1/5/30 days (and the configured horizons), the longest redemption queue and the most
-    days a redemption wave met within the horizon waited, and the queue left at the end."""
-    prem = outcome.premium_frac
-    t1 = prem.shape[1]
-    cols: dict[str, np.ndarray] = {
-        "premium_end_frac": prem[:, -1],
-        "premium_min_frac": prem.min(axis=1),
-        "premium_max_frac": prem.max(axis=1),
-        "depeg_depth_frac": depeg_depth(prem),
-        "depeg_longest_days_beyond_1pct": longest_depeg_days(prem, 0.01).astype(float),
-        "depeg_recovery_days_1pct": days_to_recovery(prem, 0.01),
-    }
-    for th in PEG_THRESHOLDS:
-        cols[f"share_days_abs_premium_gt_{round(th * 100)}pct"] = share_of_days_beyond(prem, th)
-    lcr = outcome.liquidity_coverage
-    for h in _lcr_horizons(horizons):
-        cols[f"liquidity_coverage_min_{h}d"] = lcr[:, 1 : h + 1].min(axis=1) if h < t1 else np.full(prem.shape[0], np.nan)
-    cols["redemption_queue_max_tokens"] = outcome.queue_tokens.max(axis=1)
-    # longest wait among the waves met within the horizon; what is still owed at the end is
-    # reported apart (the last days' waves cannot be met inside the horizon by construction)
-    waits = outcome.wait_days()
-    met = np.where(np.isnan(waits), -np.inf, waits).max(axis=1)
-    cols["redemption_wait_max_days"] = np.where(np.isfinite(met), met, np.nan)
-    cols["redemption_queue_end_tokens"] = outcome.queue_tokens[:, -1]
-    cols["fire_sale_loss_usd"] = outcome.fire_sale_loss_usd[:, -1]
-    return cols
 
 
 def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings) -> Iterator[np.ndarray]:
@@ -229,8 +145,8 @@ def load_champion_task(settings: Settings) -> dict[str, Any]:
     Returns ``{"champion": Champion, "name", "version", "candidate"}``. Raises MLflow's error
     when no champion is registered yet (run the ``train`` flow first).
     """
-    from tasks import tracking
-    from tasks.champion import load_champion
+    from goldstress.io import tracking
+    from goldstress.io.champion import load_champion
 
     tracking.configure(settings)
     champion, version = load_champion(settings.registered_model, settings.champion_alias)

@@ -10,7 +10,6 @@ loss at 95% and 99% among those whose exception counts pass Kupiec's test at the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -20,36 +19,23 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.logging import get_run_logger
 
+from goldstress.io import tracking
+from goldstress.records import frame_sha256
 from goldstress.settings import Settings
 from models.evt import GpdTail, fit_pot
 from models.predictors import fit_predictor, make_features, walk_forward_evaluate
 from models.returns import log_returns
-from models.risk import basel_traffic_light, christoffersen_independence, kupiec_pof
+from models.risk import (
+    basel_traffic_light,
+    christoffersen_independence,
+    kupiec_pof,
+    quantile_loss,
+)
 from models.volatility import GarchFit, fit_garch, one_day_var_forecasts
-from tasks import tracking
 
 CANDIDATES: tuple[tuple[str, str], ...] = (("garch", "t"), ("gjr", "t"), ("garch", "fhs"), ("gjr", "fhs"))
 """(volatility kind, innovation scheme) pairs competing for champion."""
-
-
-def quantile_loss(returns: np.ndarray, var: np.ndarray, level: float) -> float:
-    """Mean tick loss of the return quantile ``q = -VaR`` at tail probability ``1 - level``.
-
-    ``returns`` and ``var`` are 1-D of equal length (log returns; VaR as positive losses).
-    Gneiting (2011), "Making and evaluating point forecasts", JASA 106(494), Thm. 9.
-    """
-    alpha = 1.0 - level
-    q = -np.asarray(var, dtype=float)
-    y = np.asarray(returns, dtype=float)
-    return float(np.mean((alpha - (y < q)) * (y - q)))
-
-
-def data_fingerprint(gold: pd.DataFrame) -> str:
-    """sha256 of the (date, usd_per_oz) pairs the models were trained on."""
-    payload = gold[["date", "usd_per_oz"]].to_csv(index=False).encode("utf-8")
-    return hashlib.sha256(payload).hexdigest()
 
 
 @task(name="load-gold-returns", cache_policy=NO_CACHE)
@@ -59,7 +45,7 @@ def load_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]:
     Returns ``(returns, meta)``: returns date-indexed (UTC), meta with first/last date, count and
     the sha256 fingerprint of the training data.
     """
-    from tasks.validation import load_curated
+    from goldstress.io.validation import load_curated
 
     gold = load_curated("gold", settings)
     prices = pd.Series(gold["usd_per_oz"].to_numpy(), index=pd.DatetimeIndex(gold["date"]), name="usd_per_oz")
@@ -68,7 +54,7 @@ def load_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]:
         "data_first_date": str(prices.index[0].date()),
         "data_last_date": str(prices.index[-1].date()),
         "n_returns": int(returns.size),
-        "data_sha256": data_fingerprint(gold),
+        "data_sha256": frame_sha256(gold, "usd_per_oz"),
         "last_usd_per_oz": float(prices.iloc[-1]),
         "data_source": ";".join(sorted(set(gold["source"].astype(str).str.split(":").str[0]))),
     }
@@ -211,7 +197,6 @@ def fit_vol_predictor(returns: pd.Series, meta: dict[str, Any], settings: Settin
     import mlflow
     import mlflow.sklearn
     import sklearn
-
     from threadpoolctl import threadpool_limits
 
     X, y = make_features(returns, window_days=settings.rv_window_days)
@@ -238,18 +223,6 @@ def fit_vol_predictor(returns: pd.Series, meta: dict[str, Any], settings: Settin
     return {"run_id": run_id, "walk_forward": json.loads(json.dumps(summary, default=str))}
 
 
-def select_champion(candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pick the candidate with the lowest hold-out quantile loss among those passing Kupiec.
-
-    Falls back to the lowest loss overall (flagged ``passes_kupiec=False``) when none passes.
-    ``ValueError`` when the list is empty.
-    """
-    if not candidates:
-        raise ValueError("no candidates to select from")
-    pool = [c for c in candidates if c["passes_kupiec"]] or list(candidates)
-    return min(pool, key=lambda c: c["score"])
-
-
 @task(name="register-champion", cache_policy=NO_CACHE)
 def register_champion(
     best: dict[str, Any], tail: dict[str, Any], meta: dict[str, Any], settings: Settings
@@ -261,7 +234,7 @@ def register_champion(
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
 
-    from tasks.champion import Champion, GoldReturnsPyfunc
+    from goldstress.io.champion import Champion, GoldReturnsPyfunc
 
     champion = Champion(
         name=best["name"],

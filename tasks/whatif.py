@@ -1,5 +1,5 @@
 """Prefect tasks of the ``whatif`` flow: the stakeholder service's what-if computation
-(``service.whatif``) wrapped with Prefect for runs submitted through the deployment."""
+(``goldstress.whatif``) wrapped with Prefect for runs submitted through the deployment."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.settings import Settings
-from service.whatif import (
+from goldstress.whatif import (
     WhatIfModel,
     WhatIfRequest,
     compute_whatif,
@@ -40,7 +40,7 @@ def model_for(settings: Settings) -> WhatIfModel:
 
 @task(name="whatif-compute", cache_policy=NO_CACHE)
 def compute(req: WhatIfRequest, spec: Any, model: WhatIfModel, settings: Settings) -> dict[str, Any]:
-    """Shock and Monte Carlo outcome of the what-if (``service.whatif.compute_whatif``)."""
+    """Shock and Monte Carlo outcome of the what-if (``goldstress.whatif.compute_whatif``)."""
     return compute_whatif(req, spec, model, settings)
 
 

@@ -20,11 +20,11 @@ def http_source() -> Iterator[FakeHTTPSource]:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the connector's backoff waits instead of sleeping (patches ``tasks.sources._sleep``)."""
-    import tasks.sources
+    """Record the connector's backoff waits instead of sleeping (patches ``goldstress.io.sources._sleep``)."""
+    import goldstress.io.sources
 
     waits: list[float] = []
-    monkeypatch.setattr(tasks.sources, "_sleep", waits.append)
+    monkeypatch.setattr(goldstress.io.sources, "_sleep", waits.append)
     return waits
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from goldstress.settings import TROY_OUNCE_G
-from tasks.sources import fetch_lbma, read_data_file
-from tasks.standardise import (
+from models.units import TROY_OUNCE_G
+from goldstress.io.sources import fetch_lbma, read_data_file
+from goldstress.io.layouts import (
     detect_layout,
     parse_coingecko_market_chart,
     parse_lbma_json,

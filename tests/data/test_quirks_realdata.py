@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.standardise import QUIRKS_PATH
+from goldstress.io.layouts import QUIRKS_PATH
 
 pytestmark = pytest.mark.realdata
 

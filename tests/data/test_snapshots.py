@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import fsspec
 import pytest
 
-from tasks.snapshots import (
+from goldstress.io.snapshots import (
     SnapshotIntegrityError,
     SnapshotRef,
     list_snapshots,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tasks.sources import (
+from goldstress.io.sources import (
     OFFLINE_HINT,
     SourceUnavailable,
     _retry_after_s,
@@ -22,7 +22,7 @@ from tasks.sources import (
     probe_online,
     read_data_file,
 )
-from tasks.standardise import parse_coingecko_market_chart, parse_lbma_json
+from goldstress.io.layouts import parse_coingecko_market_chart, parse_lbma_json
 from tests.data.http_fixtures import (
     coingecko_market_chart_bytes,
     fail_status,

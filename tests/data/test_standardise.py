@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.standardise import (
+from goldstress.io.layouts import (
     QUIRKS_PATH,
     Quirks,
     detect_layout,

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G, Settings
-from tasks import validation as v
+from goldstress.settings import PROJECT_ROOT, Settings
+from models.units import TROY_OUNCE_G
+from goldstress.io import validation as v
 
 OZ = TROY_OUNCE_G
 

@@ -203,8 +203,9 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
     """Importer first (quirks applied, sha256 of the file bytes); without the file, the curated
     table is used only when its ``source`` names the same file."""
     from goldstress.settings import settings_with
-    from tasks import storage
-    from tasks.calibrate import load_price_input, premia_sha256
+    from goldstress.io import storage
+    from tasks.calibrate import load_price_input
+    from goldstress.records import premia_sha256
 
     d = workdir / "data"
     _write_files(d, flowkit.garch_gold_prices)

@@ -300,8 +300,8 @@ def test_monte_carlo_1d_var_matches_the_champion_closed_form(run):
     ``q = 1 - exp(mu + sigma_next z_0.01)``. With n iid losses, ``#{L_i <= q} ~ Bin(n, 0.99)``:
     the order statistics ``L_(r) <= q < L_(s)`` with r, s from the binomial 0.05% / 99.95%
     quantiles cover q with probability >= 99.9% (distribution-free quantile interval)."""
-    from tasks import tracking
-    from tasks.champion import load_champion
+    from goldstress.io import tracking
+    from goldstress.io.champion import load_champion
 
     settings = run.settings
     tracking.configure(settings)
@@ -334,7 +334,7 @@ def test_monte_carlo_1d_var_matches_the_champion_closed_form(run):
 def test_mlflow_registry_runs_and_lineage(run):
     from mlflow.tracking import MlflowClient
 
-    from tasks import tracking
+    from goldstress.io import tracking
 
     settings = run.settings
     experiment_id = tracking.configure(settings)
@@ -440,7 +440,7 @@ def _duplicate_date(df: pd.DataFrame, i: int) -> tuple[pd.DataFrame, str, str]:
 @pytest.mark.parametrize("corrupt", [_negative_price, _duplicate_date], ids=["negative_price", "duplicate_date"])
 def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, corrupt):
     from flows.stress_test import stress_test
-    from tasks.validation import ValidationFailed
+    from goldstress.io.validation import ValidationFailed
 
     settings = run.settings
     bad_dir = tmp_path / "bad"
@@ -514,10 +514,10 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     recommended buffer and setting: the summary's figures are what that re-run gives."""
     from models.recommend import with_cash_buffer, with_primary
     from models.token_v2 import TokenV2, parse_token_spec_v2, with_redemption_share
-    from tasks.champion import load_champion
+    from goldstress.io.champion import load_champion
     from models.scenarios import calendar_day_paths
     from tasks.recommend import _gold_paths
-    from tasks import tracking
+    from goldstress.io import tracking
 
     rem = run.summary["liquidity_stress"]["remedies"]["XAUT"]
     sc = run.summary["liquidity_stress"]["scenarios_and_horizons"]["redemption_wave"]
@@ -561,7 +561,7 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
 def test_recommendations_are_logged_to_the_stress_report_run(run):
     from mlflow.tracking import MlflowClient
 
-    from tasks import tracking
+    from goldstress.io import tracking
 
     settings = run.settings
     tracking.configure(settings)

@@ -75,7 +75,7 @@ def _utc_naive(s: pd.Series) -> pd.Series:
 
 def _stale_ranges(file: str) -> list[tuple[str, str]]:
     """The registry's ``[[stale]]`` (start, end) ISO dates for ``file``, read with tomllib."""
-    from tasks.standardise import QUIRKS_PATH
+    from goldstress.io.layouts import QUIRKS_PATH
 
     raw = tomllib.loads(QUIRKS_PATH.read_text())
     return [(str(e["start"]), str(e["end"])) for e in raw.get("stale", []) if e["file"] == file]

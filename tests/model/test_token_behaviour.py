@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G
+from goldstress.settings import PROJECT_ROOT
+from models.units import TROY_OUNCE_G
 from models.scenarios import instant_shock, to_price_paths
 from models.token import (
     CdpStablecoin,

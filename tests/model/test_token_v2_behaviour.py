@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G
+from goldstress.settings import PROJECT_ROOT
+from models.units import TROY_OUNCE_G
 from models.scenarios import instant_shock, to_price_paths
 from models.token_v2 import TokenV2, TokenV2Spec, load_token_spec_v2
 
@@ -240,10 +241,10 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
 
 
 def test_outcome_feeds_the_pipeline_summary() -> None:
-    """tasks.simulate.summarise_paths (the pipeline's per-path table) works on a v2 outcome and
+    """models.metrics.summarise_paths (the pipeline's per-path table) works on a v2 outcome and
     gives the columns it gives for v1."""
     from models.token import GoldBackedToken, load_token_spec
-    from tasks.simulate import summarise_paths
+    from models.metrics import summarise_paths
 
     prices = wild_paths(30, 40, seed=2, vol=0.02)
     v2 = summarise_paths(TokenV2(preset("gram")).run(prices, rng=1), prices, (1, 10, 30))

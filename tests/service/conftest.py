@@ -2,7 +2,7 @@
 
 ``service_root`` builds, once per session and without Prefect or MLflow, a storage tree made by
 the pipeline's own code at small size: a curated gold table (synthetic GARCH prices from
-``tests/flows/conftest.py``, written by ``tasks.validation.promote``), and three complete run
+``tests/flows/conftest.py``, written by ``goldstress.io.validation.promote``), and three complete run
 folders made by the undecorated task functions (``.fn``) of ``tasks.simulate`` and
 ``tasks.analyse`` plus ``tasks.report.render_html``: ``summary.json``, ``report.html``,
 ``manifest.json`` and ``results/<scenario>.parquet``. A fourth folder has no summary yet (a run
@@ -69,8 +69,8 @@ def data_settings(root: Path, **extra: Any) -> dict[str, Any]:
 
 def write_curated_gold(settings: Settings, n_days: int = 1500, seed: int = 7) -> pd.DataFrame:
     """Promote a synthetic curated gold table (curated schema) with the pipeline's ``promote``."""
-    from goldstress.settings import TROY_OUNCE_G
-    from tasks.validation import promote
+    from models.units import TROY_OUNCE_G
+    from goldstress.io.validation import promote
 
     raw = garch_gold_prices(n_days, seed=seed)
     gold = pd.DataFrame({
@@ -85,7 +85,7 @@ def write_curated_gold(settings: Settings, n_days: int = 1500, seed: int = 7) ->
 
 def make_run(run_id: str, settings: Settings, champion: dict[str, Any], returns: pd.Series, meta: dict[str, Any], summary: bool = True) -> None:
     """One run folder through the pipeline's task functions (no Prefect engine, no MLflow)."""
-    from tasks import storage
+    from goldstress.io import storage
     from tasks.analyse import compute_summary
     from tasks.report import figures, render_html
     from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
@@ -107,7 +107,7 @@ def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) ->
     """A champion like the train flow's (GARCH(1,1)-t fitted on all returns, hold-out VaR
     backtest of the fit before the last 500 days), in the dict shape of ``load_champion_task``."""
     from models.volatility import fit_garch, one_day_var_forecasts
-    from tasks.champion import Champion
+    from goldstress.io.champion import Champion
     from tasks.train import _backtest
 
     r = returns.to_numpy()

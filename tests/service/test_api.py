@@ -438,8 +438,8 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
 
     from goldstress.settings import Settings
     from models.scenarios import monte_carlo_chunks
-    from tasks import tracking
-    from tasks.champion import Champion
+    from goldstress.io import tracking
+    from goldstress.io.champion import Champion
     from tasks.train import load_gold_returns, register_champion
     from tests.service.conftest import fit_test_champion
 

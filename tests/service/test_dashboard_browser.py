@@ -123,7 +123,7 @@ def write_curated_tokens(settings, premia: dict[str, float]) -> None:
     premium`` (one token = one ounce, ``settings.token_oz_per_token``), over the last 400 days."""
     import pandas as pd
 
-    from tasks.validation import load_curated, promote
+    from goldstress.io.validation import load_curated, promote
 
     gold = load_curated("gold", settings).set_index("date")["usd_per_oz"]
     days = pd.date_range(gold.index[-400], gold.index[-1], freq="D")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from goldstress.settings import TROY_OUNCE_G
+from models.units import TROY_OUNCE_G
 from models import calibration as cal
 
 

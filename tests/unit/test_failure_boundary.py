@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from goldstress.settings import TROY_OUNCE_G
+from models.units import TROY_OUNCE_G
 from models.risk import _ramp_paths, failure_boundary, token_fails
 from models.token_v2 import TokenV2, TokenV2Spec, with_redemption_share
 
@@ -166,7 +166,7 @@ def test_failure_boundary_rejects_bad_input():
 def test_analyse_wiring_builds_the_boundary_for_v2_specs_only():
     """tasks.analyse gives v2 specs (with a reserve) a boundary over BOUNDARY_SHARES equal to a
     direct failure_boundary call; the report renders it; v1 specs get none."""
-    from tasks.analyse import BOUNDARY_HORIZON_DAYS, BOUNDARY_SHARES, reverse_stress_boundary_summary
+    from models.metrics import BOUNDARY_HORIZON_DAYS, BOUNDARY_SHARES, reverse_stress_boundary_summary
     from tasks.report import _boundary_html
 
     spec = _spec(gold_g=N, gold_liq=0.0, haircut=0.05, cash_usd=20_000.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from goldstress.settings import TROY_OUNCE_G
+from models.units import TROY_OUNCE_G
 from models.recommend import (
     SettingResult,
     cash_buffer_for_coverage,

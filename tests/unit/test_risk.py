@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from goldstress.settings import TROY_OUNCE_G
+from models.units import TROY_OUNCE_G
 from models.risk import (
     ReverseStressResult,
     basel_traffic_light,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G
+from goldstress.settings import PROJECT_ROOT
+from models.units import TROY_OUNCE_G
 from models.token import (
     CdpStablecoin,
     CdpStablecoinSpec,

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G
+from goldstress.settings import PROJECT_ROOT
+from models.units import TROY_OUNCE_G
 from models.token import load_token_spec
 from models.token_v2 import (
     TokenV2,

@@ -50,7 +50,7 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600)
 _COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _VS = re.compile(r"^[a-z]{2,10}$")
 
-# Indirection so tests can record the waits instead of sleeping (monkeypatch tasks.sources._sleep).
+# Indirection so tests can record the waits instead of sleeping (monkeypatch goldstress.io.sources._sleep).
 _sleep = time.sleep
 
 
@@ -207,7 +207,7 @@ def fetch_lbma(url: str, settings: Settings) -> bytes:
     (``settings.lbma_pm_url`` / ``lbma_am_url``): a JSON list of records
     ``{"is_cms_locked": 0, "d": "YYYY-MM-DD", "v": [usd, gbp, eur]}``, prices per fine troy
     ounce, ``null`` where a currency has no fix (EUR before 1999). Parse with
-    :func:`tasks.standardise.parse_lbma_json`.
+    :func:`goldstress.io.layouts.parse_lbma_json`.
 
     Parameters
     ----------
@@ -240,7 +240,7 @@ def fetch_coingecko_market_chart(
     ``settings.coingecko_api_key`` is set. Response (CoinGecko API v3 docs, "Coin Historical
     Chart Data by ID"): ``{"prices": [[unix_ms, price], ...], "market_caps": [...],
     "total_volumes": [...]}``; daily points are 00:00 UTC snapshots and the last point is the
-    latest intraday price. Parse with :func:`tasks.standardise.parse_coingecko_market_chart`.
+    latest intraday price. Parse with :func:`goldstress.io.layouts.parse_coingecko_market_chart`.
 
     Note: the keyless/demo API serves only the past 365 days; ``days="max"`` then fails with
     HTTP 401 (not retried). Pass ``days=365`` without a paid key.

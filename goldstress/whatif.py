@@ -2,7 +2,7 @@
 
 The numerics are the pipeline's own: gold paths from ``models.scenarios``
 (``monte_carlo_chunks``, ``to_price_paths``), the token models of ``models.token``, per-path
-outcomes from ``tasks.simulate.summarise_paths`` and the metrics of ``tasks.analyse``
+outcomes from ``models.metrics.summarise_paths`` and the metrics of ``models.metrics``
 (``path_metrics`` for the shock, ``distribution_metrics`` for VaR/ES, backing ratios and breach
 probabilities), so a what-if's keys and conventions are those of ``summary.json`` (losses
 positive, fractions of the day-0 value). Only glue lives here: the request model, the shock
@@ -36,17 +36,22 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from goldstress.io import storage
+from goldstress.records import json_safe
 from goldstress.settings import Settings
+from models.metrics import distribution_metrics, path_metrics, summarise_paths
 from models.scenarios import monte_carlo_chunks, to_price_paths
 from models.token import (
     CdpStablecoinSpec,
     GoldBackedTokenSpec,
     TokenSpec,
 )
-from tasks import storage
-from tasks.analyse import distribution_metrics, json_safe, path_metrics
-from models.token_v2 import TokenV2Spec, build_any_token_model, load_any_token_spec, run_token_model
-from tasks.simulate import summarise_paths
+from models.token_v2 import (
+    TokenV2Spec,
+    build_any_token_model,
+    load_any_token_spec,
+    run_token_model,
+)
 
 log = logging.getLogger("goldstress.service.whatif")
 
@@ -218,13 +223,13 @@ def compute_whatif(
 
     - ``shock``: the token along one gold path, ``p0 * (1 + shock_frac) ** (min(t, H) / H)``
       for ``t = 0..H`` (``H = shock_horizon_days``), summarised by
-      ``tasks.analyse.path_metrics`` at horizon ``H``: ``holder_loss_frac_<H>d``,
+      ``models.metrics.path_metrics`` at horizon ``H``: ``holder_loss_frac_<H>d``,
       ``reserve_loss_frac_<H>d``, ``backing_ratio_<H>d``, ``backing_ratio_min``/``_end``,
       ``backing_below_1``, ``liquidated``, ``bad_debt_usd`` (cumulative, USD), plus the inputs.
     - ``monte_carlo``: ``n_paths`` gold paths of ``horizon_days`` days from the model
       (``models.scenarios.monte_carlo_chunks``, chunked by ``settings.mc_chunk_paths``, so
       memory is one chunk of paths plus one summary row per path), summarised by
-      ``tasks.analyse.distribution_metrics`` at the horizons of :func:`mc_horizons`: empirical
+      ``models.metrics.distribution_metrics`` at the horizons of :func:`mc_horizons`: empirical
       VaR/ES (Acerbi & Tasche 2002) of holder and reserve value at ``settings.var_levels``,
       backing-ratio quantiles, ``p_backing_below_1``, ``p_liquidation``,
       ``expected_bad_debt_usd``.
@@ -311,7 +316,7 @@ def _load_champion(settings: Settings) -> tuple[Any, str] | None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        from tasks.champion import load_champion
+        from goldstress.io.champion import load_champion
 
         mlflow.set_tracking_uri(uri)
         version = str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(settings.registered_model, settings.champion_alias).version)

@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G, Settings
+from goldstress.settings import PROJECT_ROOT, Settings
+from models.units import TROY_OUNCE_G
 
 __all__ = [
     "SUITES_DIR",
@@ -732,7 +733,7 @@ def validate_frame(
 # storage
 # ----------------------------------------------------------------------------------------------
 def _fs(url: str, settings: Settings) -> tuple[Any, str]:
-    from tasks.storage import filesystem
+    from goldstress.io.storage import filesystem
 
     return filesystem(url, settings)
 

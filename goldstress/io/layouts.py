@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from goldstress.settings import PROJECT_ROOT, TROY_OUNCE_G
+from goldstress.settings import PROJECT_ROOT
+from models.units import TROY_OUNCE_G
 
 __all__ = [
     "DATE_DTYPE",
