@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from models.checks import check_daily_index, check_daily_prices, check_int, check_rng
 from models.risk import kupiec_pof
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -85,42 +86,10 @@ WeekendRule = Literal["drop", "last_gold_close"]
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
-def _check_gap(value: Any, name: str = "max_step_gap_days") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: must be >= 1, got {value}")
-    return int(value)
-
-
-def _check_daily_index(s: pd.Series, name: str) -> None:
-    if not isinstance(s, pd.Series):
-        raise ValueError(f"{name}: expected a pandas Series, got {type(s).__name__}")
-    if not isinstance(s.index, pd.DatetimeIndex):
-        raise ValueError(f"{name}: index must be a DatetimeIndex of days, got {type(s.index).__name__}")
-    if not s.index.is_unique:
-        raise ValueError(f"{name}: duplicate date {s.index[s.index.duplicated()][0]!r}")
-    if not s.index.is_monotonic_increasing:
-        idx = s.index
-        pos = next(i for i in range(1, len(idx)) if not idx[i] > idx[i - 1])
-        raise ValueError(f"{name}: dates not increasing at row {idx[pos]!r} (follows {idx[pos - 1]!r})")
-    off = s.index != s.index.normalize()
-    if off.any():
-        raise ValueError(f"{name}: row {s.index[np.flatnonzero(off)[0]]!r} is not a midnight date (daily data expected)")
-
-
-def _check_prices(s: pd.Series, name: str) -> np.ndarray:
-    _check_daily_index(s, name)
-    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values) | (values <= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}: row {s.index[i]!r} has price {s.iloc[i]!r}; prices must be finite and > 0")
-    return values
 
 
 def _check_premia(premia: pd.Series, name: str = "premia", min_obs: int = 1) -> np.ndarray:
-    _check_daily_index(premia, name)
+    check_daily_index(premia, name)
     values = pd.to_numeric(premia, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -188,8 +157,8 @@ def premium_frame(
         non-positive price (the row is named), different time zones of the two indexes,
         ``oz_per_token`` not > 0, an unknown ``weekend`` rule or a bad ``max_gold_age_days``.
     """
-    tok = _check_prices(token_close, "token_close")
-    gold = _check_prices(gold_close, "gold_close")
+    tok = check_daily_prices(token_close, "token_close")
+    gold = check_daily_prices(gold_close, "gold_close")
     if str(token_close.index.tz) != str(gold_close.index.tz):
         raise ValueError(
             f"token_close/gold_close: time zones differ ({token_close.index.tz} vs {gold_close.index.tz})"
@@ -202,7 +171,7 @@ def premium_frame(
         raise ValueError(f"oz_per_token: must be a finite number > 0, got {oz_per_token!r}")
     if weekend not in ("drop", "last_gold_close"):
         raise ValueError(f"weekend: {weekend!r} is not 'drop' or 'last_gold_close'")
-    max_age = _check_gap(max_gold_age_days, "max_gold_age_days")
+    max_age = check_int(max_gold_age_days, "max_gold_age_days")
 
     t_days = _day_numbers(token_close.index)
     g_days = _day_numbers(gold_close.index)
@@ -255,7 +224,7 @@ def select_window(premia: pd.Series, start: Any, end: Any) -> pd.Series:
     time zone); ``None`` leaves that side open. ``ValueError`` for an unreadable date or
     ``end < start``.
     """
-    _check_daily_index(premia, "premia")
+    check_daily_index(premia, "premia")
     tz = premia.index.tz
 
     def _ts(v: Any, name: str) -> pd.Timestamp | None:
@@ -297,8 +266,8 @@ def split_segments(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_
     Returns the pieces in date order (each a Series view of ``premia``; an empty input gives
     an empty list). ``ValueError`` for a non-daily index or a bad ``max_step_gap_days``.
     """
-    _check_daily_index(premia, "premia")
-    gap = _check_gap(max_step_gap_days)
+    check_daily_index(premia, "premia")
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     if len(premia) == 0:
         return []
     seg = _segment_ids(premia.index, gap)
@@ -317,7 +286,7 @@ def step_pairs(
     bad index.
     """
     values = _check_premia(premia, "premia", min_obs=0)
-    gap = _check_gap(max_step_gap_days)
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     if values.size < 2:
         return np.empty(0), np.empty(0)
     ok = np.diff(_day_numbers(premia.index)) <= gap
@@ -430,7 +399,7 @@ def premium_statistics(
         Fewer than 2 observations, a non-finite value or a bad index (the row is named).
     """
     values = _check_premia(premia, "premia", min_obs=2)
-    gap = _check_gap(max_step_gap_days)
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     prev, curr = step_pairs(premia, gap)
     r1, phi, intercept, resid_sd = _ar1_ols(prev, curr)
     q = np.quantile(values, QUANTILE_LEVELS)
@@ -527,7 +496,7 @@ def find_episodes(
     Raises ``ValueError`` for ``threshold_frac`` not > 0, ``bridge_obs < 0`` or a bad series.
     """
     values = _check_premia(premia, "premia", min_obs=0)
-    gap = _check_gap(max_step_gap_days)
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     thr = float(threshold_frac)
     if not math.isfinite(thr) or thr <= 0:
         raise ValueError(f"threshold_frac: must be > 0, got {threshold_frac!r}")
@@ -594,7 +563,7 @@ def clock_comparison(
     _check_premia(premia_reference, "premia_reference", min_obs=0)
     if str(premia_aligned.index.tz) != str(premia_reference.index.tz):
         raise ValueError("premia_aligned/premia_reference: time zones differ")
-    gap = _check_gap(max_step_gap_days)
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     common = premia_aligned.index.intersection(premia_reference.index)
     a = premia_aligned.reindex(common)
     r = premia_reference.reindex(common)
@@ -621,16 +590,6 @@ def clock_comparison(
 # --------------------------------------------------------------------------------------------
 # a fitted process against data
 # --------------------------------------------------------------------------------------------
-def _check_rng(rng: Any) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
-    return rng
-
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def gap_marked(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_DAYS) -> pd.Series:
@@ -643,7 +602,7 @@ def gap_marked(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_
     :func:`step_pairs`.
     """
     _check_premia(premia, "premia", min_obs=0)
-    gap = _check_gap(max_step_gap_days)
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     if len(premia) < 2:
         return premia.astype(float)
     holes = np.flatnonzero(np.diff(_day_numbers(premia.index)) > gap)
@@ -707,13 +666,13 @@ def simulate_like(
     enough for ``phi ** burn_in < 1e-6``, at least 50 and at most 5000), so the kept days are
     draws from the stationary law.
     """
-    _check_rng(rng)
-    n_paths = _check_count(n_paths, "n_paths", 1)
-    n_obs = _check_count(n_obs, "n_obs", 1)
+    check_rng(rng)
+    n_paths = check_int(n_paths, "n_paths", 1)
+    n_obs = check_int(n_obs, "n_obs", 1)
     if burn_in is None:
         phi = abs(float(process.phi))
         burn_in = 5000 if phi >= 1 else 50 if phi < 1e-3 else int(min(5000, max(50, math.ceil(math.log(1e-6) / math.log(phi)))))
-    burn_in = _check_count(burn_in, "burn_in", 0)
+    burn_in = check_int(burn_in, "burn_in", 0)
     sims = np.asarray(
         process.simulate(n_paths, burn_in + n_obs, rng, p0=float(process.stationary_mean())), dtype=float
     )
@@ -812,7 +771,7 @@ def score_out_of_sample(
     ``ValueError`` for fewer than 10 one-step transitions, ``interval`` or a tail level outside
     (0, 1), a bad ``rng`` or series.
     """
-    _check_rng(rng)
+    check_rng(rng)
     values = _check_premia(premia, "premia", min_obs=2)
     interval = float(interval)
     if not 0 < interval < 1:
@@ -820,7 +779,7 @@ def score_out_of_sample(
     tails = tuple(float(a) for a in tail_levels)
     if not all(0 < a < 1 for a in tails):
         raise ValueError(f"tail_levels: expected levels in (0, 1), got {tail_levels!r}")
-    gap = _check_gap(max_step_gap_days)
+    gap = check_int(max_step_gap_days, "max_step_gap_days")
     probs = [(1 - interval) / 2, 1 - (1 - interval) / 2, *tails]
     actual, q = one_step_quantiles(process, premia, probs, max_step_gap_days=gap)
     k = actual.size
@@ -1207,9 +1166,9 @@ def fit_premium_process(
         raise ValueError(f"df_min: expected a number in (2, {DF_MAX}), got {df_min!r}") from None
     if not 2.0 < df_min < DF_MAX:
         raise ValueError(f"df_min: must be in (2, {DF_MAX}), got {df_min!r}")
-    max_iter = _check_count(max_iter, "max_iter", 1)
+    max_iter = check_int(max_iter, "max_iter", 1)
     _check_premia(premia, "premia", min_obs=0)
-    prev, curr = step_pairs(premia, _check_gap(max_step_gap_days))
+    prev, curr = step_pairs(premia, check_int(max_step_gap_days, "max_step_gap_days"))
     n = int(prev.size)
     if n < 30:
         raise ValueError(f"premia: need at least 30 one-step pairs, got {n}")
@@ -1292,7 +1251,7 @@ def fit_premium_process(
         u = curr - proc.mean - proc.phi * (prev - proc.mean)
         no_jump = PremiumProcess(mean=proc.mean, phi=proc.phi, sigma=proc.sigma, df=proc.df)
         post = 1.0 - np.exp(-proc.jump_intensity_per_day + no_jump.innovation_logpdf(u) - proc.innovation_logpdf(u))
-        ok_pair = np.diff(_day_numbers(premia.index)) <= _check_gap(max_step_gap_days)
+        ok_pair = np.diff(_day_numbers(premia.index)) <= check_int(max_step_gap_days, "max_step_gap_days")
         labels = premia.index[1:][ok_pair]
         jump_days = tuple(labels[post > 0.5])
     table = ", ".join(f"{c.spec} {getattr(c, criterion):.1f}" for c in cands)

@@ -124,6 +124,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from models.checks import check_fraction, check_nonnegative
+
 __all__ = [
     "ConcentratedLiquidityPool",
     "ConstantProductPool",
@@ -136,26 +138,6 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- arbitrage band
-
-
-def _check_frac(value: float, name: str, *, upper_open: bool = True) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (upper_open and v >= 1):
-        raise ValueError(f"{name}: must be a fraction in [0, 1), got {value!r}")
-    return v
-
-
-def _check_nonneg(value: float, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name}: must be finite and >= 0, got {value!r}")
-    return v
 
 
 def arbitrage_band(
@@ -222,23 +204,23 @@ def arbitrage_band(
         non-positive ``days_per_year``, or ``fixed_cost_usd > 0`` without ``nav_usd_per_token``
         or without any order size (no ``trade_size_tokens`` and no minimum or granularity).
     """
-    f_m = _check_frac(mint_fee, "mint_fee")
-    f_r = _check_frac(redeem_fee, "redeem_fee")
-    c = _check_nonneg(other_costs_frac, "other_costs_frac")
-    s = _check_frac(secondary_fee, "secondary_fee")
-    lag = _check_nonneg(settlement_lag_days, "settlement_lag_days")
-    r = _check_nonneg(financing_rate_per_year, "financing_rate_per_year")
-    d = _check_nonneg(days_per_year, "days_per_year")
+    f_m = check_fraction(mint_fee, "mint_fee")
+    f_r = check_fraction(redeem_fee, "redeem_fee")
+    c = check_nonnegative(other_costs_frac, "other_costs_frac")
+    s = check_fraction(secondary_fee, "secondary_fee")
+    lag = check_nonnegative(settlement_lag_days, "settlement_lag_days")
+    r = check_nonnegative(financing_rate_per_year, "financing_rate_per_year")
+    d = check_nonnegative(days_per_year, "days_per_year")
     if d <= 0:
         raise ValueError(f"days_per_year: must be > 0, got {days_per_year!r}")
-    fixed = _check_nonneg(fixed_cost_usd, "fixed_cost_usd")
-    q_min = _check_nonneg(min_redemption_tokens, "min_redemption_tokens")
-    gran = _check_nonneg(redemption_granularity_tokens, "redemption_granularity_tokens")
+    fixed = check_nonnegative(fixed_cost_usd, "fixed_cost_usd")
+    q_min = check_nonnegative(min_redemption_tokens, "min_redemption_tokens")
+    gran = check_nonnegative(redemption_granularity_tokens, "redemption_granularity_tokens")
     phi = 0.0
     if fixed > 0:
         if nav_usd_per_token is None:
             raise ValueError("nav_usd_per_token: required when fixed_cost_usd > 0")
-        nav = _check_nonneg(nav_usd_per_token, "nav_usd_per_token")
+        nav = check_nonnegative(nav_usd_per_token, "nav_usd_per_token")
         if nav <= 0:
             raise ValueError(f"nav_usd_per_token: must be > 0, got {nav_usd_per_token!r}")
         if trade_size_tokens is None:
@@ -249,7 +231,7 @@ def arbitrage_band(
                     "min_redemption_tokens nor redemption_granularity_tokens is set"
                 )
         else:
-            q = _check_nonneg(trade_size_tokens, "trade_size_tokens")
+            q = check_nonnegative(trade_size_tokens, "trade_size_tokens")
             if q <= 0:
                 raise ValueError(f"trade_size_tokens: must be > 0, got {trade_size_tokens!r}")
         q = order_size_tokens(q, q_min, gran)
@@ -274,8 +256,8 @@ def order_size_tokens(
     w = np.asarray(wanted_tokens, dtype=float)
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("wanted_tokens: must be finite and >= 0")
-    q_min = _check_nonneg(min_tokens, "min_tokens")
-    g = _check_nonneg(granularity_tokens, "granularity_tokens")
+    q_min = check_nonnegative(min_tokens, "min_tokens")
+    g = check_nonnegative(granularity_tokens, "granularity_tokens")
     q = np.where(w > 0, np.maximum(w, q_min), 0.0)
     if g > 0:
         # a tolerance so that 860.0000000001 / 430 does not become 3 bars
@@ -1324,7 +1306,7 @@ def _amount(a: Any, name: str) -> np.ndarray:
 
 
 def _fee(fee: Any) -> float:
-    return _check_frac(fee, "fee")
+    return check_fraction(fee, "fee")
 
 
 class _Pool:

@@ -36,6 +36,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import TimeSeriesSplit
 
+from models.checks import check_int
+
 __all__ = [
     "TRADING_DAYS_PER_YEAR",
     "FoldResult",
@@ -59,13 +61,6 @@ def baseline_column(window_days: int) -> str:
     """Name of the feature column holding the trailing ``window_days`` realised vol
     (the naive benchmark), e.g. ``"rv_20d"``."""
     return f"rv_{int(window_days)}d"
-
-
-def _check_window(window_days: Any) -> int:
-    is_int = isinstance(window_days, (int, np.integer)) and not isinstance(window_days, bool)
-    if not is_int or window_days < 2:
-        raise ValueError(f"window_days: expected an integer >= 2, got {window_days!r}")
-    return int(window_days)
 
 
 def make_features(returns: pd.Series, window_days: int = 20) -> tuple[pd.DataFrame, pd.Series]:
@@ -93,7 +88,7 @@ def make_features(returns: pd.Series, window_days: int = 20) -> tuple[pd.DataFra
     ValueError  if returns is not a Series, its index is not strictly increasing, a value is
         NaN/inf (naming the row), window_days < 2, or no row survives (series too short).
     """
-    w = _check_window(window_days)
+    w = check_int(window_days, "window_days", 2)
     if not isinstance(returns, pd.Series):
         raise ValueError(f"returns: expected a pandas Series, got {type(returns).__name__}")
     r = pd.to_numeric(returns, errors="coerce").astype(float)
@@ -230,7 +225,7 @@ def walk_forward_splits(
     ------
     ValueError  if n_splits < 2, window_days < 2, or n_rows is too small for the split.
     """
-    w = _check_window(window_days)
+    w = check_int(window_days, "window_days", 2)
     if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
         raise ValueError(f"n_splits: expected an integer >= 2, got {n_splits!r}")
     n_rows = int(n_rows)
@@ -293,7 +288,7 @@ def walk_forward_evaluate(
         ``rv_{window_days}d`` is missing from X, or there are too few rows for the split.
     """
     _check_xy(X, y)
-    w = _check_window(window_days)
+    w = check_int(window_days, "window_days", 2)
     base_col = baseline_column(w)
     if base_col not in X.columns:
         raise ValueError(

@@ -42,6 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from models.checks import check_level
 from models.peg import depeg_depth
 from models.token_v2 import TokenV2, TokenV2Outcome, TokenV2Spec
 from models.units import TROY_OUNCE_G
@@ -72,12 +73,6 @@ def _check_horizon(horizon_days: int, t1: int) -> int:
     if horizon_days > t1 - 1:
         raise ValueError(f"horizon_days: {horizon_days} is longer than the gold paths ({t1 - 1} days after day 0)")
     return int(horizon_days)
-
-
-def _check_confidence(confidence: float) -> float:
-    if not 0.5 <= float(confidence) < 1.0:
-        raise ValueError(f"confidence: expected a level in [0.5, 1), got {confidence!r}")
-    return float(confidence)
 
 
 def with_cash_buffer(spec: TokenV2Spec, buffer_usd: float) -> TokenV2Spec:
@@ -148,7 +143,7 @@ def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: floa
     """
     t1 = outcome.liquidity_coverage.shape[1]
     h = _check_horizon(horizon_days, t1)
-    conf = _check_confidence(confidence)
+    conf = check_level(confidence, "confidence")
     sl = slice(1, h + 1)
     cov_min = outcome.liquidity_coverage[:, sl].min(axis=1)
     p_below = float((cov_min < target).mean())
@@ -269,7 +264,7 @@ def cash_buffer_for_coverage(
     if gold.ndim != 2 or gold.shape[0] < 1:
         raise ValueError(f"gold_usd_per_oz: expected a 2-d array (n_paths, days + 1), got shape {gold.shape}")
     h = _check_horizon(horizon_days, gold.shape[1])
-    conf = _check_confidence(confidence)
+    conf = check_level(confidence, "confidence")
     if not (max_buffer_frac > 0 and math.isfinite(max_buffer_frac)):
         raise ValueError(f"max_buffer_frac: expected a finite fraction > 0, got {max_buffer_frac!r}")
     if not 0 < tol_frac < max_buffer_frac:

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import xlogy
 
+from models.checks import check_level
 from models.token import BREACH_TOL, TokenOutcome
 
 __all__ = [
@@ -30,12 +31,6 @@ __all__ = [
 ]
 
 _EPS_RANK = 1e-9  # guards n * level against float noise (0.99 * 1000 -> 990, not 990.0000001)
-
-
-def _check_level(level: float, name: str = "level") -> float:
-    if not isinstance(level, (int, float, np.floating)) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"{name}: expected a fraction in (0, 1), got {level!r}")
-    return float(level)
 
 
 def var_es(losses: np.ndarray, level: float) -> tuple[float, float]:
@@ -66,7 +61,7 @@ def var_es(losses: np.ndarray, level: float) -> tuple[float, float]:
     ValueError
         If ``losses`` is not 1-D, is empty or has NaN/inf, or ``level`` is not in (0, 1).
     """
-    level = _check_level(level)
+    level = check_level(level)
     x = np.asarray(losses, dtype=float)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"losses: expected a non-empty 1-D array, got shape {x.shape}")
@@ -143,7 +138,7 @@ def kupiec_pof(n_exceptions: int, n_obs: int, level: float) -> tuple[float, floa
         For non-integer or out-of-range counts, or a level outside (0, 1).
     """
     x, n = _check_counts(n_exceptions, n_obs)
-    p = 1.0 - _check_level(level)
+    p = 1.0 - check_level(level)
     phat = x / n
     ll_null = xlogy(n - x, 1.0 - p) + xlogy(x, p)
     ll_alt = xlogy(n - x, 1.0 - phat) + xlogy(x, phat)
@@ -267,7 +262,7 @@ def basel_traffic_light(
         For non-integer or out-of-range counts, or a level outside (0, 1).
     """
     x, n = _check_counts(n_exceptions, n_obs)
-    cum = float(stats.binom.cdf(x, n, 1.0 - _check_level(level)))
+    cum = float(stats.binom.cdf(x, n, 1.0 - check_level(level)))
     if cum < 0.95:
         return "green"
     if cum < 0.9999:

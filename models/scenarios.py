@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from models.checks import check_int
+
 __all__ = [
     "calendar_day_paths",
     "BLOCK_PATHS",
@@ -123,16 +125,10 @@ def instant_shock(size: float, horizon_days: int) -> np.ndarray:
         raise ValueError(f"size: expected a finite number > -1, got {size!r}")
     if size <= -1.0:
         raise ValueError(f"size: {size} is not > -1 (a price cannot fall by 100 % or more)")
-    _check_positive_int(horizon_days, "horizon_days")
+    check_int(horizon_days, "horizon_days")
     out = np.zeros((1, int(horizon_days)))
     out[0, 0] = math.log1p(size)
     return out
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def monte_carlo_chunks(
@@ -176,9 +172,9 @@ def monte_carlo_chunks(
     """
     if not callable(simulate):
         raise ValueError("simulate: expected a callable (n_paths, horizon_days, rng) -> ndarray")
-    n_paths = _check_positive_int(n_paths, "n_paths")
-    horizon_days = _check_positive_int(horizon_days, "horizon_days")
-    chunk_paths = _check_positive_int(chunk_paths, "chunk_paths")
+    n_paths = check_int(n_paths, "n_paths")
+    horizon_days = check_int(horizon_days, "horizon_days")
+    chunk_paths = check_int(chunk_paths, "chunk_paths")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     return _chunks(simulate, n_paths, horizon_days, int(seed), chunk_paths)

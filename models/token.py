@@ -90,6 +90,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.checks import check_price_paths
 from models.units import TROY_OUNCE_G
 
 __all__ = [
@@ -371,18 +372,6 @@ class TokenOutcome:
         }
 
 
-def _check_prices(gold_usd_per_oz: np.ndarray) -> np.ndarray:
-    p = np.asarray(gold_usd_per_oz, dtype=float)
-    if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 1:
-        raise ValueError(
-            "gold_usd_per_oz: expected a 2-D array (n_paths, horizon_days + 1), "
-            f"got shape {p.shape}"
-        )
-    if not np.isfinite(p).all() or (p <= 0).any():
-        raise ValueError("gold_usd_per_oz: prices must be finite and > 0")
-    return p
-
-
 class GoldBackedToken:
     """Gold-backed token model (daily mechanics in the module docstring).
 
@@ -415,7 +404,7 @@ class GoldBackedToken:
             If the array is not 2-D or holds a non-finite or non-positive price.
         """
         s = self.spec
-        pg = _check_prices(gold_usd_per_oz) / TROY_OUNCE_G  # USD per gram
+        pg = check_price_paths(gold_usd_per_oz) / TROY_OUNCE_G  # USD per gram
         n, t1 = pg.shape
         gpt = s.grams_per_token
         opex_day = s.opex_usd_per_year / s.days_per_year
@@ -525,7 +514,7 @@ class CdpStablecoin:
             If the array is not 2-D or holds a non-finite or non-positive price.
         """
         s = self.spec
-        p = _check_prices(gold_usd_per_oz)
+        p = check_price_paths(gold_usd_per_oz)
         n, t1 = p.shape
         k = len(s.tranches)
         haircut = s.liquidation_haircut

@@ -160,13 +160,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy.special import ndtr
 
+from models.checks import check_price_paths
 from models.market import (
     ConcentratedLiquidityPool,
     ConstantProductPool,
     PremiumProcess,
     arbitrage_band,
 )
-from models.token import TokenOutcome, _check_prices, _format_errors
+from models.token import TokenOutcome, _format_errors
 from models.units import TROY_OUNCE_G
 
 __all__ = [
@@ -891,7 +892,7 @@ class TokenV2:
     ) -> TokenV2Outcome:
         s = self.spec
         pm, rb, cf = s.primary, s.redemption, s.redemption.confidence
-        price_oz = _check_prices(gold_usd_per_oz)
+        price_oz = check_price_paths(gold_usd_per_oz)
         n, t1 = price_oz.shape
         open_ = market_open_days(calendar, pm.market_hours, t1)
         if calendar is None:

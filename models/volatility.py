@@ -26,6 +26,8 @@ import pandas as pd
 from arch import arch_model
 from scipy import stats
 
+from models.checks import check_int, check_level
+
 __all__ = [
     "MIN_GARCH_OBS",
     "GarchFit",
@@ -40,16 +42,6 @@ MIN_GARCH_OBS = 250
 _KINDS = ("garch", "gjr")
 _PARAM_KEYS = ("mu", "omega", "alpha", "gamma", "beta", "nu")
 _SCALE = 100.0  # arch is fitted on percent returns
-
-
-def _check_level(level: float, name: str = "level") -> float:
-    try:
-        level = float(level)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a fraction in (0, 1), got {level!r}") from None
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"{name}: expected a fraction in (0, 1) (0.99 not 99), got {level}")
-    return level
 
 
 def _as_returns(returns: Any, name: str, min_obs: int) -> np.ndarray:
@@ -96,7 +88,7 @@ def student_t_var_es(
     ------
     ValueError  if level is not in (0, 1), nu <= 2 or sigma <= 0.
     """
-    level = _check_level(level)
+    level = check_level(level)
     if not (np.isfinite(nu) and nu > 2.0):
         raise ValueError(f"nu: standardised Student-t needs nu > 2, got {nu}")
     if not (np.isfinite(sigma) and sigma > 0.0):
@@ -265,8 +257,8 @@ class GarchFit:
         ValueError  if n_paths/horizon_days are not positive integers, rng is not a
             ``numpy.random.Generator`` or innovations is unknown.
         """
-        n_paths = _check_pos_int(n_paths, "n_paths")
-        horizon_days = _check_pos_int(horizon_days, "horizon_days")
+        n_paths = check_int(n_paths, "n_paths")
+        horizon_days = check_int(horizon_days, "horizon_days")
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
         p = self.params
@@ -322,12 +314,6 @@ class GarchFit:
         kwargs = {k: d[k] for k in names if k in d}
         kwargs["std_resid"] = np.asarray(d["std_resid"], dtype=float)
         return cls(**kwargs)
-
-
-def _check_pos_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
 
 
 def fit_garch(
@@ -484,7 +470,7 @@ def one_day_var_forecasts(
     ValueError  if fit is not a GarchFit, returns_out is not 1-D/finite/non-empty, level is
         not in (0, 1), or innovations is unknown.
     """
-    level = _check_level(level)
+    level = check_level(level)
     sigma = conditional_sigma_forecasts(fit, returns_out)
     p = fit.params
     if innovations == "t":
