@@ -265,11 +265,11 @@ def test_bad_date_raises_naming_row(bad_date):
 
 def test_dataset_must_fit_layout():
     data = csv_bytes("date,usd_pm", ["2024-01-02,2064.4"])
-    with pytest.raises(ValueError, match="dataset"):
+    with pytest.raises(ValueError, match="^dataset: 'token_paxg' does not fit layout 'lbma_pm'"):
         standardise(data, "lbma_pm", "token_paxg", "x.csv", NO_QUIRKS)
-    with pytest.raises(ValueError, match="dataset"):
+    with pytest.raises(ValueError, match="^dataset: 'silver' is neither"):
         standardise(data, "lbma_pm", "silver", "x.csv", NO_QUIRKS)
-    with pytest.raises(ValueError, match="layout"):
+    with pytest.raises(ValueError, match="^layout: 'lbma_csv' is unknown"):  # "layout" alone fits the dataset errors too
         standardise(data, "lbma_csv", "gold", "x.csv", NO_QUIRKS)
 
 

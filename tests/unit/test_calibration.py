@@ -550,5 +550,6 @@ def test_fit_premium_process_rejects_short_or_flat_series():
         cal.fit_premium_process(p.iloc[:25])
     with pytest.raises(ValueError, match="all values are equal"):
         cal.fit_premium_process(p * 0 + 0.001)
-    with pytest.raises(ValueError, match="premia"):
+    with pytest.raises(ValueError, match="premia") as info:
         cal.fit_premium_process(p.where(p.index != p.index[5]))  # a NaN row is named
+    assert f"premia: row {p.index[5]!r} is" in str(info.value)

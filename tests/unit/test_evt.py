@@ -107,7 +107,7 @@ def test_errors():
         GpdTail(xi=0.2, beta=0.0, threshold=0.02, n_exceed=50, n_total=1000)
     with pytest.raises(ValueError, match="n_exceed"):
         GpdTail(xi=0.2, beta=0.01, threshold=0.02, n_exceed=1000, n_total=1000)
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match=r"missing keys \['beta', 'threshold', 'n_exceed', 'n_total'\]"):
         GpdTail.from_dict({"xi": 0.1})
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=f"need at least {MIN_EXCEEDANCES}"):

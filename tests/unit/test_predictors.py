@@ -208,3 +208,83 @@ def test_errors(xy):
     Xn.iloc[3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fit_predictor(Xn, y)
+
+
+# ----------------------------------------------------------------------------- skill on known clustering
+
+
+def garch_returns_and_next_variance(n, seed, omega=1e-6, alpha=0.10, beta=0.88):
+    """Scalar-loop Gaussian GARCH(1,1) (stationary start) and, for each day t, the true
+    conditional variance of day t + 1 (known at t): the oracle's input."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(n)
+    r, s2_next = np.empty(n), np.empty(n)
+    s2 = omega / (1 - alpha - beta)
+    for t in range(n):
+        r[t] = math.sqrt(s2) * z[t]
+        s2 = omega + alpha * r[t] ** 2 + beta * s2
+        s2_next[t] = s2
+    idx = pd.bdate_range("2000-01-03", periods=n)
+    return pd.Series(r, index=idx, name="r"), pd.Series(s2_next, index=idx)
+
+
+def iid_returns(n, seed, sigma=0.01):
+    rng = np.random.default_rng(seed)
+    return pd.Series(sigma * rng.standard_normal(n), index=pd.bdate_range("2000-01-03", periods=n), name="r")
+
+
+N_LONG = 20_000  # ~80 years of days: the tree model needs long expanding windows (at 4,000-6,000
+# days its skill over the naive benchmark was -0.22..+0.06 across seeds; at 12,000-25,000, +0.02..+0.10)
+
+
+@pytest.fixture(scope="module")
+def garch_long():
+    params = dict(omega=1e-6, alpha=0.10, beta=0.88)
+    r, s2_next = garch_returns_and_next_variance(N_LONG, seed=300, **params)
+    X, y = make_features(r, window_days=20)
+    return X, y, s2_next, params
+
+
+def test_predictor_beats_the_naive_benchmark_on_garch_clustering_but_not_the_oracle(garch_long):
+    """Gaussian GARCH(1,1), omega 1e-6, alpha 0.10, beta 0.88 (persistence 0.98): volatility
+    clusters, so the walk-forward model must beat the naive trailing-vol benchmark (skill > 0)
+    and, by a wide margin, a constant forecast (DummyRegressor, the training mean), which knows
+    nothing of clustering. Upper bound: the oracle forecast from the TRUE conditional variance,
+    ``sqrt(252 * mean_h E[sigma2_{t+h}])`` with ``E[sigma2_{t+h}] = V + k^(h-1) (sigma2_{t+1} -
+    V)`` (k = alpha + beta, V = omega / (1 - k)), has skill ~0.10 over the benchmark (0.094-0.111
+    over 5 seeds: the 20-day forward realised vol is mostly noise). A model far above it would
+    be seeing the future. Measured model skill over 5 seeds: 0.023-0.071, over the constant
+    0.19-0.25."""
+    from sklearn.dummy import DummyRegressor
+
+    X, y, s2_next, prm = garch_long
+    res = walk_forward_evaluate(X, y, n_splits=5, window_days=20)
+    const = walk_forward_evaluate(X, y, n_splits=5, window_days=20, estimator=DummyRegressor())
+    p = res.predictions
+    k = prm["alpha"] + prm["beta"]
+    v = prm["omega"] / (1 - k)
+    h = np.arange(1, 21)
+    ev = v + np.outer(s2_next.loc[p.index].to_numpy() - v, k ** (h - 1))
+    oracle = np.sqrt(252 * ev.mean(axis=1))
+    rmse_oracle = math.sqrt(float(np.mean((oracle - p["y"].to_numpy()) ** 2)))
+    oracle_skill = 1 - rmse_oracle / res.rmse_baseline
+    assert 0.05 < oracle_skill < 0.2
+    assert res.rmse_model < res.rmse_baseline and res.skill > 0.0
+    assert res.skill < oracle_skill + 0.03
+    assert 1 - res.rmse_model / const.rmse_model > 0.1
+
+
+def test_predictor_gains_nothing_over_a_constant_on_iid_returns():
+    """Control: i.i.d. normal returns have no clustering. The forward 20-day realised vol and
+    the trailing one are then independent and identically distributed, so the naive benchmark
+    has RMSE sqrt(2) times that of the best constant (E(b - y)^2 = 2 Var y vs Var y); the model
+    "beats" the benchmark (skill near 1 - 1/sqrt(2) = 0.29) only by not copying its noise, and
+    does not beat the constant forecast (measured over 5 seeds: -0.035..-0.024)."""
+    from sklearn.dummy import DummyRegressor
+
+    X, y = make_features(iid_returns(N_LONG, seed=400), window_days=20)
+    res = walk_forward_evaluate(X, y, n_splits=5, window_days=20)
+    const = walk_forward_evaluate(X, y, n_splits=5, window_days=20, estimator=DummyRegressor())
+    assert abs(res.rmse_baseline / const.rmse_model - math.sqrt(2)) < 0.1
+    assert 1 - res.rmse_model / const.rmse_model < 0.01
+    assert res.skill < 1 - 1 / math.sqrt(2) + 0.05

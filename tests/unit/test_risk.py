@@ -308,3 +308,43 @@ def test_reverse_stress_rejects_bad_arguments(kw: dict, match: str) -> None:
         reverse_stress(CdpStablecoin(gusd()), P0, **kw)
     with pytest.raises(ValueError, match="p0_usd_per_oz"):
         reverse_stress(CdpStablecoin(gusd()), -1.0)
+
+
+# Kupiec (1995), "Techniques for verifying the accuracy of risk measurement models",
+# J. Derivatives 3(2), Table 3: non-rejection region of the POF test at 95 % (two-sided),
+# "lo < N < hi" failures in T days at failure probability p. None: no lower bound printed.
+KUPIEC_TABLE_3 = {
+    0.01: {255: (None, 7), 510: (1, 11), 1000: (4, 17)},
+    0.025: {255: (2, 12), 510: (6, 21), 1000: (15, 36)},
+    0.05: {255: (6, 21), 510: (16, 36), 1000: (37, 65)},
+    0.075: {255: (11, 28), 510: (27, 51), 1000: (59, 92)},
+    0.10: {255: (16, 36), 510: (38, 65), 1000: (81, 120)},
+}
+
+
+@pytest.mark.parametrize(
+    ("p", "n"), [(p, n) for p, row in KUPIEC_TABLE_3.items() for n in row]
+)
+def test_kupiec_reproduces_kupiec_1995_table_3(p: float, n: int) -> None:
+    """Every N strictly inside the published region is not rejected at 5 % (p-value > 0.05,
+    LR < chi2(1) 95 % point 3.841); the first integer outside on each side is rejected.
+    Each published edge agrees with the LR statistic exactly (no off-by-one anywhere) except
+    one: for p = 1 %, T = 255 the table prints no lower bound ("N < 7"), but N = 0 gives
+    LR = -2 * 255 * ln(0.99) = 5.13 > 3.841, so the LR test does reject it; the table leaves
+    the lower bound out there (zero failures is the best a risk manager can report), and the
+    test checks the LR's answer for N = 0 rather than the blank."""
+    lo, hi = KUPIEC_TABLE_3[p][n]
+    level = 1.0 - p
+    crit = stats.chi2.ppf(0.95, 1)
+    assert crit == pytest.approx(3.841, abs=5e-4)
+    first_inside = 1 if lo is None else lo + 1
+    for x in range(first_inside, hi):
+        lr, pval = kupiec_pof(x, n, level)
+        assert lr < crit and pval > 0.05, (x, lr)
+    lr_hi, p_hi = kupiec_pof(hi, n, level)
+    assert lr_hi > crit and p_hi < 0.05, (hi, lr_hi)
+    edge_lo = 0 if lo is None else lo
+    lr_lo, p_lo = kupiec_pof(edge_lo, n, level)
+    assert lr_lo > crit and p_lo < 0.05, (edge_lo, lr_lo)
+    if lo is None:
+        assert lr_lo == pytest.approx(-2 * n * math.log(1 - p), rel=1e-12)  # 5.13 for T = 255

@@ -73,8 +73,9 @@ def test_replay_rejects_bad_inputs(returns: pd.Series) -> None:
         historical_replay(returns.to_numpy(), "2020-01-02", "2020-01-03")  # type: ignore[arg-type]
     gappy = returns.copy()
     gappy.iloc[3] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="NaN") as info:
         historical_replay(gappy, "2020-01-01", "2020-01-10")
+    assert f"return at {gappy.index[3]} is NaN" in str(info.value)  # names the day
     with pytest.raises(ValueError, match="start"):
         historical_replay(returns, "not a date", "2020-01-10")
 
@@ -164,10 +165,10 @@ def test_mc_validates_arguments_and_simulator_output() -> None:
     with pytest.raises(ValueError, match="simulate"):
         monte_carlo_chunks("garch", 10, 10, 1, 100)  # type: ignore[arg-type]
     bad = monte_carlo_chunks(lambda n, h, rng: np.zeros((n, h + 1)), 10, 10, 1, 100)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"simulate: block 0 returned shape \(10, 11\), expected \(10, 10\)"):
         next(bad)
     nan = monte_carlo_chunks(lambda n, h, rng: np.full((n, h), np.nan), 10, 10, 1, 100)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="simulate: block 0 returned NaN"):
         next(nan)
 
 

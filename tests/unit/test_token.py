@@ -94,8 +94,8 @@ def test_bad_gold_spec_raises_naming_file_and_field(tmp_path: Path, edit, field:
     path = _write(tmp_path, edit(GRAM_TEXT))
     with pytest.raises(ValueError) as exc:
         load_token_spec(path)
-    assert str(path) in str(exc.value)
-    assert field in str(exc.value)
+    assert str(exc.value).startswith(f"{path}: ")
+    assert f"field '{field}'" in str(exc.value)  # named as the failing field, not only mentioned
 
 
 GUSD_TEXT = (SPECS / "gusd_cdp.toml").read_text()
@@ -104,37 +104,38 @@ GUSD_TEXT = (SPECS / "gusd_cdp.toml").read_text()
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda t: t.replace("debt_share = 0.2", "debt_share = 0.3"), "debt_share"),
+        (lambda t: t.replace("debt_share = 0.2", "debt_share = 0.3"),
+         "tranches: debt_share must sum to 1"),
         (lambda t: t.replace("collateral_ratio = 1.3", "collateral_ratio = 1.1"),
-         "tranches[2].collateral_ratio"),
+         "tranches[2].collateral_ratio=1.1 must exceed liquidation_ratio=1.2"),
         (lambda t: t.replace("collateral_ratio = 1.5", "collateral_ratio = 1.5\nfoo = 1"),
-         "tranches[1].foo"),
+         "field 'tranches[1].foo'"),
         (lambda t: t.replace("liquidation_haircut = 0.05", "liquidation_haircut = 1.0"),
-         "liquidation_haircut"),
+         "field 'liquidation_haircut'"),
         (lambda t: t.replace("liquidation_ratio = 1.2", "liquidation_ratio = nan"),
-         "liquidation_ratio"),
+         "field 'liquidation_ratio'"),
     ],
 )
 def test_bad_cdp_spec_raises_naming_file_and_field(tmp_path: Path, edit, field: str) -> None:
     path = _write(tmp_path, edit(GUSD_TEXT))
     with pytest.raises(ValueError) as exc:
         load_token_spec(path)
-    assert str(path) in str(exc.value) and field in str(exc.value)
+    assert str(exc.value).startswith(f"{path}: ") and field in str(exc.value)
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not valid TOML"):
         load_token_spec(_write(tmp_path, "spec_version = = 1"))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="absent.toml"):
         load_token_spec(tmp_path / "absent.toml")
 
 
 def test_build_token_model_dispatches_on_kind() -> None:
     assert isinstance(build_token_model(gold_spec()), GoldBackedToken)
     assert isinstance(build_token_model(cdp_spec()), CdpStablecoin)
-    with pytest.raises(ValueError, match="spec"):
+    with pytest.raises(ValueError, match="^spec: expected a token spec, got str"):
         build_token_model("gram")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="spec"):
+    with pytest.raises(ValueError, match="^spec: expected GoldBackedTokenSpec, got CdpStablecoinSpec"):
         GoldBackedToken(cdp_spec())  # type: ignore[arg-type]
 
 
@@ -405,3 +406,107 @@ def test_spec_validation_in_python() -> None:
     with pytest.raises(ValueError, match="mint_fee"):
         gold_spec(mint_fee=1.0)
     assert math.isclose(gold_spec(gold_reserve_g=900.0).initial_gold_coverage, 0.9)
+
+
+# --------------------------------------------------------------------------- CDP liquidation boundary
+
+
+def test_cdp_collateral_ratio_exactly_at_the_liquidation_ratio_is_not_liquidated() -> None:
+    """The spec (``liquidation_ratio``: "liquidate when CR < L"; module docstring: a tranche
+    with ``CR_t < L`` is liquidated) puts CR == L on the SAFE side. The model compares with a
+    relative tolerance of BREACH_TOL = 1e-9 so float rounding of the price (a few ulps) never
+    decides it. Tranche: D = 1000, CR_0 = 1.5, P_0 = 100 -> Q = 15 oz, boundary price 80."""
+    spec = cdp_spec(tranches=((1.0, 1.5),), supply_usd=1000.0, liquidation_ratio=1.2,
+                    liquidation_penalty=0.13, liquidation_haircut=0.05)
+    q, lr_d = 1.5 * 1000.0 / 100.0, 1.2 * 1000.0
+    assert q * 80.0 == lr_d  # CR is exactly L at P = 80 in floating point
+    day1 = np.array([
+        80.0,                       # CR == L exactly: safe
+        np.nextafter(80.0, 0.0),    # one ulp under: rounding, safe
+        80.0 * (1 + 1e-6),          # just above: safe
+        80.0 * (1 - 1e-6),          # just below: liquidated
+        80.0 * (1 - 1e-8),          # below by 10x the rounding tolerance: liquidated
+    ])
+    assert q * day1[1] < lr_d  # the one-ulp path really is (numerically) under L
+    prices = np.c_[np.full(day1.size, 100.0), day1]
+    out = CdpStablecoin(spec).run(prices)
+    assert out.liquidated[:, 1].tolist() == [False, False, False, True, True]
+    assert out.breached().tolist() == [False, False, False, True, True]
+    # safe paths keep their debt and collateral; liquidated ones repay the debt in full and
+    # collect the full penalty (proceeds 1200 * 0.95 = 1140 > tab 1130): closed form
+    np.testing.assert_allclose(out.supply_tokens[:, 1], [1000, 1000, 1000, 0, 0])
+    np.testing.assert_allclose(out.gold_reserve_g[:, 1] / TROY_OUNCE_G, [15, 15, 15, 0, 0])
+    np.testing.assert_allclose(out.cash_usd[:, 1], [0, 0, 0, 130, 130])
+    np.testing.assert_allclose(out.backing_ratio[:3, 1], q * day1[:3] / 1000.0, rtol=1e-15)
+
+
+def test_cdp_boundary_price_built_from_a_log_return_is_not_liquidated() -> None:
+    """GUSD's strongest tranche (CR 1.8, L 1.2): the boundary price built the way return paths
+    are, ``P_0 * exp(log1p(L / CR - 1))``, lands one ulp under ``L * D / Q``; that rounding must
+    not liquidate the tranche (the reason for the model's tolerance). A move of 1e-6 further
+    down does."""
+    spec = cdp_spec(tranches=((1.0, 1.8),), supply_usd=1000.0, liquidation_ratio=1.2)
+    p_edge = 100.0 * math.exp(math.log1p(1.2 / 1.8 - 1))
+    q = 1.8 * 1000.0 / 100.0
+    assert q * p_edge < 1.2 * 1000.0  # numerically under L by rounding only
+    assert q * p_edge / 1200.0 - 1 > -1e-15
+    prices = np.array([[100.0, p_edge, p_edge], [100.0, p_edge * (1 - 1e-6), p_edge]])
+    out = CdpStablecoin(spec).run(prices)
+    assert out.liquidated[:, -1].tolist() == [False, True]
+    assert out.liquidated[1].tolist() == [False, True, True]
+
+
+# --------------------------------------------------------------------------- opex closed form
+
+
+def _gram_without_flows(**update: float) -> GoldBackedTokenSpec:
+    """The committed GRAM v1 spec with every holder flow switched off (opex untouched)."""
+    base = load_token_spec(SPECS / "gram.toml")
+    flows = dict(base_redeem_rate_per_day=0.0, redeem_drawdown_sensitivity=0.0,
+                 base_mint_rate_per_day=0.0)
+    return base.model_copy(update={**flows, **update})
+
+
+@pytest.mark.parametrize("days", [1, 60, 250])
+def test_gold_token_opex_drains_exactly_t_days_of_opex_with_gold_flat(days: int) -> None:
+    """Gold flat, no flows: the only change is opex, ``opex_usd_per_year / days_per_year`` a
+    day (3e6 / 252 = 11,904.76 USD for GRAM) paid from cash. After T days cash (and the
+    reserve value) is lower by exactly T times that; gold and supply are unchanged while the
+    4 m USD buffer lasts (336 days); doubling opex doubles the fall."""
+    spec = _gram_without_flows()
+    assert spec.opex_usd_per_year == 3_000_000.0 and spec.days_per_year == 252.0
+    opex_day = spec.opex_usd_per_year / spec.days_per_year
+    prices = np.full((2, days + 1), 4400.0)
+    out = GoldBackedToken(spec).run(prices)
+    fall = spec.cash_buffer_usd - out.cash_usd[:, -1]
+    np.testing.assert_allclose(fall, days * opex_day, rtol=1e-12)
+    np.testing.assert_allclose(out.cash_usd[0], spec.cash_buffer_usd - opex_day * np.arange(days + 1),
+                               rtol=1e-12)
+    np.testing.assert_allclose(out.reserve_value_usd[:, 0] - out.reserve_value_usd[:, -1],
+                               days * opex_day, rtol=1e-9)
+    assert (out.gold_reserve_g == spec.gold_reserve_g).all()
+    assert (out.supply_tokens == spec.supply_tokens).all()
+    # twice the opex: twice the fall of the reserve value (from cash, then gold sold at the
+    # flat price once the buffer is gone: 250 days of 6 m USD a year exceed 4 m USD)
+    double = GoldBackedToken(_gram_without_flows(opex_usd_per_year=2 * spec.opex_usd_per_year))
+    v2 = double.run(prices).reserve_value_usd
+    np.testing.assert_allclose(v2[:, 0] - v2[:, -1], 2 * fall, rtol=1e-9)
+    zero = GoldBackedToken(_gram_without_flows(opex_usd_per_year=0.0)).run(prices)
+    assert (zero.cash_usd == spec.cash_buffer_usd).all()
+
+
+def test_gold_token_opex_beyond_the_cash_sells_gold_at_the_price_value_still_falls_linearly() -> None:
+    """Past the cash buffer (336 GRAM days) opex sells gold at the day's price without a
+    haircut, so the reserve value still falls by exactly opex per day: after 400 days by
+    400 * 3e6 / 252, of which 4 m USD came from cash and the rest from gold sold at 4400/oz."""
+    spec = _gram_without_flows()
+    opex_day = spec.opex_usd_per_year / spec.days_per_year
+    days, p_oz = 400, 4400.0
+    out = GoldBackedToken(spec).run(np.full((1, days + 1), p_oz))
+    total = days * opex_day
+    assert out.cash_usd[0, -1] == pytest.approx(0.0, abs=1e-6)
+    sold_g = (total - spec.cash_buffer_usd) / (p_oz / TROY_OUNCE_G)
+    assert out.gold_reserve_g[0, -1] == pytest.approx(spec.gold_reserve_g - sold_g, rel=1e-12)
+    assert out.gold_out_g[0, -1] == pytest.approx(sold_g, rel=1e-9)
+    np.testing.assert_allclose(out.reserve_value_usd[0, 0] - out.reserve_value_usd[0],
+                               opex_day * np.arange(days + 1), rtol=1e-9, atol=1e-3)

@@ -120,7 +120,7 @@ def test_loader_rejects_bad_toml_and_missing_version(tmp_path: Path) -> None:
         load_token_spec_v2(_write(tmp_path, "spec_version = = 2"))
     with pytest.raises(ValueError, match="field 'spec_version' is missing"):
         load_token_spec_v2(_write(tmp_path, 'kind = "gold_backed"'))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
         load_token_spec_v2(tmp_path / "nope.toml")
 
 
@@ -193,7 +193,7 @@ def test_run_rejects_bad_input() -> None:
         m.run(np.array([[P0, -1.0]]))
     with pytest.raises(ValueError, match="calendar"):
         m.run(flat(3), pd.date_range("2025-01-01", periods=3))
-    with pytest.raises(ValueError, match="spec"):
+    with pytest.raises(ValueError, match="^spec: expected TokenV2Spec, got GoldBackedTokenSpec"):
         TokenV2(load_token_spec(PROJECT_ROOT / "specs" / "gram.toml"))  # type: ignore[arg-type]
 
 
@@ -598,3 +598,79 @@ def test_describe_extends_v1_summary() -> None:
     for k in ("share_breached", "holder_loss_q99", "queue_share_peak_q99", "liquidity_coverage_min_q01",
               "run_share_end_mean", "fire_sale_loss_usd_mean", "premium_min_q01", "share_unpaid_at_end"):
         assert k in d and math.isfinite(d[k])
+
+
+# --------------------------------------------------------------------------- opex closed form
+
+
+def _preset_without_flows(name: str, days: int, **update: Any):
+    """A committed v2 preset with every holder flow, mint and run switched off (the library's
+    ``with_redemption_share(spec, 0.0, days)``), opex and reserve untouched unless updated."""
+    from models.token_v2 import with_redemption_share
+
+    s = with_redemption_share(load_token_spec_v2(V2 / f"{name}.toml"), 0.0, days)
+    assert s.redemption.base_rate_per_day == 0.0 and s.redemption.confidence.run_prone_share == 0.0
+    return s.model_copy(update=update)
+
+
+@pytest.mark.parametrize("days", [1, 6, 12])
+def test_opex_lowers_cash_and_reserve_by_exactly_t_days_of_opex(days: int) -> None:
+    """DGX preset (opex 200,000 USD a year over 252 model days; cash 20,000 USD listed first,
+    no haircut), gold flat, no flows, no calendar: each day opex accrues and is paid from cash,
+    so after T days cash and the reserve value are lower by exactly T * 200,000 / 252 and no
+    gold moves. Twice the opex, twice the fall (T <= 12: even twice the opex, 19,048 USD,
+    stays within the cash; beyond it gold is sold at a haircut and the fall is larger)."""
+    s = _preset_without_flows("dgx", days)
+    assert s.opex_usd_per_year == 200_000.0 and s.days_per_year == 252.0
+    assert s.reserve[0].kind == "usd_cash" and s.reserve[0].stressed_haircut == 0.0
+    opex_day = s.opex_usd_per_year / s.days_per_year
+    o = TokenV2(s).run(flat(days, n_paths=2), rng=1)
+    cash0 = s.reserve[0].amount
+    np.testing.assert_allclose(o.cash_usd[:, -1], cash0 - days * opex_day, rtol=1e-12)
+    np.testing.assert_allclose(o.cash_usd[0], cash0 - opex_day * np.arange(days + 1), rtol=1e-12)
+    np.testing.assert_allclose(o.reserve_value_usd[:, 0] - o.reserve_value_usd[:, -1], days * opex_day, rtol=1e-9)
+    np.testing.assert_allclose(o.opex_payable_usd, 0.0, atol=1e-9)  # paid the day it accrues
+    np.testing.assert_array_equal(o.gold_reserve_g, np.broadcast_to(o.gold_reserve_g[:, :1], o.gold_reserve_g.shape))
+    assert not o.gold_out_g.any() and not o.redeemed_tokens.any() and not o.minted_tokens.any()
+    o2 = TokenV2(_preset_without_flows("dgx", days, opex_usd_per_year=2 * s.opex_usd_per_year)).run(flat(days), rng=1)
+    assert cash0 - o2.cash_usd[0, -1] == pytest.approx(2 * days * opex_day, rel=1e-12)
+    assert o2.reserve_value_usd[0, 0] - o2.reserve_value_usd[0, -1] == pytest.approx(2 * days * opex_day, rel=1e-9)
+
+
+def test_opex_on_the_calendar_clock_lowers_the_reserve_value_every_calendar_day() -> None:
+    """With a calendar-day clock opex accrues ``opex * elapsed days / 365.25`` every day,
+    weekends included (a senior payable deducted from the reserve value), and is paid from cash
+    on weekdays: after d calendar days the reserve value is lower by exactly 200,000 * d / 365.25
+    on every day, open or closed; cash moves only on open days."""
+    cal = pd.date_range("2025-01-03", periods=22)  # Friday .. Friday three weeks later
+    days = len(cal) - 1
+    s = _preset_without_flows("dgx", days)
+    assert s.primary.market_hours == "weekdays_only"
+    o = TokenV2(s).run(flat(days), cal, rng=2)
+    per_day = s.opex_usd_per_year / 365.25
+    elapsed = np.arange(days + 1)
+    np.testing.assert_allclose(o.reserve_value_usd[0, 0] - o.reserve_value_usd[0], per_day * elapsed, rtol=1e-9, atol=1e-6)
+    # cash after day t = cash0 - opex of every calendar day up to the last open day <= t
+    last_open = np.maximum.accumulate(np.where(o.market_open, elapsed, 0))
+    np.testing.assert_allclose(o.cash_usd[0], s.reserve[0].amount - per_day * last_open, rtol=1e-12)
+    np.testing.assert_allclose(o.opex_payable_usd[0], per_day * (elapsed - last_open), atol=1e-9)
+
+
+def test_gram_opex_is_paid_outside_the_segregated_reserve_and_leaves_it_untouched() -> None:
+    """GRAM v2 pays vaulting, audits and staff from the issuer's own funds, not from the
+    reserve (MiCA Art. 36 segregation; spec comment): opex_usd_per_year = 0, so with gold
+    flat and no flows every reserve asset keeps its day-0 amount to the last day. Control: the
+    same token paying v1 GRAM's 3 m USD a year from the reserve loses exactly T days of it."""
+    days = 60
+    s = _preset_without_flows("gram", days)
+    assert s.opex_usd_per_year == 0.0
+    o = TokenV2(s).run(flat(days, n_paths=2), rng=3)
+    amounts0 = np.array([a.amount for a in s.reserve])
+    np.testing.assert_array_equal(o.asset_amounts, np.broadcast_to(amounts0[:, None, None], o.asset_amounts.shape))
+    np.testing.assert_array_equal(o.reserve_value_usd, np.broadcast_to(o.reserve_value_usd[:, :1], o.reserve_value_usd.shape))
+    assert not o.opex_payable_usd.any()
+    opex_v1 = load_token_spec(PROJECT_ROOT / "specs" / "gram.toml").opex_usd_per_year
+    paying = TokenV2(s.model_copy(update={"opex_usd_per_year": opex_v1})).run(flat(days), rng=3)
+    fall = opex_v1 / s.days_per_year * days
+    assert paying.reserve_value_usd[0, 0] - paying.reserve_value_usd[0, -1] == pytest.approx(fall, rel=1e-9)
+    assert amounts0[0] - paying.asset_amounts[0, 0, -1] == pytest.approx(fall, rel=1e-12)  # from operating cash

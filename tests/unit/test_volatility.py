@@ -368,7 +368,7 @@ def test_methods_reject_bad_arguments(gjr_fit):
         one_day_var_forecasts(gjr_fit, np.array([0.0, 0.01, np.inf]), 0.99)
     d = gjr_fit.to_dict()
     del d["params"]
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(ValueError, match=r"missing keys \['params'\]"):
         GarchFit.from_dict(d)
     d = gjr_fit.to_dict()
     d["sigma_next"] *= 1.01
@@ -376,7 +376,7 @@ def test_methods_reject_bad_arguments(gjr_fit):
         GarchFit.from_dict(d)
     d = gjr_fit.to_dict()
     d["params"]["nu"] = 2.0
-    with pytest.raises(ValueError, match="nu"):
+    with pytest.raises(ValueError, match="params: nu must be > 2"):
         GarchFit.from_dict(d)
 
 
@@ -398,3 +398,33 @@ def test_fhs_var_forecasts_use_empirical_residual_quantile():
     np.testing.assert_allclose(var, expected, rtol=1e-12)
     with pytest.raises(ValueError, match="innovations"):
         one_day_var_forecasts(fit, r_out, 0.99, innovations="normal")
+
+
+@pytest.mark.parametrize("level", [0.975, 0.99])
+def test_fhs_var_is_the_loss_tail_quantile_of_skewed_residuals(level):
+    """Strongly left-skewed standardised residuals (960 small positive, 40 large negative), so
+    the loss tail and the gain tail differ by an order of magnitude and taking the wrong tail
+    cannot pass (the symmetric residuals above cannot tell them apart). Reference: the
+    empirical ``level`` quantile of the one-day LOSS ``-(mu + sigma_t z)`` over the residuals,
+    computed directly with numpy for each hold-out day, sigma_t from a hand recursion."""
+    rng = np.random.default_rng(17)
+    raw = np.concatenate([rng.uniform(0.05, 0.6, 960), -rng.uniform(3.0, 8.0, 40)])
+    resid = (raw - raw.mean()) / raw.std()  # mean 0, variance 1, skewed to the left
+    # the two tails differ a lot: loss-side quantile > 4, gain-side quantile < 0.5
+    assert -np.quantile(resid, 1 - level) > 4.0 > 0.5 > np.quantile(resid, level)
+    params = {"mu": 0.0003, "omega": 2e-6, "alpha": 0.06, "gamma": 0.0, "beta": 0.92}
+    fit = make_fit(params, std_resid=rng.permutation(resid), kind="garch")
+    r_out = np.array([0.01, -0.03, 0.002, -0.001, 0.02, -0.015])
+    var = one_day_var_forecasts(fit, r_out, level, innovations="fhs")
+    p = fit.params
+    s2, expected, wrong_tail = fit.sigma_next**2, [], []
+    for r in r_out:
+        losses = -(p["mu"] + math.sqrt(s2) * resid)
+        expected.append(np.quantile(losses, level))
+        wrong_tail.append(np.quantile(-losses, level))  # the gain tail, as a loss
+        e = r - p["mu"]
+        s2 = p["omega"] + p["alpha"] * e * e + p["beta"] * s2
+    np.testing.assert_allclose(var, expected, rtol=1e-10)
+    assert (var > 4 * np.abs(wrong_tail)).all()
+    # an exception is a loss beyond VaR: about (1 - level) of the residual-implied losses are
+    assert np.mean(-(p["mu"] + math.sqrt(fit.sigma_next**2) * resid) > var[0]) <= 1 - level
