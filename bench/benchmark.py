@@ -90,10 +90,10 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
         tracemalloc.start()
         t = time.perf_counter()
         rows = 0
-        for chunk in monte_carlo_chunks(lambda k, h, g: fit.simulate(k, h, g), n, s.mc_horizon_days, 1, s.mc_chunk_paths):
+        for chunk in monte_carlo_chunks(lambda k, h, g: fit.simulate(k, h, g), n, s.monte_carlo.horizon_days, 1, s.monte_carlo.chunk_paths):
             prices = to_price_paths(2000.0, chunk)
             for m in models:
-                rows += len(summarise_paths(run_token_model(m, prices, rng), prices, s.horizons_days))
+                rows += len(summarise_paths(run_token_model(m, prices, rng), prices, s.risk.horizons_days))
         dt = time.perf_counter() - t
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
@@ -118,7 +118,7 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, {platform.machine()}; "
         f"1-min load average {load_before:.1f} before the run (other work on the machine inflates the times). "
-        f"Data: {Path(os.environ['GOLDSTRESS_DATA_DIR']).name}/{s.gold_file}. Monte Carlo {s.mc_paths:,} paths x {s.mc_horizon_days} days, chunks of {s.mc_chunk_paths:,}.",
+        f"Data: {Path(os.environ['GOLDSTRESS_DATA_DIR']).name}/{s.data.gold_file}. Monte Carlo {s.monte_carlo.paths:,} paths x {s.monte_carlo.horizon_days} days, chunks of {s.monte_carlo.chunk_paths:,}.",
         "",
         "| stage | seconds | peak RSS (MB) |",
         "| --- | ---: | ---: |",

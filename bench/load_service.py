@@ -554,7 +554,7 @@ def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: d
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="target a running server (loopback only); default: start one")
-    p.add_argument("--report-url", help="runs folder for the server this script starts (default: settings.report_url)")
+    p.add_argument("--report-url", help="runs folder for the server this script starts (default: settings.storage.report_url)")
     p.add_argument("--readers", type=int, default=TARGET_READERS)
     p.add_argument("--duration", type=float, default=20.0, help="seconds recorded (after the warm-up)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before recording starts (python generators)")

@@ -18,18 +18,18 @@ from tasks.calibrate import (
 
 @flow(name="calibrate")
 def calibrate(data_dir: str | None = None) -> dict:
-    """Calibrate every entry of ``settings.calibration_sets``.
+    """Calibrate every entry of ``settings.calibration.sets``.
 
     ``data_dir`` overrides ``GOLDSTRESS_DATA_DIR`` (the folder of the CSV files named by the
     settings). Returns ``{"parent_run_id", "calibrations": {set: {json_url, premium_process,
     oos_scores, fit_window, test_window}}, "skipped": [set, ...]}``. Raises ``FileNotFoundError``
     when no gold series is available and ``ValueError`` when no set could be calibrated.
     """
-    settings = settings_with(data_dir=data_dir)
+    settings = settings_with(data={"data_dir": data_dir})
     gold = load_gold_inputs(settings)
     experiment_id, parent = open_calibration_run(settings)
     results, urls, skipped = [], [], []
-    for name, cset in settings.calibration_sets.items():
+    for name, cset in settings.calibration.sets.items():
         measured = measure_token(name, cset, gold, settings)
         if measured is None:
             skipped.append(name)

@@ -27,7 +27,7 @@ def simulate(run_id: str | None = None) -> dict:
     champion = load_champion_task(settings)
     returns, meta = load_gold_returns(settings)
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
-    results_url = f"{settings.report_url.rstrip('/')}/{run_id}/results"
+    results_url = f"{settings.storage.report_url.rstrip('/')}/{run_id}/results"
     results = [
         run_scenario(sc, returns, meta["last_usd_per_oz"], champion["champion"], specs, settings, results_url)
         for sc in scenario_defs(settings)

@@ -18,13 +18,13 @@ from tasks.recommend import calibration_inputs_present
 @flow(name="stress_test")
 def stress_test(data_dir: str | None = None, retrain: bool = True) -> dict:
     """The full stress test. ``retrain=False`` reuses the registered champion. The premium
-    calibration runs when ``settings.calibrate_in_stress_test`` and ``data_dir`` holds its
+    calibration runs when ``settings.calibration.in_stress_test`` and ``data_dir`` holds its
     files; simulate then uses the fitted premium processes that pass their checks."""
     run_id = new_run_id()
     snapshots = ingest(data_dir=data_dir)
     validate(snapshots=snapshots, data_dir=data_dir)
-    settings = settings_with(data_dir=data_dir)
-    if settings.calibrate_in_stress_test and calibration_inputs_present(settings):
+    settings = settings_with(data={"data_dir": data_dir})
+    if settings.calibration.in_stress_test and calibration_inputs_present(settings):
         calibrate(data_dir=data_dir)
     if retrain:
         train()

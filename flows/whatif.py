@@ -1,6 +1,6 @@
 """Flow ``whatif``: a large what-if submitted through the stakeholder service.
 
-The service triggers the deployment ``whatif/whatif`` (``settings.service_whatif_deployment``)
+The service triggers the deployment ``whatif/whatif`` (``settings.service.whatif_deployment``)
 with the validated request; this flow runs the same computation as the service's in-process
 path (``goldstress.whatif.compute_whatif``) and writes
 ``<report_url>/whatif/<flow run id>/result.json``, which ``GET /api/whatif/{id}`` returns.

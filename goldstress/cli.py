@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     if args.stage in ("all", "ingest"):
-        if settings.data_dir is None:
+        if settings.data.data_dir is None:
             from goldstress.io.sources import SourceUnavailable, probe_online
 
             try:
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             except SourceUnavailable as exc:
                 print(f"goldstress: {exc}", file=sys.stderr)
                 return 2
-        elif not settings.data_dir.is_dir():
-            print(f"goldstress: data folder {settings.data_dir} does not exist; pass DATA=<dir> with the CSV files", file=sys.stderr)
+        elif not settings.data.data_dir.is_dir():
+            print(f"goldstress: data folder {settings.data.data_dir} does not exist; pass DATA=<dir> with the CSV files", file=sys.stderr)
             return 2
 
     from goldstress.io.validation import ValidationFailed
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_stage(stage: str, args: argparse.Namespace, settings) -> object:
-    data_dir = str(settings.data_dir) if settings.data_dir else None
+    data_dir = str(settings.data.data_dir) if settings.data.data_dir else None
     if stage == "all":
         from flows.stress_test import stress_test
 

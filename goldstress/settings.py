@@ -91,20 +91,11 @@ class CalibrationSet(BaseModel):
         return self
 
 
-class Settings(BaseSettings):
-    """goldstress settings.
+class DataSettings(BaseSettings):
+    """Data acquisition: the data folder and its files, the online sources, HTTP limits. Environment: ``GOLDSTRESS_<FIELD>``."""
 
-    Raises ``pydantic.ValidationError`` naming the field when a value has the wrong type or is
-    out of range (for example ``GOLDSTRESS_MC_PATHS=-1``). Input values are hidden in error
-    messages (``hide_input_in_errors``) so that a secret (JWT secret, storage keys) never lands
-    in a log through a validation error.
-    """
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    model_config = SettingsConfigDict(
-        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
-    )
-
-    # --- data acquisition -------------------------------------------------------------------
     data_dir: Path | None = Field(
         default=None,
         description="Folder of CSV files to import (layouts of SOURCES.md). None: fetch online.",
@@ -116,6 +107,18 @@ class Settings(BaseSettings):
     token_files: dict[str, str] = Field(
         default={"paxg": "paxg_usd_daily_2022_2026.csv", "xaut": "xaut_usd_daily_2022_2026.csv"},
         description="Token symbol -> token price CSV inside data_dir.",
+    )
+    token_oz_per_token: dict[str, float] = Field(
+        default={"paxg": 1.0, "xaut": 1.0},
+        description="Troy ounces of gold one token represents, for the observed premium to NAV.",
+    )
+    supply_proxy_files: dict[str, tuple[str, str]] = Field(
+        default={
+            "PAXG": ("paxg_usd_daily_cmc_2019_2020.csv", "close_usd"),
+            "XAUT": ("xaut_usd_daily_coingecko_2020_2023.csv", "price_usd"),
+        },
+        description="Token -> (file in data_dir, price column): market_cap_usd / price is the "
+        "circulating-supply proxy whose worst falls are reported beside the stress wave.",
     )
     lbma_pm_url: str = "https://prices.lbma.org.uk/json/gold_pm.json"
     lbma_am_url: str = "https://prices.lbma.org.uk/json/gold_am.json"
@@ -138,7 +141,12 @@ class Settings(BaseSettings):
         ),
     )
 
-    # --- storage ---------------------------------------------------------------------------
+
+class StorageSettings(BaseSettings):
+    """Object storage: where snapshots, curated tables and reports live (any fsspec URL). Environment: ``GOLDSTRESS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
     store_url: str = Field(
         default=str(PROJECT_ROOT / "var" / "store"),
         description="fsspec URL for raw snapshots, staging, curated tables and validation reports.",
@@ -152,14 +160,24 @@ class Settings(BaseSettings):
         description="fsspec storage options (JSON), e.g. key/secret/endpoint_url for S3.",
     )
 
-    # --- tracking --------------------------------------------------------------------------
-    mlflow_tracking_uri: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'mlflow.db'}")
-    mlflow_artifact_location: str = Field(default=str(PROJECT_ROOT / "var" / "mlartifacts"))
-    mlflow_experiment: str = "goldstress"
+
+class TrackingSettings(BaseSettings):
+    """MLflow tracking and the model registry. Environment: ``GOLDSTRESS_MLFLOW_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_MLFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    tracking_uri: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'mlflow.db'}")
+    artifact_location: str = Field(default=str(PROJECT_ROOT / "var" / "mlartifacts"))
+    experiment: str = "goldstress"
     registered_model: str = "goldstress-gold-returns"
     champion_alias: str = "champion"
 
-    # --- modelling -------------------------------------------------------------------------
+
+class TrainingSettings(BaseSettings):
+    """Fitting the gold-return models: samples, EVT threshold, hold-out, predictor window. Environment: ``GOLDSTRESS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
     vol_train_start: str | None = Field(
         default="2000-01-01",
         description=(
@@ -173,15 +191,31 @@ class Settings(BaseSettings):
     backtest_holdout_days: int = Field(
         default=1000, ge=250, description="Most recent trading days kept out of GARCH fitting."
     )
-    var_levels: tuple[float, ...] = (0.95, 0.99)
-    horizons_days: tuple[int, ...] = (1, 10, 30)
     rv_window_days: int = Field(default=20, ge=5, description="Forward realised-vol window.")
 
-    # --- prediction ------------------------------------------------------------------------
-    mc_paths: int = Field(default=10_000, ge=100, le=5_000_000)
-    mc_horizon_days: int = Field(default=250, ge=30, le=2_520)
-    mc_chunk_paths: int = Field(default=2_000, ge=100)
-    mc_seed: int = 20_261_121
+
+class RiskSettings(BaseSettings):
+    """Risk figures: VaR/ES confidence levels and reporting horizons. Environment: ``GOLDSTRESS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    var_levels: tuple[float, ...] = (0.95, 0.99)
+    horizons_days: tuple[int, ...] = (1, 10, 30)
+
+    @field_validator("var_levels")
+    @classmethod
+    def _levels_are_fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for level in v:
+            if not 0.5 < level < 1.0:
+                raise ValueError(f"risk.var_levels: {level} is not a fraction in (0.5, 1)")
+        return v
+
+
+class ScenarioSettings(BaseSettings):
+    """Scenario library and the token specs run through it. Environment: ``GOLDSTRESS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
     replay_windows: dict[str, tuple[str, str]] = Field(
         default={
             "1980_bubble_burst": ("1980-01-01", "1982-06-30"),
@@ -205,23 +239,35 @@ class Settings(BaseSettings):
         ),
         description="Token spec files (v1 or v2 TOML) run through every scenario.",
     )
-    token_oz_per_token: dict[str, float] = Field(
-        default={"paxg": 1.0, "xaut": 1.0},
-        description="Troy ounces of gold one token represents, for the observed premium to NAV.",
-    )
+
+
+class MonteCarloSettings(BaseSettings):
+    """Monte Carlo size, seed and chunking of the champion's gold paths. Environment: ``GOLDSTRESS_MC_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_MC_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    paths: int = Field(default=10_000, ge=100, le=5_000_000)
+    horizon_days: int = Field(default=250, ge=30, le=2_520)
+    chunk_paths: int = Field(default=2_000, ge=100)
+    seed: int = 20_261_121
     fan_chart_paths: int = Field(default=1_000, ge=10, description="Paths kept for the fan chart.")
 
-    # --- liquidity stress and recommendations (issue #3: tasks/recommend.py) -----------------
-    liquidity_stress_wave_share: float = Field(
+
+class LiquidityStressSettings(BaseSettings):
+    """The liquidity stress test (redemption wave) and the recommendations' search. Environment: ``GOLDSTRESS_LIQUIDITY_STRESS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_LIQUIDITY_STRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    wave_share: float = Field(
         default=0.20, gt=0, le=1,
         description="Redemption wave of the liquidity stress: share of the supply requested within "
         "liquidity_stress_wave_days. 20% is at the largest fall measured in the token supply proxies "
         "(PAXG: -18.7% in one step on 2020-07-02, CMC market cap / close; XAUT 2020-23 at most -4.2% "
         "in 30 days); the figures are recomputed from data_dir in each run when the files are there.",
     )
-    liquidity_stress_wave_days: int = Field(default=5, ge=1, le=60, description="Days of the redemption wave.")
-    liquidity_stress_confidence: float = Field(default=0.99, ge=0.5, lt=1.0, description="Confidence of the coverage target.")
-    liquidity_stress_target_coverage: float = Field(default=1.0, gt=0, description="Liquidity coverage to keep (1.0 = 100%).")
+    wave_days: int = Field(default=5, ge=1, le=60, description="Days of the redemption wave.")
+    confidence: float = Field(default=0.99, ge=0.5, lt=1.0, description="Confidence of the coverage target.")
+    target_coverage: float = Field(default=1.0, gt=0, description="Liquidity coverage to keep (1.0 = 100%).")
     recommend_paths: int = Field(
         default=2_000, ge=100, le=100_000,
         description="Monte Carlo gold paths (the first of the main run's) on which recommendations "
@@ -234,35 +280,32 @@ class Settings(BaseSettings):
         default=(None, 0.10, 0.05, 0.02), min_length=1,
         description="Redemption gates re-run: most accepted per day as a share of the supply (None = no gate).",
     )
-    supply_proxy_files: dict[str, tuple[str, str]] = Field(
-        default={
-            "PAXG": ("paxg_usd_daily_cmc_2019_2020.csv", "close_usd"),
-            "XAUT": ("xaut_usd_daily_coingecko_2020_2023.csv", "price_usd"),
-        },
-        description="Token -> (file in data_dir, price column): market_cap_usd / price is the "
-        "circulating-supply proxy whose worst falls are reported beside the stress wave.",
-    )
-    premium_calibration_for: dict[str, str] = Field(
+
+
+class CalibrationSettings(BaseSettings):
+    """Premium calibration: files, windows, candidate models, and where its fits are used. Environment: ``GOLDSTRESS_CALIBRATION_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_CALIBRATION_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    premium_for: dict[str, str] = Field(
         default={"PAXG": "paxg", "XAUT": "xaut"},
         description="Token symbol -> calibration set whose fitted premium process replaces the "
         "spec's assumed one in simulations, when <store_url>/calibration/<set>.json exists.",
     )
-    calibrate_in_stress_test: bool = Field(
+    in_stress_test: bool = Field(
         default=True, description="Run the calibrate flow inside stress_test when data_dir is set."
     )
-
-    # --- premium calibration (issue #3: tasks/calibrate.py, flow ``calibrate``) --------------
-    calibration_gold_file: str = Field(
+    gold_file: str = Field(
         default="xauusd_broker_mt5_daily_2007_2026.csv",
         description="Gold close on the token clock inside data_dir: the broker XAU/USD bar closing "
         "24:00 UTC, like crypto daily candles. The premium process is fitted against it.",
     )
-    calibration_reference_gold_file: str | None = Field(
+    reference_gold_file: str | None = Field(
         default="gold_lbma_usd_daily_1968_2026_merged.csv",
         description="A second gold reference on another clock (LBMA PM, 15:00 London) measured "
         "beside the aligned one to show the clock effect; None skips it.",
     )
-    calibration_sets: dict[str, CalibrationSet] = Field(
+    sets: dict[str, CalibrationSet] = Field(
         default={
             "paxg": CalibrationSet(token="paxg", file="paxg_usd_daily_2022_2026.csv",
                                    fit_start=date(2022, 3, 1), fit_end=date(2024, 6, 30),
@@ -277,17 +320,17 @@ class Settings(BaseSettings):
         description="Calibration name -> token file, ounces per token, fit and test windows; "
         "parameters are written to <store_url>/calibration/<name>.json.",
     )
-    calibration_weekend_rule: Literal["drop", "last_gold_close"] = Field(
+    weekend_rule: Literal["drop", "last_gold_close"] = Field(
         default="drop",
         description="Premium series the process is fitted on: 'drop' keeps days with a gold close "
         "(trading-day clock); 'last_gold_close' also compares weekend token rows with Friday's close.",
     )
-    calibration_max_step_gap_days: int = Field(
+    max_step_gap_days: int = Field(
         default=4, ge=1, le=10,
         description="Longest calendar gap still one step of the premium series (Fri->Mon = 3, plus "
         "a holiday); longer holes split the series and no AR(1) step crosses them.",
     )
-    calibration_stress_windows: dict[str, tuple[str, str]] = Field(
+    stress_windows: dict[str, tuple[str, str]] = Field(
         default={
             "covid_mar_apr_2020": ("2020-03-09", "2020-04-30"),
             "ftx_collapse_2022": ("2022-11-06", "2022-12-31"),
@@ -296,110 +339,141 @@ class Settings(BaseSettings):
         },
         description="Named stress windows (inclusive ISO dates) in which premium statistics are reported.",
     )
-    calibration_episode_threshold_frac: float = Field(
+    episode_threshold_frac: float = Field(
         default=0.02, gt=0, lt=1,
         description="|premium| at which a day counts towards a stress episode (fraction).",
     )
-    calibration_innovations: Literal["normal", "t"] = Field(
+    innovations: Literal["normal", "t"] = Field(
         default="t", description="Innovation law of the largest premium model allowed (the fit selects "
         "among nested normal / t / jump candidates by BIC, models.calibration.fit_premium_process)."
     )
-    calibration_jumps: bool = Field(default=True, description="Allow a jump component among the candidates.")
-    calibration_sim_paths: int = Field(
+    jumps: bool = Field(default=True, description="Allow a jump component among the candidates.")
+    sim_paths: int = Field(
         default=1_000, ge=100, le=100_000,
         description="Simulated paths for the reproduction check (parametric bootstrap of mean, sd, "
         "lag-1 autocorrelation) and, halved, for the model's stationary quantiles.",
     )
 
-    # --- stakeholder service (service/, issue #4) ---------------------------------------------
-    service_jwt_secret: SecretStr | None = Field(
+
+class ServiceSettings(BaseSettings):
+    """The stakeholder service: authentication, limits, the what-if deployment. Environment: ``GOLDSTRESS_SERVICE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_SERVICE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    jwt_secret: SecretStr | None = Field(
         default=None,
         description="HS256 signing key for session JWTs, >= 32 characters. Required unless dev mode.",
     )
-    service_users: dict[str, ServiceUser] = Field(
+    users: dict[str, ServiceUser] = Field(
         default_factory=dict,
         description='JSON {"<username>": {"password_hash": "pbkdf2_sha256$...", "role": "viewer|analyst"}}.',
     )
-    service_api_keys: dict[str, ServiceRole] = Field(
+    api_keys: dict[str, ServiceRole] = Field(
         default_factory=dict,
         description='JSON {"<sha256 hex of the key>": "viewer|analyst"}: hashes only, never keys.',
     )
-    service_dev_mode: bool = Field(
+    dev_mode: bool = Field(
         default=False,
         description="Development only: random JWT secret per start, users dev-viewer/dev-analyst with "
         "password 'dev', public /docs. Refused unless service_host is a loopback address.",
     )
-    service_host: str = Field(
+    host: str = Field(
         default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
     )
-    service_token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds.")
-    service_rate_limit_per_minute: int = Field(
+    token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds.")
+    rate_limit_per_minute: int = Field(
         default=600, ge=1, le=1_000_000, description="Requests per minute per client (token bucket)."
     )
-    service_whatif_per_minute: int = Field(
+    whatif_per_minute: int = Field(
         default=10, ge=1, le=10_000, description="What-if submissions per minute per client (token bucket)."
     )
-    service_login_per_minute: int = Field(
+    login_per_minute: int = Field(
         default=20, ge=1, le=10_000, description="Login attempts per minute per client address (token bucket)."
     )
-    service_inprocess_max_cells: int = Field(
+    inprocess_max_cells: int = Field(
         default=2_000_000,
         ge=1,
         le=50_000_000,
         description="What-ifs with n_paths * horizon_days up to this run in the service process; larger ones "
         "go to the Prefect deployment.",
     )
-    service_inprocess_timeout_s: float = Field(
+    inprocess_timeout_s: float = Field(
         default=20.0, gt=0, le=600, description="Time limit of an in-process what-if, seconds."
     )
-    service_max_body_bytes: int = Field(
+    max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=10_000_000, description="Largest request body accepted (413 above)."
     )
-    service_whatif_deployment: str = Field(
+    whatif_deployment: str = Field(
         default="whatif/whatif",
         pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
         description="Prefect deployment '<flow>/<deployment>' that runs large what-ifs.",
     )
-    service_prefect_timeout_s: float = Field(
+    prefect_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Time limit of one call to the Prefect API, seconds."
     )
-    service_index_ttl_s: float = Field(
+    index_ttl_s: float = Field(
         default=2.0, ge=0, le=3600, description="Longest time the run index is reused before re-listing storage."
     )
 
-    @field_validator("service_jwt_secret")
+    @field_validator("jwt_secret")
     @classmethod
     def _secret_length(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and len(v.get_secret_value()) < 32:
-            raise ValueError("service_jwt_secret: must be at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+            raise ValueError("service.jwt_secret: must be at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")
         return v
 
-    @field_validator("service_api_keys")
+    @field_validator("api_keys")
     @classmethod
     def _api_key_hashes(cls, v: dict[str, str]) -> dict[str, str]:
         out = {}
         for key_hash, role in v.items():
             h = key_hash.strip().lower()
             if not re.fullmatch(r"[0-9a-f]{64}", h):
-                raise ValueError("service_api_keys: every key must be the sha256 hex digest (64 hex digits) of an API key, not the key itself")
+                raise ValueError("service.api_keys: every key must be the sha256 hex digest (64 hex digits) of an API key, not the key itself")
             out[h] = role
         return out
 
-    @field_validator("service_users")
+    @field_validator("users")
     @classmethod
     def _usernames(cls, v: dict[str, ServiceUser]) -> dict[str, ServiceUser]:
         for name in v:
             if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
-                raise ValueError("service_users: usernames are 1-64 characters of letters, digits and _.@-")
+                raise ValueError("service.users: usernames are 1-64 characters of letters, digits and _.@-")
         return v
 
-    @field_validator("var_levels")
-    @classmethod
-    def _levels_are_fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        for level in v:
-            if not 0.5 < level < 1.0:
-                raise ValueError(f"var_levels: {level} is not a fraction in (0.5, 1)")
-        return v
+
+class Settings(BaseModel):
+    """goldstress settings, in sections; each section reads its own environment variables
+    (``GOLDSTRESS_MC_PATHS`` is ``monte_carlo.paths``; the README lists them) and a ``.env`` file.
+
+    Raises ``pydantic.ValidationError`` naming the section and field when a value has the wrong
+    type or is out of range (for example ``GOLDSTRESS_MC_PATHS=-1``). Input values are hidden in
+    error messages (``hide_input_in_errors``) so that a secret (JWT secret, storage keys) never
+    lands in a log through a validation error.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    data: DataSettings = Field(default_factory=DataSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
+    monte_carlo: MonteCarloSettings = Field(default_factory=MonteCarloSettings)
+    liquidity: LiquidityStressSettings = Field(default_factory=LiquidityStressSettings)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+
+
+def env_name(section: str, field: str) -> str:
+    """The environment variable that sets ``field`` of ``section``, e.g.
+    ``env_name("monte_carlo", "paths") == "GOLDSTRESS_MC_PATHS"``. ``KeyError`` for an unknown
+    section or field."""
+    cls = Settings.model_fields[section].annotation
+    if field not in cls.model_fields:  # type: ignore[union-attr]
+        raise KeyError(f"{section}.{field}")
+    return f"{cls.model_config['env_prefix']}{field}".upper()  # type: ignore[union-attr]
 
 
 @lru_cache(maxsize=1)
@@ -408,15 +482,21 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def settings_with(**overrides: Any) -> Settings:
-    """Settings from the environment with some fields replaced (``None`` values are ignored).
+def settings_with(**sections: dict[str, Any] | None) -> Settings:
+    """Settings from the environment with some fields of some sections replaced.
 
-    Used by flows whose parameters (for example ``data_dir``) override the environment. The
+    ``settings_with(data={"data_dir": "/data"}, monte_carlo={"paths": 500})``: each keyword is a
+    section of :class:`Settings`, each value a mapping of its fields; ``None`` values (and a
+    ``None`` section) are ignored, so a flow's optional parameters pass straight through. The
     result is validated like the environment's own values: ``pydantic.ValidationError`` names a
-    bad field.
+    bad field, ``ValueError`` an unknown section.
     """
+    unknown = set(sections) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"settings_with: unknown section(s) {sorted(unknown)}; sections are {sorted(Settings.model_fields)}")
     base = get_settings().model_dump()
-    base.update({k: v for k, v in overrides.items() if v is not None})
+    for name, fields in sections.items():
+        base[name].update({k: v for k, v in (fields or {}).items() if v is not None})
     return Settings.model_validate(base)
 
 

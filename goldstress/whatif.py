@@ -16,7 +16,7 @@ through the Prefect tasks defined at the end of this module. Results are stored 
 Monte Carlo model: the registered champion (``models:/<registered_model>@champion``) when one
 exists; otherwise, documented fallback, a GARCH(1,1) with Student-t innovations
 (``models.volatility.fit_garch``) fitted on the curated gold series from
-``settings.vol_train_start``. With neither, :class:`NoModelError`.
+``settings.training.vol_train_start``. With neither, :class:`NoModelError`.
 """
 
 from __future__ import annotations
@@ -90,11 +90,11 @@ class WhatIfRequest(BaseModel):
     """Body of ``POST /api/whatif``. Every input is bounded; unknown fields are refused.
 
     Exactly one of ``token_spec`` (a token spec v1 as in ``specs/*.toml``, at most 16 KB) and
-    ``token_preset`` (the symbol of a spec in ``settings.token_specs``, e.g. ``GRAM``, ``GUSD``).
+    ``token_preset`` (the symbol of a spec in ``settings.scenarios.token_specs``, e.g. ``GRAM``, ``GUSD``).
     ``shock_frac`` is the simple gold move (-0.2 = a 20 % fall) reached log-linearly over
     ``shock_horizon_days`` days. ``redemption_share_per_day`` (gold-backed tokens only) replaces
     the spec's ``base_redeem_rate_per_day``. The Monte Carlo has ``n_paths`` paths of
-    ``horizon_days`` days, seeded by ``seed`` (default ``settings.mc_seed``: what-ifs with the
+    ``horizon_days`` days, seeded by ``seed`` (default ``settings.monte_carlo.seed``: what-ifs with the
     same seed share their random numbers, so their differences come from the inputs).
     Raises ``pydantic.ValidationError`` naming the field.
     """
@@ -108,7 +108,7 @@ class WhatIfRequest(BaseModel):
     redemption_share_per_day: float | None = Field(default=None, ge=0.0, le=0.5, description="Gold token: daily redeemed share of supply (overrides base_redeem_rate_per_day).")
     n_paths: int = Field(ge=1, le=MAX_N_PATHS, description="Monte Carlo paths.")
     horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Monte Carlo horizon, trading days.")
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="Monte Carlo seed (default: settings.mc_seed).")
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="Monte Carlo seed (default: settings.monte_carlo.seed).")
 
     @field_validator("token_spec", mode="before")
     @classmethod
@@ -172,9 +172,9 @@ def mc_horizons(horizons_days: tuple[int, ...], horizon_days: int) -> tuple[int,
 
 
 def load_presets(settings: Settings) -> dict[str, GoldBackedTokenSpec | CdpStablecoinSpec]:
-    """The configured token specs (``settings.token_specs``) keyed by upper-case symbol."""
+    """The configured token specs (``settings.scenarios.token_specs``) keyed by upper-case symbol."""
     out = {}
-    for p in settings.token_specs:
+    for p in settings.scenarios.token_specs:
         spec = load_any_token_spec(Path(p))
         out[spec.symbol.upper()] = spec
     return out
@@ -227,10 +227,10 @@ def compute_whatif(
       ``reserve_loss_frac_<H>d``, ``backing_ratio_<H>d``, ``backing_ratio_min``/``_end``,
       ``backing_below_1``, ``liquidated``, ``bad_debt_usd`` (cumulative, USD), plus the inputs.
     - ``monte_carlo``: ``n_paths`` gold paths of ``horizon_days`` days from the model
-      (``models.scenarios.monte_carlo_chunks``, chunked by ``settings.mc_chunk_paths``, so
+      (``models.scenarios.monte_carlo_chunks``, chunked by ``settings.monte_carlo.chunk_paths``, so
       memory is one chunk of paths plus one summary row per path), summarised by
       ``models.metrics.distribution_metrics`` at the horizons of :func:`mc_horizons`: empirical
-      VaR/ES (Acerbi & Tasche 2002) of holder and reserve value at ``settings.var_levels``,
+      VaR/ES (Acerbi & Tasche 2002) of holder and reserve value at ``settings.risk.var_levels``,
       backing-ratio quantiles, ``p_backing_below_1``, ``p_liquidation``,
       ``expected_bad_debt_usd``.
 
@@ -238,11 +238,11 @@ def compute_whatif(
     :class:`WhatIfTimeout` when passed/set. ValueError from the models for a spec that cannot
     be simulated (e.g. non-finite values from extreme inputs).
     """
-    seed = int(settings.mc_seed if req.seed is None else req.seed)
+    seed = int(settings.monte_carlo.seed if req.seed is None else req.seed)
     p0 = float(model.p0_usd_per_oz)
     token = build_any_token_model(spec)
     h_shock = int(req.shock_horizon_days)
-    horizons = mc_horizons(tuple(settings.horizons_days), req.horizon_days)
+    horizons = mc_horizons(tuple(settings.risk.horizons_days), req.horizon_days)
     keep = list(_MC_COLUMNS) + [f"{c}_{h}d" for h in horizons for c in _MC_HORIZON_COLUMNS]
 
     def check() -> None:
@@ -260,7 +260,7 @@ def compute_whatif(
             **path_metrics(row, (h_shock,)),
         }
         frames = []
-        for chunk in monte_carlo_chunks(model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.mc_chunk_paths)):
+        for chunk in monte_carlo_chunks(model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.monte_carlo.chunk_paths)):
             check()
             paths = to_price_paths(p0, chunk)
             frames.append(summarise_paths(run_token_model(token, paths, np.random.default_rng([seed, len(frames)])), paths, horizons)[keep])
@@ -270,9 +270,9 @@ def compute_whatif(
         # undefined, so NaN (distribution_metrics skips NaN). Infinite backing ratios are kept.
         for col in [c for c in g.columns if "_loss_frac_" in c]:
             g[col] = g[col].replace([np.inf, -np.inf], np.nan)
-        mc = distribution_metrics(g, tuple(settings.var_levels), horizons)
+        mc = distribution_metrics(g, tuple(settings.risk.var_levels), horizons)
     inputs = req.model_dump(mode="json")
-    inputs.update(token_spec=spec.model_dump(mode="json"), seed=seed, start_gold_usd_per_oz=p0, var_levels=list(settings.var_levels))
+    inputs.update(token_spec=spec.model_dump(mode="json"), seed=seed, start_gold_usd_per_oz=p0, var_levels=list(settings.risk.var_levels))
     return json_safe({
         "inputs": inputs,
         "model": model.info,
@@ -304,10 +304,10 @@ def _registry_present(uri: str) -> bool:
 
 
 def _load_champion(settings: Settings) -> tuple[Any, str] | None:
-    uri = settings.mlflow_tracking_uri
+    uri = settings.tracking.tracking_uri
     if not _registry_present(uri):
         return None
-    key = (uri, settings.registered_model, settings.champion_alias)
+    key = (uri, settings.tracking.registered_model, settings.tracking.champion_alias)
     now = time.monotonic()
     cached = _CACHE.champion
     if cached is not None and cached[0] == key and now - cached[3] < _MODEL_RECHECK_S:
@@ -319,11 +319,11 @@ def _load_champion(settings: Settings) -> tuple[Any, str] | None:
         from goldstress.io.champion import load_champion
 
         mlflow.set_tracking_uri(uri)
-        version = str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(settings.registered_model, settings.champion_alias).version)
+        version = str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias).version)
         if cached is not None and cached[0] == key and cached[1] == version:
             _CACHE.champion = (key, version, cached[2], now)
             return cached[2], version
-        champion, version = load_champion(settings.registered_model, settings.champion_alias)
+        champion, version = load_champion(settings.tracking.registered_model, settings.tracking.champion_alias)
     except Exception as exc:  # no registered model / alias, or the registry is unreachable
         log.info("what-if: no champion (%s): %s", type(exc).__name__, exc)
         return None
@@ -342,7 +342,7 @@ def _curated_gold(settings: Settings) -> tuple[pd.Series, dict[str, Any]] | None
 
 def load_model(settings: Settings) -> WhatIfModel:
     """The what-if model: the registered champion if one exists, else the GARCH(1,1)-t fallback
-    fitted on the curated gold series (``settings.vol_train_start`` onwards). The start price is
+    fitted on the curated gold series (``settings.training.vol_train_start`` onwards). The start price is
     the last curated gold price, else the champion's training-data last price.
 
     Raises :class:`NoModelError` when neither exists ("run the pipeline first").
@@ -359,7 +359,7 @@ def load_model(settings: Settings) -> WhatIfModel:
             if p0 is not None:
                 info = {
                     "source": "champion",
-                    "registered_model": settings.registered_model,
+                    "registered_model": settings.tracking.registered_model,
                     "version": version,
                     "candidate": champion.name,
                     "innovations": champion.innovations,
@@ -372,11 +372,11 @@ def load_model(settings: Settings) -> WhatIfModel:
         from models.volatility import fit_garch
 
         returns, meta = gold
-        key = (meta["data_sha256"], settings.vol_train_start)
+        key = (meta["data_sha256"], settings.training.vol_train_start)
         if _CACHE.fallback is None or _CACHE.fallback[0] != key:
             r = returns
-            if settings.vol_train_start:
-                r = r[r.index >= pd.Timestamp(settings.vol_train_start, tz="UTC")]
+            if settings.training.vol_train_start:
+                r = r[r.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")]
             try:
                 fit = fit_garch(r.to_numpy(), kind="garch")
             except ValueError as exc:
@@ -387,7 +387,7 @@ def load_model(settings: Settings) -> WhatIfModel:
             "source": "fallback",
             "description": "GARCH(1,1) with Student-t innovations fitted on the curated gold series (no registered champion)",
             "params": fit.params,
-            "train_start": settings.vol_train_start,
+            "train_start": settings.training.vol_train_start,
             "data": data,
             "start_price_source": "curated gold",
         }
@@ -397,7 +397,7 @@ def load_model(settings: Settings) -> WhatIfModel:
 # ---------------------------------------------------------------------- storage (I/O)
 def whatif_url(settings: Settings, whatif_id: str, name: str) -> str:
     """``<report_url>/whatif/<id>/<name>``."""
-    return storage.join(settings.report_url, "whatif", whatif_id, name)
+    return storage.join(settings.storage.report_url, "whatif", whatif_id, name)
 
 
 def store_result(whatif_id: str, mode: str, result: dict[str, Any], settings: Settings) -> str:

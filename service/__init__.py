@@ -4,7 +4,7 @@ Start it with ``make serve`` (``uvicorn --factory service.app:create_app``). Mod
 
 - :mod:`service.app`    the ``create_app`` factory: routes, middleware, static dashboard;
 - :mod:`service.auth`   password hashes, JWTs, API keys, roles, start-up checks;
-- :mod:`service.runs`   the cached index of run folders under ``settings.report_url``;
+- :mod:`service.runs`   the cached index of run folders under ``settings.storage.report_url``;
 - :mod:`goldstress.whatif` the what-if computation (token model under a shock and Monte Carlo);
 - :mod:`service.limits` token-bucket rate limits and the request-body size limit;
 - :mod:`service.hashpw` ``python -m service.hashpw``: make a password hash or an API key.

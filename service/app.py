@@ -184,10 +184,10 @@ class GuardMiddleware:
     def __init__(self, app: ASGIApp, auth: Authenticator, settings: Settings) -> None:
         self.app = app
         self.auth = auth
-        self.reads = TokenBucketLimiter(settings.service_rate_limit_per_minute)
-        self.whatifs = TokenBucketLimiter(settings.service_whatif_per_minute)
-        self.logins = TokenBucketLimiter(settings.service_login_per_minute)
-        self.public_paths = DEV_PUBLIC_PATHS if settings.service_dev_mode else frozenset()
+        self.reads = TokenBucketLimiter(settings.service.rate_limit_per_minute)
+        self.whatifs = TokenBucketLimiter(settings.service.whatif_per_minute)
+        self.logins = TokenBucketLimiter(settings.service.login_per_minute)
+        self.public_paths = DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset()
 
     def is_public(self, method: str, path: str) -> bool:
         """Whether ``method path`` needs no credentials."""
@@ -544,8 +544,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             table = {}
         spec = wi.resolve_spec(req, table)
         if req.seed is None:
-            req = req.model_copy(update={"seed": settings.mc_seed})
-        if req.cells <= settings.service_inprocess_max_cells:
+            req = req.model_copy(update={"seed": settings.monte_carlo.seed})
+        if req.cells <= settings.service.inprocess_max_cells:
             result = await _run_inprocess(req, spec)
             wid = str(uuid.uuid4())
             await anyio.to_thread.run_sync(wi.store_result, wid, "inprocess", result, settings)
@@ -553,7 +553,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await _submit_deployment(req, spec)
 
     async def _run_inprocess(req: wi.WhatIfRequest, spec: Any) -> dict[str, Any]:
-        timeout = float(settings.service_inprocess_timeout_s)
+        timeout = float(settings.service.inprocess_timeout_s)
         cancel = threading.Event()
         deadline = time.monotonic() + timeout
 
@@ -567,16 +567,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except TimeoutError:
             cancel.set()
-            raise HTTPException(503, f"what-if exceeded the in-process time limit of {timeout:g} s: use fewer paths or days, or more than service_inprocess_max_cells={settings.service_inprocess_max_cells} cells to run it on the Prefect deployment", headers={"Retry-After": "30"})
+            raise HTTPException(503, f"what-if exceeded the in-process time limit of {timeout:g} s: use fewer paths or days, or more than service_inprocess_max_cells={settings.service.inprocess_max_cells} cells to run it on the Prefect deployment", headers={"Retry-After": "30"})
         except wi.NoModelError as exc:
             raise HTTPException(409, str(exc))
         except (ValueError, ArithmeticError) as exc:
             raise HTTPException(422, f"this token spec cannot be simulated: {exc}")
 
     async def _submit_deployment(req: wi.WhatIfRequest, spec: Any) -> Response:
-        name = settings.service_whatif_deployment
+        name = settings.service.whatif_deployment
         api = _prefect_api_url()
-        why = f"n_paths * horizon_days = {req.cells} > service_inprocess_max_cells = {settings.service_inprocess_max_cells}"
+        why = f"n_paths * horizon_days = {req.cells} > service_inprocess_max_cells = {settings.service.inprocess_max_cells}"
         if not api:
             raise HTTPException(503, f"this what-if is large ({why}) and runs on the Prefect deployment {name!r}, but no Prefect API is configured (PREFECT_API_URL)", headers={"Retry-After": "60"})
         from prefect.deployments import run_deployment
@@ -584,7 +584,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         request = {**req.model_dump(mode="json"), "token_spec": spec.model_dump(mode="json"), "token_preset": None}
         try:
-            with anyio.fail_after(settings.service_prefect_timeout_s):
+            with anyio.fail_after(settings.service.prefect_timeout_s):
                 flow_run = run_deployment(name=name, parameters={"request": request}, timeout=0, as_subflow=False, tags=["goldstress", "whatif"])
                 if inspect.isawaitable(flow_run):
                     flow_run = await flow_run
@@ -620,7 +620,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from prefect.exceptions import ObjectNotFound
 
         try:
-            with anyio.fail_after(settings.service_prefect_timeout_s):
+            with anyio.fail_after(settings.service.prefect_timeout_s):
                 async with get_client() as client:
                     flow_run = await client.read_flow_run(whatif_id)
         except ObjectNotFound:
@@ -654,7 +654,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/static", _Missing(), name="static")
 
     app.add_middleware(GuardMiddleware, auth=auth, settings=settings)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.service_max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes)
     return app
 
 

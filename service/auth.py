@@ -149,21 +149,21 @@ def check_service_config(settings: Settings) -> None:
     dev mode is on but ``service_host`` is not loopback, or, outside dev mode, when
     ``service_jwt_secret`` is unset or no user and no API key is configured.
     """
-    if settings.service_dev_mode:
-        if not is_loopback(settings.service_host):
+    if settings.service.dev_mode:
+        if not is_loopback(settings.service.host):
             raise ServiceConfigError(
-                f"GOLDSTRESS_SERVICE_DEV_MODE=true is refused because GOLDSTRESS_SERVICE_HOST={settings.service_host!r} "
+                f"GOLDSTRESS_SERVICE_DEV_MODE=true is refused because GOLDSTRESS_SERVICE_HOST={settings.service.host!r} "
                 "is not a loopback address: development mode has public dev passwords. Bind to 127.0.0.1 "
                 "or configure real secrets (GOLDSTRESS_SERVICE_JWT_SECRET, GOLDSTRESS_SERVICE_USERS / _API_KEYS)."
             )
         return
-    if settings.service_jwt_secret is None:
+    if settings.service.jwt_secret is None:
         raise ServiceConfigError(
             "refusing to start: GOLDSTRESS_SERVICE_JWT_SECRET is not set (>= 32 random characters). "
             "Set it and GOLDSTRESS_SERVICE_USERS and/or GOLDSTRESS_SERVICE_API_KEYS (see README, "
             "'Stakeholder service'), or GOLDSTRESS_SERVICE_DEV_MODE=true for local development only."
         )
-    if not settings.service_users and not settings.service_api_keys:
+    if not settings.service.users and not settings.service.api_keys:
         raise ServiceConfigError(
             "refusing to start: no credentials configured. Set GOLDSTRESS_SERVICE_USERS (hashes from "
             "`python -m service.hashpw`) and/or GOLDSTRESS_SERVICE_API_KEYS (sha256 hex of each key)."
@@ -182,19 +182,19 @@ class Authenticator:
 
     def __init__(self, settings: Settings) -> None:
         check_service_config(settings)
-        self.dev_mode = settings.service_dev_mode
-        if settings.service_jwt_secret is not None:
-            self._secret = settings.service_jwt_secret.get_secret_value().encode("utf-8")
+        self.dev_mode = settings.service.dev_mode
+        if settings.service.jwt_secret is not None:
+            self._secret = settings.service.jwt_secret.get_secret_value().encode("utf-8")
         else:  # dev mode: a fresh secret per start, so dev tokens never outlive the process
             self._secret = secrets.token_bytes(48)
-        self.ttl_s = int(settings.service_token_ttl_s)
+        self.ttl_s = int(settings.service.token_ttl_s)
         self._users: dict[str, tuple[str, str]] = {
-            name: (u.password_hash.get_secret_value(), u.role) for name, u in settings.service_users.items()
+            name: (u.password_hash.get_secret_value(), u.role) for name, u in settings.service.users.items()
         }
         if self.dev_mode:
             for name, role in DEV_USERS.items():
                 self._users.setdefault(name, (hash_password(DEV_PASSWORD, _DEV_ITERATIONS), role))
-        self._api_keys = dict(settings.service_api_keys)
+        self._api_keys = dict(settings.service.api_keys)
         some = next(iter(self._users.values()), None)
         iters = int(PASSWORD_HASH_RE.match(some[0]).group(1)) if some else DEFAULT_ITERATIONS
         # verified for unknown user names so that a miss costs as much as a wrong password

@@ -1,11 +1,11 @@
-"""The index of pipeline runs under ``settings.report_url``, cached in memory.
+"""The index of pipeline runs under ``settings.storage.report_url``, cached in memory.
 
 A run folder is ``<report_url>/<run_id>/`` with ``summary.json``, ``report.html``,
 ``manifest.json`` and ``results/<scenario>.parquet`` (written by ``tasks.simulate`` and
 ``tasks.report``). A run is listed once its ``summary.json`` exists and parses; from then on it is
 immutable, so its summary bytes, listing item and fan chart are computed once and reused.
 
-The folder listing itself is refreshed at most every ``settings.service_index_ttl_s`` seconds,
+The folder listing itself is refreshed at most every ``settings.service.index_ttl_s`` seconds,
 and at once when a local report folder's modification time changes (a new run folder). JSON
 answers are kept as ready-to-send bytes. Storage goes through ``goldstress.io.storage`` (fsspec), so
 ``s3://`` report URLs work as local folders do.
@@ -150,7 +150,7 @@ class _LRU:
 
 
 class RunIndex:
-    """Cached index of the runs under ``settings.report_url``.
+    """Cached index of the runs under ``settings.storage.report_url``.
 
     Parameters
     ----------
@@ -167,8 +167,8 @@ class RunIndex:
 
     def __init__(self, settings: Settings, summary_cache_size: int = 128) -> None:
         self.settings = settings
-        self.root = settings.report_url.rstrip("/")
-        self.ttl_s = float(settings.service_index_ttl_s)
+        self.root = settings.storage.report_url.rstrip("/")
+        self.ttl_s = float(settings.service.index_ttl_s)
         self._local_root = storage.local_path(self.root)
         self._lock = threading.Lock()
         self._snap = _Snapshot(0, (), {}, frozenset(), frozenset(), frozenset())

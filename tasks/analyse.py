@@ -34,7 +34,7 @@ def _observed_premia(settings: Settings) -> dict[str, Any]:
     except Exception as exc:  # no curated gold: nothing to compare against
         return {"error": str(exc)}
     tokens = {}
-    for symbol, oz in settings.token_oz_per_token.items():
+    for symbol, oz in settings.data.token_oz_per_token.items():
         try:
             tokens[symbol.upper()] = (load_curated(f"token_{symbol}", settings).set_index("date")["close_usd"], oz)
         except Exception:
@@ -46,12 +46,12 @@ def _observed_premia(settings: Settings) -> dict[str, Any]:
 def read_manifest(run_id: str | None, settings: Settings) -> dict[str, Any]:
     """The manifest of ``run_id`` (default: the most recent run under ``report_url``)."""
     if run_id is None:
-        fs, path = storage.filesystem(settings.report_url, settings)
+        fs, path = storage.filesystem(settings.storage.report_url, settings)
         runs = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if fs.exists(f"{p}/manifest.json")) if fs.exists(path) else []
         if not runs:
-            raise FileNotFoundError(f"no simulated run under {settings.report_url}: run the simulate flow first")
+            raise FileNotFoundError(f"no simulated run under {settings.storage.report_url}: run the simulate flow first")
         run_id = runs[-1]
-    return storage.read_json(storage.join(settings.report_url, run_id, "manifest.json"), settings)
+    return storage.read_json(storage.join(settings.storage.report_url, run_id, "manifest.json"), settings)
 
 
 @task(name="compute-summary", cache_policy=NO_CACHE)

@@ -6,15 +6,15 @@ standardised by :func:`goldstress.io.layouts.standardise` with the known-quirks 
 broker's flagged bars and documented bad prints are dropped exactly as in the pipeline); without
 the file, the curated table of the dataset is used when its ``source`` names the same file.
 
-- Gold on the token clock: ``settings.calibration_gold_file`` (broker XAU/USD, 24:00 UTC close);
+- Gold on the token clock: ``settings.calibration.gold_file`` (broker XAU/USD, 24:00 UTC close);
   the fit uses it. A second reference (``calibration_reference_gold_file``, the LBMA PM at 15:00
   London) is measured beside it to show the clock effect.
-- Each entry of ``settings.calibration_sets``: premia on both clocks and both weekend rules
+- Each entry of ``settings.calibration.sets``: premia on both clocks and both weekend rules
   (:mod:`models.calibration`), summary statistics, stress windows and episodes; then
   ``models.market.PremiumProcess.fit`` on the fit window, out-of-sample scores on the test
   window, a refit on the whole sample (the calibrated parameters), and a parametric-bootstrap
   check that each fit reproduces its sample's mean, sd and lag-1 autocorrelation.
-- MLflow: a parent run ``calibrate-<UTC date>`` in ``settings.mlflow_experiment`` with one nested
+- MLflow: a parent run ``calibrate-<UTC date>`` in ``settings.tracking.experiment`` with one nested
   run per fit (``<set>/fit-window`` with the OOS scores, ``<set>/full-sample``); JSON to
   ``<store_url>/calibration/<set>.json`` via :mod:`goldstress.io.storage`.
 """
@@ -70,7 +70,7 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
     """One price series through the importer, or the curated table of ``dataset`` built from the
     same file; None when neither exists.
 
-    ``dataset`` is ``"gold"`` or ``"token_<symbol>"``. With ``settings.data_dir`` and the file in
+    ``dataset`` is ``"gold"`` or ``"token_<symbol>"``. With ``settings.data.data_dir`` and the file in
     it: bytes read (:func:`goldstress.io.sources.read_data_file`), layout detected from the header,
     :func:`goldstress.io.layouts.standardise` with the quirks registry. Otherwise the curated
     ``<store_url>/curated/<dataset>.parquet`` is used only if its ``source`` ends with
@@ -81,8 +81,8 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
     from goldstress.io.sources import read_data_file
 
     value_col = "usd_per_oz" if dataset == "gold" else "close_usd"
-    if settings.data_dir is not None and (Path(settings.data_dir) / file_name).is_file():
-        path = Path(settings.data_dir) / file_name
+    if settings.data.data_dir is not None and (Path(settings.data.data_dir) / file_name).is_file():
+        path = Path(settings.data.data_dir) / file_name
         data = read_data_file(path)
         header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
         try:
@@ -101,7 +101,7 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
             return None
         if not frame["source"].astype(str).str.endswith(f":{file_name}").all():
             return None
-        origin = storage.join(settings.store_url, "curated", f"{dataset}.parquet")
+        origin = storage.join(settings.storage.store_url, "curated", f"{dataset}.parquet")
         sha, dropped = frame_sha256(frame, value_col), []
     if frame.empty:
         raise ValueError(f"{file_name}: no rows left after import")
@@ -127,26 +127,26 @@ def _meta(inp: PriceInput) -> dict[str, Any]:
 def load_gold_inputs(settings: Settings) -> dict[str, PriceInput | None]:
     """The gold closes the premia are measured against: ``{"aligned": ..., "reference": ...}``.
 
-    ``aligned`` is ``settings.calibration_gold_file`` (the fit's clock); when it is unavailable the
+    ``aligned`` is ``settings.calibration.gold_file`` (the fit's clock); when it is unavailable the
     reference is promoted to ``aligned`` (logged as a warning; the clock label in the outputs then
     says ``london_1500_lbma_pm``). ``reference`` is ``calibration_reference_gold_file`` or None.
     Raises ``FileNotFoundError`` naming both settings when no gold series is available.
     """
     logger = get_run_logger()
-    aligned = load_price_input(settings.calibration_gold_file, "gold", settings)
+    aligned = load_price_input(settings.calibration.gold_file, "gold", settings)
     reference = None
-    if settings.calibration_reference_gold_file:
-        reference = load_price_input(settings.calibration_reference_gold_file, "gold", settings)
+    if settings.calibration.reference_gold_file:
+        reference = load_price_input(settings.calibration.reference_gold_file, "gold", settings)
     if aligned is None and reference is None:
         raise FileNotFoundError(
-            f"no gold series for calibration: calibration_gold_file={settings.calibration_gold_file!r} "
-            f"and calibration_reference_gold_file={settings.calibration_reference_gold_file!r} are neither "
-            f"in data_dir={settings.data_dir} nor a curated gold table built from them"
+            f"no gold series for calibration: calibration_gold_file={settings.calibration.gold_file!r} "
+            f"and calibration_reference_gold_file={settings.calibration.reference_gold_file!r} are neither "
+            f"in data_dir={settings.data.data_dir} nor a curated gold table built from them"
         )
     if aligned is None:
         logger.warning(
             "calibration_gold_file %s unavailable: premia measured against %s (15:00 London clock, "
-            "9-10 h before the token close: expect extra noise)", settings.calibration_gold_file, reference["file"],
+            "9-10 h before the token close: expect extra noise)", settings.calibration.gold_file, reference["file"],
         )
         aligned, reference = reference, None
     for inp in (aligned, reference):
@@ -164,7 +164,7 @@ def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | 
     """Measure one calibration set's premia (None when its token file is unavailable).
 
     Returns ``{"name", "set", "premia", "measurement", "token", "gold"}``: ``premia`` the series
-    the fit uses (aligned clock, ``settings.calibration_weekend_rule``), ``measurement`` a JSON-ready
+    the fit uses (aligned clock, ``settings.calibration.weekend_rule``), ``measurement`` a JSON-ready
     dict of statistics per variant (``aligned_drop``, ``aligned_last_gold_close``,
     ``reference_drop``), the clock comparison, stress windows and episodes, and the share of weekend
     rows; ``token``/``gold`` their lineage. Raises ``ValueError`` when no token day has a gold close.
@@ -174,7 +174,7 @@ def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | 
     if token is None:
         logger.warning("calibration %s: token file %s not in data_dir nor curated: skipped", name, cset.file)
         return None
-    gap = settings.calibration_max_step_gap_days
+    gap = settings.calibration.max_step_gap_days
     g_al, g_ref = gold["aligned"], gold["reference"]
     frames = {
         "aligned_drop": cal.premium_frame(token["series"], g_al["series"], cset.oz_per_token, weekend="drop"),
@@ -184,7 +184,7 @@ def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | 
     }
     if g_ref is not None:
         frames["reference_drop"] = cal.premium_frame(token["series"], g_ref["series"], cset.oz_per_token, weekend="drop")
-    fit_key = f"aligned_{settings.calibration_weekend_rule}"
+    fit_key = f"aligned_{settings.calibration.weekend_rule}"
     premia = frames[fit_key]["premium_frac"]
     if len(premia) < 30:
         raise ValueError(
@@ -210,9 +210,9 @@ def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | 
             "share_gold_stale": float(last["gold_stale"].mean()) if len(last) else float("nan"),
             "stale_row_stats": cal.describe_premia(last.loc[last["gold_stale"], "premium_frac"]),
         },
-        "stress_windows": cal.window_statistics(premia, settings.calibration_stress_windows),
+        "stress_windows": cal.window_statistics(premia, settings.calibration.stress_windows),
         "episodes": cal.find_episodes(
-            premia, settings.calibration_episode_threshold_frac, max_step_gap_days=gap
+            premia, settings.calibration.episode_threshold_frac, max_step_gap_days=gap
         )[:10],
     }
     if g_ref is not None:
@@ -245,15 +245,15 @@ def open_calibration_run(settings: Settings) -> tuple[str, str]:
         tags={"stage": "calibrate"},
     )
     client = MlflowClient()
-    client.log_param(run.info.run_id, "calibration_sets", ",".join(settings.calibration_sets))
-    client.log_param(run.info.run_id, "gold_file", settings.calibration_gold_file)
-    client.log_param(run.info.run_id, "reference_gold_file", str(settings.calibration_reference_gold_file))
-    client.log_param(run.info.run_id, "weekend_rule", settings.calibration_weekend_rule)
+    client.log_param(run.info.run_id, "calibration_sets", ",".join(settings.calibration.sets))
+    client.log_param(run.info.run_id, "gold_file", settings.calibration.gold_file)
+    client.log_param(run.info.run_id, "reference_gold_file", str(settings.calibration.reference_gold_file))
+    client.log_param(run.info.run_id, "weekend_rule", settings.calibration.weekend_rule)
     return experiment_id, run.info.run_id
 
 
 def _rng(settings: Settings, name: str, purpose: str) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([settings.mc_seed, zlib.crc32(f"{name}/{purpose}".encode())]))
+    return np.random.default_rng(np.random.SeedSequence([settings.monte_carlo.seed, zlib.crc32(f"{name}/{purpose}".encode())]))
 
 
 def _fit(premia: pd.Series, settings: Settings) -> Any:
@@ -262,9 +262,9 @@ def _fit(premia: pd.Series, settings: Settings) -> Any:
     innovations and jumps name the largest model allowed."""
     return cal.fit_premium_process(
         premia,
-        innovations=settings.calibration_innovations,
-        jumps=settings.calibration_jumps,
-        max_step_gap_days=settings.calibration_max_step_gap_days,
+        innovations=settings.calibration.innovations,
+        jumps=settings.calibration.jumps,
+        max_step_gap_days=settings.calibration.max_step_gap_days,
     ).process
 
 
@@ -352,7 +352,7 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
     logger = get_run_logger()
     name, cset = measured["name"], measured["set"]
     premia = measured["premia"]
-    gap = settings.calibration_max_step_gap_days
+    gap = settings.calibration.max_step_gap_days
     windows = {
         "fit": cal.select_window(premia, cset["fit_start"], cset["fit_end"]),
         "test": cal.select_window(premia, cset["test_start"], cset["test_end"]),
@@ -367,7 +367,7 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
     full_proc = _fit(premia, settings)
     fit_sum = _fit_summary(fit_proc, windows["fit"], gap)
     full_sum = _fit_summary(full_proc, premia, gap)
-    n_sim = settings.calibration_sim_paths
+    n_sim = settings.calibration.sim_paths
     oos = cal.score_out_of_sample(
         fit_proc, windows["test"], _rng(settings, name, "oos"),
         n_paths_stationary=max(100, n_sim // 2), max_step_gap_days=gap,
@@ -442,7 +442,7 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
 
 def calibration_url(name: str, settings: Settings) -> str:
     """``<store_url>/calibration/<name>.json``."""
-    return storage.join(settings.store_url, "calibration", f"{name}.json")
+    return storage.join(settings.storage.store_url, "calibration", f"{name}.json")
 
 
 def _jsonable(obj: Any) -> Any:

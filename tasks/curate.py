@@ -43,7 +43,7 @@ def validate_and_promote(ref: SnapshotRef, settings: Settings, as_of: str | None
     if ref.layout in JSON_LAYOUTS and as_of is None:
         # an online feed must be fresh: its last observation within the configured max age
         as_of = ref.fetched_at.isoformat()
-        max_age_days = max_age_days or settings.freshness_max_age_days
+        max_age_days = max_age_days or settings.data.freshness_max_age_days
     result = standardise(data, ref.layout, ref.dataset, _origin_name(ref))
     outcome = gate(
         result.frame,
@@ -66,12 +66,12 @@ def validate_and_promote(ref: SnapshotRef, settings: Settings, as_of: str | None
 
 def expected_sources(settings: Settings) -> dict[str, str]:
     """Dataset -> snapshot source name that the ingest flow uses under these settings."""
-    if settings.data_dir is not None:
-        out = {"gold": f"file:{settings.gold_file}"}
-        out.update({f"token_{s}": f"file:{name}" for s, name in settings.token_files.items()})
+    if settings.data.data_dir is not None:
+        out = {"gold": f"file:{settings.data.gold_file}"}
+        out.update({f"token_{s}": f"file:{name}" for s, name in settings.data.token_files.items()})
         return out
     out = {"gold": "lbma_pm_json"}
-    out.update({f"token_{s}": f"coingecko:{coin}" for s, coin in settings.coingecko_ids.items()})
+    out.update({f"token_{s}": f"coingecko:{coin}" for s, coin in settings.data.coingecko_ids.items()})
     return out
 
 
@@ -85,7 +85,7 @@ def latest_snapshots(settings: Settings) -> list[SnapshotRef]:
     for dataset, source in expected_sources(settings).items():
         found = list_snapshots(source, settings)
         if not found:
-            raise FileNotFoundError(f"no raw snapshot of {dataset} (source {source}) under {settings.store_url}: run the ingest flow first")
+            raise FileNotFoundError(f"no raw snapshot of {dataset} (source {source}) under {settings.storage.store_url}: run the ingest flow first")
         refs.append(found[-1])
     return refs
 

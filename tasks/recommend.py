@@ -4,10 +4,10 @@ fee, redemption gate), each measured by re-running the scenario (:mod:`models.re
 
 Scenarios (all on gold paths of the champion model, same seed as the main Monte Carlo):
 
-- **redemption wave**: ``settings.liquidity_stress_wave_share`` of the supply requested within
-  ``settings.liquidity_stress_wave_days`` calendar days (:func:`models.token_v2.with_redemption_share`:
+- **redemption wave**: ``settings.liquidity.wave_share`` of the supply requested within
+  ``settings.liquidity.wave_days`` calendar days (:func:`models.token_v2.with_redemption_share`:
   runs, mints and other flows off so the share is exact), coverage tested over the calendar
-  days spanning ``max(settings.horizons_days)`` trading days so the wave's claims settle;
+  days spanning ``max(settings.risk.horizons_days)`` trading days so the wave's claims settle;
 - **behavioural Monte Carlo**: the spec's own holder behaviour (drawdown flows, peg arbitrage,
   global-game runs) over the same calendar days.
 
@@ -15,7 +15,7 @@ Both run on the calendar-day clock (:func:`models.scenarios.calendar_day_paths`)
 Friday's price over the weekend, holders keep requesting, and the primary market is open only on
 the days of the spec's ``market_hours``.
 
-The search uses the first ``settings.recommend_paths`` paths; the next as many paths are an
+The search uses the first ``settings.liquidity.recommend_paths`` paths; the next as many paths are an
 out-of-sample check of the recommended settings.
 """
 
@@ -54,13 +54,13 @@ from tasks.calibrate import calibration_url
 def stress_horizon_trading_days(settings: Settings) -> int:
     """Trading days of gold the liquidity stress runs over: the longest reporting horizon, and at
     least the wave itself, so the wave's claims settle within it."""
-    return max(settings.liquidity_stress_wave_days, *settings.horizons_days)
+    return max(settings.liquidity.wave_days, *settings.risk.horizons_days)
 
 
 @task(name="apply-premium-calibration", cache_policy=NO_CACHE)
 def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[list[Any], dict[str, Any]]:
     """Replace the assumed premium process of each v2 spec named in
-    ``settings.premium_calibration_for`` by the full-sample fit of its calibration set
+    ``settings.calibration.premium_for`` by the full-sample fit of its calibration set
     (``<store_url>/calibration/<set>.json``, written by the ``calibrate`` flow).
 
     A fit is used only when its quality flags say it converged and reproduces the sample's
@@ -73,7 +73,7 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
     log = get_run_logger()
     out, provenance = [], {}
     for spec in specs:
-        name = settings.premium_calibration_for.get(getattr(spec, "symbol", ""))
+        name = settings.calibration.premium_for.get(getattr(spec, "symbol", ""))
         if not isinstance(spec, TokenV2Spec) or name is None:
             out.append(spec)
             continue
@@ -112,24 +112,24 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
 
 def calibration_inputs_present(settings: Settings) -> bool:
     """True when ``data_dir`` holds the calibration's gold file and at least one token file of
-    ``settings.calibration_sets`` (the ``calibrate`` flow has something to fit)."""
-    if settings.data_dir is None:
+    ``settings.calibration.sets`` (the ``calibrate`` flow has something to fit)."""
+    if settings.data.data_dir is None:
         return False
-    d = Path(settings.data_dir)
-    return (d / settings.calibration_gold_file).is_file() and any((d / c.file).is_file() for c in settings.calibration_sets.values())
+    d = Path(settings.data.data_dir)
+    return (d / settings.calibration.gold_file).is_file() and any((d / c.file).is_file() for c in settings.calibration.sets.values())
 
 
 @task(name="supply-outflow-anchor", cache_policy=NO_CACHE)
 def supply_outflow_anchor(settings: Settings) -> dict[str, Any]:
     """Worst 1/5/30-day falls of each token's circulating-supply proxy (market cap / price) in
-    the files of ``settings.supply_proxy_files`` under ``data_dir``
+    the files of ``settings.data.supply_proxy_files`` under ``data_dir``
     (:func:`models.recommend.worst_supply_falls`); tokens whose file is absent are skipped.
     A file without the named columns raises ValueError naming the file and column."""
     out: dict[str, Any] = {}
-    if settings.data_dir is None:
+    if settings.data.data_dir is None:
         return out
-    for symbol, (file_name, price_col) in settings.supply_proxy_files.items():
-        path = Path(settings.data_dir) / file_name
+    for symbol, (file_name, price_col) in settings.data.supply_proxy_files.items():
+        path = Path(settings.data.data_dir) / file_name
         if not path.is_file():
             continue
         frame = pd.read_csv(path)
@@ -150,7 +150,7 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
     """The first ``n`` Monte Carlo gold paths of the main run's model and seed, cut to
     ``horizon_days`` days: ``(n, horizon_days + 1)`` USD per oz, day 0 = ``p0``."""
     chunks, got = [], 0
-    for chunk in monte_carlo_chunks(champion.simulate, n, settings.mc_horizon_days, settings.mc_seed, settings.mc_chunk_paths):
+    for chunk in monte_carlo_chunks(champion.simulate, n, settings.monte_carlo.horizon_days, settings.monte_carlo.seed, settings.monte_carlo.chunk_paths):
         chunks.append(to_price_paths(p0, chunk[:, :horizon_days]))
         got += chunk.shape[0]
         if got >= n:
@@ -167,8 +167,8 @@ def recommend_for_spec(
     calendar-day clock ``calendar`` (:func:`models.scenarios.calendar_day_paths`); every run
     covers all ``C`` days.
     """
-    share, wave_d = settings.liquidity_stress_wave_share, settings.liquidity_stress_wave_days
-    conf, target, seed = settings.liquidity_stress_confidence, settings.liquidity_stress_target_coverage, settings.mc_seed
+    share, wave_d = settings.liquidity.wave_share, settings.liquidity.wave_days
+    conf, target, seed = settings.liquidity.confidence, settings.liquidity.target_coverage, settings.monte_carlo.seed
     h = len(calendar) - 1
 
     def wave(s: TokenV2Spec) -> TokenV2Spec:
@@ -185,9 +185,9 @@ def recommend_for_spec(
         "after": rerun(wave(with_cash_buffer(spec, b)), gold_out),
     }
 
-    fees = sorted({*settings.recommend_redeem_fees, spec.primary.redeem_fee})
+    fees = sorted({*settings.liquidity.recommend_redeem_fees, spec.primary.redeem_fee})
     current_lim = spec.primary.redemption_limit_share_per_day
-    limits = [None] + sorted({x for x in (*settings.recommend_redemption_limits, current_lim) if x is not None}, reverse=True)
+    limits = [None] + sorted({x for x in (*settings.liquidity.recommend_redemption_limits, current_lim) if x is not None}, reverse=True)
     grid_wave = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=h,
                                   confidence=conf, target=target, seed=seed, transform=wave, calendar=calendar)
     grid_beh = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=h,
@@ -227,24 +227,24 @@ def recommend_for_spec(
 @task(name="recommend", cache_policy=NO_CACHE)
 def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings) -> dict[str, Any]:
     """Recommendations for every v2 token spec (v1 specs have no reserve liquidity to tune):
-    :func:`recommend_for_spec` on the first ``settings.recommend_paths`` Monte Carlo paths, the
+    :func:`recommend_for_spec` on the first ``settings.liquidity.recommend_paths`` Monte Carlo paths, the
     next as many as the out-of-sample check, put on the calendar-day clock from ``first_day``
     (the date of the last gold price, day 0) so weekends close the primary market of each spec's
     ``market_hours`` while holders keep asking. Returns ``{"scenario": {...}, "tokens": {symbol:
     ...}}`` (empty ``tokens`` without v2 specs)."""
-    n = settings.recommend_paths
+    n = settings.liquidity.recommend_paths
     horizon = stress_horizon_trading_days(settings)
     v2 = [s for s in specs if isinstance(s, TokenV2Spec)]
     scenario = {
-        "wave_share_of_supply": settings.liquidity_stress_wave_share,
-        "wave_days": settings.liquidity_stress_wave_days,
+        "wave_share_of_supply": settings.liquidity.wave_share,
+        "wave_days": settings.liquidity.wave_days,
         "wave_horizon_trading_days": horizon,
-        "behavioural_horizon_trading_days": max(settings.horizons_days),
-        "confidence": settings.liquidity_stress_confidence,
-        "target_coverage": settings.liquidity_stress_target_coverage,
+        "behavioural_horizon_trading_days": max(settings.risk.horizons_days),
+        "confidence": settings.liquidity.confidence,
+        "target_coverage": settings.liquidity.target_coverage,
         "search_paths": n,
         "out_of_sample_paths": n,
-        "gold_model": "registered champion, Monte Carlo seed settings.mc_seed (the main run's first paths)",
+        "gold_model": "registered champion, Monte Carlo seed settings.monte_carlo.seed (the main run's first paths)",
         "coverage": "min over the horizon's days of one open day's liquid resources (after stressed haircuts) / all waiting claims + opex payable",
     }
     if not v2:

@@ -435,7 +435,7 @@ def publish_report(summary: dict[str, Any], manifest: dict[str, Any], settings: 
     from goldstress.io import tracking
     from goldstress.io.validation import load_curated
 
-    run_url = storage.join(settings.report_url, summary["run_id"])
+    run_url = storage.join(settings.storage.report_url, summary["run_id"])
     try:
         gold = load_curated("gold", settings)
     except Exception:

@@ -53,18 +53,18 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
         ScenarioDef(
             name="mc_champion",
             kind="monte_carlo",
-            description=f"Monte Carlo from the champion model: {settings.mc_paths} paths x "
-            f"{settings.mc_horizon_days} days, seed {settings.mc_seed}",
+            description=f"Monte Carlo from the champion model: {settings.monte_carlo.paths} paths x "
+            f"{settings.monte_carlo.horizon_days} days, seed {settings.monte_carlo.seed}",
         )
     ]
-    for name, (start, end) in settings.replay_windows.items():
+    for name, (start, end) in settings.scenarios.replay_windows.items():
         defs.append(ScenarioDef(name=f"hist_{name}", kind="historical", description=f"Replay of gold log returns {start}..{end}", start=start, end=end))
-    for size in settings.shock_sizes:
+    for size in settings.scenarios.shock_sizes:
         defs.append(
             ScenarioDef(
                 name=f"shock_{round(size * 100):+d}pct",
                 kind="shock",
-                description=f"Instantaneous gold move of {size:+.0%} on day 1, flat for {settings.shock_horizon_days} days",
+                description=f"Instantaneous gold move of {size:+.0%} on day 1, flat for {settings.scenarios.shock_horizon_days} days",
                 shock=size,
             )
         )
@@ -75,9 +75,9 @@ def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any,
     if sc.kind == "historical":
         yield to_price_paths(p0, historical_replay(returns, sc.start, sc.end))
     elif sc.kind == "shock":
-        yield to_price_paths(p0, instant_shock(sc.shock, settings.shock_horizon_days))
+        yield to_price_paths(p0, instant_shock(sc.shock, settings.scenarios.shock_horizon_days))
     elif sc.kind == "monte_carlo":
-        for chunk in monte_carlo_chunks(champion.simulate, settings.mc_paths, settings.mc_horizon_days, settings.mc_seed, settings.mc_chunk_paths):
+        for chunk in monte_carlo_chunks(champion.simulate, settings.monte_carlo.paths, settings.monte_carlo.horizon_days, settings.monte_carlo.seed, settings.monte_carlo.chunk_paths):
             yield to_price_paths(p0, chunk)
     else:
         raise ValueError(f"scenario {sc.name}: unknown kind {sc.kind!r}")
@@ -91,8 +91,8 @@ def run_scenario(
 
     The Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
     plus ``scenario``, ``kind`` and ``token``; it is streamed chunk by chunk (a row group per
-    chunk and token), so memory is bounded by ``settings.mc_chunk_paths``, not the path count. Returns the table's URL, row count and, for the fan
-    chart, gold price quantiles per day over the first ``settings.fan_chart_paths`` paths.
+    chunk and token), so memory is bounded by ``settings.monte_carlo.chunk_paths``, not the path count. Returns the table's URL, row count and, for the fan
+    chart, gold price quantiles per day over the first ``settings.monte_carlo.fan_chart_paths`` paths.
     """
     models = [(spec.symbol, build_any_token_model(spec)) for spec in specs]
     fan_keep: list[np.ndarray] = []
@@ -101,16 +101,16 @@ def run_scenario(
     rows = 0
     url = storage.join(results_url, f"{sc.name}.parquet")
     # secondary-market noise of v2 tokens: one stream per chunk, spawned from the scenario seed
-    market_seeds = np.random.SeedSequence([settings.mc_seed, 1])
+    market_seeds = np.random.SeedSequence([settings.monte_carlo.seed, 1])
     with storage.parquet_writer(url, settings) as write:
         for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
             rng = np.random.default_rng(market_seeds.spawn(1)[0])
-            if kept < settings.fan_chart_paths:
-                take = prices[: settings.fan_chart_paths - kept].copy()
+            if kept < settings.monte_carlo.fan_chart_paths:
+                take = prices[: settings.monte_carlo.fan_chart_paths - kept].copy()
                 fan_keep.append(take)
                 kept += take.shape[0]
             for symbol, model in models:
-                df = summarise_paths(run_token_model(model, prices, rng), prices, settings.horizons_days)
+                df = summarise_paths(run_token_model(model, prices, rng), prices, settings.risk.horizons_days)
                 df["path"] += offset
                 df.insert(0, "token", symbol)
                 df.insert(0, "kind", sc.kind)
@@ -135,7 +135,7 @@ def run_scenario(
 @task(name="load-token-specs", cache_policy=NO_CACHE)
 def load_specs(settings: Settings) -> list[Any]:
     """Load every token spec file named in settings (typed, versioned TOML)."""
-    return [load_any_token_spec(Path(p)) for p in settings.token_specs]
+    return [load_any_token_spec(Path(p)) for p in settings.scenarios.token_specs]
 
 
 @task(name="load-champion", cache_policy=NO_CACHE)
@@ -149,8 +149,8 @@ def load_champion_task(settings: Settings) -> dict[str, Any]:
     from goldstress.io.champion import load_champion
 
     tracking.configure(settings)
-    champion, version = load_champion(settings.registered_model, settings.champion_alias)
-    return {"champion": champion, "name": settings.registered_model, "version": version, "candidate": champion.name}
+    champion, version = load_champion(settings.tracking.registered_model, settings.tracking.champion_alias)
+    return {"champion": champion, "name": settings.tracking.registered_model, "version": version, "candidate": champion.name}
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE)
@@ -172,7 +172,7 @@ def write_manifest(
     manifest = {
         "run_id": run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_url": storage.join(settings.report_url, run_id),
+        "run_url": storage.join(settings.storage.report_url, run_id),
         "data": meta,
         "champion": {
             "registered_model": champion["name"],
@@ -185,19 +185,19 @@ def write_manifest(
             "train_meta": {k: v for k, v in champion["champion"].meta.items() if k != "holdout_backtest"},
         },
         "settings": {
-            "mc_paths": settings.mc_paths,
-            "mc_horizon_days": settings.mc_horizon_days,
-            "mc_seed": settings.mc_seed,
-            "mc_chunk_paths": settings.mc_chunk_paths,
-            "fan_chart_paths": settings.fan_chart_paths,
-            "var_levels": list(settings.var_levels),
-            "horizons_days": list(settings.horizons_days),
-            "replay_windows": settings.replay_windows,
-            "shock_sizes": list(settings.shock_sizes),
+            "mc_paths": settings.monte_carlo.paths,
+            "mc_horizon_days": settings.monte_carlo.horizon_days,
+            "mc_seed": settings.monte_carlo.seed,
+            "mc_chunk_paths": settings.monte_carlo.chunk_paths,
+            "fan_chart_paths": settings.monte_carlo.fan_chart_paths,
+            "var_levels": list(settings.risk.var_levels),
+            "horizons_days": list(settings.risk.horizons_days),
+            "replay_windows": settings.scenarios.replay_windows,
+            "shock_sizes": list(settings.scenarios.shock_sizes),
         },
         "token_specs": [spec.model_dump(mode="json") for spec in specs],
         "scenarios": results,
         "liquidity_stress": json_safe(liquidity or {}),
     }
-    storage.write_json(storage.join(settings.report_url, run_id, "manifest.json"), manifest, settings)
+    storage.write_json(storage.join(settings.storage.report_url, run_id, "manifest.json"), manifest, settings)
     return manifest

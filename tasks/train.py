@@ -101,9 +101,9 @@ def fit_candidate(
     """
     import mlflow
 
-    holdout = settings.backtest_holdout_days
-    if settings.vol_train_start:
-        returns = returns[returns.index >= pd.Timestamp(settings.vol_train_start, tz="UTC")]
+    holdout = settings.training.backtest_holdout_days
+    if settings.training.vol_train_start:
+        returns = returns[returns.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")]
     if returns.size <= holdout + 500:
         raise ValueError(
             f"backtest_holdout_days={holdout} leaves fewer than 500 returns to fit on "
@@ -114,7 +114,7 @@ def fit_candidate(
     fit_in = fit_garch(r_in, kind=kind)
     fit_all = fit_garch(r, kind=kind)
     backtests = {}
-    for level in settings.var_levels:
+    for level in settings.risk.var_levels:
         var = one_day_var_forecasts(fit_in, r_out, level, innovations=innovations)
         backtests[f"{level:.2f}"] = _backtest(r_out, var, level)
     passed = all(bt["kupiec_p_value"] >= 0.05 for bt in backtests.values())
@@ -175,7 +175,7 @@ def fit_tail(returns: pd.Series, meta: dict[str, Any], settings: Settings, exper
     """
     import mlflow
 
-    tail = fit_pot(-returns.to_numpy(), threshold_quantile=settings.evt_threshold_quantile)
+    tail = fit_pot(-returns.to_numpy(), threshold_quantile=settings.training.evt_threshold_quantile)
     metrics = {"xi": tail.xi, "beta": tail.beta, "threshold": tail.threshold, "n_exceed": tail.n_exceed}
     for level in (0.99, 0.995, 0.999):
         metrics[f"var_{level}"] = tail.var(level)
@@ -183,7 +183,7 @@ def fit_tail(returns: pd.Series, meta: dict[str, Any], settings: Settings, exper
             metrics[f"es_{level}"] = tail.es(level)
     with mlflow.start_run(experiment_id=experiment_id, run_name="evt_pot", nested=True, parent_run_id=parent_run_id) as run:
         mlflow.set_tags({"candidate": "evt_pot", "data_sha256": meta["data_sha256"], "stage": "train"})
-        mlflow.log_params({"threshold_quantile": settings.evt_threshold_quantile, **meta})
+        mlflow.log_params({"threshold_quantile": settings.training.evt_threshold_quantile, **meta})
         mlflow.log_metrics(tracking.finite_metrics({f"unconditional_1d_{k}": v for k, v in metrics.items()}))
         mlflow.log_dict(tail.to_dict(), "gpd_tail.json")
         run_id = run.info.run_id
@@ -199,17 +199,17 @@ def fit_vol_predictor(returns: pd.Series, meta: dict[str, Any], settings: Settin
     import sklearn
     from threadpoolctl import threadpool_limits
 
-    X, y = make_features(returns, window_days=settings.rv_window_days)
+    X, y = make_features(returns, window_days=settings.training.rv_window_days)
     # One OpenMP thread: the small histogram-GBM fits here are dominated by thread start-up and
     # spin-waiting; measured on 2 cores, 5-fold walk-forward takes 0.53 s with 1 thread, 3.3 s
     # with 2, and minutes when other processes compete for the cores.
     with threadpool_limits(limits=1, user_api="openmp"):
-        wf = walk_forward_evaluate(X, y, n_splits=5, window_days=settings.rv_window_days)
+        wf = walk_forward_evaluate(X, y, n_splits=5, window_days=settings.training.rv_window_days)
         est = fit_predictor(X, y)
     summary = wf.to_dict() if hasattr(wf, "to_dict") else dict(wf.__dict__)
     with mlflow.start_run(experiment_id=experiment_id, run_name="vol_predictor", nested=True, parent_run_id=parent_run_id) as run:
         mlflow.set_tags({"candidate": "vol_predictor", "data_sha256": meta["data_sha256"], "stage": "train"})
-        mlflow.log_params({"target": f"forward_{settings.rv_window_days}d_realised_vol_annualised", "estimator": type(est).__name__, "features": ",".join(X.columns), "cv": "expanding walk-forward, 5 folds, gap=window", **meta})
+        mlflow.log_params({"target": f"forward_{settings.training.rv_window_days}d_realised_vol_annualised", "estimator": type(est).__name__, "features": ",".join(X.columns), "cv": "expanding walk-forward, 5 folds, gap=window", **meta})
         mlflow.log_metrics(tracking.finite_metrics({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}))
         mlflow.log_dict(json.loads(json.dumps(summary, default=str)), "walk_forward.json")
         # skops serialisation; the tree predictor type is ours (trained just above), so trusted
@@ -258,12 +258,12 @@ def register_champion(
                     f"pandas=={pd.__version__}",
                 ],
             )
-    version = mlflow.register_model(info.model_uri, settings.registered_model)
+    version = mlflow.register_model(info.model_uri, settings.tracking.registered_model)
     client = MlflowClient()
-    client.set_registered_model_alias(settings.registered_model, settings.champion_alias, version.version)
-    client.set_model_version_tag(settings.registered_model, version.version, "candidate", best["name"])
-    client.set_model_version_tag(settings.registered_model, version.version, "data_sha256", meta["data_sha256"])
-    return {"name": settings.registered_model, "version": str(version.version), "run_id": best["run_id"], "candidate": best["name"]}
+    client.set_registered_model_alias(settings.tracking.registered_model, settings.tracking.champion_alias, version.version)
+    client.set_model_version_tag(settings.tracking.registered_model, version.version, "candidate", best["name"])
+    client.set_model_version_tag(settings.tracking.registered_model, version.version, "data_sha256", meta["data_sha256"])
+    return {"name": settings.tracking.registered_model, "version": str(version.version), "run_id": best["run_id"], "candidate": best["name"]}
 
 
 @task(name="open-training-run", cache_policy=NO_CACHE)

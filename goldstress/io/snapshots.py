@@ -91,15 +91,15 @@ def _iso(ts: datetime) -> str:
 
 
 def _store(settings: Settings) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(settings.store_url, **settings.storage_options)
+    fs, root = fsspec.core.url_to_fs(settings.storage.store_url, **settings.storage.storage_options)
     return fs, root.rstrip("/")
 
 
 def _fs_for(url: str, settings: Settings) -> tuple[fsspec.AbstractFileSystem, str]:
     """Filesystem for ``url``; the store's storage options apply when the protocol matches."""
-    store_proto = urlparse(settings.store_url).scheme if "://" in settings.store_url else "file"
+    store_proto = urlparse(settings.storage.store_url).scheme if "://" in settings.storage.store_url else "file"
     url_proto = urlparse(url).scheme if "://" in url else "file"
-    opts = settings.storage_options if store_proto == url_proto else {}
+    opts = settings.storage.storage_options if store_proto == url_proto else {}
     return fsspec.core.url_to_fs(url, **opts)
 
 

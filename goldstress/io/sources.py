@@ -1,8 +1,8 @@
 """Network connectors and the file importer (raw bytes in, nothing parsed here).
 
 Every online fetch goes through one retrying GET (:func:`_get`): a per-request timeout
-(``settings.http_timeout_s``), up to ``settings.http_retries`` retries with exponential backoff
-(``settings.http_backoff_s * 2**k`` seconds before retry ``k + 1``), retried on connection
+(``settings.data.http_timeout_s``), up to ``settings.data.http_retries`` retries with exponential backoff
+(``settings.data.http_backoff_s * 2**k`` seconds before retry ``k + 1``), retried on connection
 errors, timeouts, HTTP 429 and HTTP 5xx; a ``Retry-After`` header (seconds or an HTTP date,
 RFC 9110 section 10.2.3) replaces the backoff for that wait. Other 4xx answers are not retried.
 Every failure ends in :class:`SourceUnavailable`, a one-line message naming the URL, the cause
@@ -129,8 +129,8 @@ def _get(
         Non-retryable 4xx (at once), or the last error after ``1 + retries`` attempts, or a
         ``Retry-After`` longer than :data:`MAX_RETRY_AFTER_S`.
     """
-    timeout_s = settings.http_timeout_s if timeout_s is None else timeout_s
-    retries = settings.http_retries if retries is None else retries
+    timeout_s = settings.data.http_timeout_s if timeout_s is None else timeout_s
+    retries = settings.data.http_retries if retries is None else retries
     hdrs = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     hdrs.update(headers or {})
     shown_url = url
@@ -172,7 +172,7 @@ def _get(
                         attempts=attempts,
                     )
             if attempt < retries:
-                _sleep(wait if wait is not None else settings.http_backoff_s * 2**attempt)
+                _sleep(wait if wait is not None else settings.data.http_backoff_s * 2**attempt)
     raise SourceUnavailable(
         shown_url,
         f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}; last error: {last_cause}",
@@ -204,7 +204,7 @@ def fetch_lbma(url: str, settings: Settings) -> bytes:
     """Download an LBMA gold price JSON feed and return its raw bytes (unparsed).
 
     The feeds are ``https://prices.lbma.org.uk/json/gold_pm.json`` and ``gold_am.json``
-    (``settings.lbma_pm_url`` / ``lbma_am_url``): a JSON list of records
+    (``settings.data.lbma_pm_url`` / ``lbma_am_url``): a JSON list of records
     ``{"is_cms_locked": 0, "d": "YYYY-MM-DD", "v": [usd, gbp, eur]}``, prices per fine troy
     ounce, ``null`` where a currency has no fix (EUR before 1999). Parse with
     :func:`goldstress.io.layouts.parse_lbma_json`.
@@ -235,9 +235,9 @@ def fetch_coingecko_market_chart(
 ) -> bytes:
     """Download CoinGecko ``/coins/{coin_id}/market_chart`` and return its raw bytes.
 
-    Request: ``GET {settings.coingecko_url}/coins/{coin_id}/market_chart?vs_currency={vs}
+    Request: ``GET {settings.data.coingecko_url}/coins/{coin_id}/market_chart?vs_currency={vs}
     &days={days}&interval=daily``, with header ``x-cg-demo-api-key`` when
-    ``settings.coingecko_api_key`` is set. Response (CoinGecko API v3 docs, "Coin Historical
+    ``settings.data.coingecko_api_key`` is set. Response (CoinGecko API v3 docs, "Coin Historical
     Chart Data by ID"): ``{"prices": [[unix_ms, price], ...], "market_caps": [...],
     "total_volumes": [...]}``; daily points are 00:00 UTC snapshots and the last point is the
     latest intraday price. Parse with :func:`goldstress.io.layouts.parse_coingecko_market_chart`.
@@ -248,7 +248,7 @@ def fetch_coingecko_market_chart(
     Parameters
     ----------
     coin_id : str
-        CoinGecko coin id, e.g. ``"pax-gold"``, ``"tether-gold"`` (``settings.coingecko_ids``).
+        CoinGecko coin id, e.g. ``"pax-gold"``, ``"tether-gold"`` (``settings.data.coingecko_ids``).
     settings : Settings
         Uses ``coingecko_url``, ``coingecko_api_key`` and the HTTP retry settings.
     vs : str
@@ -274,10 +274,10 @@ def fetch_coingecko_market_chart(
         raise ValueError(f"vs: {vs!r} is not a currency code such as 'usd'")
     if days != "max" and not (isinstance(days, int) and not isinstance(days, bool) and days > 0):
         raise ValueError(f"days: {days!r} must be a positive int or 'max'")
-    url = f"{settings.coingecko_url.rstrip('/')}/coins/{coin_id}/market_chart"
+    url = f"{settings.data.coingecko_url.rstrip('/')}/coins/{coin_id}/market_chart"
     headers = {}
-    if settings.coingecko_api_key:
-        headers["x-cg-demo-api-key"] = settings.coingecko_api_key
+    if settings.data.coingecko_api_key:
+        headers["x-cg-demo-api-key"] = settings.data.coingecko_api_key
     params = {"vs_currency": vs, "days": str(days), "interval": "daily"}
     resp = _get(url, settings, params=params, headers=headers)
     return _check_json_body(resp, "{")
@@ -286,9 +286,9 @@ def fetch_coingecko_market_chart(
 def probe_online(settings: Settings) -> None:
     """Fail fast when the online sources cannot be reached (no retries, short timeout).
 
-    Sends one HEAD request to ``settings.lbma_pm_url`` (the feed itself is ~1 MB) and one
-    GET to ``{settings.coingecko_url}/ping`` (CoinGecko's status endpoint), each with
-    timeout ``min(PROBE_TIMEOUT_S, settings.http_timeout_s)`` and no retry. Any HTTP answer
+    Sends one HEAD request to ``settings.data.lbma_pm_url`` (the feed itself is ~1 MB) and one
+    GET to ``{settings.data.coingecko_url}/ping`` (CoinGecko's status endpoint), each with
+    timeout ``min(PROBE_TIMEOUT_S, settings.data.http_timeout_s)`` and no retry. Any HTTP answer
     below 500 counts as reachable (the real fetch reports HTTP errors itself).
 
     Raises
@@ -297,10 +297,10 @@ def probe_online(settings: Settings) -> None:
         On the first unreachable URL (connection refused, DNS failure, timeout, HTTP 5xx);
         the one-line message tells the user to run offline with ``DATA=<dir>``.
     """
-    timeout_s = min(PROBE_TIMEOUT_S, settings.http_timeout_s)
+    timeout_s = min(PROBE_TIMEOUT_S, settings.data.http_timeout_s)
     targets = [
-        ("HEAD", settings.lbma_pm_url),
-        ("GET", f"{settings.coingecko_url.rstrip('/')}/ping"),
+        ("HEAD", settings.data.lbma_pm_url),
+        ("GET", f"{settings.data.coingecko_url.rstrip('/')}/ping"),
     ]
     with httpx.Client(
         timeout=httpx.Timeout(timeout_s), follow_redirects=True, headers={"User-Agent": USER_AGENT}

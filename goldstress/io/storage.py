@@ -24,7 +24,7 @@ def filesystem(url: str, settings: Settings) -> tuple[fsspec.AbstractFileSystem,
     Local paths and ``file://`` URLs ignore ``storage_options`` (they are meant for remote stores).
     """
     protocol = fsspec.utils.get_protocol(url)
-    options = {} if protocol in ("file", "local") else dict(settings.storage_options)
+    options = {} if protocol in ("file", "local") else dict(settings.storage.storage_options)
     fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, path
 

@@ -47,21 +47,21 @@ def configure(settings: Settings) -> str:
     """Point MLflow at the configured store and return the experiment id (created if absent).
 
     Creates the parent folder of a local ``sqlite:///`` store. Returns the id of
-    ``settings.mlflow_experiment``, created with ``settings.mlflow_artifact_location``.
+    ``settings.tracking.experiment``, created with ``settings.tracking.artifact_location``.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    uri = settings.mlflow_tracking_uri
+    uri = settings.tracking.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(settings.mlflow_experiment)
+    exp = client.get_experiment_by_name(settings.tracking.experiment)
     if exp is not None:
         return exp.experiment_id
-    location = settings.mlflow_artifact_location
+    location = settings.tracking.artifact_location
     if "://" not in location:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
-    return client.create_experiment(settings.mlflow_experiment, artifact_location=location)
+    return client.create_experiment(settings.tracking.experiment, artifact_location=location)

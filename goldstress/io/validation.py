@@ -766,7 +766,7 @@ def _write_bytes(url: str, data: bytes, settings: Settings) -> None:
 
 
 def _store_root(settings: Settings) -> str:
-    return str(settings.store_url).rstrip("/")
+    return str(settings.storage.store_url).rstrip("/")
 
 
 def _check_dataset(dataset: str) -> None:
@@ -776,8 +776,8 @@ def _check_dataset(dataset: str) -> None:
 
 def write_report(report: ValidationReport, settings: Settings, run_id: str | None = None) -> str:
     """Write ``report.json`` and ``report.md`` under
-    ``<settings.store_url>/validation/<YYYYMMDDTHHMMSS.ffffffZ>_<dataset>/`` (fsspec; local or
-    s3:// with ``settings.storage_options``). The timestamp is ``report.evaluated_at`` with
+    ``<settings.storage.store_url>/validation/<YYYYMMDDTHHMMSS.ffffffZ>_<dataset>/`` (fsspec; local or
+    s3:// with ``settings.storage.storage_options``). The timestamp is ``report.evaluated_at`` with
     microseconds, so the raw and curated reports of one run do not collide.
 
     ``run_id`` (e.g. the Prefect flow-run id) is stored in the report when given.
@@ -809,12 +809,12 @@ def check_frame(
     """Validate, always write the report, and raise :class:`ValidationFailed` if it failed.
 
     Use it for the raw view (which is never promoted). ``as_of`` without ``max_age_days``
-    takes ``settings.freshness_max_age_days``. Returns ``(report, report_url)`` on success.
+    takes ``settings.data.freshness_max_age_days``. Returns ``(report, report_url)`` on success.
     Raises ``ValidationFailed`` (carrying the report and its URL) or ``ValueError`` (see
     :func:`validate_frame`).
     """
     if as_of is not None and max_age_days is None:
-        max_age_days = settings.freshness_max_age_days
+        max_age_days = settings.data.freshness_max_age_days
     report = validate_frame(
         df,
         suite_name,

@@ -31,7 +31,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 def local_settings(tmp_path) -> Settings:
     """Settings whose store is a fresh local folder."""
-    return make_settings(store_url=str(tmp_path / "store"))
+    return make_settings(storage={"store_url": str(tmp_path / "store")})
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +65,7 @@ def moto_s3() -> Iterator[dict[str, object]]:
 @pytest.fixture
 def s3_settings(moto_s3: dict[str, object]) -> Settings:
     """Settings whose store is a fresh prefix in the moto bucket."""
-    return make_settings(
-        store_url=f"s3://{moto_s3['bucket']}/{uuid.uuid4().hex[:8]}",
-        storage_options=moto_s3["storage_options"],
-    )
+    return make_settings(storage={
+        "store_url": f"s3://{moto_s3['bucket']}/{uuid.uuid4().hex[:8]}",
+        "storage_options": moto_s3["storage_options"],
+    })

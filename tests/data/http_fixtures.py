@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from goldstress.settings import Settings
+from goldstress.settings import DataSettings, Settings, StorageSettings
 
 __all__ = [
     "FakeHTTPSource",
@@ -42,15 +42,16 @@ __all__ = [
 ]
 
 
-def make_settings(**overrides: object) -> Settings:
+def make_settings(storage: dict[str, object] | None = None, **data: object) -> Settings:
     """Settings that ignore any ``.env`` file, with HTTP values small enough for tests.
 
-    Defaults: ``http_timeout_s=2.0``, ``http_retries=3``, ``http_backoff_s=0.5`` (tests record
-    the backoff waits instead of sleeping them); ``overrides`` win.
+    ``data`` overrides fields of the data section (defaults ``http_timeout_s=2.0``,
+    ``http_retries=3``, ``http_backoff_s=0.5``: tests record the backoff waits instead of
+    sleeping them); ``storage`` fields of the storage section.
     """
     base: dict[str, object] = {"http_timeout_s": 2.0, "http_retries": 3, "http_backoff_s": 0.5}
-    base.update(overrides)
-    return Settings(_env_file=None, **base)
+    base.update(data)
+    return Settings(data=DataSettings(_env_file=None, **base), storage=StorageSettings(_env_file=None, **(storage or {})))
 
 
 def free_port() -> int:

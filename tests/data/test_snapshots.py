@@ -35,7 +35,7 @@ def _write(settings, data=CSV, **kw):
 
 
 def _files(settings):
-    fs, root = fsspec.core.url_to_fs(settings.store_url, **settings.storage_options)
+    fs, root = fsspec.core.url_to_fs(settings.storage.store_url, **settings.storage.storage_options)
     return sorted(fs.find(root)), fs
 
 
@@ -45,7 +45,7 @@ def _check_write_and_meta(settings):
     assert ref.sha256 == sha
     assert re.search(rf"/raw/file_gold/20261121T060005Z_{sha[:16]}\.csv$", ref.url)
     assert ref.meta_url == ref.url + ".meta.json"
-    fs, path = fsspec.core.url_to_fs(ref.meta_url, **settings.storage_options)
+    fs, path = fsspec.core.url_to_fs(ref.meta_url, **settings.storage.storage_options)
     meta = json.loads(fs.cat_file(path))
     assert set(meta) == META_KEYS
     assert meta == {
@@ -78,7 +78,7 @@ def _check_immutable(settings):
 
 
 def _check_tamper(settings, ref):
-    fs, path = fsspec.core.url_to_fs(ref.url, **settings.storage_options)
+    fs, path = fsspec.core.url_to_fs(ref.url, **settings.storage.storage_options)
     fs.pipe_file(path, CSV.replace(b"2064.4", b"2964.4"))
     with pytest.raises(SnapshotIntegrityError, match="fails its checksum") as info:
         read_snapshot(ref, settings)
@@ -144,7 +144,7 @@ def test_source_maps_to_one_safe_folder_inside_raw(local_settings, source, folde
     if folder.endswith("-"):  # changed names carry the source's hash (independent hashlib call)
         folder += hashlib.sha256(source.encode()).hexdigest()[:8]
     ref = _write(local_settings, source=source)
-    root = local_settings.store_url
+    root = local_settings.storage.store_url
     assert ref.url.startswith(f"file://{root}/raw/{folder}/") and ref.url.count("/raw/") == 1
     assert ref.source == source
     assert list_snapshots(source, local_settings) == [ref]
@@ -172,7 +172,7 @@ def test_naive_fetched_at_rejected(local_settings):
 # -- S3 (moto) --------------------------------------------------------------------------------
 def test_s3_write_meta_read(s3_settings):
     ref = _check_write_and_meta(s3_settings)
-    assert ref.url.startswith(f"{s3_settings.store_url}/raw/file_gold/")
+    assert ref.url.startswith(f"{s3_settings.storage.store_url}/raw/file_gold/")
 
 
 def test_s3_immutable_and_tamper(s3_settings):

@@ -86,7 +86,7 @@ def failure(report: v.ValidationReport, expectation_type: str, column: str | Non
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(store_url=str(tmp_path / "store"))
+    return Settings(storage={"store_url": str(tmp_path / "store")})
 
 
 @pytest.fixture
@@ -137,10 +137,10 @@ def test_clean_synthetic_series_pass_and_gate_promotes(settings):
     result = v.gate(gold, "gold", "gold", settings)
     assert result["curated_url"] == result.curated_url  # key access, as the Prefect task uses
     curated = Path(result.curated_url)
-    assert curated == Path(settings.store_url) / "curated" / "gold.parquet"
+    assert curated == Path(settings.storage.store_url) / "curated" / "gold.parquet"
     pd.testing.assert_frame_equal(v.load_curated("gold", settings), gold)
     # history copy: same bytes, named <timestamp>_<first 16 hex of sha256>.parquet
-    (hist,) = (Path(settings.store_url) / "curated" / "history" / "gold").glob("*.parquet")
+    (hist,) = (Path(settings.storage.store_url) / "curated" / "history" / "gold").glob("*.parquet")
     data = curated.read_bytes()
     assert hist.read_bytes() == data
     assert hist.stem.endswith("_" + hashlib.sha256(data).hexdigest()[:16])
@@ -382,7 +382,7 @@ def test_freshness_only_with_as_of():
 
 def test_check_frame_takes_max_age_from_settings(settings):
     gold = gold_frame(40)
-    old = gold["date"].iloc[-1] + pd.Timedelta(days=settings.freshness_max_age_days + 1)
+    old = gold["date"].iloc[-1] + pd.Timedelta(days=settings.data.freshness_max_age_days + 1)
     with pytest.raises(v.ValidationFailed, match="age_days"):
         v.check_frame(gold, "gold", "gold", settings, as_of=old)
 
@@ -395,7 +395,7 @@ def test_bad_arguments_raise_value_error():
         v.validate_frame(token_frame("2023-01-01", "2023-01-10"), "token", dataset="paxg")
     with pytest.raises(ValueError, match="known_gaps"):
         v.validate_frame(gold, "gold", dataset="gold", known_gaps=[("2020-02-01", "2020-01-01")])
-    with pytest.raises(ValueError, match="df"):
+    with pytest.raises(ValueError, match="^df: expected a pandas DataFrame, got dict"):
         v.validate_frame(gold.to_dict(), "gold", dataset="gold")
     with pytest.raises(ValueError, match="dataset"):
         v.validate_frame(gold, "gold", dataset="../gold")
@@ -407,18 +407,18 @@ def test_load_curated_without_promotion_is_a_clear_error(settings):
 
 
 def test_gate_refuses_raw_suite(settings):
-    with pytest.raises(ValueError, match="raw"):
+    with pytest.raises(ValueError, match="^suite_name: the raw view is never promoted"):
         v.gate(raw_view(["2020-01-02"], ["1"]), "raw_csv", "gold", settings)
 
 
 def test_reports_go_through_fsspec_urls():
-    settings = Settings(store_url=f"memory://goldstress-test-{uuid.uuid4().hex}")
+    settings = Settings(storage={"store_url": f"memory://goldstress-test-{uuid.uuid4().hex}"})
     rep = v.validate_frame(gold_frame(20), "gold", dataset="gold")
     url = v.write_report(rep, settings, run_id="run-123")
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url)
-    assert url.startswith(settings.store_url + "/validation/") and url.endswith("_gold/report.md")
+    assert url.startswith(settings.storage.store_url + "/validation/") and url.endswith("_gold/report.md")
     stored = json.loads(fs.cat(path.replace("report.md", "report.json")))
     assert stored["run_id"] == "run-123" and stored["success"] is True
     assert v.promote(gold_frame(20), "gold", settings).endswith("/curated/gold.parquet")

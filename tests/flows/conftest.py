@@ -26,7 +26,7 @@ def isolated_env(root: Path) -> dict[str, str]:
         "GOLDSTRESS_MC_PATHS": "600",
         "GOLDSTRESS_MC_HORIZON_DAYS": "40",
         "GOLDSTRESS_MC_CHUNK_PATHS": "200",
-        "GOLDSTRESS_FAN_CHART_PATHS": "100",
+        "GOLDSTRESS_MC_FAN_CHART_PATHS": "100",
     }
 
 

@@ -108,14 +108,14 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
     # --- summary and skipped set ------------------------------------------------------------
     assert summary["skipped"] == ["missing"]
     assert set(summary["calibrations"]) == {"tok"}
-    json_path = Path(settings.store_url) / "calibration" / "tok.json"
+    json_path = Path(settings.storage.store_url) / "calibration" / "tok.json"
     assert summary["calibrations"]["tok"]["json_url"].endswith("calibration/tok.json") and json_path.is_file()
-    assert not (Path(settings.store_url) / "calibration" / "missing.json").exists()
+    assert not (Path(settings.storage.store_url) / "calibration" / "missing.json").exists()
     record = json.loads(json_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
 
     # --- MLflow: parent calibrate-<date> with two nested runs ---------------------------------
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    exp = client.get_experiment_by_name(settings.mlflow_experiment)
+    client = MlflowClient(tracking_uri=settings.tracking.tracking_uri)
+    exp = client.get_experiment_by_name(settings.tracking.experiment)
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if r.info.run_id == summary["parent_run_id"])
     assert re.fullmatch(r"calibrate-\d{4}-\d{2}-\d{2}", parent.info.run_name)
@@ -209,7 +209,7 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
 
     d = workdir / "data"
     _write_files(d, flowkit.garch_gold_prices)
-    s = settings_with(data_dir=str(d))
+    s = settings_with(data={"data_dir": str(d)})
     inp = load_price_input("xau_broker.csv", "gold", s)
     raw = pd.read_csv(d / "xau_broker.csv", keep_default_na=False)
     kept = raw[~raw["bar_note"].isin(FLAGS)]
@@ -219,12 +219,13 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
     assert inp["source_tag"] == "broker_close"
 
     # no data_dir: a curated table built from another file is not used, one from this file is
-    s_store = settings_with().model_copy(update={"data_dir": None})
+    s_store = settings_with()
+    s_store = s_store.model_copy(update={"data": s_store.data.model_copy(update={"data_dir": None})})
     frame = pd.DataFrame({"date": pd.to_datetime(["2020-01-02", "2020-01-03"]).tz_localize("UTC"), "token": "PAXG",
                           "close_usd": [1500.0, 1510.0], "source": "ohlc_close_usd:other.csv"})
-    storage.write_parquet(frame, storage.join(s_store.store_url, "curated", "token_paxg.parquet"), s_store)
+    storage.write_parquet(frame, storage.join(s_store.storage.store_url, "curated", "token_paxg.parquet"), s_store)
     assert load_price_input("tok.csv", "token_paxg", s_store) is None
-    storage.write_parquet(frame.assign(source="ohlc_close_usd:tok.csv"), storage.join(s_store.store_url, "curated", "token_paxg.parquet"), s_store)
+    storage.write_parquet(frame.assign(source="ohlc_close_usd:tok.csv"), storage.join(s_store.storage.store_url, "curated", "token_paxg.parquet"), s_store)
     cur = load_price_input("tok.csv", "token_paxg", s_store)
     assert list(cur["series"]) == [1500.0, 1510.0] and cur["origin"].endswith("curated/token_paxg.parquet")
     assert load_price_input("tok.csv", "token_xaut", s_store) is None  # nothing curated

@@ -107,8 +107,8 @@ def test_validate_stage_rejects_bad_data_with_exit_1(prefect_api, tmp_path, flow
     env = cli_env(tmp_path, {**names, "GOLDSTRESS_DATA_DIR": str(data_dir)})
     with flowkit.env({k: v for k, v in env.items() if k.startswith("GOLDSTRESS_")}):
         settings = get_settings()
-        import_file(data_dir / settings.gold_file, "gold", settings)
-        for symbol, name in settings.token_files.items():
+        import_file(data_dir / settings.data.gold_file, "gold", settings)
+        for symbol, name in settings.data.token_files.items():
             import_file(data_dir / name, f"token_{symbol}", settings)
 
     # reuse the session's Prefect API server rather than starting another one

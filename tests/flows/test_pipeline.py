@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from goldstress.settings import Settings, get_settings
+from goldstress.settings import ScenarioSettings, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     (root / "fgt.toml").write_text(FRICTIONLESS_TOML, encoding="utf-8")
     (root / "tcdp.toml").write_text(CDP_TOML, encoding="utf-8")
     gram = Path(__file__).resolve().parents[2] / "specs" / "gram.toml"  # the v1 GRAM
-    xaut = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "xaut")
+    xaut = next(p for p in ScenarioSettings.model_fields["token_specs"].default if Path(p).stem == "xaut")
     # a calibration file for XAUT as the calibrate flow writes it (quality flags passed), and a
     # supply proxy with one known step fall, for the liquidity stress section
     cal_dir = root / "store" / "calibration"
@@ -121,7 +121,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
         "GOLDSTRESS_MC_PATHS": str(MC_PATHS),
         "GOLDSTRESS_MC_CHUNK_PATHS": "500",
         "GOLDSTRESS_TOKEN_SPECS": json.dumps([str(root / "fgt.toml"), str(root / "tcdp.toml"), str(gram), str(xaut)]),
-        "GOLDSTRESS_RECOMMEND_PATHS": str(RECOMMEND_PATHS),
+        "GOLDSTRESS_LIQUIDITY_STRESS_RECOMMEND_PATHS": str(RECOMMEND_PATHS),
         "GOLDSTRESS_SUPPLY_PROXY_FILES": json.dumps({"XAUT": ["supply_proxy.csv", "price_usd"]}),
     }
     with flowkit.env(env):
@@ -134,7 +134,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
             settings=settings,
             outputs=outputs,
             summary=summary,
-            run_dir=Path(settings.report_url) / outputs["run_id"],
+            run_dir=Path(settings.storage.report_url) / outputs["run_id"],
             symbols=("FGT", "TCDP", "GRAM"),
         )
 
@@ -216,7 +216,7 @@ def test_shock_moves_gold_by_exactly_the_shock(run, size):
         for h in (1, 10, 30):
             assert m[f"gold_log_return_{h}d"] == pytest.approx(math.log(1 + size), abs=1e-12)
         assert m["gold_max_drawdown"] == pytest.approx(-size, abs=1e-12)
-        assert m["horizon_days"] == run.settings.shock_horizon_days
+        assert m["horizon_days"] == run.settings.scenarios.shock_horizon_days
 
 
 @pytest.mark.parametrize("size", [-0.10, -0.20, -0.30, -0.40])
@@ -305,7 +305,7 @@ def test_monte_carlo_1d_var_matches_the_champion_closed_form(run):
 
     settings = run.settings
     tracking.configure(settings)
-    champion, version = load_champion(settings.registered_model, settings.champion_alias)
+    champion, version = load_champion(settings.tracking.registered_model, settings.tracking.champion_alias)
     assert version == str(run.summary["champion"]["version"])
     p = champion.fit.params
     if champion.innovations == "t":
@@ -338,25 +338,25 @@ def test_mlflow_registry_runs_and_lineage(run):
 
     settings = run.settings
     experiment_id = tracking.configure(settings)
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    mv = client.get_model_version_by_alias(settings.registered_model, settings.champion_alias)
-    assert settings.champion_alias == "champion"
+    client = MlflowClient(tracking_uri=settings.tracking.tracking_uri)
+    mv = client.get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias)
+    assert settings.tracking.champion_alias == "champion"
     assert str(mv.version) == str(run.summary["champion"]["version"])
     cand = client.get_run(mv.run_id)
     metrics, params = cand.data.metrics, cand.data.params
     for key in ("loglik", "aic", "bic", "holdout_var95_exception_rate", "holdout_var99_exception_rate"):
         assert key in metrics and math.isfinite(metrics[key]), key
-    holdout = settings.backtest_holdout_days
+    holdout = settings.training.backtest_holdout_days
     for tag in ("95", "99"):
         assert metrics[f"holdout_var{tag}_exception_rate"] == pytest.approx(metrics[f"holdout_var{tag}_n_exceptions"] / holdout)
 
     # the curated training data, fingerprinted independently: sha256 of its (date, usd_per_oz) CSV
-    curated = pd.read_parquet(Path(settings.store_url) / "curated" / "gold.parquet")
+    curated = pd.read_parquet(Path(settings.storage.store_url) / "curated" / "gold.parquet")
     sha = hashlib.sha256(curated[["date", "usd_per_oz"]].to_csv(index=False).encode("utf-8")).hexdigest()
     # arch: AIC = -2 LL + 2k, BIC = -2 LL + k ln n; k = mu, omega, alpha, (gamma), beta, nu
     k = {"garch": 5, "gjr": 6}[params["kind"]]
     return_dates = pd.to_datetime(curated["date"]).iloc[1:]  # a return is dated by its later price
-    n_fit = int((return_dates >= pd.Timestamp(settings.vol_train_start, tz="UTC")).sum())
+    n_fit = int((return_dates >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")).sum())
     assert metrics["aic"] == pytest.approx(-2 * metrics["loglik"] + 2 * k, rel=1e-9)
     assert metrics["bic"] == pytest.approx(-2 * metrics["loglik"] + k * math.log(n_fit), rel=1e-9)
 
@@ -449,10 +449,10 @@ def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, cor
     bad, expectation, bad_date = corrupt(gold, 1500)
     bad.to_csv(bad_dir / "gold_pm.csv", index=False)
 
-    store = Path(settings.store_url)
+    store = Path(settings.storage.store_url)
     curated = store / "curated" / "gold.parquet"
     curated_before = curated.read_bytes()
-    runs_before = sorted(p.name for p in Path(settings.report_url).iterdir())
+    runs_before = sorted(p.name for p in Path(settings.storage.report_url).iterdir())
     reports_before = set(store.glob("validation/*_gold/report.md"))
 
     with pytest.raises(ValidationFailed) as info:
@@ -460,7 +460,7 @@ def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, cor
 
     assert expectation in str(info.value)
     assert curated.read_bytes() == curated_before
-    assert sorted(p.name for p in Path(settings.report_url).iterdir()) == runs_before
+    assert sorted(p.name for p in Path(settings.storage.report_url).iterdir()) == runs_before
     new_reports = [p.read_text(encoding="utf-8") for p in set(store.glob("validation/*_gold/report.md")) - reports_before]
     failed = [t for t in new_reports if "**FAILED**" in t]
     assert len(failed) == 1, f"expected one failed gold report, got {len(failed)} of {len(new_reports)}"
@@ -480,7 +480,7 @@ def test_calibrated_premium_replaces_the_spec_assumption(run):
     # the assumption it replaced is the repository's spec file, kept for the record
     import tomllib
 
-    spec_file = next(p for p in Settings.model_fields["token_specs"].default if Path(p).stem == "xaut")
+    spec_file = next(p for p in ScenarioSettings.model_fields["token_specs"].default if Path(p).stem == "xaut")
     assert prov["assumed"] == tomllib.loads(Path(spec_file).read_text(encoding="utf-8"))["secondary"]["premium"]
 
 
@@ -524,7 +524,7 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     with flowkit.env(flowkit.isolated_env(run.root)):
         settings = get_settings()
         tracking.configure(settings)
-        champion, _ = load_champion(settings.registered_model, settings.champion_alias)
+        champion, _ = load_champion(settings.tracking.registered_model, settings.tracking.champion_alias)
     gold, cal = calendar_day_paths(
         _gold_paths(champion, run.summary["start_gold_usd_per_oz"], 2 * RECOMMEND_PATHS, sc["wave_horizon_trading_days"], settings),
         run.summary["data"]["data_last_date"],
@@ -536,7 +536,7 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     spec = parse_token_spec_v2(next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT"))
 
     def coverage_q(s, g):
-        out = TokenV2(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, cal, np.random.default_rng(settings.mc_seed))
+        out = TokenV2(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, cal, np.random.default_rng(settings.monte_carlo.seed))
         mins = np.sort(out.liquidity_coverage[:, 1 : h + 1].min(axis=1))
         k = math.ceil(round(1 - sc["confidence"], 12) * mins.size)  # the k-th smallest: inverted-cdf quantile
         return mins[k - 1]
@@ -565,7 +565,7 @@ def test_recommendations_are_logged_to_the_stress_report_run(run):
 
     settings = run.settings
     tracking.configure(settings)
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking.tracking_uri)
     logged = client.get_run(run.outputs["mlflow_run_id"])  # analyse may run again later for the same run id
     assert logged.data.tags["goldstress_run_id"] == run.outputs["run_id"]
     m = logged.data.metrics

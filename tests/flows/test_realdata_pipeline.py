@@ -39,7 +39,7 @@ def real(prefect_api, shared_data_dir, tmp_path_factory, flowkit) -> SimpleNames
         "GOLDSTRESS_MC_PATHS": str(MC_PATHS),
         "GOLDSTRESS_MC_HORIZON_DAYS": str(MC_HORIZON_DAYS),
         "GOLDSTRESS_MC_CHUNK_PATHS": "1000",
-        "GOLDSTRESS_FAN_CHART_PATHS": "500",
+        "GOLDSTRESS_MC_FAN_CHART_PATHS": "500",
         # the defaults of these, whatever the calling shell says
         "GOLDSTRESS_GOLD_FILE": None,
         "GOLDSTRESS_TOKEN_FILES": None,
@@ -55,16 +55,16 @@ def real(prefect_api, shared_data_dir, tmp_path_factory, flowkit) -> SimpleNames
             outputs=out,
             summary=summary,
             data_dir=Path(shared_data_dir),
-            run_dir=Path(settings.report_url) / out["run_id"],
+            run_dir=Path(settings.storage.report_url) / out["run_id"],
         )
 
 
 def test_every_replay_window_applies_exactly_its_returns(real):
     """The replay of [start, end] applies the log returns dated inside the window, the first of
     which starts from the last PM fix before ``start``: total ``ln(P_last in / P_last before)``."""
-    csv = pd.read_csv(real.data_dir / real.settings.gold_file, usecols=["date", "usd_pm"]).dropna()
+    csv = pd.read_csv(real.data_dir / real.settings.data.gold_file, usecols=["date", "usd_pm"]).dropna()
     pm = pd.Series(csv["usd_pm"].to_numpy(float), index=pd.to_datetime(csv["date"]))
-    windows = real.settings.replay_windows
+    windows = real.settings.scenarios.replay_windows
     assert {"1980_bubble_burst", "gfc_2008", "bear_2011_2015", "crash_apr_2013", "covid_mar_2020"} <= set(windows)
     for symbol, token in real.summary["tokens"].items():
         assert {f"hist_{n}" for n in windows} <= set(token["scenarios"]), symbol
@@ -81,7 +81,7 @@ def test_every_replay_window_applies_exactly_its_returns(real):
 def test_cdp_reverse_stress_matches_the_closed_form(real):
     """A CDP breaks at the first liquidation: the lowest-CR tranche at ``CR_min (1 + m) < L``,
     so the 1-day breaking move is ``L / CR_min - 1`` (spec read here with tomllib)."""
-    spec_path = next(Path(p) for p in real.settings.token_specs if Path(p).stem == "gusd_cdp")
+    spec_path = next(Path(p) for p in real.settings.scenarios.token_specs if Path(p).stem == "gusd_cdp")
     spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
     move = spec["liquidation_ratio"] / min(t["collateral_ratio"] for t in spec["tranches"]) - 1
     rs = real.summary["tokens"][spec["symbol"]]["reverse_stress"]
@@ -95,11 +95,11 @@ def test_backtest_section_counts_and_zones(real):
     """Hold-out length, exception rate, Kupiec (1995) POF p-value recomputed with scipy, and the
     Basel (1996) Table 2 zone of the last 250 days at 99% (0-4 green, 5-9 yellow, 10+ red)."""
     holdout = real.summary["var_backtest"]["holdout"]
-    assert set(holdout) == {f"{lvl:.2f}" for lvl in real.settings.var_levels}
+    assert set(holdout) == {f"{lvl:.2f}" for lvl in real.settings.risk.var_levels}
     for key, bt in holdout.items():
         level = float(key)
         n, x = bt["n_obs"], bt["n_exceptions"]
-        assert n == real.settings.backtest_holdout_days
+        assert n == real.settings.training.backtest_holdout_days
         assert bt["exception_rate"] == pytest.approx(x / n)
         p = 1 - level
         phat = x / n
@@ -119,13 +119,13 @@ def test_monte_carlo_liquidation_probability_is_bracketed_by_the_paths(real):
     """The CDP liquidates on a path iff some daily close falls below ``L / CR_min`` of the start
     price. So a horizon return below ``ln(L / CR_min)`` forces a liquidation, and a liquidation
     needs a drawdown beyond ``1 - L / CR_min``: P(liquidation) lies between those frequencies."""
-    spec_path = next(Path(p) for p in real.settings.token_specs if Path(p).stem == "gusd_cdp")
+    spec_path = next(Path(p) for p in real.settings.scenarios.token_specs if Path(p).stem == "gusd_cdp")
     spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
     ratio = spec["liquidation_ratio"] / min(t["collateral_ratio"] for t in spec["tranches"])
     mc = pd.read_parquet(real.run_dir / "results" / "mc_champion.parquet")
     g = mc[mc["token"] == spec["symbol"]]
     assert len(g) == MC_PATHS and (g["horizon_days"] == MC_HORIZON_DAYS).all()
-    cols = [f"gold_log_return_{h}d" for h in real.settings.horizons_days] + ["gold_log_return_end"]
+    cols = [f"gold_log_return_{h}d" for h in real.settings.risk.horizons_days] + ["gold_log_return_end"]
     forced = (g[cols].to_numpy() < math.log(ratio) - 1e-12).any(axis=1)
     possible = g["gold_max_drawdown"].to_numpy() > 1 - ratio - 1e-12
     liq = g["liquidated"].to_numpy()

@@ -80,36 +80,36 @@ def test_stress_test_writes_everything_to_s3(prefect_api, s3_endpoint, tmp_path,
         assert f"{prefix}/{name}" in files, name
     parquets = sorted(p for p in files if p.startswith(f"{prefix}/results/") and p.endswith(".parquet"))
     expected = {"mc_champion"} | {f"hist_{n}" for n in flowkit.replay_windows} | {
-        f"shock_{round(s * 100):+d}pct" for s in settings.shock_sizes
+        f"shock_{round(s * 100):+d}pct" for s in settings.scenarios.shock_sizes
     }
     assert {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in parquets} == expected
 
     summary = json.loads(fs.cat(f"{prefix}/summary.json"))
     symbols = set(summary["tokens"])
     # the configured spec files' symbols, read independently of the model code
-    assert symbols == {tomllib.loads(Path(p).read_text())["symbol"] for p in settings.token_specs}
+    assert symbols == {tomllib.loads(Path(p).read_text())["symbol"] for p in settings.scenarios.token_specs}
     with fs.open(f"{prefix}/results/mc_champion.parquet", "rb") as fh:
         mc = pd.read_parquet(io.BytesIO(fh.read()))
     required = {"scenario", "kind", "token", "path", "horizon_days", "gold_log_return_end", "gold_max_drawdown",
                 "backing_ratio_end", "backing_ratio_min", "liquidated", "bad_debt_usd"}
-    for h in settings.horizons_days:
+    for h in settings.risk.horizons_days:
         required |= {f"gold_log_return_{h}d", f"holder_loss_frac_{h}d", f"reserve_loss_frac_{h}d", f"backing_ratio_{h}d"}
     assert required <= set(mc.columns)
-    assert len(mc) == settings.mc_paths * len(symbols)
+    assert len(mc) == settings.monte_carlo.paths * len(symbols)
     assert set(mc["token"]) == symbols and (mc["scenario"] == "mc_champion").all()
-    assert mc.groupby("token")["path"].nunique().eq(settings.mc_paths).all()
+    assert mc.groupby("token")["path"].nunique().eq(settings.monte_carlo.paths).all()
     with fs.open(f"{prefix}/results/shock_-20pct.parquet", "rb") as fh:
         shock = pd.read_parquet(io.BytesIO(fh.read()))
     assert shock["gold_log_return_1d"].tolist() == pytest.approx([math.log(0.8)] * len(symbols), abs=1e-12)
 
     store = f"{BUCKET}/store"
     raw = [p for p in files if p.startswith(f"{store}/raw/")]
-    for source in (settings.gold_file, *settings.token_files.values()):
+    for source in (settings.data.gold_file, *settings.data.token_files.values()):
         assert any(source.removesuffix(".csv") in p and p.endswith(".meta.json") for p in raw), source
     assert f"{store}/curated/gold.parquet" in files
-    for symbol in settings.token_files:
+    for symbol in settings.data.token_files:
         assert f"{store}/curated/token_{symbol}.parquet" in files
     with fs.open(f"{store}/curated/gold.parquet", "rb") as fh:
         gold = pd.read_parquet(io.BytesIO(fh.read()))
-    assert len(gold) == len(pd.read_csv(data_dir / settings.gold_file))
+    assert len(gold) == len(pd.read_csv(data_dir / settings.data.gold_file))
     assert any(p.startswith(f"{store}/validation/") and p.endswith("report.md") for p in files)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.realdata
 
 @pytest.fixture(scope="module")
 def settings(shared_data_dir: Path) -> Settings:
-    return Settings(data_dir=shared_data_dir)
+    return Settings(data={"data_dir": shared_data_dir})
 
 
 @lru_cache(maxsize=None)
@@ -40,17 +40,17 @@ def _inputs(data_dir: str, file: str, dataset: str) -> pd.Series:
     """A series through the importer path the calibration uses (tasks.calibrate.load_price_input)."""
     from tasks.calibrate import load_price_input
 
-    inp = load_price_input(file, dataset, Settings(data_dir=Path(data_dir)))
+    inp = load_price_input(file, dataset, Settings(data={"data_dir": Path(data_dir)}))
     assert inp is not None, file
     return inp["series"]
 
 
 def _gold(settings: Settings, file: str = BROKER) -> pd.Series:
-    return _inputs(str(settings.data_dir), file, "gold")
+    return _inputs(str(settings.data.data_dir), file, "gold")
 
 
 def _token(settings: Settings, file: str, symbol: str) -> pd.Series:
-    return _inputs(str(settings.data_dir), file, f"token_{symbol}")
+    return _inputs(str(settings.data.data_dir), file, f"token_{symbol}")
 
 
 def _raw_broker(d: Path) -> pd.Series:
@@ -197,13 +197,13 @@ def test_statistics_and_weekend_rules_against_pandas(settings, shared_data_dir, 
 @lru_cache(maxsize=None)
 def _fit_window(data_dir: str, name: str):
     """(selection, fit-window premia, test-window premia) of a default calibration set."""
-    s = Settings(data_dir=Path(data_dir))
-    cset = s.calibration_sets[name]
+    s = Settings(data={"data_dir": Path(data_dir)})
+    cset = s.calibration.sets[name]
     token = _inputs(data_dir, cset.file, f"token_{cset.token}")
-    prem = cal.premium_series(token, _inputs(data_dir, s.calibration_gold_file, "gold"), cset.oz_per_token)
+    prem = cal.premium_series(token, _inputs(data_dir, s.calibration.gold_file, "gold"), cset.oz_per_token)
     fit = cal.select_window(prem, cset.fit_start, cset.fit_end)
     test = cal.select_window(prem, cset.test_start, cset.test_end)
-    sel = cal.fit_premium_process(fit, innovations=s.calibration_innovations, jumps=s.calibration_jumps)
+    sel = cal.fit_premium_process(fit, innovations=s.calibration.innovations, jumps=s.calibration.jumps)
     return sel, fit, test
 
 
@@ -217,7 +217,7 @@ def test_fitted_process_reproduces_measured_statistics(settings, name):
 
     Issue #3 regression: XAUT 2022-24 (with its stale stretches) and PAXG 2019-20 failed this with
     the t+jumps fit on the df floor 2.05 and an inflated sigma."""
-    sel, fit, _ = _fit_window(str(settings.data_dir), name)
+    sel, fit, _ = _fit_window(str(settings.data.data_dir), name)
     proc = sel.process
     check = cal.reproduction_check(proc, fit, np.random.default_rng(2026), n_paths=1000)
     bad = {k: v for k, v in check.items() if not v["within"]}
@@ -233,7 +233,7 @@ def test_fit_is_identified_and_reaches_an_independent_t_ar1_optimum(settings, na
     and the selected model is the smallest BIC recomputed here from ll, k and n."""
     from scipy import optimize, stats
 
-    sel, fit, _ = _fit_window(str(settings.data_dir), name)
+    sel, fit, _ = _fit_window(str(settings.data.data_dir), name)
     prev, curr = cal.step_pairs(fit)
     n = prev.size
     cands = {c.spec: c for c in sel.candidates}
@@ -271,7 +271,7 @@ def test_fitted_process_beats_an_iid_model_out_of_sample(settings, name):
     fitted to the same window, on the same later days."""
     from scipy import stats
 
-    sel, fit, test = _fit_window(str(settings.data_dir), name)
+    sel, fit, test = _fit_window(str(settings.data.data_dir), name)
     out = cal.score_out_of_sample(sel.process, test, np.random.default_rng(7), n_paths_stationary=200)
     _, curr = cal.step_pairs(test)
     iid = stats.norm.logpdf(curr, loc=fit.mean(), scale=fit.std()).mean()

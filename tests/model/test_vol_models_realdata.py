@@ -25,7 +25,7 @@ from models.volatility import fit_garch, one_day_var_forecasts
 
 pytestmark = pytest.mark.realdata
 
-HOLDOUT = get_settings().backtest_holdout_days
+HOLDOUT = get_settings().training.backtest_holdout_days
 
 
 @pytest.fixture(scope="module")

@@ -49,22 +49,27 @@ class ServiceRoot:
         return self.reports / run_id
 
 
-def data_settings(root: Path, **extra: Any) -> dict[str, Any]:
-    """Settings fields pointing storage at ``root`` with a small Monte Carlo."""
-    return {
-        "store_url": str(root / "store"),
-        "report_url": str(root / "reports"),
-        "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow-absent.db'}",  # never created: no champion
-        "mlflow_artifact_location": str(root / "mlartifacts"),
-        "data_dir": None,
-        "mc_paths": 300,
-        "mc_horizon_days": 40,
-        "mc_chunk_paths": 250,
-        "fan_chart_paths": 100,
-        "replay_windows": {"early": SYNTHETIC_REPLAY_WINDOWS["early"]},  # inside the 1500 synthetic days
-        "shock_sizes": (-0.10, -0.30),
-        **extra,
-    }
+def merged(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Settings sections merged field by field, later parts winning."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for section, fields in part.items():
+            out[section] = {**out.get(section, {}), **fields}
+    return out
+
+
+def data_settings(root: Path, **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Settings sections pointing storage at ``root`` with a small Monte Carlo; ``sections``
+    override fields section by section."""
+    return merged({
+        "storage": {"store_url": str(root / "store"), "report_url": str(root / "reports")},
+        # never created: no champion
+        "tracking": {"tracking_uri": f"sqlite:///{root / 'mlflow-absent.db'}", "artifact_location": str(root / "mlartifacts")},
+        "data": {"data_dir": None},
+        "monte_carlo": {"paths": 300, "horizon_days": 40, "chunk_paths": 250, "fan_chart_paths": 100},
+        # inside the 1500 synthetic days
+        "scenarios": {"replay_windows": {"early": SYNTHETIC_REPLAY_WINDOWS["early"]}, "shock_sizes": (-0.10, -0.30)},
+    }, sections)
 
 
 def write_curated_gold(settings: Settings, n_days: int = 1500, seed: int = 7) -> pd.DataFrame:
@@ -91,13 +96,13 @@ def make_run(run_id: str, settings: Settings, champion: dict[str, Any], returns:
     from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
 
     specs = load_specs.fn(settings)
-    results_url = storage.join(settings.report_url, run_id, "results")
+    results_url = storage.join(settings.storage.report_url, run_id, "results")
     results = [run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion["champion"], specs, settings, results_url) for sc in scenario_defs(settings)]
     manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings)
     if not summary:
         return
     summ = compute_summary.fn(manifest, settings)
-    run_url = storage.join(settings.report_url, run_id)
+    run_url = storage.join(settings.storage.report_url, run_id)
     storage.write_json(storage.join(run_url, "summary.json"), summ, settings)
     page = render_html(summ, manifest, figures(summ, manifest, None, None))
     storage.write_bytes(storage.join(run_url, "report.html"), page.encode("utf-8"), settings)
@@ -129,8 +134,8 @@ def service_root(tmp_path_factory: pytest.TempPathFactory) -> ServiceRoot:
     returns, meta = load_gold_returns.fn(settings)
     for i, run_id in enumerate(RUN_IDS):
         champion = fit_test_champion(returns, meta, version=str(1 + i // 2))
-        make_run(run_id, Settings(**{**base, "mc_seed": 1000 + i}), champion, returns, meta)
-    make_run(PENDING_RUN, Settings(**{**base, "mc_seed": 2000}), fit_test_champion(returns, meta, "3"), returns, meta, summary=False)
+        make_run(run_id, Settings(**merged(base, {"monte_carlo": {"seed": 1000 + i}})), champion, returns, meta)
+    make_run(PENDING_RUN, Settings(**merged(base, {"monte_carlo": {"seed": 2000}})), fit_test_champion(returns, meta, "3"), returns, meta, summary=False)
     (root / "reports" / "whatif").mkdir(parents=True, exist_ok=True)
     return ServiceRoot(root=root, reports=root / "reports", store=root / "store", base=base)
 
@@ -145,25 +150,24 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def service_settings(base: dict[str, Any], **overrides: Any) -> Settings:
-    """Settings for a non-dev service over ``base`` storage, with the test users and API keys."""
-    fields: dict[str, Any] = {
-        **base,
-        "service_jwt_secret": JWT_SECRET,
-        "service_users": {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()},
-        "service_api_keys": {sha256_hex(k): role for role, k in API_KEYS.items()},
-        "service_dev_mode": False,
-        "service_host": "127.0.0.1",
-        "service_index_ttl_s": 2.0,
+def service_settings(base: dict[str, dict[str, Any]], **sections: dict[str, Any]) -> Settings:
+    """Settings for a non-dev service over ``base`` storage, with the test users and API keys;
+    ``sections`` override fields section by section."""
+    service = {
+        "jwt_secret": JWT_SECRET,
+        "users": {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()},
+        "api_keys": {sha256_hex(k): role for role, k in API_KEYS.items()},
+        "dev_mode": False,
+        "host": "127.0.0.1",
+        "index_ttl_s": 2.0,
     }
-    fields.update(overrides)
-    return Settings(**fields)
+    return Settings(**merged(base, {"service": service}, sections))
 
 
 @pytest.fixture(scope="session")
 def settings_factory(service_root: ServiceRoot):
-    """``make(**overrides) -> Settings`` over the session's storage tree."""
-    return lambda **overrides: service_settings(service_root.base, **overrides)
+    """``make(**sections) -> Settings`` over the session's storage tree."""
+    return lambda **sections: service_settings(service_root.base, **sections)
 
 
 @pytest.fixture

@@ -173,14 +173,14 @@ def test_new_run_folder_appears_without_restart(make_client, service_root: Servi
 
     reports = tmp_path / "reports"
     shutil.copytree(service_root.run_dir(RUN_IDS[0]), reports / RUN_IDS[0])
-    c = make_client(service_settings(data_settings(tmp_path), service_index_ttl_s=3600.0))
+    c = make_client(service_settings(data_settings(tmp_path), service={"index_ttl_s": 3600.0}))
     h = bearer(c, "victor")
     assert [x["run_id"] for x in c.get("/api/runs", headers=h).json()["runs"]] == [RUN_IDS[0]]
     new_id = "20270101T000000Z-123456"
     shutil.copytree(service_root.run_dir(RUN_IDS[1]), reports / new_id)
     assert [x["run_id"] for x in c.get("/api/runs", headers=h).json()["runs"]] == [new_id, RUN_IDS[0]]
     # a run folder whose summary is written after the folder appeared (TTL 0: re-listed every request)
-    c2 = make_client(service_settings(data_settings(tmp_path), service_index_ttl_s=0.0))
+    c2 = make_client(service_settings(data_settings(tmp_path), service={"index_ttl_s": 0.0}))
     late = "20280101T000000Z-abcdef"
     (reports / late).mkdir()
     assert late not in [x["run_id"] for x in c2.get("/api/runs", headers=h).json()["runs"]]
@@ -209,8 +209,8 @@ def test_runs_on_s3(make_client, service_root: ServiceRoot, tmp_path):
         fs.mkdir(bucket)
         for run_id in RUN_IDS[:2]:
             fs.put(str(service_root.run_dir(run_id)), f"{bucket}/reports/{run_id}", recursive=True)
-        base = {**data_settings(tmp_path), "report_url": f"s3://{bucket}/reports", "storage_options": creds}
-        c = make_client(service_settings(base, service_index_ttl_s=0.0))
+        base = data_settings(tmp_path, storage={"report_url": f"s3://{bucket}/reports", "storage_options": creds})
+        c = make_client(service_settings(base, service={"index_ttl_s": 0.0}))
         h = bearer(c, "victor")
         assert [x["run_id"] for x in c.get("/api/runs", headers=h).json()["runs"]] == [RUN_IDS[1], RUN_IDS[0]]
         r = c.get(f"/api/runs/{RUN_IDS[0]}/summary", headers=h)
@@ -281,8 +281,8 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
     assert mc["horizons_days"] == [1, 10, 12]
     settings = settings_factory()
     returns, meta = load_gold_returns.fn(settings)
-    fit = fit_garch(returns[returns.index >= pd.Timestamp(settings.vol_train_start, tz="UTC")].to_numpy(), kind="garch")
-    logret = np.concatenate(list(monte_carlo_chunks(lambda k, h, rng: fit.simulate(k, h, rng, innovations="t"), n, horizon, seed, settings.mc_chunk_paths)))
+    fit = fit_garch(returns[returns.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")].to_numpy(), kind="garch")
+    logret = np.concatenate(list(monte_carlo_chunks(lambda k, h, rng: fit.simulate(k, h, rng, innovations="t"), n, horizon, seed, settings.monte_carlo.chunk_paths)))
     for h in (1, 10, 12):
         loss = 1.0 - np.exp(logret[:, :h].sum(axis=1))
         for level in (0.95, 0.99):
@@ -352,7 +352,7 @@ def test_whatif_without_a_model_is_409(make_client, tmp_path):
 
 
 def test_whatif_past_the_time_limit_is_503(make_client, analyst):
-    c = make_client(service_inprocess_timeout_s=0.001)
+    c = make_client(service={"inprocess_timeout_s": 0.001})
     r = whatif(c, analyst, token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=4000, horizon_days=250)
     assert r.status_code == 503
     assert "time limit" in r.json()["detail"]
@@ -376,7 +376,7 @@ def test_large_whatif_without_prefect_api_is_503(client, analyst):
 # ------------------------------------------------------------------------------------ Prefect
 @pytest.mark.slow
 def test_large_whatif_with_prefect_but_no_deployment_is_503(prefect_api, make_client, analyst):
-    c = make_client(service_whatif_deployment="whatif/not-deployed")
+    c = make_client(service={"whatif_deployment": "whatif/not-deployed"})
     r = whatif(c, analyst, token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=100_000, horizon_days=250)
     assert r.status_code == 503
     assert "whatif/not-deployed" in r.json()["detail"] and "not found" in r.json()["detail"]
@@ -386,7 +386,7 @@ def test_large_whatif_with_prefect_but_no_deployment_is_503(prefect_api, make_cl
 def test_large_whatif_is_scheduled_on_the_deployment(whatif_deployment, make_client, analyst, service_root: ServiceRoot):
     from prefect.client.orchestration import get_client
 
-    c = make_client(service_whatif_deployment=whatif_deployment)
+    c = make_client(service={"whatif_deployment": whatif_deployment})
     r = whatif(c, analyst, token_preset="GUSD", shock_frac=-0.1, shock_horizon_days=1, n_paths=100_000, horizon_days=250, seed=5)
     assert r.status_code == 202, r.text
     body = r.json()
@@ -403,13 +403,12 @@ def test_large_whatif_is_scheduled_on_the_deployment(whatif_deployment, make_cli
 @pytest.mark.slow
 def test_whatif_flow_writes_the_same_result_as_the_inprocess_path(prefect_api, client, analyst, service_root: ServiceRoot, monkeypatch):
     """The Prefect flow (deployment mode) and the in-process path give the same result."""
-    from goldstress.settings import get_settings
+    from goldstress.settings import env_name, get_settings
 
     body = {"token_preset": "GRAM", "shock_frac": -0.25, "shock_horizon_days": 3, "n_paths": 300, "horizon_days": 15, "seed": 9}
     inproc = whatif(client, analyst, **body).json()["result"]
-    for key, value in service_root.base.items():
-        if key in ("store_url", "report_url", "mlflow_tracking_uri", "mlflow_artifact_location", "mc_chunk_paths"):
-            monkeypatch.setenv(f"GOLDSTRESS_{key.upper()}", str(value))
+    for section, key in (("storage", "store_url"), ("storage", "report_url"), ("tracking", "tracking_uri"), ("tracking", "artifact_location"), ("monte_carlo", "chunk_paths")):
+        monkeypatch.setenv(env_name(section, key), str(service_root.base[section][key]))
     monkeypatch.delenv("GOLDSTRESS_DATA_DIR", raising=False)
     get_settings.cache_clear()
     try:
@@ -444,7 +443,7 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     from tests.service.conftest import fit_test_champion
 
     shutil.copytree(service_root.store, tmp_path / "store")
-    settings = Settings(**data_settings(tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    settings = Settings(**data_settings(tmp_path, tracking={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}))
     returns, meta = load_gold_returns.fn(settings)
     fitted = fit_test_champion(returns, meta, "1")["champion"]
     experiment_id = tracking.configure(settings)
@@ -453,7 +452,7 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     tail = {"tail": {"xi": 0.1, "beta": 0.01, "threshold": 0.02, "n_exceed": 50, "n_total": 1000}}
     registered = register_champion.fn(best, tail, meta, settings)
 
-    c = make_client(service_settings(data_settings(tmp_path, mlflow_tracking_uri=settings.mlflow_tracking_uri)))
+    c = make_client(service_settings(data_settings(tmp_path, tracking={"tracking_uri": settings.tracking.tracking_uri})))
     n, horizon, seed = 1000, 10, 4
     r = whatif(c, analyst, token_spec=FRICTIONLESS, shock_frac=0.0, shock_horizon_days=1, n_paths=n, horizon_days=horizon, seed=seed)
     assert r.status_code == 200, r.text
@@ -461,7 +460,7 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     assert res["model"]["source"] == "champion"
     assert (res["model"]["version"], res["model"]["candidate"], res["model"]["innovations"]) == (registered["version"], "garch_fhs", "fhs")
     champion = Champion(name="garch_fhs", fit=fitted.fit, innovations="fhs", tail=None, meta={})
-    logret = np.concatenate(list(monte_carlo_chunks(champion.simulate, n, horizon, seed, settings.mc_chunk_paths)))
+    logret = np.concatenate(list(monte_carlo_chunks(champion.simulate, n, horizon, seed, settings.monte_carlo.chunk_paths)))
     loss = 1.0 - np.exp(logret.sum(axis=1))
     assert res["monte_carlo"]["holder_value_var_99_10d_frac"] == pytest.approx(float(np.quantile(loss, 0.99, method="inverted_cdf")), rel=1e-9)
 
@@ -483,7 +482,7 @@ def test_chunked_body_over_the_limit_is_413(client, analyst):
 
 
 def test_rate_limit_answers_429_with_retry_after(make_client):
-    c = make_client(service_rate_limit_per_minute=3)
+    c = make_client(service={"rate_limit_per_minute": 3})
     h = {"X-API-Key": API_KEYS["viewer"]}
     codes = [c.get("/api/runs", headers=h).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -494,7 +493,7 @@ def test_rate_limit_answers_429_with_retry_after(make_client):
 
 
 def test_whatif_rate_limit_is_separate_and_tighter(make_client):
-    c = make_client(service_whatif_per_minute=1)
+    c = make_client(service={"whatif_per_minute": 1})
     h = {"X-API-Key": API_KEYS["analyst"]}
     body = {"token_spec": FRICTIONLESS, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 3}
     assert c.post("/api/whatif", json=body, headers=h).status_code == 200

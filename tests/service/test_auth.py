@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from goldstress.settings import Settings
 from service.app import PUBLIC_ROUTES, create_app, require_analyst
 from service.auth import COOKIE_NAME, ServiceConfigError, hash_password, is_loopback, verify_password
-from tests.service.conftest import API_KEYS, JWT_SECRET, RUN_IDS, USER_PASSWORDS, bearer, data_settings
+from tests.service.conftest import API_KEYS, JWT_SECRET, RUN_IDS, USER_PASSWORDS, bearer, data_settings, merged
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = {"run_id": RUN_IDS[0], "scenario": "mc_champion", "whatif_id": str(uuid.uuid4())}
@@ -159,7 +159,7 @@ def test_role_comes_from_the_configuration_not_the_token(client):
 
 def test_token_of_a_removed_user_is_refused(make_client, client, settings_factory):
     headers = bearer(client, "victor")
-    alice_only = settings_factory(service_users={"alice": {"password_hash": hash_password(USER_PASSWORDS["alice"], 1000), "role": "analyst"}})
+    alice_only = settings_factory(service={"users": {"alice": {"password_hash": hash_password(USER_PASSWORDS["alice"], 1000), "role": "analyst"}}})
     assert make_client(alice_only).get("/api/runs", headers=headers).status_code == 401
 
 
@@ -201,13 +201,13 @@ def test_api_keys_are_configured_as_hashes(client, settings_factory):
     assert r.status_code == 404  # authenticated as analyst; the id is unknown
     # the sha256 (independently computed) of the key is what the settings hold; never the key
     s = settings_factory()
-    assert hashlib.sha256(API_KEYS["viewer"].encode()).hexdigest() in s.service_api_keys
-    assert all(API_KEYS[r] not in s.service_api_keys for r in API_KEYS)
+    assert hashlib.sha256(API_KEYS["viewer"].encode()).hexdigest() in s.service.api_keys
+    assert all(API_KEYS[r] not in s.service.api_keys for r in API_KEYS)
     # upper-case hex is normalised; a raw key in place of a hash is refused at start
-    upper = settings_factory(service_api_keys={hashlib.sha256(b"k-upper").hexdigest().upper(): "viewer"})
-    assert hashlib.sha256(b"k-upper").hexdigest() in upper.service_api_keys
+    upper = settings_factory(service={"api_keys": {hashlib.sha256(b"k-upper").hexdigest().upper(): "viewer"}})
+    assert hashlib.sha256(b"k-upper").hexdigest() in upper.service.api_keys
     with pytest.raises(ValidationError, match="sha256"):
-        settings_factory(service_api_keys={"my-raw-api-key": "viewer"})
+        settings_factory(service={"api_keys": {"my-raw-api-key": "viewer"}})
     # a configured hash used as the key itself does not authenticate
     digest = hashlib.sha256(API_KEYS["viewer"].encode()).hexdigest()
     assert client.get("/api/runs", headers={"X-API-Key": digest}).status_code == 401
@@ -218,41 +218,41 @@ def test_app_refuses_to_start_without_secrets(service_root):
     with pytest.raises(ServiceConfigError, match="GOLDSTRESS_SERVICE_JWT_SECRET"):
         create_app(Settings(**base))
     with pytest.raises(ServiceConfigError, match="no credentials configured"):
-        create_app(Settings(**base, service_jwt_secret=JWT_SECRET))
+        create_app(Settings(**merged(base, {"service": {"jwt_secret": JWT_SECRET}})))
 
 
 def test_short_secret_is_refused_without_echoing_it(service_root):
     secret = "tooshort-but-secret-value"
     with pytest.raises(ValidationError) as err:
-        Settings(**data_settings(service_root.root), service_jwt_secret=secret)
+        Settings(**data_settings(service_root.root, service={"jwt_secret": secret}))
     assert "at least 32 characters" in str(err.value)
     assert secret not in str(err.value) and secret not in repr(err.value)
     bad_hash = "pbkdf2_sha256$10$nothex$abc-secret"
     with pytest.raises(ValidationError) as err:
-        Settings(**data_settings(service_root.root), service_users={"u": {"password_hash": bad_hash, "role": "viewer"}})
+        Settings(**data_settings(service_root.root, service={"users": {"u": {"password_hash": bad_hash, "role": "viewer"}}}))
     assert bad_hash not in str(err.value)
     with pytest.raises(ValidationError):
-        Settings(**data_settings(service_root.root), service_users={"u": {"password_hash": hash_password("pw", 1000), "role": "admin"}})
+        Settings(**data_settings(service_root.root, service={"users": {"u": {"password_hash": hash_password("pw", 1000), "role": "admin"}}}))
 
 
 def test_settings_never_show_secrets(settings_factory):
     s = settings_factory()
     text = repr(s) + str(s.model_dump())
     assert JWT_SECRET not in text
-    assert all(u.password_hash.get_secret_value() not in text for u in s.service_users.values())
+    assert all(u.password_hash.get_secret_value() not in text for u in s.service.users.values())
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.5", "example.com", "goldstress.internal"])
 def test_dev_mode_refused_on_a_non_loopback_host(service_root, host):
     assert not is_loopback(host)
     with pytest.raises(ServiceConfigError, match="not a loopback address"):
-        create_app(Settings(**data_settings(service_root.root), service_dev_mode=True, service_host=host))
+        create_app(Settings(**data_settings(service_root.root, service={"dev_mode": True, "host": host})))
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
 def test_dev_mode_on_loopback(service_root, make_client, host):
     assert is_loopback(host)
-    c = make_client(Settings(**data_settings(service_root.root), service_dev_mode=True, service_host=host))
+    c = make_client(Settings(**data_settings(service_root.root, service={"dev_mode": True, "host": host})))
     assert c.get("/openapi.json").status_code == 200  # docs are public in dev mode only
     assert c.get("/api/runs").status_code == 401  # the data is not
     r = c.post("/api/token", data={"username": "dev-analyst", "password": "dev"})
@@ -262,7 +262,7 @@ def test_dev_mode_on_loopback(service_root, make_client, host):
 
 
 def test_dev_mode_secret_is_random_per_start(service_root, make_client):
-    s = Settings(**data_settings(service_root.root), service_dev_mode=True)
+    s = Settings(**data_settings(service_root.root, service={"dev_mode": True}))
     a, b = make_client(s), make_client(s)
     token = a.post("/api/token", data={"username": "dev-viewer", "password": "dev"}).json()["access_token"]
     a.cookies.clear()

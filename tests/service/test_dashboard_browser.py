@@ -51,6 +51,7 @@ from pathlib import Path
 
 import pytest
 
+from goldstress.settings import env_name
 from tests.service.conftest import JWT_SECRET, USER_PASSWORDS, USER_ROLES, data_settings, fit_test_champion, make_run, password_hash
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -120,7 +121,7 @@ def _free_port() -> int:
 def write_curated_tokens(settings, premia: dict[str, float]) -> None:
     """Curated ``token_<symbol>`` tables (data contract: date UTC midnight per calendar day,
     token, close_usd, source): the gold price per ounce carried to calendar days, times ``1 +
-    premium`` (one token = one ounce, ``settings.token_oz_per_token``), over the last 400 days."""
+    premium`` (one token = one ounce, ``settings.data.token_oz_per_token``), over the last 400 days."""
     import pandas as pd
 
     from goldstress.io.validation import load_curated, promote
@@ -142,7 +143,7 @@ def dash_root(service_root, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dashboard")
     shutil.copytree(service_root.reports, root / "reports")
     shutil.copytree(service_root.store, root / "store")
-    settings = Settings(**data_settings(root, mc_seed=3000))
+    settings = Settings(**data_settings(root, monte_carlo={"seed": 3000}))
     write_curated_tokens(settings, TOKEN_PREMIA)
     returns, meta = load_gold_returns.fn(settings)
     make_run(NEWEST_RUN, settings, fit_test_champion(returns, meta, version="3"), returns, meta)
@@ -178,9 +179,10 @@ def server_env(root: Path) -> dict[str, str]:
     the conftest's ``data_settings``: no MLflow champion, so what-ifs use the documented GARCH
     fallback fitted on the curated gold); production auth with the conftest's test users."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
-    for key, value in data_settings(root).items():
-        if value is not None:
-            env[f"GOLDSTRESS_{key.upper()}"] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
+    for section, fields in data_settings(root).items():
+        for key, value in fields.items():
+            if value is not None:
+                env[env_name(section, key)] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
     env.update({
         "PYTHONPATH": str(ROOT),
         "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,

@@ -23,21 +23,37 @@ from tests.service.conftest import API_KEYS, RUN_IDS
 pytestmark = pytest.mark.slow
 
 STATUS_SEEN: dict[str, set[int]] = defaultdict(set)
+REQUESTS_SENT: dict[str, int] = defaultdict(int)
+"""Per operation: HTTP requests that reached the app (counted by the app wrapper below)."""
 MAX_EXAMPLES = 25
 """Generated requests per operation and strategy (derandomized: the same requests every run)."""
+
+
+class CountingApp:
+    """ASGI wrapper counting the HTTP requests that reach the app: proof that the fuzz test sent
+    requests, not merely that it ran (a generation error or an empty strategy sends none)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.http_requests = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            self.http_requests += 1
+        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(settings_factory, whatif_deployment):
     from service.app import create_app
 
-    return create_app(settings_factory(
-        service_whatif_deployment=whatif_deployment,
-        service_inprocess_max_cells=5_000,
-        service_rate_limit_per_minute=1_000_000,
-        service_whatif_per_minute=10_000,
-        service_login_per_minute=10_000,
-    ))
+    return create_app(settings_factory(service={
+        "whatif_deployment": whatif_deployment,
+        "inprocess_max_cells": 5_000,
+        "rate_limit_per_minute": 1_000_000,
+        "whatif_per_minute": 10_000,
+        "login_per_minute": 10_000,
+    }))
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +62,38 @@ def auth_headers() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzz_app, auth_headers):
-    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, headers=auth_headers)
+def counting_app(fuzz_app) -> CountingApp:
+    return CountingApp(fuzz_app)
 
 
-def _operations() -> list[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def api_schema(counting_app, auth_headers):
+    return schemathesis.openapi.from_asgi("/openapi.json", counting_app, headers=auth_headers)
+
+
+def _operations() -> dict[tuple[str, str], bool]:
     """(METHOD, path) of every operation in the app's OpenAPI schema (a throwaway dev-mode app;
-    the schema does not depend on settings). Built at collection so each operation is a test."""
+    the schema does not depend on settings), mapped to whether it takes any input (parameters or
+    a body). Built at collection so each operation is a test."""
     from goldstress.settings import Settings
     from service.app import create_app
 
-    app = create_app(Settings(service_dev_mode=True, service_host="127.0.0.1"))
-    return [(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops]
+    app = create_app(Settings(service={"dev_mode": True, "host": "127.0.0.1"}))
+    return {
+        (m.upper(), path): bool(op.get("parameters") or op.get("requestBody"))
+        for path, ops in app.openapi()["paths"].items() for m, op in ops.items()
+    }
 
 
-OPERATIONS = _operations()
+OPERATION_INPUTS = _operations()
+OPERATIONS = list(OPERATION_INPUTS)
+
+
+def min_requests(method: str, path: str) -> int:
+    """Fewest requests an operation's fuzz test must actually send (it fails, never skips, below):
+    at least one strategy's worth (MAX_EXAMPLES) for an operation with inputs; an operation
+    without any input has exactly one distinct request, which Hypothesis sends once."""
+    return MAX_EXAMPLES if OPERATION_INPUTS[(method, path)] else 1
 
 
 def _sized_whatif(case, preset, small):
@@ -79,7 +112,7 @@ def _sized_whatif(case, preset, small):
 
 
 @pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_no_server_errors(api_schema, fuzz_app, auth_headers, method, path):
+def test_no_server_errors(api_schema, counting_app, auth_headers, method, path):
     # schemathesis' own pytest loader (schemathesis.pytest.from_fixture) breaks on pytest 9
     # (Function._nodeid), so the operation's Hypothesis strategy is driven directly here.
     from schemathesis import GenerationMode
@@ -102,18 +135,35 @@ def test_no_server_errors(api_schema, fuzz_app, auth_headers, method, path):
             raise
         STATUS_SEEN[f"{method} {path}"].add(response.status_code)
 
+    before = counting_app.http_requests
     try:
         run()
-    except Exception:
-        pass
+    except Exception as exc:
+        # a server error is reported with the generated requests that hit it; anything else
+        # (an error while generating or sending requests) propagates: it must not pass silently
+        if failures:
+            raise AssertionError("\n".join(failures[:5])) from exc
+        raise
     assert not failures, "\n".join(failures[:5])
+    sent = counting_app.http_requests - before
+    REQUESTS_SENT[f"{method} {path}"] += sent
+    assert sent >= min_requests(method, path), f"{method} {path}: only {sent} requests reached the app"
+    assert STATUS_SEEN[f"{method} {path}"], f"{method} {path}: no response recorded"
 
 
-def test_fuzzing_reached_the_handlers():
+def test_fuzzing_reached_the_handlers(request):
     """The generated requests were authenticated and got past validation somewhere: the read
-    operations answered 200 and the what-if both ran in-process (200) and was scheduled (202)."""
-    if not STATUS_SEEN:
-        pytest.skip("the fuzz test did not run in this session")
+    operations answered 200 and the what-if both ran in-process (200) and was scheduled (202).
+    Skips only when no fuzz test was selected in this session; if they were, every operation
+    must have sent requests (an empty record fails, it does not skip)."""
+    selected = [it for it in request.session.items if getattr(it, "originalname", "") == "test_no_server_errors"]
+    if not selected:
+        pytest.skip("no test_no_server_errors item was selected in this session")
+    ran = {(it.callspec.params["method"], it.callspec.params["path"]) for it in selected}
+    short = {f"{m} {p}": REQUESTS_SENT.get(f"{m} {p}", 0) for m, p in ran if REQUESTS_SENT.get(f"{m} {p}", 0) < min_requests(m, p)}
+    assert not short, f"operations that sent too few requests: {short}"
+    if len(ran) < len(OPERATIONS):
+        return  # a subset was selected: the checks below need every operation
     assert 200 in STATUS_SEEN["GET /api/runs"], dict(STATUS_SEEN)
     assert 200 in STATUS_SEEN["GET /api/runs/{run_id}/summary"], dict(STATUS_SEEN)
     assert {200, 202} <= STATUS_SEEN["POST /api/whatif"], dict(STATUS_SEEN)
