@@ -6,8 +6,6 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    DO_NOT_TRACK=true PREFECT_SERVER_ANALYTICS_ENABLED=false MLFLOW_DISABLE_TELEMETRY=true \
-    GX_ANALYTICS_ENABLED=false AWS_EC2_METADATA_DISABLED=true \
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
     PYTHONPATH=/app
 WORKDIR /app
@@ -27,4 +25,6 @@ COPY prefect.yaml pyproject.toml README.md ./
 RUN useradd --create-home --uid 10001 goldstress && mkdir -p /app/var /app/reports && chown -R goldstress /app
 USER goldstress
 
+# every command (the pipeline, prefect, mlflow, uvicorn) starts with telemetry off
+ENTRYPOINT ["python", "-m", "goldstress.telemetry"]
 CMD ["python", "-m", "goldstress", "run"]

@@ -11,12 +11,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?=
 
-# Telemetry off: this tool runs on closed networks; the calls hang or log noise there.
-export DO_NOT_TRACK := true
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export MLFLOW_DISABLE_TELEMETRY := true
-export GX_ANALYTICS_ENABLED := false
-export AWS_EC2_METADATA_DISABLED := true
+# Telemetry off (the one list: goldstress/telemetry.env).
+include goldstress/telemetry.env
+export $(shell sed -n 's/^\([A-Z_]*\)=.*/\1/p' goldstress/telemetry.env)
 # A cold ephemeral Prefect server takes ~15 s on 2 cores: the 20 s default is too close.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PYTHONPATH := $(CURDIR)
@@ -25,13 +22,24 @@ ifneq ($(strip $(DATA)),)
 export GOLDSTRESS_DATA_DIR := $(abspath $(DATA))
 endif
 
-.PHONY: run test install browser serve serve-prefect serve-mlflow bench lock clean
+.PHONY: run test lint format install browser serve serve-prefect serve-mlflow bench lock clean
 
 run: $(STAMP)
 	$(BIN)/python -m goldstress run
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint, format check, type check (models/ and the platform), and the layer contract (pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser).
 browser:

@@ -9,6 +9,7 @@ Target (issue #2): all stages within 90 s after install on a 2-core machine.
 
 from __future__ import annotations
 
+from goldstress.settings import RunOptions
 import os
 import platform
 import resource
@@ -55,9 +56,9 @@ def stage_timings(tmp: Path) -> list[tuple[str, float, float]]:
     rows.append(("imports", time.perf_counter() - t0, _rss_mb()))
     run_id = new_run_id()
     for name, fn in (
-        ("ingest (incl. Prefect ephemeral server start)", lambda: ingest(data_dir=os.environ["GOLDSTRESS_DATA_DIR"])),
+        ("ingest (incl. Prefect ephemeral server start)", lambda: ingest(options=RunOptions(data_dir=os.environ["GOLDSTRESS_DATA_DIR"]))),
         ("validate", lambda: validate()),
-        ("calibrate (premium fits, as in stress_test with data)", lambda: calibrate(data_dir=os.environ["GOLDSTRESS_DATA_DIR"])),
+        ("calibrate (premium fits, as in stress_test with data)", lambda: calibrate(options=RunOptions(data_dir=os.environ["GOLDSTRESS_DATA_DIR"]))),
         ("train", lambda: train()),
         ("simulate (incl. liquidity recommendations)", lambda: simulate(run_id=run_id)),
         ("analyse + report", lambda: analyse(run_id=run_id)),

@@ -55,11 +55,12 @@ RUN_ID_PLACEHOLDER = "<RUN_ID>"
 ROOT_PLACEHOLDER = "<RUN_ROOT>"
 
 TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
+    # this checkout's switches (goldstress/telemetry.env), applied to both commits' runs
+    **dict(
+        line.split("=", 1)
+        for line in (Path(__file__).resolve().parents[1] / "goldstress" / "telemetry.env").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ),
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from goldstress.settings import settings_with
+from goldstress.settings import RunOptions
 from tasks.calibrate import (
     close_calibration_run,
     fit_and_score,
@@ -17,15 +17,15 @@ from tasks.calibrate import (
 
 
 @flow(name="calibrate")
-def calibrate(data_dir: str | None = None) -> dict:
+def calibrate(options: RunOptions = RunOptions()) -> dict:
     """Calibrate every entry of ``settings.calibration.sets``.
 
-    ``data_dir`` overrides ``GOLDSTRESS_DATA_DIR`` (the folder of the CSV files named by the
-    settings). Returns ``{"parent_run_id", "calibrations": {set: {json_url, premium_process,
+    ``options`` override the environment's settings (``options.data_dir``: the folder of the
+    CSV files named by the settings). Returns ``{"parent_run_id", "calibrations": {set: {json_url, premium_process,
     oos_scores, fit_window, test_window}}, "skipped": [set, ...]}``. Raises ``FileNotFoundError``
     when no gold series is available and ``ValueError`` when no set could be calibrated.
     """
-    settings = settings_with(data={"data_dir": data_dir})
+    settings = options.settings()
     gold = load_gold_inputs(settings)
     experiment_id, parent = open_calibration_run(settings)
     results, urls, skipped = [], [], []

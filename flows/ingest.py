@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
-from goldstress.settings import settings_with
+from goldstress.settings import RunOptions
 from tasks.ingest import acquire_gold, acquire_token
 
 
 @flow(name="ingest")
-def ingest(data_dir: str | None = None) -> list[dict]:
+def ingest(options: RunOptions = RunOptions()) -> list[dict]:
     """Snapshot the gold series and each token's prices; returns the snapshot references."""
-    settings = settings_with(data={"data_dir": data_dir})
+    settings = options.settings()
     symbols = settings.data.token_files if settings.data.data_dir is not None else settings.data.coingecko_ids
     refs = [acquire_gold(settings)] + [acquire_token(symbol, settings) for symbol in symbols]
     return [ref.model_dump(mode="json") for ref in refs]

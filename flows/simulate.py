@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from goldstress.settings import new_run_id, settings_with
+from goldstress.records import Manifest
+from goldstress.settings import RunOptions, new_run_id
 from tasks.recommend import apply_premium_calibration, recommend, supply_outflow_anchor
 from tasks.simulate import (
     load_champion_task,
@@ -17,24 +18,23 @@ from tasks.train import load_gold_returns
 
 
 @flow(name="simulate")
-def simulate(run_id: str | None = None) -> dict:
+def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> Manifest:
     """Generate scenarios from the curated data and the registered champion (v2 specs with their
     calibrated premium process where one passed its checks), search the liquidity
     recommendations, and return the run manifest (also written as
     ``<report_url>/<run_id>/manifest.json``)."""
-    settings = settings_with()
+    settings = options.settings()
     run_id = run_id or new_run_id()
     champion = load_champion_task(settings)
     returns, meta = load_gold_returns(settings)
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
-    results_url = f"{settings.storage.report_url.rstrip('/')}/{run_id}/results"
     results = [
-        run_scenario(sc, returns, meta["last_usd_per_oz"], champion["champion"], specs, settings, results_url)
+        run_scenario(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id)
         for sc in scenario_defs(settings)
     ]
     liquidity = {
         "premium_calibration": premium_calibration,
         "supply_outflows": supply_outflow_anchor(settings),
-        "recommendations": recommend(specs, champion["champion"], meta["last_usd_per_oz"], meta["data_last_date"], settings),
+        "recommendations": recommend(specs, champion.model, meta["last_usd_per_oz"], meta["data_last_date"], settings),
     }
     return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)

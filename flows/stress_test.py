@@ -11,28 +11,28 @@ from flows.ingest import ingest
 from flows.simulate import simulate
 from flows.train import train
 from flows.validate import validate
-from goldstress.settings import new_run_id, settings_with
+from goldstress.settings import RunOptions, new_run_id
 from tasks.recommend import calibration_inputs_present
 
 
 @flow(name="stress_test")
-def stress_test(data_dir: str | None = None, retrain: bool = True) -> dict:
+def stress_test(options: RunOptions = RunOptions(), retrain: bool = True) -> dict:
     """The full stress test. ``retrain=False`` reuses the registered champion. The premium
     calibration runs when ``settings.calibration.in_stress_test`` and ``data_dir`` holds its
     files; simulate then uses the fitted premium processes that pass their checks."""
     run_id = new_run_id()
-    snapshots = ingest(data_dir=data_dir)
-    validate(snapshots=snapshots, data_dir=data_dir)
-    settings = settings_with(data={"data_dir": data_dir})
+    snapshots = ingest(options=options)
+    validate(snapshots=snapshots, options=options)
+    settings = options.settings()
     if settings.calibration.in_stress_test and calibration_inputs_present(settings):
-        calibrate(data_dir=data_dir)
+        calibrate(options=options)
     if retrain:
-        train()
-    simulate(run_id=run_id)
-    return analyse(run_id=run_id)
+        train(options=options)
+    simulate(run_id=run_id, options=options)
+    return analyse(run_id=run_id, options=options)
 
 
 @flow(name="refresh_data")
-def refresh_data(data_dir: str | None = None) -> list[dict]:
+def refresh_data(options: RunOptions = RunOptions()) -> list[dict]:
     """Daily data refresh: ingest, then validate (promotes only data that passes)."""
-    return validate(snapshots=ingest(data_dir=data_dir), data_dir=data_dir)
+    return validate(snapshots=ingest(options=options), options=options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from goldstress.settings import settings_with
+from goldstress.settings import RunOptions
 from models.risk import select_champion
 from tasks.train import (
     CANDIDATES,
@@ -19,9 +19,9 @@ from tasks.train import (
 
 
 @flow(name="train")
-def train() -> dict:
+def train(options: RunOptions = RunOptions()) -> dict:
     """Train on the curated gold series and register the champion under the ``champion`` alias."""
-    settings = settings_with()
+    settings = options.settings()
     returns, meta = load_gold_returns(settings)
     experiment_id, parent = open_training_run(meta, settings)
     candidates = [

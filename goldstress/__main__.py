@@ -1,7 +1,7 @@
-"""``python -m goldstress``: see :mod:`goldstress.cli`."""
+"""``python -m goldstress``: see :mod:`flows.cli`."""
 
 import sys
 
-from goldstress.cli import main
+from flows.cli import main
 
 sys.exit(main())

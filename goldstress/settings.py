@@ -466,6 +466,32 @@ class Settings(BaseModel):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
 
 
+class RunOptions(BaseModel):
+    """Options of one run, taken by every flow as its typed parameter so that the Prefect UI
+    shows and records them per run; each set option overrides the environment's setting.
+
+    ``data_dir`` (folder of CSV files; None: the setting, else fetch online), ``paths``,
+    ``horizon_days`` and ``seed`` of the Monte Carlo, ``token_specs`` (spec files run through
+    every scenario). Raises ``pydantic.ValidationError`` naming the option when out of range.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: str | None = Field(default=None, description="Folder of CSV files to import (overrides GOLDSTRESS_DATA_DIR).")
+    paths: int | None = Field(default=None, ge=100, le=5_000_000, description="Monte Carlo paths (GOLDSTRESS_MC_PATHS).")
+    horizon_days: int | None = Field(default=None, ge=30, le=2_520, description="Monte Carlo horizon, trading days.")
+    seed: int | None = Field(default=None, ge=0, description="Monte Carlo seed (GOLDSTRESS_MC_SEED).")
+    token_specs: list[str] | None = Field(default=None, min_length=1, description="Token spec files (GOLDSTRESS_TOKEN_SPECS).")
+
+    def settings(self) -> Settings:
+        """The environment's settings with these options applied (:func:`settings_with`)."""
+        return settings_with(
+            data={"data_dir": self.data_dir},
+            monte_carlo={"paths": self.paths, "horizon_days": self.horizon_days, "seed": self.seed},
+            scenarios={"token_specs": self.token_specs},
+        )
+
+
 def env_name(section: str, field: str) -> str:
     """The environment variable that sets ``field`` of ``section``, e.g.
     ``env_name("monte_carlo", "paths") == "GOLDSTRESS_MC_PATHS"``. ``KeyError`` for an unknown

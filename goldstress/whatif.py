@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from goldstress.catalog import Catalog
 from goldstress.io import storage
 from goldstress.records import json_safe
 from goldstress.settings import Settings
@@ -332,10 +333,10 @@ def _load_champion(settings: Settings) -> tuple[Any, str] | None:
 
 
 def _curated_gold(settings: Settings) -> tuple[pd.Series, dict[str, Any]] | None:
-    from tasks.train import load_gold_returns
+    from goldstress.io.validation import curated_gold_returns
 
     try:
-        return load_gold_returns.fn(settings)
+        return curated_gold_returns(settings)
     except FileNotFoundError:
         return None
 
@@ -397,7 +398,7 @@ def load_model(settings: Settings) -> WhatIfModel:
 # ---------------------------------------------------------------------- storage (I/O)
 def whatif_url(settings: Settings, whatif_id: str, name: str) -> str:
     """``<report_url>/whatif/<id>/<name>``."""
-    return storage.join(settings.storage.report_url, "whatif", whatif_id, name)
+    return Catalog.of(settings).whatif(whatif_id, name)
 
 
 def store_result(whatif_id: str, mode: str, result: dict[str, Any], settings: Settings) -> str:

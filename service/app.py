@@ -41,7 +41,9 @@ from starlette.staticfiles import StaticFiles
 
 from goldstress import whatif as wi
 from goldstress.settings import Settings, get_settings
+from goldstress.telemetry import switch_off
 from service.auth import COOKIE_NAME, Authenticator, Principal
+from service.cache import LRUCache
 from service.limits import (
     ASGIApp,
     BodySizeLimitMiddleware,
@@ -301,6 +303,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     :class:`service.auth.ServiceConfigError` with a clear message when the settings are unsafe
     (no JWT secret and no dev mode, no users/keys, or dev mode on a non-loopback host).
     """
+    switch_off()
     settings = settings or get_settings()
     auth = Authenticator(settings)
     index = RunIndex(settings)
@@ -330,7 +333,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     whatif_slots = anyio.CapacityLimiter(1)  # one in-process what-if at a time (2-core budget)
     presets: dict[str, Any] = {}
     presets_lock = threading.Lock()
-    whatif_docs = _LRUDict(256)
+    whatif_docs = LRUCache(256)
 
     background: dict[str, asyncio.Task | None] = {"refresh": None}
 
@@ -656,27 +659,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, auth=auth, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes)
     return app
-
-
-class _LRUDict:
-    """Small thread-safe LRU map for immutable what-if results."""
-
-    def __init__(self, maxsize: int) -> None:
-        from collections import OrderedDict
-
-        self._d: OrderedDict[str, Any] = OrderedDict()
-        self._max = maxsize
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-            return None
-
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._d[key] = value
-            while len(self._d) > self._max:
-                self._d.popitem(last=False)

@@ -19,14 +19,15 @@ import os
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from goldstress.catalog import WHATIF_FOLDER, Catalog
 from goldstress.io import storage
 from goldstress.settings import Settings
+from service.cache import LRUCache
 
 log = logging.getLogger("goldstress.service.runs")
 
@@ -36,7 +37,7 @@ RUN_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,127}$")
 SCENARIO_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.+-]{0,127}$")
 """Scenario names accepted in URLs (e.g. ``mc_champion``, ``shock_-20pct``)."""
 
-RESERVED_FOLDERS = frozenset({"whatif"})
+RESERVED_FOLDERS = frozenset({WHATIF_FOLDER})
 """Folders under ``report_url`` that are not runs (what-if results live in ``whatif/``)."""
 
 _TIMESTAMP_RE = re.compile(r"^(\d{8}T\d{6}Z)")
@@ -126,29 +127,6 @@ class _Snapshot:
     pending: frozenset[str] = field(default_factory=frozenset)
 
 
-class _LRU:
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._d: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        return None
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.maxsize:
-                self._d.popitem(last=False)
-
-
 class RunIndex:
     """Cached index of the runs under ``settings.storage.report_url``.
 
@@ -167,16 +145,17 @@ class RunIndex:
 
     def __init__(self, settings: Settings, summary_cache_size: int = 128) -> None:
         self.settings = settings
-        self.root = settings.storage.report_url.rstrip("/")
+        self.catalog = Catalog.of(settings)
+        self.root = self.catalog.report_url.rstrip("/")
         self.ttl_s = float(settings.service.index_ttl_s)
         self._local_root = storage.local_path(self.root)
         self._lock = threading.Lock()
         self._snap = _Snapshot(0, (), {}, frozenset(), frozenset(), frozenset())
         self._refreshed_at = -float("inf")
         self._root_mtime: int | None = None
-        self._summaries = _LRU(summary_cache_size)
-        self._fans = _LRU(summary_cache_size)
-        self._series = _LRU(256)
+        self._summaries = LRUCache(summary_cache_size)
+        self._fans = LRUCache(summary_cache_size)
+        self._series = LRUCache(256)
         self._listing_bytes: dict[tuple[int, int], bytes] = {}
 
     # ------------------------------------------------------------------ index
@@ -261,7 +240,7 @@ class RunIndex:
         return out
 
     def _load_entry(self, run_id: str, tokens: set[str], scenarios: set[str], metrics: set[str]) -> RunEntry | None:
-        url = storage.join(self.root, run_id, "summary.json")
+        url = self.catalog.run_file(run_id, "summary.json")
         try:
             fs, path = storage.filesystem(url, self.settings)
             fs.invalidate_cache(path.rsplit("/", 1)[0])
@@ -333,7 +312,7 @@ class RunIndex:
         raw = self._summaries.get(run_id)
         if raw is None:
             try:
-                raw = storage.read_bytes(storage.join(self.root, run_id, "summary.json"), self.settings)
+                raw = storage.read_bytes(self.catalog.run_file(run_id, "summary.json"), self.settings)
             except FileNotFoundError:  # deleted since it was indexed
                 return None
             self._summaries.put(run_id, raw)
@@ -354,7 +333,7 @@ class RunIndex:
         if cached is not None:
             return cached or None
         try:
-            manifest = storage.read_json(storage.join(self.root, run_id, "manifest.json"), self.settings)
+            manifest = storage.read_json(self.catalog.run_file(run_id, "manifest.json"), self.settings)
         except FileNotFoundError:
             manifest = {}
         res = next((r for r in manifest.get("scenarios", []) if (r.get("scenario") or {}).get("kind") == "monte_carlo" and r.get("fan_quantiles")), None)
@@ -426,7 +405,7 @@ class RunIndex:
         """``(chunks, size)`` of the run's ``report.html``; None if absent or not indexed."""
         if run_id not in self._snap.by_id:
             return None
-        return self._stream(storage.join(self.root, run_id, "report.html"))
+        return self._stream(self.catalog.run_file(run_id, "report.html"))
 
     def results_stream(self, run_id: str, scenario: str) -> tuple[Iterator[bytes], int] | None:
         """``(chunks, size)`` of ``results/<scenario>.parquet``; None unless the run is indexed
@@ -434,7 +413,7 @@ class RunIndex:
         entry = self._snap.by_id.get(run_id)
         if entry is None or scenario not in entry.scenarios or not SCENARIO_RE.match(scenario):
             return None
-        return self._stream(storage.join(self.root, run_id, "results", f"{scenario}.parquet"))
+        return self._stream(self.catalog.result(run_id, scenario))
 
 
 class _Missing:

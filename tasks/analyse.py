@@ -11,8 +11,9 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.catalog import Catalog
 from goldstress.io import storage
-from goldstress.records import json_safe
+from goldstress.records import Manifest, Summary, json_safe
 from goldstress.settings import Settings
 from models.metrics import (
     distribution_metrics,
@@ -43,7 +44,7 @@ def _observed_premia(settings: Settings) -> dict[str, Any]:
 
 
 @task(name="read-manifest", cache_policy=NO_CACHE)
-def read_manifest(run_id: str | None, settings: Settings) -> dict[str, Any]:
+def read_manifest(run_id: str | None, settings: Settings) -> Manifest:
     """The manifest of ``run_id`` (default: the most recent run under ``report_url``)."""
     if run_id is None:
         fs, path = storage.filesystem(settings.storage.report_url, settings)
@@ -51,22 +52,22 @@ def read_manifest(run_id: str | None, settings: Settings) -> dict[str, Any]:
         if not runs:
             raise FileNotFoundError(f"no simulated run under {settings.storage.report_url}: run the simulate flow first")
         run_id = runs[-1]
-    return storage.read_json(storage.join(settings.storage.report_url, run_id, "manifest.json"), settings)
+    return Manifest.model_validate(storage.read_json(Catalog.of(settings).run_file(run_id, "manifest.json"), settings))
 
 
 @task(name="compute-summary", cache_policy=NO_CACHE)
-def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
     """Every figure of the report, keyed with units (see module docstring)."""
-    levels = tuple(manifest["settings"]["var_levels"])
-    horizons = tuple(manifest["settings"]["horizons_days"])
-    p0 = float(manifest["data"]["last_usd_per_oz"])
+    levels = tuple(manifest.settings.var_levels)
+    horizons = tuple(manifest.settings.horizons_days)
+    p0 = float(manifest.data["last_usd_per_oz"])
     tokens: dict[str, dict[str, Any]] = {}
-    for spec in manifest["token_specs"]:
+    for spec in manifest.token_specs:
         tokens[spec["symbol"]] = {"name": spec["name"], "kind": spec["kind"], "spec_version": spec["spec_version"], "scenarios": {}}
     scenario_rows = []
-    for res in manifest["scenarios"]:
-        sc = res["scenario"]
-        table = storage.read_parquet(res["url"], settings)
+    for res in manifest.scenarios:
+        sc = res.scenario
+        table = storage.read_parquet(res.url, settings)
         for symbol, g in table.groupby("token", sort=False):
             if sc["kind"] == "monte_carlo":
                 m = distribution_metrics(g, levels, horizons)
@@ -82,14 +83,14 @@ def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, A
             key=lambda x: -np.inf if np.isnan(x[1]) else -x[1],
         )
         t["worst_scenario"] = {"by": "holder_value_loss_30d_frac (Monte Carlo: 99% ES)", "scenario": ranked[0][0], "holder_value_loss_30d_frac": ranked[0][1]}
-        spec = next(s for s in manifest["token_specs"] if s["symbol"] == symbol)
+        spec = next(s for s in manifest.token_specs if s["symbol"] == symbol)
         t["reverse_stress"] = reverse_stress_summary(spec, p0, horizons)
         boundary = reverse_stress_boundary_summary(spec, p0)
         if boundary is not None:
             t["reverse_stress_boundary"] = boundary
-    champion = manifest["champion"]
-    return json_safe({
-        "run_id": manifest["run_id"],
+    champion = manifest.champion
+    return Summary(**json_safe({
+        "run_id": manifest.run_id,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "conventions": {
             "losses": "positive numbers; _frac = fraction of the day-0 value",
@@ -99,13 +100,13 @@ def compute_summary(manifest: dict[str, Any], settings: Settings) -> dict[str, A
             "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP); 'inf' when no supply is left outstanding (all repaid)",
             "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
         },
-        "data": manifest["data"],
+        "data": manifest.data,
         "start_gold_usd_per_oz": p0,
-        "champion": {k: champion[k] for k in ("registered_model", "version", "candidate", "params", "innovations", "tail")},
-        "var_backtest": {"holdout": champion.get("holdout_backtest"), "method": "1-day VaR of the champion fitted before the hold-out, parameters fixed over it; Kupiec (1995) POF, Christoffersen (1998) independence, Basel (1996) traffic light on the last 250 days"},
-        "monte_carlo": {k: manifest["settings"][k] for k in ("mc_paths", "mc_horizon_days", "mc_seed", "mc_chunk_paths")},
+        "champion": champion.model_dump(mode="json", include={"registered_model", "version", "candidate", "params", "innovations", "tail"}),
+        "var_backtest": {"holdout": champion.holdout_backtest, "method": "1-day VaR of the champion fitted before the hold-out, parameters fixed over it; Kupiec (1995) POF, Christoffersen (1998) independence, Basel (1996) traffic light on the last 250 days"},
+        "monte_carlo": manifest.settings.model_dump(include={"mc_paths", "mc_horizon_days", "mc_seed", "mc_chunk_paths"}),
         "tokens": tokens,
         "scenario_table": scenario_rows,
         "observed_token_premia": _observed_premia(settings),
-        "liquidity_stress": liquidity_stress_section(manifest, tokens),
-    })
+        "liquidity_stress": liquidity_stress_section(manifest.as_json(), tokens),
+    }))

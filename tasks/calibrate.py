@@ -33,6 +33,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from goldstress.catalog import Catalog
 from goldstress.io import storage, tracking
 from goldstress.records import frame_sha256, premia_sha256
 from goldstress.settings import CalibrationSet, Settings
@@ -41,7 +42,6 @@ from models import calibration as cal
 __all__ = [
     "CLOCK_LABELS",
     "PriceInput",
-    "calibration_url",
     "load_price_input",
     "load_gold_inputs",
     "measure_token",
@@ -101,7 +101,7 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
             return None
         if not frame["source"].astype(str).str.endswith(f":{file_name}").all():
             return None
-        origin = storage.join(settings.storage.store_url, "curated", f"{dataset}.parquet")
+        origin = Catalog.of(settings).curated(dataset)
         sha, dropped = frame_sha256(frame, value_col), []
     if frame.empty:
         raise ValueError(f"{file_name}: no rows left after import")
@@ -440,11 +440,6 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
     }
 
 
-def calibration_url(name: str, settings: Settings) -> str:
-    """``<store_url>/calibration/<name>.json``."""
-    return storage.join(settings.storage.store_url, "calibration", f"{name}.json")
-
-
 def _jsonable(obj: Any) -> Any:
     """Replace non-finite floats by None (strict JSON) recursively."""
     if isinstance(obj, dict):
@@ -464,7 +459,7 @@ def _jsonable(obj: Any) -> Any:
 def write_calibration(result: dict[str, Any], settings: Settings) -> str:
     """Write one calibration record as strict JSON (NaN/inf -> null) to
     ``<store_url>/calibration/<set>.json``; returns the URL."""
-    return storage.write_json(calibration_url(result["calibration_set"], settings), _jsonable(result), settings)
+    return storage.write_json(Catalog.of(settings).calibration(result["calibration_set"]), _jsonable(result), settings)
 
 
 @task(name="close-calibration-run", cache_policy=NO_CACHE)

@@ -29,6 +29,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.catalog import Catalog
 from goldstress.io import storage
 from goldstress.settings import Settings
 from models.recommend import (
@@ -48,7 +49,6 @@ from models.token_v2 import (
     parse_token_spec_v2,
     with_redemption_share,
 )
-from tasks.calibrate import calibration_url
 
 
 def stress_horizon_trading_days(settings: Settings) -> int:
@@ -77,7 +77,7 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
         if not isinstance(spec, TokenV2Spec) or name is None:
             out.append(spec)
             continue
-        url = calibration_url(name, settings)
+        url = Catalog.of(settings).calibration(name)
         entry: dict[str, Any] = {"source": "spec assumption", "calibration_set": name, "url": url, "assumed": spec.secondary.premium}
         if not storage.exists(url, settings):
             entry["reason"] = "no calibration file (run the calibrate flow with data_dir set)"

@@ -16,8 +16,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.catalog import Catalog
 from goldstress.io import storage
-from goldstress.records import json_safe
+from goldstress.io.champion import RegisteredChampion
+from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
 from goldstress.settings import Settings
 from models.metrics import summarise_paths
 from models.scenarios import (
@@ -85,9 +87,10 @@ def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any,
 
 @task(name="run-scenario", cache_policy=NO_CACHE)
 def run_scenario(
-    sc: ScenarioDef, returns: pd.Series, p0_usd_per_oz: float, champion: Any, specs: list[Any], settings: Settings, results_url: str
+    sc: ScenarioDef, returns: pd.Series, p0_usd_per_oz: float, champion: Any, specs: list[Any], settings: Settings, run_id: str
 ) -> dict[str, Any]:
-    """Run one scenario through every token model; write ``<results_url>/<scenario>.parquet``.
+    """Run one scenario through every token model; write the run's per-path results of the
+    scenario (:meth:`goldstress.catalog.Catalog.result`).
 
     The Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
     plus ``scenario``, ``kind`` and ``token``; it is streamed chunk by chunk (a row group per
@@ -99,7 +102,7 @@ def run_scenario(
     kept = 0
     offset = 0
     rows = 0
-    url = storage.join(results_url, f"{sc.name}.parquet")
+    url = Catalog.of(settings).result(run_id, sc.name)
     # secondary-market noise of v2 tokens: one stream per chunk, spawned from the scenario seed
     market_seeds = np.random.SeedSequence([settings.monte_carlo.seed, 1])
     with storage.parquet_writer(url, settings) as write:
@@ -139,52 +142,42 @@ def load_specs(settings: Settings) -> list[Any]:
 
 
 @task(name="load-champion", cache_policy=NO_CACHE)
-def load_champion_task(settings: Settings) -> dict[str, Any]:
+def load_champion_task(settings: Settings) -> RegisteredChampion:
     """Load the registered champion through the MLflow registry (``models:/<name>@champion``).
 
-    Returns ``{"champion": Champion, "name", "version", "candidate"}``. Raises MLflow's error
-    when no champion is registered yet (run the ``train`` flow first).
+    Raises MLflow's error when no champion is registered yet (run the ``train`` flow first).
     """
     from goldstress.io import tracking
     from goldstress.io.champion import load_champion
 
     tracking.configure(settings)
     champion, version = load_champion(settings.tracking.registered_model, settings.tracking.champion_alias)
-    return {"champion": champion, "name": settings.tracking.registered_model, "version": version, "candidate": champion.name}
+    return RegisteredChampion(model=champion, registered_model=settings.tracking.registered_model, version=version)
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE)
 def write_manifest(
     run_id: str,
     results: list[dict[str, Any]],
-    champion: dict[str, Any],
+    champion: RegisteredChampion,
     meta: dict[str, Any],
     specs: list[Any],
     settings: Settings,
     liquidity: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Write ``<report_url>/<run_id>/manifest.json`` describing the simulated run; return it.
 
     ``liquidity`` (``premium_calibration``, ``supply_outflows``, ``recommendations`` from
     :mod:`tasks.recommend`) is stored under ``"liquidity_stress"``, JSON-safe."""
     from datetime import datetime, timezone
 
-    manifest = {
-        "run_id": run_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_url": storage.join(settings.storage.report_url, run_id),
-        "data": meta,
-        "champion": {
-            "registered_model": champion["name"],
-            "version": champion["version"],
-            "candidate": champion["candidate"],
-            "params": champion["champion"].fit.params,
-            "innovations": champion["champion"].innovations,
-            "tail": None if champion["champion"].tail is None else champion["champion"].tail.to_dict(),
-            "holdout_backtest": champion["champion"].meta.get("holdout_backtest"),
-            "train_meta": {k: v for k, v in champion["champion"].meta.items() if k != "holdout_backtest"},
-        },
-        "settings": {
+    manifest = Manifest(
+        run_id=run_id,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run_url=Catalog.of(settings).run(run_id),
+        data=meta,
+        champion=champion.record(),
+        settings=RunSettingsRecord(**{
             "mc_paths": settings.monte_carlo.paths,
             "mc_horizon_days": settings.monte_carlo.horizon_days,
             "mc_seed": settings.monte_carlo.seed,
@@ -194,10 +187,10 @@ def write_manifest(
             "horizons_days": list(settings.risk.horizons_days),
             "replay_windows": settings.scenarios.replay_windows,
             "shock_sizes": list(settings.scenarios.shock_sizes),
-        },
-        "token_specs": [spec.model_dump(mode="json") for spec in specs],
-        "scenarios": results,
-        "liquidity_stress": json_safe(liquidity or {}),
-    }
-    storage.write_json(storage.join(settings.storage.report_url, run_id, "manifest.json"), manifest, settings)
+        }),
+        token_specs=[spec.model_dump(mode="json") for spec in specs],
+        scenarios=[ScenarioResult(**r) for r in results],
+        liquidity_stress=json_safe(liquidity or {}),
+    )
+    storage.write_json(Catalog.of(settings).run_file(run_id, "manifest.json"), manifest.as_json(), settings)
     return manifest

@@ -21,11 +21,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.io import tracking
-from goldstress.records import frame_sha256
+from goldstress.io.validation import curated_gold_returns
 from goldstress.settings import Settings
 from models.evt import GpdTail, fit_pot
 from models.predictors import fit_predictor, make_features, walk_forward_evaluate
-from models.returns import log_returns
 from models.risk import (
     basel_traffic_light,
     christoffersen_independence,
@@ -40,25 +39,9 @@ CANDIDATES: tuple[tuple[str, str], ...] = (("garch", "t"), ("gjr", "t"), ("garch
 
 @task(name="load-gold-returns", cache_policy=NO_CACHE)
 def load_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]:
-    """Daily log returns of the curated gold series (last GOOD curated table) and its lineage.
-
-    Returns ``(returns, meta)``: returns date-indexed (UTC), meta with first/last date, count and
-    the sha256 fingerprint of the training data.
-    """
-    from goldstress.io.validation import load_curated
-
-    gold = load_curated("gold", settings)
-    prices = pd.Series(gold["usd_per_oz"].to_numpy(), index=pd.DatetimeIndex(gold["date"]), name="usd_per_oz")
-    returns = log_returns(prices)
-    meta = {
-        "data_first_date": str(prices.index[0].date()),
-        "data_last_date": str(prices.index[-1].date()),
-        "n_returns": int(returns.size),
-        "data_sha256": frame_sha256(gold, "usd_per_oz"),
-        "last_usd_per_oz": float(prices.iloc[-1]),
-        "data_source": ";".join(sorted(set(gold["source"].astype(str).str.split(":").str[0]))),
-    }
-    return returns, meta
+    """:func:`goldstress.io.validation.curated_gold_returns` as a task: daily log returns of the
+    last good curated gold table and their lineage."""
+    return curated_gold_returns(settings)
 
 
 def _backtest(returns_out: np.ndarray, var: np.ndarray, level: float) -> dict[str, float | str]:

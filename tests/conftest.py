@@ -11,14 +11,9 @@ from pathlib import Path
 
 import pytest
 
-for _k, _v in {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}.items():
-    os.environ.setdefault(_k, _v)
+from goldstress.telemetry import switch_off
+
+switch_off()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from goldstress.records import ChampionRecord
 from models.evt import GpdTail
 from models.volatility import GarchFit
 
@@ -82,6 +83,35 @@ class GoldReturnsPyfunc(mlflow.pyfunc.PythonModel):
         rng = np.random.default_rng(int(row["seed"]))
         paths = self.champion.simulate(int(row["n_paths"]), int(row["horizon_days"]), rng)
         return pd.DataFrame(paths, columns=[f"day_{i + 1}" for i in range(paths.shape[1])])
+
+
+@dataclass(frozen=True)
+class RegisteredChampion:
+    """A champion loaded from the registry with its coordinates: ``model`` simulates,
+    ``registered_model`` and ``version`` say which registered model version it is."""
+
+    model: Champion
+    registered_model: str
+    version: str
+
+    @property
+    def candidate(self) -> str:
+        """Name of the candidate model that won (e.g. ``gjr_t``)."""
+        return self.model.name
+
+    def record(self) -> ChampionRecord:
+        """What a run manifest records of the champion (parameters, innovations, tail, backtest)."""
+        meta = self.model.meta
+        return ChampionRecord(
+            registered_model=self.registered_model,
+            version=self.version,
+            candidate=self.candidate,
+            params=self.model.fit.params,
+            innovations=self.model.innovations,
+            tail=None if self.model.tail is None else self.model.tail.to_dict(),
+            holdout_backtest=meta.get("holdout_backtest"),
+            train_meta={k: v for k, v in meta.items() if k != "holdout_backtest"},
+        )
 
 
 def load_champion(model_name: str, alias: str) -> tuple[Champion, str]:

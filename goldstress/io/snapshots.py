@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import fsspec
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from goldstress.catalog import Catalog
 from goldstress.settings import Settings, get_settings
 
 __all__ = [
@@ -90,9 +91,10 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _store(settings: Settings) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(settings.storage.store_url, **settings.storage.storage_options)
-    return fs, root.rstrip("/")
+def _store(settings: Settings, source_folder: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Filesystem and path of the raw snapshot folder of one source."""
+    fs, path = fsspec.core.url_to_fs(Catalog.of(settings).raw_folder(source_folder), **settings.storage.storage_options)
+    return fs, path.rstrip("/")
 
 
 def _fs_for(url: str, settings: Settings) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -215,8 +217,7 @@ def write_snapshot(
     if existing:
         return existing[0]
 
-    fs, root = _store(settings)
-    folder = f"{root}/raw/{folder_name}"
+    fs, folder = _store(settings, folder_name)
     ext = _ext(layout, origin)
     name = f"{fetched_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}_{sha[:16]}.{ext}"
     path = f"{folder}/{name}"
@@ -295,8 +296,7 @@ def list_snapshots(source: str, settings: Settings) -> list[SnapshotRef]:
     ValueError
         ``source`` unusable as a folder (see :func:`source_folder`).
     """
-    fs, root = _store(settings)
-    folder = f"{root}/raw/{source_folder(source)}"
+    fs, folder = _store(settings, source_folder(source))
     try:
         names = fs.ls(folder, detail=False, refresh=True) if fs.isdir(folder) else []
     except FileNotFoundError:

@@ -29,14 +29,6 @@ def filesystem(url: str, settings: Settings) -> tuple[fsspec.AbstractFileSystem,
     return fs, path
 
 
-def join(url: str, *parts: str) -> str:
-    """Join URL path segments with ``/`` (works for local paths and object-store URLs)."""
-    out = url.rstrip("/")
-    for part in parts:
-        out = f"{out}/{part.strip('/')}"
-    return out
-
-
 def write_bytes(url: str, data: bytes, settings: Settings) -> str:
     """Write ``data`` to ``url`` (parents created), returning ``url``."""
     fs, path = filesystem(url, settings)

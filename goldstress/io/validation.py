@@ -41,7 +41,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from goldstress.catalog import Catalog
 from goldstress.settings import PROJECT_ROOT, Settings
+from goldstress.records import frame_sha256
+from models.returns import log_returns
 from models.units import TROY_OUNCE_G
 
 __all__ = [
@@ -765,10 +768,6 @@ def _write_bytes(url: str, data: bytes, settings: Settings) -> None:
         fs.pipe_file(path, data)
 
 
-def _store_root(settings: Settings) -> str:
-    return str(settings.storage.store_url).rstrip("/")
-
-
 def _check_dataset(dataset: str) -> None:
     if not _DATASET_RE.match(str(dataset)):
         raise ValueError(f"dataset: {dataset!r} must match {_DATASET_RE.pattern}")
@@ -788,10 +787,11 @@ def write_report(report: ValidationReport, settings: Settings, run_id: str | Non
     if run_id is not None:
         report = report.model_copy(update={"run_id": run_id})
     stamp = report.evaluated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    folder = f"{_store_root(settings)}/validation/{stamp}_{report.dataset}"
-    _write_bytes(f"{folder}/report.json", report.model_dump_json(indent=2).encode(), settings)
-    _write_bytes(f"{folder}/report.md", report.to_markdown().encode(), settings)
-    return f"{folder}/report.md"
+    catalog = Catalog.of(settings)
+    _write_bytes(catalog.validation_report(stamp, report.dataset, "report.json"), report.model_dump_json(indent=2).encode(), settings)
+    md = catalog.validation_report(stamp, report.dataset, "report.md")
+    _write_bytes(md, report.to_markdown().encode(), settings)
+    return md
 
 
 def check_frame(
@@ -847,9 +847,9 @@ def promote(df: pd.DataFrame, dataset: str, settings: Settings) -> str:
     data = buf.getvalue()
     sha16 = hashlib.sha256(data).hexdigest()[:16]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    root = _store_root(settings)
-    _write_bytes(f"{root}/curated/history/{dataset}/{stamp}_{sha16}.parquet", data, settings)
-    curated = f"{root}/curated/{dataset}.parquet"
+    catalog = Catalog.of(settings)
+    _write_bytes(catalog.curated_version(dataset, stamp, sha16), data, settings)
+    curated = catalog.curated(dataset)
     _write_bytes(curated, data, settings)
     return curated
 
@@ -896,7 +896,7 @@ def load_curated(dataset: str, settings: Settings) -> pd.DataFrame:
     ``ValueError`` for an unsafe dataset name.
     """
     _check_dataset(dataset)
-    url = f"{_store_root(settings)}/curated/{dataset}.parquet"
+    url = Catalog.of(settings).curated(dataset)
     fs, path = _fs(url, settings)
     if not fs.exists(path):
         raise FileNotFoundError(
@@ -905,3 +905,24 @@ def load_curated(dataset: str, settings: Settings) -> pd.DataFrame:
         )
     with fs.open(path, "rb") as f:
         return pd.read_parquet(f)
+
+
+def curated_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]:
+    """Daily log returns of the last good curated gold table, and their lineage.
+
+    Returns ``(returns, meta)``: returns date-indexed (UTC), one fewer than the prices; meta with
+    the first/last date, count, last price (USD/oz), sources and the sha256 fingerprint of the
+    (date, usd_per_oz) pairs. Raises ``FileNotFoundError`` when no gold table was promoted yet.
+    """
+    gold = load_curated("gold", settings)
+    prices = pd.Series(gold["usd_per_oz"].to_numpy(), index=pd.DatetimeIndex(gold["date"]), name="usd_per_oz")
+    returns = log_returns(prices)
+    meta = {
+        "data_first_date": str(prices.index[0].date()),
+        "data_last_date": str(prices.index[-1].date()),
+        "n_returns": int(returns.size),
+        "data_sha256": frame_sha256(gold, "usd_per_oz"),
+        "last_usd_per_oz": float(prices.iloc[-1]),
+        "data_source": ";".join(sorted(set(gold["source"].astype(str).str.split(":").str[0]))),
+    }
+    return returns, meta

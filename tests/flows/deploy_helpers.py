@@ -23,20 +23,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from goldstress.telemetry import TELEMETRY_OFF
+
 PREFECT = Path(sys.executable).parent / "prefect"
 """The venv's prefect CLI (same interpreter as the tests)."""
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """Repository root: where prefect.yaml lives and `prefect deploy` runs."""
-
-TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from goldstress.settings import get_settings
+from goldstress.settings import RunOptions, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,7 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
     get_settings.cache_clear()
     settings = get_settings()
 
-    summary = calibrate(data_dir=str(d))
+    summary = calibrate(options=RunOptions(data_dir=str(d)))
 
     # --- summary and skipped set ------------------------------------------------------------
     assert summary["skipped"] == ["missing"]
@@ -203,6 +203,7 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
     """Importer first (quirks applied, sha256 of the file bytes); without the file, the curated
     table is used only when its ``source`` names the same file."""
     from goldstress.settings import settings_with
+    from goldstress.catalog import Catalog
     from goldstress.io import storage
     from tasks.calibrate import load_price_input
     from goldstress.records import premia_sha256
@@ -223,9 +224,9 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
     s_store = s_store.model_copy(update={"data": s_store.data.model_copy(update={"data_dir": None})})
     frame = pd.DataFrame({"date": pd.to_datetime(["2020-01-02", "2020-01-03"]).tz_localize("UTC"), "token": "PAXG",
                           "close_usd": [1500.0, 1510.0], "source": "ohlc_close_usd:other.csv"})
-    storage.write_parquet(frame, storage.join(s_store.storage.store_url, "curated", "token_paxg.parquet"), s_store)
+    storage.write_parquet(frame, Catalog.of(s_store).curated("token_paxg"), s_store)
     assert load_price_input("tok.csv", "token_paxg", s_store) is None
-    storage.write_parquet(frame.assign(source="ohlc_close_usd:tok.csv"), storage.join(s_store.storage.store_url, "curated", "token_paxg.parquet"), s_store)
+    storage.write_parquet(frame.assign(source="ohlc_close_usd:tok.csv"), Catalog.of(s_store).curated("token_paxg"), s_store)
     cur = load_price_input("tok.csv", "token_paxg", s_store)
     assert list(cur["series"]) == [1500.0, 1510.0] and cur["origin"].endswith("curated/token_paxg.parquet")
     assert load_price_input("tok.csv", "token_xaut", s_store) is None  # nothing curated

@@ -1,6 +1,6 @@
 """The command line as a user runs it: ``python -m goldstress run`` in a subprocess.
 
-Exit codes (goldstress/cli.py): 0 done, 1 data rejected by validation, 2 cannot start. A run
+Exit codes (flows/cli.py): 0 done, 1 data rejected by validation, 2 cannot start. A run
 that cannot start must say so in ONE line on stderr and must not start anything heavy (no
 Prefect server). Each subprocess gets ``os.environ`` plus isolated GOLDSTRESS_* settings, its
 own PREFECT_HOME and a temporary working directory (so no ``.env`` file is picked up).

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from goldstress.settings import ScenarioSettings, get_settings
+from goldstress.settings import RunOptions, ScenarioSettings, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     }
     with flowkit.env(env):
         settings = get_settings()
-        outputs = stress_test(data_dir=str(data_dir))
+        outputs = stress_test(options=RunOptions(data_dir=str(data_dir)))
         summary = json.loads(Path(outputs["summary_json"]).read_text(encoding="utf-8"))
         yield SimpleNamespace(
             root=root,
@@ -385,7 +385,7 @@ def test_prefect_records_the_flow_runs_and_the_report_artifact(run):
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["stress_test"])))
-        ours = [r for r in runs if r.parameters.get("data_dir") == str(run.data_dir) and r.state is not None and r.state.is_completed()]
+        ours = [r for r in runs if (r.parameters.get("options") or {}).get("data_dir") == str(run.data_dir) and r.state is not None and r.state.is_completed()]
         assert ours, "no COMPLETED stress_test flow run for this data folder in the Prefect API"
         parent = ours[0]
         assert parent.state_name == "Completed"
@@ -415,7 +415,7 @@ def test_analyse_alone_reproduces_the_summary(run):
 def test_simulate_alone_is_reproducible_through_the_registry(run):
     from flows.simulate import simulate
 
-    manifest = simulate()
+    manifest = simulate().as_json()
     assert manifest["run_id"] != run.outputs["run_id"]
     assert manifest["champion"]["version"] == str(run.summary["champion"]["version"])
     for res in manifest["scenarios"]:
@@ -456,7 +456,7 @@ def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, cor
     reports_before = set(store.glob("validation/*_gold/report.md"))
 
     with pytest.raises(ValidationFailed) as info:
-        stress_test(data_dir=str(bad_dir))
+        stress_test(options=RunOptions(data_dir=str(bad_dir)))
 
     assert expectation in str(info.value)
     assert curated.read_bytes() == curated_before

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from goldstress.settings import get_settings
+from goldstress.settings import RunOptions, get_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
@@ -48,7 +48,7 @@ def real(prefect_api, shared_data_dir, tmp_path_factory, flowkit) -> SimpleNames
     }
     with flowkit.env(env):
         settings = get_settings()
-        out = stress_test(data_dir=str(shared_data_dir))
+        out = stress_test(options=RunOptions(data_dir=str(shared_data_dir)))
         summary = json.loads(Path(out["summary_json"]).read_text(encoding="utf-8"))
         yield SimpleNamespace(
             settings=settings,

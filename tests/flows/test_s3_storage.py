@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from goldstress.settings import get_settings
+from goldstress.settings import RunOptions, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_stress_test_writes_everything_to_s3(prefect_api, s3_endpoint, tmp_path,
     }
     with flowkit.env(env):
         settings = get_settings()
-        out = stress_test(data_dir=str(data_dir))
+        out = stress_test(options=RunOptions(data_dir=str(data_dir)))
 
     run_id = out["run_id"]
     prefix = f"{BUCKET}/reports/{run_id}"

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from goldstress.io.champion import RegisteredChampion
 from goldstress.settings import Settings
 from tests.flows.conftest import SYNTHETIC_REPLAY_WINDOWS, garch_gold_prices
 
@@ -88,29 +89,29 @@ def write_curated_gold(settings: Settings, n_days: int = 1500, seed: int = 7) ->
     return gold
 
 
-def make_run(run_id: str, settings: Settings, champion: dict[str, Any], returns: pd.Series, meta: dict[str, Any], summary: bool = True) -> None:
+def make_run(run_id: str, settings: Settings, champion: RegisteredChampion, returns: pd.Series, meta: dict[str, Any], summary: bool = True) -> None:
     """One run folder through the pipeline's task functions (no Prefect engine, no MLflow)."""
+    from goldstress.catalog import Catalog
     from goldstress.io import storage
     from tasks.analyse import compute_summary
-    from tasks.report import figures, render_html
+    from goldstress.report import figures, render_html
     from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
 
     specs = load_specs.fn(settings)
-    results_url = storage.join(settings.storage.report_url, run_id, "results")
-    results = [run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion["champion"], specs, settings, results_url) for sc in scenario_defs(settings)]
+    results = [run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id) for sc in scenario_defs(settings)]
     manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings)
     if not summary:
         return
-    summ = compute_summary.fn(manifest, settings)
-    run_url = storage.join(settings.storage.report_url, run_id)
-    storage.write_json(storage.join(run_url, "summary.json"), summ, settings)
-    page = render_html(summ, manifest, figures(summ, manifest, None, None))
-    storage.write_bytes(storage.join(run_url, "report.html"), page.encode("utf-8"), settings)
+    summ, man = compute_summary.fn(manifest, settings).as_json(), manifest.as_json()
+    catalog = Catalog.of(settings)
+    storage.write_json(catalog.run_file(run_id, "summary.json"), summ, settings)
+    page = render_html(summ, man, figures(summ, man, None, None))
+    storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
 
 
-def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) -> dict[str, Any]:
+def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) -> RegisteredChampion:
     """A champion like the train flow's (GARCH(1,1)-t fitted on all returns, hold-out VaR
-    backtest of the fit before the last 500 days), in the dict shape of ``load_champion_task``."""
+    backtest of the fit before the last 500 days), as ``load_champion_task`` returns it."""
     from models.volatility import fit_garch, one_day_var_forecasts
     from goldstress.io.champion import Champion
     from tasks.train import _backtest
@@ -119,7 +120,7 @@ def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) ->
     fit_in = fit_garch(r[:-500], kind="garch")
     backtest = {f"{lvl:.2f}": _backtest(r[-500:], one_day_var_forecasts(fit_in, r[-500:], lvl, innovations="t"), lvl) for lvl in (0.95, 0.99)}
     champion = Champion(name="garch_t", fit=fit_garch(r, kind="garch"), innovations="t", tail=None, meta={**meta, "holdout_backtest": backtest})
-    return {"champion": champion, "name": "goldstress-gold-returns", "version": version, "candidate": "garch_t"}
+    return RegisteredChampion(model=champion, registered_model="goldstress-gold-returns", version=version)
 
 
 @pytest.fixture(scope="session")

@@ -445,7 +445,7 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     shutil.copytree(service_root.store, tmp_path / "store")
     settings = Settings(**data_settings(tmp_path, tracking={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}))
     returns, meta = load_gold_returns.fn(settings)
-    fitted = fit_test_champion(returns, meta, "1")["champion"]
+    fitted = fit_test_champion(returns, meta, "1").model
     experiment_id = tracking.configure(settings)
     run = mlflow.MlflowClient().create_run(experiment_id)
     best = {"name": "garch_fhs", "fit": fitted.fit.to_dict(), "innovations": "fhs", "run_id": run.info.run_id, "backtest": fitted.meta["holdout_backtest"]}

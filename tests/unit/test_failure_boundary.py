@@ -167,7 +167,7 @@ def test_analyse_wiring_builds_the_boundary_for_v2_specs_only():
     """tasks.analyse gives v2 specs (with a reserve) a boundary over BOUNDARY_SHARES equal to a
     direct failure_boundary call; the report renders it; v1 specs get none."""
     from models.metrics import BOUNDARY_HORIZON_DAYS, BOUNDARY_SHARES, reverse_stress_boundary_summary
-    from tasks.report import _boundary_html
+    from goldstress.report import _boundary_html
 
     spec = _spec(gold_g=N, gold_liq=0.0, haircut=0.05, cash_usd=20_000.0)
     b = reverse_stress_boundary_summary(spec.model_dump(), P0_OZ)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.report import reverse_stress_boundary_figure
+from goldstress.report import reverse_stress_boundary_figure
 
 
 def _summary(rows_by_token):

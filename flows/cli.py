@@ -10,14 +10,11 @@ import argparse
 import os
 import sys
 
-TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
+from goldstress.settings import RunOptions, Settings
+from goldstress.telemetry import switch_off
+
+EPHEMERAL_STARTUP_TIMEOUT_S = "120"
+"""A cold ephemeral Prefect server takes ~15 s on 2 cores: Prefect's 20 s default is too close."""
 
 STAGES = ("all", "ingest", "validate", "train", "simulate", "analyse", "calibrate")
 
@@ -35,13 +32,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 data rejected, 2 cannot start)."""
-    for key, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(key, value)
+    switch_off()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S)
     args = _parser().parse_args(argv)
     if args.data_dir:
         os.environ["GOLDSTRESS_DATA_DIR"] = os.path.abspath(args.data_dir)
 
-    from goldstress.settings import get_settings
+    from goldstress.settings import get_settings  # after switch_off: pydantic-settings reads the environment
 
     settings = get_settings()
     if args.stage in ("all", "ingest"):
@@ -69,32 +66,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_stage(stage: str, args: argparse.Namespace, settings) -> object:
-    data_dir = str(settings.data.data_dir) if settings.data.data_dir else None
+def _run_stage(stage: str, args: argparse.Namespace, settings: Settings) -> object:
+    options = RunOptions(data_dir=str(settings.data.data_dir) if settings.data.data_dir else None)
     if stage == "all":
         from flows.stress_test import stress_test
 
-        return stress_test(data_dir=data_dir, retrain=not args.no_retrain)
+        return stress_test(options=options, retrain=not args.no_retrain)
     if stage == "ingest":
         from flows.ingest import ingest
 
-        return ingest(data_dir=data_dir)
+        return ingest(options=options)
     if stage == "validate":
         from flows.validate import validate
 
-        return validate(data_dir=data_dir)
+        return validate(options=options)
     if stage == "train":
         from flows.train import train
 
-        return train()
+        return train(options=options)
     if stage == "simulate":
         from flows.simulate import simulate
 
-        return simulate(run_id=args.run_id)
+        return simulate(run_id=args.run_id, options=options)
     if stage == "calibrate":
         from flows.calibrate import calibrate
 
-        return calibrate(data_dir=data_dir)
+        return calibrate(options=options)
     from flows.analyse import analyse
 
-    return analyse(run_id=args.run_id)
+    return analyse(run_id=args.run_id, options=options)

@@ -1,0 +1,101 @@
+"""The data catalog: every dataset the pipeline reads or writes, by name, mapped to its URL.
+
+Two roots from the storage settings: the store (``store_url``: raw snapshots, curated tables
+and their history, validation reports, premium calibrations) and the reports (``report_url``:
+one folder per run, and the what-if results). No other module spells a storage path.
+
+::
+
+    <store_url>/raw/<source folder>/<stamp>_<sha16>.<ext>     raw snapshots (immutable)
+    <store_url>/curated/<dataset>.parquet                    last good curated table
+    <store_url>/curated/history/<dataset>/<stamp>_<sha16>.parquet   every promoted version
+    <store_url>/validation/<stamp>_<dataset>/report.{json,md}      validation reports
+    <store_url>/calibration/<set>.json                       premium calibration of a set
+    <report_url>/<run id>/{manifest.json,summary.json,report.html}  one run
+    <report_url>/<run id>/results/<scenario>.parquet         per-path results of a run
+    <report_url>/whatif/<what-if id>/{request.json,result.json}     one what-if
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from goldstress.settings import Settings
+
+RUN_FILES = ("manifest.json", "summary.json", "report.html")
+"""Files at the top of a run folder."""
+WHATIF_FOLDER = "whatif"
+"""Folder under ``report_url`` that holds what-if results (never a run id)."""
+
+
+def join(url: str, *parts: str) -> str:
+    """Join URL path segments with ``/`` (works for local paths and object-store URLs)."""
+    out = url.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """URLs of the pipeline's datasets under a store root and a report root (fsspec URLs:
+    local paths, ``s3://``, ``memory://``). Methods return URLs; none touches storage."""
+
+    store_url: str
+    report_url: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Catalog:
+        """The catalog of ``settings.storage``."""
+        return cls(store_url=str(settings.storage.store_url), report_url=str(settings.storage.report_url))
+
+    # --- store ----------------------------------------------------------------------------
+    def raw_folder(self, source_folder: str) -> str:
+        """Folder of the raw snapshots of one source."""
+        return join(self.store_url, "raw", source_folder)
+
+    def raw_root(self) -> str:
+        """Folder of all raw snapshots."""
+        return join(self.store_url, "raw")
+
+    def curated(self, dataset: str) -> str:
+        """The last good curated table of ``dataset``."""
+        return join(self.store_url, "curated", f"{dataset}.parquet")
+
+    def curated_version(self, dataset: str, stamp: str, sha16: str) -> str:
+        """One promoted version of ``dataset`` (kept for history and rollback)."""
+        return join(self.store_url, "curated", "history", dataset, f"{stamp}_{sha16}.parquet")
+
+    def validation_report(self, stamp: str, dataset: str, name: str) -> str:
+        """``report.json`` or ``report.md`` of one validation of ``dataset``."""
+        return join(self.store_url, "validation", f"{stamp}_{dataset}", name)
+
+    def calibration(self, name: str) -> str:
+        """Parameters of the premium calibration set ``name``."""
+        return join(self.store_url, "calibration", f"{name}.json")
+
+    # --- reports --------------------------------------------------------------------------
+    def run(self, run_id: str) -> str:
+        """Folder of one run."""
+        return join(self.report_url, run_id)
+
+    def run_file(self, run_id: str, name: str) -> str:
+        """``manifest.json``, ``summary.json`` or ``report.html`` of a run. ``ValueError`` for
+        another name."""
+        if name not in RUN_FILES:
+            raise ValueError(f"name: expected one of {RUN_FILES}, got {name!r}")
+        return join(self.report_url, run_id, name)
+
+    def results(self, run_id: str) -> str:
+        """Folder of a run's per-path result tables."""
+        return join(self.report_url, run_id, "results")
+
+    def result(self, run_id: str, scenario: str) -> str:
+        """Per-path results of one scenario of a run."""
+        return join(self.report_url, run_id, "results", f"{scenario}.parquet")
+
+    def whatif(self, whatif_id: str, name: str) -> str:
+        """``request.json`` or ``result.json`` of one what-if."""
+        return join(self.report_url, WHATIF_FOLDER, whatif_id, name)

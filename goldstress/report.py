@@ -1,0 +1,419 @@
+"""The HTML report of a run: tables and offline-readable plotly figures built from the run's
+``summary.json`` and ``manifest.json`` (as plain JSON mappings).
+
+Plots use plotly with its JavaScript embedded once in the page (~4.8 MB), so the report opens
+without a network connection (plotly docs, ``to_html(include_plotlyjs=True)``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.2%}" if pct else f"{v:,.4g}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict[str, Any]], pct_cols: tuple[str, ...] = ()) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    cols = list(rows[0].keys())
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(r.get(c), c in pct_cols or c.endswith('_frac'))}</td>" for c in cols) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, mc: pd.DataFrame | None) -> list[tuple[str, Any]]:
+    """The report's plotly figures: price history with scenario windows, fan chart of simulated
+    gold paths, holder-loss distributions and backing-ratio histograms (Monte Carlo), and the
+    reverse stress boundary of the v2 tokens."""
+    import plotly.graph_objects as go
+
+    figs: list[tuple[str, Any]] = []
+    if gold is not None and not gold.empty:
+        fig = go.Figure(go.Scattergl(x=gold["date"], y=gold["usd_per_oz"], mode="lines", name="gold, USD/oz", line={"width": 1}))
+        for name, (start, end) in manifest["settings"]["replay_windows"].items():
+            fig.add_vrect(x0=start, x1=end, fillcolor="crimson", opacity=0.15, line_width=0, annotation_text=name, annotation_position="top left", annotation_font_size=9)
+        fig.update_layout(title="Gold price (LBMA PM, USD per troy ounce) with the historical replay windows", yaxis_type="log", yaxis_title="USD/oz (log scale)", height=420)
+        figs.append(("price_history", fig))
+    mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
+    if mc_res is not None:
+        fq = mc_res["fan_quantiles"]
+        days = np.arange(len(next(iter(fq.values()))))
+        fig = go.Figure()
+        for lo, hi, alpha in (("q0.01", "q0.99", 0.15), ("q0.05", "q0.95", 0.25), ("q0.25", "q0.75", 0.4)):
+            fig.add_trace(go.Scatter(x=days, y=fq[hi], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=days, y=fq[lo], mode="lines", line={"width": 0}, fill="tonexty", fillcolor=f"rgba(212,160,23,{alpha})", name=f"{lo[1:]}–{hi[1:]}"))
+        fig.add_trace(go.Scatter(x=days, y=fq["q0.5"], mode="lines", line={"color": "black"}, name="median"))
+        fig.update_layout(title=f"Fan chart: simulated gold price paths ({mc_res['scenario']['description']}; quantiles over the first {manifest['settings'].get('fan_chart_paths', 'N')} paths)", xaxis_title="trading days ahead", yaxis_title="USD/oz", height=420)
+        figs.append(("fan_chart", fig))
+    if mc is not None and not mc.empty:
+        from plotly.subplots import make_subplots
+
+        tokens = list(dict.fromkeys(mc["token"]))
+        for key, title, cols, xlabel, fmt in (
+            (
+                "loss_distributions",
+                "Loss distributions over 30 days (Monte Carlo; fraction of day-0 value, losses positive)",
+                (("holder_loss_frac_30d", "holder value"), ("reserve_loss_frac_30d", "reserve value")),
+                "loss (fraction of day-0 value)",
+                ".0%",
+            ),
+            (
+                "backing_ratio",
+                "Backing-ratio distribution (Monte Carlo; axis clipped to the 0.1%-99.5% range of each token)",
+                (("backing_ratio_end", "at horizon end"), ("backing_ratio_min", "path minimum")),
+                "backing ratio",
+                ".3f",
+            ),
+        ):
+            fig = make_subplots(rows=1, cols=len(tokens), subplot_titles=[f"{t} (paths with supply left)" if key == "backing_ratio" else t for t in tokens])
+            for i, token in enumerate(tokens, start=1):
+                g = mc[mc["token"] == token].replace([np.inf, -np.inf], np.nan)
+                lo = min(g[c].quantile(0.001) for c, _ in cols)
+                hi = max(g[c].quantile(0.995) for c, _ in cols)
+                pad = 0.02 * (hi - lo) if hi > lo else 0.01
+                for (c, label), colour in zip(cols, ("#b8860b", "#4169e1")):
+                    fig.add_trace(
+                        go.Histogram(x=g[c].clip(lo - pad, hi + pad), name=f"{token}: {label}", opacity=0.55, nbinsx=80, marker_color=colour),
+                        row=1, col=i,
+                    )
+                fig.update_xaxes(title_text=xlabel, tickformat=fmt, range=[lo - pad, hi + pad], row=1, col=i)
+                if key == "backing_ratio" and lo - pad <= 1.0 <= hi + pad:
+                    fig.add_vline(x=1.0, line_dash="dash", line_color="crimson", row=1, col=i)
+            fig.update_layout(barmode="overlay", title=title, height=420)
+            figs.append((key, fig))
+    fig = reverse_stress_boundary_figure(summary)
+    if fig is not None:
+        figs.append(("reverse_stress_boundary", fig))
+    return figs
+
+
+def reverse_stress_boundary_figure(summary: dict[str, Any]) -> Any:
+    """The reverse stress boundary of every v2 token drawn in the (redemption share, gold fall)
+    plane (MiCA Delegated Regulation (EU) 2025/1264 Art. 5(2)): one line per token through the
+    smallest failing fall of each share; the token fails on and above its line. A share that
+    fails without any fall is drawn at 0 (square marker); one that does not fail up to the
+    largest fall searched is drawn at that fall (open marker, "no failure"). None when no token
+    has a boundary."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for symbol, t in summary["tokens"].items():
+        b = t.get("reverse_stress_boundary")
+        if not b:
+            continue
+        xs, ys, symbols, text = [], [], [], []
+        for r in b["rows"]:
+            xs.append(r["redemption_share"])
+            if r["fails_without_drop"]:
+                ys.append(0.0), symbols.append("square"), text.append("fails without a gold fall")
+            elif r["gold_drop_frac"] is None:
+                ys.append(r.get("max_drop_frac", 0.99)), symbols.append("circle-open"), text.append("no failure up to the largest fall searched")
+            else:
+                ys.append(r["gold_drop_frac"]), symbols.append("circle"), text.append("smallest failing fall")
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=symbol, marker={"symbol": symbols, "size": 9}, text=text,
+                                 hovertemplate="%{x:.0%} of supply redeemed: %{y:.1%} gold fall (%{text})"))
+    if not fig.data:
+        return None
+    horizon = next(t["reverse_stress_boundary"]["horizon_days"] for t in summary["tokens"].values() if t.get("reverse_stress_boundary"))
+    fig.update_layout(
+        title=f"Reverse stress boundary (MiCA RTS 2025/1264 Art. 5(2)): gold fall over {horizon} days that makes the token fail, by share of supply redeemed",
+        xaxis_title="share of the supply redeemed over the horizon", yaxis_title="gold fall (fraction)",
+        xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=420,
+    )
+    return fig
+
+
+def _peg_liquidity_html(t: dict[str, Any]) -> str:
+    """Peg and liquidity table of a v2 token: Monte Carlo and each single-path scenario."""
+    rows = []
+    for name, m in t["scenarios"].items():
+        if m.get("kind") == "monte_carlo" and "p_abs_premium_gt_1pct" in m:
+            rows.append({
+                "scenario": name,
+                "P(|premium|>1%)": m["p_abs_premium_gt_1pct"],
+                "P(|premium|>5%)": m["p_abs_premium_gt_5pct"],
+                "worst depeg depth (q99)": m["depeg_depth_q99_frac"],
+                "premium at end q1 / q50 / q99": " / ".join(_fmt(m.get(f"premium_end_q{q}_frac"), True) for q in ("0.01", "0.5", "0.99")),
+                "longest depeg >1%, days (q99)": m["depeg_longest_days_beyond_1pct_q99"],
+                "recovery days (median)": m["depeg_recovery_days_1pct_median"],
+                "LCR 1d (q1)": m.get("liquidity_coverage_1d_q01"),
+                "LCR 5d (q1)": m.get("liquidity_coverage_5d_q01"),
+                "LCR 30d (q1)": m.get("liquidity_coverage_30d_q01"),
+                "queue max, tokens (q99)": m["redemption_queue_max_tokens_q99"],
+                "days to meet a wave (q99)": m["redemption_wait_max_days_q99"],
+            })
+        elif "depeg_depth_frac" in m:
+            rows.append({
+                "scenario": name,
+                "P(|premium|>1%)": float(m["depeg_depth_frac"] > 0.01),
+                "P(|premium|>5%)": float(m["depeg_depth_frac"] > 0.05),
+                "worst depeg depth (q99)": m["depeg_depth_frac"],
+                "premium at end q1 / q50 / q99": _fmt(m.get("premium_end_frac"), True),
+                "longest depeg >1%, days (q99)": m.get("depeg_longest_days_beyond_1pct"),
+                "recovery days (median)": m.get("depeg_recovery_days_1pct"),
+                "LCR 1d (q1)": m.get("liquidity_coverage_min_1d"),
+                "LCR 5d (q1)": m.get("liquidity_coverage_min_5d"),
+                "LCR 30d (q1)": m.get("liquidity_coverage_min_30d"),
+                "queue max, tokens (q99)": m.get("redemption_queue_max_tokens"),
+                "days to meet a wave (q99)": m.get("redemption_wait_max_days"),
+            })
+    if not rows:
+        return ""
+    return (
+        "<h3>Peg and liquidity (secondary market and redemption model)</h3>"
+        "<p>Premium/discount to NAV; LCR = liquid resources / stressed outflows (lowest daily value over the "
+        "horizon; Monte Carlo: 1% quantile across paths). Single-path scenarios show their one outcome.</p>"
+        + _table(rows, pct_cols=("P(|premium|>1%)", "P(|premium|>5%)", "worst depeg depth (q99)"))
+    )
+
+
+def _boundary_html(t: dict[str, Any]) -> str:
+    """Reverse stress boundary table of a v2 token (``reverse_stress_boundary`` of the summary),
+    or "" when the token has none."""
+    b = t.get("reverse_stress_boundary")
+    if not b:
+        return ""
+    rows = [
+        {
+            "redemption share (of supply)": r["redemption_share"],
+            "gold drop that makes it fail": ("none up to 99%" if r["gold_drop_frac"] is None else r["gold_drop_frac"]),
+            "fails without a drop": r["fails_without_drop"],
+        }
+        for r in b["rows"]
+    ]
+    return (
+        f"<h3>Reverse stress boundary (MiCA Art. 5): gold drop that makes the token fail, by redemption share over {b['horizon_days']} days</h3>"
+        "<p>Commission Delegated Regulation (EU) 2025/1264, Art. 5(2): a reverse stress test of the limit of resilience of the "
+        "reserve's liquidity profile. Each row: holders request the given share of supply over the horizon (no runs, no mints, "
+        "no drawdown- or peg-driven redemptions) while gold falls log-linearly; the smallest fall at which the token fails "
+        f"({html.escape(str(b.get('failure', 'backing < 1, liquidity coverage < 1, or redemptions unpaid')))}).</p>"
+        + _table(rows, pct_cols=("redemption share (of supply)", "gold drop that makes it fail"))
+    )
+
+
+def _ul(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in items) + "</ul>"
+
+
+def _grid_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "redeem fee": r["redeem_fee"],
+            "gate (share/day)": "none" if r["redemption_limit_share_per_day"] is None else r["redemption_limit_share_per_day"],
+            "coverage (q at conf.)": r["coverage_q"],
+            "P(coverage<target)": r["p_coverage_below_target"],
+            "meets target": bool(r["meets_target"]),
+            "P(|premium|>1%)": r["p_abs_premium_gt_1pct"],
+            "depeg depth (q)": r["depeg_depth_q"],
+            "refused/returned share": r["refused_share_mean"],
+            "redeemed share": r["redeemed_share_mean"],
+        }
+        for r in rows
+    ]
+
+
+def _liquidity_stress_html(summary: dict[str, Any]) -> str:
+    """The liquidity stress section, in the layout of Delegated Regulation (EU) 2025/1264:
+    risks covered; parameters and calibration; scenarios and horizons; historical data used;
+    outcome; remedies. "" when the run has no v2 token."""
+    ls = summary.get("liquidity_stress") or {}
+    if not ls:
+        return ""
+    out = [f"<h2>Liquidity stress test</h2><p>Laid out as {html.escape(ls['regulation'])} asks.</p>"]
+    out.append("<h3>1. Risks covered</h3>" + _ul(ls["risks_covered"]))
+    out.append("<h3>2. Parameters and their calibration</h3>")
+    for sym, p in ls["parameters"].items():
+        pp = p["premium_process"]
+        src = pp.get("source", "spec assumption")
+        if src == "calibrated":
+            fw, oos = pp.get("full_sample") or {}, pp.get("oos_scores") or {}
+            prem_txt = (
+                f"calibrated on set <b>{html.escape(str(pp.get('calibration_set')))}</b> ({html.escape(str(fw.get('first_date')))} .. "
+                f"{html.escape(str(fw.get('last_date')))}, {fw.get('n_obs')} days, gold clock {html.escape(str((pp.get('clock') or {}).get('gold')))}); out of sample "
+                f"(fit {html.escape(str((pp.get('fit_window') or {}).get('first_date')))} .. {html.escape(str((pp.get('fit_window') or {}).get('last_date')))}): "
+                f"95% interval coverage {_fmt(oos.get('coverage_95'), True)}, q01 hit rate {_fmt(oos.get('q01_hit_rate'), True)}, "
+                f"q99 hit rate {_fmt(oos.get('q99_hit_rate'), True)}. Parameters: {html.escape(json.dumps(pp.get('premium_process'), default=str))}"
+            )
+        else:
+            prem_txt = f"spec assumption ({html.escape(str(pp.get('reason', 'no calibration configured')))}): {html.escape(json.dumps(pp.get('assumed'), default=str))}"
+        pm = p["primary_market"]
+        out.append(
+            f"<h4>{html.escape(sym)}</h4>" + _table(p["reserve"], pct_cols=("stressed_haircut",))
+            + "<p>Custody concentration:</p>" + _table(p["custody_concentration"], pct_cols=("share",))
+            + f"<p>Primary market: redeem fee {_fmt(pm.get('redeem_fee'), True)}, mint fee {_fmt(pm.get('mint_fee'), True)}, minimum "
+            f"{_fmt(pm.get('min_redemption_tokens'))} tokens, bars of {_fmt(pm.get('redemption_granularity_tokens'))}, settlement lag "
+            f"{_fmt(pm.get('settlement_lag_days'))} open days, market hours {html.escape(str(pm.get('market_hours')))}, cash share "
+            f"{_fmt(pm.get('cash_redemption_share'), True)}, gate {_fmt(pm.get('redemption_limit_share_per_day'), True) if pm.get('redemption_limit_share_per_day') else 'none'}; "
+            f"attestation lag {_fmt(p.get('attestation_lag_days'))} days.</p><p>Premium process: {prem_txt}</p>"
+            f"<p><i>{html.escape(p['calibration_note'])}</i></p>"
+        )
+    sh = ls["scenarios_and_horizons"]
+    wave = sh.get("redemption_wave") or {}
+    out.append(
+        "<h3>3. Scenarios and horizons</h3>" + _ul([
+            f"Monte Carlo gold (champion): {sh['monte_carlo']['paths']:,} paths x {sh['monte_carlo']['horizon_days']} days, seed {sh['monte_carlo']['seed']}; "
+            f"holder behaviour as in each spec; liquidity coverage over 1, 5, 10 and 30 days",
+            f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} calendar days, coverage over "
+            f"{wave.get('wave_horizon_trading_days')} trading days ({wave.get('horizon_calendar_days')} calendar days from {wave.get('first_day')}; {wave.get('clock', '')}), on "
+            f"{_fmt(wave.get('search_paths'))} Monte Carlo gold paths (out-of-sample check on {_fmt(wave.get('out_of_sample_paths'))} more); "
+            f"target: coverage >= {_fmt(wave.get('target_coverage'), True)} at {_fmt(wave.get('confidence'), True)} confidence; coverage = {wave.get('coverage', '')}",
+            "Historical replays: " + ", ".join(f"{k} ({a} .. {b})" for k, (a, b) in sh["historical_replays"].items()),
+            "Instant gold shocks: " + ", ".join(f"{x:+.0%}" for x in sh["instant_shocks"]),
+            f"Reverse stress (Art. 5(2)): redemption shares {', '.join(f'{x:.0%}' for x in sh['reverse_stress']['redemption_shares'])} over "
+            f"{sh['reverse_stress']['horizon_days']} days x gold falls up to 99%",
+        ])
+    )
+    hd = ls["historical_data"]
+    g = hd["gold"]
+    so = [
+        {"token": sym, "file": v.get("file"), "proxy": v.get("proxy"), "from": v.get("first_date"), "to": v.get("last_date"),
+         **{f"worst {h} fall": (v["worst"].get(h) or {}).get("fall_frac") for h in ("1d", "5d", "30d")},
+         "worst 1d date": (v["worst"].get("1d") or {}).get("end_date")}
+        for sym, v in hd.get("supply_outflows", {}).items()
+    ]
+    def _files(data: Any) -> str | None:
+        if not isinstance(data, dict):
+            return None
+        tok = data.get("token") or {}
+        gold = (data.get("gold") or {}).get("aligned") or {}
+        return "; ".join(
+            f"{d.get('file')} {d.get('first_date')} .. {d.get('last_date')} (sha256 {str(d.get('sha256', ''))[:12]}…)" for d in (tok, gold) if d
+        )
+
+    tp = [
+        {"token": sym, "source": e.get("source"), "set": e.get("calibration_set"), "files": _files(e.get("data"))}
+        for sym, e in hd.get("token_premia", {}).items()
+    ]
+    out.append(
+        "<h3>4. Historical data used</h3>"
+        f"<p>Gold: {html.escape(str(g.get('data_source')))} {html.escape(str(g.get('data_first_date')))} .. {html.escape(str(g.get('data_last_date')))}, "
+        f"{g.get('n_returns', 0):,} daily log returns, sha256 {html.escape(str(g.get('data_sha256', ''))[:16])}….</p>"
+        "<p>Token premia to gold (calibration):</p>" + _table(tp)
+        + "<p>Worst observed falls of the token supply proxy (net redemptions), the anchor of the wave size:</p>"
+        + _table(so, pct_cols=("worst 1d fall", "worst 5d fall", "worst 30d fall"))
+    )
+    orows = []
+    for sym, o in ls["outcome"].items():
+        mc, w = o.get("monte_carlo_behavioural") or {}, o.get("redemption_wave_without_remedy") or {}
+        orows.append({
+            "token": sym,
+            "MC LCR 1d (q1)": mc.get("liquidity_coverage_1d_q01"), "MC LCR 5d (q1)": mc.get("liquidity_coverage_5d_q01"),
+            "MC LCR 30d (q1)": mc.get("liquidity_coverage_30d_q01"), "MC P(|premium|>1%)": mc.get("p_abs_premium_gt_1pct"),
+            "wave: coverage (q)": w.get("coverage_q"), "wave: P(coverage<target)": w.get("p_coverage_below_target"),
+            "wave: depeg depth (q)": w.get("depeg_depth_q"), "wave: backlog max share (q)": w.get("backlog_max_share_q"),
+        })
+    out.append("<h3>5. Outcome</h3>" + _table(orows, pct_cols=("MC P(|premium|>1%)", "wave: P(coverage<target)", "wave: depeg depth (q)", "wave: backlog max share (q)"))
+               + "<p>The reverse stress boundary of each token is in its own section above.</p>")
+    out.append("<h3>6. Remedies (each measured by re-running the scenario)</h3>")
+    for sym, r in ls["remedies"].items():
+        if r["cash_buffer_reachable"] and not r["cash_buffer_usd"]:
+            buf = (f"Cash buffer: <b>none needed</b>: coverage (q) is already {_fmt(r['with_buffer']['coverage_q'])} under the wave "
+                   f"(out of sample {_fmt(r['with_buffer_out_of_sample']['coverage_q'])}).")
+        elif r["cash_buffer_reachable"]:
+            buf = (f"Cash buffer: <b>{_fmt(r['cash_buffer_usd'])} USD</b> ({_fmt(r['cash_buffer_frac_of_liabilities'], True)} of liabilities), "
+                   f"issuer-funded USD on top of the backing. Re-run with it: coverage (q) {_fmt(r['with_buffer']['coverage_q'])}, "
+                   f"P(coverage&lt;target) {_fmt(r['with_buffer']['p_coverage_below_target'], True)}; out of sample "
+                   f"{_fmt(r['with_buffer_out_of_sample']['coverage_q'])} / {_fmt(r['with_buffer_out_of_sample']['p_coverage_below_target'], True)} "
+                   f"(target {'met' if r['with_buffer_out_of_sample']['meets_target'] else '<b>not met</b>'}; the binomial standard error of a "
+                   f"{_fmt(1 - wave.get('confidence', 0.99), True)} tail share on {_fmt(wave.get('out_of_sample_paths'))} paths is "
+                   f"{_fmt(math.sqrt((1 - wave.get('confidence', 0.99)) * wave.get('confidence', 0.99) / max(wave.get('out_of_sample_paths') or 1, 1)), True)}).")
+        else:
+            buf = (f"Cash buffer: <b>not enough</b>: even {_fmt(r['cash_buffer_searched_up_to_usd'])} USD of cash leaves coverage (q) at "
+                   f"{_fmt(r['with_buffer']['coverage_q'])}: the binding side is the gold delivered in kind (bars), so the remedy is gold "
+                   "liquidity or a redemption gate, not cash.")
+        cur, best = r["current_setting"], r["recommended_setting"]
+        gate = lambda x: "none" if x is None else f"{x:.0%}/day"  # noqa: E731
+        out.append(
+            f"<h4>{html.escape(sym)}</h4><p>{buf}</p>"
+            f"<p>Fee and gate: current redeem fee {_fmt(cur['redeem_fee'], True)}, gate {gate(cur['redemption_limit_share_per_day'])} -> recommended "
+            f"<b>{_fmt(best['redeem_fee'], True)}, gate {gate(best['redemption_limit_share_per_day'])}</b> ({html.escape(best['rule'])}). "
+            f"Under the wave: coverage (q) {_fmt(cur['wave']['coverage_q'])} -> {_fmt(best['wave']['coverage_q'])} (out of sample "
+            f"{_fmt(best['wave_out_of_sample']['coverage_q'])}), depeg depth (q) {_fmt(cur['wave']['depeg_depth_q'], True)} -> "
+            f"{_fmt(best['wave']['depeg_depth_q'], True)}, refused/returned {_fmt(cur['wave']['refused_share_mean'], True)} -> "
+            f"{_fmt(best['wave']['refused_share_mean'], True)}. Behavioural Monte Carlo: P(|premium|&gt;1%) "
+            f"{_fmt(cur['behavioural']['p_abs_premium_gt_1pct'], True)} -> {_fmt(best['behavioural']['p_abs_premium_gt_1pct'], True)}.</p>"
+            + (f"<p><b>Note:</b> the recommended setting refuses {_fmt(best['wave']['refused_share_mean'], True)} of the supply in requests; "
+               "holders of asset-referenced tokens have a right of redemption at all times (MiCA, Regulation (EU) 2023/1114, Art. 39(1)), "
+               "so a gate is a contingency tool; the cash buffer above meets the target without refusing any request.</p>"
+               if best["redemption_limit_share_per_day"] is not None and r["cash_buffer_reachable"] else "")
+            + "<details><summary>All settings re-run under the wave</summary>" + _table(_grid_rows(r["settings_grid"]["wave"]), pct_cols=_GRID_PCT) + "</details>"
+            "<details><summary>All settings re-run under the behavioural Monte Carlo</summary>" + _table(_grid_rows(r["settings_grid"]["behavioural"]), pct_cols=_GRID_PCT) + "</details>"
+        )
+    return "".join(out)
+
+
+def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
+    """The full self-contained HTML report."""
+    parts = []
+    for i, (name, fig) in enumerate(figs):
+        parts.append(f'<section id="{name}">' + fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}) + "</section>")
+    token_sections = []
+    for symbol, t in summary["tokens"].items():
+        mc = t["scenarios"].get("mc_champion", {})
+        head = []
+        for who, unit in (("holder", "usd_per_token"), ("reserve", "usd")):
+            for h in manifest["settings"]["horizons_days"]:
+                row = {"value": who, "horizon_days": h}
+                for lvl in ("95", "99"):
+                    row[f"VaR {lvl}% (frac)"] = mc.get(f"{who}_value_var_{lvl}_{h}d_frac")
+                    row[f"ES {lvl}% (frac)"] = mc.get(f"{who}_value_es_{lvl}_{h}d_frac")
+                    row[f"VaR {lvl}% ({unit})"] = mc.get(f"{who}_value_var_{lvl}_{h}d_{unit}")
+                head.append(row)
+        rs = t["reverse_stress"]
+        scen = [
+            {"scenario": n, "kind": m["kind"], "holder_loss_30d_frac": m.get("holder_loss_frac_30d", m.get("holder_value_es_99_30d_frac")), "backing_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1")), "P(backing<1)": m.get("p_backing_below_1", m.get("backing_below_1")), "P(liquidation)": m.get("p_liquidation", m.get("liquidated")), "bad_debt_usd": m.get("expected_bad_debt_usd", m.get("bad_debt_usd"))}
+            for n, m in t["scenarios"].items()
+        ]
+        token_sections.append(
+            f"<h2>{html.escape(symbol)} — {html.escape(t['name'])} ({html.escape(t['kind'])}, spec v{t['spec_version']})</h2>"
+            f"<p>Worst scenario ({html.escape(t['worst_scenario']['by'])}): <b>{html.escape(t['worst_scenario']['scenario'])}</b>, "
+            f"{_fmt(t['worst_scenario']['holder_value_loss_30d_frac'], True)}. "
+            f"P(backing &lt; 1) under Monte Carlo: <b>{_fmt(mc.get('p_backing_below_1'), True)}</b>; P(liquidation): <b>{_fmt(mc.get('p_liquidation'), True)}</b>; expected bad debt: <b>{_fmt(mc.get('expected_bad_debt_usd'))} USD</b>.</p>"
+            "<h3>VaR and ES (Monte Carlo, champion model)</h3>" + _table(head, pct_cols=tuple(k for k in head[0] if "frac" in k))
+            + _peg_liquidity_html(t)
+            + "<h3>Scenarios</h3>" + _table(scen, pct_cols=("holder_loss_30d_frac", "P(backing<1)", "P(liquidation)"))
+            + "<h3>Reverse stress test</h3>"
+            + f"<p>Smallest breaking gold move: {html.escape(json.dumps(rs['smallest_breaking_move'], default=str))}. Closed form: {html.escape(json.dumps(rs['closed_form'], default=str))}</p>"
+            + _table(rs["searches"])
+            + _boundary_html(t)
+        )
+    bt = (summary["var_backtest"].get("holdout") or {})
+    bt_rows = [{"level": k, **v} for k, v in bt.items()]
+    ch = summary["champion"]
+    prem = [{"token": k, **v} for k, v in summary.get("observed_token_premia", {}).items() if isinstance(v, dict)]
+    css = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f1e8}h1{color:#8a6d0b}"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>goldstress report {html.escape(summary['run_id'])}</title><style>{css}</style></head><body>"
+        f"<h1>goldstress stress test — run {html.escape(summary['run_id'])}</h1>"
+        f"<p>Generated {html.escape(summary['generated_at'])}. Gold data {html.escape(summary['data']['data_first_date'])} .. {html.escape(summary['data']['data_last_date'])} "
+        f"({summary['data']['n_returns']:,} daily log returns; sha256 {html.escape(summary['data']['data_sha256'][:16])}…). Start price {summary['start_gold_usd_per_oz']:,.2f} USD/oz.</p>"
+        f"<p>Champion model: <b>{html.escape(ch['candidate'])}</b> ({html.escape(ch['registered_model'])} v{html.escape(str(ch['version']))}), innovations {html.escape(ch['innovations'])}; "
+        f"Monte Carlo {summary['monte_carlo']['mc_paths']:,} paths × {summary['monte_carlo']['mc_horizon_days']} days, seed {summary['monte_carlo']['mc_seed']}.</p>"
+        "<h2>VaR backtest of the champion (hold-out)</h2>" + _table(bt_rows, pct_cols=("exception_rate",))
+        + "".join(token_sections)
+        + _liquidity_stress_html(summary)
+        + "<h2>Observed token premium to gold (curated data)</h2>" + _table(prem)
+        + "<h2>Plots</h2>" + "".join(parts)
+        + "</body></html>"
+    )
+
+
+_GRID_PCT = ("redeem fee", "P(coverage<target)", "P(|premium|>1%)", "depeg depth (q)", "refused/returned share", "redeemed share")
