@@ -1,4 +1,4 @@
-"""Behaviour of the token model v2: full backing in grams, monotonicity (shock size, liquidity,
+"""Behaviour of the reserve-backed token model: full backing in grams, monotonicity (shock size, liquidity,
 pool depth), documented non-monotonicities, the failure-case preset, pipeline compatibility."""
 
 from __future__ import annotations

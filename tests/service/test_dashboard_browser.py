@@ -420,7 +420,7 @@ def test_whatif_gold_token_loses_exactly_the_gold_move(dashboard):
     page, _ = dashboard
     run_whatif(page, "GRAM", -25, 5)
     assert attr(page, "whatif-status") == "completed"
-    # GRAM is the v2 preset: holder value NAV min(1, B) (1 + p); with backing >= 1 and no
+    # GRAM is a reserve-backed preset: holder value NAV min(1, B) (1 + p); with backing >= 1 and no
     # backlog the premium p stays inside the no-arbitrage band [lo, hi] of its fees on day 0 and
     # day 5, so the loss is the gold move up to the band: 1 - 0.75 (1 + p5) / (1 + p0)
     from models.premium import arbitrage_band

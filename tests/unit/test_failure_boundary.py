@@ -1,9 +1,10 @@
 """failure_boundary (reverse stress boundary, MiCA RTS 2025/1264 Art. 5(2)) and
-with_redemption_share against hand-derived closed forms on small v2 tokens built here."""
+with_redemption_share against hand-derived closed forms on small reserve-backed tokens built here."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,9 +165,9 @@ def test_failure_boundary_rejects_bad_input():
         failure_boundary("not callable", P0_OZ, [0.1], H)
 
 
-def test_analyse_wiring_builds_the_boundary_for_v2_specs_only():
-    """tasks.analyse gives v2 specs (with a reserve) a boundary over BOUNDARY_SHARES equal to a
-    direct failure_boundary call; the report renders it; v1 specs get none."""
+def test_analyse_wiring_builds_the_boundary_for_reserve_backed_specs_only():
+    """tasks.analyse gives reserve-backed specs a boundary over BOUNDARY_SHARES equal to a
+    direct failure_boundary call; the report renders it; a CDP spec (no reserve) gets none."""
     from models.metrics import (
         BOUNDARY_HORIZON_DAYS,
         BOUNDARY_SHARES,
@@ -182,5 +183,8 @@ def test_analyse_wiring_builds_the_boundary_for_v2_specs_only():
     assert [r["fails_without_drop"] for r in b["rows"]] == [s > 0.2 for s in BOUNDARY_SHARES]
     page = _boundary_html({"reverse_stress_boundary": b})
     assert "Reverse stress boundary (MiCA Art. 5)" in page and page.count("<tr>") == len(BOUNDARY_SHARES) + 1
-    assert reverse_stress_boundary_summary({"spec_version": 1, "kind": "gold_backed"}, P0_OZ) is None
+    from models.token.spec import load_token_spec
+
+    gusd = load_token_spec(Path(__file__).resolve().parents[2] / "specs" / "gusd_cdp.toml")
+    assert reverse_stress_boundary_summary(gusd.model_dump(mode="json"), P0_OZ) is None
     assert _boundary_html({}) == ""
