@@ -4,7 +4,7 @@ folder named by GOLDSTRESS_DATA_DIR (or DATA=... via ``make bench``), at full si
 peak memory of the Monte Carlo stage changes with the number of paths.
 
 Writes the results to bench/RESULTS.md (appends a dated section) and prints them.
-Target (issue #2): all stages within 90 s after install on a 2-core machine.
+Target: all stages within 90 s after install on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
     from goldstress.settings import get_settings
     from models.metrics import summarise_paths
     from models.scenarios import monte_carlo_chunks, to_price_paths
-    from models.token_v2 import build_any_token_model, run_token_model
+    from models.token.protocol import build_token_model
     from models.volatility import fit_garch
     from tasks.simulate import load_specs
 
@@ -85,7 +85,7 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
     rng = np.random.default_rng(1)
     r = rng.standard_t(6, 5000) * 0.01 * np.sqrt(4 / 6)
     fit = fit_garch(r, kind="garch")
-    models = [build_any_token_model(spec) for spec in load_specs.fn(s)]
+    models = [build_token_model(spec) for spec in load_specs.fn(s)]
     out = []
     for n in n_paths_list:
         tracemalloc.start()
@@ -94,7 +94,7 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
         for chunk in monte_carlo_chunks(lambda k, h, g: fit.simulate(k, h, g), n, s.monte_carlo.horizon_days, 1, s.monte_carlo.chunk_paths):
             prices = to_price_paths(2000.0, chunk)
             for m in models:
-                rows += len(summarise_paths(run_token_model(m, prices, rng), prices, s.risk.horizons_days))
+                rows += len(summarise_paths(m.run(prices, rng=rng), prices, s.risk.horizons_days))
         dt = time.perf_counter() - t
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()

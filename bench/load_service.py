@@ -21,7 +21,7 @@ Generators (``--generator``):
   half the readers each; the lowest overhead of all.
 The generator shares the machine's cores with the server: its CPU share is reported.
 
-Target (issue #4): 200 concurrent readers, p99 < 250 ms, no errors, on a 2-core machine.
+Target: 200 concurrent readers, p99 < 250 ms, no errors, on a 2-core machine.
 
 When the script starts the server it configures production auth for this run only (a random JWT
 secret, one viewer ``bench`` with a random password) and raises the read rate limit

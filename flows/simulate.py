@@ -19,7 +19,7 @@ from tasks.train import load_gold_returns
 
 @flow(name="simulate")
 def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> Manifest:
-    """Generate scenarios from the curated data and the registered champion (v2 specs with their
+    """Generate scenarios from the curated data and the registered champion (reserve-backed specs with their
     calibrated premium process where one passed its checks), search the liquidity
     recommendations, and return the run manifest (also written as
     ``<report_url>/<run_id>/manifest.json``)."""

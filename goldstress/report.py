@@ -42,7 +42,7 @@ def _table(rows: list[dict[str, Any]], pct_cols: tuple[str, ...] = ()) -> str:
 def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, mc: pd.DataFrame | None) -> list[tuple[str, Any]]:
     """The report's plotly figures: price history with scenario windows, fan chart of simulated
     gold paths, holder-loss distributions and backing-ratio histograms (Monte Carlo), and the
-    reverse stress boundary of the v2 tokens."""
+    reverse stress boundary of the reserve-backed tokens."""
     import plotly.graph_objects as go
 
     figs: list[tuple[str, Any]] = []
@@ -106,7 +106,7 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
 
 
 def reverse_stress_boundary_figure(summary: dict[str, Any]) -> Any:
-    """The reverse stress boundary of every v2 token drawn in the (redemption share, gold fall)
+    """The reverse stress boundary of every reserve-backed token drawn in the (redemption share, gold fall)
     plane (MiCA Delegated Regulation (EU) 2025/1264 Art. 5(2)): one line per token through the
     smallest failing fall of each share; the token fails on and above its line. A share that
     fails without any fall is drawn at 0 (square marker); one that does not fail up to the
@@ -142,7 +142,7 @@ def reverse_stress_boundary_figure(summary: dict[str, Any]) -> Any:
 
 
 def _peg_liquidity_html(t: dict[str, Any]) -> str:
-    """Peg and liquidity table of a v2 token: Monte Carlo and each single-path scenario."""
+    """Peg and liquidity table of a reserve-backed token: Monte Carlo and each single-path scenario."""
     rows = []
     for name, m in t["scenarios"].items():
         if m.get("kind") == "monte_carlo" and "p_abs_premium_gt_1pct" in m:
@@ -186,7 +186,7 @@ def _peg_liquidity_html(t: dict[str, Any]) -> str:
 
 
 def _boundary_html(t: dict[str, Any]) -> str:
-    """Reverse stress boundary table of a v2 token (``reverse_stress_boundary`` of the summary),
+    """Reverse stress boundary table of a reserve-backed token (``reverse_stress_boundary`` of the summary),
     or "" when the token has none."""
     b = t.get("reverse_stress_boundary")
     if not b:
@@ -233,7 +233,7 @@ def _grid_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _liquidity_stress_html(summary: dict[str, Any]) -> str:
     """The liquidity stress section, in the layout of Delegated Regulation (EU) 2025/1264:
     risks covered; parameters and calibration; scenarios and horizons; historical data used;
-    outcome; remedies. "" when the run has no v2 token."""
+    outcome; remedies. "" when the run has no reserve-backed token."""
     ls = summary.get("liquidity_stress") or {}
     if not ls:
         return ""

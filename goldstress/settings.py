@@ -62,7 +62,7 @@ class ServiceUser(BaseModel):
 
 
 class CalibrationSet(BaseModel):
-    """One premium calibration (issue #3): a token price file measured against the gold close.
+    """One premium calibration: a token price file measured against the gold close.
 
     ``token`` is the lower-case symbol (``token_<token>`` curated dataset), ``file`` the token CSV
     inside ``data_dir``, ``oz_per_token`` the troy ounces one token represents (> 0). The premium

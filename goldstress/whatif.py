@@ -1,7 +1,7 @@
 """What-if runs: one token spec under a user-chosen gold shock and a Monte Carlo of gold paths.
 
 The numerics are the pipeline's own: gold paths from ``models.scenarios``
-(``monte_carlo_chunks``, ``to_price_paths``), the token models of ``models.token``, per-path
+(``monte_carlo_chunks``, ``to_price_paths``), the token models of ``models.token`` (:func:`models.token.protocol.build_token_model`), per-path
 outcomes from ``models.metrics.summarise_paths`` and the metrics of ``models.metrics``
 (``path_metrics`` for the shock, ``distribution_metrics`` for VaR/ES, backing ratios and breach
 probabilities), so a what-if's keys and conventions are those of ``summary.json`` (losses
@@ -42,16 +42,13 @@ from goldstress.records import json_safe
 from goldstress.settings import Settings
 from models.metrics import distribution_metrics, path_metrics, summarise_paths
 from models.scenarios import monte_carlo_chunks, to_price_paths
-from models.token import (
+from models.token.protocol import build_token_model
+from models.token.spec import (
     CdpStablecoinSpec,
-    GoldBackedTokenSpec,
+    ReserveBackedTokenSpec,
     TokenSpec,
-)
-from models.token_v2 import (
-    TokenV2Spec,
-    build_any_token_model,
-    load_any_token_spec,
-    run_token_model,
+    load_token_spec,
+    parse_token_spec,
 )
 
 log = logging.getLogger("goldstress.service.whatif")
@@ -90,11 +87,13 @@ class WhatIfTimeout(TimeoutError):
 class WhatIfRequest(BaseModel):
     """Body of ``POST /api/whatif``. Every input is bounded; unknown fields are refused.
 
-    Exactly one of ``token_spec`` (a token spec v1 as in ``specs/*.toml``, at most 16 KB) and
-    ``token_preset`` (the symbol of a spec in ``settings.scenarios.token_specs``, e.g. ``GRAM``, ``GUSD``).
+    Exactly one of ``token_spec`` (a token spec as in ``specs/v2/*.toml`` or
+    ``specs/gusd_cdp.toml``: ``spec_version = 2``, ``kind`` ``gold_backed`` or ``gold_cdp``, at
+    most 16 KB) and ``token_preset`` (the symbol of a spec in ``settings.scenarios.token_specs``, e.g.
+    ``GRAM``, ``GUSD``).
     ``shock_frac`` is the simple gold move (-0.2 = a 20 % fall) reached log-linearly over
     ``shock_horizon_days`` days. ``redemption_share_per_day`` (gold-backed tokens only) replaces
-    the spec's ``base_redeem_rate_per_day``. The Monte Carlo has ``n_paths`` paths of
+    the spec's ``redemption.base_rate_per_day``. The Monte Carlo has ``n_paths`` paths of
     ``horizon_days`` days, seeded by ``seed`` (default ``settings.monte_carlo.seed``: what-ifs with the
     same seed share their random numbers, so their differences come from the inputs).
     Raises ``pydantic.ValidationError`` naming the field.
@@ -102,11 +101,11 @@ class WhatIfRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    token_spec: TokenSpec | None = Field(default=None, description="Token spec v1 (gold_backed or gold_cdp), <= 16 KB.")
+    token_spec: TokenSpec | None = Field(default=None, description="Token spec (spec_version 2; gold_backed or gold_cdp), <= 16 KB.")
     token_preset: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Symbol of a configured spec, e.g. GRAM or GUSD.")
     shock_frac: float = Field(ge=-0.95, le=1.0, description="Simple gold move over the shock horizon (fraction).")
     shock_horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Days over which the shock unfolds.")
-    redemption_share_per_day: float | None = Field(default=None, ge=0.0, le=0.5, description="Gold token: daily redeemed share of supply (overrides base_redeem_rate_per_day).")
+    redemption_share_per_day: float | None = Field(default=None, ge=0.0, le=0.5, description="Gold-backed token: daily redeemed share of supply (overrides redemption.base_rate_per_day).")
     n_paths: int = Field(ge=1, le=MAX_N_PATHS, description="Monte Carlo paths.")
     horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Monte Carlo horizon, trading days.")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="Monte Carlo seed (default: settings.monte_carlo.seed).")
@@ -121,6 +120,8 @@ class WhatIfRequest(BaseModel):
                 raise ValueError(f"token_spec: not JSON-serialisable ({exc})") from exc
             if n > MAX_SPEC_BYTES:
                 raise ValueError(f"token_spec: {n} bytes, larger than {MAX_SPEC_BYTES} bytes (16 KB)")
+            if isinstance(v, dict) and v.get("spec_version") != 2:
+                parse_token_spec(v, where="token_spec")  # one clear line for a retired or unknown version
         return v
 
     @model_validator(mode="after")
@@ -172,21 +173,20 @@ def mc_horizons(horizons_days: tuple[int, ...], horizon_days: int) -> tuple[int,
     return tuple(sorted({min(int(h), int(horizon_days)) for h in horizons_days}))
 
 
-def load_presets(settings: Settings) -> dict[str, GoldBackedTokenSpec | CdpStablecoinSpec]:
+def load_presets(settings: Settings) -> dict[str, ReserveBackedTokenSpec | CdpStablecoinSpec]:
     """The configured token specs (``settings.scenarios.token_specs``) keyed by upper-case symbol."""
     out = {}
     for p in settings.scenarios.token_specs:
-        spec = load_any_token_spec(Path(p))
+        spec = load_token_spec(Path(p))
         out[spec.symbol.upper()] = spec
     return out
 
 
-def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> GoldBackedTokenSpec | CdpStablecoinSpec:
+def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> ReserveBackedTokenSpec | CdpStablecoinSpec:
     """The token spec a what-if runs: ``token_spec`` or the preset, with
     ``redemption_share_per_day`` applied to a gold-backed token as its
-    ``base_redeem_rate_per_day`` (and ``max_redeem_share_per_day`` raised to at least that
-    value, so the requested share is actually redeemed); for a v2 spec the same on
-    ``redemption.base_rate_per_day`` / ``redemption.max_share_per_day``.
+    ``redemption.base_rate_per_day`` (and ``redemption.max_share_per_day`` raised to at least
+    that value, so the requested share is actually redeemed).
 
     Raises :class:`WhatIfInputError` naming ``token_preset`` (unknown symbol) or
     ``redemption_share_per_day`` (given for a CDP stablecoin).
@@ -198,22 +198,17 @@ def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> GoldBackedToken
             raise WhatIfInputError("token_preset", f"unknown preset {req.token_preset!r}; available: {sorted(presets)}")
     x = req.redemption_share_per_day
     if x is not None:
-        if isinstance(spec, TokenV2Spec):  # a v2 preset (PAXG, XAUT, DGX, GRAM v2)
-            rb = spec.redemption
-            return spec.model_copy(update={"redemption": rb.model_copy(update={
-                "base_rate_per_day": x, "max_share_per_day": max(rb.max_share_per_day, x)})})
-        if not isinstance(spec, GoldBackedTokenSpec):
+        if not isinstance(spec, ReserveBackedTokenSpec):
             raise WhatIfInputError("redemption_share_per_day", f"applies to gold_backed tokens only, {spec.symbol} is {spec.kind}")
-        data = spec.model_dump()
-        data["base_redeem_rate_per_day"] = x
-        data["max_redeem_share_per_day"] = max(spec.max_redeem_share_per_day, x)
-        spec = GoldBackedTokenSpec.model_validate(data)
+        rb = spec.redemption
+        return spec.model_copy(update={"redemption": rb.model_copy(update={
+            "base_rate_per_day": x, "max_share_per_day": max(rb.max_share_per_day, x)})})
     return spec
 
 
 def compute_whatif(
     req: WhatIfRequest,
-    spec: GoldBackedTokenSpec | CdpStablecoinSpec,
+    spec: ReserveBackedTokenSpec | CdpStablecoinSpec,
     model: WhatIfModel,
     settings: Settings,
     *,
@@ -241,7 +236,7 @@ def compute_whatif(
     """
     seed = int(settings.monte_carlo.seed if req.seed is None else req.seed)
     p0 = float(model.p0_usd_per_oz)
-    token = build_any_token_model(spec)
+    token = build_token_model(spec)
     h_shock = int(req.shock_horizon_days)
     horizons = mc_horizons(tuple(settings.risk.horizons_days), req.horizon_days)
     keep = list(_MC_COLUMNS) + [f"{c}_{h}d" for h in horizons for c in _MC_HORIZON_COLUMNS]
@@ -252,7 +247,7 @@ def compute_whatif(
 
     with np.errstate(all="ignore"):
         prices = to_price_paths(p0, shock_log_returns(float(req.shock_frac), h_shock))
-        row = summarise_paths(run_token_model(token, prices), prices, (h_shock,)).iloc[0]
+        row = summarise_paths(token.run(prices), prices, (h_shock,)).iloc[0]
         shock = {
             "shock_frac": float(req.shock_frac),
             "shock_horizon_days": h_shock,
@@ -264,7 +259,7 @@ def compute_whatif(
         for chunk in monte_carlo_chunks(model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.monte_carlo.chunk_paths)):
             check()
             paths = to_price_paths(p0, chunk)
-            frames.append(summarise_paths(run_token_model(token, paths, np.random.default_rng([seed, len(frames)])), paths, horizons)[keep])
+            frames.append(summarise_paths(token.run(paths, rng=np.random.default_rng([seed, len(frames)])), paths, horizons)[keep])
         check()
         g = pd.concat(frames, ignore_index=True)
         # a loss fraction is +/-inf only for a zero day-0 value (a token with nothing behind it):

@@ -21,7 +21,7 @@ file) splits the series into segments and no step crosses it.
 Contents: :func:`premium_frame` / :func:`premium_series` (alignment),
 :func:`premium_statistics` (:class:`PremiumStats`), :func:`window_statistics`,
 :func:`find_episodes` (stress episodes), :func:`clock_comparison`, and, for a fitted
-``models.market.PremiumProcess``, :func:`score_out_of_sample` (one-step-ahead predictive
+``models.premium.PremiumProcess``, :func:`score_out_of_sample` (one-step-ahead predictive
 scores) and :func:`reproduction_check` (parametric-bootstrap check that the fitted process
 reproduces the sample's mean, sd and lag-1 autocorrelation). Estimation:
 :func:`fit_premium_process` (conditional MLE of the nested normal / t / jump models under
@@ -43,7 +43,7 @@ from models.checks import check_daily_index, check_daily_prices, check_int, chec
 from models.risk import kupiec_pof
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from models.market import PremiumProcess
+    from models.premium import PremiumProcess
 
 __all__ = [
     "DEFAULT_MAX_STEP_GAP_DAYS",
@@ -596,7 +596,7 @@ def gap_marked(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_
     """``premia`` with a NaN row inserted one day after the start of every hole longer than
     ``max_step_gap_days`` calendar days.
 
-    ``models.market.PremiumProcess`` takes consecutive non-missing values as one step and a NaN
+    ``models.premium.PremiumProcess`` takes consecutive non-missing values as one step and a NaN
     as a break of the chain; the marker makes it skip exactly the transitions that
     :func:`step_pairs` skips. Shape ``(n + number of holes,)``; ``ValueError`` as
     :func:`step_pairs`.
@@ -849,7 +849,7 @@ DF_MAX = 300.0
 candidate)."""
 
 JUMP_INTENSITY_MAX = 0.5
-"""Upper bound of the jump intensity per day, as in ``models.market.PremiumProcess.fit``: jumps
+"""Upper bound of the jump intensity per day: jumps
 are rare events (Ball & Torous 1983, JFQA 18(1), allow at most one per day); more frequent
 "jumps" are a second variance regime, not separately identified from the diffusion."""
 
@@ -966,7 +966,7 @@ def _robust_start(prev: np.ndarray, curr: np.ndarray, threshold: float = 4.0) ->
 
 
 def _premium_nll(params: dict[str, Any], prev: np.ndarray, curr: np.ndarray) -> float:
-    from models.market import PremiumProcess
+    from models.premium import PremiumProcess
 
     try:
         proc = PremiumProcess(**params)
@@ -1099,7 +1099,7 @@ def fit_premium_process(
     """Fit the AR(1) premium process by conditional maximum likelihood with its identification
     restrictions, and select among the nested models by an information criterion.
 
-    Model: ``p_t = m + phi (p_{t-1} - m) + sigma e_t + J_t`` (``models.market.PremiumProcess``;
+    Model: ``p_t = m + phi (p_{t-1} - m) + sigma e_t + J_t`` (``models.premium.PremiumProcess``;
     unit-variance Student-t or normal ``e_t``, compound Poisson-normal ``J_t``, no drawdown
     dependence, no band). Estimation:
 
@@ -1107,7 +1107,7 @@ def fit_premium_process(
        first observation conditioned on, no step across a hole longer than
        ``max_step_gap_days``): for an AR(1) the exact conditional MLE, Hamilton 1994, *Time Series
        Analysis*, sec. 5.2 (the Gaussian case is OLS on the pairs). The density is the process's
-       own :meth:`~models.market.PremiumProcess.innovation_logpdf`.
+       own :meth:`~models.premium.PremiumProcess.innovation_logpdf`.
     2. Candidates :data:`PREMIUM_SPECS` allowed by the arguments (``innovations="t"`` admits the
        normal as its df -> inf limit, ``jumps=True`` admits lambda = 0): ``normal``, ``t``,
        ``normal+jumps`` (Press 1967 / Ball & Torous 1983), ``t+jumps``. Each is maximised with
@@ -1154,7 +1154,7 @@ def fit_premium_process(
         Fewer than 30 step pairs, all values equal, a bad series (row named), an unknown
         ``innovations``/``criterion``, ``df_min`` not in (2, DF_MAX) or a bad ``max_iter``.
     """
-    from models.market import PremiumFit, PremiumProcess
+    from models.premium import PremiumFit, PremiumProcess
 
     if innovations not in ("normal", "t"):
         raise ValueError(f"innovations: must be 'normal' or 't', got {innovations!r}")

@@ -23,14 +23,10 @@ from models.peg import (
     share_of_days_beyond,
 )
 from models.risk import closed_form_break_move, failure_boundary, reverse_stress, var_es
-from models.token import TokenOutcome
-from models.token_v2 import (
-    TokenV2,
-    TokenV2Outcome,
-    build_any_token_model,
-    parse_any_token_spec,
-    with_redemption_share,
-)
+from models.token.outcome import ReserveBackedOutcome, TokenOutcome
+from models.token.protocol import build_token_model
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import parse_token_spec, with_redemption_share
 from models.units import TROY_OUNCE_G
 
 BACKING_QUANTILES = (0.001, 0.01, 0.05, 0.5, 0.95)
@@ -49,7 +45,7 @@ BOUNDARY_TOL = 1e-3
 
 
 PREMIUM_END_QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
-"""Quantiles of the premium/discount to NAV at the horizon end reported per v2 token."""
+"""Quantiles of the premium/discount to NAV at the horizon end reported per reserve-backed token."""
 
 
 def _lvl(level: float) -> str:
@@ -102,7 +98,7 @@ def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: t
 
 
 def market_metrics(g: pd.DataFrame) -> dict[str, float]:
-    """Peg and liquidity figures over the paths of a v2 token (columns of
+    """Peg and liquidity figures over the paths of a reserve-backed token (columns of
     ``models.metrics.market_columns``): probabilities that the premium/discount to NAV exceeds 1%
     and 5% at some point, the depth (99% quantile and worst) and duration of the worst depeg,
     time to recovery, the distribution of the premium at the horizon end (quantiles
@@ -164,9 +160,9 @@ def loss_30d(metrics: dict[str, Any], kind: str) -> float:
 
 def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple[int, ...]) -> dict[str, Any]:
     """Smallest gold moves (down and up) that break the token, per horizon, and the closed form
-    where one exists (``models.token.closed_form_break_move``)."""
-    spec = parse_any_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
-    model = build_any_token_model(spec)
+    where one exists (``models.risk.closed_form_break_move``)."""
+    spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    model = build_token_model(spec)
     rows = []
     for direction in (-1, +1):
         for res in reverse_stress(model, p0, horizons_days=horizons, direction=direction):
@@ -178,16 +174,16 @@ def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple
 
 
 def reverse_stress_boundary_summary(spec_dict: dict[str, Any], p0: float) -> dict[str, Any] | None:
-    """Reverse stress boundary of a v2 token (MiCA RTS (EU) 2025/1264 Art. 5(2)): for each
+    """Reverse stress boundary of a reserve-backed token (MiCA RTS (EU) 2025/1264 Art. 5(2)): for each
     share in :data:`BOUNDARY_SHARES` of the supply redeemed over :data:`BOUNDARY_HORIZON_DAYS`
     days, the smallest gold fall that makes the token fail (``models.risk.failure_boundary``,
     flows other than the requested share switched off by
-    ``models.token_v2.with_redemption_share``). None for a v1 spec (no ``reserve``)."""
+    ``models.token.spec.with_redemption_share``). None for a spec without a reserve (a CDP)."""
     if "reserve" not in spec_dict:
         return None
-    spec = parse_any_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
     h = BOUNDARY_HORIZON_DAYS
-    rows = failure_boundary(lambda s: TokenV2(with_redemption_share(spec, s, h)), p0, BOUNDARY_SHARES, h, tol=BOUNDARY_TOL)
+    rows = failure_boundary(lambda s: ReserveBackedToken(with_redemption_share(spec, s, h)), p0, BOUNDARY_SHARES, h, tol=BOUNDARY_TOL)
     return {
         "horizon_days": h,
         "failure": "backing ratio < 1 or liquidity coverage < 1 on any day, or eligible redemptions unpaid at the horizon end",
@@ -202,8 +198,8 @@ LIQUIDITY_STRESS_REGULATION = (
 
 
 def custody_concentration(spec_dict: dict[str, Any], p0_usd_per_oz: float) -> list[dict[str, Any]]:
-    """Share of a v2 token's day-0 reserve value held by each custodian (gold at ``p0``, USD
-    assets at par), largest first. Empty list for a v1 spec."""
+    """Share of a reserve-backed token's day-0 reserve value held by each custodian (gold at ``p0``, USD
+    assets at par), largest first. Empty list for a spec without a reserve (a CDP)."""
     values: dict[str, float] = {}
     for a in spec_dict.get("reserve", []):
         v = a["amount"] * p0_usd_per_oz / TROY_OUNCE_G if a["kind"] in ("allocated_gold", "unallocated_gold") else a["amount"]
@@ -216,7 +212,7 @@ def custody_concentration(spec_dict: dict[str, Any], p0_usd_per_oz: float) -> li
 def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -> dict[str, Any]:
     """The liquidity stress test laid out as Delegated Regulation (EU) 2025/1264 asks (risks
     covered; parameters and their calibration; scenarios and horizons; historical data used;
-    outcome; remedies), for every v2 token of the run, from the manifest's
+    outcome; remedies), for every reserve-backed token of the run, from the manifest's
     ``liquidity_stress`` (``tasks.recommend``) and the token summaries already computed."""
     ls = manifest.get("liquidity_stress") or {}
     rec = ls.get("recommendations") or {}
@@ -327,9 +323,9 @@ def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int
     cols["bad_debt_usd"] = outcome.bad_debt_usd[:, -1]
     cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
     cols["horizon_days"] = np.full(n, t1 - 1)
-    market = market_columns(outcome, horizons) if isinstance(outcome, TokenV2Outcome) else None
+    market = market_columns(outcome, horizons) if isinstance(outcome, ReserveBackedOutcome) else None
     for name in market_column_names(horizons):
-        # v1 tokens have no secondary market or liquidity model: NaN keeps one table schema
+        # CDP tokens have no secondary market or liquidity model: NaN keeps one table schema
         cols[name] = market[name] if market is not None else np.full(n, np.nan)
     return pd.DataFrame(cols)
 
@@ -342,7 +338,7 @@ def _lcr_horizons(horizons: tuple[int, ...]) -> list[int]:
 
 
 def market_column_names(horizons: tuple[int, ...]) -> list[str]:
-    """Names of the v2 peg/liquidity columns (see :func:`market_columns`), in table order."""
+    """Names of the reserve-backed peg/liquidity columns (see :func:`market_columns`), in table order."""
     return [
         "premium_end_frac", "premium_min_frac", "premium_max_frac", "depeg_depth_frac",
         "depeg_longest_days_beyond_1pct", "depeg_recovery_days_1pct",
@@ -353,8 +349,8 @@ def market_column_names(horizons: tuple[int, ...]) -> list[str]:
     ]
 
 
-def market_columns(outcome: TokenV2Outcome, horizons: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Per-path peg and liquidity columns of a v2 token (``models.peg`` definitions):
+def market_columns(outcome: ReserveBackedOutcome, horizons: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per-path peg and liquidity columns of a reserve-backed token (``models.peg`` definitions):
     depth of the worst premium/discount, the longest run beyond 1%, days from the worst point to
     recovery within 1%, the share of days beyond 1% and 5%, the lowest daily liquidity coverage
     over 1/5/30 days (and the configured horizons), the longest redemption queue and the most

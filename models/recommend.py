@@ -1,7 +1,7 @@
-"""Recommendations with numbers: the cash buffer, redeem fee and redemption limit a v2 token
+"""Recommendations with numbers: the cash buffer, redeem fee and redemption limit a reserve-backed token
 needs, each measured by re-running the scenario with the setting in place.
 
-Pure numerics (no I/O): every function takes a :class:`models.token_v2.TokenV2Spec`, gold price
+Pure numerics (no I/O): every function takes a :class:`models.token.spec.ReserveBackedTokenSpec`, gold price
 paths ``(n_paths, horizon_days + 1)`` in USD per troy ounce (day 0 first) and a seed for the
 secondary-market noise, builds modified copies of the spec and runs them. All re-runs of one
 search use the same gold paths and the same seed (common random numbers), so the differences
@@ -9,9 +9,9 @@ between settings are the settings' effect, not sampling noise.
 
 Liquidity criterion
 -------------------
-The liquidity coverage of a v2 token on day ``t`` is one open day's liquid resources (after
+The liquidity coverage of a reserve-backed token on day ``t`` is one open day's liquid resources (after
 stressed haircuts) over all waiting redemption claims plus the opex payable
-(:class:`models.token_v2.TokenV2Outcome`, ``liquidity_coverage``). A path's coverage over a
+(:class:`models.token.outcome.ReserveBackedOutcome`, ``liquidity_coverage``). A path's coverage over a
 horizon ``h`` is its minimum over days ``1..h``. "Coverage >= ``target`` at confidence ``c``"
 means that the ``1 - c`` lower quantile of the path minima (``np.quantile``, method
 ``"inverted_cdf"``: an observed value) is at least ``target``, i.e. fewer than a share ``1 -
@@ -44,7 +44,9 @@ import pandas as pd
 
 from models.checks import check_level
 from models.peg import depeg_depth
-from models.token_v2 import TokenV2, TokenV2Outcome, TokenV2Spec
+from models.token.outcome import ReserveBackedOutcome
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import ReserveBackedTokenSpec
 from models.units import TROY_OUNCE_G
 
 __all__ = [
@@ -61,9 +63,9 @@ __all__ = [
 ]
 
 
-def _check_spec(spec: Any) -> TokenV2Spec:
-    if not isinstance(spec, TokenV2Spec):
-        raise ValueError(f"spec: expected a TokenV2Spec (a v2 token), got {type(spec).__name__}")
+def _check_spec(spec: Any) -> ReserveBackedTokenSpec:
+    if not isinstance(spec, ReserveBackedTokenSpec):
+        raise ValueError(f"spec: expected a ReserveBackedTokenSpec (a gold_backed token), got {type(spec).__name__}")
     return spec
 
 
@@ -75,7 +77,7 @@ def _check_horizon(horizon_days: int, t1: int) -> int:
     return int(horizon_days)
 
 
-def with_cash_buffer(spec: TokenV2Spec, buffer_usd: float) -> TokenV2Spec:
+def with_cash_buffer(spec: ReserveBackedTokenSpec, buffer_usd: float) -> ReserveBackedTokenSpec:
     """A copy of ``spec`` with ``buffer_usd`` more USD in its first ``usd_cash`` reserve asset.
 
     The buffer is issuer-funded (supply and liabilities unchanged), so the day-0 backing ratio
@@ -84,7 +86,7 @@ def with_cash_buffer(spec: TokenV2Spec, buffer_usd: float) -> TokenV2Spec:
     Raises
     ------
     ValueError
-        If ``spec`` is not a TokenV2Spec, ``buffer_usd`` is negative or not finite, or the spec
+        If ``spec`` is not a ReserveBackedTokenSpec, ``buffer_usd`` is negative or not finite, or the spec
         has no ``usd_cash`` asset.
     """
     spec = _check_spec(spec)
@@ -98,15 +100,15 @@ def with_cash_buffer(spec: TokenV2Spec, buffer_usd: float) -> TokenV2Spec:
     raise ValueError(f"spec {spec.symbol}: reserve has no usd_cash asset to hold a cash buffer")
 
 
-def with_primary(spec: TokenV2Spec, **updates: Any) -> TokenV2Spec:
+def with_primary(spec: ReserveBackedTokenSpec, **updates: Any) -> ReserveBackedTokenSpec:
     """A copy of ``spec`` with primary-market fields replaced (e.g. ``redeem_fee=0.005``,
     ``redemption_limit_share_per_day=0.05``), re-validated by
-    :class:`models.token_v2.PrimaryMarketSpec`.
+    :class:`models.token.spec.PrimaryMarketSpec`.
 
     Raises
     ------
     ValueError
-        If ``spec`` is not a TokenV2Spec, a field is unknown, or a value is out of its range
+        If ``spec`` is not a ReserveBackedTokenSpec, a field is unknown, or a value is out of its range
         (the message names the field).
     """
     spec = _check_spec(spec)
@@ -120,7 +122,7 @@ def with_primary(spec: TokenV2Spec, **updates: Any) -> TokenV2Spec:
     return spec.model_copy(update={"primary": primary})
 
 
-def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: float, target: float = 1.0) -> dict[str, float]:
+def liquidity_stats(outcome: ReserveBackedOutcome, horizon_days: int, confidence: float, target: float = 1.0) -> dict[str, float]:
     """Liquidity and peg figures of one run over days ``1..horizon_days``.
 
     Returns (all per path first, then over paths):
@@ -164,11 +166,11 @@ def liquidity_stats(outcome: TokenV2Outcome, horizon_days: int, confidence: floa
 
 
 def _run(
-    spec: TokenV2Spec, gold: np.ndarray, seed: int, horizon_days: int, confidence: float, target: float,
+    spec: ReserveBackedTokenSpec, gold: np.ndarray, seed: int, horizon_days: int, confidence: float, target: float,
     calendar: pd.DatetimeIndex | None = None,
 ) -> dict[str, float]:
     cal = None if calendar is None else calendar[: horizon_days + 1]
-    out = TokenV2(spec).run(gold[:, : horizon_days + 1], cal, np.random.default_rng(seed))
+    out = ReserveBackedToken(spec).run(gold[:, : horizon_days + 1], calendar=cal, rng=np.random.default_rng(seed))
     return liquidity_stats(out, horizon_days, confidence, target)
 
 
@@ -204,14 +206,14 @@ class CashBufferResult:
         return d
 
 
-def liabilities_usd(spec: TokenV2Spec, gold_usd_per_oz: float) -> float:
-    """Day-0 liabilities of a v2 token in USD: supply x grams per token x gold price per gram
+def liabilities_usd(spec: ReserveBackedTokenSpec, gold_usd_per_oz: float) -> float:
+    """Day-0 liabilities of a reserve-backed token in USD: supply x grams per token x gold price per gram
     (``gold_usd_per_oz`` in USD per troy ounce of 31.1034768 g)."""
     return float(spec.supply_tokens * spec.grams_per_token * gold_usd_per_oz / TROY_OUNCE_G)
 
 
 def cash_buffer_for_coverage(
-    spec: TokenV2Spec,
+    spec: ReserveBackedTokenSpec,
     gold_usd_per_oz: np.ndarray,
     *,
     horizon_days: int,
@@ -225,7 +227,7 @@ def cash_buffer_for_coverage(
     """Smallest issuer-funded cash buffer that keeps the liquidity coverage >= ``target`` at
     ``confidence`` over ``horizon_days`` (see the module docstring), by bisection.
 
-    Each evaluation re-runs :class:`models.token_v2.TokenV2` with :func:`with_cash_buffer` on
+    Each evaluation re-runs :class:`models.token.reserve_backed.ReserveBackedToken` with :func:`with_cash_buffer` on
     the same gold paths and noise seed. The search first runs the spec as is (``b = 0``; the
     answer is 0 when it already meets the criterion) and at ``b_max = max_buffer_frac *
     liabilities``; if ``b_max`` does not meet it either, the result is not reachable. Otherwise
@@ -236,7 +238,7 @@ def cash_buffer_for_coverage(
 
     Parameters
     ----------
-    spec : TokenV2Spec
+    spec : ReserveBackedTokenSpec
     gold_usd_per_oz : ndarray (n_paths, >= horizon_days + 1)
         Gold paths, USD per troy ounce, day 0 first (only the first ``horizon_days + 1``
         columns are used).
@@ -314,7 +316,7 @@ class SettingResult:
 
 
 def evaluate_settings(
-    spec: TokenV2Spec,
+    spec: ReserveBackedTokenSpec,
     gold_usd_per_oz: np.ndarray,
     *,
     redeem_fees: Sequence[float],
@@ -323,7 +325,7 @@ def evaluate_settings(
     confidence: float = 0.99,
     target: float = 1.0,
     seed: int = 0,
-    transform: Callable[[TokenV2Spec], TokenV2Spec] | None = None,
+    transform: Callable[[ReserveBackedTokenSpec], ReserveBackedTokenSpec] | None = None,
     calendar: pd.DatetimeIndex | None = None,
 ) -> list[SettingResult]:
     """Re-run the scenario for every (redeem fee, redemption limit) pair, all else equal.

@@ -8,14 +8,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
 from scipy.special import xlogy
 
 from models.checks import check_level
-from models.token import BREACH_TOL, TokenOutcome
+from models.token.outcome import BREACH_TOL
+from models.token.protocol import TokenModel
+from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec
+from models.units import TROY_OUNCE_G
 
 __all__ = [
     "ReverseStressResult",
@@ -270,10 +273,6 @@ def basel_traffic_light(
     return "red"
 
 
-class _TokenModel(Protocol):
-    def run(self, gold_usd_per_oz: np.ndarray) -> TokenOutcome: ...
-
-
 @dataclass(frozen=True)
 class ReverseStressResult:
     """Outcome of a reverse stress test over one horizon.
@@ -308,7 +307,7 @@ def _ramp_paths(p0: float, moves: np.ndarray, h: int, total: int) -> np.ndarray:
 
 
 def reverse_stress(
-    model: _TokenModel,
+    model: TokenModel,
     p0_usd_per_oz: float,
     horizons_days: Sequence[int] = (1, 10, 30),
     direction: int = -1,
@@ -323,7 +322,7 @@ def reverse_stress(
     A move ``m`` over ``h`` days is the path ``P_t = P_0 (1 + m)^(min(t, h) / h)`` for
     ``t = 0..total_days`` (linear in log price over ``h`` days, flat after). The token breaks
     when :meth:`TokenOutcome.breached` is true: backing ratio below 1 (less
-    :data:`models.token.BREACH_TOL`) on any day, or any liquidation (CDP). The search scans
+    :data:`models.token.outcome.BREACH_TOL`) on any day, or any liquidation (CDP). The search scans
     ``n_grid`` equally spaced move sizes in ``(0, |max_move|]`` in one vectorised model run,
     takes the first that breaks, then narrows the bracket below it by repeated 16-way sections
     until it is narrower than ``tol``. This finds the boundary exactly (to ``tol``) when breaking
@@ -333,8 +332,10 @@ def reverse_stress(
 
     Parameters
     ----------
-    model : object with ``run(gold_usd_per_oz (n_paths, days + 1)) -> TokenOutcome``
-        E.g. :class:`models.token.GoldBackedToken` or :class:`models.token.CdpStablecoin`.
+    model : models.token.protocol.TokenModel
+        ``run(gold_usd_per_oz (n_paths, days + 1)) -> TokenOutcome``, e.g.
+        :class:`models.token.reserve_backed.ReserveBackedToken` or
+        :class:`models.token.cdp.CdpStablecoin` (run with the default calendar and rng).
     p0_usd_per_oz : float
         Gold price at day 0, > 0.
     horizons_days : sequence of int
@@ -421,21 +422,21 @@ def reverse_stress(
 
 
 def token_fails(outcome: Any, tol: float = BREACH_TOL) -> np.ndarray:
-    """Per path, whether a v2 token FAILS in the sense of :func:`failure_boundary`.
+    """Per path, whether a reserve-backed token FAILS in the sense of :func:`failure_boundary`.
 
     A path fails when, on any day, the backing ratio is below ``1 - tol``
     (:meth:`TokenOutcome.breached`) or the liquidity coverage (liquid resources over waiting
-    claims, :class:`models.token_v2.TokenV2Outcome`) is below 1, or when eligible redemptions are
+    claims, :class:`models.token.outcome.ReserveBackedOutcome`) is below 1, or when eligible redemptions are
     still unpaid at the last day (``backlog_tokens[:, -1] > tol * supply_tokens[:, 0]``).
 
     Parameters: ``outcome`` with ``backing_ratio``, ``liquidity_coverage``, ``backlog_tokens``,
     ``supply_tokens`` arrays ``(n_paths, horizon_days + 1)`` and ``breached()`` (a
-    :class:`models.token_v2.TokenV2Outcome`); ``tol`` > 0. Returns bool ``(n_paths,)``.
-    Raises ValueError if the outcome lacks the liquidity fields (e.g. a v1 outcome).
+    :class:`models.token.outcome.ReserveBackedOutcome`); ``tol`` > 0. Returns bool ``(n_paths,)``.
+    Raises ValueError if the outcome lacks the liquidity fields (e.g. a CDP outcome).
     """
     for name in ("liquidity_coverage", "backlog_tokens"):
         if not hasattr(outcome, name):
-            raise ValueError(f"outcome: has no '{name}' (a v2 token outcome is needed), got {type(outcome).__name__}")
+            raise ValueError(f"outcome: has no '{name}' (a reserve-backed token outcome is needed), got {type(outcome).__name__}")
     fails = outcome.breached(tol)
     fails |= (outcome.liquidity_coverage < 1.0).any(axis=1)
     fails |= outcome.backlog_tokens[:, -1] > tol * outcome.supply_tokens[:, 0]
@@ -453,7 +454,7 @@ def failure_boundary(
     n_grid: int = 32,
 ) -> list[dict[str, Any]]:
     """Reverse stress boundary: for each redemption share, the smallest gold fall that makes a
-    v2 token fail.
+    reserve-backed token fail.
 
     Commission Delegated Regulation (EU) 2025/1264 (RTS on the liquidity management policy of
     issuers of asset-referenced and e-money tokens under MiCA, Regulation (EU) 2023/1114), Art.
@@ -464,7 +465,7 @@ def failure_boundary(
     the curve ``m*(S)``: the smallest fall in ``(0, max_drop]`` at which the token fails.
 
     **Failure** (:func:`token_fails`): on any day ``t = 0..horizon_days`` the backing ratio is
-    below 1 (less :data:`models.token.BREACH_TOL`: insolvent) or the liquidity coverage is below
+    below 1 (less :data:`models.token.outcome.BREACH_TOL`: insolvent) or the liquidity coverage is below
     1 (one open day's liquid resources after haircuts do not cover the waiting claims), or
     eligible redemptions are left unpaid at the horizon end (backlog). Claims still in the
     settlement pipeline at the end are not counted: with a settlement lag they exist at any
@@ -472,7 +473,7 @@ def failure_boundary(
 
     **Search.** The price path of a fall ``m`` is ``P_t = P_0 (1 - m)^(t / h)``, ``t = 0..h``
     (linear in log price, as :func:`reverse_stress`). For each ``S`` the model
-    ``make_model(S)`` (e.g. ``TokenV2(with_redemption_share(spec, S, h))``) is run once on
+    ``make_model(S)`` (e.g. ``ReserveBackedToken(with_redemption_share(spec, S, h))``) is run once on
     ``n_grid + 1`` equally spaced falls in ``[0, max_drop]`` (one vectorised run, falls as
     paths); the first failing fall is then bracketed from below by repeated 16-way sections of
     the last non-failing interval until it is narrower than ``tol``. The result is exact (to
@@ -486,8 +487,8 @@ def failure_boundary(
     ----------
     make_model : callable ``share -> model``
         The model for redemption share ``S``; ``model.run(prices (n_paths, h + 1))`` returns a
-        :class:`models.token_v2.TokenV2Outcome` (deterministic in the prices for the failure
-        test, e.g. runs switched off as :func:`models.token_v2.with_redemption_share` does).
+        :class:`models.token.outcome.ReserveBackedOutcome` (deterministic in the prices for the failure
+        test, e.g. runs switched off as :func:`models.token.spec.with_redemption_share` does).
     p0_usd_per_oz : float
         Gold price at day 0, > 0.
     shares : sequence of float
@@ -562,47 +563,44 @@ def failure_boundary(
     return rows
 
 
-def closed_form_break_move(spec: Any, p0_usd_per_oz: float) -> dict[str, Any]:
+def closed_form_break_move(spec: ReserveBackedTokenSpec | CdpStablecoinSpec, p0_usd_per_oz: float) -> dict[str, Any]:
     """The gold move that breaks a token when only the price moves (no flows), in closed form.
 
-    - Gold CDP stablecoin (``kind="gold_cdp"``): the first vault tranche is liquidated when
-      ``CR_min * (1 + m) < L``, so ``m* = L / CR_min - 1`` (a fall of ``1 - L/CR_min``), at any
-      horizon: liquidation depends only on the price level (MakerDAO MCD liquidation rule).
-    - Gold-backed token (``kind="gold_backed"``, spec v1 or v2: gold = allocated + unallocated
-      grams, cash = USD cash + T-bills) with gold coverage ``g = G / (S * grams)`` and
-      cash ``C``: backing ``= g + C / (S * grams * P_g)``. With ``g >= 1`` no price path breaks
-      it (``move_frac`` None). With ``g < 1`` it breaks when gold RISES above
-      ``P_g* = C / (S * grams * (1 - g))``: ``m* = P_g* / P0_g - 1``; with ``C = 0`` it is broken
-      at day 0 (``m* = 0``).
+    - Gold CDP stablecoin (:class:`models.token.spec.CdpStablecoinSpec`): the first vault
+      tranche is liquidated when ``CR_min * (1 + m) < L``, so ``m* = L / CR_min - 1`` (a fall of
+      ``1 - L/CR_min``), at any horizon: liquidation depends only on the price level (MakerDAO
+      MCD liquidation rule).
+    - Reserve-backed gold token (:class:`models.token.spec.ReserveBackedTokenSpec`; gold =
+      allocated + unallocated grams ``G``, cash = USD cash + T-bills ``C``) with gold coverage
+      ``g = G / (S * grams)``: backing ``= g + C / (S * grams * P_g)``. With ``g >= 1`` no price
+      path breaks it (``move_frac`` None). With ``g < 1`` it breaks when gold RISES above
+      ``P_g* = C / (S * grams * (1 - g))``: ``m* = P_g* / P0_g - 1`` (``P0_g`` USD per gram);
+      with ``C = 0`` it is broken at day 0 (``m* = 0``).
 
     Opex, fees, mints and redemptions are ignored here, so the simulated reverse stress test
     (:func:`reverse_stress`) can differ from this by their effect over the horizon.
 
     Returns ``{"move_frac": float | None, "direction": -1 | 1 | None, "formula": str}``.
-    Raises ``ValueError`` for an unknown spec kind or a non-positive price.
+    Raises ``ValueError`` for another spec type or a non-positive price.
     """
     if not p0_usd_per_oz > 0:
         raise ValueError(f"p0_usd_per_oz: expected > 0, got {p0_usd_per_oz!r}")
-    kind = getattr(spec, "kind", None)
-    if kind == "gold_cdp":
+    if isinstance(spec, CdpStablecoinSpec):
         cr = min(t.collateral_ratio for t in spec.tranches)
         return {"move_frac": spec.liquidation_ratio / cr - 1.0, "direction": -1, "formula": "L / CR_min - 1"}
-    if kind == "gold_backed":
+    if isinstance(spec, ReserveBackedTokenSpec):
         owed_g = spec.supply_tokens * spec.grams_per_token
-        if hasattr(spec, "reserve"):  # spec v2: reserve assets by kind
-            gold_g = sum(a.amount for a in spec.reserve if a.kind in ("allocated_gold", "unallocated_gold"))
-            cash = sum(a.amount for a in spec.reserve if a.kind in ("usd_cash", "tbills"))
-        else:
-            gold_g, cash = spec.gold_reserve_g, spec.cash_buffer_usd
+        gold_g = sum(a.amount for a in spec.reserve if a.kind in ("allocated_gold", "unallocated_gold"))
+        cash = sum(a.amount for a in spec.reserve if a.kind in ("usd_cash", "tbills"))
         g = gold_g / owed_g
         if g >= 1.0:
             return {"move_frac": None, "direction": None, "formula": "gold coverage >= 1: no gold move breaks the backing"}
         if cash == 0:
             return {"move_frac": 0.0, "direction": None, "formula": "gold coverage < 1 and no cash: broken at day 0"}
         p_star_g = cash / (owed_g * (1.0 - g))
-        p0_g = p0_usd_per_oz / 31.1034768
+        p0_g = p0_usd_per_oz / TROY_OUNCE_G
         return {"move_frac": p_star_g / p0_g - 1.0, "direction": 1, "formula": "C / (S * grams * (1 - g)) / P0_g - 1"}
-    raise ValueError(f"spec: unknown token kind {kind!r}")
+    raise ValueError(f"spec: expected a token spec, got {type(spec).__name__}")
 
 
 def quantile_loss(returns: np.ndarray, var: np.ndarray, level: float) -> float:

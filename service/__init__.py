@@ -1,4 +1,4 @@
-"""goldstress stakeholder service (issue #4): a FastAPI app over the pipeline's run folders.
+"""goldstress stakeholder service: a FastAPI app over the pipeline's run folders.
 
 Start it with ``make serve`` (``uvicorn --factory service.app:create_app``). Modules:
 

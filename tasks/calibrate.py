@@ -11,7 +11,7 @@ the file, the curated table of the dataset is used when its ``source`` names the
   London) is measured beside it to show the clock effect.
 - Each entry of ``settings.calibration.sets``: premia on both clocks and both weekend rules
   (:mod:`models.calibration`), summary statistics, stress windows and episodes; then
-  ``models.market.PremiumProcess.fit`` on the fit window, out-of-sample scores on the test
+  ``models.calibration.fit_premium_process`` on the fit window, out-of-sample scores on the test
   window, a refit on the whole sample (the calibrated parameters), and a parametric-bootstrap
   check that each fit reproduces its sample's mean, sd and lag-1 autocorrelation.
 - MLflow: a parent run ``calibrate-<UTC date>`` in ``settings.tracking.experiment`` with one nested

@@ -1,11 +1,11 @@
-"""Prefect tasks of the liquidity stress test (issue #3): calibrated premium parameters into the
-v2 token specs, the historical supply-outflow anchor, and the recommendations (cash buffer, redeem
+"""Prefect tasks of the liquidity stress test: calibrated premium parameters into the
+reserve-backed token specs, the historical supply-outflow anchor, and the recommendations (cash buffer, redeem
 fee, redemption gate), each measured by re-running the scenario (:mod:`models.recommend`).
 
 Scenarios (all on gold paths of the champion model, same seed as the main Monte Carlo):
 
 - **redemption wave**: ``settings.liquidity.wave_share`` of the supply requested within
-  ``settings.liquidity.wave_days`` calendar days (:func:`models.token_v2.with_redemption_share`:
+  ``settings.liquidity.wave_days`` calendar days (:func:`models.token.spec.with_redemption_share`:
   runs, mints and other flows off so the share is exact), coverage tested over the calendar
   days spanning ``max(settings.risk.horizons_days)`` trading days so the wave's claims settle;
 - **behavioural Monte Carlo**: the spec's own holder behaviour (drawdown flows, peg arbitrage,
@@ -43,10 +43,10 @@ from models.recommend import (
     worst_supply_falls,
 )
 from models.scenarios import calendar_day_paths, monte_carlo_chunks, to_price_paths
-from models.token_v2 import (
-    TokenV2,
-    TokenV2Spec,
-    parse_token_spec_v2,
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import (
+    ReserveBackedTokenSpec,
+    parse_token_spec,
     with_redemption_share,
 )
 
@@ -59,7 +59,7 @@ def stress_horizon_trading_days(settings: Settings) -> int:
 
 @task(name="apply-premium-calibration", cache_policy=NO_CACHE)
 def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[list[Any], dict[str, Any]]:
-    """Replace the assumed premium process of each v2 spec named in
+    """Replace the assumed premium process of each reserve-backed spec named in
     ``settings.calibration.premium_for`` by the full-sample fit of its calibration set
     (``<store_url>/calibration/<set>.json``, written by the ``calibrate`` flow).
 
@@ -74,7 +74,7 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
     out, provenance = [], {}
     for spec in specs:
         name = settings.calibration.premium_for.get(getattr(spec, "symbol", ""))
-        if not isinstance(spec, TokenV2Spec) or name is None:
+        if not isinstance(spec, ReserveBackedTokenSpec) or name is None:
             out.append(spec)
             continue
         url = Catalog.of(settings).calibration(name)
@@ -90,7 +90,7 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
                 params = dict(cal["premium_process"])
                 data = spec.model_dump(mode="json")
                 data["secondary"]["premium"] = params
-                spec = parse_token_spec_v2(data, where=f"token spec {spec.symbol} with calibration {name}")
+                spec = parse_token_spec(data, where=f"token spec {spec.symbol} with calibration {name}")
                 entry.update(
                     source="calibrated",
                     premium_process=params,
@@ -159,9 +159,9 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
 
 
 def recommend_for_spec(
-    spec: TokenV2Spec, gold_in: np.ndarray, gold_out: np.ndarray, calendar: pd.DatetimeIndex, settings: Settings
+    spec: ReserveBackedTokenSpec, gold_in: np.ndarray, gold_out: np.ndarray, calendar: pd.DatetimeIndex, settings: Settings
 ) -> dict[str, Any]:
-    """All recommendations for one v2 token (plain numerics; see the module docstring).
+    """All recommendations for one reserve-backed token (plain numerics; see the module docstring).
 
     ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, C + 1)`` on the
     calendar-day clock ``calendar`` (:func:`models.scenarios.calendar_day_paths`); every run
@@ -171,11 +171,11 @@ def recommend_for_spec(
     conf, target, seed = settings.liquidity.confidence, settings.liquidity.target_coverage, settings.monte_carlo.seed
     h = len(calendar) - 1
 
-    def wave(s: TokenV2Spec) -> TokenV2Spec:
+    def wave(s: ReserveBackedTokenSpec) -> ReserveBackedTokenSpec:
         return with_redemption_share(s, share, wave_d)
 
-    def rerun(s: TokenV2Spec, gold: np.ndarray) -> dict[str, float]:
-        return liquidity_stats(TokenV2(s).run(gold, calendar, np.random.default_rng(seed)), h, conf, target)
+    def rerun(s: ReserveBackedTokenSpec, gold: np.ndarray) -> dict[str, float]:
+        return liquidity_stats(ReserveBackedToken(s).run(gold, calendar=calendar, rng=np.random.default_rng(seed)), h, conf, target)
 
     buf = cash_buffer_for_coverage(wave(spec), gold_in, horizon_days=h, confidence=conf, target=target, seed=seed, calendar=calendar)
     b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
@@ -226,15 +226,15 @@ def recommend_for_spec(
 
 @task(name="recommend", cache_policy=NO_CACHE)
 def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings) -> dict[str, Any]:
-    """Recommendations for every v2 token spec (v1 specs have no reserve liquidity to tune):
+    """Recommendations for every reserve-backed token spec (a CDP has no reserve liquidity to tune):
     :func:`recommend_for_spec` on the first ``settings.liquidity.recommend_paths`` Monte Carlo paths, the
     next as many as the out-of-sample check, put on the calendar-day clock from ``first_day``
     (the date of the last gold price, day 0) so weekends close the primary market of each spec's
     ``market_hours`` while holders keep asking. Returns ``{"scenario": {...}, "tokens": {symbol:
-    ...}}`` (empty ``tokens`` without v2 specs)."""
+    ...}}`` (empty ``tokens`` without reserve-backed specs)."""
     n = settings.liquidity.recommend_paths
     horizon = stress_horizon_trading_days(settings)
-    v2 = [s for s in specs if isinstance(s, TokenV2Spec)]
+    backed = [s for s in specs if isinstance(s, ReserveBackedTokenSpec)]
     scenario = {
         "wave_share_of_supply": settings.liquidity.wave_share,
         "wave_days": settings.liquidity.wave_days,
@@ -247,7 +247,7 @@ def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: 
         "gold_model": "registered champion, Monte Carlo seed settings.monte_carlo.seed (the main run's first paths)",
         "coverage": "min over the horizon's days of one open day's liquid resources (after stressed haircuts) / all waiting claims + opex payable",
     }
-    if not v2:
+    if not backed:
         return {"scenario": scenario, "tokens": {}}
     gold, calendar = calendar_day_paths(_gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings), first_day)
     scenario.update(clock="calendar days: holders and the AMM act every day; gold sales, payments and the primary market on the open days of each spec's market_hours",
@@ -255,7 +255,7 @@ def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: 
     gold_in, gold_out = gold[:n], gold[n:]
     log = get_run_logger()
     tokens = {}
-    for spec in v2:
+    for spec in backed:
         tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
         cb = tokens[spec.symbol]["cash_buffer"]
         log.info("%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",

@@ -28,11 +28,8 @@ from models.scenarios import (
     monte_carlo_chunks,
     to_price_paths,
 )
-from models.token_v2 import (
-    build_any_token_model,
-    load_any_token_spec,
-    run_token_model,
-)
+from models.token.protocol import build_token_model
+from models.token.spec import load_token_spec
 
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -97,13 +94,13 @@ def run_scenario(
     chunk and token), so memory is bounded by ``settings.monte_carlo.chunk_paths``, not the path count. Returns the table's URL, row count and, for the fan
     chart, gold price quantiles per day over the first ``settings.monte_carlo.fan_chart_paths`` paths.
     """
-    models = [(spec.symbol, build_any_token_model(spec)) for spec in specs]
+    models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     fan_keep: list[np.ndarray] = []
     kept = 0
     offset = 0
     rows = 0
     url = Catalog.of(settings).result(run_id, sc.name)
-    # secondary-market noise of v2 tokens: one stream per chunk, spawned from the scenario seed
+    # secondary-market noise of reserve-backed tokens: one stream per chunk, spawned from the scenario seed
     market_seeds = np.random.SeedSequence([settings.monte_carlo.seed, 1])
     with storage.parquet_writer(url, settings) as write:
         for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
@@ -113,7 +110,7 @@ def run_scenario(
                 fan_keep.append(take)
                 kept += take.shape[0]
             for symbol, model in models:
-                df = summarise_paths(run_token_model(model, prices, rng), prices, settings.risk.horizons_days)
+                df = summarise_paths(model.run(prices, rng=rng), prices, settings.risk.horizons_days)
                 df["path"] += offset
                 df.insert(0, "token", symbol)
                 df.insert(0, "kind", sc.kind)
@@ -137,8 +134,8 @@ def run_scenario(
 
 @task(name="load-token-specs", cache_policy=NO_CACHE)
 def load_specs(settings: Settings) -> list[Any]:
-    """Load every token spec file named in settings (typed, versioned TOML)."""
-    return [load_any_token_spec(Path(p)) for p in settings.scenarios.token_specs]
+    """Load every token spec file named in settings (``models.token.spec.load_token_spec``)."""
+    return [load_token_spec(Path(p)) for p in settings.scenarios.token_specs]
 
 
 @task(name="load-champion", cache_policy=NO_CACHE)

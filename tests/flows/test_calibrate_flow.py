@@ -85,7 +85,7 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
 
     from flows.calibrate import calibrate
     from models import calibration as cal
-    from models.market import PremiumProcess
+    from models.premium import PremiumProcess
 
     d = workdir / "data"
     info = _write_files(d, flowkit.garch_gold_prices)

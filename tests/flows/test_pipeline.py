@@ -7,7 +7,7 @@ Every asserted value is a closed form or an independent computation in this file
 - shocks and replays through a frictionless, fully gold-backed test token (``FGT``: no fees, no
   opex, no flows, no cash) whose holder value is exactly the gold value, and a one-tranche CDP
   test stablecoin (``TCDP``) whose liquidation and bad debt follow the rule documented in
-  ``models/token.py`` (liquidate when ``CR_t < L``; bad debt ``max(0, D - Q P_t (1 - h))``);
+  ``models/token/cdp.py`` (liquidate when ``CR_t < L``; bad debt ``max(0, D - Q P_t (1 - h))``);
 - the Monte Carlo 1-day 99% VaR of FGT against the champion's own next-day return distribution,
   via a distribution-free order-statistic confidence interval (binomial, 99.9%);
 - VaR/ES recomputed from the Parquet results with the Acerbi & Tasche (2002) estimator;
@@ -39,22 +39,38 @@ MC_PATHS = 2000
 points around the 1% tail at 99.9% confidence; 2000 x 40 days simulate in well under a second."""
 
 FRICTIONLESS_TOML = """
-spec_version = 1
+spec_version = 2
 kind = "gold_backed"
 name = "Frictionless test gold token"
 symbol = "FGT"
 grams_per_token = 1.0
 supply_tokens = 1000000.0
-gold_reserve_g = 1000000.0
-cash_buffer_usd = 0.0
 opex_usd_per_year = 0.0
+
+[[reserve]]
+name = "cash"
+kind = "usd_cash"
+amount = 0.0
+liquidity_per_day = 1.0
+stressed_haircut = 0.0
+
+[[reserve]]
+name = "bars"
+kind = "allocated_gold"
+amount = 1000000.0
+liquidity_per_day = 1.0
+stressed_haircut = 0.0
+
+[primary]
 mint_fee = 0.0
 redeem_fee = 0.0
-base_redeem_rate_per_day = 0.0
-redeem_drawdown_sensitivity = 0.0
-max_redeem_share_per_day = 0.0
-base_mint_rate_per_day = 0.0
-mint_drawdown_sensitivity = 0.0
+market_hours = "always"
+
+[secondary]
+# no premium process and no AMM pool: with no flows the premium stays 0 (the token trades at NAV)
+
+[redemption]
+base_rate_per_day = 0.0
 """
 
 CDP_DEBT_USD = 1_000_000.0
@@ -63,7 +79,7 @@ CDP_L = 1.2
 CDP_HAIRCUT = 0.1
 CDP_PENALTY = 0.13
 CDP_TOML = f"""
-spec_version = 1
+spec_version = 2
 kind = "gold_cdp"
 name = "One-tranche test CDP stablecoin"
 symbol = "TCDP"
@@ -100,7 +116,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     data_dir = root / "data"
     (root / "fgt.toml").write_text(FRICTIONLESS_TOML, encoding="utf-8")
     (root / "tcdp.toml").write_text(CDP_TOML, encoding="utf-8")
-    gram = Path(__file__).resolve().parents[2] / "specs" / "gram.toml"  # the v1 GRAM
+    gram = Path(__file__).resolve().parents[2] / "specs" / "v2" / "gram.toml"
     xaut = next(p for p in ScenarioSettings.model_fields["token_specs"].default if Path(p).stem == "xaut")
     # a calibration file for XAUT as the calibrate flow writes it (quality flags passed), and a
     # supply proxy with one known step fall, for the liquidity stress section
@@ -232,7 +248,7 @@ def test_frictionless_gold_token_loses_exactly_the_gold_move(run, size):
 
 @pytest.mark.parametrize("size", [-0.10, -0.20, -0.30, -0.40])
 def test_cdp_shock_liquidation_and_bad_debt_follow_the_documented_rule(run, size):
-    """models/token.py: liquidate when ``CR_t = CR (1 + s) < L``; proceeds ``G = Q P_1 (1 - h)``
+    """models/token/cdp.py: liquidate when ``CR_t = CR (1 + s) < L``; proceeds ``G = Q P_1 (1 - h)``
     with ``Q P_1 = CR D (1 + s)``; bad debt ``max(0, D - G)`` stays in circulation while the
     tranche's repaid debt is burned, so with one tranche the outstanding supply is the bad debt
     and holder value ``max(0, 1 - bad / supply)`` is 0 whenever there is bad debt."""
@@ -468,7 +484,7 @@ def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, cor
 
 
 # ---------------------------------------------------------------------------------------------
-# liquidity stress (issue #3): calibrated premium, recommendations re-run, regulation layout
+# liquidity stress: calibrated premium, recommendations re-run, regulation layout
 # ---------------------------------------------------------------------------------------------
 def test_calibrated_premium_replaces_the_spec_assumption(run):
     manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -488,7 +504,7 @@ def test_liquidity_stress_section_follows_the_regulation_layout(run):
     ls = run.summary["liquidity_stress"]
     assert list(ls) == ["regulation", "risks_covered", "parameters", "scenarios_and_horizons", "historical_data", "outcome", "remedies"]
     assert "2025/1264" in ls["regulation"]
-    assert set(ls["parameters"]) == {"XAUT"}  # the only v2 token of the run
+    assert set(ls["parameters"]) == {"FGT", "GRAM", "XAUT"}  # the reserve-backed tokens of the run
     html = (run.run_dir / "report.html").read_text(encoding="utf-8")
     heads = ["1. Risks covered", "2. Parameters and their calibration", "3. Scenarios and horizons", "4. Historical data used", "5. Outcome", "6. Remedies"]
     pos = [html.index(h) for h in heads]
@@ -513,7 +529,8 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     """Rebuild the search paths from the registered champion and re-run the XAUT token with the
     recommended buffer and setting: the summary's figures are what that re-run gives."""
     from models.recommend import with_cash_buffer, with_primary
-    from models.token_v2 import TokenV2, parse_token_spec_v2, with_redemption_share
+    from models.token.reserve_backed import ReserveBackedToken
+    from models.token.spec import parse_token_spec, with_redemption_share
     from goldstress.io.champion import load_champion
     from models.scenarios import calendar_day_paths
     from tasks.recommend import _gold_paths
@@ -533,10 +550,10 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     # the calendar-day clock: every day between day 0 and the last trading day, weekdays = trading days
     assert h == sc["horizon_calendar_days"] and int((cal.day_of_week < 5).sum()) == sc["wave_horizon_trading_days"] + 1
     manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
-    spec = parse_token_spec_v2(next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT"))
+    spec = parse_token_spec(next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT"))
 
     def coverage_q(s, g):
-        out = TokenV2(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, cal, np.random.default_rng(settings.monte_carlo.seed))
+        out = ReserveBackedToken(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, calendar=cal, rng=np.random.default_rng(settings.monte_carlo.seed))
         mins = np.sort(out.liquidity_coverage[:, 1 : h + 1].min(axis=1))
         k = math.ceil(round(1 - sc["confidence"], 12) * mins.size)  # the k-th smallest: inverted-cdf quantile
         return mins[k - 1]

@@ -215,8 +215,8 @@ def test_fitted_process_reproduces_measured_statistics(settings, name):
     """Simulated stationary paths as long as the fit window reproduce its mean, sd and lag-1
     autocorrelation within their sampling error (central 99% of 1000 simulated samples).
 
-    Issue #3 regression: XAUT 2022-24 (with its stale stretches) and PAXG 2019-20 failed this with
-    the t+jumps fit on the df floor 2.05 and an inflated sigma."""
+    XAUT 2022-24 (with its stale stretches) and PAXG 2019-20 are the hard cases: a t+jumps fit on
+    a df floor of 2.05 with an inflated sigma fails this check."""
     sel, fit, _ = _fit_window(str(settings.data.data_dir), name)
     proc = sel.process
     check = cal.reproduction_check(proc, fit, np.random.default_rng(2026), n_paths=1000)

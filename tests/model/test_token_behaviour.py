@@ -6,20 +6,17 @@ import numpy as np
 import pytest
 
 from goldstress.settings import PROJECT_ROOT
-from models.units import TROY_OUNCE_G
 from models.scenarios import instant_shock, to_price_paths
-from models.token import (
-    CdpStablecoin,
-    CdpStablecoinSpec,
-    GoldBackedToken,
-    GoldBackedTokenSpec,
-    load_token_spec,
-)
+from models.token.cdp import CdpStablecoin
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec, load_token_spec
+from models.units import TROY_OUNCE_G
+from tests.token_specs import GRAM_SIMPLE, simple_reserve_backed
 
 P0 = 4400.0
-GRAM = load_token_spec(PROJECT_ROOT / "specs" / "gram.toml")
+GRAM = simple_reserve_backed(**GRAM_SIMPLE)  # gold reserve + USD buffer, no market frictions
 GUSD = load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml")
-assert isinstance(GRAM, GoldBackedTokenSpec) and isinstance(GUSD, CdpStablecoinSpec)
+assert isinstance(GUSD, CdpStablecoinSpec)
 
 
 def shock_paths(sizes: np.ndarray, horizon_days: int = 30) -> np.ndarray:
@@ -34,11 +31,17 @@ def wild_paths(n: int, days: int, seed: int, vol: float = 0.04) -> np.ndarray:
     return to_price_paths(P0, vol * rng.standard_t(3, size=(n, days)))
 
 
-def frictionless(spec: GoldBackedTokenSpec, **kw: float) -> GoldBackedTokenSpec:
+def gram(**kw: float) -> ReserveBackedTokenSpec:
+    """GRAM_SIMPLE with some numbers changed."""
+    return simple_reserve_backed(**{**GRAM_SIMPLE, **kw})
+
+
+def frictionless(**kw: float) -> ReserveBackedTokenSpec:
+    """GRAM_SIMPLE without opex and fees, exactly gold-backed, no cash (changes in ``kw``)."""
     upd = dict(opex_usd_per_year=0.0, mint_fee=0.0, redeem_fee=0.0, cash_buffer_usd=0.0,
-               gold_reserve_g=spec.supply_tokens * spec.grams_per_token)
+               gold_reserve_g=GRAM_SIMPLE["supply_tokens"])
     upd.update(kw)
-    return spec.model_copy(update=upd)
+    return gram(**upd)
 
 
 # --------------------------------------------------------------------------- monotonicity
@@ -71,18 +74,17 @@ def test_cdp_backing_ratio_is_not_monotone_in_the_shock() -> None:
 
 
 def test_gold_token_larger_fall_never_gives_higher_holder_value() -> None:
-    out = GoldBackedToken(GRAM).run(shock_paths(FALLS))
+    out = ReserveBackedToken(GRAM).run(shock_paths(FALLS))
     assert (np.diff(out.holder_value_usd_per_token[:, -1]) < 0).all()
     assert (np.diff(out.holder_loss()) > 0).all()
     # fully gold-backed plus cash: no fall breaks it within the horizon
     assert not out.breached().any()
 
 
-@pytest.mark.parametrize("spec", [GRAM, frictionless(GRAM, gold_reserve_g=0.95e7,
-                                                     cash_buffer_usd=1e8)])
-def test_gold_token_larger_rise_never_gives_higher_backing(spec: GoldBackedTokenSpec) -> None:
+@pytest.mark.parametrize("spec", [GRAM, frictionless(gold_reserve_g=0.95e7, cash_buffer_usd=1e8)])
+def test_gold_token_larger_rise_never_gives_higher_backing(spec: ReserveBackedTokenSpec) -> None:
     """Cash is in USD: the higher gold goes, the smaller its share of the liabilities."""
-    out = GoldBackedToken(spec).run(shock_paths(np.linspace(0.0, 3.0, 61)))
+    out = ReserveBackedToken(spec).run(shock_paths(np.linspace(0.0, 3.0, 61)))
     assert (np.diff(out.backing_ratio[:, -1]) < 0).all()
 
 
@@ -93,9 +95,8 @@ def test_more_redemption_sensitivity_never_improves_cash_without_redeem_fees() -
     prices = wild_paths(200, 250, seed=1, vol=0.02)
     cash = []
     for sens in (0.0, 0.005, 0.02, 0.1, 0.5):
-        spec = GRAM.model_copy(update={"redeem_fee": 0.0, "redeem_drawdown_sensitivity": sens,
-                                       "max_redeem_share_per_day": 0.2})
-        cash.append(GoldBackedToken(spec).run(prices).cash_usd)
+        spec = gram(redeem_fee=0.0, redeem_drawdown_sensitivity=sens, max_redeem_share_per_day=0.2)
+        cash.append(ReserveBackedToken(spec).run(prices).cash_usd)
     for lower, higher in zip(cash[:-1], cash[1:]):
         assert (higher <= lower + 1e-6).all()
     assert (cash[-1][:, -1] < cash[0][:, -1]).mean() > 0.5  # and it does bite
@@ -106,11 +107,11 @@ def test_more_redemption_sensitivity_never_improves_cash_without_redeem_fees() -
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fully_backed_frictionless_token_stays_fully_backed_in_grams(seed: int) -> None:
-    spec = frictionless(GRAM, base_redeem_rate_per_day=0.01, redeem_drawdown_sensitivity=0.3,
+    spec = frictionless(base_redeem_rate_per_day=0.01, redeem_drawdown_sensitivity=0.3,
                         max_redeem_share_per_day=0.9, base_mint_rate_per_day=0.02)
     prices = wild_paths(500, 250, seed=seed, vol=0.05)
     assert prices.min() < 0.2 * P0 and prices.max() > 5 * P0  # extreme paths included
-    out = GoldBackedToken(spec).run(prices)
+    out = ReserveBackedToken(spec).run(prices)
     grams_owed = out.supply_tokens * spec.grams_per_token
     # float rounding only: each day adds/subtracts the same grams on both sides
     assert (out.gold_reserve_g >= grams_owed * (1 - 1e-12)).all()
@@ -191,15 +192,15 @@ def test_bad_debt_matches_gap_condition_on_random_paths() -> None:
 
 def test_gold_token_conserves_gold_and_tokens() -> None:
     prices = wild_paths(300, 250, seed=3, vol=0.02)
-    spec = GRAM.model_copy(update={"cash_buffer_usd": 2e5})  # cash runs out: gold is sold
-    out = GoldBackedToken(spec).run(prices)
+    spec = gram(cash_buffer_usd=2e5)  # cash runs out: gold is sold
+    out = ReserveBackedToken(spec).run(prices)
     # gold in = gold out + reserve change
     np.testing.assert_allclose(out.gold_reserve_g - out.gold_reserve_g[:, :1],
                                out.gold_in_g - out.gold_out_g, rtol=0, atol=1e-6)
     assert (np.diff(out.gold_in_g, axis=1) >= 0).all()
     assert (np.diff(out.gold_out_g, axis=1) >= 0).all()
     # without opex, every gram in or out comes with a token minted or redeemed
-    no_opex = GoldBackedToken(spec.model_copy(update={"opex_usd_per_year": 0.0})).run(prices)
+    no_opex = ReserveBackedToken(gram(cash_buffer_usd=2e5, opex_usd_per_year=0.0)).run(prices)
     d_supply_g = (no_opex.supply_tokens - no_opex.supply_tokens[:, :1]) * spec.grams_per_token
     np.testing.assert_allclose(d_supply_g, no_opex.gold_in_g - no_opex.gold_out_g,
                                rtol=0, atol=1e-5)

@@ -5,7 +5,7 @@ Closed forms used:
 - a frictionless fully gold-backed token (no fees, opex, flows or cash): holder value is
   ``grams * P_g``, so a gold move ``s`` costs holders exactly ``-s`` and the backing stays 1;
   its Monte Carlo holder loss at horizon ``h`` is the gold loss ``1 - P_h / P_0`` path by path;
-- a CDP stablecoin (MakerDAO rule of models/token.py): the first tranche is liquidated exactly
+- a CDP stablecoin (MakerDAO rule of models/token/cdp.py): the first tranche is liquidated exactly
   when ``CR_min * (1 + s) < L``, i.e. for a fall larger than ``1 - L / CR_min``;
 - the token bucket: ``per_minute`` requests at once, then one every ``60 / per_minute`` s.
 """
@@ -225,11 +225,21 @@ def test_runs_on_s3(make_client, service_root: ServiceRoot, tmp_path):
 
 # ------------------------------------------------------------------------------------ what-if
 FRICTIONLESS = {
-    "spec_version": 1, "kind": "gold_backed", "name": "Frictionless", "symbol": "FRIC",
-    "grams_per_token": 1.0, "supply_tokens": 1000.0, "gold_reserve_g": 1000.0, "cash_buffer_usd": 0.0,
-    "opex_usd_per_year": 0.0, "mint_fee": 0.0, "redeem_fee": 0.0, "base_redeem_rate_per_day": 0.0,
-    "redeem_drawdown_sensitivity": 0.0, "max_redeem_share_per_day": 0.0, "base_mint_rate_per_day": 0.0,
-    "mint_drawdown_sensitivity": 0.0,
+    "spec_version": 2, "kind": "gold_backed", "name": "Frictionless", "symbol": "FRIC",
+    "grams_per_token": 1.0, "supply_tokens": 1000.0, "opex_usd_per_year": 0.0,
+    "reserve": [
+        {"name": "cash", "kind": "usd_cash", "amount": 0.0, "liquidity_per_day": 1.0, "stressed_haircut": 0.0},
+        {"name": "bars", "kind": "allocated_gold", "amount": 1000.0, "liquidity_per_day": 1.0, "stressed_haircut": 0.0},
+    ],
+    "primary": {"mint_fee": 0.0, "redeem_fee": 0.0, "market_hours": "always"},
+    "secondary": {"wait_cost_per_day": None},
+    "redemption": {"base_rate_per_day": 0.0, "max_share_per_day": 0.0},
+}
+"""A frictionless, exactly gold-backed reserve-backed token without flows, premium or pool."""
+
+RETIRED_V1 = {
+    "spec_version": 1, "kind": "gold_backed", "name": "Old", "symbol": "OLD", "grams_per_token": 1.0,
+    "supply_tokens": 1000.0, "gold_reserve_g": 1000.0, "cash_buffer_usd": 0.0,
 }
 
 
@@ -312,9 +322,9 @@ def test_whatif_cdp_liquidation_threshold(client, analyst):
 def test_whatif_redemption_override_applies_to_gold_tokens_only(client, analyst):
     r = whatif(client, analyst, token_spec=FRICTIONLESS, redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
     assert r.status_code == 200, r.text
-    spec = r.json()["result"]["inputs"]["token_spec"]
-    assert spec["base_redeem_rate_per_day"] == 0.2 and spec["max_redeem_share_per_day"] >= 0.2
-    # a v2 preset (GRAM v2, PAXG, ...): the same share on its holder-flow fields
+    red = r.json()["result"]["inputs"]["token_spec"]["redemption"]
+    assert red["base_rate_per_day"] == 0.2 and red["max_share_per_day"] >= 0.2
+    # a preset (GRAM, PAXG, ...): the same share on its holder-flow fields
     r = whatif(client, analyst, token_preset="PAXG", redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
     assert r.status_code == 200, r.text
     red = r.json()["result"]["inputs"]["token_spec"]["redemption"]
@@ -337,6 +347,7 @@ def test_whatif_redemption_override_applies_to_gold_tokens_only(client, analyst)
     ({"token_preset": "NOPE", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_preset"),
     ({"token_preset": "GRAM", "token_spec": FRICTIONLESS, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_preset"),
     ({"shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_spec"),
+    ({"token_spec": RETIRED_V1, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "v1 gold-backed token"),
 ])
 def test_whatif_bad_input_is_422_naming_the_field(client, analyst, body, field):
     r = client.post("/api/whatif", json=body, headers=analyst)

@@ -27,7 +27,7 @@ What is checked, and against what:
 - the what-if form round-trips, compared with closed forms:
   GRAM (fully gold-backed, holder value ``NAV (1 - fee) min(1, backing)``): a gold move ``s``
   reached over the shock horizon loses exactly ``-s`` of the holder value while the backing stays
-  >= 1; GUSD (CDP, MakerDAO rule of models/token.py): a one-day move ``s`` liquidates every
+  >= 1; GUSD (CDP, MakerDAO rule of models/token/cdp.py): a one-day move ``s`` liquidates every
   tranche with ``CR_i (1 + s) < L``, leaving bad debt ``sum D_i (1 - CR_i (1 + s) (1 - h))^+``
   and holder value ``1 - bad / (live debt + bad)``, computed here from the spec file;
 - a viewer is told that what-ifs need the analyst role.
@@ -422,13 +422,13 @@ def test_whatif_gold_token_loses_exactly_the_gold_move(dashboard):
     page, _ = dashboard
     run_whatif(page, "GRAM", -25, 5)
     assert attr(page, "whatif-status") == "completed"
-    # GRAM is the v2 preset: holder value NAV min(1, B) (1 + p); with backing >= 1 and no
+    # GRAM is a reserve-backed preset: holder value NAV min(1, B) (1 + p); with backing >= 1 and no
     # backlog the premium p stays inside the no-arbitrage band [lo, hi] of its fees on day 0 and
     # day 5, so the loss is the gold move up to the band: 1 - 0.75 (1 + p5) / (1 + p0)
-    from models.market import arbitrage_band
-    from models.token_v2 import load_token_spec_v2
+    from models.premium import arbitrage_band
+    from models.token.spec import load_token_spec
 
-    spec = load_token_spec_v2(ROOT / "specs" / "v2" / "gram.toml")
+    spec = load_token_spec(ROOT / "specs" / "v2" / "gram.toml")
     lo, hi = arbitrage_band(spec.primary.mint_fee, spec.primary.redeem_fee, settlement_lag_days=float(spec.primary.settlement_lag_days))
     assert attr(page, "whatif-shock-backing_below_1") == "false"
     loss = value_of(page, "whatif-shock-holder_loss_frac_5d")

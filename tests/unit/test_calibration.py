@@ -280,7 +280,7 @@ def test_select_window_is_inclusive_and_checks_order():
 
 
 # ----------------------------------------------------------------------------------------------
-# a premium process (models.market.PremiumProcess) against data: closed forms of the Gaussian AR(1)
+# a premium process (models.premium.PremiumProcess) against data: closed forms of the Gaussian AR(1)
 # ----------------------------------------------------------------------------------------------
 M, PHI, SIGMA = 0.001, 0.7, 0.002
 
@@ -300,7 +300,7 @@ def _gaussian_ar1(n: int, seed: int, phi: float = PHI, hole_at: int | None = Non
 
 
 def _process(phi: float = PHI):
-    from models.market import PremiumProcess
+    from models.premium import PremiumProcess
 
     return PremiumProcess(mean=M, phi=phi, sigma=SIGMA)
 
@@ -388,10 +388,8 @@ def test_reproduction_check_accepts_the_true_process_and_rejects_a_wrong_one():
 
 def test_fitted_process_reproduces_the_sample_statistics():
     """The calibration loop on synthetic data: a t-AR(1) with rare jumps and a hole, fitted with
-    ``PremiumProcess.fit`` on the gap-marked series, reproduces mean, sd and lag-1 autocorrelation
-    within their sampling error (99% parametric-bootstrap intervals)."""
-    from models.market import PremiumProcess
-
+    ``fit_premium_process``, reproduces mean, sd and lag-1 autocorrelation within their sampling
+    error (99% parametric-bootstrap intervals)."""
     rng = np.random.default_rng(10)
     n, phi, sig, df = 700, 0.8, 0.002, 5.0
     x = np.empty(n)
@@ -402,7 +400,7 @@ def test_fitted_process_reproduces_the_sample_statistics():
         x[t] = phi * x[t - 1] + sig * e[t] + jumps[t] * rng.normal(0.01, 0.004)
     days = pd.bdate_range("2022-01-03", periods=n + 40, tz="UTC").delete(slice(350, 390))
     p = pd.Series(x, index=days)
-    proc = PremiumProcess.fit(cal.gap_marked(p), innovations="t", jumps=True)
+    proc = cal.fit_premium_process(p, innovations="t", jumps=True).process
     assert proc.fit_info.n_obs == cal.premium_statistics(p).n_pairs == n - 2  # no step across the hole
     check = cal.reproduction_check(proc, p, np.random.default_rng(11), n_paths=1000)
     assert all(v["within"] for v in check.values()), check
@@ -411,10 +409,8 @@ def test_fitted_process_reproduces_the_sample_statistics():
 def test_gaussian_conditional_mle_equals_ols_on_the_step_pairs():
     """For normal innovations without jumps the conditional MLE of (m, phi, sigma) is OLS on the
     step pairs (Hamilton 1994, sec. 5.2): the fit must use exactly the pairs of ``step_pairs``."""
-    from models.market import PremiumProcess
-
     p = _gaussian_ar1(500, 12, hole_at=250)
-    proc = PremiumProcess.fit(cal.gap_marked(p), innovations="normal", jumps=False)
+    proc = cal.fit_premium_process(p, innovations="normal", jumps=False).process
     reg = stats.linregress(*cal.step_pairs(p))
     assert proc.phi == pytest.approx(reg.slope, abs=2e-3)
     assert proc.mean == pytest.approx(reg.intercept / (1 - reg.slope), abs=1e-4)

@@ -1,17 +1,19 @@
 """failure_boundary (reverse stress boundary, MiCA RTS 2025/1264 Art. 5(2)) and
-with_redemption_share against hand-derived closed forms on small v2 tokens built here."""
+with_redemption_share against hand-derived closed forms on small reserve-backed tokens built here."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from models.units import TROY_OUNCE_G
 from models.risk import _ramp_paths, failure_boundary, token_fails
-from models.token_v2 import TokenV2, TokenV2Spec, with_redemption_share
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import ReserveBackedTokenSpec, with_redemption_share
+from models.units import TROY_OUNCE_G
 
 N = 1000.0  # tokens of 1 g
 P0_G = 100.0  # USD per gram at day 0
@@ -19,10 +21,10 @@ P0_OZ = P0_G * TROY_OUNCE_G
 H = 30
 
 
-def _spec(*, gold_g: float, gold_liq: float, haircut: float, cash_usd: float, opex: float = 0.0) -> TokenV2Spec:
+def _spec(*, gold_g: float, gold_liq: float, haircut: float, cash_usd: float, opex: float = 0.0) -> ReserveBackedTokenSpec:
     """1 token = 1 g; cash listed first (liquidation order), all redemptions paid in USD, no fees,
     no settlement lag, market always open, no premium process, no AMM."""
-    return TokenV2Spec.model_validate({
+    return ReserveBackedTokenSpec.model_validate({
         "spec_version": 2, "kind": "gold_backed", "name": "test", "symbol": "TST",
         "grams_per_token": 1.0, "supply_tokens": N, "opex_usd_per_year": opex, "days_per_year": 252.0,
         "reserve": [
@@ -36,8 +38,8 @@ def _spec(*, gold_g: float, gold_liq: float, haircut: float, cash_usd: float, op
     })
 
 
-def _boundary(spec: TokenV2Spec, shares, **kw):
-    return failure_boundary(lambda s: TokenV2(with_redemption_share(spec, s, H)), P0_OZ, shares, H, **kw)
+def _boundary(spec: ReserveBackedTokenSpec, shares, **kw):
+    return failure_boundary(lambda s: ReserveBackedToken(with_redemption_share(spec, s, H)), P0_OZ, shares, H, **kw)
 
 
 # ------------------------------------------------------------------ with_redemption_share
@@ -54,11 +56,11 @@ def test_with_redemption_share_requests_exactly_the_share(share):
     assert spec.redemption.drawdown_sensitivity == 0.5  # the original is untouched
     # simulated: cumulative requests over H days (falling gold, which would trigger drawdown
     # redemptions in the original) equal share * supply_0
-    out = TokenV2(s2).run(_ramp_paths(P0_OZ, np.array([0.0, -0.3]), H, H))
+    out = ReserveBackedToken(s2).run(_ramp_paths(P0_OZ, np.array([0.0, -0.3]), H, H))
     assert out.redemption_demand_tokens.sum(axis=1) == pytest.approx([share * N] * 2, rel=1e-9, abs=1e-9)
     assert out.minted_tokens.sum() == 0.0
     # and the wave ends at H: run twice as long, the requests after day H are zero
-    longer = TokenV2(s2).run(_ramp_paths(P0_OZ, np.array([0.0, -0.3]), H, 2 * H))
+    longer = ReserveBackedToken(s2).run(_ramp_paths(P0_OZ, np.array([0.0, -0.3]), H, 2 * H))
     assert longer.redemption_demand_tokens[:, H + 1 :].sum() == 0.0
     assert longer.redemption_demand_tokens.sum(axis=1) == pytest.approx([share * N] * 2, rel=1e-9, abs=1e-9)
 
@@ -136,10 +138,10 @@ def test_opex_and_fire_sales_closed_form_threshold_and_monotone():
 def test_found_drop_fails_and_a_slightly_smaller_one_does_not():
     """Independent check of the boundary point by direct runs of the model."""
     spec = with_redemption_share(_spec(gold_g=N * 1.05, gold_liq=1.0, haircut=0.1, cash_usd=0.0, opex=5_000.0), 0.3, H)
-    (row,) = failure_boundary(lambda s: TokenV2(spec), P0_OZ, [0.3], H, tol=1e-4)
+    (row,) = failure_boundary(lambda s: ReserveBackedToken(spec), P0_OZ, [0.3], H, tol=1e-4)
     m = row["gold_drop_frac"]
     assert m is not None and 0 < m < 0.99
-    out = TokenV2(spec).run(_ramp_paths(P0_OZ, -np.array([m, m - 1e-4, m - 1e-3]), H, H))
+    out = ReserveBackedToken(spec).run(_ramp_paths(P0_OZ, -np.array([m, m - 1e-4, m - 1e-3]), H, H))
     assert token_fails(out).tolist() == [True, False, False]
 
 
@@ -152,7 +154,7 @@ def test_fully_backed_frictionless_token_never_fails():
 
 def test_failure_boundary_rejects_bad_input():
     spec = _spec(gold_g=N, gold_liq=1.0, haircut=0.0, cash_usd=0.0)
-    mk = lambda s: TokenV2(with_redemption_share(spec, s, H))  # noqa: E731
+    mk = lambda s: ReserveBackedToken(with_redemption_share(spec, s, H))  # noqa: E731
     for kw, field in (({"shares": [1.2]}, "shares"), ({"shares": []}, "shares"), ({"horizon_days": 0}, "horizon_days"),
                       ({"max_drop": 1.0}, "max_drop"), ({"tol": 0.0}, "tol"), ({"n_grid": 1}, "n_grid"),
                       ({"p0_usd_per_oz": -1.0}, "p0_usd_per_oz")):
@@ -163,10 +165,14 @@ def test_failure_boundary_rejects_bad_input():
         failure_boundary("not callable", P0_OZ, [0.1], H)
 
 
-def test_analyse_wiring_builds_the_boundary_for_v2_specs_only():
-    """tasks.analyse gives v2 specs (with a reserve) a boundary over BOUNDARY_SHARES equal to a
-    direct failure_boundary call; the report renders it; v1 specs get none."""
-    from models.metrics import BOUNDARY_HORIZON_DAYS, BOUNDARY_SHARES, reverse_stress_boundary_summary
+def test_analyse_wiring_builds_the_boundary_for_reserve_backed_specs_only():
+    """tasks.analyse gives reserve-backed specs a boundary over BOUNDARY_SHARES equal to a
+    direct failure_boundary call; the report renders it; a CDP spec (no reserve) gets none."""
+    from models.metrics import (
+        BOUNDARY_HORIZON_DAYS,
+        BOUNDARY_SHARES,
+        reverse_stress_boundary_summary,
+    )
     from goldstress.report import _boundary_html
 
     spec = _spec(gold_g=N, gold_liq=0.0, haircut=0.05, cash_usd=20_000.0)
@@ -177,5 +183,8 @@ def test_analyse_wiring_builds_the_boundary_for_v2_specs_only():
     assert [r["fails_without_drop"] for r in b["rows"]] == [s > 0.2 for s in BOUNDARY_SHARES]
     page = _boundary_html({"reverse_stress_boundary": b})
     assert "Reverse stress boundary (MiCA Art. 5)" in page and page.count("<tr>") == len(BOUNDARY_SHARES) + 1
-    assert reverse_stress_boundary_summary({"spec_version": 1, "kind": "gold_backed"}, P0_OZ) is None
+    from models.token.spec import load_token_spec
+
+    gusd = load_token_spec(Path(__file__).resolve().parents[2] / "specs" / "gusd_cdp.toml")
+    assert reverse_stress_boundary_summary(gusd.model_dump(mode="json"), P0_OZ) is None
     assert _boundary_html({}) == ""

@@ -1,4 +1,4 @@
-"""Recommendations (models/recommend.py) and the redemption gate (models/token_v2.py) against
+"""Recommendations (models/recommend.py) and the redemption gate (models/token/reserve_backed.py) against
 closed forms and brute-force re-runs."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.units import TROY_OUNCE_G
 from models.recommend import (
     SettingResult,
     cash_buffer_for_coverage,
@@ -19,7 +18,9 @@ from models.recommend import (
     with_cash_buffer,
     with_primary,
 )
-from models.token_v2 import TokenV2, load_token_spec_v2, parse_token_spec_v2, with_redemption_share
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import load_token_spec, parse_token_spec, with_redemption_share
+from models.units import TROY_OUNCE_G
 
 SPECS = Path(__file__).resolve().parents[2] / "specs" / "v2"
 P0 = 2_000.0
@@ -29,7 +30,7 @@ GPT = TROY_OUNCE_G  # 1 oz per token: NAV = P0
 def cash_only_spec(cash_usd: float, fee: float = 0.0) -> object:
     """A token whose gold cannot be sold (liquidity 0) and whose redemptions are all in USD,
     paid the same day (lag 0), every day open, no premium noise: only cash meets claims."""
-    return parse_token_spec_v2(
+    return parse_token_spec(
         {
             "spec_version": 2,
             "kind": "gold_backed",
@@ -62,7 +63,7 @@ def test_gate_accepts_exactly_the_limit_and_refuses_the_rest():
     r = spec.redemption.base_rate_per_day
     L = 0.02
     assert r > L
-    out = TokenV2(with_primary(spec, redemption_limit_share_per_day=L)).run(flat_gold(1, 10))
+    out = ReserveBackedToken(with_primary(spec, redemption_limit_share_per_day=L)).run(flat_gold(1, 10))
     supply = out.supply_tokens[0]
     for t in range(1, 11):
         expect_req = r * supply[t - 1]
@@ -76,8 +77,8 @@ def test_gate_accepts_exactly_the_limit_and_refuses_the_rest():
 
 def test_gate_above_the_requests_changes_nothing():
     spec = with_redemption_share(cash_only_spec(cash_usd=1e12), 0.1, 10)
-    free_run = TokenV2(spec).run(flat_gold(1, 10))
-    gated = TokenV2(with_primary(spec, redemption_limit_share_per_day=0.5)).run(flat_gold(1, 10))
+    free_run = ReserveBackedToken(spec).run(flat_gold(1, 10))
+    gated = ReserveBackedToken(with_primary(spec, redemption_limit_share_per_day=0.5)).run(flat_gold(1, 10))
     np.testing.assert_array_equal(free_run.supply_tokens, gated.supply_tokens)
     np.testing.assert_array_equal(free_run.liquidity_coverage, gated.liquidity_coverage)
 
@@ -94,8 +95,8 @@ def test_gate_out_of_range_names_the_field(bad):
 def test_with_cash_buffer_raises_backing_by_buffer_over_liabilities():
     spec = cash_only_spec(cash_usd=0.0)
     b = 1_234_567.0
-    base = TokenV2(spec).run(flat_gold(1, 1))
-    buffered = TokenV2(with_cash_buffer(spec, b)).run(flat_gold(1, 1))
+    base = ReserveBackedToken(spec).run(flat_gold(1, 1))
+    buffered = ReserveBackedToken(with_cash_buffer(spec, b)).run(flat_gold(1, 1))
     liab = 10_000.0 * P0
     assert buffered.backing_ratio[0, 0] - base.backing_ratio[0, 0] == pytest.approx(b / liab, rel=1e-12)
 
@@ -116,7 +117,7 @@ def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee,
     assert res.after["meets_target"] == 1.0 and res.before["meets_target"] == 0.0
     assert res.after["coverage_q"] >= 1.0
     # and just below it the criterion fails
-    below = liquidity_stats(TokenV2(with_cash_buffer(spec, expect * (1 - 1e-3))).run(flat_gold(3, horizon)), horizon, 0.99)
+    below = liquidity_stats(ReserveBackedToken(with_cash_buffer(spec, expect * (1 - 1e-3))).run(flat_gold(3, horizon)), horizon, 0.99)
     assert below["meets_target"] == 0.0
 
 
@@ -136,7 +137,7 @@ def test_cash_buffer_closed_form_holds_on_a_calendar_with_weekends():
     res = cash_buffer_for_coverage(spec, gold, horizon_days=12, tol_frac=1e-6, calendar=cal)
     assert res.buffer_usd == pytest.approx(share * 10_000.0 * P0 * (1 - fee), abs=2e-6 * 10_000.0 * P0)
     # without a buffer the weekend pile-up shows on the Monday: claims of Sat, Sun and Mon wait
-    out = TokenV2(spec).run(gold, cal)
+    out = ReserveBackedToken(spec).run(gold, calendar=cal)
     monday = int(np.flatnonzero(cal == pd.Timestamp("2026-08-17"))[0])
     assert out.redemption_demand_tokens[0, monday - 2 : monday].sum() > 0 and out.redeemed_cash_tokens[0, monday - 2 : monday].sum() == 0
 
@@ -155,7 +156,7 @@ def test_cash_buffer_on_a_preset_matches_a_brute_force_grid():
     # XAUT-like preset under a 20 %-in-5-days wave on random gold paths: the bisection answer
     # lies between the last failing and the first meeting buffer of an independent grid of
     # re-runs, and the criterion is monotone on that grid (the bisection's assumption)
-    spec = with_redemption_share(load_token_spec_v2(SPECS / "xaut.toml"), 0.2, 5)
+    spec = with_redemption_share(load_token_spec(SPECS / "xaut.toml"), 0.2, 5)
     rng = np.random.default_rng(7)
     r = rng.normal(0.0, 0.012, size=(400, 10))
     gold = 4_000.0 * np.exp(np.c_[np.zeros(400), np.cumsum(r, axis=1)])
@@ -163,7 +164,7 @@ def test_cash_buffer_on_a_preset_matches_a_brute_force_grid():
     liab = spec.supply_tokens * 4_000.0
     grid = np.linspace(0.0, 0.5, 51) * liab
     meets = [
-        liquidity_stats(TokenV2(with_cash_buffer(spec, b)).run(gold, None, np.random.default_rng(11)), 10, 0.99)["meets_target"]
+        liquidity_stats(ReserveBackedToken(with_cash_buffer(spec, b)).run(gold, rng=np.random.default_rng(11)), 10, 0.99)["meets_target"]
         for b in grid
     ]
     assert all(a <= b for a, b in zip(meets, meets[1:])), "criterion not monotone in the buffer"
@@ -191,7 +192,7 @@ def test_buffer_and_primary_helpers_reject_bad_input():
         with_cash_buffer(cash_only_spec(0.0), -1.0)
     with pytest.raises(ValueError, match="unknown field"):
         with_primary(cash_only_spec(0.0), redeem_fees=0.01)
-    with pytest.raises(ValueError, match="TokenV2Spec"):
+    with pytest.raises(ValueError, match="ReserveBackedTokenSpec"):
         with_cash_buffer({"symbol": "X"}, 1.0)
 
 
@@ -199,7 +200,7 @@ def test_buffer_and_primary_helpers_reject_bad_input():
 # fee and gate grid
 # ---------------------------------------------------------------------------------------------
 def test_tighter_gate_never_lowers_coverage_and_refuses_more():
-    spec = load_token_spec_v2(SPECS / "xaut.toml")
+    spec = load_token_spec(SPECS / "xaut.toml")
     rng = np.random.default_rng(3)
     gold = 4_000.0 * np.exp(np.c_[np.zeros(300), np.cumsum(rng.normal(0, 0.012, (300, 10)), axis=1)])
     rows = evaluate_settings(
@@ -251,10 +252,10 @@ def test_choose_setting_rule():
 
 
 def test_liquidity_stats_against_direct_computation():
-    spec = load_token_spec_v2(SPECS / "paxg.toml")
+    spec = load_token_spec(SPECS / "paxg.toml")
     rng = np.random.default_rng(1)
     gold = 4_000.0 * np.exp(np.c_[np.zeros(200), np.cumsum(rng.normal(0, 0.015, (200, 20)), axis=1)])
-    out = TokenV2(with_redemption_share(spec, 0.3, 20)).run(gold, None, np.random.default_rng(2))
+    out = ReserveBackedToken(with_redemption_share(spec, 0.3, 20)).run(gold, rng=np.random.default_rng(2))
     st = liquidity_stats(out, 20, 0.95)
     mins = np.sort(out.liquidity_coverage[:, 1:21].min(axis=1))
     assert st["coverage_q"] == mins[math.ceil(0.05 * 200) - 1]  # inverted-cdf quantile: the 10th smallest

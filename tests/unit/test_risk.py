@@ -8,18 +8,22 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from models.units import TROY_OUNCE_G
 from models.risk import (
     ReverseStressResult,
     basel_traffic_light,
     christoffersen_cc,
     christoffersen_independence,
+    closed_form_break_move,
     kupiec_pof,
     reverse_stress,
     var_es,
     var_exceptions,
 )
-from models.token import CdpStablecoin, CdpStablecoinSpec, GoldBackedToken, GoldBackedTokenSpec
+from models.token.cdp import CdpStablecoin
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec
+from models.units import TROY_OUNCE_G
+from tests.token_specs import simple_reserve_backed
 
 # --------------------------------------------------------------------------- VaR / ES
 
@@ -212,7 +216,7 @@ P0 = 4400.0
 
 def gusd(haircut: float = 0.05) -> CdpStablecoinSpec:
     return CdpStablecoinSpec(
-        spec_version=1, kind="gold_cdp", name="G", symbol="G", supply_usd=1e8,
+        spec_version=2, kind="gold_cdp", name="G", symbol="G", supply_usd=1e8,
         tranches=[{"debt_share": 0.5, "collateral_ratio": 1.8},
                   {"debt_share": 0.3, "collateral_ratio": 1.5},
                   {"debt_share": 0.2, "collateral_ratio": 1.3}],
@@ -220,16 +224,9 @@ def gusd(haircut: float = 0.05) -> CdpStablecoinSpec:
     )
 
 
-def gold_token(coverage: float, cash_usd: float, **kw: float) -> GoldBackedTokenSpec:
-    base = dict(
-        spec_version=1, kind="gold_backed", name="T", symbol="T", grams_per_token=1.0,
-        supply_tokens=1e6, gold_reserve_g=coverage * 1e6, cash_buffer_usd=cash_usd,
-        opex_usd_per_year=0.0, mint_fee=0.0, redeem_fee=0.0, base_redeem_rate_per_day=0.0,
-        redeem_drawdown_sensitivity=0.0, max_redeem_share_per_day=0.5,
-        base_mint_rate_per_day=0.0, mint_drawdown_sensitivity=0.0,
-    )
-    base.update(kw)
-    return GoldBackedTokenSpec(**base)
+def gold_token(coverage: float, cash_usd: float, **kw: float) -> ReserveBackedTokenSpec:
+    """Reserve-backed token of 1e6 tokens of 1 g: gold coverage ``coverage``, cash ``cash_usd``."""
+    return simple_reserve_backed(supply_tokens=1e6, gold_reserve_g=coverage * 1e6, cash_buffer_usd=cash_usd, **kw)
 
 
 @pytest.mark.parametrize("haircut", [0.0, 0.05, 0.5])
@@ -256,16 +253,18 @@ def test_reverse_stress_partially_gold_backed_token_breaks_on_a_rise() -> None:
     cash = 1.37 * p0_g * supply * (1 - g)  # breaks 37 % above today's price
     threshold_g = cash / (supply * 1.0 * (1 - g))
     expected = threshold_g / p0_g - 1
-    model = GoldBackedToken(gold_token(g, cash))
+    model = ReserveBackedToken(gold_token(g, cash))
     up = reverse_stress(model, P0, (1, 10, 30), direction=+1, tol=1e-5, total_days=60)
     for r in up:
         assert expected <= r.move <= expected + 1e-5
+    cf = closed_form_break_move(gold_token(g, cash), P0)
+    assert cf["direction"] == 1 and cf["move_frac"] == pytest.approx(expected, rel=1e-12)
     # a fall only raises the cash share: never breaks
     assert [r.move for r in reverse_stress(model, P0, (1, 30), direction=-1)] == [None, None]
 
 
 def test_reverse_stress_fully_backed_frictionless_token_never_breaks() -> None:
-    model = GoldBackedToken(gold_token(1.0, 0.0, base_redeem_rate_per_day=0.01,
+    model = ReserveBackedToken(gold_token(1.0, 0.0, base_redeem_rate_per_day=0.01,
                                        redeem_drawdown_sensitivity=0.2,
                                        base_mint_rate_per_day=0.01))
     for direction in (-1, 1):
@@ -273,8 +272,19 @@ def test_reverse_stress_fully_backed_frictionless_token_never_breaks() -> None:
         assert [r.move for r in res] == [None, None, None]
 
 
+def test_closed_form_break_move_per_kind() -> None:
+    cdp = closed_form_break_move(gusd(), P0)
+    assert cdp["direction"] == -1 and cdp["move_frac"] == pytest.approx(1.2 / 1.3 - 1, rel=1e-15)
+    assert closed_form_break_move(gold_token(1.0, 0.0), P0)["move_frac"] is None
+    assert closed_form_break_move(gold_token(0.8, 0.0), P0)["move_frac"] == 0.0
+    with pytest.raises(ValueError, match="p0_usd_per_oz"):
+        closed_form_break_move(gusd(), 0.0)
+    with pytest.raises(ValueError, match="spec"):
+        closed_form_break_move("gram", P0)  # type: ignore[arg-type]
+
+
 def test_reverse_stress_reports_a_token_broken_at_baseline() -> None:
-    res = reverse_stress(GoldBackedToken(gold_token(0.8, 0.0)), P0, (1, 10))
+    res = reverse_stress(ReserveBackedToken(gold_token(0.8, 0.0)), P0, (1, 10))
     assert [(r.move, r.baseline_breaks) for r in res] == [(0.0, True), (0.0, True)]
 
 
@@ -283,11 +293,11 @@ def test_reverse_stress_opex_breaks_the_token_once_cash_is_gone() -> None:
     price (baseline breaks). Cash of exactly 5 days of opex: backing in grams stays 1 up to day
     5 (never breaks over 5 days) and falls below 1 on day 6 (baseline breaks over 6 days)."""
     spec = gold_token(1.0, 0.0, opex_usd_per_year=252e3)
-    assert reverse_stress(GoldBackedToken(spec), P0, (1,))[0].baseline_breaks
+    assert reverse_stress(ReserveBackedToken(spec), P0, (1,))[0].baseline_breaks
     spec_cash = gold_token(1.0, 5e3, opex_usd_per_year=252e3)  # 1000 USD a day
-    res = reverse_stress(GoldBackedToken(spec_cash), P0, (1, 5), total_days=5)
+    res = reverse_stress(ReserveBackedToken(spec_cash), P0, (1, 5), total_days=5)
     assert [r.move for r in res] == [None, None]
-    res6 = reverse_stress(GoldBackedToken(spec_cash), P0, (1, 5), total_days=6)
+    res6 = reverse_stress(ReserveBackedToken(spec_cash), P0, (1, 5), total_days=6)
     assert [(r.move, r.baseline_breaks) for r in res6] == [(0.0, True), (0.0, True)]
 
 

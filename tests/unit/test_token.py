@@ -1,4 +1,6 @@
-"""Token specs and token models vs hand-computed examples and brute-force scalar references."""
+"""Token specs (one schema, one loader), the model dispatcher, the CDP stablecoin and the
+reserve-backed token's basic mechanics vs hand-computed examples and brute-force scalar
+references."""
 
 from __future__ import annotations
 
@@ -6,38 +8,27 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from goldstress.settings import PROJECT_ROOT
+from models.token.cdp import CdpStablecoin
+from models.token.outcome import TokenOutcome
+from models.token.protocol import TokenModel, build_token_model
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec, load_token_spec
 from models.units import TROY_OUNCE_G
-from models.token import (
-    CdpStablecoin,
-    CdpStablecoinSpec,
-    GoldBackedToken,
-    GoldBackedTokenSpec,
-    TokenOutcome,
-    build_token_model,
-    load_token_spec,
-)
+from tests.token_specs import simple_reserve_backed
 
 SPECS = PROJECT_ROOT / "specs"
 
 
-def gold_spec(**kw: float) -> GoldBackedTokenSpec:
-    base = dict(
-        spec_version=1, kind="gold_backed", name="T", symbol="T", grams_per_token=1.0,
-        supply_tokens=1000.0, gold_reserve_g=1000.0, cash_buffer_usd=0.0,
-        opex_usd_per_year=0.0, days_per_year=252.0, mint_fee=0.0, redeem_fee=0.0,
-        base_redeem_rate_per_day=0.0, redeem_drawdown_sensitivity=0.0,
-        max_redeem_share_per_day=0.5, base_mint_rate_per_day=0.0, mint_drawdown_sensitivity=0.0,
-    )
-    base.update(kw)
-    return GoldBackedTokenSpec(**base)
+gold_spec = simple_reserve_backed
 
 
 def cdp_spec(tranches=((1.0, 1.5),), **kw: float) -> CdpStablecoinSpec:
     base = dict(
-        spec_version=1, kind="gold_cdp", name="C", symbol="C", supply_usd=1000.0,
+        spec_version=2, kind="gold_cdp", name="C", symbol="C", supply_usd=1000.0,
         tranches=[{"debt_share": d, "collateral_ratio": c} for d, c in tranches],
         liquidation_ratio=1.2, liquidation_penalty=0.13, liquidation_haircut=0.05,
     )
@@ -55,16 +46,17 @@ def random_prices(n: int, days: int, vol: float, seed: int, p0: float = 2000.0) 
 
 
 def test_committed_specs_load_with_documented_values() -> None:
-    gram = load_token_spec(SPECS / "gram.toml")
+    gram = load_token_spec(SPECS / "v2" / "gram.toml")
     gusd = load_token_spec(SPECS / "gusd_cdp.toml")
-    assert isinstance(gram, GoldBackedTokenSpec) and gram.symbol == "GRAM"
+    assert isinstance(gram, ReserveBackedTokenSpec) and gram.symbol == "GRAM"
     assert gram.grams_per_token == 1.0
-    assert gram.gold_reserve_g >= gram.supply_tokens * gram.grams_per_token  # fully backed
-    assert isinstance(gusd, CdpStablecoinSpec) and gusd.symbol == "GUSD"
+    assert gram.initial_gold_coverage >= 1.0  # fully backed
+    assert isinstance(gusd, CdpStablecoinSpec) and gusd.symbol == "GUSD" and gusd.spec_version == 2
     assert [(t.debt_share, t.collateral_ratio) for t in gusd.tranches] == [
         (0.5, 1.8), (0.3, 1.5), (0.2, 1.3)
     ]
     assert gusd.liquidation_ratio == 1.2 and gusd.min_collateral_ratio == 1.3
+    assert (gusd.supply_usd, gusd.liquidation_penalty, gusd.liquidation_haircut) == (100_000_000.0, 0.13, 0.05)
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -73,25 +65,27 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-GRAM_TEXT = (SPECS / "gram.toml").read_text()
+GRAM_TEXT = (SPECS / "v2" / "gram.toml").read_text()
 
 
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda t: t.replace("spec_version = 1\n", ""), "spec_version"),
-        (lambda t: t.replace("spec_version = 1", "spec_version = 2"), "spec_version"),
-        (lambda t: t + "\nsurprise = 3\n", "surprise"),
-        (lambda t: t.replace("mint_fee = 0.0025", "mint_fee = 1.5"), "mint_fee"),
-        (lambda t: t.replace("redeem_fee = 0.0025", "redeem_fee = -0.1"), "redeem_fee"),
+        (lambda t: t.replace("spec_version = 2\n", ""), "spec_version"),
+        (lambda t: t.replace("spec_version = 2", "spec_version = 3"), "spec_version"),
+        (lambda t: t.replace("spec_version = 2", "spec_version = true"), "spec_version"),
+        (lambda t: t.replace("supply_tokens = 10_000_000.0\n", "supply_tokens = 10_000_000.0\nsurprise = 3\n"), "surprise"),
+        (lambda t: t.replace("mint_fee = 0.0025", "mint_fee = 1.5"), "primary.mint_fee"),
+        (lambda t: t.replace("redeem_fee = 0.0025", "redeem_fee = -0.1"), "primary.redeem_fee"),
         (lambda t: t.replace("supply_tokens = 10_000_000.0\n", ""), "supply_tokens"),
         (lambda t: t.replace('kind = "gold_backed"', 'kind = "silver"'), "kind"),
-        (lambda t: t.replace("max_redeem_share_per_day = 0.05",
-                             "max_redeem_share_per_day = 1.0"), "max_redeem_share_per_day"),
+        (lambda t: t.replace("max_share_per_day = 0.05", "max_share_per_day = 1.5"), "redemption.max_share_per_day"),
     ],
 )
 def test_bad_gold_spec_raises_naming_file_and_field(tmp_path: Path, edit, field: str) -> None:
-    path = _write(tmp_path, edit(GRAM_TEXT))
+    text = edit(GRAM_TEXT)
+    assert text != GRAM_TEXT
+    path = _write(tmp_path, text)
     with pytest.raises(ValueError) as exc:
         load_token_spec(path)
     assert str(exc.value).startswith(f"{path}: ")
@@ -125,25 +119,38 @@ def test_bad_cdp_spec_raises_naming_file_and_field(tmp_path: Path, edit, field: 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not valid TOML"):
-        load_token_spec(_write(tmp_path, "spec_version = = 1"))
+        load_token_spec(_write(tmp_path, "spec_version = = 2"))
     with pytest.raises(FileNotFoundError, match="absent.toml"):
         load_token_spec(tmp_path / "absent.toml")
 
 
 def test_build_token_model_dispatches_on_kind() -> None:
-    assert isinstance(build_token_model(gold_spec()), GoldBackedToken)
-    assert isinstance(build_token_model(cdp_spec()), CdpStablecoin)
-    with pytest.raises(ValueError, match="^spec: expected a token spec, got str"):
+    backed, cdp = build_token_model(gold_spec()), build_token_model(cdp_spec())
+    assert isinstance(backed, ReserveBackedToken) and isinstance(cdp, CdpStablecoin)
+    assert isinstance(backed, TokenModel) and isinstance(cdp, TokenModel)  # structural type
+    with pytest.raises(ValueError, match="spec"):
         build_token_model("gram")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^spec: expected GoldBackedTokenSpec, got CdpStablecoinSpec"):
-        GoldBackedToken(cdp_spec())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="spec"):
+        ReserveBackedToken(cdp_spec())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="spec"):
+        CdpStablecoin(gold_spec())  # type: ignore[arg-type]
 
 
-# --------------------------------------------------------------------------- gold token
+def test_cdp_accepts_and_ignores_calendar_and_rng() -> None:
+    prices = random_prices(5, 10, 0.05, seed=3)
+    m = CdpStablecoin(cdp_spec())
+    a = m.run(prices)
+    b = m.run(prices, calendar=pd.date_range("2025-01-03", periods=11), rng=np.random.default_rng(1))
+    for name in ("backing_ratio", "bad_debt_usd", "liquidated", "supply_tokens", "cash_usd"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+# --------------------------------------------------------------------------- reserve-backed token, basic mechanics
 
 
 def test_gold_token_two_day_hand_example() -> None:
-    """Every step computed by hand (numbers in the comments)."""
+    """Opex from cash then gold, drawdown-driven redemptions, mints shrinking with the drawdown,
+    fees into cash: every step computed by hand (numbers in the comments)."""
     spec = gold_spec(
         supply_tokens=100.0, gold_reserve_g=100.0, cash_buffer_usd=10.0,
         opex_usd_per_year=15.0, days_per_year=1.0,  # 15 USD a day
@@ -153,12 +160,12 @@ def test_gold_token_two_day_hand_example() -> None:
     )
     # USD per gram: 10 then 8 (drawdown 0.2) then 12 (new high, drawdown 0)
     prices = np.array([[10.0, 8.0, 12.0]]) * TROY_OUNCE_G
-    out = GoldBackedToken(spec).run(prices)
-    # day 1: opex 15: cash 10 -> 0, 5 USD of gold sold at 8 -> 0.625 g; gold 99.375
-    # redeem share 0.01 + 0.1*0.2 = 0.03 of 100 -> 3 tokens, 3 g; fee 0.01*3*8 = 0.24
+    out = ReserveBackedToken(spec).run(prices)
+    # day 1: redeem share 0.01 + 0.1*0.2 = 0.03 of 100 -> 3 tokens, 3 g; fee 0.01*3*8 = 0.24
+    # opex 15: cash 10 -> 0, 5 USD of gold sold at 8 -> 0.625 g
     # mint share 0.02*(1 - 2*0.2) = 0.012 of 100 -> 1.2 tokens, 1.2 g; fee 0.02*1.2*8 = 0.192
     g1, c1, s1 = 100 - 0.625 - 3 + 1.2, 0.24 + 0.192, 100 - 3 + 1.2
-    # day 2: opex 15 > cash 0.432: sell (15-0.432)/12 g; redeem 0.01*98.2; mint 0.02*98.2
+    # day 2: redeem 0.01*98.2; opex 15 > cash 0.432: sell (15-0.432)/12 g; mint 0.02*98.2
     sold2 = (15 - c1) / 12
     r2, m2 = 0.01 * s1, 0.02 * s1
     g2 = g1 - sold2 - r2 + m2
@@ -170,26 +177,31 @@ def test_gold_token_two_day_hand_example() -> None:
     b1 = (g1 * 8 + c1) / (s1 * 8)
     np.testing.assert_allclose(out.backing_ratio[0, 1], b1, rtol=1e-13)
     np.testing.assert_allclose(out.backing_ratio[0, 0], (1000 + 10) / 1000, rtol=1e-13)
-    # b1 < 1: holder gets the pro-rata reserve less the fee
+    # b1 < 1: a redeeming holder gets the pro-rata reserve less the fee
     assert b1 < 1
-    np.testing.assert_allclose(out.holder_value_usd_per_token[0, 1], 8 * 0.99 * b1, rtol=1e-13)
-    np.testing.assert_allclose(out.holder_value_usd_per_token[0, 0], 10 * 0.99, rtol=1e-13)
+    np.testing.assert_allclose(out.redemption_value_usd_per_token[0, 1], 8 * 0.99 * b1, rtol=1e-13)
+    np.testing.assert_allclose(out.redemption_value_usd_per_token[0, 0], 10 * 0.99, rtol=1e-13)
     np.testing.assert_allclose(out.reserve_value_usd[0, 1], g1 * 8 + c1, rtol=1e-13)
     np.testing.assert_allclose(out.gold_out_g[0], [0, 3.625, 3.625 + sold2 + r2], rtol=1e-13)
     np.testing.assert_allclose(out.gold_in_g[0], [0, 1.2, 1.2 + m2], rtol=1e-13)
-    assert not out.liquidated.any() and not out.bad_debt_usd.any()
+    assert not out.liquidated.any() and not out.bad_debt_usd[:, 0].any()
     assert out.breached().tolist() == [True]
 
 
-def gold_reference(spec: GoldBackedTokenSpec, usd_per_oz: np.ndarray) -> dict[str, np.ndarray]:
-    """Scalar, one path at a time, re-implementation of the documented daily rules."""
+def gold_reference(spec: ReserveBackedTokenSpec, usd_per_oz: np.ndarray) -> dict[str, np.ndarray]:
+    """Scalar, one path at a time, re-implementation of the daily rules of :func:`gold_spec`'s
+    token while the gold reserve covers every redemption: redemptions (share of the start-of-day
+    supply, drawdown-driven, capped) paid in grams with the fee into cash; opex from cash, the rest
+    by selling gold at the day's price; mints shrinking with the drawdown, fee into cash."""
     n, t1 = usd_per_oz.shape
     keys = ("gold", "cash", "supply", "gin", "gout")
     res = {k: np.zeros((n, t1)) for k in keys}
     opex = spec.opex_usd_per_year / spec.days_per_year
     g = spec.grams_per_token
+    rb, pm = spec.redemption, spec.primary
+    cash0, gold0 = (a.amount for a in spec.reserve)
     for i in range(n):
-        gold, cash, supply = spec.gold_reserve_g, spec.cash_buffer_usd, spec.supply_tokens
+        gold, cash, supply = gold0, cash0, spec.supply_tokens
         gin = gout = 0.0
         peak = usd_per_oz[i, 0]
         for t in range(t1):
@@ -199,30 +211,25 @@ def gold_reference(spec: GoldBackedTokenSpec, usd_per_oz: np.ndarray) -> dict[st
                 pg = price_oz / TROY_OUNCE_G
                 dd = 1 - price_oz / peak
                 s0 = supply
-                if cash >= opex:
-                    cash -= opex
-                else:
-                    need_g = (opex - cash) / pg
-                    cash = 0.0
-                    sold = need_g if need_g < gold else gold
-                    gold -= sold
-                    gout += sold
-                share = min(spec.base_redeem_rate_per_day
-                            + spec.redeem_drawdown_sensitivity * dd,
-                            spec.max_redeem_share_per_day)
+                share = min(rb.base_rate_per_day + rb.drawdown_sensitivity * dd, rb.max_share_per_day)
                 tokens = share * s0
-                if tokens * g > gold:
-                    tokens = gold / g
+                assert tokens * g <= gold  # the reference covers the solvent case only
                 gold -= tokens * g
                 gout += tokens * g
                 supply -= tokens
-                cash += spec.redeem_fee * tokens * g * pg
-                mint = spec.base_mint_rate_per_day * max(
-                    0.0, 1 - spec.mint_drawdown_sensitivity * dd) * s0
+                fees = pm.redeem_fee * tokens * g * pg
+                if cash >= opex:
+                    cash -= opex
+                else:
+                    sold = (opex - cash) / pg
+                    cash = 0.0
+                    gold -= sold
+                    gout += sold
+                mint = rb.base_mint_rate_per_day * max(0.0, 1 - rb.mint_drawdown_sensitivity * dd) * s0
                 gold += mint * g
                 gin += mint * g
                 supply += mint
-                cash += spec.mint_fee * mint * g * pg
+                cash += fees + pm.mint_fee * mint * g * pg
             for k, v in zip(keys, (gold, cash, supply, gin, gout)):
                 res[k][i, t] = v
     return res
@@ -238,7 +245,7 @@ def test_gold_token_matches_scalar_reference(cash: float) -> None:
         mint_drawdown_sensitivity=4.0,
     )
     prices = random_prices(40, 120, 0.02, seed=7)
-    out = GoldBackedToken(spec).run(prices)
+    out = ReserveBackedToken(spec).run(prices)
     ref = gold_reference(spec, prices)
     np.testing.assert_allclose(out.gold_reserve_g, ref["gold"], rtol=1e-10, atol=1e-6)
     np.testing.assert_allclose(out.cash_usd, ref["cash"], rtol=1e-10, atol=1e-6)
@@ -249,20 +256,23 @@ def test_gold_token_matches_scalar_reference(cash: float) -> None:
     backing = (ref["gold"] * pg + ref["cash"]) / (ref["supply"] * 0.5 * pg)
     np.testing.assert_allclose(out.backing_ratio, backing, rtol=1e-10)
     np.testing.assert_allclose(
-        out.holder_value_usd_per_token, 0.5 * pg * 0.998 * np.minimum(1, backing), rtol=1e-10
+        out.redemption_value_usd_per_token, 0.5 * pg * 0.998 * np.minimum(1, backing), rtol=1e-10
     )
     assert out.backing_ratio.shape == (40, 121)
 
 
 def test_gold_token_pays_redemptions_only_from_the_reserve() -> None:
-    """A tiny reserve runs dry: grams paid never exceed grams held; gold never negative."""
+    """A tiny reserve runs dry: grams paid never exceed grams held; gold never negative; the
+    unpaid requests wait in the backlog."""
     spec = gold_spec(gold_reserve_g=30.0, base_redeem_rate_per_day=0.01,
                      max_redeem_share_per_day=0.01)
-    out = GoldBackedToken(spec).run(np.full((1, 6), 2000.0))
-    # 1 % of the start-of-day supply is wanted each day: 10, 9.9, 9.801 tokens (1 g each),
-    # then 9.70299 wanted but only 0.299 g left: that is paid and the reserve is empty
+    out = ReserveBackedToken(spec).run(np.full((1, 6), 2000.0))
+    # 1 % of the free supply is asked each day: 10, 9.9, 9.801 tokens (1 g each),
+    # then 9.70299 asked but only 0.299 g left: that is paid and the reserve is empty
     np.testing.assert_allclose(out.gold_reserve_g[0], [30, 20, 10.1, 0.299, 0, 0], atol=1e-12)
     np.testing.assert_allclose(out.supply_tokens[0], [1000, 990, 980.1, 970.299, 970, 970])
+    np.testing.assert_allclose(out.backlog_tokens[0, :5], [0, 0, 0, 0, 9.70299 - 0.299], atol=1e-12)
+    np.testing.assert_allclose(out.backlog_tokens[0, 5], 9.40399 + 0.01 * (970 - 9.40399))
     assert (out.gold_reserve_g >= 0).all()
     np.testing.assert_allclose(out.backing_ratio[0, -1], 0.0)
     assert out.breached().tolist() == [True]
@@ -395,7 +405,7 @@ def test_outcome_helpers() -> None:
      np.zeros((0, 3))],
 )
 def test_models_reject_bad_prices(prices: np.ndarray) -> None:
-    for model in (GoldBackedToken(gold_spec()), CdpStablecoin(cdp_spec())):
+    for model in (ReserveBackedToken(gold_spec()), CdpStablecoin(cdp_spec())):
         with pytest.raises(ValueError, match="gold_usd_per_oz"):
             model.run(prices)
 
@@ -405,6 +415,8 @@ def test_spec_validation_in_python() -> None:
         cdp_spec(tranches=((0.5, 1.5), (0.4, 1.5)))
     with pytest.raises(ValueError, match="mint_fee"):
         gold_spec(mint_fee=1.0)
+    with pytest.raises(ValueError, match="spec_version"):
+        CdpStablecoinSpec.model_validate({**cdp_spec().model_dump(), "spec_version": 1})
     assert math.isclose(gold_spec(gold_reserve_g=900.0).initial_gold_coverage, 0.9)
 
 
@@ -454,59 +466,3 @@ def test_cdp_boundary_price_built_from_a_log_return_is_not_liquidated() -> None:
     out = CdpStablecoin(spec).run(prices)
     assert out.liquidated[:, -1].tolist() == [False, True]
     assert out.liquidated[1].tolist() == [False, True, True]
-
-
-# --------------------------------------------------------------------------- opex closed form
-
-
-def _gram_without_flows(**update: float) -> GoldBackedTokenSpec:
-    """The committed GRAM v1 spec with every holder flow switched off (opex untouched)."""
-    base = load_token_spec(SPECS / "gram.toml")
-    flows = dict(base_redeem_rate_per_day=0.0, redeem_drawdown_sensitivity=0.0,
-                 base_mint_rate_per_day=0.0)
-    return base.model_copy(update={**flows, **update})
-
-
-@pytest.mark.parametrize("days", [1, 60, 250])
-def test_gold_token_opex_drains_exactly_t_days_of_opex_with_gold_flat(days: int) -> None:
-    """Gold flat, no flows: the only change is opex, ``opex_usd_per_year / days_per_year`` a
-    day (3e6 / 252 = 11,904.76 USD for GRAM) paid from cash. After T days cash (and the
-    reserve value) is lower by exactly T times that; gold and supply are unchanged while the
-    4 m USD buffer lasts (336 days); doubling opex doubles the fall."""
-    spec = _gram_without_flows()
-    assert spec.opex_usd_per_year == 3_000_000.0 and spec.days_per_year == 252.0
-    opex_day = spec.opex_usd_per_year / spec.days_per_year
-    prices = np.full((2, days + 1), 4400.0)
-    out = GoldBackedToken(spec).run(prices)
-    fall = spec.cash_buffer_usd - out.cash_usd[:, -1]
-    np.testing.assert_allclose(fall, days * opex_day, rtol=1e-12)
-    np.testing.assert_allclose(out.cash_usd[0], spec.cash_buffer_usd - opex_day * np.arange(days + 1),
-                               rtol=1e-12)
-    np.testing.assert_allclose(out.reserve_value_usd[:, 0] - out.reserve_value_usd[:, -1],
-                               days * opex_day, rtol=1e-9)
-    assert (out.gold_reserve_g == spec.gold_reserve_g).all()
-    assert (out.supply_tokens == spec.supply_tokens).all()
-    # twice the opex: twice the fall of the reserve value (from cash, then gold sold at the
-    # flat price once the buffer is gone: 250 days of 6 m USD a year exceed 4 m USD)
-    double = GoldBackedToken(_gram_without_flows(opex_usd_per_year=2 * spec.opex_usd_per_year))
-    v2 = double.run(prices).reserve_value_usd
-    np.testing.assert_allclose(v2[:, 0] - v2[:, -1], 2 * fall, rtol=1e-9)
-    zero = GoldBackedToken(_gram_without_flows(opex_usd_per_year=0.0)).run(prices)
-    assert (zero.cash_usd == spec.cash_buffer_usd).all()
-
-
-def test_gold_token_opex_beyond_the_cash_sells_gold_at_the_price_value_still_falls_linearly() -> None:
-    """Past the cash buffer (336 GRAM days) opex sells gold at the day's price without a
-    haircut, so the reserve value still falls by exactly opex per day: after 400 days by
-    400 * 3e6 / 252, of which 4 m USD came from cash and the rest from gold sold at 4400/oz."""
-    spec = _gram_without_flows()
-    opex_day = spec.opex_usd_per_year / spec.days_per_year
-    days, p_oz = 400, 4400.0
-    out = GoldBackedToken(spec).run(np.full((1, days + 1), p_oz))
-    total = days * opex_day
-    assert out.cash_usd[0, -1] == pytest.approx(0.0, abs=1e-6)
-    sold_g = (total - spec.cash_buffer_usd) / (p_oz / TROY_OUNCE_G)
-    assert out.gold_reserve_g[0, -1] == pytest.approx(spec.gold_reserve_g - sold_g, rel=1e-12)
-    assert out.gold_out_g[0, -1] == pytest.approx(sold_g, rel=1e-9)
-    np.testing.assert_allclose(out.reserve_value_usd[0, 0] - out.reserve_value_usd[0],
-                               opex_day * np.arange(days + 1), rtol=1e-9, atol=1e-3)

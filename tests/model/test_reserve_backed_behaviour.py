@@ -1,4 +1,4 @@
-"""Behaviour of the token model v2: full backing in grams, monotonicity (shock size, liquidity,
+"""Behaviour of the reserve-backed token model: full backing in grams, monotonicity (shock size, liquidity,
 pool depth), documented non-monotonicities, the failure-case preset, pipeline compatibility."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from goldstress.settings import PROJECT_ROOT
-from models.units import TROY_OUNCE_G
 from models.scenarios import instant_shock, to_price_paths
-from models.token_v2 import TokenV2, TokenV2Spec, load_token_spec_v2
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import ReserveBackedTokenSpec, load_token_spec
+from models.units import TROY_OUNCE_G
 
 V2 = PROJECT_ROOT / "specs" / "v2"
 P0 = 4400.0
@@ -19,8 +20,8 @@ H = 60
 CAL = pd.date_range("2025-01-06", periods=H + 1)  # calendar days: weekends closed
 
 
-def preset(name: str) -> TokenV2Spec:
-    return load_token_spec_v2(V2 / f"{name}.toml")
+def preset(name: str) -> ReserveBackedTokenSpec:
+    return load_token_spec(V2 / f"{name}.toml")
 
 
 def shock_path(size: float, horizon_days: int = H) -> np.ndarray:
@@ -33,7 +34,7 @@ def wild_paths(n: int, days: int, seed: int, vol: float = 0.05) -> np.ndarray:
     return to_price_paths(P0, vol * rng.standard_t(3, size=(n, days)))
 
 
-def comparable(spec: TokenV2Spec) -> TokenV2Spec:
+def comparable(spec: ReserveBackedTokenSpec) -> ReserveBackedTokenSpec:
     """The preset with the channels that are not monotone by construction switched off, so that
     "never better" is a property of the mechanics, not of rounding or hedges:
     * USD in the reserve (cash, fees into cash, opex) is a hedge: a larger gold fall raises the
@@ -100,7 +101,7 @@ def test_fully_backed_token_without_frictions_stays_fully_backed_in_grams(name: 
     primary = s.primary.model_copy(update=dict(mint_fee=0.0, redeem_fee=0.0))
     s = s.model_copy(update=dict(reserve=reserve, primary=primary, opex_usd_per_year=0.0))
     prices = np.vstack([wild_paths(60, 150, seed=21), shock_path(-0.6, 150), shock_path(0.5, 150)])
-    o = TokenV2(s).run(prices, pd.date_range("2025-01-01", periods=151), rng=5)
+    o = ReserveBackedToken(s).run(prices, calendar=pd.date_range("2025-01-01", periods=151), rng=5)
     assert o.redeemed_tokens.sum() > 0
     np.testing.assert_allclose(o.backing_ratio_g, 1.0, rtol=1e-12)
     np.testing.assert_allclose(o.backing_ratio, 1.0, rtol=1e-12)
@@ -117,8 +118,8 @@ def test_larger_gold_fall_is_never_better(name: str) -> None:
     """Same premium draws for every shock size (one path, same seed): a larger instant fall
     never lowers redemption demand, backlog, run share, discount, fire-sale loss or wait, and
     never raises holder value per NAV, liquidity coverage or backing."""
-    m = TokenV2(comparable(preset(name)))
-    outs = [m.run(shock_path(float(f)), CAL, rng=np.random.default_rng(9)) for f in FALLS]
+    m = ReserveBackedToken(comparable(preset(name)))
+    outs = [m.run(shock_path(float(f)), calendar=CAL, rng=np.random.default_rng(9)) for f in FALLS]
     assert_never_better(outs, label=f"{name} shock")
     last = losses(outs[-1])
     assert last["redemption demand"] > losses(outs[0])["redemption demand"]  # the range is exercised
@@ -134,7 +135,7 @@ def test_lower_liquidity_is_never_better(name: str) -> None:
         outs = []
         for fac in np.linspace(1.0, 0.05, 10):
             reserve = [a.model_copy(update=dict(liquidity_per_day=a.liquidity_per_day * fac)) for a in base.reserve]
-            outs.append(TokenV2(base.model_copy(update=dict(reserve=reserve))).run(shock_path(fall), CAL, rng=np.random.default_rng(9)))
+            outs.append(ReserveBackedToken(base.model_copy(update=dict(reserve=reserve))).run(shock_path(fall), calendar=CAL, rng=np.random.default_rng(9)))
         assert_never_better(outs, keys, label=f"{name} liquidity, fall {fall}")
 
 
@@ -146,13 +147,13 @@ def test_lower_liquidity_can_raise_backing_within_the_horizon() -> None:
     res = {}
     for fac in (1.0, 0.1):
         reserve = [a.model_copy(update=dict(liquidity_per_day=a.liquidity_per_day * fac)) for a in base.reserve]
-        res[fac] = TokenV2(base.model_copy(update=dict(reserve=reserve))).run(shock_path(-0.4), CAL, rng=np.random.default_rng(9))
+        res[fac] = ReserveBackedToken(base.model_copy(update=dict(reserve=reserve))).run(shock_path(-0.4), calendar=CAL, rng=np.random.default_rng(9))
     assert res[0.1].backlog_tokens.max() > res[1.0].backlog_tokens.max()
     assert res[0.1].fire_sale_loss_usd[0, -1] < res[1.0].fire_sale_loss_usd[0, -1]
     assert res[0.1].backing_ratio[0].min() > res[1.0].backing_ratio[0].min()
 
 
-def stressed(spec: TokenV2Spec) -> TokenV2Spec:
+def stressed(spec: ReserveBackedTokenSpec) -> ReserveBackedTokenSpec:
     """Bar-free preset (bar remainders are a sawtooth in demand), drawdown-independent jumps,
     sale capacity cut to a tenth, half the runners selling on the market and arbitrage capital
     of 0.05 % of supply a day: backlogs form, runs start and tokens reach the pool. Fees and USD
@@ -194,7 +195,7 @@ def test_thinner_pool_is_never_better(name: str) -> None:
         for fac in np.geomspace(30.0, 0.02, 10):  # from deep enough to absorb a run to 50x thinner
             pool = amm.model_copy(update={field: getattr(amm, field) * fac})
             sec = base.secondary.model_copy(update=dict(amm=pool))
-            outs.append(TokenV2(base.model_copy(update=dict(secondary=sec))).run(shock_path(fall), CAL, rng=np.random.default_rng(9)))
+            outs.append(ReserveBackedToken(base.model_copy(update=dict(secondary=sec))).run(shock_path(fall), calendar=CAL, rng=np.random.default_rng(9)))
         assert_never_better(outs, keys, label=f"{name} pool, fall {fall}", rel_tol=timing)
         deeper.append(outs[-1].premium_frac.mean() < outs[0].premium_frac.mean() - 1e-4)
     assert any(deeper)  # the channel is exercised
@@ -209,7 +210,7 @@ def test_usd_cash_makes_backing_rise_with_a_larger_gold_fall() -> None:
                                                         confidence=s.redemption.confidence.model_copy(update=dict(run_prone_share=0.0)))),
         opex_usd_per_year=0.0,
     ))
-    o = TokenV2(s).run(np.vstack([shock_path(-0.1, 5), shock_path(-0.5, 5)]))
+    o = ReserveBackedToken(s).run(np.vstack([shock_path(-0.1, 5), shock_path(-0.5, 5)]))
     cash = s.reserve[0].amount
     for i, f in enumerate((-0.1, -0.5)):
         p = P0 * (1 + f) / TROY_OUNCE_G
@@ -228,7 +229,7 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
     h = 120
     prices = np.repeat(shock_path(-0.3, h), 20, axis=0)
     cal = pd.date_range("2025-01-06", periods=h + 1)
-    out = {n: TokenV2(preset(n)).run(prices, cal, rng=3) for n in ("paxg", "xaut", "dgx")}
+    out = {n: ReserveBackedToken(preset(n)).run(prices, calendar=cal, rng=3) for n in ("paxg", "xaut", "dgx")}
     dgx = out["dgx"]
     assert (dgx.backing_ratio.min(axis=1) < 1.0).all() and dgx.breached().all()
     assert (dgx.backlog_tokens[:, -1] > 0).all()
@@ -241,16 +242,19 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
 
 
 def test_outcome_feeds_the_pipeline_summary() -> None:
-    """models.metrics.summarise_paths (the pipeline's per-path table) works on a v2 outcome and
-    gives the columns it gives for v1."""
-    from models.token import GoldBackedToken, load_token_spec
+    """models.metrics.summarise_paths (the pipeline's per-path table) works on a reserve-backed
+    outcome and gives the columns it gives for a CDP outcome."""
     from models.metrics import summarise_paths
+    from models.token.cdp import CdpStablecoin
+    from tests.token_specs import GRAM_SIMPLE, simple_reserve_backed
 
     prices = wild_paths(30, 40, seed=2, vol=0.02)
-    v2 = summarise_paths(TokenV2(preset("gram")).run(prices, rng=1), prices, (1, 10, 30))
-    v1 = summarise_paths(GoldBackedToken(load_token_spec(PROJECT_ROOT / "specs" / "gram.toml")).run(prices), prices, (1, 10, 30))
-    assert list(v2.columns) == list(v1.columns) and len(v2) == 30
-    num = v2.select_dtypes("number")
+    full = summarise_paths(ReserveBackedToken(preset("gram")).run(prices, rng=1), prices, (1, 10, 30))
+    cdp = summarise_paths(CdpStablecoin(load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml")).run(prices), prices, (1, 10, 30))
+    assert list(full.columns) == list(cdp.columns) and len(full) == 30
+    num = full.select_dtypes("number")
     assert np.isfinite(num.to_numpy()).all()
-    # same gold, same token: v2 holder losses differ from v1 only by the premium and the fee
-    assert (v2["holder_loss_frac_end"] - v1["holder_loss_frac_end"]).abs().max() < 0.02
+    # same gold, same issuer without market frictions: holder losses differ only by the premium
+    # and the fees
+    simple = summarise_paths(ReserveBackedToken(simple_reserve_backed(**GRAM_SIMPLE)).run(prices), prices, (1, 10, 30))
+    assert (full["holder_loss_frac_end"] - simple["holder_loss_frac_end"]).abs().max() < 0.02

@@ -1,4 +1,5 @@
-"""Token model v2 vs closed forms, scipy and brute-force loops written independently of the model."""
+"""Reserve-backed token model vs closed forms, scipy and brute-force loops written independently of
+the model."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ import pytest
 from scipy import integrate, stats
 
 from goldstress.settings import PROJECT_ROOT
-from models.units import TROY_OUNCE_G
-from models.token import load_token_spec
-from models.token_v2 import (
-    TokenV2,
-    TokenV2Outcome,
+from models.token.outcome import ReserveBackedOutcome
+from models.token.reserve_backed import (
+    ReserveBackedToken,
     laplacian_threshold,
-    load_token_spec_v2,
     market_open_days,
-    parse_token_spec_v2,
     run_share,
     whole_bar_split,
 )
+from models.token.spec import (
+    CdpStablecoinSpec,
+    ReserveBackedTokenSpec,
+    load_token_spec,
+    parse_token_spec,
+    with_redemption_share,
+)
+from models.units import TROY_OUNCE_G
 
 V2 = PROJECT_ROOT / "specs" / "v2"
 P0 = 4400.0
@@ -48,7 +53,7 @@ def spec(**over: Any):
             base[k] = {**base[k], **v}
         else:
             base[k] = v
-    return parse_token_spec_v2(base)
+    return parse_token_spec(base)
 
 
 def flat(n_days: int, n_paths: int = 1, price: float = P0) -> np.ndarray:
@@ -66,25 +71,36 @@ def wild_paths(n: int, days: int, seed: int, vol: float = 0.03) -> np.ndarray:
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_load_and_are_fully_gold_backed(name: str) -> None:
-    s = load_token_spec_v2(V2 / f"{name}.toml")
+    s = load_token_spec(V2 / f"{name}.toml")
     assert s.symbol == name.upper()
     assert s.initial_gold_coverage == pytest.approx(1.0, rel=1e-12)
 
 
 def test_presets_encode_the_documented_bar_rules() -> None:
-    xaut = load_token_spec_v2(V2 / "xaut.toml").primary
-    paxg = load_token_spec_v2(V2 / "paxg.toml").primary
+    xaut = load_token_spec(V2 / "xaut.toml").primary
+    paxg = load_token_spec(V2 / "paxg.toml").primary
     # Tether Gold whitepaper: whole bars, 430-token requests; PAXG: 430-token bar minimum, London hours
     assert (xaut.min_redemption_tokens, xaut.redemption_granularity_tokens, xaut.granularity_applies_to) == (430, 430, "all")
     assert (paxg.min_redemption_tokens, paxg.granularity_applies_to, paxg.market_hours) == (430, "gold", "london_hours")
-    assert load_token_spec_v2(V2 / "paxg.toml").grams_per_token == TROY_OUNCE_G
+    assert load_token_spec(V2 / "paxg.toml").grams_per_token == TROY_OUNCE_G
 
 
-def test_v1_loader_rejects_v2_file_and_v2_loader_points_v1_files_to_v1_loader() -> None:
-    with pytest.raises(ValueError, match=r"xaut\.toml: field 'spec_version' = 2 is not supported"):
-        load_token_spec(V2 / "xaut.toml")
-    with pytest.raises(ValueError, match=r"gram\.toml: field 'spec_version' = 1 is a v1 spec; read it with models\.token\.load_token_spec"):
-        load_token_spec_v2(PROJECT_ROOT / "specs" / "gram.toml")
+def test_one_loader_reads_both_kinds_and_refuses_the_retired_v1_gold_token(tmp_path: Path) -> None:
+    assert isinstance(load_token_spec(V2 / "xaut.toml"), ReserveBackedTokenSpec)
+    gusd = load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml")
+    assert isinstance(gusd, CdpStablecoinSpec) and gusd.spec_version == 2
+    v1 = tmp_path / "old_gram.toml"
+    v1.write_text('spec_version = 1\nkind = "gold_backed"\nname = "G"\nsymbol = "G"\ngrams_per_token = 1.0\n')
+    with pytest.raises(ValueError) as exc:
+        load_token_spec(v1)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(str(v1))
+    assert "retired" in msg and 'kind = "gold_backed" with spec_version = 2' in msg and "specs/v2/gram.toml" in msg
+    cdp_v1 = _write(tmp_path, (PROJECT_ROOT / "specs" / "gusd_cdp.toml").read_text().replace("spec_version = 2", "spec_version = 1"))
+    with pytest.raises(ValueError, match=r"field 'spec_version' = 1 is not supported \(this code reads version 2\)"):
+        load_token_spec(cdp_v1)
+    with pytest.raises(ValueError, match=r"where: expected a mapping"):
+        parse_token_spec([1], where="where")  # type: ignore[arg-type]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -111,17 +127,17 @@ def test_loader_errors_name_file_and_field(tmp_path: Path, edit: tuple[str, str]
     assert edit[0] in text
     p = _write(tmp_path, text.replace(edit[0], edit[1], 1))
     with pytest.raises(ValueError, match=pattern) as exc:
-        load_token_spec_v2(p)
+        load_token_spec(p)
     assert str(exc.value).startswith(str(p))
 
 
 def test_loader_rejects_bad_toml_and_missing_version(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not valid TOML"):
-        load_token_spec_v2(_write(tmp_path, "spec_version = = 2"))
+        load_token_spec(_write(tmp_path, "spec_version = = 2"))
     with pytest.raises(ValueError, match="field 'spec_version' is missing"):
-        load_token_spec_v2(_write(tmp_path, 'kind = "gold_backed"'))
+        load_token_spec(_write(tmp_path, 'kind = "gold_backed"'))
     with pytest.raises(FileNotFoundError, match="nope.toml"):
-        load_token_spec_v2(tmp_path / "nope.toml")
+        load_token_spec(tmp_path / "nope.toml")
 
 
 # --------------------------------------------------------------------------- closed-form pieces
@@ -186,15 +202,15 @@ def test_market_open_days() -> None:
 
 
 def test_run_rejects_bad_input() -> None:
-    m = TokenV2(spec())
+    m = ReserveBackedToken(spec())
     with pytest.raises(ValueError, match="gold_usd_per_oz"):
         m.run(np.array([P0, P0]))
     with pytest.raises(ValueError, match="gold_usd_per_oz"):
         m.run(np.array([[P0, -1.0]]))
     with pytest.raises(ValueError, match="calendar"):
-        m.run(flat(3), pd.date_range("2025-01-01", periods=3))
-    with pytest.raises(ValueError, match="^spec: expected TokenV2Spec, got GoldBackedTokenSpec"):
-        TokenV2(load_token_spec(PROJECT_ROOT / "specs" / "gram.toml"))  # type: ignore[arg-type]
+        m.run(flat(3), calendar=pd.date_range("2025-01-01", periods=3))
+    with pytest.raises(ValueError, match="spec"):
+        ReserveBackedToken(load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml"))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- whole bars
@@ -212,7 +228,7 @@ def test_xaut_whole_bars_request_of_1000_redeems_860_and_returns_140() -> None:
         primary=dict(min_redemption_tokens=430.0, redemption_granularity_tokens=430.0, cash_redemption_share=0.5),
         redemption=dict(base_rate_per_day=0.01),
     )
-    o = TokenV2(s).run(flat(1))
+    o = ReserveBackedToken(s).run(flat(1))
     assert o.redemption_demand_tokens[0, 1] == pytest.approx(1000.0)
     assert o.accepted_tokens[0, 1] == pytest.approx(860.0)
     assert o.returned_tokens[0, 1] == pytest.approx(140.0)
@@ -222,7 +238,7 @@ def test_xaut_whole_bars_request_of_1000_redeems_860_and_returns_140() -> None:
     assert o.redeemed_cash_tokens[0, 1] == pytest.approx(430.0)
     assert o.supply_tokens[0, 1] == pytest.approx(100_000.0 - 860.0)
     # a request below one bar is returned entirely
-    small = TokenV2(s.model_copy(update=dict(redemption=s.redemption.model_copy(update=dict(base_rate_per_day=0.004))))).run(flat(1))
+    small = ReserveBackedToken(s.model_copy(update=dict(redemption=s.redemption.model_copy(update=dict(base_rate_per_day=0.004))))).run(flat(1))
     assert small.accepted_tokens[0, 1] == 0.0 and small.returned_tokens[0, 1] == pytest.approx(400.0)
 
 
@@ -232,7 +248,7 @@ def test_paxg_style_bars_apply_to_gold_only_and_the_remainder_is_paid_in_usd() -
                      granularity_applies_to="gold", cash_redemption_share=0.1),
         redemption=dict(base_rate_per_day=0.01),
     )
-    o = TokenV2(s).run(flat(1))
+    o = ReserveBackedToken(s).run(flat(1))
     # gold part 0.9 * 1000 = 900 -> 2 bars = 860; the other 140 tokens are redeemed in USD
     assert o.redeemed_gold_tokens[0, 1] == pytest.approx(860.0)
     assert o.redeemed_cash_tokens[0, 1] == pytest.approx(140.0)
@@ -244,10 +260,10 @@ def test_paxg_style_bars_apply_to_gold_only_and_the_remainder_is_paid_in_usd() -
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_queue_identity_and_conservation_on_presets(name: str) -> None:
-    s = load_token_spec_v2(V2 / f"{name}.toml")
+    s = load_token_spec(V2 / f"{name}.toml")
     prices = wild_paths(40, 90, seed=3)
-    o = TokenV2(s).run(prices, pd.date_range("2025-01-01", periods=91), rng=np.random.default_rng(1))
-    assert isinstance(o, TokenV2Outcome) and o.liquidity_coverage.shape == prices.shape
+    o = ReserveBackedToken(s).run(prices, calendar=pd.date_range("2025-01-01", periods=91), rng=np.random.default_rng(1))
+    assert isinstance(o, ReserveBackedOutcome) and o.liquidity_coverage.shape == prices.shape
     # demand = accepted + returned; queue change = accepted - redeemed (queue incl. pipeline)
     np.testing.assert_allclose(o.redemption_demand_tokens, o.accepted_tokens + o.returned_tokens, atol=1e-6)
     dq = np.diff(o.queue_tokens, axis=1)
@@ -279,7 +295,7 @@ def test_gold_out_equals_delivered_plus_sold_with_a_hand_ledger() -> None:
         primary=dict(redeem_fee=f, cash_redemption_share=0.5),
         redemption=dict(base_rate_per_day=0.01),
     )
-    o = TokenV2(s).run(flat(30))
+    o = ReserveBackedToken(s).run(flat(30))
     pg = P0 / TROY_OUNCE_G
     sold = np.cumsum(o.redeemed_cash_tokens, axis=1) * (1 - f) / (1 - h)
     delivered = np.cumsum(o.redeemed_gold_tokens, axis=1)
@@ -307,7 +323,7 @@ def test_fully_backed_token_without_frictions_stays_backed_one_gram_per_token() 
                         confidence=dict(run_prone_share=0.5, signal_noise_sd=0.001, queue_weight=5.0, market_sell_share=0.3)),
     )
     prices = wild_paths(200, 120, seed=7, vol=0.05)
-    o = TokenV2(s).run(prices, pd.date_range("2025-01-01", periods=121), rng=2)
+    o = ReserveBackedToken(s).run(prices, calendar=pd.date_range("2025-01-01", periods=121), rng=2)
     assert o.redeemed_cash_tokens.sum() > 0 and o.redeemed_gold_tokens.sum() > 0 and o.minted_tokens.sum() > 0
     assert o.backlog_tokens.max() > 0  # the stress is real: claims waited for liquidity
     np.testing.assert_allclose(o.backing_ratio_g, 1.0, rtol=1e-12)
@@ -334,7 +350,7 @@ def test_run_demand_matches_the_global_game_share_computed_with_scipy() -> None:
         redemption=dict(base_rate_per_day=0.0, confidence=dict(run_prone_share=mass_share, signal_noise_sd=sigma, queue_weight=0.0)),
     )
     prices = np.array([[P0, 1.1 * P0, 1.1 * P0, 1.1 * P0]])
-    o = TokenV2(s).run(prices)
+    o = ReserveBackedToken(s).run(prices)
     mass = mass_share * s0
     r0 = stats.norm.cdf((-c - 0.0) / sigma)
     assert o.run_share[0, 0] == pytest.approx(r0)
@@ -367,7 +383,7 @@ def test_backlog_and_attestation_lag_enter_the_fundamental() -> None:
         primary=dict(cash_redemption_share=1.0, redeem_fee=0.002),
         redemption=dict(base_rate_per_day=0.003, confidence=dict(run_prone_share=0.3, signal_noise_sd=0.01, queue_weight=2.0)),
     )
-    o = TokenV2(s).run(wild_paths(5, 40, seed=11))
+    o = ReserveBackedToken(s).run(wild_paths(5, 40, seed=11))
     t = np.arange(1, 41)
     j = np.maximum(0, t - 1 - 3)
     want = o.backing_ratio[:, j] - 1.0 - 2.0 * o.backlog_tokens[:, t - 1] / o.supply_tokens[:, t - 1]
@@ -389,7 +405,7 @@ def test_weekends_have_no_mints_or_redemptions_and_requests_queue_to_monday() ->
         redemption=dict(base_rate_per_day=0.001, base_mint_rate_per_day=0.002),
     )
     cal = pd.date_range("2025-01-03", periods=11)  # Fri, Sat, Sun, Mon, ..., Sun, Mon
-    o = TokenV2(s).run(flat(10), cal)
+    o = ReserveBackedToken(s).run(flat(10), calendar=cal)
     weekend = np.asarray(cal.day_of_week >= 5)
     assert weekend.sum() == 4
     assert (o.redeemed_tokens[0, weekend] == 0).all() and (o.minted_tokens[0, weekend] == 0).all()
@@ -405,7 +421,7 @@ def test_weekends_have_no_mints_or_redemptions_and_requests_queue_to_monday() ->
     wd = wd[wd != 10]  # next Monday pays the weekend too
     np.testing.assert_allclose(o.redeemed_tokens[0, wd], o.accepted_tokens[0, wd], rtol=1e-12)
     # trading-day calendar: every day open
-    ob = TokenV2(s).run(flat(10), pd.bdate_range("2025-01-03", periods=11))
+    ob = ReserveBackedToken(s).run(flat(10), calendar=pd.bdate_range("2025-01-03", periods=11))
     assert (ob.redeemed_tokens[0, 1:] > 0).all()
 
 
@@ -422,7 +438,7 @@ def test_settlement_lag_and_cutoff_count_open_days() -> None:
         redemption=dict(base_rate_per_day=0.001),
     )
     cal = pd.date_range("2025-01-03", periods=8)  # Fri Sat Sun Mon Tue Wed Thu Fri
-    o = TokenV2(s).run(flat(7), cal)
+    o = ReserveBackedToken(s).run(flat(7), calendar=cal)
     a = o.accepted_tokens[0]
     # brute force: each request becomes eligible after `lag` (or lag + 1) open days
     is_open = np.asarray(cal.day_of_week < 5)
@@ -462,7 +478,7 @@ def test_days_to_meet_a_wave_and_coverage_match_the_geometric_run_down() -> None
         redemption=dict(base_rate_per_day=0.0, drawdown_sensitivity=sens),
     )
     prices = np.r_[P0, 0.5 * P0, np.full(30, P0)][None, :]
-    o = TokenV2(s).run(prices)
+    o = ReserveBackedToken(s).run(prices)
     w = sens * 0.5 * 100_000.0
     assert o.redemption_demand_tokens[0, 1] == pytest.approx(w)
     g_need = w * (1 - f) / (1 - h)
@@ -496,7 +512,7 @@ def test_gold_redemptions_draw_allocated_gold_without_using_sale_capacity() -> N
         primary=dict(cash_redemption_share=0.25),
         redemption=dict(base_rate_per_day=0.01),
     )
-    o = TokenV2(s).run(flat(5))
+    o = ReserveBackedToken(s).run(flat(5))
     np.testing.assert_allclose(o.redeemed_gold_tokens[0, 1:], o.accepted_gold_tokens[0, 1:])
     assert o.redeemed_cash_tokens.sum() == 0 and o.fire_sale_loss_usd[0, -1] == 0
     np.testing.assert_allclose(o.backlog_tokens[0, 1:], np.cumsum(o.accepted_cash_tokens[0, 1:]))
@@ -513,7 +529,7 @@ def test_unallocated_gold_is_allocated_within_capacity_at_its_haircut() -> None:
         ],
         redemption=dict(base_rate_per_day=0.02),
     )
-    o = TokenV2(s).run(flat(1))
+    o = ReserveBackedToken(s).run(flat(1))
     # day 1: 2000 tokens asked; 1000 g allocated + 0.01 * 99,000 * 0.9 = 891 g from unallocated
     assert o.redeemed_gold_tokens[0, 1] == pytest.approx(1000.0 + 891.0)
     assert o.gold_out_g[0, 1] == pytest.approx(1000.0 + 990.0)
@@ -530,7 +546,7 @@ def test_opex_is_paid_from_cash_then_gold_and_accrues_over_weekends() -> None:
         primary=dict(market_hours="weekdays_only"),
     )
     cal = pd.date_range("2025-01-03", periods=5)  # Fri Sat Sun Mon Tue
-    o = TokenV2(s).run(flat(4), cal)
+    o = ReserveBackedToken(s).run(flat(4), calendar=cal)
     # 1,000 USD a calendar day; Sat/Sun accrue, Monday pays 3,000: 2,500 cash + 500 of gold
     np.testing.assert_allclose(o.opex_payable_usd[0], [0, 1000, 2000, 0, 0], atol=1e-9)
     assert o.cash_usd[0, 3] == pytest.approx(0.0, abs=1e-9)
@@ -554,7 +570,7 @@ def test_market_sells_move_the_premium_by_the_constant_product_closed_form() -> 
         secondary=dict(amm=dict(kind="constant_product", reserve_tokens=r_pool, fee=fee)),
         redemption=dict(base_rate_per_day=0.01),
     )
-    o = TokenV2(s).run(flat(1))
+    o = ReserveBackedToken(s).run(flat(1))
     sold = o.market_sell_tokens[0, 1]
     assert sold == pytest.approx(140.0)
     a = sold * (1 - fee)
@@ -567,7 +583,7 @@ def test_band_binds_on_open_days_only_and_the_floor_prices_the_wait() -> None:
     """Open days (no backlog): the premium stays in the arbitrage band. Closed days: the band
     does not bind, but a patient arbitrageur buys and queues to Monday: p >= -(fee + wait cost *
     days to the next open day) (lag 0, no claims waiting)."""
-    from models.market import arbitrage_band
+    from models.premium import arbitrage_band
 
     fee, wc = 0.003, 0.002
     s = spec(
@@ -576,10 +592,10 @@ def test_band_binds_on_open_days_only_and_the_floor_prices_the_wait() -> None:
         redemption=dict(base_rate_per_day=0.0),
     )
     lo, hi = arbitrage_band(0.002, fee)
-    m = TokenV2(s)
+    m = ReserveBackedToken(s)
     assert (m.premium_process.band_lower, m.premium_process.band_upper) == pytest.approx((lo, hi))
     cal = pd.date_range("2025-01-01", periods=61)
-    o = m.run(flat(60, 300), cal, rng=4)
+    o = m.run(flat(60, 300), calendar=cal, rng=4)
     p = o.premium_frac[:, 1:]
     is_open = o.market_open[1:]
     assert ((p[:, is_open] >= lo - 1e-12) & (p[:, is_open] <= hi + 1e-12)).all()
@@ -593,7 +609,7 @@ def test_band_binds_on_open_days_only_and_the_floor_prices_the_wait() -> None:
 
 
 def test_describe_extends_v1_summary() -> None:
-    o = TokenV2(load_token_spec_v2(V2 / "paxg.toml")).run(wild_paths(50, 30, seed=1), rng=1)
+    o = ReserveBackedToken(load_token_spec(V2 / "paxg.toml")).run(wild_paths(50, 30, seed=1), rng=1)
     d = o.describe()
     for k in ("share_breached", "holder_loss_q99", "queue_share_peak_q99", "liquidity_coverage_min_q01",
               "run_share_end_mean", "fire_sale_loss_usd_mean", "premium_min_q01", "share_unpaid_at_end"):
@@ -604,11 +620,9 @@ def test_describe_extends_v1_summary() -> None:
 
 
 def _preset_without_flows(name: str, days: int, **update: Any):
-    """A committed v2 preset with every holder flow, mint and run switched off (the library's
+    """A committed reserve-backed preset with every holder flow, mint and run switched off (the library's
     ``with_redemption_share(spec, 0.0, days)``), opex and reserve untouched unless updated."""
-    from models.token_v2 import with_redemption_share
-
-    s = with_redemption_share(load_token_spec_v2(V2 / f"{name}.toml"), 0.0, days)
+    s = with_redemption_share(load_token_spec(V2 / f"{name}.toml"), 0.0, days)
     assert s.redemption.base_rate_per_day == 0.0 and s.redemption.confidence.run_prone_share == 0.0
     return s.model_copy(update=update)
 
@@ -624,7 +638,7 @@ def test_opex_lowers_cash_and_reserve_by_exactly_t_days_of_opex(days: int) -> No
     assert s.opex_usd_per_year == 200_000.0 and s.days_per_year == 252.0
     assert s.reserve[0].kind == "usd_cash" and s.reserve[0].stressed_haircut == 0.0
     opex_day = s.opex_usd_per_year / s.days_per_year
-    o = TokenV2(s).run(flat(days, n_paths=2), rng=1)
+    o = ReserveBackedToken(s).run(flat(days, n_paths=2), rng=1)
     cash0 = s.reserve[0].amount
     np.testing.assert_allclose(o.cash_usd[:, -1], cash0 - days * opex_day, rtol=1e-12)
     np.testing.assert_allclose(o.cash_usd[0], cash0 - opex_day * np.arange(days + 1), rtol=1e-12)
@@ -632,7 +646,7 @@ def test_opex_lowers_cash_and_reserve_by_exactly_t_days_of_opex(days: int) -> No
     np.testing.assert_allclose(o.opex_payable_usd, 0.0, atol=1e-9)  # paid the day it accrues
     np.testing.assert_array_equal(o.gold_reserve_g, np.broadcast_to(o.gold_reserve_g[:, :1], o.gold_reserve_g.shape))
     assert not o.gold_out_g.any() and not o.redeemed_tokens.any() and not o.minted_tokens.any()
-    o2 = TokenV2(_preset_without_flows("dgx", days, opex_usd_per_year=2 * s.opex_usd_per_year)).run(flat(days), rng=1)
+    o2 = ReserveBackedToken(_preset_without_flows("dgx", days, opex_usd_per_year=2 * s.opex_usd_per_year)).run(flat(days), rng=1)
     assert cash0 - o2.cash_usd[0, -1] == pytest.approx(2 * days * opex_day, rel=1e-12)
     assert o2.reserve_value_usd[0, 0] - o2.reserve_value_usd[0, -1] == pytest.approx(2 * days * opex_day, rel=1e-9)
 
@@ -646,7 +660,7 @@ def test_opex_on_the_calendar_clock_lowers_the_reserve_value_every_calendar_day(
     days = len(cal) - 1
     s = _preset_without_flows("dgx", days)
     assert s.primary.market_hours == "weekdays_only"
-    o = TokenV2(s).run(flat(days), cal, rng=2)
+    o = ReserveBackedToken(s).run(flat(days), calendar=cal, rng=2)
     per_day = s.opex_usd_per_year / 365.25
     elapsed = np.arange(days + 1)
     np.testing.assert_allclose(o.reserve_value_usd[0, 0] - o.reserve_value_usd[0], per_day * elapsed, rtol=1e-9, atol=1e-6)
@@ -657,20 +671,20 @@ def test_opex_on_the_calendar_clock_lowers_the_reserve_value_every_calendar_day(
 
 
 def test_gram_opex_is_paid_outside_the_segregated_reserve_and_leaves_it_untouched() -> None:
-    """GRAM v2 pays vaulting, audits and staff from the issuer's own funds, not from the
+    """GRAM pays vaulting, audits and staff from the issuer's own funds, not from the
     reserve (MiCA Art. 36 segregation; spec comment): opex_usd_per_year = 0, so with gold
     flat and no flows every reserve asset keeps its day-0 amount to the last day. Control: the
-    same token paying v1 GRAM's 3 m USD a year from the reserve loses exactly T days of it."""
+    same token paying 3 m USD a year from the reserve loses exactly T days of it."""
     days = 60
     s = _preset_without_flows("gram", days)
     assert s.opex_usd_per_year == 0.0
-    o = TokenV2(s).run(flat(days, n_paths=2), rng=3)
+    o = ReserveBackedToken(s).run(flat(days, n_paths=2), rng=3)
     amounts0 = np.array([a.amount for a in s.reserve])
     np.testing.assert_array_equal(o.asset_amounts, np.broadcast_to(amounts0[:, None, None], o.asset_amounts.shape))
     np.testing.assert_array_equal(o.reserve_value_usd, np.broadcast_to(o.reserve_value_usd[:, :1], o.reserve_value_usd.shape))
     assert not o.opex_payable_usd.any()
-    opex_v1 = load_token_spec(PROJECT_ROOT / "specs" / "gram.toml").opex_usd_per_year
-    paying = TokenV2(s.model_copy(update={"opex_usd_per_year": opex_v1})).run(flat(days), rng=3)
-    fall = opex_v1 / s.days_per_year * days
+    opex_paid = 3_000_000.0  # vaulting, insurance, audits, staff: about 0.2% a year of a 1.4 bn USD reserve
+    paying = ReserveBackedToken(s.model_copy(update={"opex_usd_per_year": opex_paid})).run(flat(days), rng=3)
+    fall = opex_paid / s.days_per_year * days
     assert paying.reserve_value_usd[0, 0] - paying.reserve_value_usd[0, -1] == pytest.approx(fall, rel=1e-9)
     assert amounts0[0] - paying.asset_amounts[0, 0, -1] == pytest.approx(fall, rel=1e-12)  # from operating cash

@@ -1,12 +1,14 @@
-"""Secondary market (models/market.py) vs closed forms and independent computations.
+"""Premium process and arbitrage band (models/premium.py) and AMM pools (models/amm.py) vs closed
+forms and independent computations.
 
 * Arbitrage band: the closed form against a brute-force arbitrageur's cash ledger (day loop of
   interest, lot rounding by a loop) written independently here.
 * AMM pools: x*y=k, the v3 curve of real reserves (whitepaper eq. 2.2) and eqs. 6.29-6.30,
   outputs against root-finding on the invariant (scipy.optimize.brentq), v3 range exhaustion.
 * Premium process: likelihood against scipy densities / numerical convolution, moments of
-  simulations against the closed forms with tolerances from the sample size, fits recovering
-  known parameters within their reported standard errors.
+  simulations against the closed forms with tolerances from the sample size, fits
+  (models.calibration.fit_premium_process) recovering known parameters within their reported
+  standard errors.
 """
 
 from __future__ import annotations
@@ -18,14 +20,9 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-from models.market import (
-    ConcentratedLiquidityPool,
-    ConstantProductPool,
-    PremiumProcess,
-    arbitrage_band,
-    order_size_tokens,
-    pool_from_dict,
-)
+from models.amm import ConcentratedLiquidityPool, ConstantProductPool, pool_from_dict
+from models.calibration import fit_premium_process
+from models.premium import PremiumProcess, arbitrage_band, order_size_tokens
 
 # =========================================================================== arbitrage band
 
@@ -553,84 +550,66 @@ def _within(fit: PremiumProcess, true: PremiumProcess, names: list[str], k: floa
         assert abs(getattr(fit, name) - getattr(true, name)) < k * se[name], (name, getattr(fit, name), getattr(true, name), se[name])
 
 
+# The estimator is models.calibration.fit_premium_process (conditional MLE with model selection);
+# these check that it recovers processes simulated by PremiumProcess.simulate.
+
+
 def test_mle_recovers_a_normal_jump_process_on_1000_days_within_its_standard_errors() -> None:
     true = PremiumProcess(mean=0.001, phi=0.8, sigma=0.002, jump_intensity_per_day=0.03, jump_mean=0.006, jump_sd=0.012)
-    fit = PremiumProcess.fit(_series(true, 1000, 31), innovations="normal")
-    assert fit.fit_info.method == "mle" and fit.fit_info.converged and fit.fit_info.n_obs == 999
+    sel = fit_premium_process(_series(true, 1000, 31), innovations="normal")
+    fit = sel.process
+    assert sel.spec == "normal+jumps" and fit.fit_info.converged and sel.n_obs == fit.fit_info.n_obs == 999
     _within(fit, true, ["mean", "phi", "sigma", "jump_intensity_per_day", "jump_mean", "jump_sd"])
     assert fit.df is None and fit.band_lower is None
 
 
-def test_mle_with_student_t_and_jumps_improves_on_its_threshold_start() -> None:
+def test_fit_with_student_t_and_jumps_reports_the_likelihood_of_its_process() -> None:
     true = PremiumProcess(mean=0.0, phi=0.7, sigma=0.002, df=5.0, jump_intensity_per_day=0.02, jump_mean=0.01, jump_sd=0.01)
     s = _series(true, 1000, 5)
-    thr = PremiumProcess.fit(s, method="threshold")
-    mle = PremiumProcess.fit(s, method="mle")
-    assert mle.fit_info.log_likelihood >= thr.fit_info.log_likelihood - 1e-9
-    assert mle.fit_info.log_likelihood == pytest.approx(mle.log_likelihood(s), rel=1e-10)
-    _within(mle, true, ["mean", "phi", "sigma", "jump_intensity_per_day", "jump_mean"])
-    # the threshold fit flags exactly the big residuals, and reports them by date
-    assert thr.fit_info.n_jumps == len(thr.fit_info.jump_labels) > 0
-    assert all(isinstance(d, np.datetime64) for d in thr.fit_info.jump_labels)
+    fit = fit_premium_process(s).process
+    assert fit.fit_info.log_likelihood == pytest.approx(fit.log_likelihood(s), rel=1e-10)
+    _within(fit, true, ["mean", "phi"])
+    # the jump days are reported by date
+    assert fit.fit_info.n_jumps == len(fit.fit_info.jump_labels)
+    assert all(isinstance(d, pd.Timestamp) for d in fit.fit_info.jump_labels)
 
 
-def test_threshold_fit_recovers_persistence_and_scale() -> None:
+def test_fit_without_jumps_recovers_persistence_and_scale() -> None:
     true = PremiumProcess(mean=0.002, phi=0.9, sigma=0.001, df=6.0)
-    fit = PremiumProcess.fit(_series(true, 1500, 12), method="threshold", jumps=False)
+    fit = fit_premium_process(_series(true, 1500, 12), jumps=False).process
     _within(fit, true, ["mean", "phi", "sigma"])
     assert fit.jump_intensity_per_day == 0.0
-
-
-def test_fit_drawdown_sensitivity_is_found_when_jumps_follow_drawdowns() -> None:
-    true = PremiumProcess(mean=0.0, phi=0.5, sigma=0.001, jump_intensity_per_day=0.002, jump_mean=0.02, jump_sd=0.005,
-                          jump_drawdown_sensitivity=0.5)
-    n = 1500
-    dd = np.concatenate([np.zeros(n // 2), np.linspace(0.0, 0.3, n - n // 2)])
-    s = _series(true, n, 17, drawdown=dd)
-    fit = PremiumProcess.fit(s, innovations="normal", drawdown=pd.Series(dd, index=s.index))
-    se = fit.fit_info.standard_errors["jump_drawdown_sensitivity"]
-    assert math.isfinite(se) and fit.jump_drawdown_sensitivity > 2 * se
-    assert abs(fit.jump_drawdown_sensitivity - 0.5) < 4 * se
 
 
 def test_fit_skips_pairs_broken_by_missing_days() -> None:
     true = PremiumProcess(mean=0.0, phi=0.6, sigma=0.002)
     s = _series(true, 700, 3)
-    gappy = s.copy()
-    gappy[gappy.index.day_of_week >= 5] = np.nan  # weekends missing
-    fit = PremiumProcess.fit(gappy, innovations="normal", jumps=False)
+    weekdays = s[s.index.day_of_week < 5]  # weekends missing
+    sel = fit_premium_process(weekdays, innovations="normal", jumps=False, max_step_gap_days=1)
+    gappy = s.where(s.index.day_of_week < 5)
     x = gappy.to_numpy()
     pairs = int((np.isfinite(x[:-1]) & np.isfinite(x[1:])).sum())
-    assert fit.fit_info.n_obs == pairs
+    assert sel.n_obs == sel.process.fit_info.n_obs == pairs
     # the likelihood scores the same pairs only
-    assert int(fit.log_likelihood(gappy, per_obs=True).notna().sum()) == pairs
+    assert int(sel.process.log_likelihood(gappy, per_obs=True).notna().sum()) == pairs
+
+
+_DAYS = pd.date_range("2022-01-03", periods=51, freq="D")
 
 
 @pytest.mark.parametrize(
     "series, match",
     [
-        (pd.Series(np.zeros(10)), "30"),
-        (pd.Series(np.r_[np.linspace(0, 0.01, 50), np.inf]), "infinite"),
-        (pd.Series(np.r_[np.linspace(0, 0.01, 50), -1.0]), "<= -1"),
-        (pd.Series(np.full(50, 0.001)), "equal"),
-        (pd.Series(np.linspace(0, 0.01, 50), index=np.arange(50)[::-1]), "increasing"),
+        (pd.Series(np.zeros(10), index=_DAYS[:10]), "30"),
+        (pd.Series(np.r_[np.linspace(0, 0.01, 50), np.inf], index=_DAYS), "finite"),
+        (pd.Series(np.r_[np.linspace(0, 0.01, 50), -1.0], index=_DAYS), "> -1"),
+        (pd.Series(np.full(50, 0.001), index=_DAYS[:50]), "equal"),
+        (pd.Series(np.linspace(0, 0.01, 50), index=_DAYS[:50][::-1]), "increasing"),
     ],
 )
 def test_fit_rejects_bad_series(series: pd.Series, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        PremiumProcess.fit(series)
-
-
-def test_fit_rejects_bad_options_and_drawdowns() -> None:
-    s = pd.Series(np.random.default_rng(0).normal(0, 0.001, 100))
-    with pytest.raises(ValueError, match="innovations"):
-        PremiumProcess.fit(s, innovations="laplace")
-    with pytest.raises(ValueError, match="method"):
-        PremiumProcess.fit(s, method="gmm")
-    with pytest.raises(ValueError, match="drawdown"):
-        PremiumProcess.fit(s, drawdown=pd.Series(np.full(100, 2.0)))
-    with pytest.raises(ValueError, match="drawdown"):
-        PremiumProcess.fit(s, drawdown=pd.Series(np.full(50, 0.1)))  # missing on used days
+        fit_premium_process(series)
 
 
 def test_to_dict_round_trips_and_has_no_nulls() -> None:

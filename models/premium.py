@@ -1,4 +1,4 @@
-"""Secondary market of a gold-backed token (v2): arbitrage band, premium process, AMM pools.
+"""Premium of a gold-backed token to its NAV: arbitrage band, primary-market order size, premium process.
 
 Pure numerics (NumPy/SciPy/pandas), no I/O. Conventions of the project: premia, fees and rates
 are fractions (0.01 = 1 %); simulated arrays are ``(n_paths, horizon_days)``; every random draw
@@ -18,7 +18,7 @@ Journal 73(1), 24-54: ETF prices fluctuate "within a band" set by arbitrage fric
 100-200 bp on average; the same mint/redeem arbitrage keeps stablecoins near their peg, Lyons &
 Viswanath-Natraj (2023), "What keeps stablecoins stable?", J. Int. Money Finance 131, 102777).
 Per token, with NAV ``N``, mint fee ``f_m``, redeem fee ``f_r`` (fractions of NAV, paid in cash
-when the order is placed, as in the v1 token model), other per-leg costs ``c`` (fraction of NAV:
+when the order is placed, as in the reserve-backed token model), other per-leg costs ``c`` (fraction of NAV:
 gas, dealer spread on the gold leg, bar transport/sale), a secondary-market fee/half-spread ``s``,
 a fixed cost ``F`` USD per primary-market order spread over the order size ``q`` tokens
 (``phi = F / (q N)``), and a settlement lag of ``L`` days financed at the simple rate ``r`` per
@@ -72,18 +72,8 @@ market is closed (weekends, outside London hours) the band does not bind and the
 leave it; the excess is arbitraged on the next open day. The closed-form moments above ignore the
 band.
 
-**Fit** (:meth:`PremiumProcess.fit`). (i) Jump days by thresholding: iterate OLS of ``p_t`` on
-``p_{t-1}`` over the days not flagged and flag days whose residual is more than
-``jump_threshold`` robust standard deviations (``1.4826 * MAD``) from the median, until the flags
-settle (threshold jump detection as in Mancini (2009), "Non-parametric threshold estimation for
-models with stochastic diffusion coefficient and jumps", Scand. J. Statistics 36(2), here applied
-to AR(1) residuals). ``sigma`` (and ``df``) by maximum likelihood of the unflagged residuals
-under the distribution truncated at the threshold; ``lambda`` from the flagged share
-(``-log(1 - share)``), ``mu_J`` and ``s_J`` from the flagged residuals (``s_J^2 = var - sigma^2``);
-``lambda_0, k`` by Bernoulli MLE of the flags on the drawdown when one is given. (ii) With
-``method="mle"`` (default) these are the starting values of a full conditional maximum-likelihood
-fit of all parameters (L-BFGS-B); standard errors from the inverse numerical Hessian of the
-log-likelihood (observed information), ``NaN`` for parameters on a bound.
+**Estimation** is :func:`models.calibration.fit_premium_process` (conditional maximum
+likelihood with model selection); this module evaluates the likelihood (:meth:`PremiumProcess.log_likelihood`).
 
 **Likelihood.** The density of ``u`` is ``sum_n Pois(n; lambda) g_n(u)`` with ``g_n`` the density
 of ``sigma e + N(n mu_J, n s_J^2)``: exact normal for normal ``e``; for Student-t ``e`` the
@@ -92,49 +82,25 @@ its body, log-spaced Gauss-Legendre over the tails within the normal kernel's wi
 Gauss-Hermite over the normal when it is the narrower of the two). The Poisson sum is truncated
 where the remaining probability is below 1e-10 (relative quadrature error below 1e-5 on
 a test grid of df in [2.2, 30], jump/diffusion scale ratios 1-100, up to 60 scales out).
-
-3. AMM pools
-------------
-* :class:`ConstantProductPool` - Uniswap v2 (Adams, Zinsmeister & Robinson (2020), "Uniswap v2
-  Core": the constant-product invariant with the 0.30 % fee charged on the input): ``x y = k``; a sale of ``dx`` pays the fee on the input, the remainder
-  ``a = dx (1 - fee)`` trades on the curve, ``dy = y a / (x + a)``, and the fee stays in the
-  reserves (``x' = x + dx``). Without fee ``x' y' = k`` and the new price is
-  ``y' / x' = k / (x + dx)^2`` (Angeris et al. (2021), "An analysis of Uniswap markets",
-  Cryptoeconomic Systems 1(1)).
-* :class:`ConcentratedLiquidityPool` - one Uniswap v3 position (Adams, Zinsmeister, Salem, Keefer
-  & Robinson (2021), "Uniswap v3 Core"): liquidity ``L`` on ``[pa, pb]``. Real reserves at price
-  ``P`` in range: ``x = L (1/sqrt(P) - 1/sqrt(pb))``, ``y = L (sqrt(P) - sqrt(pa))`` (eqs.
-  6.29-6.30); the curve ``(x + L/sqrt(pb)) (y + L sqrt(pa)) = L^2`` (eq. 2.2) is the
-  constant-product curve of the virtual reserves ``(L/sqrt(P), L sqrt(P))`` (eqs. 6.5-6.6) shifted; within the range a swap moves
-  ``Delta(1/sqrt(P)) = Delta x / L`` and ``Delta sqrt(P) = Delta y / L`` (section 6.2.3) with the fee
-  taken from the input and kept outside the liquidity. A sale larger than the range can absorb
-  fills only up to the lower price ``pa`` (all ``y`` paid out); the rest is reported as
-  ``unfilled_in`` and the price stays at ``pa``: the position has no liquidity below.
-
-Pool parameters may be arrays (one pool per path); swaps broadcast over them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from models.checks import check_fraction, check_nonnegative
 
 __all__ = [
-    "ConcentratedLiquidityPool",
-    "ConstantProductPool",
     "PremiumFit",
     "PremiumProcess",
-    "SwapResult",
     "arbitrage_band",
     "order_size_tokens",
-    "pool_from_dict",
 ]
 
 # --------------------------------------------------------------------------- arbitrage band
@@ -373,27 +339,28 @@ def _conv(x: np.ndarray, sigma: float, df: float | None, s: float, kind: str) ->
 
 @dataclass(frozen=True)
 class PremiumFit:
-    """Diagnostics of :meth:`PremiumProcess.fit`.
+    """Diagnostics of a fitted premium process (set by
+    :func:`models.calibration.fit_premium_process`).
 
     Attributes
     ----------
     method : str
-        ``"mle"`` or ``"threshold"``.
+        Estimation method (``"mle"``: conditional maximum likelihood).
     n_obs : int
-        Number of (p_{t-1}, p_t) pairs used (both finite).
+        Number of (p_{t-1}, p_t) pairs used.
     n_jumps : int
-        Days flagged as jumps by the threshold step.
+        Days identified as jump days (``len(jump_labels)``).
     log_likelihood : float
         Conditional log-likelihood of the fitted process on the pairs.
     standard_errors : dict[str, float]
         Per fitted parameter (names as the :class:`PremiumProcess` fields); NaN where not
         available (parameter on a bound, singular information).
     converged : bool
-        Optimiser success (always True for the threshold method).
+        Optimiser success.
     message : str
         Notes (optimiser message, fallbacks).
     jump_labels : tuple
-        Index labels of the flagged jump days.
+        Index labels of the jump days.
     """
 
     method: str
@@ -464,7 +431,8 @@ class PremiumProcess:
     band_strength : float
         Share of the excess over the band removed on each open day, in (0, 1].
     fit_info : PremiumFit or None
-        Set by :meth:`fit`; not part of equality or of :meth:`to_dict`.
+        Set by :func:`models.calibration.fit_premium_process`; not part of equality or of
+        :meth:`to_dict`.
 
     Raises
     ------
@@ -802,7 +770,8 @@ class PremiumProcess:
         Raises
         ------
         ValueError
-            See :meth:`fit` (bad values, unsorted index, drawdown misaligned or out of range).
+            For a non-numeric or non-1-D series, an infinite value or a premium <= -1, an
+            index not in increasing order, a drawdown misaligned or outside [0, 1].
         """
         s = _as_premium_series(premia)
         prev, curr, dd, pos, _ = _pairs(s, _as_drawdown(drawdown, s))
@@ -834,7 +803,7 @@ class PremiumProcess:
         Raises
         ------
         ValueError
-            For quantiles outside (0, 1), or a bad series (see :meth:`fit`).
+            For quantiles outside (0, 1), or a bad series (as :meth:`log_likelihood`).
         """
         s = _as_premium_series(premia)
         ddf = _as_drawdown(drawdown, s)
@@ -859,86 +828,6 @@ class PremiumProcess:
             out[f"q{q:g}"] = col
         return pd.DataFrame(out, index=s.index)
 
-    # ------------------------------------------------------------------ fitting
-
-    @classmethod
-    def fit(
-        cls,
-        premia: pd.Series,
-        *,
-        innovations: Literal["normal", "t"] = "t",
-        jumps: bool = True,
-        method: Literal["mle", "threshold"] = "mle",
-        jump_threshold: float = 4.0,
-        drawdown: pd.Series | None = None,
-        max_iter: int = 500,
-    ) -> PremiumProcess:
-        """Fit the process to a daily premium series (method in the module docstring).
-
-        Parameters
-        ----------
-        premia : pandas.Series
-            Premia as fractions (not percent), in increasing index order. NaN marks a missing
-            day: pairs ``(p_{t-1}, p_t)`` with a NaN are skipped, so weekend-dropped series and
-            gaps are fine (each kept pair counts as one day).
-        innovations : {"t", "normal"}
-            Distribution of ``e_t``.
-        jumps : bool
-            Fit the Poisson jump part; False: ``lambda = 0``.
-        method : {"mle", "threshold"}
-            ``"threshold"``: OLS + thresholding only (fast, robust); ``"mle"``: full conditional
-            MLE started from it. Falls back to the threshold estimates if the MLE fails to
-            improve (noted in ``fit_info.message``).
-        jump_threshold : float
-            Flag residuals beyond this many robust SDs (> 2).
-        drawdown : pandas.Series or None
-            Gold drawdown (fractions in [0, 1]) on the same index; when given (and ``jumps``),
-            ``jump_drawdown_sensitivity`` is fitted too.
-        max_iter : int
-            Optimiser iterations for the MLE.
-
-        Returns
-        -------
-        PremiumProcess
-            No band (add one with :meth:`with_band`); ``fit_info`` holds n_obs, jump days,
-            log-likelihood and standard errors.
-
-        Raises
-        ------
-        ValueError
-            Naming the argument: fewer than 30 usable pairs, an infinite value or a premium
-            <= -1, all values equal, an unsorted index, a drawdown missing on a used day or
-            outside [0, 1], an unknown option.
-        """
-        if innovations not in ("normal", "t"):
-            raise ValueError(f"innovations: must be 'normal' or 't', got {innovations!r}")
-        if method not in ("mle", "threshold"):
-            raise ValueError(f"method: must be 'mle' or 'threshold', got {method!r}")
-        if not (isinstance(jump_threshold, (int, float)) and jump_threshold > 2):
-            raise ValueError(f"jump_threshold: must be a number > 2, got {jump_threshold!r}")
-        s = _as_premium_series(premia)
-        ddf = _as_drawdown(drawdown, s)
-        prev, curr, dd, pos, labels = _pairs(s, ddf)
-        n = prev.size
-        if n < 30:
-            raise ValueError(f"premia: need at least 30 consecutive (non-missing) pairs, got {n}")
-        if np.ptp(curr) == 0:
-            raise ValueError("premia: all values are equal; nothing to fit")
-        start, se, flags, notes = _threshold_fit(
-            prev, curr, dd if ddf is not None else None, innovations == "t", jumps, float(jump_threshold)
-        )
-        jump_labels = tuple(labels[flags])
-        if method == "threshold":
-            ll = float(_loglik_obs(start, prev, curr, dd).sum())
-            proc = cls(**start)
-            info = PremiumFit("threshold", n, int(flags.sum()), ll, se, True, "; ".join(notes), jump_labels)
-            return replace(proc, fit_info=info)
-        est, se_mle, ll, ok, msg = _mle_fit(start, prev, curr, dd, ddf is not None, int(max_iter))
-        notes.append(msg)
-        proc = cls(**est)
-        info = PremiumFit("mle", n, int(flags.sum()), ll, se_mle, ok, "; ".join(x for x in notes if x), jump_labels)
-        return replace(proc, fit_info=info)
-
     # ------------------------------------------------------------------ serialisation
 
     def _as_param_dict(self) -> dict[str, Any]:
@@ -962,7 +851,7 @@ class PremiumProcess:
         return cls(**data)
 
 
-# --------------------------------------------------------------------------- fit helpers
+# --------------------------------------------------------------------------- series helpers
 
 
 def _as_premium_series(premia: Any) -> pd.Series:
@@ -1026,613 +915,3 @@ def _loglik_obs(p: dict[str, Any], prev: np.ndarray, curr: np.ndarray, dd: np.nd
     proc = PremiumProcess(**{k: p[k] for k in _PARAM_KEYS if k in p})
     u = curr - proc.mean - proc.phi * (prev - proc.mean)
     return proc.innovation_logpdf(u, dd)
-
-
-def _ols(prev: np.ndarray, curr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.column_stack([np.ones_like(prev), prev])
-    beta, *_ = np.linalg.lstsq(x, curr, rcond=None)
-    resid = curr - x @ beta
-    dof = max(prev.size - 2, 1)
-    s2 = float(resid @ resid) / dof
-    try:
-        cov = s2 * np.linalg.inv(x.T @ x)
-    except np.linalg.LinAlgError:
-        cov = np.full((2, 2), np.nan)
-    return beta, cov, resid
-
-
-def _truncated_diffusion_mle(r: np.ndarray, lo: float, hi: float, student: bool) -> tuple[float, float | None, dict[str, float]]:
-    """MLE of sigma (and df) from residuals known to lie in [lo, hi] (truncated law)."""
-    sd0 = float(np.std(r, ddof=1)) if r.size > 1 else 1e-6
-    sd0 = max(sd0, 1e-12)
-
-    def nll(theta: np.ndarray) -> float:
-        sig = math.exp(theta[0])
-        df = 2.05 + math.exp(theta[1]) if student else None  # df >= 2.05 as in the MLE bounds
-        mass = _e_cdf(np.array(hi / sig), df) - _e_cdf(np.array(lo / sig), df)
-        if not mass > 0:
-            return 1e100
-        val = -(np.sum(_e_logpdf(r / sig, df)) - r.size * math.log(sig) - r.size * math.log(float(mass)))
-        return float(val) if math.isfinite(val) else 1e100
-
-    th0 = np.array([math.log(sd0), math.log(6.0 - 2.05)]) if student else np.array([math.log(sd0)])
-    res = optimize.minimize(nll, th0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 2000})
-    th = res.x
-    if student:
-        th[1] = min(th[1], math.log(298.0))
-    sig = math.exp(th[0])
-    # unbounded below, the unit-variance t runs to df -> 2 with sigma -> inf on heavy-tailed
-    # residuals (seen on XAUT 2022-26 and PAXG 2019-20); the floor keeps the fit in the MLE's box
-    df = 2.05 + math.exp(th[1]) if student else None
-    se = {"sigma": sig / math.sqrt(2.0 * max(r.size, 1))}
-    return sig, df, se
-
-
-def _threshold_fit(prev, curr, dd, student: bool, jumps: bool, thr: float):
-    notes: list[str] = []
-    n = prev.size
-    flags = np.zeros(n, dtype=bool)
-    for _ in range(100):
-        beta, cov, _ = _ols(prev[~flags], curr[~flags])
-        resid = curr - beta[0] - beta[1] * prev
-        med = float(np.median(resid))
-        mad = 1.4826 * float(np.median(np.abs(resid - med)))
-        if not mad > 0:
-            mad = float(np.std(resid)) or 1e-12
-        new = (np.abs(resid - med) > thr * mad) if jumps else np.zeros(n, dtype=bool)
-        if new.sum() > 0.25 * n:  # thresholding broke down: no jump part
-            new = np.zeros(n, dtype=bool)
-            notes.append("over 25% of days exceeded the jump threshold; jumps not separated")
-        if np.array_equal(new, flags):
-            break
-        flags = new
-    beta, cov, _ = _ols(prev[~flags], curr[~flags])
-    c, phi = float(beta[0]), float(beta[1])
-    if not abs(phi) < 0.999:
-        notes.append(f"OLS phi={phi:.4f} outside (-0.999, 0.999); clipped")
-        phi = float(np.clip(phi, -0.999, 0.999))
-    m = c / (1.0 - phi)
-    resid = curr - c - phi * prev
-    med = float(np.median(resid))
-    mad = 1.4826 * float(np.median(np.abs(resid - med))) or float(np.std(resid)) or 1e-12
-    r_in = resid[~flags]
-    if jumps and flags.any():
-        lo, hi = med - thr * mad, med + thr * mad
-    else:
-        lo, hi = -np.inf, np.inf
-    sigma, df, se = _truncated_diffusion_mle(r_in, lo, hi, student)
-    grad = np.array([1.0 / (1.0 - phi), c / (1.0 - phi) ** 2])
-    se["mean"] = float(math.sqrt(max(grad @ cov @ grad, 0.0))) if np.isfinite(cov).all() else float("nan")
-    se["phi"] = float(math.sqrt(cov[1, 1])) if np.isfinite(cov).all() else float("nan")
-    if student:
-        se["df"] = float("nan")
-    out: dict[str, Any] = {"mean": m, "phi": phi, "sigma": sigma, "df": df}
-    n_j = int(flags.sum())
-    if jumps and n_j > 0:
-        share = n_j / n
-        lam = -math.log1p(-share)
-        rj = resid[flags]
-        mu_j = float(rj.mean())
-        s_j = math.sqrt(max(float(rj.var(ddof=1)) - sigma**2, 0.0)) if n_j > 1 else 0.0
-        out.update(jump_intensity_per_day=lam, jump_mean=mu_j, jump_sd=s_j)
-        tot_sd = math.sqrt(s_j**2 + sigma**2)
-        se.update(
-            jump_intensity_per_day=math.sqrt(lam / n),
-            jump_mean=tot_sd / math.sqrt(n_j),
-            jump_sd=(s_j / math.sqrt(2.0 * (n_j - 1))) if n_j > 1 else float("nan"),
-        )
-        if dd is not None:
-            lam0, k, se_lk = _bernoulli_intensity(flags, dd, lam)
-            out.update(jump_intensity_per_day=lam0, jump_drawdown_sensitivity=k)
-            se.update(se_lk)
-    elif jumps:
-        notes.append("no jump days above the threshold; jump part set to zero")
-    return out, se, flags, notes
-
-
-def _bernoulli_intensity(flags: np.ndarray, dd: np.ndarray, lam_start: float):
-    """MLE of lambda_0, k >= 0 in P(jump day) = 1 - exp(-(lambda_0 + k dd))."""
-
-    def nll(th: np.ndarray) -> float:
-        lam = np.maximum(th[0] + th[1] * dd, 1e-12)
-        p = -np.expm1(-lam)
-        return float(-(np.sum(np.log(p[flags])) - np.sum(lam[~flags])))
-
-    res = optimize.minimize(nll, np.array([lam_start, 0.0]), method="L-BFGS-B", bounds=[(1e-10, 5.0), (0.0, 100.0)])
-    lam0, k = float(res.x[0]), float(res.x[1])
-    se = {"jump_intensity_per_day": float("nan"), "jump_drawdown_sensitivity": float("nan")}
-    return lam0, k, se
-
-
-_BOUNDS = {
-    "mean": (None, None),
-    "phi": (-0.999, 0.999),
-    "df": (2.05, 300.0),
-    "jump_intensity_per_day": (0.0, 0.5),
-    "jump_mean": (None, None),
-    "jump_sd": (0.0, None),
-    "jump_drawdown_sensitivity": (0.0, 100.0),
-}
-
-
-def _mle_fit(start: dict[str, Any], prev, curr, dd, with_dd: bool, max_iter: int):
-    names = ["mean", "phi", "sigma"]
-    if start.get("df") is not None:
-        names.append("df")
-    has_jumps = start.get("jump_intensity_per_day", 0.0) > 0
-    if has_jumps:
-        names += ["jump_intensity_per_day", "jump_mean", "jump_sd"]
-        if with_dd:
-            names.append("jump_drawdown_sensitivity")
-    sig0 = float(start["sigma"])
-    theta0 = np.array([float(start[k]) for k in names])
-    if has_jumps and start.get("jump_sd", 0.0) <= 0:
-        theta0[names.index("jump_sd")] = sig0
-    floor = {
-        "mean": sig0,
-        "phi": 0.05,
-        "sigma": 0.1 * sig0,
-        "df": 1.0,
-        "jump_intensity_per_day": 0.01,
-        "jump_mean": sig0,
-        "jump_sd": sig0,
-        "jump_drawdown_sensitivity": 0.1,
-    }
-    scale = np.array([max(abs(t) * 0.1, floor[k]) if k not in ("mean", "phi", "jump_mean") else floor[k] for k, t in zip(names, theta0)])
-    bounds_nat = [(_BOUNDS.get(k, (None, None)) if k != "sigma" else (sig0 * 1e-3, sig0 * 1e2)) for k in names]
-    bounds_z = [
-        (None if lo is None else (lo - t) / s, None if hi is None else (hi - t) / s)
-        for (lo, hi), t, s in zip(bounds_nat, theta0, scale)
-    ]
-    base = dict(start)
-
-    def unpack(z: np.ndarray) -> dict[str, Any]:
-        th = theta0 + z * scale
-        p = dict(base)
-        for k, v in zip(names, th):
-            p[k] = float(v)
-        p["jump_sd"] = max(p.get("jump_sd", 0.0), 0.0)
-        p["jump_intensity_per_day"] = max(p.get("jump_intensity_per_day", 0.0), 0.0)
-        return p
-
-    def nll(z: np.ndarray) -> float:
-        try:
-            val = -float(_loglik_obs(unpack(z), prev, curr, dd).sum())
-        except ValueError:
-            return 1e100
-        return val if math.isfinite(val) else 1e100
-
-    f0 = nll(np.zeros(len(names)))
-    res = optimize.minimize(nll, np.zeros(len(names)), method="L-BFGS-B", bounds=bounds_z, options={"maxiter": max_iter})
-    if not (math.isfinite(res.fun) and res.fun <= f0):
-        se = {k: float("nan") for k in names}
-        return start, se, -f0, False, f"MLE did not improve on the threshold fit ({res.message}); threshold estimates kept"
-    est = unpack(res.x)
-    se = _hessian_se(nll, res.x, names, scale, bounds_nat, theta0)
-    return est, se, -float(res.fun), bool(res.success), "" if res.success else f"optimiser: {res.message}"
-
-
-def _hessian_se(nll, z_hat, names, scale, bounds_nat, theta0) -> dict[str, float]:
-    th = theta0 + z_hat * scale
-    h = 1e-3
-    active = []
-    for i, (k, (lo, hi)) in enumerate(zip(names, bounds_nat)):
-        near_lo = lo is not None and th[i] - lo < 3 * h * scale[i]
-        near_hi = hi is not None and hi - th[i] < 3 * h * scale[i]
-        active.append(not (near_lo or near_hi))
-    if "jump_intensity_per_day" in names and not active[names.index("jump_intensity_per_day")]:
-        for k in ("jump_mean", "jump_sd", "jump_drawdown_sensitivity"):
-            if k in names:
-                active[names.index(k)] = False
-    idx = [i for i, a in enumerate(active) if a]
-    se = {k: float("nan") for k in names}
-    if not idx:
-        return se
-    m = len(idx)
-    hess = np.empty((m, m))
-    f0 = nll(z_hat)
-    for a, i in enumerate(idx):
-        for b, j in enumerate(idx):
-            if b < a:
-                hess[a, b] = hess[b, a]
-                continue
-            if i == j:
-                e = np.zeros_like(z_hat)
-                e[i] = h
-                hess[a, a] = (nll(z_hat + e) - 2 * f0 + nll(z_hat - e)) / h**2
-            else:
-                ei = np.zeros_like(z_hat)
-                ej = np.zeros_like(z_hat)
-                ei[i] = h
-                ej[j] = h
-                hess[a, b] = (nll(z_hat + ei + ej) - nll(z_hat + ei - ej) - nll(z_hat - ei + ej) + nll(z_hat - ei - ej)) / (4 * h * h)
-    try:
-        cov = np.linalg.inv(hess)
-    except np.linalg.LinAlgError:
-        return se
-    d = np.diag(cov)
-    if not (np.isfinite(d).all() and (d > 0).all()) or np.linalg.eigvalsh(hess).min() <= 0:
-        return se
-    for a, i in enumerate(idx):
-        se[names[i]] = float(math.sqrt(d[a]) * scale[i])
-    return se
-
-
-# --------------------------------------------------------------------------- AMM pools
-
-
-@dataclass(frozen=True)
-class SwapResult:
-    """Result of a swap on a pool; all arrays broadcast to the common shape of the input and
-    the pool parameters.
-
-    Attributes
-    ----------
-    amount_in : ndarray
-        Input actually used, gross of the fee (units of the input asset).
-    amount_out : ndarray
-        Output paid by the pool (units of the other asset).
-    unfilled_in : ndarray
-        Input left unfilled because the pool ran out of liquidity (0 for a constant-product
-        pool); ``amount_in + unfilled_in`` is the requested input.
-    price_before, price_after : ndarray
-        Pool price (y per x) before and after.
-    """
-
-    amount_in: np.ndarray
-    amount_out: np.ndarray
-    unfilled_in: np.ndarray
-    price_before: np.ndarray
-    price_after: np.ndarray
-
-    @property
-    def price_impact(self) -> np.ndarray:
-        """Relative move of the pool price, a positive fraction ``|1 - price_after / price_before|``."""
-        return np.abs(1.0 - self.price_after / self.price_before)
-
-
-def _positive(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    if not np.isfinite(arr).all() or (arr <= 0).any():
-        raise ValueError(f"{name}: must be finite and > 0")
-    return arr
-
-
-def _amount(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    if not np.isfinite(arr).all() or (arr < 0).any():
-        raise ValueError(f"{name}: amounts must be finite and >= 0")
-    return arr
-
-
-def _fee(fee: Any) -> float:
-    return check_fraction(fee, "fee")
-
-
-class _Pool:
-    """Shared conveniences; subclasses implement ``price``, ``sell_x`` and ``sell_y``."""
-
-    fee: float
-
-    @property
-    def price(self) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def sell_x(self, dx: Any) -> SwapResult:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def sell_y(self, dy: Any) -> SwapResult:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def swap_x_for_y(self, dx: Any) -> np.ndarray:
-        """Amount of y received for selling ``dx >= 0`` of x (``sell_x(dx).amount_out``)."""
-        return self.sell_x(dx).amount_out
-
-    def swap_y_for_x(self, dy: Any) -> np.ndarray:
-        """Amount of x received for selling ``dy >= 0`` of y (``sell_y(dy).amount_out``)."""
-        return self.sell_y(dy).amount_out
-
-    def price_impact(self, dx: Any) -> np.ndarray:
-        """Relative fall of the pool price for a sale of ``dx`` of x: ``1 - P_after / P_before``,
-        a positive fraction in [0, 1)."""
-        return self.sell_x(dx).price_impact
-
-    def sell_pressure_impact(self, sell_amounts: Any) -> np.ndarray:
-        """Pool price (y per x) after selling ``sell_amounts`` of x, each element from the
-        current state (e.g. one pool per path and that path's day of sales); any shape that
-        broadcasts with the pool parameters. ValueError for negative or non-finite amounts."""
-        return self.sell_x(sell_amounts).price_after
-
-
-class ConstantProductPool(_Pool):
-    """Constant-product pool ``x * y = k`` (Uniswap v2; formulas in the module docstring).
-
-    x is the token, y the quote asset (e.g. a USD stablecoin); the pool price is ``y / x``
-    (y per x). The fee is charged on the input and stays in the reserves.
-
-    Parameters
-    ----------
-    reserve_x, reserve_y : float or ndarray
-        Reserves (> 0); arrays give one pool per element (broadcast together).
-    fee : float
-        Swap fee, fraction in [0, 1) (0.003 = Uniswap v2's 0.30 %).
-
-    Raises
-    ------
-    ValueError
-        Naming the argument for a non-positive reserve or a fee outside [0, 1).
-    """
-
-    def __init__(self, reserve_x: float | np.ndarray, reserve_y: float | np.ndarray, fee: float = 0.003) -> None:
-        x = _positive(reserve_x, "reserve_x")
-        y = _positive(reserve_y, "reserve_y")
-        self.reserve_x, self.reserve_y = np.broadcast_arrays(x, y)
-        self.fee = _fee(fee)
-
-    def __repr__(self) -> str:
-        return f"ConstantProductPool(reserve_x={self.reserve_x!r}, reserve_y={self.reserve_y!r}, fee={self.fee!r})"
-
-    @property
-    def price(self) -> np.ndarray:
-        """Marginal price ``y / x`` (y per x), before fees."""
-        return self.reserve_y / self.reserve_x
-
-    @property
-    def k(self) -> np.ndarray:
-        """Invariant ``x * y``."""
-        return self.reserve_x * self.reserve_y
-
-    def sell_x(self, dx: Any) -> SwapResult:
-        """Sell ``dx >= 0`` of x: ``a = dx (1 - fee)``, ``dy = y a / (x + a)``; reserves become
-        ``(x + dx, y - dy)`` (fee kept). Never unfilled (the curve has liquidity at every price)."""
-        dx = _amount(dx, "dx")
-        x, y = self.reserve_x, self.reserve_y
-        a = dx * (1.0 - self.fee)
-        dy = y * a / (x + a)
-        p0 = np.broadcast_to(self.price, np.broadcast(dx, x).shape)
-        p1 = (y - dy) / (x + dx)
-        zero = np.zeros(np.broadcast(dx, x).shape)
-        return SwapResult(np.broadcast_to(dx, zero.shape).copy(), dy + zero, zero, p0.copy(), p1 + zero)
-
-    def sell_y(self, dy: Any) -> SwapResult:
-        """Sell ``dy >= 0`` of y (buy x): ``b = dy (1 - fee)``, ``dx = x b / (y + b)``; reserves
-        become ``(x - dx, y + dy)``."""
-        dy = _amount(dy, "dy")
-        x, y = self.reserve_x, self.reserve_y
-        b = dy * (1.0 - self.fee)
-        dx = x * b / (y + b)
-        shape = np.broadcast(dy, x).shape
-        zero = np.zeros(shape)
-        p1 = (y + dy) / (x - dx)
-        return SwapResult(np.broadcast_to(dy, shape).copy(), dx + zero, zero, np.broadcast_to(self.price, shape).copy(), p1 + zero)
-
-    def after_sell_x(self, dx: Any) -> ConstantProductPool:
-        """The pool after selling ``dx`` of x (new arrays; this pool is unchanged)."""
-        r = self.sell_x(dx)
-        return ConstantProductPool(self.reserve_x + r.amount_in, self.reserve_y - r.amount_out, self.fee)
-
-    def after_sell_y(self, dy: Any) -> ConstantProductPool:
-        """The pool after selling ``dy`` of y."""
-        r = self.sell_y(dy)
-        return ConstantProductPool(self.reserve_x - r.amount_out, self.reserve_y + r.amount_in, self.fee)
-
-    def with_price(self, price: Any) -> ConstantProductPool:
-        """The pool moved along its curve (same ``k``) to ``price`` (> 0), as frictionless
-        arbitrage against an outside market would: ``x = sqrt(k / P)``, ``y = sqrt(k P)``."""
-        p = _positive(price, "price")
-        k = self.k
-        return ConstantProductPool(np.sqrt(k / p), np.sqrt(k * p), self.fee)
-
-    def x_in_to_price(self, target_price: Any) -> np.ndarray:
-        """Gross amount of x to sell to bring the price down to ``target_price`` (0 where the
-        target is at or above the current price). Solves ``(x + a)(x + a / g) = x y / T`` with
-        ``g = 1 - fee``, ``a = g dx`` (fee kept in the reserves)."""
-        t = _positive(target_price, "target_price")
-        x, y = self.reserve_x, self.reserve_y
-        return _cp_amount_to(x, y, x * y / t, 1.0 - self.fee, t < self.price)
-
-    def y_in_to_price(self, target_price: Any) -> np.ndarray:
-        """Gross amount of y to sell (buying x) to bring the price up to ``target_price``
-        (0 where the target is at or below the current price)."""
-        t = _positive(target_price, "target_price")
-        x, y = self.reserve_x, self.reserve_y
-        return _cp_amount_to(y, x, x * y * t, 1.0 - self.fee, t > self.price)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Scalar pool as ``{"kind": "constant_product", "reserve_x", "reserve_y", "fee"}``;
-        ValueError for a pool of arrays."""
-        if self.reserve_x.ndim:
-            raise ValueError("to_dict: only a scalar pool can be serialised")
-        return {"kind": "constant_product", "reserve_x": float(self.reserve_x), "reserve_y": float(self.reserve_y), "fee": self.fee}
-
-
-def _cp_amount_to(r_in: np.ndarray, r_out: np.ndarray, rhs: np.ndarray, g: float, need: np.ndarray) -> np.ndarray:
-    """Positive root a of ``(r + a)(r + a/g) = rhs`` (g in (0, 1]), returned as gross a / g."""
-    b = r_in * (g + 1.0)
-    c = g * (r_in * r_in - rhs)  # < 0 where a move is needed
-    disc = np.sqrt(np.maximum(b * b - 4.0 * c, 0.0))
-    a = -2.0 * c / (b + disc)  # stable form of (-b + disc) / 2
-    return np.where(need, np.maximum(a, 0.0) / g, 0.0)
-
-
-class ConcentratedLiquidityPool(_Pool):
-    """One Uniswap v3 position: liquidity ``L`` on the price range ``[pa, pb]`` (Adams et al.
-    (2021), "Uniswap v3 Core"; formulas in the module docstring).
-
-    Prices are y per x (USD per token for a token/USD pool). Inside the range the pool behaves
-    as a constant-product pool with virtual reserves ``(L / sqrt(P), L sqrt(P))``; the fee is
-    taken from the input and kept outside the liquidity (v3). A sale that would push the price
-    below ``pa`` fills only down to ``pa`` (all real y paid out); the rest is ``unfilled_in``.
-    Likewise a purchase stops at ``pb``. When the current price is outside the range the swap
-    first crosses the empty region at no cost.
-
-    Parameters
-    ----------
-    liquidity : float or ndarray
-        ``L > 0`` (units sqrt(x * y)).
-    price_lower, price_upper : float or ndarray
-        ``0 < pa < pb``.
-    price : float or ndarray
-        Current pool price ``P > 0``.
-    fee : float
-        Swap fee, fraction in [0, 1) (v3 tiers: 0.0001, 0.0005, 0.003, 0.01).
-
-    Raises
-    ------
-    ValueError
-        Naming the argument for non-positive values, ``pa >= pb`` or a bad fee.
-    """
-
-    def __init__(
-        self,
-        liquidity: float | np.ndarray,
-        price_lower: float | np.ndarray,
-        price_upper: float | np.ndarray,
-        price: float | np.ndarray,
-        fee: float = 0.003,
-    ) -> None:
-        big_l = _positive(liquidity, "liquidity")
-        pa = _positive(price_lower, "price_lower")
-        pb = _positive(price_upper, "price_upper")
-        p = _positive(price, "price")
-        if not (pa < pb).all():
-            raise ValueError("price_lower: must be < price_upper")
-        self.liquidity, self.price_lower, self.price_upper, self._price = np.broadcast_arrays(big_l, pa, pb, p)
-        self.fee = _fee(fee)
-
-    def __repr__(self) -> str:
-        return (
-            f"ConcentratedLiquidityPool(liquidity={self.liquidity!r}, price_lower={self.price_lower!r}, "
-            f"price_upper={self.price_upper!r}, price={self._price!r}, fee={self.fee!r})"
-        )
-
-    @property
-    def price(self) -> np.ndarray:
-        """Current pool price P (y per x)."""
-        return self._price
-
-    def real_reserves(self) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens the position holds, ``(x, y)`` = ``(L (1/sqrt(P') - 1/sqrt(pb)), L (sqrt(P') -
-        sqrt(pa)))`` with ``P'`` the price clipped to the range (whitepaper eqs. 6.29-6.30)."""
-        sp = np.sqrt(np.clip(self._price, self.price_lower, self.price_upper))
-        x = self.liquidity * (1.0 / sp - 1.0 / np.sqrt(self.price_upper))
-        y = self.liquidity * (sp - np.sqrt(self.price_lower))
-        return x, y
-
-    def virtual_reserves(self) -> tuple[np.ndarray, np.ndarray]:
-        """Virtual reserves ``(L / sqrt(P), L sqrt(P))`` (whitepaper eqs. 6.5-6.6) of the
-        equivalent constant-product curve at the current price (valid for swaps that stay inside
-        the range)."""
-        sp = np.sqrt(self._price)
-        return self.liquidity / sp, self.liquidity * sp
-
-    def sell_x(self, dx: Any) -> SwapResult:
-        """Sell ``dx >= 0`` of x. With ``a = dx (1 - fee)`` and ``s0 = min(sqrt(P), sqrt(pb))``:
-        ``1/sqrt(P1) = 1/s0 + a_fill / L`` with ``a_fill = min(a, L (1/sqrt(pa) - 1/s0))``,
-        output ``L (s0 - sqrt(P1)) = s0 sqrt(P1) a_fill``; any rest is returned as ``unfilled_in`` (gross) and the
-        price stops at ``pa``."""
-        dx = _amount(dx, "dx")
-        big_l, pa, pb, p = self.liquidity, self.price_lower, self.price_upper, self._price
-        g = 1.0 - self.fee
-        a = dx * g
-        s0 = np.sqrt(np.minimum(p, pb))
-        cap = np.maximum(big_l * (1.0 / np.sqrt(pa) - 1.0 / s0), 0.0)
-        a_fill = np.minimum(a, cap)
-        exhausted = a >= cap
-        inv1 = 1.0 / s0 + a_fill / big_l
-        s1 = np.where(exhausted & (cap > 0), np.sqrt(pa), 1.0 / inv1)
-        s1 = np.where(exhausted & (cap <= 0), np.sqrt(np.minimum(p, pb)), s1)
-        dy = s0 * s1 * a_fill  # = L (s0 - s1), without the cancellation
-        unfilled = np.where(exhausted, (a - a_fill) / g, 0.0)
-        used = dx - unfilled
-        p1 = np.where(a > 0, s1 * s1, p)
-        shape = np.broadcast(dx, big_l).shape
-        z = np.zeros(shape)
-        return SwapResult(used + z, dy + z, unfilled + z, np.broadcast_to(p, shape).copy(), p1 + z)
-
-    def sell_y(self, dy: Any) -> SwapResult:
-        """Sell ``dy >= 0`` of y (buy x). With ``b = dy (1 - fee)`` and ``s0 = max(sqrt(P),
-        sqrt(pa))``: ``sqrt(P1) = s0 + b_fill / L``, capped at ``sqrt(pb)``; output
-        ``L (1/s0 - 1/sqrt(P1))``; the rest is ``unfilled_in``."""
-        dy = _amount(dy, "dy")
-        big_l, pa, pb, p = self.liquidity, self.price_lower, self.price_upper, self._price
-        g = 1.0 - self.fee
-        b = dy * g
-        s0 = np.sqrt(np.maximum(p, pa))
-        cap = np.maximum(big_l * (np.sqrt(pb) - s0), 0.0)
-        b_fill = np.minimum(b, cap)
-        exhausted = b >= cap
-        s1 = np.where(exhausted & (cap > 0), np.sqrt(pb), s0 + b_fill / big_l)
-        dx = b_fill / (s0 * s1)  # = L (1/s0 - 1/s1), without the cancellation
-        unfilled = np.where(exhausted, (b - b_fill) / g, 0.0)
-        used = dy - unfilled
-        p1 = np.where(b > 0, s1 * s1, p)
-        shape = np.broadcast(dy, big_l).shape
-        z = np.zeros(shape)
-        return SwapResult(used + z, dx + z, unfilled + z, np.broadcast_to(p, shape).copy(), p1 + z)
-
-    def after_sell_x(self, dx: Any) -> ConcentratedLiquidityPool:
-        """The pool after selling ``dx`` of x (same liquidity and range, new price)."""
-        return self.with_price(self.sell_x(dx).price_after)
-
-    def after_sell_y(self, dy: Any) -> ConcentratedLiquidityPool:
-        """The pool after selling ``dy`` of y."""
-        return self.with_price(self.sell_y(dy).price_after)
-
-    def with_price(self, price: Any) -> ConcentratedLiquidityPool:
-        """Same position at another price (e.g. after arbitrage to an outside market)."""
-        return ConcentratedLiquidityPool(self.liquidity, self.price_lower, self.price_upper, price, self.fee)
-
-    def x_in_to_price(self, target_price: Any) -> np.ndarray:
-        """Gross x to sell to move the price down to ``max(target_price, pa)``:
-        ``L (1/sqrt(T) - 1/s0) / (1 - fee)``, 0 where the target is not below the price.
-        ``x_in_to_price(pa)`` is the most the position can absorb."""
-        t = np.maximum(_positive(target_price, "target_price"), self.price_lower)
-        s0 = np.sqrt(np.minimum(self._price, self.price_upper))
-        a = self.liquidity * (1.0 / np.sqrt(t) - 1.0 / s0)
-        return np.where(t < self._price, np.maximum(a, 0.0) / (1.0 - self.fee), 0.0)
-
-    def y_in_to_price(self, target_price: Any) -> np.ndarray:
-        """Gross y to sell to move the price up to ``min(target_price, pb)``."""
-        t = np.minimum(_positive(target_price, "target_price"), self.price_upper)
-        s0 = np.sqrt(np.maximum(self._price, self.price_lower))
-        b = self.liquidity * (np.sqrt(t) - s0)
-        return np.where(t > self._price, np.maximum(b, 0.0) / (1.0 - self.fee), 0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Scalar pool as ``{"kind": "concentrated", "liquidity", "price_lower", "price_upper",
-        "price", "fee"}``; ValueError for a pool of arrays."""
-        if self.liquidity.ndim:
-            raise ValueError("to_dict: only a scalar pool can be serialised")
-        return {
-            "kind": "concentrated",
-            "liquidity": float(self.liquidity),
-            "price_lower": float(self.price_lower),
-            "price_upper": float(self.price_upper),
-            "price": float(self._price),
-            "fee": self.fee,
-        }
-
-
-def pool_from_dict(data: dict[str, Any]) -> ConstantProductPool | ConcentratedLiquidityPool:
-    """Build a pool from a mapping (e.g. a spec table): ``kind = "constant_product"`` with
-    ``reserve_x, reserve_y[, fee]``, or ``kind = "concentrated"`` with ``liquidity, price_lower,
-    price_upper, price[, fee]``. Raises ValueError naming a missing/unknown field or kind."""
-    if not isinstance(data, dict):
-        raise ValueError(f"pool: expected a mapping, got {type(data).__name__}")
-    kinds = {
-        "constant_product": (ConstantProductPool, ("reserve_x", "reserve_y"), ("fee",)),
-        "concentrated": (ConcentratedLiquidityPool, ("liquidity", "price_lower", "price_upper", "price"), ("fee",)),
-    }
-    kind = data.get("kind")
-    if kind not in kinds:
-        raise ValueError(f"pool: field 'kind' = {kind!r} is not one of {sorted(kinds)}")
-    cls, req, opt = kinds[kind]
-    rest = {k: v for k, v in data.items() if k != "kind"}
-    missing = [k for k in req if k not in rest]
-    if missing:
-        raise ValueError(f"pool: missing field(s) {missing} for kind {kind!r}")
-    unknown = sorted(set(rest) - set(req) - set(opt))
-    if unknown:
-        raise ValueError(f"pool: unknown field(s) {unknown} for kind {kind!r}")
-    return cls(**rest)

@@ -1,4 +1,4 @@
-"""Behaviour of the secondary-market models (models/market.py): monotonicity and robustness.
+"""Behaviour of the secondary-market models (models/premium.py, models/amm.py): monotonicity and robustness.
 
 * AMM: a thinner pool never gives a smaller price impact; a larger sale never a smaller one;
   a v3 position's impact never exceeds the range floor ``1 - pa / P``.
@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.market import ConcentratedLiquidityPool, ConstantProductPool, PremiumProcess, arbitrage_band
+from models.amm import ConcentratedLiquidityPool, ConstantProductPool
+from models.calibration import fit_premium_process
+from models.premium import PremiumProcess, arbitrage_band
 
 RNG = np.random.default_rng(20261121)
 
@@ -156,19 +158,18 @@ def test_band_binds_on_open_days_only_and_the_excess_is_arbitraged_on_reopening(
 )
 def test_fit_stays_finite_on_awkward_1000_day_series(name: str, series: np.ndarray) -> None:
     s = pd.Series(series, index=pd.date_range("2022-01-01", periods=series.size, freq="D"))
-    for method in ("threshold", "mle"):
-        fit = PremiumProcess.fit(s, method=method)
-        d = fit.to_dict()
-        assert all(math.isfinite(v) for v in d.values()), (name, method, d)
-        assert abs(fit.phi) < 1 and fit.sigma > 0
-        assert math.isfinite(fit.fit_info.log_likelihood)
-        assert math.isfinite(fit.log_likelihood(s))
+    fit = fit_premium_process(s).process
+    d = fit.to_dict()
+    assert all(math.isfinite(v) for v in d.values()), (name, d)
+    assert abs(fit.phi) < 1 and fit.sigma > 0
+    assert math.isfinite(fit.fit_info.log_likelihood)
+    assert math.isfinite(fit.log_likelihood(s))
 
 
 def test_fitted_process_reproduces_sample_statistics_parametric_bootstrap() -> None:
     true = PremiumProcess(mean=0.0015, phi=0.75, sigma=0.002, df=5.0, jump_intensity_per_day=0.02, jump_mean=0.008, jump_sd=0.01)
     x = true.simulate(1, 1000, np.random.default_rng(77), p0=true.stationary_mean())[0]
-    fit = PremiumProcess.fit(pd.Series(x), method="threshold")
+    fit = fit_premium_process(pd.Series(x, index=pd.date_range("2022-01-01", periods=x.size, freq="D"))).process
 
     def stats3(a: np.ndarray) -> np.ndarray:
         a = np.atleast_2d(a)

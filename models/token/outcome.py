@@ -1,0 +1,268 @@
+"""Outcomes of the token models: :class:`TokenOutcome` (every model) and
+:class:`ReserveBackedOutcome` (the reserve-backed token's detail on top).
+
+Every array is ``(n_paths, horizon_days + 1)`` (day 0 first) unless stated; column 0 is the
+initial state. Pure numerics, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["BREACH_TOL", "ReserveBackedOutcome", "TokenOutcome"]
+
+BREACH_TOL = 1e-9
+"""Relative tolerance under 1 for calling a backing ratio broken (absorbs float rounding)."""
+
+
+@dataclass(frozen=True)
+class TokenOutcome:
+    """Daily state of a token along each gold path; every array is ``(n_paths, horizon_days + 1)``.
+
+    Attributes
+    ----------
+    backing_ratio : float array
+        Reserve value / liabilities at NAV (definitions in the model's module docstring).
+    reserve_value_usd : float array
+        Reserve assets net of senior claims (reserve-backed token) or live collateral (CDP), USD.
+    holder_value_usd_per_token : float array
+        What one token is worth to a holder, USD.
+    supply_tokens : float array
+        Tokens (reserve-backed token) or coins of 1 USD face (CDP) outstanding.
+    liquidated : bool array
+        Any liquidation so far (cumulative); all False for the reserve-backed token.
+    bad_debt_usd : float array
+        Bad debt, USD: cumulative for the CDP; uncovered liabilities (a level) for the
+        reserve-backed token.
+    gold_reserve_g : float array
+        Gold held as backing (reserve-backed token: gold assets; CDP collateral of live tranches), grams.
+    cash_usd : float array
+        Reserve-backed token: ``usd_cash`` assets. CDP: cumulative liquidation penalty income
+        (not backing).
+    gold_in_g, gold_out_g : float arrays
+        Cumulative gold into / out of the reserve, grams (minted; redeemed + sold for cash;
+        CDP: collateral sold or returned at liquidation). Conservation:
+        ``gold_reserve_g[:, t] - gold_reserve_g[:, 0] == gold_in_g[:, t] - gold_out_g[:, t]``.
+    symbol : str
+        Token symbol, for labels.
+    """
+
+    backing_ratio: np.ndarray
+    reserve_value_usd: np.ndarray
+    holder_value_usd_per_token: np.ndarray
+    supply_tokens: np.ndarray
+    liquidated: np.ndarray
+    bad_debt_usd: np.ndarray
+    gold_reserve_g: np.ndarray
+    cash_usd: np.ndarray
+    gold_in_g: np.ndarray
+    gold_out_g: np.ndarray
+    symbol: str = ""
+
+    @property
+    def n_paths(self) -> int:
+        """Number of paths."""
+        return int(self.backing_ratio.shape[0])
+
+    @property
+    def horizon_days(self) -> int:
+        """Days simulated after day 0."""
+        return int(self.backing_ratio.shape[1] - 1)
+
+    def breached(self, tol: float = BREACH_TOL) -> np.ndarray:
+        """Per path, whether the token broke: ``backing_ratio < 1 - tol`` on some day, or a
+        liquidation happened (CDP). Returns a bool array ``(n_paths,)``."""
+        under = (self.backing_ratio < 1.0 - tol).any(axis=1)
+        return under | self.liquidated[:, -1]
+
+    def holder_loss(self) -> np.ndarray:
+        """Per path, the holder's loss over the horizon as a positive fraction of the day-0
+        holder value: ``1 - holder_value[:, -1] / holder_value[:, 0]``. Shape ``(n_paths,)``.
+        For a gold-backed token this includes the gold price move itself. NaN where the day-0
+        holder value is 0 (a token with no reserve at all)."""
+        hv = self.holder_value_usd_per_token
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(hv[:, 0] > 0, 1.0 - hv[:, -1] / hv[:, 0], np.nan)
+
+    def describe(self) -> dict[str, float]:
+        """Small cross-path summary (floats): share of paths breached / liquidated, median and
+        1% quantile of each path's minimum backing ratio, mean and 99% quantile of the final bad
+        debt (USD) and of the holder loss (fraction)."""
+        min_backing = self.backing_ratio.min(axis=1)
+        loss = self.holder_loss()
+        bad = self.bad_debt_usd[:, -1]
+        return {
+            "n_paths": float(self.n_paths),
+            "horizon_days": float(self.horizon_days),
+            "share_breached": float(self.breached().mean()),
+            "share_liquidated": float(self.liquidated[:, -1].mean()),
+            "min_backing_ratio_median": float(np.median(min_backing)),
+            "min_backing_ratio_q01": float(np.quantile(min_backing, 0.01)),
+            "bad_debt_usd_mean": float(bad.mean()),
+            "bad_debt_usd_q99": float(np.quantile(bad, 0.99)),
+            "holder_loss_mean": float(loss.mean()),
+            "holder_loss_q99": float(np.quantile(loss, 0.99)),
+        }
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReserveBackedOutcome(TokenOutcome):
+    """Outcome of :meth:`models.token.reserve_backed.ReserveBackedToken.run`: all of
+    :class:`TokenOutcome` plus the reserve, primary-market, run and secondary-market detail.
+
+    Arrays are ``(n_paths, horizon_days + 1)`` unless stated; "daily" arrays hold the flow of
+    that day (0 in column 0), others the end-of-day state. Definitions in the
+    :mod:`models.token.reserve_backed` module docstring.
+    Derived arrays are properties computed on access (one vectorised pass each).
+
+    Attributes (beyond TokenOutcome)
+    --------------------------------
+    premium_frac : premium (+) / discount (-) of the market price to ``NAV * min(1, B)``.
+    redemption_demand_tokens, returned_tokens : daily requests to the issuer and the sub-bar
+        remainder returned to holders (sold on the market).
+    accepted_gold_tokens : daily whole-bar tokens accepted for redemption in gold.
+    redeemed_gold_tokens, redeemed_cash_tokens : daily tokens paid (in gold / USD) and burned.
+    queue_tokens : accepted, not yet paid (pipeline + eligible), end of day.
+    backlog_tokens : eligible but unpaid (liquidity shortfall), end of day.
+    minted_tokens, market_sell_tokens : daily mints and tokens sold on the AMM pool.
+    run_share : cumulative share ``R_t`` of the run-prone mass that has run.
+    theta : the global-game fundamental used on each day.
+    run_externality : ``lambda_t`` (NAV fraction stayers lose if everyone runs), end of day.
+    liquid_reserve_usd, stressed_outflow_usd, liquidity_coverage : liquidity per day.
+    fire_sale_loss_usd : cumulative value lost to stressed haircuts, USD.
+    cash_in_usd, cash_out_usd : cumulative USD into / out of the ``usd_cash`` assets.
+    opex_payable_usd : accrued, unpaid opex (senior to holders), USD.
+    asset_amounts : ``(n_assets, n_paths, horizon_days + 1)`` holdings (grams or USD).
+    asset_names : tuple of asset names, in ``asset_amounts`` order.
+    market_open : ``(horizon_days + 1,)`` bool, primary market open.
+    nav_usd_per_token : ``grams_per_token`` grams at the day's gold price, USD.
+    grams_per_token, redeem_fee, redeem_cost, attestation_lag_days : scalars of the spec used by
+        the derived properties.
+    """
+
+    premium_frac: np.ndarray
+    redemption_demand_tokens: np.ndarray
+    returned_tokens: np.ndarray
+    accepted_gold_tokens: np.ndarray
+    redeemed_gold_tokens: np.ndarray
+    redeemed_cash_tokens: np.ndarray
+    queue_tokens: np.ndarray
+    backlog_tokens: np.ndarray
+    minted_tokens: np.ndarray
+    market_sell_tokens: np.ndarray
+    run_share: np.ndarray
+    theta: np.ndarray
+    run_externality: np.ndarray
+    liquid_reserve_usd: np.ndarray
+    stressed_outflow_usd: np.ndarray
+    liquidity_coverage: np.ndarray
+    fire_sale_loss_usd: np.ndarray
+    cash_in_usd: np.ndarray
+    cash_out_usd: np.ndarray
+    opex_payable_usd: np.ndarray
+    asset_amounts: np.ndarray
+    asset_names: tuple[str, ...]
+    market_open: np.ndarray
+    nav_usd_per_token: np.ndarray
+    grams_per_token: float
+    redeem_fee: float
+    redeem_cost: float
+    attestation_lag_days: int
+
+    @property
+    def accepted_tokens(self) -> np.ndarray:
+        """Daily tokens accepted (whole bars): ``redemption_demand - returned``."""
+        return self.redemption_demand_tokens - self.returned_tokens
+
+    @property
+    def accepted_cash_tokens(self) -> np.ndarray:
+        """Daily tokens accepted for redemption in USD."""
+        return self.accepted_tokens - self.accepted_gold_tokens
+
+    @property
+    def redeemed_tokens(self) -> np.ndarray:
+        """Daily tokens paid and burned, gold plus cash."""
+        return self.redeemed_gold_tokens + self.redeemed_cash_tokens
+
+    @property
+    def backing_ratio_g(self) -> np.ndarray:
+        """Gold grams over grams owed, ``gold_reserve_g / (supply * grams_per_token)`` (inf
+        without supply)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.supply_tokens > 0, self.gold_reserve_g / (self.supply_tokens * self.grams_per_token), np.inf)
+
+    @property
+    def redemption_value_usd_per_token(self) -> np.ndarray:
+        """What a redeeming holder receives, ``NAV * (1 - redeem_fee) * min(1, B)``, USD per token."""
+        return self.nav_usd_per_token * (1.0 - self.redeem_fee) * np.minimum(1.0, self.backing_ratio)
+
+    @property
+    def theta_star(self) -> np.ndarray:
+        """Global-game threshold used on each day, ``lambda_j / 2 - redeem_cost`` with the
+        lagged attestation day ``j = max(0, t - 1 - attestation_lag_days)`` (day 0: ``j = 0``)."""
+        t1 = self.run_externality.shape[1]
+        j = np.maximum(0, np.arange(t1) - 1 - self.attestation_lag_days)
+        j[0] = 0
+        return self.run_externality[:, j] / 2.0 - self.redeem_cost
+
+    def cum_accepted_tokens(self) -> np.ndarray:
+        """Cumulative tokens accepted, ``(2, n_paths, horizon_days + 1)``: [gold, cash]."""
+        return np.stack([np.cumsum(self.accepted_gold_tokens, axis=1), np.cumsum(self.accepted_cash_tokens, axis=1)])
+
+    def cum_redeemed_tokens(self) -> np.ndarray:
+        """Cumulative tokens paid, ``(2, n_paths, horizon_days + 1)``: [gold, cash]."""
+        return np.stack([np.cumsum(self.redeemed_gold_tokens, axis=1), np.cumsum(self.redeemed_cash_tokens, axis=1)])
+
+    def wait_days(self) -> np.ndarray:
+        """Days needed to meet each day's redemption wave, ``(n_paths, horizon_days + 1)``.
+
+        For day ``t``: model days until the last token accepted up to ``t`` is paid, FIFO within
+        each queue (gold, cash), the later of the two: ``s(t) - t`` with ``s(t)`` the first day
+        ``>= t`` whose cumulative payments reach the cumulative acceptances of day ``t``
+        (0 = paid the same day). NaN when not paid within the horizon.
+        """
+        acc, srv = self.cum_accepted_tokens(), self.cum_redeemed_tokens()
+        return np.maximum(_fifo_wait(acc[0], srv[0]), _fifo_wait(acc[1], srv[1]))
+
+    def describe(self) -> dict[str, float]:
+        """The :meth:`TokenOutcome.describe` summary plus: mean and 99% quantile of the peak queue share of supply, 1%
+        quantile of the minimum liquidity coverage, mean final run share, mean and 99% quantile
+        of the final fire-sale loss (USD), 1% quantile of the minimum premium, and the share of
+        paths with a redemption still unpaid at the horizon."""
+        out = super().describe()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            qshare = np.where(self.supply_tokens > 0, self.queue_tokens / self.supply_tokens, 0.0)
+        peak_q = qshare.max(axis=1)
+        fs = self.fire_sale_loss_usd[:, -1]
+        out.update(
+            {
+                "queue_share_peak_mean": float(peak_q.mean()),
+                "queue_share_peak_q99": float(np.quantile(peak_q, 0.99)),
+                "liquidity_coverage_min_q01": float(np.quantile(self.liquidity_coverage.min(axis=1), 0.01)),
+                "run_share_end_mean": float(self.run_share[:, -1].mean()),
+                "fire_sale_loss_usd_mean": float(fs.mean()),
+                "fire_sale_loss_usd_q99": float(np.quantile(fs, 0.99)),
+                "premium_min_q01": float(np.quantile(self.premium_frac.min(axis=1), 0.01)),
+                "share_unpaid_at_end": float((self.backlog_tokens[:, -1] > 0).mean()),
+            }
+        )
+        return out
+
+
+
+def _fifo_wait(cum_acc: np.ndarray, cum_served: np.ndarray) -> np.ndarray:
+    """``s(t) - t`` with ``s(t)`` the first day ``>= t`` on which cumulative service reaches the
+    cumulative acceptance of day ``t`` (NaN if never). Both ``(n, T)`` non-decreasing rows.
+    One ``searchsorted`` on rows scaled into ``[r, r + 1)``."""
+    n, t1 = cum_acc.shape
+    scale = cum_acc[:, -1:] * (1.0 + 1e-9) + 1.0
+    rows = np.arange(n, dtype=float)[:, None]
+    flat = (np.minimum(cum_served, cum_acc[:, -1:]) / scale + rows).ravel()
+    target = ((cum_acc - 1e-9 * scale) / scale + rows).ravel()
+    idx = np.searchsorted(flat, target, side="left").reshape(n, t1) - (np.arange(n) * t1)[:, None]
+    days = np.arange(t1)[None, :]
+    s = np.maximum(idx, days)
+    return np.where(idx < t1, (s - days).astype(float), np.nan)
