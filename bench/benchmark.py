@@ -9,7 +9,6 @@ Target: all stages within 90 s after install on a 2-core machine.
 
 from __future__ import annotations
 
-from goldstress.settings import RunOptions
 import os
 import platform
 import resource
@@ -18,8 +17,10 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+from goldstress.settings import RunOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,9 +57,15 @@ def stage_timings(tmp: Path) -> list[tuple[str, float, float]]:
     rows.append(("imports", time.perf_counter() - t0, _rss_mb()))
     run_id = new_run_id()
     for name, fn in (
-        ("ingest (incl. Prefect ephemeral server start)", lambda: ingest(options=RunOptions(data_dir=os.environ["GOLDSTRESS_DATA_DIR"]))),
+        (
+            "ingest (incl. Prefect ephemeral server start)",
+            lambda: ingest(options=RunOptions(data_dir=os.environ["GOLDSTRESS_DATA_DIR"])),
+        ),
         ("validate", lambda: validate()),
-        ("calibrate (premium fits, as in stress_test with data)", lambda: calibrate(options=RunOptions(data_dir=os.environ["GOLDSTRESS_DATA_DIR"]))),
+        (
+            "calibrate (premium fits, as in stress_test with data)",
+            lambda: calibrate(options=RunOptions(data_dir=os.environ["GOLDSTRESS_DATA_DIR"])),
+        ),
         ("train", lambda: train()),
         ("simulate (incl. liquidity recommendations)", lambda: simulate(run_id=run_id)),
         ("analyse + report", lambda: analyse(run_id=run_id)),
@@ -91,7 +98,9 @@ def mc_memory(n_paths_list: tuple[int, ...] = (10_000, 40_000)) -> list[tuple[in
         tracemalloc.start()
         t = time.perf_counter()
         rows = 0
-        for chunk in monte_carlo_chunks(lambda k, h, g: fit.simulate(k, h, g), n, s.monte_carlo.horizon_days, 1, s.monte_carlo.chunk_paths):
+        for chunk in monte_carlo_chunks(
+            lambda k, h, g: fit.simulate(k, h, g), n, s.monte_carlo.horizon_days, 1, s.monte_carlo.chunk_paths
+        ):
             prices = to_price_paths(2000.0, chunk)
             for m in models:
                 rows += len(summarise_paths(m.run(prices, rng=rng), prices, s.risk.horizons_days))
@@ -113,9 +122,11 @@ def main() -> None:
 
     s = get_settings()
     total = sum(r[1] for r in rows)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     lines = [
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}",
         "",
         f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, {platform.machine()}; "
         f"1-min load average {load_before:.1f} before the run (other work on the machine inflates the times). "

@@ -79,8 +79,12 @@ DROP_INHERITED = re.compile(
 def export_commit(commit: str, dest: Path) -> str:
     """Export ``commit`` of :data:`REPO` into ``dest`` with ``git archive | tar -x`` (touches
     neither the working tree nor the index). Returns the full commit hash."""
-    full = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{commit}^{{commit}}"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    full = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     dest.mkdir(parents=True, exist_ok=False)
     archive = subprocess.Popen(["git", "-C", str(REPO), "archive", full], stdout=subprocess.PIPE)
     tar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout)
@@ -97,15 +101,17 @@ def run_env(root: Path, data: Path, overrides: list[str]) -> tuple[dict[str, str
     env = {k: v for k, v in os.environ.items() if not DROP_INHERITED.match(k)}
     dropped = sorted(k for k in os.environ if DROP_INHERITED.match(k))
     env.update(TELEMETRY_OFF)
-    env.update({
-        "PYTHONPATH": str(root),
-        "PREFECT_HOME": str(root / "prefect"),
-        "GOLDSTRESS_DATA_DIR": str(data),
-        "GOLDSTRESS_STORE_URL": str(root / "var" / "store"),
-        "GOLDSTRESS_REPORT_URL": str(root / "reports"),
-        "GOLDSTRESS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'var' / 'mlflow.db'}",
-        "GOLDSTRESS_MLFLOW_ARTIFACT_LOCATION": str(root / "var" / "mlartifacts"),
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(root),
+            "PREFECT_HOME": str(root / "prefect"),
+            "GOLDSTRESS_DATA_DIR": str(data),
+            "GOLDSTRESS_STORE_URL": str(root / "var" / "store"),
+            "GOLDSTRESS_REPORT_URL": str(root / "reports"),
+            "GOLDSTRESS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'var' / 'mlflow.db'}",
+            "GOLDSTRESS_MLFLOW_ARTIFACT_LOCATION": str(root / "var" / "mlartifacts"),
+        }
+    )
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -178,7 +184,9 @@ def run_commit(name: str, commit: str, workdir: Path, data: Path, py: str, overr
     print(f"[{name}] running {py} -m goldstress run (log: {log}) ...", flush=True)
     t0 = time.monotonic()
     with open(log, "wb") as fh:
-        rc = subprocess.run([py, "-m", "goldstress", "run"], cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            [py, "-m", "goldstress", "run"], cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT
+        ).returncode
     seconds = time.monotonic() - t0
     if rc != 0:
         tail = log.read_text(errors="replace").splitlines()[-40:]
@@ -200,7 +208,10 @@ def find_run_dir(report_dir: Path, log: Path | None = None) -> Path:
         m = re.findall(r"summary:\s*(\S+summary\.json)", log.read_text(errors="replace"))
         if m and Path(m[-1].removeprefix("file://")).is_file():
             return Path(m[-1].removeprefix("file://")).parent
-    print(f"compare_runs: expected one run folder with summary.json under {report_dir}, found {len(runs)}", file=sys.stderr)
+    print(
+        f"compare_runs: expected one run folder with summary.json under {report_dir}, found {len(runs)}",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 
@@ -276,8 +287,10 @@ def compare_json(a: Any, b: Any, key: str, rep: Report, na: Normaliser, nb: Norm
     """Compare two decoded JSON values recursively into ``rep`` (``key`` is the dotted path)."""
     leaf = re.sub(r"\[\d+\]$", "", key.rsplit(".", 1)[-1])
     why = ignore_reason(leaf) if key else None
-    if why is None and LOCATION_KEY_RE.search(leaf) and (
-        (isinstance(a, str) and na.has_run_id(a)) or (isinstance(b, str) and nb.has_run_id(b))
+    if (
+        why is None
+        and LOCATION_KEY_RE.search(leaf)
+        and ((isinstance(a, str) and na.has_run_id(a)) or (isinstance(b, str) and nb.has_run_id(b)))
     ):
         why = "path/URL containing the run id"
     if why is not None:
@@ -337,8 +350,9 @@ def _column_values(col: pa.ChunkedArray) -> np.ndarray:
     return np.array(col.to_pylist(), dtype=object)
 
 
-def compare_column(name: str, ca: pa.ChunkedArray, cb: pa.ChunkedArray, label: str, rep: Report,
-                   na: Normaliser, nb: Normaliser) -> None:
+def compare_column(
+    name: str, ca: pa.ChunkedArray, cb: pa.ChunkedArray, label: str, rep: Report, na: Normaliser, nb: Normaliser
+) -> None:
     """Compare one Parquet column value by value (nulls, NaN==NaN, floats within rtol)."""
     if ca.null_count or cb.null_count:
         ma, mb = ca.is_null().to_numpy(zero_copy_only=False), cb.is_null().to_numpy(zero_copy_only=False)
@@ -362,7 +376,9 @@ def compare_column(name: str, ca: pa.ChunkedArray, cb: pa.ChunkedArray, label: s
         ok = rel <= rep.rtol
         rep.parquet_within += int(ok.sum())
         if ok.any():
-            rep.within.append(f"{label}:{name}: {int(ok.sum())} of {n} values within rtol (max rel {rel[ok].max():.3g})")
+            rep.within.append(
+                f"{label}:{name}: {int(ok.sum())} of {n} values within rtol (max rel {rel[ok].max():.3g})"
+            )
         if (~ok).any():
             bad = idx[~ok]
             ex = ", ".join(f"row {i}: {float(a[i])!r} vs {float(b[i])!r}" for i in bad[:3])
@@ -372,7 +388,11 @@ def compare_column(name: str, ca: pa.ChunkedArray, cb: pa.ChunkedArray, label: s
     if a.dtype == object:
         a = np.array([na(x) if isinstance(x, str) else x for x in a], dtype=object)
         b = np.array([nb(x) if isinstance(x, str) else x for x in b], dtype=object)
-    same = np.array([x == y or (x is None and y is None) for x, y in zip(a, b)], dtype=bool) if a.dtype == object else (a == b)
+    same = (
+        np.array([x == y or (x is None and y is None) for x, y in zip(a, b)], dtype=bool)
+        if a.dtype == object
+        else (a == b)
+    )
     rep.parquet_identical += int(same.sum())
     if not same.all():
         bad = np.flatnonzero(~same)
@@ -393,8 +413,11 @@ def compare_parquet(run_a: Path, run_b: Path, rep: Report, na: Normaliser, nb: N
         ta, tb = pq.read_table(run_a / f), pq.read_table(run_b / f)
         if ta.column_names != tb.column_names:
             gone, new = set(ta.column_names) - set(tb.column_names), set(tb.column_names) - set(ta.column_names)
-            rep.differ.append(f"{f}: columns differ (removed {sorted(gone)}, added {sorted(new)}"
-                              + (", order changed" if not gone and not new else "") + ")")
+            rep.differ.append(
+                f"{f}: columns differ (removed {sorted(gone)}, added {sorted(new)}"
+                + (", order changed" if not gone and not new else "")
+                + ")"
+            )
         if ta.num_rows != tb.num_rows:
             rep.differ.append(f"{f}: {ta.num_rows} rows -> {tb.num_rows}")
             continue
@@ -428,16 +451,22 @@ def compare_runs(run_a: Path, run_b: Path, rtol: float, roots: tuple[Path, Path]
 def print_report(rep: Report, run_a: Path, run_b: Path) -> int:
     """Print the compact report; return the exit code (0 when nothing differs beyond rtol)."""
     print(f"\n=== compare {run_a}\n        vs {run_b}  (rtol {rep.rtol:g})")
-    print(f"summary.json: {rep.numbers} numbers compared, {rep.identical} identical, "
-          f"{rep.json_within} within tolerance; {rep.strings} strings compared")
-    print(f"Parquet: {len(rep.parquet_cols)} files, {rep.parquet_values} values compared, "
-          f"{rep.parquet_identical} identical, {rep.parquet_within} within tolerance")
+    print(
+        f"summary.json: {rep.numbers} numbers compared, {rep.identical} identical, "
+        f"{rep.json_within} within tolerance; {rep.strings} strings compared"
+    )
+    print(
+        f"Parquet: {len(rep.parquet_cols)} files, {rep.parquet_values} values compared, "
+        f"{rep.parquet_identical} identical, {rep.parquet_within} within tolerance"
+    )
     for f, n in rep.parquet_cols.items():
         print(f"  {f}: {n} columns compared")
     if rep.normalised:
         keys = sorted(set(rep.normalised))
-        print(f"compared after replacing the run id / run folder by {RUN_ID_PLACEHOLDER} / {ROOT_PLACEHOLDER}: "
-              f"{len(rep.normalised)} strings ({', '.join(keys[:10])}{', ...' if len(keys) > 10 else ''})")
+        print(
+            f"compared after replacing the run id / run folder by {RUN_ID_PLACEHOLDER} / {ROOT_PLACEHOLDER}: "
+            f"{len(rep.normalised)} strings ({', '.join(keys[:10])}{', ...' if len(keys) > 10 else ''})"
+        )
     if rep.ignored:
         print(f"ignored ({len(rep.ignored)} keys/columns, see IGNORED_KEYS):")
         for k, why in rep.ignored.items():
@@ -449,14 +478,24 @@ def print_report(rep: Report, run_a: Path, run_b: Path) -> int:
                 print(f"  {r}")
             if len(rows) > 200:
                 print(f"  ... {len(rows) - 200} more")
-    print("RESULT: " + ("identical" if not rep.differ and not rep.within else
-                        "equal within tolerance" if not rep.differ else f"{len(rep.differ)} differences"))
+    print(
+        "RESULT: "
+        + (
+            "identical"
+            if not rep.differ and not rep.within
+            else "equal within tolerance"
+            if not rep.differ
+            else f"{len(rep.differ)} differences"
+        )
+    )
     return 1 if rep.differ else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("base", nargs="?", help="base commit")
     p.add_argument("new", nargs="?", help="new commit")
     p.add_argument("--data", type=Path, help="data folder (GOLDSTRESS_DATA_DIR) for both runs")
@@ -464,12 +503,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, help="where trees, stores and logs go (default: a new temp dir)")
     p.add_argument("--rtol", type=float, default=1e-12, help="relative tolerance for floats (default 1e-12)")
     p.add_argument("--keep", action="store_true", help="keep the exported trees, stores and logs")
-    p.add_argument("--env-base", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra/overriding env var for the base run ({root}, {data} expanded); repeatable")
-    p.add_argument("--env-new", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra/overriding env var for the new run ({root}, {data} expanded); repeatable")
-    p.add_argument("--compare-only", nargs=2, type=Path, metavar=("BASE_RUN_DIR", "NEW_RUN_DIR"),
-                   help="compare two existing run folders (each holding summary.json); runs nothing")
+    p.add_argument(
+        "--env-base",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra/overriding env var for the base run ({root}, {data} expanded); repeatable",
+    )
+    p.add_argument(
+        "--env-new",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra/overriding env var for the new run ({root}, {data} expanded); repeatable",
+    )
+    p.add_argument(
+        "--compare-only",
+        nargs=2,
+        type=Path,
+        metavar=("BASE_RUN_DIR", "NEW_RUN_DIR"),
+        help="compare two existing run folders (each holding summary.json); runs nothing",
+    )
     args = p.parse_args(argv)
 
     if args.compare_only:

@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -88,7 +88,9 @@ def check_loopback(url: str) -> tuple[str, int]:
     except ValueError:
         loop = False
     if not loop:
-        raise ValueError(f"--url: {host!r} is not a loopback address (this load test only targets 127.0.0.1/::1/localhost)")
+        raise ValueError(
+            f"--url: {host!r} is not a loopback address (this load test only targets 127.0.0.1/::1/localhost)"
+        )
     return host, parts.port or 80
 
 
@@ -141,7 +143,9 @@ def machine_cpu_s() -> tuple[float, float]:
     return (sum(vals) - idle) / ticks, sum(vals) / ticks
 
 
-def start_server(report_url: str | None, workers: int, access_log: bool, extra_env: dict[str, str] | None = None) -> Server:
+def start_server(
+    report_url: str | None, workers: int, access_log: bool, extra_env: dict[str, str] | None = None
+) -> Server:
     """Start ``uvicorn --factory service.app:create_app`` on a free loopback port and wait (up to
     60 s) for ``/api/health``. Production auth, not dev mode (dev mode draws a JWT secret per
     process, so tokens would not cross uvicorn workers): a random JWT secret and one viewer
@@ -157,18 +161,34 @@ def start_server(report_url: str | None, workers: int, access_log: bool, extra_e
     port = free_port()
     password = secrets.token_urlsafe(16)
     env = dict(os.environ)
-    env.update({
-        "GOLDSTRESS_SERVICE_DEV_MODE": "false",
-        "GOLDSTRESS_SERVICE_HOST": "127.0.0.1",
-        "GOLDSTRESS_SERVICE_JWT_SECRET": secrets.token_urlsafe(48),
-        "GOLDSTRESS_SERVICE_USERS": json.dumps({"bench": {"password_hash": hash_password(password), "role": "viewer"}}),
-        "GOLDSTRESS_SERVICE_RATE_LIMIT_PER_MINUTE": "1000000",
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "GOLDSTRESS_SERVICE_DEV_MODE": "false",
+            "GOLDSTRESS_SERVICE_HOST": "127.0.0.1",
+            "GOLDSTRESS_SERVICE_JWT_SECRET": secrets.token_urlsafe(48),
+            "GOLDSTRESS_SERVICE_USERS": json.dumps(
+                {"bench": {"password_hash": hash_password(password), "role": "viewer"}}
+            ),
+            "GOLDSTRESS_SERVICE_RATE_LIMIT_PER_MINUTE": "1000000",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     if report_url:
         env["GOLDSTRESS_REPORT_URL"] = report_url
     env.update(extra_env or {})
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "service.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     if not access_log:
@@ -240,7 +260,9 @@ class RawConnection:
 
     def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
         self.host, self.port = host, port
-        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", "Accept": "application/json", **headers}.items())
+        self.head = "".join(
+            f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", "Accept": "application/json", **headers}.items()
+        )
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -290,14 +312,30 @@ def check_body(ep: str, body: bytes, run_id: str) -> bool:
     return ("runs" in doc and isinstance(doc["runs"], list)) if ep == "runs" else doc.get("run_id") == run_id
 
 
-async def reader_loop(i: int, gen: str, host: str, port: int, headers: dict[str, str], paths: dict[str, str], run_id: str,
-                      t_end: float, t_record: float, think_s: float, budget: list[int], samples: Samples) -> None:
+async def reader_loop(
+    i: int,
+    gen: str,
+    host: str,
+    port: int,
+    headers: dict[str, str],
+    paths: dict[str, str],
+    run_id: str,
+    t_end: float,
+    t_record: float,
+    think_s: float,
+    budget: list[int],
+    samples: Samples,
+) -> None:
     """One reader: alternate the endpoints until ``t_end`` or the shared request budget is spent."""
     if gen == "httpx":
         import httpx
 
-        client = httpx.AsyncClient(base_url=f"http://{host}:{port}", headers=headers, timeout=REQUEST_TIMEOUT_S,
-                                   limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        client = httpx.AsyncClient(
+            base_url=f"http://{host}:{port}",
+            headers=headers,
+            timeout=REQUEST_TIMEOUT_S,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
 
         async def get(path: str) -> tuple[int, bytes]:
             r = await client.get(path)
@@ -329,7 +367,7 @@ async def reader_loop(i: int, gen: str, host: str, port: int, headers: dict[str,
                 else:
                     kind = None
                 n_checked += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 kind, dt = "timeout", loop.time() - t0
                 if gen == "raw":
                     await conn.close()
@@ -349,8 +387,18 @@ async def reader_loop(i: int, gen: str, host: str, port: int, headers: dict[str,
         await close()
 
 
-async def run_python_generator(gen: str, url: str, headers: dict[str, str], paths: dict[str, str], run_id: str, readers: int,
-                               duration_s: float, warmup_s: float, max_requests: int, think_s: float) -> tuple[Samples, float]:
+async def run_python_generator(
+    gen: str,
+    url: str,
+    headers: dict[str, str],
+    paths: dict[str, str],
+    run_id: str,
+    readers: int,
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    think_s: float,
+) -> tuple[Samples, float]:
     """All readers in this process; returns the samples and the recorded window in seconds."""
     host, port = check_loopback(url)
     samples = Samples()
@@ -359,7 +407,12 @@ async def run_python_generator(gen: str, url: str, headers: dict[str, str], path
     t_record = t_start + warmup_s
     t_end = t_record + duration_s
     budget = [max_requests if max_requests > 0 else 1 << 62]
-    tasks = [asyncio.create_task(reader_loop(i, gen, host, port, headers, paths, run_id, t_end, t_record, think_s, budget, samples)) for i in range(readers)]
+    tasks = [
+        asyncio.create_task(
+            reader_loop(i, gen, host, port, headers, paths, run_id, t_end, t_record, think_s, budget, samples)
+        )
+        for i in range(readers)
+    ]
     done, pending = await asyncio.wait(tasks, timeout=warmup_s + duration_s + REQUEST_TIMEOUT_S + 20)
     for t in pending:  # hard stop
         t.cancel()
@@ -379,7 +432,9 @@ end
 """
 
 
-def run_wrk(url: str, headers: dict[str, str], paths: dict[str, str], readers: int, duration_s: float) -> tuple[dict[str, dict], float]:
+def run_wrk(
+    url: str, headers: dict[str, str], paths: dict[str, str], readers: int, duration_s: float
+) -> tuple[dict[str, dict], float]:
     """One ``wrk`` process per endpoint, ``readers // len(paths)`` connections each, 1 thread each,
     all at once. wrk has no think time nor warm-up; non-2xx responses count as errors."""
     wrk = shutil.which("wrk")
@@ -392,8 +447,22 @@ def run_wrk(url: str, headers: dict[str, str], paths: dict[str, str], readers: i
     hdr_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
     per = max(1, readers // len(paths))
     procs = {
-        ep: subprocess.Popen([wrk, "-t1", f"-c{per}", f"-d{int(round(duration_s))}s", f"--timeout={int(REQUEST_TIMEOUT_S)}s", "-s", script, *hdr_args, url + path],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ep: subprocess.Popen(
+            [
+                wrk,
+                "-t1",
+                f"-c{per}",
+                f"-d{int(round(duration_s))}s",
+                f"--timeout={int(REQUEST_TIMEOUT_S)}s",
+                "-s",
+                script,
+                *hdr_args,
+                url + path,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for ep, path in paths.items()
     }
     out = {}
@@ -403,7 +472,7 @@ def run_wrk(url: str, headers: dict[str, str], paths: dict[str, str], readers: i
             line = next((ln for ln in text.splitlines() if ln.startswith("WRKJSON ")), None)
             if line is None:
                 raise RuntimeError(f"wrk output without a summary:\n{text}")
-            out[ep] = json.loads(line[len("WRKJSON "):])
+            out[ep] = json.loads(line[len("WRKJSON ") :])
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -435,8 +504,17 @@ def _row(name: str, lat_s: np.ndarray, err: dict[str, int], window_s: float) -> 
     n_err = sum(err.values())
     n = lat_s.size + n_err
     q = np.percentile(lat_s * 1e3, [50, 95, 99]) if lat_s.size else [float("nan")] * 3
-    return {"endpoint": name, "requests": n, "rps": n / window_s if window_s > 0 else float("nan"), "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2],
-            "max_ms": float(lat_s.max() * 1e3) if lat_s.size else float("nan"), "errors": n_err, "error_kinds": err}
+    return {
+        "endpoint": name,
+        "requests": n,
+        "rps": n / window_s if window_s > 0 else float("nan"),
+        "p50_ms": q[0],
+        "p95_ms": q[1],
+        "p99_ms": q[2],
+        "max_ms": float(lat_s.max() * 1e3) if lat_s.size else float("nan"),
+        "errors": n_err,
+        "error_kinds": err,
+    }
 
 
 def summarise_wrk(res: dict[str, dict], paths: dict[str, str]) -> list[dict]:
@@ -446,21 +524,44 @@ def summarise_wrk(res: dict[str, dict], paths: dict[str, str]) -> list[dict]:
     for ep, path in paths.items():
         r = res[ep]
         err = {k: r[k] for k in ("connect", "read", "write", "status", "timeout") if r[k]}
-        rows.append({"endpoint": f"GET {path}", "requests": r["requests"], "rps": r["requests"] / (r["duration_us"] / 1e6),
-                     "p50_ms": r["p50_us"] / 1e3, "p95_ms": r["p95_us"] / 1e3, "p99_ms": r["p99_us"] / 1e3, "max_ms": r["max_us"] / 1e3,
-                     "errors": sum(err.values()), "error_kinds": err})
-    rows.append({"endpoint": "all (percentiles: worst endpoint)", "requests": sum(r["requests"] for r in rows), "rps": sum(r["rps"] for r in rows),
-                 "p50_ms": max(r["p50_ms"] for r in rows), "p95_ms": max(r["p95_ms"] for r in rows), "p99_ms": max(r["p99_ms"] for r in rows),
-                 "max_ms": max(r["max_ms"] for r in rows), "errors": sum(r["errors"] for r in rows),
-                 "error_kinds": {k: v for r in rows for k, v in r["error_kinds"].items()}})
+        rows.append(
+            {
+                "endpoint": f"GET {path}",
+                "requests": r["requests"],
+                "rps": r["requests"] / (r["duration_us"] / 1e6),
+                "p50_ms": r["p50_us"] / 1e3,
+                "p95_ms": r["p95_us"] / 1e3,
+                "p99_ms": r["p99_us"] / 1e3,
+                "max_ms": r["max_us"] / 1e3,
+                "errors": sum(err.values()),
+                "error_kinds": err,
+            }
+        )
+    rows.append(
+        {
+            "endpoint": "all (percentiles: worst endpoint)",
+            "requests": sum(r["requests"] for r in rows),
+            "rps": sum(r["rps"] for r in rows),
+            "p50_ms": max(r["p50_ms"] for r in rows),
+            "p95_ms": max(r["p95_ms"] for r in rows),
+            "p99_ms": max(r["p99_ms"] for r in rows),
+            "max_ms": max(r["max_ms"] for r in rows),
+            "errors": sum(r["errors"] for r in rows),
+            "error_kinds": {k: v for r in rows for k, v in r["error_kinds"].items()},
+        }
+    )
     return rows
 
 
 def git_commit() -> str:
     """Short commit id plus ``-dirty`` when the work tree has changes ("unknown" without git)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -497,17 +598,29 @@ def target_met(args: argparse.Namespace, overall: dict) -> bool:
     return overall["errors"] == 0 and overall["p99_ms"] < TARGET_P99_MS and args.readers >= TARGET_READERS
 
 
-def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: dict[str, float], window_s: float, note: str, n_all: int) -> str:
+def markdown(
+    args: argparse.Namespace,
+    rows: list[dict],
+    server_cmd: str,
+    cpu: dict[str, float],
+    window_s: float,
+    note: str,
+    n_all: int,
+) -> str:
     """The dated section appended to bench/LOAD.md."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     overall = rows[-1]
     met = target_met(args, overall)
     if met:
-        verdict = f"**met** (p99 {overall['p99_ms']:.0f} ms < {TARGET_P99_MS:.0f} ms, no errors, {args.readers} readers)"
+        verdict = (
+            f"**met** (p99 {overall['p99_ms']:.0f} ms < {TARGET_P99_MS:.0f} ms, no errors, {args.readers} readers)"
+        )
     else:
         why = []
         if overall["p99_ms"] >= TARGET_P99_MS or not np.isfinite(overall["p99_ms"]):
-            why.append(f"p99 {overall['p99_ms']:.0f} ms is {overall['p99_ms'] - TARGET_P99_MS:.0f} ms ({overall['p99_ms'] / TARGET_P99_MS:.1f}x) over {TARGET_P99_MS:.0f} ms")
+            why.append(
+                f"p99 {overall['p99_ms']:.0f} ms is {overall['p99_ms'] - TARGET_P99_MS:.0f} ms ({overall['p99_ms'] / TARGET_P99_MS:.1f}x) over {TARGET_P99_MS:.0f} ms"
+            )
         if overall["errors"]:
             why.append(f"{overall['errors']} errors {overall['error_kinds']}")
         if args.readers < TARGET_READERS:
@@ -521,9 +634,14 @@ def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: d
         f"- generator: {args.generator}, {args.readers} concurrent readers (closed loop, think time {args.think_ms:g} ms), "
         f"{window_s:.1f} s recorded after {args.warmup if args.generator != 'wrk' else 0:g} s warm-up"
         + (f", request budget {args.max_requests}" if args.max_requests else "")
-        + "; endpoints alternated per reader" + (" (wrk: one process per endpoint, half the readers each)" if args.generator == "wrk" else ""),
+        + "; endpoints alternated per reader"
+        + (" (wrk: one process per endpoint, half the readers each)" if args.generator == "wrk" else ""),
         f"- CPU over the run ({cpu['wall_s']:.1f} s wall x {cpu['cores']} cores = {cpu['cores'] * cpu['wall_s']:.0f} core-s available): "
-        + (f"server {cpu['server_s']:.1f} core-s ({100 * cpu['server_s'] / cpu['wall_s']:.0f}% of one core), " if cpu["server_measured"] else "server not measured (external: counted in 'everything else'), ")
+        + (
+            f"server {cpu['server_s']:.1f} core-s ({100 * cpu['server_s'] / cpu['wall_s']:.0f}% of one core), "
+            if cpu["server_measured"]
+            else "server not measured (external: counted in 'everything else'), "
+        )
         + f"generator {cpu['gen_s']:.1f} core-s ({100 * cpu['gen_s'] / cpu['wall_s']:.0f}% of one core), "
         f"everything else on the machine {cpu['other_s']:.1f} core-s ({100 * cpu['other_s'] / cpu['wall_s']:.0f}% of one core)",
     ]
@@ -541,7 +659,9 @@ def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: d
     ]
     for r in rows:
         err = str(r["errors"]) + (f" {r['error_kinds']}" if r["errors"] else "")
-        lines.append(f"| {r['endpoint']} | {r['requests']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {err} |")
+        lines.append(
+            f"| {r['endpoint']} | {r['requests']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {err} |"
+        )
     lines += ["", f"Target (200 readers, p99 < {TARGET_P99_MS:.0f} ms, no errors): {verdict}."]
     if note:
         lines += ["", note]
@@ -554,21 +674,42 @@ def markdown(args: argparse.Namespace, rows: list[dict], server_cmd: str, cpu: d
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="target a running server (loopback only); default: start one")
-    p.add_argument("--report-url", help="runs folder for the server this script starts (default: settings.storage.report_url)")
+    p.add_argument(
+        "--report-url", help="runs folder for the server this script starts (default: settings.storage.report_url)"
+    )
     p.add_argument("--readers", type=int, default=TARGET_READERS)
     p.add_argument("--duration", type=float, default=20.0, help="seconds recorded (after the warm-up)")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before recording starts (python generators)")
-    p.add_argument("--max-requests", type=int, default=0, help="stop after this many requests in all (0: duration only)")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of load before recording starts (python generators)"
+    )
+    p.add_argument(
+        "--max-requests", type=int, default=0, help="stop after this many requests in all (0: duration only)"
+    )
     p.add_argument("--think-ms", type=float, default=0.0, help="pause between a reader's requests (python generators)")
     p.add_argument("--generator", choices=("raw", "httpx", "wrk"), default="raw")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers for the server this script starts")
-    p.add_argument("--access-log", action="store_true", help="keep uvicorn's access log on (off by default: it costs CPU per request)")
-    p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra environment for the server this script starts (repeatable), e.g. GOLDSTRESS_SERVICE_INDEX_TTL_S=60")
-    p.add_argument("--user", default="dev-viewer", help="login for --url (a server this script starts gets its own user)")
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="keep uvicorn's access log on (off by default: it costs CPU per request)",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the server this script starts (repeatable), e.g. GOLDSTRESS_SERVICE_INDEX_TTL_S=60",
+    )
+    p.add_argument(
+        "--user", default="dev-viewer", help="login for --url (a server this script starts gets its own user)"
+    )
     p.add_argument("--password", default="dev", help="password for --url")
     p.add_argument("--api-key", default=None, help="authenticate with X-API-Key instead of a login")
-    p.add_argument("--timeline", action="store_true", help="add requests and max latency per second to the record (python generators)")
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="add requests and max latency per second to the record (python generators)",
+    )
     p.add_argument("--no-record", action="store_true", help="print only; do not append to bench/LOAD.md")
     p.add_argument("--note", default="", help="free text appended to the LOAD.md section")
     args = p.parse_args(argv)
@@ -587,14 +728,20 @@ def main(argv: list[str] | None = None) -> int:
             server = start_server(args.report_url, args.workers, args.access_log, extra)
             url = server.url
             cmd = " ".join(Path(c).name if i == 0 else c for i, c in enumerate(server.cmd))
-            server_cmd = f"`{cmd}` (started by this script; one viewer, rate limit raised" + "".join(f", `{k}={v}`" for k, v in extra.items()) + ")"
+            server_cmd = (
+                f"`{cmd}` (started by this script; one viewer, rate limit raised"
+                + "".join(f", `{k}={v}`" for k, v in extra.items())
+                + ")"
+            )
         user, password = (server.user, server.password) if server else (args.user, args.password)
         headers = login(url, user, password, args.api_key)
         import httpx
 
         latest = httpx.get(url + "/api/runs/latest", headers=headers, timeout=10)
         if latest.status_code != 200:
-            raise RuntimeError(f"GET /api/runs/latest: {latest.status_code} {latest.text[:300]} (no runs? run the pipeline or pass --report-url)")
+            raise RuntimeError(
+                f"GET /api/runs/latest: {latest.status_code} {latest.text[:300]} (no runs? run the pipeline or pass --report-url)"
+            )
         run_id = latest.json()["run_id"]
         paths = {"runs": "/api/runs", "summary": f"/api/runs/{run_id}/summary"}
         for path in paths.values():  # warm the caches once, sequentially
@@ -615,22 +762,49 @@ def main(argv: list[str] | None = None) -> int:
             rows = summarise_wrk(res, paths)
             n_all = rows[-1]["requests"]
         else:
-            samples, window = asyncio.run(run_python_generator(args.generator, url, headers, paths, run_id, args.readers, args.duration, args.warmup, args.max_requests, args.think_ms / 1e3))
+            samples, window = asyncio.run(
+                run_python_generator(
+                    args.generator,
+                    url,
+                    headers,
+                    paths,
+                    run_id,
+                    args.readers,
+                    args.duration,
+                    args.warmup,
+                    args.max_requests,
+                    args.think_ms / 1e3,
+                )
+            )
             rows = summarise_python(samples, window, paths)
             n_all = samples.all_requests
             if args.timeline:
-                args.note = (args.note + "\n\n" if args.note else "") + "Requests and latency by second of the recorded window (request start):\n\n```\n" + samples.timeline(samples.t_record) + "\n```"
+                args.note = (
+                    (args.note + "\n\n" if args.note else "")
+                    + "Requests and latency by second of the recorded window (request start):\n\n```\n"
+                    + samples.timeline(samples.t_record)
+                    + "\n```"
+                )
         wall = time.monotonic() - wall0
         busy1, _ = machine_cpu_s()
         gen_s = time.process_time() + children_s() - gen0
         srv_s = (server.cpu_s() - srv0) if server else 0.0
         busy = busy1 - busy0
-        cpu = {"cores": os.cpu_count() or 1, "wall_s": wall, "server_s": srv_s, "gen_s": gen_s, "other_s": max(0.0, busy - gen_s - srv_s), "server_measured": server is not None}
+        cpu = {
+            "cores": os.cpu_count() or 1,
+            "wall_s": wall,
+            "server_s": srv_s,
+            "gen_s": gen_s,
+            "other_s": max(0.0, busy - gen_s - srv_s),
+            "server_measured": server is not None,
+        }
         text = markdown(args, rows, server_cmd, cpu, window, args.note, n_all)
         print(text)
         if not args.no_record:
             if not LOAD_MD.exists():
-                LOAD_MD.write_text("# Load tests of the stakeholder service\n\nAppended by `bench/load_service.py` (newest last). Not a test: numbers depend on the machine and on what else runs on it.\n\n")
+                LOAD_MD.write_text(
+                    "# Load tests of the stakeholder service\n\nAppended by `bench/load_service.py` (newest last). Not a test: numbers depend on the machine and on what else runs on it.\n\n"
+                )
             with LOAD_MD.open("a") as f:
                 f.write(text)
             print(f"appended to {LOAD_MD}")

@@ -143,9 +143,7 @@ def _raw_csv() -> tuple[str, dict[str, Any], list[Spec]]:
         ),
         Spec(
             "price_blank_limit",
-            gxe.ExpectColumnValuesToNotMatchRegex(
-                column="price", regex=r"^$", mostly=1 - RAW_MAX_BLANK_FRACTION
-            ),
+            gxe.ExpectColumnValuesToNotMatchRegex(column="price", regex=r"^$", mostly=1 - RAW_MAX_BLANK_FRACTION),
             _doc("RAW_MAX_BLANK_FRACTION"),
         ),
     ]
@@ -192,9 +190,7 @@ def _curated_common(price: str, max_abs_r: float, max_gap: int, max_run: int) ->
         ),
         Spec(
             "log_return_bound",
-            gxe.ExpectColumnValuesToBeBetween(
-                column="log_return", min_value=-max_abs_r, max_value=max_abs_r
-            ),
+            gxe.ExpectColumnValuesToBeBetween(column="log_return", min_value=-max_abs_r, max_value=max_abs_r),
             "",
         ),
         Spec(
@@ -228,9 +224,7 @@ def _doc(name: str) -> str:
 
 def _with_notes(specs: list[Spec], extra: dict[str, str]) -> list[Spec]:
     """Append the justification of each limit to the matching spec's notes."""
-    return [
-        Spec(s.key, s.expectation, (s.notes + extra.get(s.key, "")).strip(), s.meta) for s in specs
-    ]
+    return [Spec(s.key, s.expectation, (s.notes + extra.get(s.key, "")).strip(), s.meta) for s in specs]
 
 
 def _gold() -> tuple[str, dict[str, Any], list[Spec]]:
@@ -260,8 +254,7 @@ def _gold() -> tuple[str, dict[str, Any], list[Spec]]:
             gxe.ExpectColumnValuesToBeBetween(
                 column="usd_per_g_rel_error", min_value=-USD_PER_G_REL_TOL, max_value=USD_PER_G_REL_TOL
             ),
-            "derived usd_per_g_rel_error = usd_per_g * 31.1034768 / usd_per_oz - 1; "
-            + _doc("USD_PER_G_REL_TOL"),
+            "derived usd_per_g_rel_error = usd_per_g * 31.1034768 / usd_per_oz - 1; " + _doc("USD_PER_G_REL_TOL"),
         ),
     ]
     specs = _with_notes(
@@ -285,9 +278,7 @@ def _token() -> tuple[str, dict[str, Any], list[Spec]]:
     specs = [
         Spec(
             "columns",
-            gxe.ExpectTableColumnsToMatchSet(
-                column_set=["date", "token", "close_usd", "source"], exact_match=True
-            ),
+            gxe.ExpectTableColumnsToMatchSet(column_set=["date", "token", "close_usd", "source"], exact_match=True),
             "exact curated token schema of the data contract",
             INPUT,
         ),

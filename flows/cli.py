@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"goldstress: {exc}", file=sys.stderr)
                 return 2
         elif not settings.data.data_dir.is_dir():
-            print(f"goldstress: data folder {settings.data.data_dir} does not exist; pass DATA=<dir> with the CSV files", file=sys.stderr)
+            print(
+                f"goldstress: data folder {settings.data.data_dir} does not exist; pass DATA=<dir> with the CSV files",
+                file=sys.stderr,
+            )
             return 2
 
     from goldstress.io.validation import ValidationFailed

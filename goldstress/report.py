@@ -34,12 +34,15 @@ def _table(rows: list[dict[str, Any]], pct_cols: tuple[str, ...] = ()) -> str:
     cols = list(rows[0].keys())
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(r.get(c), c in pct_cols or c.endswith('_frac'))}</td>" for c in cols) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{_fmt(r.get(c), c in pct_cols or c.endswith('_frac'))}</td>" for c in cols) + "</tr>"
+        for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, mc: pd.DataFrame | None) -> list[tuple[str, Any]]:
+def figures(
+    summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, mc: pd.DataFrame | None
+) -> list[tuple[str, Any]]:
     """The report's plotly figures: price history with scenario windows, fan chart of simulated
     gold paths, holder-loss distributions and backing-ratio histograms (Monte Carlo), and the
     reverse stress boundary of the reserve-backed tokens."""
@@ -47,10 +50,26 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
 
     figs: list[tuple[str, Any]] = []
     if gold is not None and not gold.empty:
-        fig = go.Figure(go.Scattergl(x=gold["date"], y=gold["usd_per_oz"], mode="lines", name="gold, USD/oz", line={"width": 1}))
+        fig = go.Figure(
+            go.Scattergl(x=gold["date"], y=gold["usd_per_oz"], mode="lines", name="gold, USD/oz", line={"width": 1})
+        )
         for name, (start, end) in manifest["settings"]["replay_windows"].items():
-            fig.add_vrect(x0=start, x1=end, fillcolor="crimson", opacity=0.15, line_width=0, annotation_text=name, annotation_position="top left", annotation_font_size=9)
-        fig.update_layout(title="Gold price (LBMA PM, USD per troy ounce) with the historical replay windows", yaxis_type="log", yaxis_title="USD/oz (log scale)", height=420)
+            fig.add_vrect(
+                x0=start,
+                x1=end,
+                fillcolor="crimson",
+                opacity=0.15,
+                line_width=0,
+                annotation_text=name,
+                annotation_position="top left",
+                annotation_font_size=9,
+            )
+        fig.update_layout(
+            title="Gold price (LBMA PM, USD per troy ounce) with the historical replay windows",
+            yaxis_type="log",
+            yaxis_title="USD/oz (log scale)",
+            height=420,
+        )
         figs.append(("price_history", fig))
     mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
     if mc_res is not None:
@@ -58,10 +77,27 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
         days = np.arange(len(next(iter(fq.values()))))
         fig = go.Figure()
         for lo, hi, alpha in (("q0.01", "q0.99", 0.15), ("q0.05", "q0.95", 0.25), ("q0.25", "q0.75", 0.4)):
-            fig.add_trace(go.Scatter(x=days, y=fq[hi], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
-            fig.add_trace(go.Scatter(x=days, y=fq[lo], mode="lines", line={"width": 0}, fill="tonexty", fillcolor=f"rgba(212,160,23,{alpha})", name=f"{lo[1:]}–{hi[1:]}"))
+            fig.add_trace(
+                go.Scatter(x=days, y=fq[hi], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=days,
+                    y=fq[lo],
+                    mode="lines",
+                    line={"width": 0},
+                    fill="tonexty",
+                    fillcolor=f"rgba(212,160,23,{alpha})",
+                    name=f"{lo[1:]}–{hi[1:]}",
+                )
+            )
         fig.add_trace(go.Scatter(x=days, y=fq["q0.5"], mode="lines", line={"color": "black"}, name="median"))
-        fig.update_layout(title=f"Fan chart: simulated gold price paths ({mc_res['scenario']['description']}; quantiles over the first {manifest['settings'].get('fan_chart_paths', 'N')} paths)", xaxis_title="trading days ahead", yaxis_title="USD/oz", height=420)
+        fig.update_layout(
+            title=f"Fan chart: simulated gold price paths ({mc_res['scenario']['description']}; quantiles over the first {manifest['settings'].get('fan_chart_paths', 'N')} paths)",
+            xaxis_title="trading days ahead",
+            yaxis_title="USD/oz",
+            height=420,
+        )
         figs.append(("fan_chart", fig))
     if mc is not None and not mc.empty:
         from plotly.subplots import make_subplots
@@ -83,7 +119,11 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
                 ".3f",
             ),
         ):
-            fig = make_subplots(rows=1, cols=len(tokens), subplot_titles=[f"{t} (paths with supply left)" if key == "backing_ratio" else t for t in tokens])
+            fig = make_subplots(
+                rows=1,
+                cols=len(tokens),
+                subplot_titles=[f"{t} (paths with supply left)" if key == "backing_ratio" else t for t in tokens],
+            )
             for i, token in enumerate(tokens, start=1):
                 g = mc[mc["token"] == token].replace([np.inf, -np.inf], np.nan)
                 lo = min(g[c].quantile(0.001) for c, _ in cols)
@@ -91,8 +131,15 @@ def figures(summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFram
                 pad = 0.02 * (hi - lo) if hi > lo else 0.01
                 for (c, label), colour in zip(cols, ("#b8860b", "#4169e1")):
                     fig.add_trace(
-                        go.Histogram(x=g[c].clip(lo - pad, hi + pad), name=f"{token}: {label}", opacity=0.55, nbinsx=80, marker_color=colour),
-                        row=1, col=i,
+                        go.Histogram(
+                            x=g[c].clip(lo - pad, hi + pad),
+                            name=f"{token}: {label}",
+                            opacity=0.55,
+                            nbinsx=80,
+                            marker_color=colour,
+                        ),
+                        row=1,
+                        col=i,
                     )
                 fig.update_xaxes(title_text=xlabel, tickformat=fmt, range=[lo - pad, hi + pad], row=1, col=i)
                 if key == "backing_ratio" and lo - pad <= 1.0 <= hi + pad:
@@ -123,20 +170,43 @@ def reverse_stress_boundary_figure(summary: dict[str, Any]) -> Any:
         for r in b["rows"]:
             xs.append(r["redemption_share"])
             if r["fails_without_drop"]:
-                ys.append(0.0), symbols.append("square"), text.append("fails without a gold fall")
+                y, marker, note = 0.0, "square", "fails without a gold fall"
             elif r["gold_drop_frac"] is None:
-                ys.append(r.get("max_drop_frac", 0.99)), symbols.append("circle-open"), text.append("no failure up to the largest fall searched")
+                y, marker, note = (
+                    r.get("max_drop_frac", 0.99),
+                    "circle-open",
+                    "no failure up to the largest fall searched",
+                )
             else:
-                ys.append(r["gold_drop_frac"]), symbols.append("circle"), text.append("smallest failing fall")
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=symbol, marker={"symbol": symbols, "size": 9}, text=text,
-                                 hovertemplate="%{x:.0%} of supply redeemed: %{y:.1%} gold fall (%{text})"))
+                y, marker, note = r["gold_drop_frac"], "circle", "smallest failing fall"
+            ys.append(y)
+            symbols.append(marker)
+            text.append(note)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=symbol,
+                marker={"symbol": symbols, "size": 9},
+                text=text,
+                hovertemplate="%{x:.0%} of supply redeemed: %{y:.1%} gold fall (%{text})",
+            )
+        )
     if not fig.data:
         return None
-    horizon = next(t["reverse_stress_boundary"]["horizon_days"] for t in summary["tokens"].values() if t.get("reverse_stress_boundary"))
+    horizon = next(
+        t["reverse_stress_boundary"]["horizon_days"]
+        for t in summary["tokens"].values()
+        if t.get("reverse_stress_boundary")
+    )
     fig.update_layout(
         title=f"Reverse stress boundary (MiCA RTS 2025/1264 Art. 5(2)): gold fall over {horizon} days that makes the token fail, by share of supply redeemed",
-        xaxis_title="share of the supply redeemed over the horizon", yaxis_title="gold fall (fraction)",
-        xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=420,
+        xaxis_title="share of the supply redeemed over the horizon",
+        yaxis_title="gold fall (fraction)",
+        xaxis_tickformat=".0%",
+        yaxis_tickformat=".0%",
+        height=420,
     )
     return fig
 
@@ -146,35 +216,41 @@ def _peg_liquidity_html(t: dict[str, Any]) -> str:
     rows = []
     for name, m in t["scenarios"].items():
         if m.get("kind") == "monte_carlo" and "p_abs_premium_gt_1pct" in m:
-            rows.append({
-                "scenario": name,
-                "P(|premium|>1%)": m["p_abs_premium_gt_1pct"],
-                "P(|premium|>5%)": m["p_abs_premium_gt_5pct"],
-                "worst depeg depth (q99)": m["depeg_depth_q99_frac"],
-                "premium at end q1 / q50 / q99": " / ".join(_fmt(m.get(f"premium_end_q{q}_frac"), True) for q in ("0.01", "0.5", "0.99")),
-                "longest depeg >1%, days (q99)": m["depeg_longest_days_beyond_1pct_q99"],
-                "recovery days (median)": m["depeg_recovery_days_1pct_median"],
-                "LCR 1d (q1)": m.get("liquidity_coverage_1d_q01"),
-                "LCR 5d (q1)": m.get("liquidity_coverage_5d_q01"),
-                "LCR 30d (q1)": m.get("liquidity_coverage_30d_q01"),
-                "queue max, tokens (q99)": m["redemption_queue_max_tokens_q99"],
-                "days to meet a wave (q99)": m["redemption_wait_max_days_q99"],
-            })
+            rows.append(
+                {
+                    "scenario": name,
+                    "P(|premium|>1%)": m["p_abs_premium_gt_1pct"],
+                    "P(|premium|>5%)": m["p_abs_premium_gt_5pct"],
+                    "worst depeg depth (q99)": m["depeg_depth_q99_frac"],
+                    "premium at end q1 / q50 / q99": " / ".join(
+                        _fmt(m.get(f"premium_end_q{q}_frac"), True) for q in ("0.01", "0.5", "0.99")
+                    ),
+                    "longest depeg >1%, days (q99)": m["depeg_longest_days_beyond_1pct_q99"],
+                    "recovery days (median)": m["depeg_recovery_days_1pct_median"],
+                    "LCR 1d (q1)": m.get("liquidity_coverage_1d_q01"),
+                    "LCR 5d (q1)": m.get("liquidity_coverage_5d_q01"),
+                    "LCR 30d (q1)": m.get("liquidity_coverage_30d_q01"),
+                    "queue max, tokens (q99)": m["redemption_queue_max_tokens_q99"],
+                    "days to meet a wave (q99)": m["redemption_wait_max_days_q99"],
+                }
+            )
         elif "depeg_depth_frac" in m:
-            rows.append({
-                "scenario": name,
-                "P(|premium|>1%)": float(m["depeg_depth_frac"] > 0.01),
-                "P(|premium|>5%)": float(m["depeg_depth_frac"] > 0.05),
-                "worst depeg depth (q99)": m["depeg_depth_frac"],
-                "premium at end q1 / q50 / q99": _fmt(m.get("premium_end_frac"), True),
-                "longest depeg >1%, days (q99)": m.get("depeg_longest_days_beyond_1pct"),
-                "recovery days (median)": m.get("depeg_recovery_days_1pct"),
-                "LCR 1d (q1)": m.get("liquidity_coverage_min_1d"),
-                "LCR 5d (q1)": m.get("liquidity_coverage_min_5d"),
-                "LCR 30d (q1)": m.get("liquidity_coverage_min_30d"),
-                "queue max, tokens (q99)": m.get("redemption_queue_max_tokens"),
-                "days to meet a wave (q99)": m.get("redemption_wait_max_days"),
-            })
+            rows.append(
+                {
+                    "scenario": name,
+                    "P(|premium|>1%)": float(m["depeg_depth_frac"] > 0.01),
+                    "P(|premium|>5%)": float(m["depeg_depth_frac"] > 0.05),
+                    "worst depeg depth (q99)": m["depeg_depth_frac"],
+                    "premium at end q1 / q50 / q99": _fmt(m.get("premium_end_frac"), True),
+                    "longest depeg >1%, days (q99)": m.get("depeg_longest_days_beyond_1pct"),
+                    "recovery days (median)": m.get("depeg_recovery_days_1pct"),
+                    "LCR 1d (q1)": m.get("liquidity_coverage_min_1d"),
+                    "LCR 5d (q1)": m.get("liquidity_coverage_min_5d"),
+                    "LCR 30d (q1)": m.get("liquidity_coverage_min_30d"),
+                    "queue max, tokens (q99)": m.get("redemption_queue_max_tokens"),
+                    "days to meet a wave (q99)": m.get("redemption_wait_max_days"),
+                }
+            )
     if not rows:
         return ""
     return (
@@ -217,7 +293,9 @@ def _grid_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "redeem fee": r["redeem_fee"],
-            "gate (share/day)": "none" if r["redemption_limit_share_per_day"] is None else r["redemption_limit_share_per_day"],
+            "gate (share/day)": "none"
+            if r["redemption_limit_share_per_day"] is None
+            else r["redemption_limit_share_per_day"],
             "coverage (q at conf.)": r["coverage_q"],
             "P(coverage<target)": r["p_coverage_below_target"],
             "meets target": bool(r["meets_target"]),
@@ -256,8 +334,10 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
             prem_txt = f"spec assumption ({html.escape(str(pp.get('reason', 'no calibration configured')))}): {html.escape(json.dumps(pp.get('assumed'), default=str))}"
         pm = p["primary_market"]
         out.append(
-            f"<h4>{html.escape(sym)}</h4>" + _table(p["reserve"], pct_cols=("stressed_haircut",))
-            + "<p>Custody concentration:</p>" + _table(p["custody_concentration"], pct_cols=("share",))
+            f"<h4>{html.escape(sym)}</h4>"
+            + _table(p["reserve"], pct_cols=("stressed_haircut",))
+            + "<p>Custody concentration:</p>"
+            + _table(p["custody_concentration"], pct_cols=("share",))
             + f"<p>Primary market: redeem fee {_fmt(pm.get('redeem_fee'), True)}, mint fee {_fmt(pm.get('mint_fee'), True)}, minimum "
             f"{_fmt(pm.get('min_redemption_tokens'))} tokens, bars of {_fmt(pm.get('redemption_granularity_tokens'))}, settlement lag "
             f"{_fmt(pm.get('settlement_lag_days'))} open days, market hours {html.escape(str(pm.get('market_hours')))}, cash share "
@@ -268,34 +348,47 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
     sh = ls["scenarios_and_horizons"]
     wave = sh.get("redemption_wave") or {}
     out.append(
-        "<h3>3. Scenarios and horizons</h3>" + _ul([
-            f"Monte Carlo gold (champion): {sh['monte_carlo']['paths']:,} paths x {sh['monte_carlo']['horizon_days']} days, seed {sh['monte_carlo']['seed']}; "
-            f"holder behaviour as in each spec; liquidity coverage over 1, 5, 10 and 30 days",
-            f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} calendar days, coverage over "
-            f"{wave.get('wave_horizon_trading_days')} trading days ({wave.get('horizon_calendar_days')} calendar days from {wave.get('first_day')}; {wave.get('clock', '')}), on "
-            f"{_fmt(wave.get('search_paths'))} Monte Carlo gold paths (out-of-sample check on {_fmt(wave.get('out_of_sample_paths'))} more); "
-            f"target: coverage >= {_fmt(wave.get('target_coverage'), True)} at {_fmt(wave.get('confidence'), True)} confidence; coverage = {wave.get('coverage', '')}",
-            "Historical replays: " + ", ".join(f"{k} ({a} .. {b})" for k, (a, b) in sh["historical_replays"].items()),
-            "Instant gold shocks: " + ", ".join(f"{x:+.0%}" for x in sh["instant_shocks"]),
-            f"Reverse stress (Art. 5(2)): redemption shares {', '.join(f'{x:.0%}' for x in sh['reverse_stress']['redemption_shares'])} over "
-            f"{sh['reverse_stress']['horizon_days']} days x gold falls up to 99%",
-        ])
+        "<h3>3. Scenarios and horizons</h3>"
+        + _ul(
+            [
+                f"Monte Carlo gold (champion): {sh['monte_carlo']['paths']:,} paths x {sh['monte_carlo']['horizon_days']} days, seed {sh['monte_carlo']['seed']}; "
+                f"holder behaviour as in each spec; liquidity coverage over 1, 5, 10 and 30 days",
+                f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} calendar days, coverage over "
+                f"{wave.get('wave_horizon_trading_days')} trading days ({wave.get('horizon_calendar_days')} calendar days from {wave.get('first_day')}; {wave.get('clock', '')}), on "
+                f"{_fmt(wave.get('search_paths'))} Monte Carlo gold paths (out-of-sample check on {_fmt(wave.get('out_of_sample_paths'))} more); "
+                f"target: coverage >= {_fmt(wave.get('target_coverage'), True)} at {_fmt(wave.get('confidence'), True)} confidence; coverage = {wave.get('coverage', '')}",
+                "Historical replays: "
+                + ", ".join(f"{k} ({a} .. {b})" for k, (a, b) in sh["historical_replays"].items()),
+                "Instant gold shocks: " + ", ".join(f"{x:+.0%}" for x in sh["instant_shocks"]),
+                f"Reverse stress (Art. 5(2)): redemption shares {', '.join(f'{x:.0%}' for x in sh['reverse_stress']['redemption_shares'])} over "
+                f"{sh['reverse_stress']['horizon_days']} days x gold falls up to 99%",
+            ]
+        )
     )
     hd = ls["historical_data"]
     g = hd["gold"]
     so = [
-        {"token": sym, "file": v.get("file"), "proxy": v.get("proxy"), "from": v.get("first_date"), "to": v.get("last_date"),
-         **{f"worst {h} fall": (v["worst"].get(h) or {}).get("fall_frac") for h in ("1d", "5d", "30d")},
-         "worst 1d date": (v["worst"].get("1d") or {}).get("end_date")}
+        {
+            "token": sym,
+            "file": v.get("file"),
+            "proxy": v.get("proxy"),
+            "from": v.get("first_date"),
+            "to": v.get("last_date"),
+            **{f"worst {h} fall": (v["worst"].get(h) or {}).get("fall_frac") for h in ("1d", "5d", "30d")},
+            "worst 1d date": (v["worst"].get("1d") or {}).get("end_date"),
+        }
         for sym, v in hd.get("supply_outflows", {}).items()
     ]
+
     def _files(data: Any) -> str | None:
         if not isinstance(data, dict):
             return None
         tok = data.get("token") or {}
         gold = (data.get("gold") or {}).get("aligned") or {}
         return "; ".join(
-            f"{d.get('file')} {d.get('first_date')} .. {d.get('last_date')} (sha256 {str(d.get('sha256', ''))[:12]}…)" for d in (tok, gold) if d
+            f"{d.get('file')} {d.get('first_date')} .. {d.get('last_date')} (sha256 {str(d.get('sha256', ''))[:12]}…)"
+            for d in (tok, gold)
+            if d
         )
 
     tp = [
@@ -306,39 +399,63 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
         "<h3>4. Historical data used</h3>"
         f"<p>Gold: {html.escape(str(g.get('data_source')))} {html.escape(str(g.get('data_first_date')))} .. {html.escape(str(g.get('data_last_date')))}, "
         f"{g.get('n_returns', 0):,} daily log returns, sha256 {html.escape(str(g.get('data_sha256', ''))[:16])}….</p>"
-        "<p>Token premia to gold (calibration):</p>" + _table(tp)
+        "<p>Token premia to gold (calibration):</p>"
+        + _table(tp)
         + "<p>Worst observed falls of the token supply proxy (net redemptions), the anchor of the wave size:</p>"
         + _table(so, pct_cols=("worst 1d fall", "worst 5d fall", "worst 30d fall"))
     )
     orows = []
     for sym, o in ls["outcome"].items():
         mc, w = o.get("monte_carlo_behavioural") or {}, o.get("redemption_wave_without_remedy") or {}
-        orows.append({
-            "token": sym,
-            "MC LCR 1d (q1)": mc.get("liquidity_coverage_1d_q01"), "MC LCR 5d (q1)": mc.get("liquidity_coverage_5d_q01"),
-            "MC LCR 30d (q1)": mc.get("liquidity_coverage_30d_q01"), "MC P(|premium|>1%)": mc.get("p_abs_premium_gt_1pct"),
-            "wave: coverage (q)": w.get("coverage_q"), "wave: P(coverage<target)": w.get("p_coverage_below_target"),
-            "wave: depeg depth (q)": w.get("depeg_depth_q"), "wave: backlog max share (q)": w.get("backlog_max_share_q"),
-        })
-    out.append("<h3>5. Outcome</h3>" + _table(orows, pct_cols=("MC P(|premium|>1%)", "wave: P(coverage<target)", "wave: depeg depth (q)", "wave: backlog max share (q)"))
-               + "<p>The reverse stress boundary of each token is in its own section above.</p>")
+        orows.append(
+            {
+                "token": sym,
+                "MC LCR 1d (q1)": mc.get("liquidity_coverage_1d_q01"),
+                "MC LCR 5d (q1)": mc.get("liquidity_coverage_5d_q01"),
+                "MC LCR 30d (q1)": mc.get("liquidity_coverage_30d_q01"),
+                "MC P(|premium|>1%)": mc.get("p_abs_premium_gt_1pct"),
+                "wave: coverage (q)": w.get("coverage_q"),
+                "wave: P(coverage<target)": w.get("p_coverage_below_target"),
+                "wave: depeg depth (q)": w.get("depeg_depth_q"),
+                "wave: backlog max share (q)": w.get("backlog_max_share_q"),
+            }
+        )
+    out.append(
+        "<h3>5. Outcome</h3>"
+        + _table(
+            orows,
+            pct_cols=(
+                "MC P(|premium|>1%)",
+                "wave: P(coverage<target)",
+                "wave: depeg depth (q)",
+                "wave: backlog max share (q)",
+            ),
+        )
+        + "<p>The reverse stress boundary of each token is in its own section above.</p>"
+    )
     out.append("<h3>6. Remedies (each measured by re-running the scenario)</h3>")
     for sym, r in ls["remedies"].items():
         if r["cash_buffer_reachable"] and not r["cash_buffer_usd"]:
-            buf = (f"Cash buffer: <b>none needed</b>: coverage (q) is already {_fmt(r['with_buffer']['coverage_q'])} under the wave "
-                   f"(out of sample {_fmt(r['with_buffer_out_of_sample']['coverage_q'])}).")
+            buf = (
+                f"Cash buffer: <b>none needed</b>: coverage (q) is already {_fmt(r['with_buffer']['coverage_q'])} under the wave "
+                f"(out of sample {_fmt(r['with_buffer_out_of_sample']['coverage_q'])})."
+            )
         elif r["cash_buffer_reachable"]:
-            buf = (f"Cash buffer: <b>{_fmt(r['cash_buffer_usd'])} USD</b> ({_fmt(r['cash_buffer_frac_of_liabilities'], True)} of liabilities), "
-                   f"issuer-funded USD on top of the backing. Re-run with it: coverage (q) {_fmt(r['with_buffer']['coverage_q'])}, "
-                   f"P(coverage&lt;target) {_fmt(r['with_buffer']['p_coverage_below_target'], True)}; out of sample "
-                   f"{_fmt(r['with_buffer_out_of_sample']['coverage_q'])} / {_fmt(r['with_buffer_out_of_sample']['p_coverage_below_target'], True)} "
-                   f"(target {'met' if r['with_buffer_out_of_sample']['meets_target'] else '<b>not met</b>'}; the binomial standard error of a "
-                   f"{_fmt(1 - wave.get('confidence', 0.99), True)} tail share on {_fmt(wave.get('out_of_sample_paths'))} paths is "
-                   f"{_fmt(math.sqrt((1 - wave.get('confidence', 0.99)) * wave.get('confidence', 0.99) / max(wave.get('out_of_sample_paths') or 1, 1)), True)}).")
+            buf = (
+                f"Cash buffer: <b>{_fmt(r['cash_buffer_usd'])} USD</b> ({_fmt(r['cash_buffer_frac_of_liabilities'], True)} of liabilities), "
+                f"issuer-funded USD on top of the backing. Re-run with it: coverage (q) {_fmt(r['with_buffer']['coverage_q'])}, "
+                f"P(coverage&lt;target) {_fmt(r['with_buffer']['p_coverage_below_target'], True)}; out of sample "
+                f"{_fmt(r['with_buffer_out_of_sample']['coverage_q'])} / {_fmt(r['with_buffer_out_of_sample']['p_coverage_below_target'], True)} "
+                f"(target {'met' if r['with_buffer_out_of_sample']['meets_target'] else '<b>not met</b>'}; the binomial standard error of a "
+                f"{_fmt(1 - wave.get('confidence', 0.99), True)} tail share on {_fmt(wave.get('out_of_sample_paths'))} paths is "
+                f"{_fmt(math.sqrt((1 - wave.get('confidence', 0.99)) * wave.get('confidence', 0.99) / max(wave.get('out_of_sample_paths') or 1, 1)), True)})."
+            )
         else:
-            buf = (f"Cash buffer: <b>not enough</b>: even {_fmt(r['cash_buffer_searched_up_to_usd'])} USD of cash leaves coverage (q) at "
-                   f"{_fmt(r['with_buffer']['coverage_q'])}: the binding side is the gold delivered in kind (bars), so the remedy is gold "
-                   "liquidity or a redemption gate, not cash.")
+            buf = (
+                f"Cash buffer: <b>not enough</b>: even {_fmt(r['cash_buffer_searched_up_to_usd'])} USD of cash leaves coverage (q) at "
+                f"{_fmt(r['with_buffer']['coverage_q'])}: the binding side is the gold delivered in kind (bars), so the remedy is gold "
+                "liquidity or a redemption gate, not cash."
+            )
         cur, best = r["current_setting"], r["recommended_setting"]
         gate = lambda x: "none" if x is None else f"{x:.0%}/day"  # noqa: E731
         out.append(
@@ -350,12 +467,19 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
             f"{_fmt(best['wave']['depeg_depth_q'], True)}, refused/returned {_fmt(cur['wave']['refused_share_mean'], True)} -> "
             f"{_fmt(best['wave']['refused_share_mean'], True)}. Behavioural Monte Carlo: P(|premium|&gt;1%) "
             f"{_fmt(cur['behavioural']['p_abs_premium_gt_1pct'], True)} -> {_fmt(best['behavioural']['p_abs_premium_gt_1pct'], True)}.</p>"
-            + (f"<p><b>Note:</b> the recommended setting refuses {_fmt(best['wave']['refused_share_mean'], True)} of the supply in requests; "
-               "holders of asset-referenced tokens have a right of redemption at all times (MiCA, Regulation (EU) 2023/1114, Art. 39(1)), "
-               "so a gate is a contingency tool; the cash buffer above meets the target without refusing any request.</p>"
-               if best["redemption_limit_share_per_day"] is not None and r["cash_buffer_reachable"] else "")
-            + "<details><summary>All settings re-run under the wave</summary>" + _table(_grid_rows(r["settings_grid"]["wave"]), pct_cols=_GRID_PCT) + "</details>"
-            "<details><summary>All settings re-run under the behavioural Monte Carlo</summary>" + _table(_grid_rows(r["settings_grid"]["behavioural"]), pct_cols=_GRID_PCT) + "</details>"
+            + (
+                f"<p><b>Note:</b> the recommended setting refuses {_fmt(best['wave']['refused_share_mean'], True)} of the supply in requests; "
+                "holders of asset-referenced tokens have a right of redemption at all times (MiCA, Regulation (EU) 2023/1114, Art. 39(1)), "
+                "so a gate is a contingency tool; the cash buffer above meets the target without refusing any request.</p>"
+                if best["redemption_limit_share_per_day"] is not None and r["cash_buffer_reachable"]
+                else ""
+            )
+            + "<details><summary>All settings re-run under the wave</summary>"
+            + _table(_grid_rows(r["settings_grid"]["wave"]), pct_cols=_GRID_PCT)
+            + "</details>"
+            "<details><summary>All settings re-run under the behavioural Monte Carlo</summary>"
+            + _table(_grid_rows(r["settings_grid"]["behavioural"]), pct_cols=_GRID_PCT)
+            + "</details>"
         )
     return "".join(out)
 
@@ -364,7 +488,11 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
     """The full self-contained HTML report."""
     parts = []
     for i, (name, fig) in enumerate(figs):
-        parts.append(f'<section id="{name}">' + fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}) + "</section>")
+        parts.append(
+            f'<section id="{name}">'
+            + fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+            + "</section>"
+        )
     token_sections = []
     for symbol, t in summary["tokens"].items():
         mc = t["scenarios"].get("mc_champion", {})
@@ -379,7 +507,15 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
                 head.append(row)
         rs = t["reverse_stress"]
         scen = [
-            {"scenario": n, "kind": m["kind"], "holder_loss_30d_frac": m.get("holder_loss_frac_30d", m.get("holder_value_es_99_30d_frac")), "backing_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1")), "P(backing<1)": m.get("p_backing_below_1", m.get("backing_below_1")), "P(liquidation)": m.get("p_liquidation", m.get("liquidated")), "bad_debt_usd": m.get("expected_bad_debt_usd", m.get("bad_debt_usd"))}
+            {
+                "scenario": n,
+                "kind": m["kind"],
+                "holder_loss_30d_frac": m.get("holder_loss_frac_30d", m.get("holder_value_es_99_30d_frac")),
+                "backing_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1")),
+                "P(backing<1)": m.get("p_backing_below_1", m.get("backing_below_1")),
+                "P(liquidation)": m.get("p_liquidation", m.get("liquidated")),
+                "bad_debt_usd": m.get("expected_bad_debt_usd", m.get("bad_debt_usd")),
+            }
             for n, m in t["scenarios"].items()
         ]
         token_sections.append(
@@ -387,15 +523,17 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
             f"<p>Worst scenario ({html.escape(t['worst_scenario']['by'])}): <b>{html.escape(t['worst_scenario']['scenario'])}</b>, "
             f"{_fmt(t['worst_scenario']['holder_value_loss_30d_frac'], True)}. "
             f"P(backing &lt; 1) under Monte Carlo: <b>{_fmt(mc.get('p_backing_below_1'), True)}</b>; P(liquidation): <b>{_fmt(mc.get('p_liquidation'), True)}</b>; expected bad debt: <b>{_fmt(mc.get('expected_bad_debt_usd'))} USD</b>.</p>"
-            "<h3>VaR and ES (Monte Carlo, champion model)</h3>" + _table(head, pct_cols=tuple(k for k in head[0] if "frac" in k))
+            "<h3>VaR and ES (Monte Carlo, champion model)</h3>"
+            + _table(head, pct_cols=tuple(k for k in head[0] if "frac" in k))
             + _peg_liquidity_html(t)
-            + "<h3>Scenarios</h3>" + _table(scen, pct_cols=("holder_loss_30d_frac", "P(backing<1)", "P(liquidation)"))
+            + "<h3>Scenarios</h3>"
+            + _table(scen, pct_cols=("holder_loss_30d_frac", "P(backing<1)", "P(liquidation)"))
             + "<h3>Reverse stress test</h3>"
             + f"<p>Smallest breaking gold move: {html.escape(json.dumps(rs['smallest_breaking_move'], default=str))}. Closed form: {html.escape(json.dumps(rs['closed_form'], default=str))}</p>"
             + _table(rs["searches"])
             + _boundary_html(t)
         )
-    bt = (summary["var_backtest"].get("holdout") or {})
+    bt = summary["var_backtest"].get("holdout") or {}
     bt_rows = [{"level": k, **v} for k, v in bt.items()]
     ch = summary["champion"]
     prem = [{"token": k, **v} for k, v in summary.get("observed_token_premia", {}).items() if isinstance(v, dict)]
@@ -407,13 +545,23 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
         f"({summary['data']['n_returns']:,} daily log returns; sha256 {html.escape(summary['data']['data_sha256'][:16])}…). Start price {summary['start_gold_usd_per_oz']:,.2f} USD/oz.</p>"
         f"<p>Champion model: <b>{html.escape(ch['candidate'])}</b> ({html.escape(ch['registered_model'])} v{html.escape(str(ch['version']))}), innovations {html.escape(ch['innovations'])}; "
         f"Monte Carlo {summary['monte_carlo']['mc_paths']:,} paths × {summary['monte_carlo']['mc_horizon_days']} days, seed {summary['monte_carlo']['mc_seed']}.</p>"
-        "<h2>VaR backtest of the champion (hold-out)</h2>" + _table(bt_rows, pct_cols=("exception_rate",))
+        "<h2>VaR backtest of the champion (hold-out)</h2>"
+        + _table(bt_rows, pct_cols=("exception_rate",))
         + "".join(token_sections)
         + _liquidity_stress_html(summary)
-        + "<h2>Observed token premium to gold (curated data)</h2>" + _table(prem)
-        + "<h2>Plots</h2>" + "".join(parts)
+        + "<h2>Observed token premium to gold (curated data)</h2>"
+        + _table(prem)
+        + "<h2>Plots</h2>"
+        + "".join(parts)
         + "</body></html>"
     )
 
 
-_GRID_PCT = ("redeem fee", "P(coverage<target)", "P(|premium|>1%)", "depeg depth (q)", "refused/returned share", "redeemed share")
+_GRID_PCT = (
+    "redeem fee",
+    "P(coverage<target)",
+    "P(|premium|>1%)",
+    "depeg depth (q)",
+    "refused/returned share",
+    "redeemed share",
+)

@@ -13,7 +13,7 @@ Conventions used across the project (see README, "Conventions"):
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -57,7 +57,9 @@ class ServiceUser(BaseModel):
     @classmethod
     def _hash_format(cls, v: SecretStr) -> SecretStr:
         if not PASSWORD_HASH_RE.match(v.get_secret_value()):
-            raise ValueError("password_hash: expected pbkdf2_sha256$<iterations>$<salt hex>$<64 hex digits> (python -m service.hashpw)")
+            raise ValueError(
+                "password_hash: expected pbkdf2_sha256$<iterations>$<salt hex>$<64 hex digits> (python -m service.hashpw)"
+            )
         return v
 
 
@@ -82,7 +84,7 @@ class CalibrationSet(BaseModel):
     test_end: date
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CalibrationSet":
+    def _ordered(self) -> CalibrationSet:
         if not self.fit_start <= self.fit_end < self.test_start <= self.test_end:
             raise ValueError(
                 "calibration windows: need fit_start <= fit_end < test_start <= test_end, got "
@@ -94,7 +96,9 @@ class CalibrationSet(BaseModel):
 class DataSettings(BaseSettings):
     """Data acquisition: the data folder and its files, the online sources, HTTP limits. Environment: ``GOLDSTRESS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path | None = Field(
         default=None,
@@ -145,7 +149,9 @@ class DataSettings(BaseSettings):
 class StorageSettings(BaseSettings):
     """Object storage: where snapshots, curated tables and reports live (any fsspec URL). Environment: ``GOLDSTRESS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     store_url: str = Field(
         default=str(PROJECT_ROOT / "var" / "store"),
@@ -164,7 +170,9 @@ class StorageSettings(BaseSettings):
 class TrackingSettings(BaseSettings):
     """MLflow tracking and the model registry. Environment: ``GOLDSTRESS_MLFLOW_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_MLFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_MLFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     tracking_uri: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'mlflow.db'}")
     artifact_location: str = Field(default=str(PROJECT_ROOT / "var" / "mlartifacts"))
@@ -176,7 +184,9 @@ class TrackingSettings(BaseSettings):
 class TrainingSettings(BaseSettings):
     """Fitting the gold-return models: samples, EVT threshold, hold-out, predictor window. Environment: ``GOLDSTRESS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     vol_train_start: str | None = Field(
         default="2000-01-01",
@@ -197,7 +207,9 @@ class TrainingSettings(BaseSettings):
 class RiskSettings(BaseSettings):
     """Risk figures: VaR/ES confidence levels and reporting horizons. Environment: ``GOLDSTRESS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     var_levels: tuple[float, ...] = (0.95, 0.99)
     horizons_days: tuple[int, ...] = (1, 10, 30)
@@ -214,7 +226,9 @@ class RiskSettings(BaseSettings):
 class ScenarioSettings(BaseSettings):
     """Scenario library and the token specs run through it. Environment: ``GOLDSTRESS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     replay_windows: dict[str, tuple[str, str]] = Field(
         default={
@@ -231,20 +245,22 @@ class ScenarioSettings(BaseSettings):
     shock_horizon_days: int = Field(default=30, ge=30)
     token_specs: tuple[Path, ...] = Field(
         default=(
-            PROJECT_ROOT / "specs" / "v2" / "gram.toml",
-            PROJECT_ROOT / "specs" / "v2" / "paxg.toml",
-            PROJECT_ROOT / "specs" / "v2" / "xaut.toml",
-            PROJECT_ROOT / "specs" / "v2" / "dgx.toml",
+            PROJECT_ROOT / "specs" / "gram.toml",
+            PROJECT_ROOT / "specs" / "paxg.toml",
+            PROJECT_ROOT / "specs" / "xaut.toml",
+            PROJECT_ROOT / "specs" / "dgx.toml",
             PROJECT_ROOT / "specs" / "gusd_cdp.toml",
         ),
-        description="Token spec files (v1 or v2 TOML) run through every scenario.",
+        description="Token spec files (TOML, spec_version 2) run through every scenario.",
     )
 
 
 class MonteCarloSettings(BaseSettings):
     """Monte Carlo size, seed and chunking of the champion's gold paths. Environment: ``GOLDSTRESS_MC_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_MC_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_MC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     paths: int = Field(default=10_000, ge=100, le=5_000_000)
     horizon_days: int = Field(default=250, ge=30, le=2_520)
@@ -256,10 +272,14 @@ class MonteCarloSettings(BaseSettings):
 class LiquidityStressSettings(BaseSettings):
     """The liquidity stress test (redemption wave) and the recommendations' search. Environment: ``GOLDSTRESS_LIQUIDITY_STRESS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_LIQUIDITY_STRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_LIQUIDITY_STRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     wave_share: float = Field(
-        default=0.20, gt=0, le=1,
+        default=0.20,
+        gt=0,
+        le=1,
         description="Redemption wave of the liquidity stress: share of the supply requested within "
         "liquidity_stress_wave_days. 20% is at the largest fall measured in the token supply proxies "
         "(PAXG: -18.7% in one step on 2020-07-02, CMC market cap / close; XAUT 2020-23 at most -4.2% "
@@ -269,7 +289,9 @@ class LiquidityStressSettings(BaseSettings):
     confidence: float = Field(default=0.99, ge=0.5, lt=1.0, description="Confidence of the coverage target.")
     target_coverage: float = Field(default=1.0, gt=0, description="Liquidity coverage to keep (1.0 = 100%).")
     recommend_paths: int = Field(
-        default=2_000, ge=100, le=100_000,
+        default=2_000,
+        ge=100,
+        le=100_000,
         description="Monte Carlo gold paths (the first of the main run's) on which recommendations "
         "are searched; the next as many paths are the out-of-sample check.",
     )
@@ -277,7 +299,8 @@ class LiquidityStressSettings(BaseSettings):
         default=(0.0, 0.001, 0.0025, 0.005, 0.01), min_length=1, description="Redeem fees (fractions of NAV) re-run."
     )
     recommend_redemption_limits: tuple[float | None, ...] = Field(
-        default=(None, 0.10, 0.05, 0.02), min_length=1,
+        default=(None, 0.10, 0.05, 0.02),
+        min_length=1,
         description="Redemption gates re-run: most accepted per day as a share of the supply (None = no gate).",
     )
 
@@ -285,7 +308,9 @@ class LiquidityStressSettings(BaseSettings):
 class CalibrationSettings(BaseSettings):
     """Premium calibration: files, windows, candidate models, and where its fits are used. Environment: ``GOLDSTRESS_CALIBRATION_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_CALIBRATION_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_CALIBRATION_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     premium_for: dict[str, str] = Field(
         default={"PAXG": "paxg", "XAUT": "xaut"},
@@ -307,15 +332,30 @@ class CalibrationSettings(BaseSettings):
     )
     sets: dict[str, CalibrationSet] = Field(
         default={
-            "paxg": CalibrationSet(token="paxg", file="paxg_usd_daily_2022_2026.csv",
-                                   fit_start=date(2022, 3, 1), fit_end=date(2024, 6, 30),
-                                   test_start=date(2024, 7, 1), test_end=date(2026, 3, 31)),
-            "xaut": CalibrationSet(token="xaut", file="xaut_usd_daily_2022_2026.csv",
-                                   fit_start=date(2022, 3, 1), fit_end=date(2024, 6, 30),
-                                   test_start=date(2024, 7, 1), test_end=date(2026, 3, 31)),
-            "paxg_2019_2020": CalibrationSet(token="paxg", file="paxg_usd_daily_cmc_2019_2020.csv",
-                                             fit_start=date(2019, 9, 26), fit_end=date(2020, 6, 30),
-                                             test_start=date(2020, 7, 1), test_end=date(2020, 12, 31)),
+            "paxg": CalibrationSet(
+                token="paxg",
+                file="paxg_usd_daily_2022_2026.csv",
+                fit_start=date(2022, 3, 1),
+                fit_end=date(2024, 6, 30),
+                test_start=date(2024, 7, 1),
+                test_end=date(2026, 3, 31),
+            ),
+            "xaut": CalibrationSet(
+                token="xaut",
+                file="xaut_usd_daily_2022_2026.csv",
+                fit_start=date(2022, 3, 1),
+                fit_end=date(2024, 6, 30),
+                test_start=date(2024, 7, 1),
+                test_end=date(2026, 3, 31),
+            ),
+            "paxg_2019_2020": CalibrationSet(
+                token="paxg",
+                file="paxg_usd_daily_cmc_2019_2020.csv",
+                fit_start=date(2019, 9, 26),
+                fit_end=date(2020, 6, 30),
+                test_start=date(2020, 7, 1),
+                test_end=date(2020, 12, 31),
+            ),
         },
         description="Calibration name -> token file, ounces per token, fit and test windows; "
         "parameters are written to <store_url>/calibration/<name>.json.",
@@ -326,7 +366,9 @@ class CalibrationSettings(BaseSettings):
         "(trading-day clock); 'last_gold_close' also compares weekend token rows with Friday's close.",
     )
     max_step_gap_days: int = Field(
-        default=4, ge=1, le=10,
+        default=4,
+        ge=1,
+        le=10,
         description="Longest calendar gap still one step of the premium series (Fri->Mon = 3, plus "
         "a holiday); longer holes split the series and no AR(1) step crosses them.",
     )
@@ -340,16 +382,21 @@ class CalibrationSettings(BaseSettings):
         description="Named stress windows (inclusive ISO dates) in which premium statistics are reported.",
     )
     episode_threshold_frac: float = Field(
-        default=0.02, gt=0, lt=1,
+        default=0.02,
+        gt=0,
+        lt=1,
         description="|premium| at which a day counts towards a stress episode (fraction).",
     )
     innovations: Literal["normal", "t"] = Field(
-        default="t", description="Innovation law of the largest premium model allowed (the fit selects "
-        "among nested normal / t / jump candidates by BIC, models.calibration.fit_premium_process)."
+        default="t",
+        description="Innovation law of the largest premium model allowed (the fit selects "
+        "among nested normal / t / jump candidates by BIC, models.calibration.fit_premium_process).",
     )
     jumps: bool = Field(default=True, description="Allow a jump component among the candidates.")
     sim_paths: int = Field(
-        default=1_000, ge=100, le=100_000,
+        default=1_000,
+        ge=100,
+        le=100_000,
         description="Simulated paths for the reproduction check (parametric bootstrap of mean, sd, "
         "lag-1 autocorrelation) and, halved, for the model's stationary quantiles.",
     )
@@ -358,7 +405,9 @@ class CalibrationSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """The stakeholder service: authentication, limits, the what-if deployment. Environment: ``GOLDSTRESS_SERVICE_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GOLDSTRESS_SERVICE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_SERVICE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     jwt_secret: SecretStr | None = Field(
         default=None,
@@ -419,7 +468,9 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _secret_length(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and len(v.get_secret_value()) < 32:
-            raise ValueError("service.jwt_secret: must be at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+            raise ValueError(
+                "service.jwt_secret: must be at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return v
 
     @field_validator("api_keys")
@@ -429,7 +480,9 @@ class ServiceSettings(BaseSettings):
         for key_hash, role in v.items():
             h = key_hash.strip().lower()
             if not re.fullmatch(r"[0-9a-f]{64}", h):
-                raise ValueError("service.api_keys: every key must be the sha256 hex digest (64 hex digits) of an API key, not the key itself")
+                raise ValueError(
+                    "service.api_keys: every key must be the sha256 hex digest (64 hex digits) of an API key, not the key itself"
+                )
             out[h] = role
         return out
 
@@ -477,11 +530,17 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data_dir: str | None = Field(default=None, description="Folder of CSV files to import (overrides GOLDSTRESS_DATA_DIR).")
-    paths: int | None = Field(default=None, ge=100, le=5_000_000, description="Monte Carlo paths (GOLDSTRESS_MC_PATHS).")
+    data_dir: str | None = Field(
+        default=None, description="Folder of CSV files to import (overrides GOLDSTRESS_DATA_DIR)."
+    )
+    paths: int | None = Field(
+        default=None, ge=100, le=5_000_000, description="Monte Carlo paths (GOLDSTRESS_MC_PATHS)."
+    )
     horizon_days: int | None = Field(default=None, ge=30, le=2_520, description="Monte Carlo horizon, trading days.")
     seed: int | None = Field(default=None, ge=0, description="Monte Carlo seed (GOLDSTRESS_MC_SEED).")
-    token_specs: list[str] | None = Field(default=None, min_length=1, description="Token spec files (GOLDSTRESS_TOKEN_SPECS).")
+    token_specs: list[str] | None = Field(
+        default=None, min_length=1, description="Token spec files (GOLDSTRESS_TOKEN_SPECS)."
+    )
 
     def settings(self) -> Settings:
         """The environment's settings with these options applied (:func:`settings_with`)."""
@@ -519,7 +578,9 @@ def settings_with(**sections: dict[str, Any] | None) -> Settings:
     """
     unknown = set(sections) - set(Settings.model_fields)
     if unknown:
-        raise ValueError(f"settings_with: unknown section(s) {sorted(unknown)}; sections are {sorted(Settings.model_fields)}")
+        raise ValueError(
+            f"settings_with: unknown section(s) {sorted(unknown)}; sections are {sorted(Settings.model_fields)}"
+        )
     base = get_settings().model_dump()
     for name, fields in sections.items():
         base[name].update({k: v for k, v in (fields or {}).items() if v is not None})
@@ -529,6 +590,6 @@ def settings_with(**sections: dict[str, Any] | None) -> Settings:
 def new_run_id() -> str:
     """A sortable, unique run id: ``YYYYMMDDTHHMMSSZ-xxxxxx`` (UTC time and 6 hex digits)."""
     import secrets
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)

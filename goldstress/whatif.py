@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,14 @@ MAX_N_PATHS = 1_000_000
 MAX_DAYS = 250
 
 _MC_COLUMNS = (
-    "holder_value_usd_per_token_d0", "reserve_value_usd_d0", "backing_ratio_end", "backing_ratio_min",
-    "supply_tokens_end", "backing_below_1", "liquidated", "bad_debt_usd",
+    "holder_value_usd_per_token_d0",
+    "reserve_value_usd_d0",
+    "backing_ratio_end",
+    "backing_ratio_min",
+    "supply_tokens_end",
+    "backing_below_1",
+    "liquidated",
+    "bad_debt_usd",
 )
 _MC_HORIZON_COLUMNS = ("holder_loss_frac", "reserve_loss_frac", "backing_ratio")
 _MODEL_RECHECK_S = 60.0
@@ -87,7 +93,7 @@ class WhatIfTimeout(TimeoutError):
 class WhatIfRequest(BaseModel):
     """Body of ``POST /api/whatif``. Every input is bounded; unknown fields are refused.
 
-    Exactly one of ``token_spec`` (a token spec as in ``specs/v2/*.toml`` or
+    Exactly one of ``token_spec`` (a token spec as in ``specs/*.toml`` or
     ``specs/gusd_cdp.toml``: ``spec_version = 2``, ``kind`` ``gold_backed`` or ``gold_cdp``, at
     most 16 KB) and ``token_preset`` (the symbol of a spec in ``settings.scenarios.token_specs``, e.g.
     ``GRAM``, ``GUSD``).
@@ -101,14 +107,25 @@ class WhatIfRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    token_spec: TokenSpec | None = Field(default=None, description="Token spec (spec_version 2; gold_backed or gold_cdp), <= 16 KB.")
-    token_preset: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Symbol of a configured spec, e.g. GRAM or GUSD.")
+    token_spec: TokenSpec | None = Field(
+        default=None, description="Token spec (spec_version 2; gold_backed or gold_cdp), <= 16 KB."
+    )
+    token_preset: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Symbol of a configured spec, e.g. GRAM or GUSD."
+    )
     shock_frac: float = Field(ge=-0.95, le=1.0, description="Simple gold move over the shock horizon (fraction).")
     shock_horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Days over which the shock unfolds.")
-    redemption_share_per_day: float | None = Field(default=None, ge=0.0, le=0.5, description="Gold-backed token: daily redeemed share of supply (overrides redemption.base_rate_per_day).")
+    redemption_share_per_day: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=0.5,
+        description="Gold-backed token: daily redeemed share of supply (overrides redemption.base_rate_per_day).",
+    )
     n_paths: int = Field(ge=1, le=MAX_N_PATHS, description="Monte Carlo paths.")
     horizon_days: int = Field(ge=1, le=MAX_DAYS, description="Monte Carlo horizon, trading days.")
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="Monte Carlo seed (default: settings.monte_carlo.seed).")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="Monte Carlo seed (default: settings.monte_carlo.seed)."
+    )
 
     @field_validator("token_spec", mode="before")
     @classmethod
@@ -199,10 +216,17 @@ def resolve_spec(req: WhatIfRequest, presets: dict[str, Any]) -> ReserveBackedTo
     x = req.redemption_share_per_day
     if x is not None:
         if not isinstance(spec, ReserveBackedTokenSpec):
-            raise WhatIfInputError("redemption_share_per_day", f"applies to gold_backed tokens only, {spec.symbol} is {spec.kind}")
+            raise WhatIfInputError(
+                "redemption_share_per_day", f"applies to gold_backed tokens only, {spec.symbol} is {spec.kind}"
+            )
         rb = spec.redemption
-        return spec.model_copy(update={"redemption": rb.model_copy(update={
-            "base_rate_per_day": x, "max_share_per_day": max(rb.max_share_per_day, x)})})
+        return spec.model_copy(
+            update={
+                "redemption": rb.model_copy(
+                    update={"base_rate_per_day": x, "max_share_per_day": max(rb.max_share_per_day, x)}
+                )
+            }
+        )
     return spec
 
 
@@ -255,11 +279,15 @@ def compute_whatif(
             "gold_usd_per_oz_end": float(prices[0, -1]),
             **path_metrics(row, (h_shock,)),
         }
-        frames = []
-        for chunk in monte_carlo_chunks(model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.monte_carlo.chunk_paths)):
+        frames: list[pd.DataFrame] = []
+        for chunk in monte_carlo_chunks(
+            model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.monte_carlo.chunk_paths)
+        ):
             check()
             paths = to_price_paths(p0, chunk)
-            frames.append(summarise_paths(token.run(paths, rng=np.random.default_rng([seed, len(frames)])), paths, horizons)[keep])
+            frames.append(
+                summarise_paths(token.run(paths, rng=np.random.default_rng([seed, len(frames)])), paths, horizons)[keep]
+            )
         check()
         g = pd.concat(frames, ignore_index=True)
         # a loss fraction is +/-inf only for a zero day-0 value (a token with nothing behind it):
@@ -268,13 +296,20 @@ def compute_whatif(
             g[col] = g[col].replace([np.inf, -np.inf], np.nan)
         mc = distribution_metrics(g, tuple(settings.risk.var_levels), horizons)
     inputs = req.model_dump(mode="json")
-    inputs.update(token_spec=spec.model_dump(mode="json"), seed=seed, start_gold_usd_per_oz=p0, var_levels=list(settings.risk.var_levels))
-    return json_safe({
-        "inputs": inputs,
-        "model": model.info,
-        "shock": shock,
-        "monte_carlo": {"horizon_days": int(req.horizon_days), "horizons_days": list(horizons), "seed": seed, **mc},
-    })
+    inputs.update(
+        token_spec=spec.model_dump(mode="json"),
+        seed=seed,
+        start_gold_usd_per_oz=p0,
+        var_levels=list(settings.risk.var_levels),
+    )
+    return json_safe(
+        {
+            "inputs": inputs,
+            "model": model.info,
+            "shock": shock,
+            "monte_carlo": {"horizon_days": int(req.horizon_days), "horizons_days": list(horizons), "seed": seed, **mc},
+        }
+    )
 
 
 # ---------------------------------------------------------------------- model loading (I/O)
@@ -315,7 +350,11 @@ def _load_champion(settings: Settings) -> tuple[Any, str] | None:
         from goldstress.io.champion import load_champion
 
         mlflow.set_tracking_uri(uri)
-        version = str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias).version)
+        version = str(
+            MlflowClient(tracking_uri=uri)
+            .get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias)
+            .version
+        )
         if cached is not None and cached[0] == key and cached[1] == version:
             _CACHE.champion = (key, version, cached[2], now)
             return cached[2], version
@@ -347,7 +386,11 @@ def load_model(settings: Settings) -> WhatIfModel:
         gold = _curated_gold(settings)
         champ = _load_champion(settings)
         p0 = None if gold is None else float(gold[1]["last_usd_per_oz"])
-        data = None if gold is None else {k: gold[1][k] for k in ("data_first_date", "data_last_date", "n_returns", "data_sha256")}
+        data = (
+            None
+            if gold is None
+            else {k: gold[1][k] for k in ("data_first_date", "data_last_date", "n_returns", "data_sha256")}
+        )
         if champ is not None:
             champion, version = champ
             if p0 is None:
@@ -376,7 +419,9 @@ def load_model(settings: Settings) -> WhatIfModel:
             try:
                 fit = fit_garch(r.to_numpy(), kind="garch")
             except ValueError as exc:
-                raise NoModelError(f"no model: the curated gold series cannot fit the fallback GARCH ({exc}); run the pipeline first") from exc
+                raise NoModelError(
+                    f"no model: the curated gold series cannot fit the fallback GARCH ({exc}); run the pipeline first"
+                ) from exc
             _CACHE.fallback = (key, fit)
         fit = _CACHE.fallback[1]
         info = {
@@ -387,7 +432,9 @@ def load_model(settings: Settings) -> WhatIfModel:
             "data": data,
             "start_price_source": "curated gold",
         }
-        return WhatIfModel(lambda n, h, rng: fit.simulate(n, h, rng, innovations="t"), float(p0), info)
+        return WhatIfModel(
+            lambda n, h, rng: fit.simulate(n, h, rng, innovations="t"), float(meta["last_usd_per_oz"]), info
+        )
 
 
 # ---------------------------------------------------------------------- storage (I/O)
@@ -399,7 +446,13 @@ def whatif_url(settings: Settings, whatif_id: str, name: str) -> str:
 def store_result(whatif_id: str, mode: str, result: dict[str, Any], settings: Settings) -> str:
     """Write ``result.json`` = ``{"id", "status": "completed", "mode", "completed_at",
     "result"}``; returns its URL."""
-    doc = {"id": whatif_id, "status": "completed", "mode": mode, "completed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "result": result}
+    doc = {
+        "id": whatif_id,
+        "status": "completed",
+        "mode": mode,
+        "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "result": result,
+    }
     return storage.write_json(whatif_url(settings, whatif_id, "result.json"), doc, settings)
 
 

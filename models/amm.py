@@ -185,7 +185,9 @@ class ConstantProductPool(_Pool):
         shape = np.broadcast(dy, x).shape
         zero = np.zeros(shape)
         p1 = (y + dy) / (x - dx)
-        return SwapResult(np.broadcast_to(dy, shape).copy(), dx + zero, zero, np.broadcast_to(self.price, shape).copy(), p1 + zero)
+        return SwapResult(
+            np.broadcast_to(dy, shape).copy(), dx + zero, zero, np.broadcast_to(self.price, shape).copy(), p1 + zero
+        )
 
     def after_sell_x(self, dx: Any) -> ConstantProductPool:
         """The pool after selling ``dx`` of x (new arrays; this pool is unchanged)."""
@@ -224,7 +226,12 @@ class ConstantProductPool(_Pool):
         ValueError for a pool of arrays."""
         if self.reserve_x.ndim:
             raise ValueError("to_dict: only a scalar pool can be serialised")
-        return {"kind": "constant_product", "reserve_x": float(self.reserve_x), "reserve_y": float(self.reserve_y), "fee": self.fee}
+        return {
+            "kind": "constant_product",
+            "reserve_x": float(self.reserve_x),
+            "reserve_y": float(self.reserve_y),
+            "fee": self.fee,
+        }
 
 
 def _cp_amount_to(r_in: np.ndarray, r_out: np.ndarray, rhs: np.ndarray, g: float, need: np.ndarray) -> np.ndarray:

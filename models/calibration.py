@@ -160,9 +160,7 @@ def premium_frame(
     tok = check_daily_prices(token_close, "token_close")
     gold = check_daily_prices(gold_close, "gold_close")
     if str(token_close.index.tz) != str(gold_close.index.tz):
-        raise ValueError(
-            f"token_close/gold_close: time zones differ ({token_close.index.tz} vs {gold_close.index.tz})"
-        )
+        raise ValueError(f"token_close/gold_close: time zones differ ({token_close.index.tz} vs {gold_close.index.tz})")
     try:
         oz = float(oz_per_token)
     except (TypeError, ValueError):
@@ -211,9 +209,7 @@ def premium_series(
     Returns a Series of fractions (0.01 = 1% premium, negative = discount) named
     ``premium_frac`` on the token's dates that have a (recent enough) gold close.
     """
-    frame = premium_frame(
-        token_close, gold_close, oz_per_token, weekend=weekend, max_gold_age_days=max_gold_age_days
-    )
+    frame = premium_frame(token_close, gold_close, oz_per_token, weekend=weekend, max_gold_age_days=max_gold_age_days)
     return frame["premium_frac"].rename("premium_frac")
 
 
@@ -276,9 +272,7 @@ def split_segments(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_
     return [premia.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def step_pairs(
-    premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_DAYS
-) -> tuple[np.ndarray, np.ndarray]:
+def step_pairs(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_DAYS) -> tuple[np.ndarray, np.ndarray]:
     """``(previous, current)`` values of every one-step transition, shapes ``(k,)`` and ``(k,)``.
 
     A transition joins consecutive observations at most ``max_step_gap_days`` calendar days
@@ -383,9 +377,7 @@ def _ar1_ols(prev: np.ndarray, curr: np.ndarray) -> tuple[float, float, float, f
     return sxy / math.sqrt(sxx * syy), phi, float(intercept), float(np.sqrt(np.sum(resid**2) / (prev.size - 2)))
 
 
-def premium_statistics(
-    premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_DAYS
-) -> PremiumStats:
+def premium_statistics(premia: pd.Series, max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_DAYS) -> PremiumStats:
     """Summary statistics, persistence and half-life of a premium series.
 
     ``premia`` (shape (n,), fractions, n >= 2) on a midnight ``DatetimeIndex``. The AR(1)
@@ -518,7 +510,7 @@ def find_episodes(
         cur = [int(i), int(i), float(sign[i])]
     if cur is not None:
         runs.append(tuple(cur))
-    episodes = []
+    episodes: list[dict[str, Any]] = []
     for a, b, s in runs:
         part = values[a : b + 1]
         k = int(np.argmax(np.abs(part)))
@@ -570,8 +562,17 @@ def clock_comparison(
     n = int(len(common))
     nan = math.nan
     if n < 3:
-        return {"n_common": n, "sd_aligned": nan, "sd_reference": nan, "lag1_aligned": nan,
-                "lag1_reference": nan, "median_abs_diff": nan, "sd_diff": nan, "max_abs_diff": nan, "corr": nan}
+        return {
+            "n_common": n,
+            "sd_aligned": nan,
+            "sd_reference": nan,
+            "lag1_aligned": nan,
+            "lag1_reference": nan,
+            "median_abs_diff": nan,
+            "sd_diff": nan,
+            "max_abs_diff": nan,
+            "corr": nan,
+        }
     d = (r - a).to_numpy()
     av, rv = a.to_numpy(), r.to_numpy()
     return {
@@ -671,11 +672,15 @@ def simulate_like(
     n_obs = check_int(n_obs, "n_obs", 1)
     if burn_in is None:
         phi = abs(float(process.phi))
-        burn_in = 5000 if phi >= 1 else 50 if phi < 1e-3 else int(min(5000, max(50, math.ceil(math.log(1e-6) / math.log(phi)))))
+        burn_in = (
+            5000
+            if phi >= 1
+            else 50
+            if phi < 1e-3
+            else int(min(5000, max(50, math.ceil(math.log(1e-6) / math.log(phi)))))
+        )
     burn_in = check_int(burn_in, "burn_in", 0)
-    sims = np.asarray(
-        process.simulate(n_paths, burn_in + n_obs, rng, p0=float(process.stationary_mean())), dtype=float
-    )
+    sims = np.asarray(process.simulate(n_paths, burn_in + n_obs, rng, p0=float(process.stationary_mean())), dtype=float)
     return sims[:, burn_in:]
 
 
@@ -731,8 +736,14 @@ def reproduction_check(
         draws = sim[key][np.isfinite(sim[key])]
         lo, med, hi = np.quantile(draws, [lo_p, 0.5, hi_p])
         p = min(1.0, 2 * min(np.mean(draws <= s), np.mean(draws >= s)))
-        out[key] = {"sample": s, "sim_median": float(med), "sim_lo": float(lo), "sim_hi": float(hi),
-                    "p_value": float(p), "within": bool(lo <= s <= hi)}
+        out[key] = {
+            "sample": s,
+            "sim_median": float(med),
+            "sim_lo": float(lo),
+            "sim_hi": float(hi),
+            "p_value": float(p),
+            "within": bool(lo <= s <= hi),
+        }
     return out
 
 
@@ -1044,12 +1055,14 @@ def _fit_candidate(
         return _premium_nll(box.decode(z), prev, curr)
 
     ranked = sorted(((f(z0), i, z0) for i, z0 in enumerate(box.encode(s) for s in starts)), key=lambda t: t[:2])
-    best = None
+    best: tuple[np.ndarray, float, bool] | None = None
     for f0, _, z0 in ranked[:n_runs]:
         res = optimize.minimize(f, z0, method="L-BFGS-B", bounds=box.bounds, options={"maxiter": max_iter})
         z, val, ok = (res.x, float(res.fun), bool(res.success)) if res.fun <= f0 else (z0, f0, False)
         if best is None or val < best[1]:
             best = (z, val, ok)
+    if best is None:
+        raise ValueError("n_runs: expected at least one start")
     z, val, ok = best
     return box.decode(z), val, ok, box.on_bound(z)
 
@@ -1188,7 +1201,7 @@ def fit_premium_process(
     s_j0 = float(max(flagged.std(ddof=1) if flagged.size > 1 else 0.0, 3.0 * core, 1e-3 * sd))
 
     specs = [s for s in PREMIUM_SPECS if (innovations == "t" or not s.startswith("t")) and (jumps or "jumps" not in s)]
-    fits: dict[str, tuple[dict[str, float], float, bool, tuple[str, ...], str]] = {}
+    fits: dict[str, tuple[dict[str, Any], float, bool, tuple[str, ...], str]] = {}
     small_jump = {"jump_intensity_per_day": 0.01, "jump_mean": mu_j0, "jump_sd": s_j0}
     for spec in specs:
         note = ""
@@ -1206,16 +1219,31 @@ def fit_premium_process(
             ]
         elif spec == "normal+jumps":
             starts = [
-                {"mean": rob["mean"], "phi": rob["phi"], "sigma": core, "jump_intensity_per_day": lam0,
-                 "jump_mean": mu_j0, "jump_sd": s_j0},
+                {
+                    "mean": rob["mean"],
+                    "phi": rob["phi"],
+                    "sigma": core,
+                    "jump_intensity_per_day": lam0,
+                    "jump_mean": mu_j0,
+                    "jump_sd": s_j0,
+                },
                 {**fits["normal"][0], **small_jump},
             ]
         else:  # t+jumps
             starts = [{**fits["t"][0], **small_jump}]
             if "normal+jumps" in fits:
                 starts.append({**fits["normal+jumps"][0], "df": 30.0})
-            starts.append({"mean": rob["mean"], "phi": rob["phi"], "sigma": core, "df": 8.0,
-                           "jump_intensity_per_day": lam0, "jump_mean": mu_j0, "jump_sd": s_j0})
+            starts.append(
+                {
+                    "mean": rob["mean"],
+                    "phi": rob["phi"],
+                    "sigma": core,
+                    "df": 8.0,
+                    "jump_intensity_per_day": lam0,
+                    "jump_mean": mu_j0,
+                    "jump_sd": s_j0,
+                }
+            )
         # t+jumps: one run from the best start (each density evaluation is a quadrature)
         n_runs = 1 if spec == "t+jumps" else len(starts)
         params, val, ok, bound = _fit_candidate(spec, starts, prev, curr, sd, df_min, max_iter, n_runs)
@@ -1229,13 +1257,22 @@ def fit_premium_process(
 
     cands = []
     for spec in specs:
-        params, val, ok, bound, note = fits[spec]
+        fit_params, val, ok, bound, note = fits[spec]
         k = len(_SPEC_PARAMS[spec])
         ll = -val
-        cands.append(PremiumCandidate(
-            spec=spec, process=PremiumProcess(**params), log_likelihood=ll, n_params=k,
-            aic=-2 * ll + 2 * k, bic=-2 * ll + k * math.log(n), on_bound=bound, converged=ok, note=note,
-        ))
+        cands.append(
+            PremiumCandidate(
+                spec=spec,
+                process=PremiumProcess(**fit_params),
+                log_likelihood=ll,
+                n_params=k,
+                aic=-2 * ll + 2 * k,
+                bic=-2 * ll + k * math.log(n),
+                on_bound=bound,
+                converged=ok,
+                note=note,
+            )
+        )
     best = min(cands, key=lambda c: (getattr(c, criterion), c.n_params))
 
     # diagnostics of the selected model: standard errors, posterior jump days

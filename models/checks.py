@@ -78,7 +78,9 @@ def check_daily_index(s: Any, name: str) -> None:
         raise ValueError(f"{name}: dates not increasing at row {idx[pos]!r} (follows {idx[pos - 1]!r})")
     off = s.index != s.index.normalize()
     if off.any():
-        raise ValueError(f"{name}: row {s.index[np.flatnonzero(off)[0]]!r} is not a midnight date (daily data expected)")
+        raise ValueError(
+            f"{name}: row {s.index[np.flatnonzero(off)[0]]!r} is not a midnight date (daily data expected)"
+        )
 
 
 def check_daily_prices(s: Any, name: str) -> np.ndarray:

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from models.checks import check_level
+
 __all__ = ["MIN_EXCEEDANCES", "GpdTail", "fit_pot"]
 
 MIN_EXCEEDANCES = 30
@@ -76,12 +78,7 @@ class GpdTail:
         return self.n_exceed / self.n_total
 
     def _check(self, level: float) -> float:
-        try:
-            level = float(level)
-        except (TypeError, ValueError):
-            raise ValueError(f"level: expected a fraction in (0, 1), got {level!r}") from None
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level: expected a fraction in (0, 1) (0.99 not 99), got {level}")
+        level = check_level(level)
         floor = 1.0 - self.tail_probability
         if level <= floor:
             raise ValueError(
@@ -180,14 +177,7 @@ def fit_pot(losses: np.ndarray | pd.Series, threshold_quantile: float = 0.95) ->
         i = int(np.flatnonzero(bad)[0])
         where = f"row {labels[i]!r}" if labels is not None else f"position {i}"
         raise ValueError(f"losses: {where} is {x[i]} (NaN/inf not allowed)")
-    try:
-        q = float(threshold_quantile)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"threshold_quantile: expected a fraction, got {threshold_quantile!r}"
-        ) from None
-    if not 0.0 < q < 1.0:
-        raise ValueError(f"threshold_quantile: expected a fraction in (0, 1), got {q}")
+    q = check_level(threshold_quantile, "threshold_quantile")
     if x.shape[0] == 0:
         raise ValueError("losses: empty")
     u = float(np.quantile(x, q))
@@ -198,5 +188,4 @@ def fit_pot(losses: np.ndarray | pd.Series, threshold_quantile: float = 0.95) ->
             f"need at least {MIN_EXCEEDANCES} (more data or a lower threshold_quantile)"
         )
     xi, _, beta = stats.genpareto.fit(y, floc=0.0)
-    return GpdTail(xi=float(xi), beta=float(beta), threshold=u, n_exceed=int(y.shape[0]),
-                   n_total=int(x.shape[0]))
+    return GpdTail(xi=float(xi), beta=float(beta), threshold=u, n_exceed=int(y.shape[0]), n_total=int(x.shape[0]))

@@ -26,7 +26,7 @@ from models.risk import closed_form_break_move, failure_boundary, reverse_stress
 from models.token.outcome import ReserveBackedOutcome, TokenOutcome
 from models.token.protocol import build_token_model
 from models.token.reserve_backed import ReserveBackedToken
-from models.token.spec import parse_token_spec, with_redemption_share
+from models.token.spec import ReserveBackedTokenSpec, parse_token_spec, with_redemption_share
 from models.units import TROY_OUNCE_G
 
 BACKING_QUANTILES = (0.001, 0.01, 0.05, 0.5, 0.95)
@@ -113,7 +113,11 @@ def market_metrics(g: pd.DataFrame) -> dict[str, float]:
         "premium_min_q01_frac": _quantile(g["premium_min_frac"], 0.01),
         "premium_max_q99_frac": _quantile(g["premium_max_frac"], 0.99),
         **{f"premium_end_q{q:g}_frac": _quantile(g["premium_end_frac"], q) for q in PREMIUM_END_QUANTILES},
-        **{f"mean_share_days_abs_premium_gt_{c.rsplit('_', 1)[-1]}": float(g[c].mean()) for c in g.columns if c.startswith("share_days_abs_premium_gt_")},
+        **{
+            f"mean_share_days_abs_premium_gt_{c.rsplit('_', 1)[-1]}": float(g[c].mean())
+            for c in g.columns
+            if c.startswith("share_days_abs_premium_gt_")
+        },
         "depeg_longest_days_beyond_1pct_q99": _quantile(g["depeg_longest_days_beyond_1pct"], 0.99),
         "depeg_recovery_days_1pct_median": _quantile(g["depeg_recovery_days_1pct"], 0.5),
         "p_depeg_unrecovered_at_horizon": float(g["depeg_recovery_days_1pct"].isna().mean()),
@@ -136,14 +140,28 @@ def path_metrics(row: pd.Series, horizons: tuple[int, ...]) -> dict[str, Any]:
         for key in ("holder_loss_frac", "reserve_loss_frac", "backing_ratio", "gold_log_return"):
             v = row[f"{key}_{h}d"]
             out[f"{key}_{h}d"] = None if pd.isna(v) else float(v)
-    for key in ("gold_log_return_end", "gold_max_drawdown", "holder_loss_frac_end", "reserve_loss_frac_end", "backing_ratio_end", "backing_ratio_min", "bad_debt_usd"):
+    for key in (
+        "gold_log_return_end",
+        "gold_max_drawdown",
+        "holder_loss_frac_end",
+        "reserve_loss_frac_end",
+        "backing_ratio_end",
+        "backing_ratio_min",
+        "bad_debt_usd",
+    ):
         out[key] = float(row[key])
     out["backing_below_1"] = bool(row["backing_below_1"])
     out["liquidated"] = bool(row["liquidated"])
     out["holder_value_usd_per_token_d0"] = float(row["holder_value_usd_per_token_d0"])
     out["reserve_value_usd_d0"] = float(row["reserve_value_usd_d0"])
     if "depeg_depth_frac" in row and pd.notna(row["depeg_depth_frac"]):
-        for key in (k for k in row.index if k.startswith(("premium_", "depeg_", "share_days_", "liquidity_coverage_min_", "redemption_", "fire_sale_"))):
+        for key in (
+            k
+            for k in row.index
+            if k.startswith(
+                ("premium_", "depeg_", "share_days_", "liquidity_coverage_min_", "redemption_", "fire_sale_")
+            )
+        ):
             v = row[key]
             out[key] = None if pd.isna(v) else float(v)
     return out
@@ -167,7 +185,15 @@ def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple
     for direction in (-1, +1):
         for res in reverse_stress(model, p0, horizons_days=horizons, direction=direction):
             d = asdict(res)
-            rows.append({"horizon_days": d["horizon_days"], "direction": d["direction"], "move_frac": d["move"], "max_move_searched_frac": d["max_move"], "breaks_without_move": d["baseline_breaks"]})
+            rows.append(
+                {
+                    "horizon_days": d["horizon_days"],
+                    "direction": d["direction"],
+                    "move_frac": d["move"],
+                    "max_move_searched_frac": d["max_move"],
+                    "breaks_without_move": d["baseline_breaks"],
+                }
+            )
     moves = [r for r in rows if r["move_frac"] is not None]
     smallest = min(moves, key=lambda r: (abs(r["move_frac"]), r["horizon_days"])) if moves else None
     return {"searches": rows, "smallest_breaking_move": smallest, "closed_form": closed_form_break_move(spec, p0)}
@@ -182,8 +208,12 @@ def reverse_stress_boundary_summary(spec_dict: dict[str, Any], p0: float) -> dic
     if "reserve" not in spec_dict:
         return None
     spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    if not isinstance(spec, ReserveBackedTokenSpec):
+        return None
     h = BOUNDARY_HORIZON_DAYS
-    rows = failure_boundary(lambda s: ReserveBackedToken(with_redemption_share(spec, s, h)), p0, BOUNDARY_SHARES, h, tol=BOUNDARY_TOL)
+    rows = failure_boundary(
+        lambda s: ReserveBackedToken(with_redemption_share(spec, s, h)), p0, BOUNDARY_SHARES, h, tol=BOUNDARY_TOL
+    )
     return {
         "horizon_days": h,
         "failure": "backing ratio < 1 or liquidity coverage < 1 on any day, or eligible redemptions unpaid at the horizon end",
@@ -202,11 +232,18 @@ def custody_concentration(spec_dict: dict[str, Any], p0_usd_per_oz: float) -> li
     assets at par), largest first. Empty list for a spec without a reserve (a CDP)."""
     values: dict[str, float] = {}
     for a in spec_dict.get("reserve", []):
-        v = a["amount"] * p0_usd_per_oz / TROY_OUNCE_G if a["kind"] in ("allocated_gold", "unallocated_gold") else a["amount"]
+        v = (
+            a["amount"] * p0_usd_per_oz / TROY_OUNCE_G
+            if a["kind"] in ("allocated_gold", "unallocated_gold")
+            else a["amount"]
+        )
         key = a.get("custodian") or "(unnamed)"
         values[key] = values.get(key, 0.0) + float(v)
     total = sum(values.values())
-    return [{"custodian": k, "value_usd": v, "share": v / total if total > 0 else float("nan")} for k, v in sorted(values.items(), key=lambda kv: -kv[1])]
+    return [
+        {"custodian": k, "value_usd": v, "share": v / total if total > 0 else float("nan")}
+        for k, v in sorted(values.items(), key=lambda kv: -kv[1])
+    ]
 
 
 def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -> dict[str, Any]:
@@ -227,14 +264,27 @@ def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -
     for sym, spec in specs.items():
         params[sym] = {
             "reserve": [
-                {k: a.get(k) for k in ("name", "kind", "amount", "liquidity_per_day", "liquidity_unit", "stressed_haircut", "custodian")}
+                {
+                    k: a.get(k)
+                    for k in (
+                        "name",
+                        "kind",
+                        "amount",
+                        "liquidity_per_day",
+                        "liquidity_unit",
+                        "stressed_haircut",
+                        "custodian",
+                    )
+                }
                 for a in spec["reserve"]
             ],
             "custody_concentration": custody_concentration(spec, p0),
             "attestation_lag_days": spec.get("attestation_lag_days"),
             "primary_market": spec["primary"],
             "holder_behaviour": spec["redemption"],
-            "premium_process": prem.get(sym, {"source": "spec assumption", "assumed": (spec.get("secondary") or {}).get("premium")}),
+            "premium_process": prem.get(
+                sym, {"source": "spec assumption", "assumed": (spec.get("secondary") or {}).get("premium")}
+            ),
             "calibration_note": "reserve liquidity, haircuts, fees and behaviour are the spec file's documented assumptions; "
             "the premium process is fitted on real token and gold closes where marked 'calibrated'",
         }
@@ -242,7 +292,19 @@ def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -
         r = rec_tokens.get(sym, {})
         boundary = tokens.get(sym, {}).get("reverse_stress_boundary") or {}
         outcome[sym] = {
-            "monte_carlo_behavioural": {k: mc.get(k) for k in mc if k.startswith(("liquidity_coverage_", "p_liquidity_coverage_below_1_", "p_abs_premium_gt_", "depeg_", "redemption_"))},
+            "monte_carlo_behavioural": {
+                k: mc.get(k)
+                for k in mc
+                if k.startswith(
+                    (
+                        "liquidity_coverage_",
+                        "p_liquidity_coverage_below_1_",
+                        "p_abs_premium_gt_",
+                        "depeg_",
+                        "redemption_",
+                    )
+                )
+            },
             "redemption_wave_without_remedy": (r.get("cash_buffer") or {}).get("before"),
             "redemption_wave_out_of_sample": ((r.get("cash_buffer") or {}).get("out_of_sample") or {}).get("before"),
             "reverse_stress_boundary": boundary.get("rows"),
@@ -273,7 +335,12 @@ def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -
         ],
         "parameters": params,
         "scenarios_and_horizons": {
-            "monte_carlo": {"paths": st["mc_paths"], "horizon_days": st["mc_horizon_days"], "seed": st["mc_seed"], "coverage_horizons_days": [1, 5, 10, 30]},
+            "monte_carlo": {
+                "paths": st["mc_paths"],
+                "horizon_days": st["mc_horizon_days"],
+                "seed": st["mc_seed"],
+                "coverage_horizons_days": [1, 5, 10, 30],
+            },
             "redemption_wave": scen,
             "historical_replays": st["replay_windows"],
             "instant_shocks": st["shock_sizes"],
@@ -281,7 +348,10 @@ def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -
         },
         "historical_data": {
             "gold": manifest["data"],
-            "token_premia": {sym: {k: e.get(k) for k in ("calibration_set", "source", "data", "fit_window", "test_window", "clock")} for sym, e in prem.items()},
+            "token_premia": {
+                sym: {k: e.get(k) for k in ("calibration_set", "source", "data", "fit_window", "test_window", "clock")}
+                for sym, e in prem.items()
+            },
             "supply_outflows": ls.get("supply_outflows") or {},
         },
         "outcome": outcome,
@@ -310,7 +380,14 @@ def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int
             cols[f"reserve_loss_frac_{h}d"] = 1.0 - rv[:, h] / rv[:, 0]
             cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, h]
         else:
-            for key in ("gold_log_return", "holder_value_usd_per_token", "holder_loss_frac", "reserve_value_usd", "reserve_loss_frac", "backing_ratio"):
+            for key in (
+                "gold_log_return",
+                "holder_value_usd_per_token",
+                "holder_loss_frac",
+                "reserve_value_usd",
+                "reserve_loss_frac",
+                "backing_ratio",
+            ):
                 cols[f"{key}_{h}d"] = np.full(n, np.nan)
     cols["gold_log_return_end"] = np.log(gold[:, -1] / gold[:, 0])
     cols["gold_max_drawdown"] = 1.0 - (gold / np.maximum.accumulate(gold, axis=1)).min(axis=1)
@@ -340,11 +417,17 @@ def _lcr_horizons(horizons: tuple[int, ...]) -> list[int]:
 def market_column_names(horizons: tuple[int, ...]) -> list[str]:
     """Names of the reserve-backed peg/liquidity columns (see :func:`market_columns`), in table order."""
     return [
-        "premium_end_frac", "premium_min_frac", "premium_max_frac", "depeg_depth_frac",
-        "depeg_longest_days_beyond_1pct", "depeg_recovery_days_1pct",
+        "premium_end_frac",
+        "premium_min_frac",
+        "premium_max_frac",
+        "depeg_depth_frac",
+        "depeg_longest_days_beyond_1pct",
+        "depeg_recovery_days_1pct",
         *[f"share_days_abs_premium_gt_{round(th * 100)}pct" for th in PEG_THRESHOLDS],
         *[f"liquidity_coverage_min_{h}d" for h in _lcr_horizons(horizons)],
-        "redemption_queue_max_tokens", "redemption_wait_max_days", "redemption_queue_end_tokens",
+        "redemption_queue_max_tokens",
+        "redemption_wait_max_days",
+        "redemption_queue_end_tokens",
         "fire_sale_loss_usd",
     ]
 
@@ -369,7 +452,9 @@ def market_columns(outcome: ReserveBackedOutcome, horizons: tuple[int, ...]) -> 
         cols[f"share_days_abs_premium_gt_{round(th * 100)}pct"] = share_of_days_beyond(prem, th)
     lcr = outcome.liquidity_coverage
     for h in _lcr_horizons(horizons):
-        cols[f"liquidity_coverage_min_{h}d"] = lcr[:, 1 : h + 1].min(axis=1) if h < t1 else np.full(prem.shape[0], np.nan)
+        cols[f"liquidity_coverage_min_{h}d"] = (
+            lcr[:, 1 : h + 1].min(axis=1) if h < t1 else np.full(prem.shape[0], np.nan)
+        )
     cols["redemption_queue_max_tokens"] = outcome.queue_tokens.max(axis=1)
     # longest wait among the waves met within the horizon; what is still owed at the end is
     # reported apart (the last days' waves cannot be met inside the horizon by construction)

@@ -101,9 +101,7 @@ def make_features(returns: pd.Series, window_days: int = 20) -> tuple[pd.DataFra
     r2 = r * r
     feats: dict[str, pd.Series] = {}
     for win in sorted(set(_RV_WINDOWS) | {w}):
-        feats[baseline_column(win)] = np.sqrt(
-            TRADING_DAYS_PER_YEAR * r2.rolling(win, min_periods=win).mean()
-        )
+        feats[baseline_column(win)] = np.sqrt(TRADING_DAYS_PER_YEAR * r2.rolling(win, min_periods=win).mean())
     feats["abs_ret_1d"] = r.abs()
     cum = r.cumsum()
     feats["drawdown_60d"] = cum - cum.rolling(_DRAWDOWN_DAYS, min_periods=_DRAWDOWN_DAYS).max()
@@ -182,9 +180,7 @@ class WalkForwardResult:
             "skill": self.skill,
             "window_days": self.window_days,
             "n_splits": self.n_splits,
-            "folds": [
-                {k: iso(v) for k, v in asdict(f).items()} for f in self.folds
-            ],
+            "folds": [{k: iso(v) for k, v in asdict(f).items()} for f in self.folds],
         }
 
 
@@ -208,9 +204,7 @@ def default_estimator() -> HistGradientBoostingRegressor:
     )
 
 
-def walk_forward_splits(
-    n_rows: int, n_splits: int = 5, window_days: int = 20
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def walk_forward_splits(n_rows: int, n_splits: int = 5, window_days: int = 20) -> list[tuple[np.ndarray, np.ndarray]]:
     """Expanding-window train/test row positions with a gap (no target overlap).
 
     ``sklearn.model_selection.TimeSeriesSplit(n_splits, gap=window_days)``: every test position
@@ -231,9 +225,7 @@ def walk_forward_splits(
     n_rows = int(n_rows)
     test_size = n_rows // (n_splits + 1)
     if test_size < 1 or n_rows - n_splits * test_size - w < 1:
-        raise ValueError(
-            f"X: {n_rows} rows are too few for n_splits={n_splits} with gap window_days={w}"
-        )
+        raise ValueError(f"X: {n_rows} rows are too few for n_splits={n_splits} with gap window_days={w}")
     tss = TimeSeriesSplit(n_splits=int(n_splits), gap=w)
     return [(tr, te) for tr, te in tss.split(np.zeros((n_rows, 1)))]
 
@@ -291,9 +283,7 @@ def walk_forward_evaluate(
     w = check_int(window_days, "window_days", 2)
     base_col = baseline_column(w)
     if base_col not in X.columns:
-        raise ValueError(
-            f"X: benchmark column {base_col!r} missing (build X with window_days={w})"
-        )
+        raise ValueError(f"X: benchmark column {base_col!r} missing (build X with window_days={w})")
     splits = walk_forward_splits(len(X), n_splits, w)
     est0 = default_estimator() if estimator is None else estimator
     Xv, yv = X.to_numpy(dtype=float), y.to_numpy(dtype=float)
@@ -321,9 +311,7 @@ def walk_forward_evaluate(
                 skill=1.0 - rm / rb if rb > 0 else float("nan"),
             )
         )
-        parts.append(
-            pd.DataFrame({"y": yv[te], "model": pred, "baseline": bv[te]}, index=X.index[te])
-        )
+        parts.append(pd.DataFrame({"y": yv[te], "model": pred, "baseline": bv[te]}, index=X.index[te]))
     preds = pd.concat(parts)
     e_m = (preds["model"] - preds["y"]).to_numpy()
     e_b = (preds["baseline"] - preds["y"]).to_numpy()
@@ -341,9 +329,7 @@ def walk_forward_evaluate(
     )
 
 
-def fit_predictor(
-    X: pd.DataFrame, y: pd.Series, estimator: BaseEstimator | None = None
-) -> BaseEstimator:
+def fit_predictor(X: pd.DataFrame, y: pd.Series, estimator: BaseEstimator | None = None) -> BaseEstimator:
     """Fit a fresh clone of ``estimator`` (default :func:`default_estimator`) on all of X, y.
 
     Parameters

@@ -200,8 +200,7 @@ def arbitrage_band(
             q = check_nonnegative(trade_size_tokens, "trade_size_tokens")
             if q <= 0:
                 raise ValueError(f"trade_size_tokens: must be > 0, got {trade_size_tokens!r}")
-        q = order_size_tokens(q, q_min, gran)
-        phi = fixed / (q * nav)
+        phi = float(fixed / (order_size_tokens(q, q_min, gran) * nav))
     kappa = r * lag / d
     upper = (1.0 + f_m + c + phi) * (1.0 + kappa) / (1.0 - s) - 1.0
     lower = max(-1.0, (1.0 / (1.0 + kappa) - f_r - c - phi) / (1.0 + s) - 1.0)
@@ -656,7 +655,7 @@ class PremiumProcess:
         def grid(a: Any, name: str, dtype: type, default: Any) -> np.ndarray:
             if a is None:
                 return np.full((n, h), default, dtype=dtype)
-            arr = np.asarray(a, dtype=dtype)
+            arr: np.ndarray = np.asarray(a, dtype=dtype)
             if arr.shape not in ((h,), (n, h)):
                 raise ValueError(f"{name}: expected shape ({n}, {h}) or ({h},), got {arr.shape}")
             return np.broadcast_to(arr, (n, h))
@@ -670,7 +669,7 @@ class PremiumProcess:
             raise ValueError("shock: must be finite")
         if p0 is None:
             start = self.stationary_mean()
-            if self.band_lower is not None:
+            if self.band_lower is not None and self.band_upper is not None:  # set together (with_band)
                 start = min(max(start, self.band_lower), self.band_upper)
             p = np.full(n, start)
         else:

@@ -36,8 +36,9 @@ issuer can deliver in a day): the search then reports ``reachable = False`` at i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,9 @@ def with_primary(spec: ReserveBackedTokenSpec, **updates: Any) -> ReserveBackedT
     return spec.model_copy(update={"primary": primary})
 
 
-def liquidity_stats(outcome: ReserveBackedOutcome, horizon_days: int, confidence: float, target: float = 1.0) -> dict[str, float]:
+def liquidity_stats(
+    outcome: ReserveBackedOutcome, horizon_days: int, confidence: float, target: float = 1.0
+) -> dict[str, float]:
     """Liquidity and peg figures of one run over days ``1..horizon_days``.
 
     Returns (all per path first, then over paths):
@@ -166,7 +169,12 @@ def liquidity_stats(outcome: ReserveBackedOutcome, horizon_days: int, confidence
 
 
 def _run(
-    spec: ReserveBackedTokenSpec, gold: np.ndarray, seed: int, horizon_days: int, confidence: float, target: float,
+    spec: ReserveBackedTokenSpec,
+    gold: np.ndarray,
+    seed: int,
+    horizon_days: int,
+    confidence: float,
+    target: float,
     calendar: pd.DatetimeIndex | None = None,
 ) -> dict[str, float]:
     cal = None if calendar is None else calendar[: horizon_days + 1]
@@ -281,7 +289,9 @@ def cash_buffer_for_coverage(
         return _run(with_cash_buffer(spec, b), gold, seed, h, conf, target, calendar)
 
     before = ev(0.0)
-    common = dict(target=target, confidence=conf, horizon_days=h, max_buffer_usd=b_max, tol_usd=tol, before=before)
+    common: dict[str, Any] = dict(
+        target=target, confidence=conf, horizon_days=h, max_buffer_usd=b_max, tol_usd=tol, before=before
+    )
     if before["meets_target"]:
         return CashBufferResult(0.0, 0.0, True, evaluations=evals, bracket_usd=(0.0, 0.0), after=before, **common)
     at_max = ev(b_max)
@@ -312,7 +322,11 @@ class SettingResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
-        return {"redeem_fee": self.redeem_fee, "redemption_limit_share_per_day": self.redemption_limit_share_per_day, **self.stats}
+        return {
+            "redeem_fee": self.redeem_fee,
+            "redemption_limit_share_per_day": self.redemption_limit_share_per_day,
+            **self.stats,
+        }
 
 
 def evaluate_settings(
@@ -379,13 +393,17 @@ def choose_setting(
     if not rows:
         raise ValueError("rows: expected at least one setting")
     if not (peg_resolution > 0 and depth_resolution > 0):
-        raise ValueError(f"peg_resolution, depth_resolution: expected > 0, got {peg_resolution!r}, {depth_resolution!r}")
+        raise ValueError(
+            f"peg_resolution, depth_resolution: expected > 0, got {peg_resolution!r}, {depth_resolution!r}"
+        )
     peg = {(r.redeem_fee, r.redemption_limit_share_per_day): r.stats for r in (peg_rows or rows)}
 
     def peg_of(r: SettingResult) -> dict[str, float]:
         p = peg.get((r.redeem_fee, r.redemption_limit_share_per_day))
         if p is None:
-            raise ValueError(f"peg_rows: no row for redeem_fee={r.redeem_fee}, redemption_limit_share_per_day={r.redemption_limit_share_per_day}")
+            raise ValueError(
+                f"peg_rows: no row for redeem_fee={r.redeem_fee}, redemption_limit_share_per_day={r.redemption_limit_share_per_day}"
+            )
         return p
 
     def within(pool: list[SettingResult], value: Callable[[SettingResult], float], tol: float) -> list[SettingResult]:
@@ -401,7 +419,11 @@ def choose_setting(
 
     def key(r: SettingResult) -> tuple[float, ...]:
         lim = math.inf if r.redemption_limit_share_per_day is None else r.redemption_limit_share_per_day
-        near = (0.0, 0.0) if current is None else (float(r.redemption_limit_share_per_day != current[1]), abs(r.redeem_fee - current[0]))
+        near = (
+            (0.0, 0.0)
+            if current is None
+            else (float(r.redemption_limit_share_per_day != current[1]), abs(r.redeem_fee - current[0]))
+        )
         return (*near, r.redeem_fee, -lim)
 
     return min(pool, key=key)
@@ -426,7 +448,12 @@ def worst_supply_falls(supply_tokens: pd.Series, horizons_days: Sequence[int] = 
     s = s[~s.index.duplicated(keep="last")]
     if s.size < 2:
         raise ValueError(f"supply_tokens: need at least 2 positive values, got {s.size}")
-    out: dict[str, Any] = {"n_obs": int(s.size), "first_date": str(s.index[0].date()), "last_date": str(s.index[-1].date()), "worst": {}}
+    out: dict[str, Any] = {
+        "n_obs": int(s.size),
+        "first_date": str(s.index[0].date()),
+        "last_date": str(s.index[-1].date()),
+        "worst": {},
+    }
     for h in horizons_days:
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
             raise ValueError(f"horizons_days: expected positive integers, got {h!r}")

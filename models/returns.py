@@ -51,8 +51,6 @@ def log_returns(prices: pd.Series) -> pd.Series:
     if not prices.index.is_monotonic_increasing:
         idx = prices.index
         pos = next(i for i in range(1, len(idx)) if not idx[i] > idx[i - 1])
-        raise ValueError(
-            f"prices: index is not increasing at row {idx[pos]!r} (follows {idx[pos - 1]!r})"
-        )
+        raise ValueError(f"prices: index is not increasing at row {idx[pos]!r} (follows {idx[pos - 1]!r})")
     r = np.diff(np.log(values))
     return pd.Series(r, index=prices.index[1:], name="log_return")

@@ -200,9 +200,7 @@ def _lr_ind(n00: int, n01: int, n10: int, n11: int) -> float:
     pi01 = n01 / (n00 + n01) if n00 + n01 else 0.0
     pi11 = n11 / (n10 + n11) if n10 + n11 else 0.0
     ll_null = xlogy(n00 + n10, 1.0 - pi) + xlogy(n01 + n11, pi)
-    ll_alt = (
-        xlogy(n00, 1.0 - pi01) + xlogy(n01, pi01) + xlogy(n10, 1.0 - pi11) + xlogy(n11, pi11)
-    )
+    ll_alt = xlogy(n00, 1.0 - pi01) + xlogy(n01, pi01) + xlogy(n10, 1.0 - pi11) + xlogy(n11, pi11)
     return max(0.0, float(-2.0 * (ll_null - ll_alt)))
 
 
@@ -235,9 +233,7 @@ def christoffersen_cc(exceptions: np.ndarray, level: float) -> tuple[float, floa
     return lr, float(stats.chi2.sf(lr, df=2))
 
 
-def basel_traffic_light(
-    n_exceptions: int, n_obs: int = 250, level: float = 0.99
-) -> Literal["green", "yellow", "red"]:
+def basel_traffic_light(n_exceptions: int, n_obs: int = 250, level: float = 0.99) -> Literal["green", "yellow", "red"]:
     """Basel traffic-light zone of a VaR backtest.
 
     The zone follows from the binomial probability of ``n_exceptions`` or fewer exceptions in
@@ -369,8 +365,7 @@ def reverse_stress(
     if not (isinstance(p0_usd_per_oz, (int, float, np.floating)) and p0_usd_per_oz > 0):
         raise ValueError(f"p0_usd_per_oz: expected a positive number, got {p0_usd_per_oz!r}")
     hs = list(horizons_days)
-    if not hs or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
-                     for h in hs):
+    if not hs or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hs):
         raise ValueError(f"horizons_days: expected integers >= 1, got {horizons_days!r}")
     total = max(hs) if total_days is None else total_days
     if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < max(hs):
@@ -378,8 +373,7 @@ def reverse_stress(
     if max_move is None:
         max_move = 0.99 if direction < 0 else 4.0
     if not (math.isfinite(max_move) and max_move > 0 and (direction > 0 or max_move < 1)):
-        raise ValueError(f"max_move: expected a size in (0, 1) for falls, > 0 for rises, "
-                         f"got {max_move!r}")
+        raise ValueError(f"max_move: expected a size in (0, 1) for falls, > 0 for rises, got {max_move!r}")
     if isinstance(n_grid, bool) or not isinstance(n_grid, int) or n_grid < 2:
         raise ValueError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
 
@@ -436,7 +430,9 @@ def token_fails(outcome: Any, tol: float = BREACH_TOL) -> np.ndarray:
     """
     for name in ("liquidity_coverage", "backlog_tokens"):
         if not hasattr(outcome, name):
-            raise ValueError(f"outcome: has no '{name}' (a reserve-backed token outcome is needed), got {type(outcome).__name__}")
+            raise ValueError(
+                f"outcome: has no '{name}' (a reserve-backed token outcome is needed), got {type(outcome).__name__}"
+            )
     fails = outcome.breached(tol)
     fails |= (outcome.liquidity_coverage < 1.0).any(axis=1)
     fails |= outcome.backlog_tokens[:, -1] > tol * outcome.supply_tokens[:, 0]
@@ -518,10 +514,14 @@ def failure_boundary(
     """
     if not callable(make_model):
         raise ValueError(f"make_model: expected a callable share -> model, got {type(make_model).__name__}")
-    if not (isinstance(p0_usd_per_oz, (int, float, np.floating)) and math.isfinite(p0_usd_per_oz) and p0_usd_per_oz > 0):
+    if not (
+        isinstance(p0_usd_per_oz, (int, float, np.floating)) and math.isfinite(p0_usd_per_oz) and p0_usd_per_oz > 0
+    ):
         raise ValueError(f"p0_usd_per_oz: expected a positive number, got {p0_usd_per_oz!r}")
     ss = list(shares)
-    if not ss or any(isinstance(s, bool) or not isinstance(s, (int, float, np.floating)) or not 0.0 <= s <= 1.0 for s in ss):
+    if not ss or any(
+        isinstance(s, bool) or not isinstance(s, (int, float, np.floating)) or not 0.0 <= s <= 1.0 for s in ss
+    ):
         raise ValueError(f"shares: expected fractions in [0, 1], got {shares!r}")
     if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)) or horizon_days < 1:
         raise ValueError(f"horizon_days: expected an integer >= 1, got {horizon_days!r}")
@@ -537,7 +537,7 @@ def failure_boundary(
     for share in ss:
         model = make_model(float(share))
 
-        def fails(drops: np.ndarray) -> np.ndarray:
+        def fails(drops: np.ndarray, model: Any = model) -> np.ndarray:
             return token_fails(model.run(_ramp_paths(float(p0_usd_per_oz), -drops, h, h)))
 
         grid = np.linspace(0.0, max_drop, n_grid + 1)
@@ -559,7 +559,14 @@ def failure_boundary(
                 else:
                     lo = sub[-2]
             drop = float(hi)
-        rows.append({"redemption_share": float(share), "horizon_days": h, "gold_drop_frac": drop, "fails_without_drop": baseline})
+        rows.append(
+            {
+                "redemption_share": float(share),
+                "horizon_days": h,
+                "gold_drop_frac": drop,
+                "fails_without_drop": baseline,
+            }
+        )
     return rows
 
 
@@ -594,7 +601,11 @@ def closed_form_break_move(spec: ReserveBackedTokenSpec | CdpStablecoinSpec, p0_
         cash = sum(a.amount for a in spec.reserve if a.kind in ("usd_cash", "tbills"))
         g = gold_g / owed_g
         if g >= 1.0:
-            return {"move_frac": None, "direction": None, "formula": "gold coverage >= 1: no gold move breaks the backing"}
+            return {
+                "move_frac": None,
+                "direction": None,
+                "formula": "gold coverage >= 1: no gold move breaks the backing",
+            }
         if cash == 0:
             return {"move_frac": 0.0, "direction": None, "formula": "gold coverage < 1 and no cash: broken at day 0"}
         p_star_g = cash / (owed_g * (1.0 - g))

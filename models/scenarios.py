@@ -88,9 +88,7 @@ def historical_replay(returns: pd.Series, start: object, end: object) -> np.ndar
     dates = returns.index.normalize()
     first, last = dates[0], dates[-1]
     if s < first or e > last:
-        raise ValueError(
-            f"{window} is outside the data, which covers {first.date()}..{last.date()}"
-        )
+        raise ValueError(f"{window} is outside the data, which covers {first.date()}..{last.date()}")
     mask = (dates >= s) & (dates <= e)
     values = returns.to_numpy(dtype=float)[mask]
     if values.size == 0:
@@ -180,9 +178,7 @@ def monte_carlo_chunks(
     return _chunks(simulate, n_paths, horizon_days, int(seed), chunk_paths)
 
 
-def _chunks(
-    simulate: Simulator, n_paths: int, horizon_days: int, seed: int, chunk_paths: int
-) -> Iterator[np.ndarray]:
+def _chunks(simulate: Simulator, n_paths: int, horizon_days: int, seed: int, chunk_paths: int) -> Iterator[np.ndarray]:
     root = np.random.SeedSequence(seed)
     n_blocks = -(-n_paths // BLOCK_PATHS)
     per_chunk = max(1, chunk_paths // BLOCK_PATHS)
@@ -195,10 +191,7 @@ def _chunks(
             size = min(BLOCK_PATHS, n_paths - (b + j) * BLOCK_PATHS)
             x = np.asarray(simulate(size, horizon_days, np.random.default_rng(child)), float)
             if x.shape != (size, horizon_days):
-                raise ValueError(
-                    f"simulate: block {b + j} returned shape {x.shape}, "
-                    f"expected {(size, horizon_days)}"
-                )
+                raise ValueError(f"simulate: block {b + j} returned shape {x.shape}, expected {(size, horizon_days)}")
             if not np.isfinite(x).all():
                 raise ValueError(f"simulate: block {b + j} returned NaN or infinite returns")
             parts.append(x)
@@ -234,9 +227,7 @@ def to_price_paths(p0_usd_per_oz: float | np.ndarray, log_returns: np.ndarray) -
         raise ValueError("log_returns: NaN or infinite values")
     p0 = np.asarray(p0_usd_per_oz, dtype=float)
     if p0.ndim > 1 or (p0.ndim == 1 and p0.shape[0] != r.shape[0]):
-        raise ValueError(
-            f"p0_usd_per_oz: expected a scalar or shape ({r.shape[0]},), got {p0.shape}"
-        )
+        raise ValueError(f"p0_usd_per_oz: expected a scalar or shape ({r.shape[0]},), got {p0.shape}")
     if not np.isfinite(p0).all() or (p0 <= 0).any():
         raise ValueError("p0_usd_per_oz: must be finite and > 0")
     cum = np.zeros((r.shape[0], r.shape[1] + 1))

@@ -63,9 +63,7 @@ def _as_returns(returns: Any, name: str, min_obs: int) -> np.ndarray:
     return x
 
 
-def student_t_var_es(
-    level: float, nu: float, mu: float = 0.0, sigma: float = 1.0
-) -> tuple[float, float]:
+def student_t_var_es(level: float, nu: float, mu: float = 0.0, sigma: float = 1.0) -> tuple[float, float]:
     """One-period VaR and ES (positive losses) of ``r = mu + sigma * z``, z standardised t(nu).
 
     Closed form (McNeil, Frey & Embrechts 2005, *Quantitative Risk Management*, Example 2.19):
@@ -174,18 +172,14 @@ class GarchFit:
         if p["omega"] <= 0:
             raise ValueError(f"params: omega must be > 0, got {p['omega']}")
         if p["alpha"] < 0 or p["beta"] < 0 or p["alpha"] + p["gamma"] < 0:
-            raise ValueError(
-                f"params: need alpha >= 0, beta >= 0, alpha + gamma >= 0 (got {p})"
-            )
+            raise ValueError(f"params: need alpha >= 0, beta >= 0, alpha + gamma >= 0 (got {p})")
         if self.kind == "garch" and p["gamma"] != 0.0:
             raise ValueError(f"params: gamma must be 0 for kind='garch', got {p['gamma']}")
         if p["nu"] <= 2:
             raise ValueError(f"params: nu must be > 2 for a unit-variance t, got {p['nu']}")
         z = np.asarray(self.std_resid, dtype=float)
         if z.ndim != 1 or z.shape[0] != int(self.n_obs) or z.shape[0] == 0:
-            raise ValueError(
-                f"std_resid: expected shape ({self.n_obs},), got {z.shape}"
-            )
+            raise ValueError(f"std_resid: expected shape ({self.n_obs},), got {z.shape}")
         if not np.isfinite(z).all():
             raise ValueError("std_resid: contains NaN/inf")
         z = z.copy()
@@ -193,16 +187,13 @@ class GarchFit:
         object.__setattr__(self, "std_resid", z)
         object.__setattr__(self, "n_obs", int(self.n_obs))
         object.__setattr__(self, "converged", bool(self.converged))
-        for name in ("loglik", "loglik_decimal", "aic", "bic", "last_resid", "last_variance",
-                     "sigma_next"):
+        for name in ("loglik", "loglik_decimal", "aic", "bic", "last_resid", "last_variance", "sigma_next"):
             object.__setattr__(self, name, float(getattr(self, name)))
         if not self.last_variance > 0:
             raise ValueError(f"last_variance: must be > 0, got {self.last_variance}")
         expected = math.sqrt(self._next_variance(self.last_resid, self.last_variance))
         if not math.isclose(self.sigma_next, expected, rel_tol=1e-9):
-            raise ValueError(
-                f"sigma_next: {self.sigma_next} disagrees with the recursion ({expected})"
-            )
+            raise ValueError(f"sigma_next: {self.sigma_next} disagrees with the recursion ({expected})")
 
     # ------------------------------------------------------------------ helpers
     def _next_variance(self, eps: Any, sigma2: Any) -> Any:
@@ -361,9 +352,7 @@ def fit_garch(
     if x.max() == x.min():
         raise ValueError("returns: zero variance (all returns equal), GARCH is not identified")
     o = 1 if kind == "gjr" else 0
-    model = arch_model(
-        _SCALE * x, mean="Constant", vol="GARCH", p=1, o=o, q=1, dist="t", rescale=False
-    )
+    model = arch_model(_SCALE * x, mean="Constant", vol="GARCH", p=1, o=o, q=1, dist="t", rescale=False)
     res = model.fit(disp=False)
     raw, se = res.params, res.std_err
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -61,12 +61,16 @@ log = logging.getLogger("goldstress.service")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """Dashboard files (helper-owned): ``dashboard.html`` at ``/``, ``login.html`` at ``/login``."""
 
-PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
-    ("GET", "/api/health"), ("HEAD", "/api/health"),
-    ("POST", "/api/token"),
-    ("POST", "/api/logout"),
-    ("GET", "/login"), ("HEAD", "/login"),
-})
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/health"),
+        ("HEAD", "/api/health"),
+        ("POST", "/api/token"),
+        ("POST", "/api/logout"),
+        ("GET", "/login"),
+        ("HEAD", "/login"),
+    }
+)
 """(method, path) pairs reachable without credentials."""
 
 DEV_PUBLIC_PATHS = frozenset({"/docs", "/openapi.json", "/docs/oauth2-redirect"})
@@ -95,7 +99,9 @@ class TokenOut(BaseModel):
 class HeadlineOut(BaseModel):
     """Headline figures of one token in a run listing (Monte Carlo scenario; losses positive)."""
 
-    holder_value_var_99_10d_frac: float | str | None = Field(None, description="99% 10-day VaR of holder value, fraction of day-0 value (Monte Carlo).")
+    holder_value_var_99_10d_frac: float | str | None = Field(
+        None, description="99% 10-day VaR of holder value, fraction of day-0 value (Monte Carlo)."
+    )
     p_backing_below_1: float | str | None = None
     p_liquidation: float | str | None = None
     expected_bad_debt_usd: float | str | None = None
@@ -166,7 +172,11 @@ class ErrorOut(BaseModel):
     detail: Any
 
 
-_ERRORS = {401: {"model": ErrorOut, "description": "no or invalid credentials"}, 403: {"model": ErrorOut, "description": "role too low"}, 429: {"model": ErrorOut, "description": "rate limit (Retry-After)"}}
+_ERRORS = {
+    401: {"model": ErrorOut, "description": "no or invalid credentials"},
+    403: {"model": ErrorOut, "description": "role too low"},
+    429: {"model": ErrorOut, "description": "rate limit (Retry-After)"},
+}
 _NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown run, scenario or id"}}
 _SEC = {"security": [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}, {"APIKeyCookie": []}]}
 
@@ -214,11 +224,26 @@ class GuardMiddleware:
         if not wait and method == "POST" and path == "/api/token":
             wait = self.logins.acquire(f"ip:{address}")
         if wait:
-            await send_json(send, 429, {"detail": f"rate limit exceeded; retry in {retry_after_header(wait)} s"}, [(b"retry-after", retry_after_header(wait).encode())])
+            await send_json(
+                send,
+                429,
+                {"detail": f"rate limit exceeded; retry in {retry_after_header(wait)} s"},
+                [(b"retry-after", retry_after_header(wait).encode())],
+            )
             return
         if principal is None and not self.is_public(method, path):
             if path == "/" and method in ("GET", "HEAD"):
-                await send({"type": "http.response.start", "status": 303, "headers": [(b"location", b"/login"), (b"content-length", b"0"), (b"cache-control", b"no-store")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 303,
+                        "headers": [
+                            (b"location", b"/login"),
+                            (b"content-length", b"0"),
+                            (b"cache-control", b"no-store"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
             detail = "invalid or expired credentials" if presented else "not authenticated"
@@ -231,7 +256,11 @@ class GuardMiddleware:
             if message["type"] == "http.response.start":
                 hdrs = list(message.get("headers", []))
                 names = {k.lower() for k, _ in hdrs}
-                hdrs += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+                hdrs += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
                 if b"cache-control" not in names:
                     hdrs.append((b"cache-control", b"no-store" if api else b"private, no-cache"))
                 message = {**message, "headers": hdrs}
@@ -240,8 +269,12 @@ class GuardMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False, description="JWT from POST /api/token (OAuth2 password flow).")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (its sha256 is configured in GOLDSTRESS_SERVICE_API_KEYS).")
+_oauth2 = OAuth2PasswordBearer(
+    tokenUrl="/api/token", auto_error=False, description="JWT from POST /api/token (OAuth2 password flow)."
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key (its sha256 is configured in GOLDSTRESS_SERVICE_API_KEYS)."
+)
 _cookie = APIKeyCookie(name=COOKIE_NAME, auto_error=False, description="Browser session cookie set by POST /api/token.")
 
 
@@ -262,7 +295,12 @@ async def require_viewer(request: Request) -> Principal:
     return _principal(request, "viewer")
 
 
-async def require_analyst(request: Request, _b: str | None = Depends(_oauth2), _k: str | None = Depends(_api_key), _c: str | None = Depends(_cookie)) -> Principal:
+async def require_analyst(
+    request: Request,
+    _b: str | None = Depends(_oauth2),
+    _k: str | None = Depends(_api_key),
+    _c: str | None = Depends(_cookie),
+) -> Principal:
     """Route dependency: the principal, 403 unless analyst. Its three security parameters only
     declare the schemes in OpenAPI (credentials are checked by the middleware)."""
     return _principal(request, "analyst")
@@ -371,7 +409,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ------------------------------------------------------------------ exceptions
     @app.exception_handler(wi.WhatIfInputError)
     async def _input_error(request: Request, exc: wi.WhatIfInputError) -> JSONResponse:
-        return JSONResponse({"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]}, status_code=422)
+        return JSONResponse(
+            {"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]}, status_code=422
+        )
 
     @app.exception_handler(OSError)
     async def _storage_error(request: Request, exc: OSError) -> JSONResponse:
@@ -389,10 +429,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=TokenOut,
         tags=["public"],
         responses={401: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-            "type": "object", "required": ["username", "password"], "additionalProperties": False,
-            "properties": {"grant_type": {"type": "string", "pattern": "^password$"}, "username": {"type": "string", "maxLength": 64}, "password": {"type": "string", "maxLength": 1024}},
-        }}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["username", "password"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "grant_type": {"type": "string", "pattern": "^password$"},
+                                "username": {"type": "string", "maxLength": 64},
+                                "password": {"type": "string", "maxLength": 1024},
+                            },
+                        }
+                    }
+                },
+            }
+        },
     )
     async def login(request: Request) -> Response:
         """OAuth2 password flow (RFC 6749 section 4.3): form fields ``username``, ``password``
@@ -402,7 +457,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=8)
         except (UnicodeDecodeError, ValueError):
-            raise RequestValidationError([{"loc": ("body",), "msg": "expected a URL-encoded form (username, password)", "type": "value_error"}])
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "expected a URL-encoded form (username, password)", "type": "value_error"}]
+            ) from None
         errors = []
         values: dict[str, str] = {}
         for name, limit in (("username", 64), ("password", 1024)):
@@ -424,20 +481,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if principal is None:
             if html_form:
                 return Response(status_code=303, headers={"Location": "/login?error=1", "Cache-Control": "no-store"})
-            return JSONResponse({"detail": "incorrect username or password"}, status_code=401, headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"})
+            return JSONResponse(
+                {"detail": "incorrect username or password"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+            )
         token, ttl = auth.issue_token(principal)
         if html_form:
             response: Response = Response(status_code=303, headers={"Location": "/", "Cache-Control": "no-store"})
         else:
-            response = JSONResponse({"access_token": token, "token_type": "bearer", "role": principal.role, "expires_in": ttl}, headers={"Cache-Control": "no-store"})
-        response.set_cookie(COOKIE_NAME, token, max_age=ttl, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+            response = JSONResponse(
+                {"access_token": token, "token_type": "bearer", "role": principal.role, "expires_in": ttl},
+                headers={"Cache-Control": "no-store"},
+            )
+        response.set_cookie(
+            COOKIE_NAME,
+            token,
+            max_age=ttl,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     @app.post("/api/logout", response_model=HealthOut, tags=["public"])
     async def logout(request: Request) -> Response:
         """Clear the session cookie (JWTs are stateless: a copied token stays valid until it expires)."""
         response = _json(b'{"status":"logged out"}')
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.delete_cookie(
+            COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
         return response
 
     @app.get("/login", include_in_schema=False)
@@ -457,11 +531,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ runs (viewer)
     @app.get("/api/runs", response_model=RunListOut, tags=["runs"], responses=_ERRORS, openapi_extra=_SEC)
-    async def list_runs(limit: int = Query(50, ge=1, le=1000, description="Newest runs to list."), principal: Principal = Depends(require_viewer)) -> Response:
+    async def list_runs(
+        limit: int = Query(50, ge=1, le=1000, description="Newest runs to list."),
+        principal: Principal = Depends(require_viewer),
+    ) -> Response:
         """Runs with a summary, newest first, with headline figures per token."""
         return _json((await fresh_index()).listing_bytes(limit))
 
-    @app.get("/api/runs/latest", response_model=RunItemOut, tags=["runs"], responses={**_ERRORS, **_NOT_FOUND}, openapi_extra=_SEC)
+    @app.get(
+        "/api/runs/latest",
+        response_model=RunItemOut,
+        tags=["runs"],
+        responses={**_ERRORS, **_NOT_FOUND},
+        openapi_extra=_SEC,
+    )
     async def latest_run(principal: Principal = Depends(require_viewer)) -> Response:
         """The newest run's listing item; 404 when there is none."""
         data = (await fresh_index()).latest_bytes()
@@ -475,9 +558,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown run {run_id!r}")
         return idx
 
-    run_id_param = PathParam(pattern=_RUN_ID_PATTERN, max_length=128, description="Run id, e.g. 20261121T141203Z-e8aa74.")
+    run_id_param = PathParam(
+        pattern=_RUN_ID_PATTERN, max_length=128, description="Run id, e.g. 20261121T141203Z-e8aa74."
+    )
 
-    @app.get("/api/runs/{run_id}/summary", tags=["runs"], responses={200: {"content": {"application/json": {}}, "description": "summary.json as stored"}, **_ERRORS, **_NOT_FOUND}, openapi_extra=_SEC)
+    @app.get(
+        "/api/runs/{run_id}/summary",
+        tags=["runs"],
+        responses={
+            200: {"content": {"application/json": {}}, "description": "summary.json as stored"},
+            **_ERRORS,
+            **_NOT_FOUND,
+        },
+        openapi_extra=_SEC,
+    )
     async def run_summary(run_id: str = run_id_param, principal: Principal = Depends(require_viewer)) -> Response:
         """``summary.json`` of a run, as stored (every figure, units in the key names)."""
         idx = await _indexed(run_id)
@@ -488,7 +582,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown run {run_id!r}")
         return _json(data)
 
-    @app.get("/api/runs/{run_id}/fan", response_model=FanOut, tags=["runs"], responses={**_ERRORS, **_NOT_FOUND}, openapi_extra=_SEC)
+    @app.get(
+        "/api/runs/{run_id}/fan",
+        response_model=FanOut,
+        tags=["runs"],
+        responses={**_ERRORS, **_NOT_FOUND},
+        openapi_extra=_SEC,
+    )
     async def run_fan(run_id: str = run_id_param, principal: Principal = Depends(require_viewer)) -> Response:
         """Fan chart of the Monte Carlo gold paths (USD/oz quantiles by day) from the manifest."""
         idx = await _indexed(run_id)
@@ -499,7 +599,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"run {run_id!r} has no Monte Carlo fan chart")
         return _json(data)
 
-    @app.get("/api/runs/{run_id}/report.html", response_class=Response, tags=["runs"], responses={200: {"content": {"text/html": {}}}, **_ERRORS, **_NOT_FOUND}, openapi_extra=_SEC)
+    @app.get(
+        "/api/runs/{run_id}/report.html",
+        response_class=Response,
+        tags=["runs"],
+        responses={200: {"content": {"text/html": {}}}, **_ERRORS, **_NOT_FOUND},
+        openapi_extra=_SEC,
+    )
     async def run_report(run_id: str = run_id_param, principal: Principal = Depends(require_viewer)) -> Response:
         """The run's self-contained HTML report."""
         idx = await _indexed(run_id)
@@ -509,20 +615,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chunks, size = found
         return StreamingResponse(chunks, media_type="text/html; charset=utf-8", headers={"Content-Length": str(size)})
 
-    @app.get("/api/runs/{run_id}/results/{scenario}.parquet", response_class=Response, tags=["runs"], responses={200: {"content": {"application/vnd.apache.parquet": {}}}, **_ERRORS, **_NOT_FOUND}, openapi_extra=_SEC)
-    async def run_results(run_id: str = run_id_param, scenario: str = PathParam(pattern=_SCENARIO_PATTERN, max_length=128), principal: Principal = Depends(require_viewer)) -> Response:
+    @app.get(
+        "/api/runs/{run_id}/results/{scenario}.parquet",
+        response_class=Response,
+        tags=["runs"],
+        responses={200: {"content": {"application/vnd.apache.parquet": {}}}, **_ERRORS, **_NOT_FOUND},
+        openapi_extra=_SEC,
+    )
+    async def run_results(
+        run_id: str = run_id_param,
+        scenario: str = PathParam(pattern=_SCENARIO_PATTERN, max_length=128),
+        principal: Principal = Depends(require_viewer),
+    ) -> Response:
         """Per-path results of one scenario (one row per token and path), Parquet."""
         idx = await _indexed(run_id)
         found = await anyio.to_thread.run_sync(idx.results_stream, run_id, scenario)
         if found is None:
             raise HTTPException(404, f"run {run_id!r} has no scenario {scenario!r}")
         chunks, size = found
-        return StreamingResponse(chunks, media_type="application/vnd.apache.parquet", headers={"Content-Length": str(size), "Content-Disposition": f'attachment; filename="{run_id}_{scenario}.parquet"'})
+        return StreamingResponse(
+            chunks,
+            media_type="application/vnd.apache.parquet",
+            headers={
+                "Content-Length": str(size),
+                "Content-Disposition": f'attachment; filename="{run_id}_{scenario}.parquet"',
+            },
+        )
 
-    @app.get("/api/metrics/timeseries", response_model=TimeSeriesOut, tags=["runs"], responses={**_ERRORS, **_NOT_FOUND}, openapi_extra=_SEC)
+    @app.get(
+        "/api/metrics/timeseries",
+        response_model=TimeSeriesOut,
+        tags=["runs"],
+        responses={**_ERRORS, **_NOT_FOUND},
+        openapi_extra=_SEC,
+    )
     async def timeseries(
         token: str = Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Token symbol, e.g. GRAM."),
-        metric: str = Query(pattern=r"^[A-Za-z0-9_.]{1,128}$", description="Metric key, e.g. holder_value_var_99_10d_frac."),
+        metric: str = Query(
+            pattern=r"^[A-Za-z0-9_.]{1,128}$", description="Metric key, e.g. holder_value_var_99_10d_frac."
+        ),
         scenario: str = Query("mc_champion", pattern=_SCENARIO_PATTERN, max_length=128),
         principal: Principal = Depends(require_viewer),
     ) -> Response:
@@ -534,7 +665,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _json(data)
 
     # ------------------------------------------------------------------ what-if (analyst)
-    @app.post("/api/whatif", response_model=WhatIfOut, tags=["whatif"], responses={202: {"model": WhatIfOut, "description": "submitted to the Prefect deployment"}, 409: {"model": ErrorOut, "description": "no model: run the pipeline first"}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut, "description": "Prefect unavailable, or in-process time limit"}, **_ERRORS})
+    @app.post(
+        "/api/whatif",
+        response_model=WhatIfOut,
+        tags=["whatif"],
+        responses={
+            202: {"model": WhatIfOut, "description": "submitted to the Prefect deployment"},
+            409: {"model": ErrorOut, "description": "no model: run the pipeline first"},
+            413: {"model": ErrorOut},
+            422: {"model": ErrorOut},
+            503: {"model": ErrorOut, "description": "Prefect unavailable, or in-process time limit"},
+            **_ERRORS,
+        },
+    )
     async def submit_whatif(req: wi.WhatIfRequest, principal: Principal = Depends(require_analyst)) -> Response:
         """Run a what-if: in-process when ``n_paths * horizon_days <= service_inprocess_max_cells``
         (200 with the result), else on the Prefect deployment (202 with the flow run id)."""
@@ -570,38 +713,72 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except TimeoutError:
             cancel.set()
-            raise HTTPException(503, f"what-if exceeded the in-process time limit of {timeout:g} s: use fewer paths or days, or more than service_inprocess_max_cells={settings.service.inprocess_max_cells} cells to run it on the Prefect deployment", headers={"Retry-After": "30"})
+            raise HTTPException(
+                503,
+                f"what-if exceeded the in-process time limit of {timeout:g} s: use fewer paths or days, or more than service.inprocess_max_cells={settings.service.inprocess_max_cells} cells to run it on the Prefect deployment",
+                headers={"Retry-After": "30"},
+            ) from None
         except wi.NoModelError as exc:
-            raise HTTPException(409, str(exc))
+            raise HTTPException(409, str(exc)) from None
         except (ValueError, ArithmeticError) as exc:
-            raise HTTPException(422, f"this token spec cannot be simulated: {exc}")
+            raise HTTPException(422, f"this token spec cannot be simulated: {exc}") from None
 
     async def _submit_deployment(req: wi.WhatIfRequest, spec: Any) -> Response:
         name = settings.service.whatif_deployment
         api = _prefect_api_url()
         why = f"n_paths * horizon_days = {req.cells} > service_inprocess_max_cells = {settings.service.inprocess_max_cells}"
         if not api:
-            raise HTTPException(503, f"this what-if is large ({why}) and runs on the Prefect deployment {name!r}, but no Prefect API is configured (PREFECT_API_URL)", headers={"Retry-After": "60"})
+            raise HTTPException(
+                503,
+                f"this what-if is large ({why}) and runs on the Prefect deployment {name!r}, but no Prefect API is configured (PREFECT_API_URL)",
+                headers={"Retry-After": "60"},
+            )
         from prefect.deployments import run_deployment
         from prefect.exceptions import ObjectNotFound
 
         request = {**req.model_dump(mode="json"), "token_spec": spec.model_dump(mode="json"), "token_preset": None}
         try:
             with anyio.fail_after(settings.service.prefect_timeout_s):
-                flow_run = run_deployment(name=name, parameters={"request": request}, timeout=0, as_subflow=False, tags=["goldstress", "whatif"])
+                flow_run = run_deployment(
+                    name=name,
+                    parameters={"request": request},
+                    timeout=0,
+                    as_subflow=False,
+                    tags=["goldstress", "whatif"],
+                )
                 if inspect.isawaitable(flow_run):
                     flow_run = await flow_run
         except ObjectNotFound:
-            raise HTTPException(503, f"Prefect deployment {name!r} not found at {api}: deploy it (prefect.yaml, deployment 'whatif') and start a worker", headers={"Retry-After": "60"})
+            raise HTTPException(
+                503,
+                f"Prefect deployment {name!r} not found at {api}: deploy it (prefect.yaml, deployment 'whatif') and start a worker",
+                headers={"Retry-After": "60"},
+            ) from None
         except Exception as exc:  # connection refused, timeouts, HTTP errors from the API
             log.warning("what-if: Prefect API %s unavailable: %s", api, exc)
-            raise HTTPException(503, f"Prefect API at {api} is unreachable ({type(exc).__name__}); try again later", headers={"Retry-After": "60"})
+            raise HTTPException(
+                503,
+                f"Prefect API at {api} is unreachable ({type(exc).__name__}); try again later",
+                headers={"Retry-After": "60"},
+            ) from None
         wid = str(flow_run.id)
-        record = {"id": wid, "mode": "deployment", "deployment": name, "flow_run_name": flow_run.name, "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "request": request}
+        record = {
+            "id": wid,
+            "mode": "deployment",
+            "deployment": name,
+            "flow_run_name": flow_run.name,
+            "submitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "request": request,
+        }
         await anyio.to_thread.run_sync(wi.store_request, wid, record, settings)
         return JSONResponse({"id": wid, "status": "scheduled", "mode": "deployment"}, status_code=202)
 
-    @app.get("/api/whatif/{whatif_id}", response_model=WhatIfOut, tags=["whatif"], responses={**_ERRORS, **_NOT_FOUND, 503: {"model": ErrorOut}})
+    @app.get(
+        "/api/whatif/{whatif_id}",
+        response_model=WhatIfOut,
+        tags=["whatif"],
+        responses={**_ERRORS, **_NOT_FOUND, 503: {"model": ErrorOut}},
+    )
     async def get_whatif(whatif_id: uuid.UUID, principal: Principal = Depends(require_analyst)) -> Response:
         """Status and result of a what-if (deployment mode: the Prefect flow run's state until
         ``result.json`` exists)."""
@@ -612,7 +789,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if doc is not None:
                 whatif_docs.put(wid, doc)
         if doc is not None:
-            return JSONResponse({"id": wid, "status": "completed", "mode": doc.get("mode"), "result": doc.get("result")})
+            return JSONResponse(
+                {"id": wid, "status": "completed", "mode": doc.get("mode"), "result": doc.get("result")}
+            )
         record = await anyio.to_thread.run_sync(wi.read_doc, wid, "request.json", settings)
         if record is None:
             raise HTTPException(404, f"unknown what-if {wid}")
@@ -627,10 +806,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 async with get_client() as client:
                     flow_run = await client.read_flow_run(whatif_id)
         except ObjectNotFound:
-            raise HTTPException(404, f"flow run {wid} not found in Prefect at {api}")
+            raise HTTPException(404, f"flow run {wid} not found in Prefect at {api}") from None
         except Exception as exc:
             log.warning("what-if: Prefect API %s unavailable: %s", api, exc)
-            raise HTTPException(503, f"Prefect API at {api} is unreachable ({type(exc).__name__}); try again later", headers={"Retry-After": "30"})
+            raise HTTPException(
+                503,
+                f"Prefect API at {api} is unreachable ({type(exc).__name__}); try again later",
+                headers={"Retry-After": "30"},
+            ) from None
         state = flow_run.state
         status = state.type.value.lower() if state is not None else "unknown"
         detail = state.message if state is not None else None
@@ -638,7 +821,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             doc = await anyio.to_thread.run_sync(wi.read_doc, wid, "result.json", settings)
             if doc is not None:
                 whatif_docs.put(wid, doc)
-                return JSONResponse({"id": wid, "status": "completed", "mode": "deployment", "result": doc.get("result")})
+                return JSONResponse(
+                    {"id": wid, "status": "completed", "mode": "deployment", "result": doc.get("result")}
+                )
             status, detail = "failed", "the flow run completed without writing result.json"
         return JSONResponse({"id": wid, "status": status, "mode": "deployment", "result": None, "detail": detail})
 

@@ -216,7 +216,13 @@ class Authenticator:
     def issue_token(self, principal: Principal, now: float | None = None) -> tuple[str, int]:
         """A signed HS256 JWT for ``principal`` and its lifetime in seconds."""
         iat = int(time.time() if now is None else now)
-        claims = {"sub": principal.subject, "role": principal.role, "iat": iat, "exp": iat + self.ttl_s, "iss": JWT_ISSUER}
+        claims = {
+            "sub": principal.subject,
+            "role": principal.role,
+            "iat": iat,
+            "exp": iat + self.ttl_s,
+            "iss": JWT_ISSUER,
+        }
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM), self.ttl_s
 
     def verify_token(self, token: str) -> Principal | None:
@@ -239,7 +245,10 @@ class Authenticator:
             return None
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=[JWT_ALGORITHM], issuer=JWT_ISSUER,
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                issuer=JWT_ISSUER,
                 options={"require": ["exp", "iat", "sub", "role", "iss"]},
             )
         except jwt.PyJWTError:

@@ -22,9 +22,13 @@ from service.auth import DEFAULT_ITERATIONS, MAX_ITERATIONS, api_key_hash, hash_
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input or passwords that differ)."""
-    p = argparse.ArgumentParser(prog="python -m service.hashpw", description="Hash a service password or make an API key.")
+    p = argparse.ArgumentParser(
+        prog="python -m service.hashpw", description="Hash a service password or make an API key."
+    )
     p.add_argument("--stdin", action="store_true", help="read the password from the first line of standard input")
-    p.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS, help=f"PBKDF2 iterations (default {DEFAULT_ITERATIONS:,})")
+    p.add_argument(
+        "--iterations", type=int, default=DEFAULT_ITERATIONS, help=f"PBKDF2 iterations (default {DEFAULT_ITERATIONS:,})"
+    )
     p.add_argument("--api-key", action="store_true", help="generate a random API key and print it with its sha256")
     args = p.parse_args(argv)
     if args.api_key:

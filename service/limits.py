@@ -72,7 +72,9 @@ def retry_after_header(wait_s: float) -> str:
     return str(max(1, math.ceil(wait_s)))
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     """Send a complete JSON response through a raw ASGI ``send``."""
     payload = json.dumps(body).encode("utf-8")
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from goldstress.catalog import WHATIF_FOLDER, Catalog
@@ -55,7 +55,7 @@ def created_at_of(run_id: str, summary: dict[str, Any]) -> str:
     m = _TIMESTAMP_RE.match(run_id)
     if m:
         try:
-            return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+            return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat()
         except ValueError:
             pass
     return str(summary.get("generated_at", ""))
@@ -218,10 +218,20 @@ class RunIndex:
             changed = set(by_id) != set(old.by_id)
             if changed:
                 entries = tuple(sorted(by_id.values(), key=lambda e: (e.created_at, e.run_id), reverse=True))
-                self._snap = _Snapshot(old.version + 1, entries, by_id, frozenset(tokens), frozenset(scenarios), frozenset(metrics), frozenset(pending))
+                self._snap = _Snapshot(
+                    old.version + 1,
+                    entries,
+                    by_id,
+                    frozenset(tokens),
+                    frozenset(scenarios),
+                    frozenset(metrics),
+                    frozenset(pending),
+                )
                 self._listing_bytes = {}
             else:
-                self._snap = _Snapshot(old.version, old.entries, old.by_id, old.tokens, old.scenarios, old.metrics, frozenset(pending))
+                self._snap = _Snapshot(
+                    old.version, old.entries, old.by_id, old.tokens, old.scenarios, old.metrics, frozenset(pending)
+                )
             self._refreshed_at = started
             self._root_mtime = mtime
 
@@ -336,20 +346,29 @@ class RunIndex:
             manifest = storage.read_json(self.catalog.run_file(run_id, "manifest.json"), self.settings)
         except FileNotFoundError:
             manifest = {}
-        res = next((r for r in manifest.get("scenarios", []) if (r.get("scenario") or {}).get("kind") == "monte_carlo" and r.get("fan_quantiles")), None)
+        res = next(
+            (
+                r
+                for r in manifest.get("scenarios", [])
+                if (r.get("scenario") or {}).get("kind") == "monte_carlo" and r.get("fan_quantiles")
+            ),
+            None,
+        )
         if res is None:
             out = b""
         else:
             fq = res["fan_quantiles"]
             n = len(next(iter(fq.values())))
-            out = dumps({
-                "scenario": res["scenario"]["name"],
-                "description": res["scenario"].get("description"),
-                "unit": "usd_per_oz",
-                "paths": (manifest.get("settings") or {}).get("fan_chart_paths"),
-                "days": list(range(n)),
-                "quantiles": fq,
-            })
+            out = dumps(
+                {
+                    "scenario": res["scenario"]["name"],
+                    "description": res["scenario"].get("description"),
+                    "unit": "usd_per_oz",
+                    "paths": (manifest.get("settings") or {}).get("fan_chart_paths"),
+                    "days": list(range(n)),
+                    "quantiles": fq,
+                }
+            )
         self._fans.put(run_id, out)
         return out or None
 

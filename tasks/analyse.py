@@ -4,7 +4,7 @@ report into one ``summary`` dict (-> summary.json); the figures are computed by
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -48,9 +48,15 @@ def read_manifest(run_id: str | None, settings: Settings) -> Manifest:
     """The manifest of ``run_id`` (default: the most recent run under ``report_url``)."""
     if run_id is None:
         fs, path = storage.filesystem(settings.storage.report_url, settings)
-        runs = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if fs.exists(f"{p}/manifest.json")) if fs.exists(path) else []
+        runs = (
+            sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if fs.exists(f"{p}/manifest.json"))
+            if fs.exists(path)
+            else []
+        )
         if not runs:
-            raise FileNotFoundError(f"no simulated run under {settings.storage.report_url}: run the simulate flow first")
+            raise FileNotFoundError(
+                f"no simulated run under {settings.storage.report_url}: run the simulate flow first"
+            )
         run_id = runs[-1]
     return Manifest.model_validate(storage.read_json(Catalog.of(settings).run_file(run_id, "manifest.json"), settings))
 
@@ -63,7 +69,12 @@ def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
     p0 = float(manifest.data["last_usd_per_oz"])
     tokens: dict[str, dict[str, Any]] = {}
     for spec in manifest.token_specs:
-        tokens[spec["symbol"]] = {"name": spec["name"], "kind": spec["kind"], "spec_version": spec["spec_version"], "scenarios": {}}
+        tokens[spec["symbol"]] = {
+            "name": spec["name"],
+            "kind": spec["kind"],
+            "spec_version": spec["spec_version"],
+            "scenarios": {},
+        }
     scenario_rows = []
     for res in manifest.scenarios:
         sc = res.scenario
@@ -76,37 +87,60 @@ def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
             m["kind"] = sc["kind"]
             m["description"] = sc["description"]
             tokens[symbol]["scenarios"][sc["name"]] = m
-            scenario_rows.append({"token": symbol, "scenario": sc["name"], "kind": sc["kind"], "holder_value_loss_30d_frac": loss_30d(m, sc["kind"]), "backing_ratio_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1"))})
+            scenario_rows.append(
+                {
+                    "token": symbol,
+                    "scenario": sc["name"],
+                    "kind": sc["kind"],
+                    "holder_value_loss_30d_frac": loss_30d(m, sc["kind"]),
+                    "backing_ratio_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1")),
+                }
+            )
     for symbol, t in tokens.items():
         ranked = sorted(
             ((name, loss_30d(m, m["kind"])) for name, m in t["scenarios"].items()),
             key=lambda x: -np.inf if np.isnan(x[1]) else -x[1],
         )
-        t["worst_scenario"] = {"by": "holder_value_loss_30d_frac (Monte Carlo: 99% ES)", "scenario": ranked[0][0], "holder_value_loss_30d_frac": ranked[0][1]}
+        t["worst_scenario"] = {
+            "by": "holder_value_loss_30d_frac (Monte Carlo: 99% ES)",
+            "scenario": ranked[0][0],
+            "holder_value_loss_30d_frac": ranked[0][1],
+        }
         spec = next(s for s in manifest.token_specs if s["symbol"] == symbol)
         t["reverse_stress"] = reverse_stress_summary(spec, p0, horizons)
         boundary = reverse_stress_boundary_summary(spec, p0)
         if boundary is not None:
             t["reverse_stress_boundary"] = boundary
     champion = manifest.champion
-    return Summary(**json_safe({
-        "run_id": manifest.run_id,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "conventions": {
-            "losses": "positive numbers; _frac = fraction of the day-0 value",
-            "var_es": "empirical VaR and ES (mean beyond VaR) over simulated paths; levels 95/99 in key names",
-            "horizons": "1d/10d/30d = trading days after day 0",
-            "gold_price_unit": "USD per troy ounce (31.1034768 g)",
-            "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP); 'inf' when no supply is left outstanding (all repaid)",
-            "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
-        },
-        "data": manifest.data,
-        "start_gold_usd_per_oz": p0,
-        "champion": champion.model_dump(mode="json", include={"registered_model", "version", "candidate", "params", "innovations", "tail"}),
-        "var_backtest": {"holdout": champion.holdout_backtest, "method": "1-day VaR of the champion fitted before the hold-out, parameters fixed over it; Kupiec (1995) POF, Christoffersen (1998) independence, Basel (1996) traffic light on the last 250 days"},
-        "monte_carlo": manifest.settings.model_dump(include={"mc_paths", "mc_horizon_days", "mc_seed", "mc_chunk_paths"}),
-        "tokens": tokens,
-        "scenario_table": scenario_rows,
-        "observed_token_premia": _observed_premia(settings),
-        "liquidity_stress": liquidity_stress_section(manifest.as_json(), tokens),
-    }))
+    return Summary(
+        **json_safe(
+            {
+                "run_id": manifest.run_id,
+                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "conventions": {
+                    "losses": "positive numbers; _frac = fraction of the day-0 value",
+                    "var_es": "empirical VaR and ES (mean beyond VaR) over simulated paths; levels 95/99 in key names",
+                    "horizons": "1d/10d/30d = trading days after day 0",
+                    "gold_price_unit": "USD per troy ounce (31.1034768 g)",
+                    "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP); 'inf' when no supply is left outstanding (all repaid)",
+                    "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
+                },
+                "data": manifest.data,
+                "start_gold_usd_per_oz": p0,
+                "champion": champion.model_dump(
+                    mode="json", include={"registered_model", "version", "candidate", "params", "innovations", "tail"}
+                ),
+                "var_backtest": {
+                    "holdout": champion.holdout_backtest,
+                    "method": "1-day VaR of the champion fitted before the hold-out, parameters fixed over it; Kupiec (1995) POF, Christoffersen (1998) independence, Basel (1996) traffic light on the last 250 days",
+                },
+                "monte_carlo": manifest.settings.model_dump(
+                    include={"mc_paths", "mc_horizon_days", "mc_seed", "mc_chunk_paths"}
+                ),
+                "tokens": tokens,
+                "scenario_table": scenario_rows,
+                "observed_token_premia": _observed_premia(settings),
+                "liquidity_stress": liquidity_stress_section(manifest.as_json(), tokens),
+            }
+        )
+    )

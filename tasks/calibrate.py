@@ -105,7 +105,9 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
         sha, dropped = frame_sha256(frame, value_col), []
     if frame.empty:
         raise ValueError(f"{file_name}: no rows left after import")
-    series = pd.Series(frame[value_col].to_numpy(dtype=float), index=pd.DatetimeIndex(frame["date"], name="date"), name=value_col)
+    series = pd.Series(
+        frame[value_col].to_numpy(dtype=float), index=pd.DatetimeIndex(frame["date"], name="date"), name=value_col
+    )
     return PriceInput(
         series=series,
         file=file_name,
@@ -120,7 +122,9 @@ def load_price_input(file_name: str, dataset: str, settings: Settings) -> PriceI
 
 
 def _meta(inp: PriceInput) -> dict[str, Any]:
-    return {k: v for k, v in inp.items() if k not in ("series", "dropped")} | {"n_dropped_by_importer": len(inp["dropped"])}
+    return {k: v for k, v in inp.items() if k not in ("series", "dropped")} | {
+        "n_dropped_by_importer": len(inp["dropped"])
+    }
 
 
 @task(name="load-calibration-gold", cache_policy=NO_CACHE)
@@ -146,12 +150,21 @@ def load_gold_inputs(settings: Settings) -> dict[str, PriceInput | None]:
     if aligned is None:
         logger.warning(
             "calibration_gold_file %s unavailable: premia measured against %s (15:00 London clock, "
-            "9-10 h before the token close: expect extra noise)", settings.calibration.gold_file, reference["file"],
+            "9-10 h before the token close: expect extra noise)",
+            settings.calibration.gold_file,
+            reference["file"],
         )
         aligned, reference = reference, None
     for inp in (aligned, reference):
         if inp is not None:
-            logger.info("gold %s: %d rows %s..%s, importer dropped %d", inp["file"], inp["n"], inp["first_date"], inp["last_date"], len(inp["dropped"]))
+            logger.info(
+                "gold %s: %d rows %s..%s, importer dropped %d",
+                inp["file"],
+                inp["n"],
+                inp["first_date"],
+                inp["last_date"],
+                len(inp["dropped"]),
+            )
     return {"aligned": aligned, "reference": reference}
 
 
@@ -160,7 +173,9 @@ def _clock(inp: PriceInput) -> str:
 
 
 @task(name="measure-premium", cache_policy=NO_CACHE)
-def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | None], settings: Settings) -> dict[str, Any] | None:
+def measure_token(
+    name: str, cset: CalibrationSet, gold: dict[str, PriceInput | None], settings: Settings
+) -> dict[str, Any] | None:
     """Measure one calibration set's premia (None when its token file is unavailable).
 
     Returns ``{"name", "set", "premia", "measurement", "token", "gold"}``: ``premia`` the series
@@ -183,7 +198,9 @@ def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | 
         ),
     }
     if g_ref is not None:
-        frames["reference_drop"] = cal.premium_frame(token["series"], g_ref["series"], cset.oz_per_token, weekend="drop")
+        frames["reference_drop"] = cal.premium_frame(
+            token["series"], g_ref["series"], cset.oz_per_token, weekend="drop"
+        )
     fit_key = f"aligned_{settings.calibration.weekend_rule}"
     premia = frames[fit_key]["premium_frac"]
     if len(premia) < 30:
@@ -211,16 +228,23 @@ def measure_token(name: str, cset: CalibrationSet, gold: dict[str, PriceInput | 
             "stale_row_stats": cal.describe_premia(last.loc[last["gold_stale"], "premium_frac"]),
         },
         "stress_windows": cal.window_statistics(premia, settings.calibration.stress_windows),
-        "episodes": cal.find_episodes(
-            premia, settings.calibration.episode_threshold_frac, max_step_gap_days=gap
-        )[:10],
+        "episodes": cal.find_episodes(premia, settings.calibration.episode_threshold_frac, max_step_gap_days=gap)[:10],
     }
     if g_ref is not None:
-        measurement["clock_comparison"] = cal.clock_comparison(premia if fit_key == "aligned_drop" else frames["aligned_drop"]["premium_frac"], frames["reference_drop"]["premium_frac"], gap)
+        measurement["clock_comparison"] = cal.clock_comparison(
+            premia if fit_key == "aligned_drop" else frames["aligned_drop"]["premium_frac"],
+            frames["reference_drop"]["premium_frac"],
+            gap,
+        )
     st = variants[fit_key]
     logger.info(
         "calibration %s: %d days, premium mean %.4f sd %.4f, lag-1 %.3f, half-life %.2f steps",
-        name, st["n"], st["mean"], st["sd"], st["lag1_autocorr"], st["half_life_steps"],
+        name,
+        st["n"],
+        st["mean"],
+        st["sd"],
+        st["lag1_autocorr"],
+        st["half_life_steps"],
     )
     return {
         "name": name,
@@ -253,7 +277,9 @@ def open_calibration_run(settings: Settings) -> tuple[str, str]:
 
 
 def _rng(settings: Settings, name: str, purpose: str) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([settings.monte_carlo.seed, zlib.crc32(f"{name}/{purpose}".encode())]))
+    return np.random.default_rng(
+        np.random.SeedSequence([settings.monte_carlo.seed, zlib.crc32(f"{name}/{purpose}".encode())])
+    )
 
 
 def _fit(premia: pd.Series, settings: Settings) -> Any:
@@ -292,17 +318,30 @@ def _fit_summary(process: Any, premia: pd.Series, gap: int) -> dict[str, Any]:
 
 
 def _log_fit_run(
-    label: str, measured: dict[str, Any], fit: dict[str, Any], window: dict[str, str], metrics: dict[str, Any],
-    artifact: dict[str, Any], experiment_id: str, parent_run_id: str,
+    label: str,
+    measured: dict[str, Any],
+    fit: dict[str, Any],
+    window: dict[str, str],
+    metrics: dict[str, Any],
+    artifact: dict[str, Any],
+    experiment_id: str,
+    parent_run_id: str,
 ) -> str:
     import mlflow
 
     name = measured["name"]
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}/{label}", nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.set_tags({
-            "stage": "calibrate", "calibration_set": name, "window": label,
-            "premia_sha256": fit["premia_sha256"], "data_sha256": measured["token"]["sha256"],
-        })
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"{name}/{label}", nested=True, parent_run_id=parent_run_id
+    ) as run:
+        mlflow.set_tags(
+            {
+                "stage": "calibrate",
+                "calibration_set": name,
+                "window": label,
+                "premia_sha256": fit["premia_sha256"],
+                "data_sha256": measured["token"]["sha256"],
+            }
+        )
         params = {
             "calibration_set": name,
             "token": measured["set"]["token"],
@@ -318,27 +357,35 @@ def _log_fit_run(
             **{f"window_{k}": v for k, v in window.items()},
             "data_first_date": fit["first_date"],
             "data_last_date": fit["last_date"],
-            **{f"param_{k}": v for k, v in fit["params"].items() if isinstance(v, (int, float, str, bool)) or v is None},
+            **{
+                f"param_{k}": v for k, v in fit["params"].items() if isinstance(v, (int, float, str, bool)) or v is None
+            },
         }
         mlflow.log_params({tracking.clean_name(k): str(v) for k, v in params.items()})
-        mlflow.log_metrics(tracking.finite_metrics({
-            "loglik": fit["log_likelihood"],
-            "loglik_per_step": fit["log_likelihood_per_step"],
-            "n_obs": fit["n_obs"],
-            "n_steps": fit["n_steps"],
-            "n_segments": fit["n_segments"],
-            "n_jumps": fit["n_jumps"],
-            "converged": None if fit["converged"] is None else float(fit["converged"]),
-            "stationary_mean": fit["stationary_mean"],
-            "stationary_sd": fit["stationary_sd"],
-            **metrics,
-        }))
+        mlflow.log_metrics(
+            tracking.finite_metrics(
+                {
+                    "loglik": fit["log_likelihood"],
+                    "loglik_per_step": fit["log_likelihood_per_step"],
+                    "n_obs": fit["n_obs"],
+                    "n_steps": fit["n_steps"],
+                    "n_segments": fit["n_segments"],
+                    "n_jumps": fit["n_jumps"],
+                    "converged": None if fit["converged"] is None else float(fit["converged"]),
+                    "stationary_mean": fit["stationary_mean"],
+                    "stationary_sd": fit["stationary_sd"],
+                    **metrics,
+                }
+            )
+        )
         mlflow.log_dict(artifact, "calibration.json")
         return run.info.run_id
 
 
 @task(name="calibrate-premium", cache_policy=NO_CACHE)
-def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str) -> dict[str, Any]:
+def fit_and_score(
+    measured: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str
+) -> dict[str, Any]:
     """Fit the premium process on the fit window, score it on the test window, refit on all data.
 
     Logs two nested MLflow runs under ``parent_run_id``: ``<set>/fit-window`` (parameters,
@@ -369,8 +416,11 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
     full_sum = _fit_summary(full_proc, premia, gap)
     n_sim = settings.calibration.sim_paths
     oos = cal.score_out_of_sample(
-        fit_proc, windows["test"], _rng(settings, name, "oos"),
-        n_paths_stationary=max(100, n_sim // 2), max_step_gap_days=gap,
+        fit_proc,
+        windows["test"],
+        _rng(settings, name, "oos"),
+        n_paths_stationary=max(100, n_sim // 2),
+        max_step_gap_days=gap,
     )
     test_sum = {
         "n_obs": int(len(windows["test"])),
@@ -378,34 +428,75 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
         "last_date": str(windows["test"].index[-1].date()),
         "premia_sha256": premia_sha256(windows["test"]),
     }
-    stats = {k: cal.premium_statistics(v, gap) for k, v in (("fit", windows["fit"]), ("test", windows["test"]), ("full", premia))}
+    stats = {
+        k: cal.premium_statistics(v, gap)
+        for k, v in (("fit", windows["fit"]), ("test", windows["test"]), ("full", premia))
+    }
     repro = {
-        "fit": cal.reproduction_check(fit_proc, windows["fit"], _rng(settings, name, "repro-fit"), n_paths=n_sim, max_step_gap_days=gap),
-        "full": cal.reproduction_check(full_proc, premia, _rng(settings, name, "repro-full"), n_paths=n_sim, max_step_gap_days=gap),
+        "fit": cal.reproduction_check(
+            fit_proc, windows["fit"], _rng(settings, name, "repro-fit"), n_paths=n_sim, max_step_gap_days=gap
+        ),
+        "full": cal.reproduction_check(
+            full_proc, premia, _rng(settings, name, "repro-full"), n_paths=n_sim, max_step_gap_days=gap
+        ),
     }
 
     def repro_metrics(r: dict[str, Any]) -> dict[str, float]:
-        return {f"repro_{k}_{f}": float(v[f]) for k, v in r.items() for f in ("sample", "sim_median", "p_value", "within")}
+        return {
+            f"repro_{k}_{f}": float(v[f]) for k, v in r.items() for f in ("sample", "sim_median", "p_value", "within")
+        }
 
-    window_fit = {"start": cset["fit_start"], "end": cset["fit_end"], "test_start": cset["test_start"], "test_end": cset["test_end"]}
+    window_fit = {
+        "start": cset["fit_start"],
+        "end": cset["fit_end"],
+        "test_start": cset["test_start"],
+        "test_end": cset["test_end"],
+    }
     fit_run = _log_fit_run(
-        "fit-window", measured, fit_sum, window_fit,
-        {**stats["fit"].flat("sample_"), **stats["test"].flat("test_sample_"), **repro_metrics(repro["fit"]),
-         **{f"oos_{k}": v for k, v in oos.items()}, "test_n_obs": test_sum["n_obs"]},
-        {"fit": fit_sum, "test": test_sum, "oos_scores": oos, "reproduction": repro["fit"],
-         "sample_statistics": stats["fit"].to_dict(), "test_statistics": stats["test"].to_dict()},
-        experiment_id, parent_run_id,
+        "fit-window",
+        measured,
+        fit_sum,
+        window_fit,
+        {
+            **stats["fit"].flat("sample_"),
+            **stats["test"].flat("test_sample_"),
+            **repro_metrics(repro["fit"]),
+            **{f"oos_{k}": v for k, v in oos.items()},
+            "test_n_obs": test_sum["n_obs"],
+        },
+        {
+            "fit": fit_sum,
+            "test": test_sum,
+            "oos_scores": oos,
+            "reproduction": repro["fit"],
+            "sample_statistics": stats["fit"].to_dict(),
+            "test_statistics": stats["test"].to_dict(),
+        },
+        experiment_id,
+        parent_run_id,
     )
     full_run = _log_fit_run(
-        "full-sample", measured, full_sum, {"start": full_sum["first_date"], "end": full_sum["last_date"]},
+        "full-sample",
+        measured,
+        full_sum,
+        {"start": full_sum["first_date"], "end": full_sum["last_date"]},
         {**stats["full"].flat("sample_"), **repro_metrics(repro["full"])},
-        {"fit": full_sum, "reproduction": repro["full"], "sample_statistics": stats["full"].to_dict(),
-         "measurement": measured["measurement"]},
-        experiment_id, parent_run_id,
+        {
+            "fit": full_sum,
+            "reproduction": repro["full"],
+            "sample_statistics": stats["full"].to_dict(),
+            "measurement": measured["measurement"],
+        },
+        experiment_id,
+        parent_run_id,
     )
     logger.info(
         "calibration %s: OOS mean log predictive density %.3f, 95%% coverage %.3f, q01/q99 hit rates %.3f/%.3f",
-        name, oos["mean_log_pred_density"], oos["coverage_95"], oos["q01_hit_rate"], oos["q99_hit_rate"],
+        name,
+        oos["mean_log_pred_density"],
+        oos["coverage_95"],
+        oos["q01_hit_rate"],
+        oos["q99_hit_rate"],
     )
     quality = {
         "fit_window_converged": fit_sum["converged"],
@@ -425,7 +516,7 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
             "gold": measured["measurement"]["clock_aligned"],
             "series": measured["measurement"]["fit_series"],
             "step": "one observation of the series (gold trading day for 'aligned_drop'); "
-                    f"no step across gaps > {gap} calendar days",
+            f"no step across gaps > {gap} calendar days",
         },
         "fit_window": {k: v for k, v in fit_sum.items() if k != "params"},
         "full_sample": {k: v for k, v in full_sum.items() if k != "params"},
@@ -435,7 +526,12 @@ def fit_and_score(measured: dict[str, Any], settings: Settings, experiment_id: s
         "reproduction": repro,
         "measurement": measured["measurement"],
         "data": {"token": measured["token"], "gold": measured["gold"]},
-        "mlflow": {"experiment_id": experiment_id, "parent_run_id": parent_run_id, "fit_window_run_id": fit_run, "full_sample_run_id": full_run},
+        "mlflow": {
+            "experiment_id": experiment_id,
+            "parent_run_id": parent_run_id,
+            "fit_window_run_id": fit_run,
+            "full_sample_run_id": full_run,
+        },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

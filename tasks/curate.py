@@ -31,7 +31,9 @@ def _origin_name(ref: SnapshotRef) -> str:
 
 
 @task(name="validate-and-promote", cache_policy=NO_CACHE)
-def validate_and_promote(ref: SnapshotRef, settings: Settings, as_of: str | None = None, max_age_days: int | None = None) -> dict[str, Any]:
+def validate_and_promote(
+    ref: SnapshotRef, settings: Settings, as_of: str | None = None, max_age_days: int | None = None
+) -> dict[str, Any]:
     """Gate one snapshot. Returns ``{"dataset", "curated_url", "rows", "report_url", "dropped"}``.
 
     Raises ``ValidationFailed`` (with the report URL in its message) when either suite fails.
@@ -85,7 +87,9 @@ def latest_snapshots(settings: Settings) -> list[SnapshotRef]:
     for dataset, source in expected_sources(settings).items():
         found = list_snapshots(source, settings)
         if not found:
-            raise FileNotFoundError(f"no raw snapshot of {dataset} (source {source}) under {settings.storage.store_url}: run the ingest flow first")
+            raise FileNotFoundError(
+                f"no raw snapshot of {dataset} (source {source}) under {settings.storage.store_url}: run the ingest flow first"
+            )
         refs.append(found[-1])
     return refs
 

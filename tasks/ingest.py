@@ -47,7 +47,14 @@ def acquire_gold(settings: Settings) -> SnapshotRef:
     if settings.data.data_dir is not None:
         return import_file(Path(settings.data.data_dir) / settings.data.gold_file, "gold", settings)
     data = fetch_lbma(settings.data.lbma_pm_url, settings)
-    return write_snapshot(data, source="lbma_pm_json", origin=settings.data.lbma_pm_url, dataset="gold", layout="lbma_json", settings=settings)
+    return write_snapshot(
+        data,
+        source="lbma_pm_json",
+        origin=settings.data.lbma_pm_url,
+        dataset="gold",
+        layout="lbma_json",
+        settings=settings,
+    )
 
 
 @task(name="acquire-token", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)

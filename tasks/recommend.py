@@ -78,7 +78,12 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
             out.append(spec)
             continue
         url = Catalog.of(settings).calibration(name)
-        entry: dict[str, Any] = {"source": "spec assumption", "calibration_set": name, "url": url, "assumed": spec.secondary.premium}
+        entry: dict[str, Any] = {
+            "source": "spec assumption",
+            "calibration_set": name,
+            "url": url,
+            "assumed": spec.secondary.premium,
+        }
         if not storage.exists(url, settings):
             entry["reason"] = "no calibration file (run the calibrate flow with data_dir set)"
         else:
@@ -116,7 +121,9 @@ def calibration_inputs_present(settings: Settings) -> bool:
     if settings.data.data_dir is None:
         return False
     d = Path(settings.data.data_dir)
-    return (d / settings.calibration.gold_file).is_file() and any((d / c.file).is_file() for c in settings.calibration.sets.values())
+    return (d / settings.calibration.gold_file).is_file() and any(
+        (d / c.file).is_file() for c in settings.calibration.sets.values()
+    )
 
 
 @task(name="supply-outflow-anchor", cache_policy=NO_CACHE)
@@ -135,9 +142,12 @@ def supply_outflow_anchor(settings: Settings) -> dict[str, Any]:
         frame = pd.read_csv(path)
         for col in ("date", "market_cap_usd", price_col):
             if col not in frame.columns:
-                raise ValueError(f"{file_name}: no column '{col}' (needed for the supply proxy market_cap_usd / {price_col})")
+                raise ValueError(
+                    f"{file_name}: no column '{col}' (needed for the supply proxy market_cap_usd / {price_col})"
+                )
         supply = pd.Series(
-            pd.to_numeric(frame["market_cap_usd"], errors="coerce").to_numpy() / pd.to_numeric(frame[price_col], errors="coerce").to_numpy(),
+            pd.to_numeric(frame["market_cap_usd"], errors="coerce").to_numpy()
+            / pd.to_numeric(frame[price_col], errors="coerce").to_numpy(),
             index=pd.to_datetime(frame["date"], utc=True).dt.tz_localize(None),
         )
         res = worst_supply_falls(supply, (1, 5, 30))
@@ -150,7 +160,13 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
     """The first ``n`` Monte Carlo gold paths of the main run's model and seed, cut to
     ``horizon_days`` days: ``(n, horizon_days + 1)`` USD per oz, day 0 = ``p0``."""
     chunks, got = [], 0
-    for chunk in monte_carlo_chunks(champion.simulate, n, settings.monte_carlo.horizon_days, settings.monte_carlo.seed, settings.monte_carlo.chunk_paths):
+    for chunk in monte_carlo_chunks(
+        champion.simulate,
+        n,
+        settings.monte_carlo.horizon_days,
+        settings.monte_carlo.seed,
+        settings.monte_carlo.chunk_paths,
+    ):
         chunks.append(to_price_paths(p0, chunk[:, :horizon_days]))
         got += chunk.shape[0]
         if got >= n:
@@ -159,7 +175,11 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
 
 
 def recommend_for_spec(
-    spec: ReserveBackedTokenSpec, gold_in: np.ndarray, gold_out: np.ndarray, calendar: pd.DatetimeIndex, settings: Settings
+    spec: ReserveBackedTokenSpec,
+    gold_in: np.ndarray,
+    gold_out: np.ndarray,
+    calendar: pd.DatetimeIndex,
+    settings: Settings,
 ) -> dict[str, Any]:
     """All recommendations for one reserve-backed token (plain numerics; see the module docstring).
 
@@ -175,9 +195,13 @@ def recommend_for_spec(
         return with_redemption_share(s, share, wave_d)
 
     def rerun(s: ReserveBackedTokenSpec, gold: np.ndarray) -> dict[str, float]:
-        return liquidity_stats(ReserveBackedToken(s).run(gold, calendar=calendar, rng=np.random.default_rng(seed)), h, conf, target)
+        return liquidity_stats(
+            ReserveBackedToken(s).run(gold, calendar=calendar, rng=np.random.default_rng(seed)), h, conf, target
+        )
 
-    buf = cash_buffer_for_coverage(wave(spec), gold_in, horizon_days=h, confidence=conf, target=target, seed=seed, calendar=calendar)
+    buf = cash_buffer_for_coverage(
+        wave(spec), gold_in, horizon_days=h, confidence=conf, target=target, seed=seed, calendar=calendar
+    )
     b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
     buffer = buf.to_dict()
     buffer["out_of_sample"] = {
@@ -187,17 +211,28 @@ def recommend_for_spec(
 
     fees = sorted({*settings.liquidity.recommend_redeem_fees, spec.primary.redeem_fee})
     current_lim = spec.primary.redemption_limit_share_per_day
-    limits = [None] + sorted({x for x in (*settings.liquidity.recommend_redemption_limits, current_lim) if x is not None}, reverse=True)
-    grid_wave = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=h,
-                                  confidence=conf, target=target, seed=seed, transform=wave, calendar=calendar)
-    grid_beh = evaluate_settings(spec, gold_in, redeem_fees=fees, redemption_limits=limits, horizon_days=h,
-                                 confidence=conf, target=target, seed=seed, calendar=calendar)
+    limits = [None] + sorted(
+        {x for x in (*settings.liquidity.recommend_redemption_limits, current_lim) if x is not None}, reverse=True
+    )
+    grid: dict[str, Any] = dict(
+        redeem_fees=fees,
+        redemption_limits=limits,
+        horizon_days=h,
+        confidence=conf,
+        target=target,
+        seed=seed,
+        calendar=calendar,
+    )
+    grid_wave = evaluate_settings(spec, gold_in, transform=wave, **grid)
+    grid_beh = evaluate_settings(spec, gold_in, **grid)
     chosen = choose_setting(grid_wave, grid_beh, current=(spec.primary.redeem_fee, current_lim))
 
     def find(rows: list[Any], fee: float, lim: float | None) -> dict[str, Any]:
         return next(r.to_dict() for r in rows if r.redeem_fee == fee and r.redemption_limit_share_per_day == lim)
 
-    chosen_spec = with_primary(spec, redeem_fee=chosen.redeem_fee, redemption_limit_share_per_day=chosen.redemption_limit_share_per_day)
+    chosen_spec = with_primary(
+        spec, redeem_fee=chosen.redeem_fee, redemption_limit_share_per_day=chosen.redemption_limit_share_per_day
+    )
     return {
         "liabilities_usd": liabilities_usd(spec, float(gold_in[0, 0])),
         "cash_buffer": buffer,
@@ -225,7 +260,9 @@ def recommend_for_spec(
 
 
 @task(name="recommend", cache_policy=NO_CACHE)
-def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings) -> dict[str, Any]:
+def recommend(
+    specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
+) -> dict[str, Any]:
     """Recommendations for every reserve-backed token spec (a CDP has no reserve liquidity to tune):
     :func:`recommend_for_spec` on the first ``settings.liquidity.recommend_paths`` Monte Carlo paths, the
     next as many as the out-of-sample check, put on the calendar-day clock from ``first_day``
@@ -250,14 +287,23 @@ def recommend(specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: 
     if not backed:
         return {"scenario": scenario, "tokens": {}}
     gold, calendar = calendar_day_paths(_gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings), first_day)
-    scenario.update(clock="calendar days: holders and the AMM act every day; gold sales, payments and the primary market on the open days of each spec's market_hours",
-                    first_day=str(calendar[0].date()), horizon_calendar_days=len(calendar) - 1)
+    scenario.update(
+        clock="calendar days: holders and the AMM act every day; gold sales, payments and the primary market on the open days of each spec's market_hours",
+        first_day=str(calendar[0].date()),
+        horizon_calendar_days=len(calendar) - 1,
+    )
     gold_in, gold_out = gold[:n], gold[n:]
     log = get_run_logger()
     tokens = {}
     for spec in backed:
         tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
         cb = tokens[spec.symbol]["cash_buffer"]
-        log.info("%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",
-                 spec.symbol, cb["buffer_usd"], cb["reachable"], 100 * cb["target"], 100 * cb["confidence"])
+        log.info(
+            "%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",
+            spec.symbol,
+            cb["buffer_usd"],
+            cb["reachable"],
+            100 * cb["target"],
+            100 * cb["confidence"],
+        )
     return {"scenario": scenario, "tokens": tokens}

@@ -48,20 +48,33 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
     _prefect_artifact(outputs, summary)
     experiment_id = tracking.configure(settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"stress-{summary['run_id']}") as run:
-        mlflow.set_tags({"stage": "stress_report", "goldstress_run_id": summary["run_id"], "champion_version": str(summary["champion"]["version"])})
+        mlflow.set_tags(
+            {
+                "stage": "stress_report",
+                "goldstress_run_id": summary["run_id"],
+                "champion_version": str(summary["champion"]["version"]),
+            }
+        )
         flat = {}
         for symbol, t in summary["tokens"].items():
             for k, v in t["scenarios"].get("mc_champion", {}).items():
                 flat[f"{symbol}.{k}"] = v
         for symbol, r in (summary.get("liquidity_stress") or {}).get("remedies", {}).items():
             best = r["recommended_setting"]
-            flat[f"{symbol}.liquidity.cash_buffer_usd"] = r["cash_buffer_usd"] if r["cash_buffer_reachable"] else float("nan")
-            flat[f"{symbol}.liquidity.cash_buffer_frac"] = r["cash_buffer_frac_of_liabilities"] if r["cash_buffer_reachable"] else float("nan")
+            flat[f"{symbol}.liquidity.cash_buffer_usd"] = (
+                r["cash_buffer_usd"] if r["cash_buffer_reachable"] else float("nan")
+            )
+            flat[f"{symbol}.liquidity.cash_buffer_frac"] = (
+                r["cash_buffer_frac_of_liabilities"] if r["cash_buffer_reachable"] else float("nan")
+            )
             flat[f"{symbol}.liquidity.wave_coverage_q_before"] = r["current_setting"]["wave"]["coverage_q"]
             flat[f"{symbol}.liquidity.wave_coverage_q_with_buffer"] = r["with_buffer"]["coverage_q"]
             flat[f"{symbol}.liquidity.recommended_redeem_fee"] = best["redeem_fee"]
             flat[f"{symbol}.liquidity.recommended_gate_share_per_day"] = (
-                float("nan") if best["redemption_limit_share_per_day"] is None else best["redemption_limit_share_per_day"])
+                float("nan")
+                if best["redemption_limit_share_per_day"] is None
+                else best["redemption_limit_share_per_day"]
+            )
         mlflow.log_metrics(tracking.finite_metrics(flat))
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
@@ -83,8 +96,17 @@ def _prefect_artifact(outputs: dict[str, Any], summary: dict[str, Any]) -> None:
         get_run_context()
     except Exception:
         return
-    lines = [f"# goldstress run `{summary['run_id']}`", "", f"- report: [{outputs['report_html']}]({outputs['report_html']})", f"- summary: [{outputs['summary_json']}]({outputs['summary_json']})"]
+    lines = [
+        f"# goldstress run `{summary['run_id']}`",
+        "",
+        f"- report: [{outputs['report_html']}]({outputs['report_html']})",
+        f"- summary: [{outputs['summary_json']}]({outputs['summary_json']})",
+    ]
     for symbol, t in summary["tokens"].items():
         mc = t["scenarios"].get("mc_champion", {})
-        lines.append(f"- {symbol}: 99% 10-day VaR of holder value {mc.get('holder_value_var_99_10d_frac', float('nan')):.2%}, P(backing<1) {mc.get('p_backing_below_1', float('nan')):.2%}, worst scenario {t['worst_scenario']['scenario']}")
-    create_markdown_artifact(key="goldstress-report", markdown="\n".join(lines), description="Latest goldstress stress-test report")
+        lines.append(
+            f"- {symbol}: 99% 10-day VaR of holder value {mc.get('holder_value_var_99_10d_frac', float('nan')):.2%}, P(backing<1) {mc.get('p_backing_below_1', float('nan')):.2%}, worst scenario {t['worst_scenario']['scenario']}"
+        )
+    create_markdown_artifact(
+        key="goldstress-report", markdown="\n".join(lines), description="Latest goldstress stress-test report"
+    )

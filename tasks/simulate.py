@@ -7,9 +7,11 @@ not the number of paths). Every scenario starts from the last curated gold price
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +59,15 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
         )
     ]
     for name, (start, end) in settings.scenarios.replay_windows.items():
-        defs.append(ScenarioDef(name=f"hist_{name}", kind="historical", description=f"Replay of gold log returns {start}..{end}", start=start, end=end))
+        defs.append(
+            ScenarioDef(
+                name=f"hist_{name}",
+                kind="historical",
+                description=f"Replay of gold log returns {start}..{end}",
+                start=start,
+                end=end,
+            )
+        )
     for size in settings.scenarios.shock_sizes:
         defs.append(
             ScenarioDef(
@@ -70,13 +80,21 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
     return defs
 
 
-def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings) -> Iterator[np.ndarray]:
+def _price_chunks(
+    sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings
+) -> Iterator[np.ndarray]:
     if sc.kind == "historical":
         yield to_price_paths(p0, historical_replay(returns, sc.start, sc.end))
     elif sc.kind == "shock":
         yield to_price_paths(p0, instant_shock(sc.shock, settings.scenarios.shock_horizon_days))
     elif sc.kind == "monte_carlo":
-        for chunk in monte_carlo_chunks(champion.simulate, settings.monte_carlo.paths, settings.monte_carlo.horizon_days, settings.monte_carlo.seed, settings.monte_carlo.chunk_paths):
+        for chunk in monte_carlo_chunks(
+            champion.simulate,
+            settings.monte_carlo.paths,
+            settings.monte_carlo.horizon_days,
+            settings.monte_carlo.seed,
+            settings.monte_carlo.chunk_paths,
+        ):
             yield to_price_paths(p0, chunk)
     else:
         raise ValueError(f"scenario {sc.name}: unknown kind {sc.kind!r}")
@@ -84,7 +102,13 @@ def _price_chunks(sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any,
 
 @task(name="run-scenario", cache_policy=NO_CACHE)
 def run_scenario(
-    sc: ScenarioDef, returns: pd.Series, p0_usd_per_oz: float, champion: Any, specs: list[Any], settings: Settings, run_id: str
+    sc: ScenarioDef,
+    returns: pd.Series,
+    p0_usd_per_oz: float,
+    champion: Any,
+    specs: list[Any],
+    settings: Settings,
+    run_id: str,
 ) -> dict[str, Any]:
     """Run one scenario through every token model; write the run's per-path results of the
     scenario (:meth:`goldstress.catalog.Catalog.result`).
@@ -166,25 +190,27 @@ def write_manifest(
 
     ``liquidity`` (``premium_calibration``, ``supply_outflows``, ``recommendations`` from
     :mod:`tasks.recommend`) is stored under ``"liquidity_stress"``, JSON-safe."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     manifest = Manifest(
         run_id=run_id,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         run_url=Catalog.of(settings).run(run_id),
         data=meta,
         champion=champion.record(),
-        settings=RunSettingsRecord(**{
-            "mc_paths": settings.monte_carlo.paths,
-            "mc_horizon_days": settings.monte_carlo.horizon_days,
-            "mc_seed": settings.monte_carlo.seed,
-            "mc_chunk_paths": settings.monte_carlo.chunk_paths,
-            "fan_chart_paths": settings.monte_carlo.fan_chart_paths,
-            "var_levels": list(settings.risk.var_levels),
-            "horizons_days": list(settings.risk.horizons_days),
-            "replay_windows": settings.scenarios.replay_windows,
-            "shock_sizes": list(settings.scenarios.shock_sizes),
-        }),
+        settings=RunSettingsRecord(
+            **{
+                "mc_paths": settings.monte_carlo.paths,
+                "mc_horizon_days": settings.monte_carlo.horizon_days,
+                "mc_seed": settings.monte_carlo.seed,
+                "mc_chunk_paths": settings.monte_carlo.chunk_paths,
+                "fan_chart_paths": settings.monte_carlo.fan_chart_paths,
+                "var_levels": list(settings.risk.var_levels),
+                "horizons_days": list(settings.risk.horizons_days),
+                "replay_windows": settings.scenarios.replay_windows,
+                "shock_sizes": list(settings.scenarios.shock_sizes),
+            }
+        ),
         token_specs=[spec.model_dump(mode="json") for spec in specs],
         scenarios=[ScenarioResult(**r) for r in results],
         liquidity_stress=json_safe(liquidity or {}),

@@ -60,9 +60,7 @@ def _backtest(returns_out: np.ndarray, var: np.ndarray, level: float) -> dict[st
         "christoffersen_p_value": float(p_ind),
         "quantile_loss": quantile_loss(returns_out, var, level),
         "basel_exceptions_last_250d": int(last.sum()),
-        "basel_zone_last_250d": basel_traffic_light(int(last.sum()), int(last.size), 0.99)
-        if level == 0.99
-        else "n/a",
+        "basel_zone_last_250d": basel_traffic_light(int(last.sum()), int(last.size), 0.99) if level == 0.99 else "n/a",
     }
 
 
@@ -89,8 +87,7 @@ def fit_candidate(
         returns = returns[returns.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")]
     if returns.size <= holdout + 500:
         raise ValueError(
-            f"backtest_holdout_days={holdout} leaves fewer than 500 returns to fit on "
-            f"({returns.size} in all)"
+            f"backtest_holdout_days={holdout} leaves fewer than 500 returns to fit on ({returns.size} in all)"
         )
     r = returns.to_numpy()
     r_in, r_out = r[:-holdout], r[-holdout:]
@@ -103,9 +100,7 @@ def fit_candidate(
     passed = all(bt["kupiec_p_value"] >= 0.05 for bt in backtests.values())
     score = sum(bt["quantile_loss"] for bt in backtests.values())
     name = f"{kind}_{innovations}"
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id
-    ) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id) as run:
         mlflow.set_tags({"candidate": name, "data_sha256": meta["data_sha256"], "stage": "train"})
         mlflow.log_params(
             {
@@ -134,7 +129,10 @@ def fit_candidate(
             for key in ("exception_rate", "kupiec_p_value", "christoffersen_p_value", "quantile_loss", "n_exceptions"):
                 metrics[f"holdout_var{tag}_{key}"] = bt[key]
         mlflow.log_metrics(tracking.finite_metrics(metrics))
-        mlflow.log_dict({"fit_full_sample": fit_all.to_dict(), "fit_pre_holdout_params": fit_in.params, "backtest": backtests}, "candidate.json")
+        mlflow.log_dict(
+            {"fit_full_sample": fit_all.to_dict(), "fit_pre_holdout_params": fit_in.params, "backtest": backtests},
+            "candidate.json",
+        )
         run_id = run.info.run_id
     return {
         "name": name,
@@ -151,7 +149,9 @@ def fit_candidate(
 
 
 @task(name="fit-loss-tail", cache_policy=NO_CACHE)
-def fit_tail(returns: pd.Series, meta: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str) -> dict[str, Any]:
+def fit_tail(
+    returns: pd.Series, meta: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str
+) -> dict[str, Any]:
     """Peaks-over-threshold GPD fit of daily losses (``-log return``), logged to MLflow.
 
     McNeil & Frey (2000), J. Empirical Finance 7; QRM (McNeil, Frey, Embrechts 2005) §7.2.
@@ -164,7 +164,9 @@ def fit_tail(returns: pd.Series, meta: dict[str, Any], settings: Settings, exper
         metrics[f"var_{level}"] = tail.var(level)
         if tail.xi < 1:
             metrics[f"es_{level}"] = tail.es(level)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="evt_pot", nested=True, parent_run_id=parent_run_id) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name="evt_pot", nested=True, parent_run_id=parent_run_id
+    ) as run:
         mlflow.set_tags({"candidate": "evt_pot", "data_sha256": meta["data_sha256"], "stage": "train"})
         mlflow.log_params({"threshold_quantile": settings.training.evt_threshold_quantile, **meta})
         mlflow.log_metrics(tracking.finite_metrics({f"unconditional_1d_{k}": v for k, v in metrics.items()}))
@@ -174,7 +176,9 @@ def fit_tail(returns: pd.Series, meta: dict[str, Any], settings: Settings, exper
 
 
 @task(name="fit-volatility-predictor", cache_policy=NO_CACHE)
-def fit_vol_predictor(returns: pd.Series, meta: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str) -> dict[str, Any]:
+def fit_vol_predictor(
+    returns: pd.Series, meta: dict[str, Any], settings: Settings, experiment_id: str, parent_run_id: str
+) -> dict[str, Any]:
     """scikit-learn forecast of forward realised volatility, evaluated walk-forward against the
     naive baseline (trailing realised volatility), fitted on all data and logged to MLflow."""
     import mlflow
@@ -190,10 +194,22 @@ def fit_vol_predictor(returns: pd.Series, meta: dict[str, Any], settings: Settin
         wf = walk_forward_evaluate(X, y, n_splits=5, window_days=settings.training.rv_window_days)
         est = fit_predictor(X, y)
     summary = wf.to_dict() if hasattr(wf, "to_dict") else dict(wf.__dict__)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="vol_predictor", nested=True, parent_run_id=parent_run_id) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name="vol_predictor", nested=True, parent_run_id=parent_run_id
+    ) as run:
         mlflow.set_tags({"candidate": "vol_predictor", "data_sha256": meta["data_sha256"], "stage": "train"})
-        mlflow.log_params({"target": f"forward_{settings.training.rv_window_days}d_realised_vol_annualised", "estimator": type(est).__name__, "features": ",".join(X.columns), "cv": "expanding walk-forward, 5 folds, gap=window", **meta})
-        mlflow.log_metrics(tracking.finite_metrics({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}))
+        mlflow.log_params(
+            {
+                "target": f"forward_{settings.training.rv_window_days}d_realised_vol_annualised",
+                "estimator": type(est).__name__,
+                "features": ",".join(X.columns),
+                "cv": "expanding walk-forward, 5 folds, gap=window",
+                **meta,
+            }
+        )
+        mlflow.log_metrics(
+            tracking.finite_metrics({k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
+        )
         mlflow.log_dict(json.loads(json.dumps(summary, default=str)), "walk_forward.json")
         # skops serialisation; the tree predictor type is ours (trained just above), so trusted
         mlflow.sklearn.log_model(
@@ -243,10 +259,19 @@ def register_champion(
             )
     version = mlflow.register_model(info.model_uri, settings.tracking.registered_model)
     client = MlflowClient()
-    client.set_registered_model_alias(settings.tracking.registered_model, settings.tracking.champion_alias, version.version)
+    client.set_registered_model_alias(
+        settings.tracking.registered_model, settings.tracking.champion_alias, version.version
+    )
     client.set_model_version_tag(settings.tracking.registered_model, version.version, "candidate", best["name"])
-    client.set_model_version_tag(settings.tracking.registered_model, version.version, "data_sha256", meta["data_sha256"])
-    return {"name": settings.tracking.registered_model, "version": str(version.version), "run_id": best["run_id"], "candidate": best["name"]}
+    client.set_model_version_tag(
+        settings.tracking.registered_model, version.version, "data_sha256", meta["data_sha256"]
+    )
+    return {
+        "name": settings.tracking.registered_model,
+        "version": str(version.version),
+        "run_id": best["run_id"],
+        "candidate": best["name"],
+    }
 
 
 @task(name="open-training-run", cache_policy=NO_CACHE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import mlflow.pyfunc
 import numpy as np
@@ -31,7 +31,7 @@ class Champion:
 
     name: str
     fit: GarchFit
-    innovations: str
+    innovations: Literal["t", "fhs"]
     tail: GpdTail | None
     meta: dict[str, Any]
 
@@ -50,7 +50,7 @@ class Champion:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Champion":
+    def from_dict(cls, d: dict[str, Any]) -> Champion:
         """Inverse of :meth:`to_dict`; ``KeyError`` names a missing field."""
         return cls(
             name=d["name"],
@@ -61,7 +61,7 @@ class Champion:
         )
 
 
-class GoldReturnsPyfunc(mlflow.pyfunc.PythonModel):
+class GoldReturnsPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     """MLflow pyfunc around :class:`Champion`.
 
     ``predict`` takes a one-row frame with columns ``n_paths``, ``horizon_days`` and ``seed`` and

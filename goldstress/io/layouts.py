@@ -103,28 +103,87 @@ _LBMA_BLANK = "no PM fix that day (London half day, or before the PM fix started
 LAYOUTS: dict[str, Layout] = {
     lay.name: lay
     for lay in (
-        Layout("lbma_am_pm", ("date", "usd_am", "usd_pm", "gbp_am", "gbp_pm", "eur_am", "eur_pm"),
-               "usd_pm", "gold", True, "lbma_pm", blank_reason=_LBMA_BLANK),
-        Layout("lbma_pm", ("date", "usd_pm"), "usd_pm", "gold", True, "lbma_pm",
-               blank_reason=_LBMA_BLANK),
-        Layout("lbma_merged", ("date", "usd_am", "usd_pm", "source"), "usd_pm", "gold", True,
-               "lbma_pm", blank_reason=_LBMA_BLANK),
-        Layout("broker_ohlc", ("date", "open", "high", "low", "close", "tick_volume"), "close",
-               "gold", False, "broker_close", optional=("bar_note",)),
-        Layout("cmc_ohlc", ("date", "open_usd", "high_usd", "low_usd", "close_usd", "volume_usd",
-                            "market_cap_usd"), "close_usd", "token", False, "cmc_close_usd"),
-        Layout("ohlc_usd", ("date", "open_usd", "high_usd", "low_usd", "close_usd"), "close_usd",
-               "token", False, "ohlc_close_usd"),
-        Layout("binance_usdt", ("date", "open_usdt", "high_usdt", "low_usdt", "close_usdt",
-                                "volume_paxg"), "close_usdt", "token", False,
-               "binance_close_usdt_as_usd"),
-        Layout("coingecko_csv", ("date", "price_usd", "market_cap_usd", "total_volume_usd"),
-               "price_usd", "token", False, "coingecko_0000utc_as_prev_day_close",
-               date_shift_days=-1),
-        Layout("lbma_json", ("date", "usd", "gbp", "eur"), "usd", "gold", True, "lbma_pm",
-               fmt="json", blank_reason="USD value null in the feed: no fix that day"),
-        Layout("coingecko_market_chart", ("date", "time_utc", "price"), "price", "token", False,
-               "coingecko_0000utc_as_prev_day_close", date_shift_days=-1, fmt="json"),
+        Layout(
+            "lbma_am_pm",
+            ("date", "usd_am", "usd_pm", "gbp_am", "gbp_pm", "eur_am", "eur_pm"),
+            "usd_pm",
+            "gold",
+            True,
+            "lbma_pm",
+            blank_reason=_LBMA_BLANK,
+        ),
+        Layout("lbma_pm", ("date", "usd_pm"), "usd_pm", "gold", True, "lbma_pm", blank_reason=_LBMA_BLANK),
+        Layout(
+            "lbma_merged",
+            ("date", "usd_am", "usd_pm", "source"),
+            "usd_pm",
+            "gold",
+            True,
+            "lbma_pm",
+            blank_reason=_LBMA_BLANK,
+        ),
+        Layout(
+            "broker_ohlc",
+            ("date", "open", "high", "low", "close", "tick_volume"),
+            "close",
+            "gold",
+            False,
+            "broker_close",
+            optional=("bar_note",),
+        ),
+        Layout(
+            "cmc_ohlc",
+            ("date", "open_usd", "high_usd", "low_usd", "close_usd", "volume_usd", "market_cap_usd"),
+            "close_usd",
+            "token",
+            False,
+            "cmc_close_usd",
+        ),
+        Layout(
+            "ohlc_usd",
+            ("date", "open_usd", "high_usd", "low_usd", "close_usd"),
+            "close_usd",
+            "token",
+            False,
+            "ohlc_close_usd",
+        ),
+        Layout(
+            "binance_usdt",
+            ("date", "open_usdt", "high_usdt", "low_usdt", "close_usdt", "volume_paxg"),
+            "close_usdt",
+            "token",
+            False,
+            "binance_close_usdt_as_usd",
+        ),
+        Layout(
+            "coingecko_csv",
+            ("date", "price_usd", "market_cap_usd", "total_volume_usd"),
+            "price_usd",
+            "token",
+            False,
+            "coingecko_0000utc_as_prev_day_close",
+            date_shift_days=-1,
+        ),
+        Layout(
+            "lbma_json",
+            ("date", "usd", "gbp", "eur"),
+            "usd",
+            "gold",
+            True,
+            "lbma_pm",
+            fmt="json",
+            blank_reason="USD value null in the feed: no fix that day",
+        ),
+        Layout(
+            "coingecko_market_chart",
+            ("date", "time_utc", "price"),
+            "price",
+            "token",
+            False,
+            "coingecko_0000utc_as_prev_day_close",
+            date_shift_days=-1,
+            fmt="json",
+        ),
     )
 }
 _CSV_LAYOUTS = {k: v for k, v in LAYOUTS.items() if v.fmt == "csv"}
@@ -241,9 +300,7 @@ def load_quirks(path: str | Path | None = None) -> Quirks:
     try:
         return Quirks.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"{path}: {problems}") from None
 
 
@@ -283,8 +340,7 @@ def detect_layout(header: list[str]) -> str:
         if _header_matches(norm, lay):
             return name
     raise ValueError(
-        f"header {_short(','.join(norm)) or '<empty>'} matches no known layout; "
-        f"known layouts: {_layout_list()}"
+        f"header {_short(','.join(norm)) or '<empty>'} matches no known layout; known layouts: {_layout_list()}"
     )
 
 
@@ -354,9 +410,7 @@ def _read_lbma_json(text: str) -> pd.DataFrame:
     out: dict[str, list[str]] = {"date": [], "usd": [], "gbp": [], "eur": []}
     for i, rec in enumerate(recs, start=1):
         if not isinstance(rec, dict) or "d" not in rec or not isinstance(rec.get("v"), list):
-            raise ValueError(
-                f"record {i}: expected {{'d': date, 'v': [usd, gbp, eur]}}, got {_text(rec)[:80]}"
-            )
+            raise ValueError(f"record {i}: expected {{'d': date, 'v': [usd, gbp, eur]}}, got {_text(rec)[:80]}")
         v = list(rec["v"]) + [None] * 3
         out["date"].append(_text(rec["d"]).strip())
         for key, val in zip(("usd", "gbp", "eur"), v[:3], strict=True):
@@ -387,8 +441,11 @@ def _read_market_chart(text: str) -> pd.DataFrame:
             times.append("")
         prices.append(price.strip())
     table = pd.DataFrame(
-        {"date": pd.Series(dates, dtype=str), "time_utc": pd.Series(times, dtype=str),
-         "price": pd.Series(prices, dtype=str)}
+        {
+            "date": pd.Series(dates, dtype=str),
+            "time_utc": pd.Series(times, dtype=str),
+            "price": pd.Series(prices, dtype=str),
+        }
     )
     table.insert(0, "row", np.arange(1, len(table) + 1, dtype=np.int64))
     return table
@@ -408,8 +465,7 @@ def _read_table(data: bytes, layout: str | None) -> tuple[Layout, pd.DataFrame]:
 
 def _empty_raw() -> pd.DataFrame:
     return pd.DataFrame(
-        {"row": pd.Series([], dtype=np.int64), "date": pd.Series([], dtype=str),
-         "price": pd.Series([], dtype=str)}
+        {"row": pd.Series([], dtype=np.int64), "date": pd.Series([], dtype=str), "price": pd.Series([], dtype=str)}
     )
 
 
@@ -439,11 +495,9 @@ def raw_view(data: bytes, layout: str | None) -> tuple[pd.DataFrame, str | None]
     try:
         lay, table = _read_table(data, layout)
     except Exception as exc:  # noqa: BLE001 - the contract: never raise, report instead
-        problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        return _empty_raw(), problem
+        return _empty_raw(), str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
     frame = pd.DataFrame(
-        {"row": table["row"].astype(np.int64), "date": table["date"].astype(str),
-         "price": table[lay.price].astype(str)}
+        {"row": table["row"].astype(np.int64), "date": table["date"].astype(str), "price": table[lay.price].astype(str)}
     ).reset_index(drop=True)
     problem = None if len(frame) else "no data rows (header only)"
     return frame, problem
@@ -598,9 +652,7 @@ def standardise(
     lay = LAYOUTS[layout]
     kind, symbol = _dataset_kind(dataset)
     if kind != lay.kind:
-        raise ValueError(
-            f"dataset: {dataset!r} does not fit layout {layout!r} (a {lay.kind} price layout)"
-        )
+        raise ValueError(f"dataset: {dataset!r} does not fit layout {layout!r} (a {lay.kind} price layout)")
     origin = str(origin_name)
     file_name = _origin_file(origin)
     try:
@@ -622,20 +674,37 @@ def standardise(
     for tick in q.bad_tick:
         hit = (raw_day == tick.date.isoformat()).to_numpy()
         if not hit.any():
-            log.append(_entry(None, tick.date, ",".join(tick.columns), "quirk_not_applied",
-                              f"bad_tick: no row dated {tick.date} ({tick.reason})"))
+            log.append(
+                _entry(
+                    None,
+                    tick.date,
+                    ",".join(tick.columns),
+                    "quirk_not_applied",
+                    f"bad_tick: no row dated {tick.date} ({tick.reason})",
+                )
+            )
             continue
         for i in np.flatnonzero(hit):
             if tick.action == "drop_row":
                 if keep[i]:
                     keep[i] = False
-                    log.append(_entry(table["row"].iloc[i], table["date"].iloc[i],
-                                      ",".join(tick.columns), "drop_row", tick.reason))
+                    log.append(
+                        _entry(
+                            table["row"].iloc[i], table["date"].iloc[i], ",".join(tick.columns), "drop_row", tick.reason
+                        )
+                    )
                 continue
             for col in tick.columns:
                 if col not in table:
-                    log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], col,
-                                      "quirk_not_applied", f"bad_tick: no column {col} ({tick.reason})"))
+                    log.append(
+                        _entry(
+                            table["row"].iloc[i],
+                            table["date"].iloc[i],
+                            col,
+                            "quirk_not_applied",
+                            f"bad_tick: no column {col} ({tick.reason})",
+                        )
+                    )
                     continue
                 table.loc[table.index[i], col] = ""
                 nulled_price[i] |= col == price_col
@@ -648,43 +717,73 @@ def standardise(
         hit = (table[flag.column] == flag.value).to_numpy() & keep
         for i in np.flatnonzero(hit):
             keep[i] = False
-            log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], flag.column, "drop_row",
-                              f"{flag.column}={flag.value}: {flag.reason}"))
+            log.append(
+                _entry(
+                    table["row"].iloc[i],
+                    table["date"].iloc[i],
+                    flag.column,
+                    "drop_row",
+                    f"{flag.column}={flag.value}: {flag.reason}",
+                )
+            )
     for col, values in known_flags.items():
         odd = ((table[col] != "") & ~table[col].isin(sorted(values))).to_numpy() & keep
         for i in np.flatnonzero(odd):
-            log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], col, "unknown_flag_kept",
-                              f"{col}={table[col].iloc[i]!r} is not in the quirks registry"))
+            log.append(
+                _entry(
+                    table["row"].iloc[i],
+                    table["date"].iloc[i],
+                    col,
+                    "unknown_flag_kept",
+                    f"{col}={table[col].iloc[i]!r} is not in the quirks registry",
+                )
+            )
     for st in q.stale:
         in_range = ((raw_day >= st.start.isoformat()) & (raw_day <= st.end.isoformat())).to_numpy()
         if not in_range.any():
-            log.append(_entry(None, st.start, None, "quirk_not_applied",
-                              f"stale: no row in {st.start}..{st.end} ({st.reason})"))
+            log.append(
+                _entry(
+                    None, st.start, None, "quirk_not_applied", f"stale: no row in {st.start}..{st.end} ({st.reason})"
+                )
+            )
         for i in np.flatnonzero(in_range & keep):
             keep[i] = False
-            log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], price_col, "drop_row",
-                              f"stale {st.start}..{st.end}: {st.reason}"))
+            log.append(
+                _entry(
+                    table["row"].iloc[i],
+                    table["date"].iloc[i],
+                    price_col,
+                    "drop_row",
+                    f"stale {st.start}..{st.end}: {st.reason}",
+                )
+            )
 
     # 3. blank prices
     blank = (table[price_col] == "").to_numpy() & keep
     for i in np.flatnonzero(blank & nulled_price):
         keep[i] = False
-        log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], price_col, "drop_row",
-                          "price nulled by a bad_tick quirk"))
+        log.append(
+            _entry(
+                table["row"].iloc[i], table["date"].iloc[i], price_col, "drop_row", "price nulled by a bad_tick quirk"
+            )
+        )
     blank &= ~nulled_price
     if blank.any():
         if not lay.blank_price_ok:
-            i = int(np.flatnonzero(blank)[0])
+            first = int(np.flatnonzero(blank)[0])
             raise ValueError(
-                f"{origin}: row {table['row'].iloc[i]} (date {table['date'].iloc[i]}), column "
+                f"{origin}: row {table['row'].iloc[first]} (date {table['date'].iloc[first]}), column "
                 f"{price_col}: blank price; layout {layout} documents no blank prices"
             )
         for i in np.flatnonzero(blank):
             day = dates.iloc[i].date()
             reason = lay.blank_reason
             if lay.tag == "lbma_pm" and lay.fmt == "csv":
-                reason = ("usd_pm blank: before the first PM fix (1968-04-01)" if day < LBMA_PM_START
-                          else "usd_pm blank: no PM fix that day (London half day)")
+                reason = (
+                    "usd_pm blank: before the first PM fix (1968-04-01)"
+                    if day < LBMA_PM_START
+                    else "usd_pm blank: no PM fix that day (London half day)"
+                )
             keep[i] = False
             log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], price_col, "drop_row", reason))
 
@@ -693,14 +792,28 @@ def standardise(
         live = (table["time_utc"] != "00:00:00").to_numpy() & keep
         for i in np.flatnonzero(live):
             keep[i] = False
-            log.append(_entry(table["row"].iloc[i], table["date"].iloc[i], "date", "drop_row",
-                              f"timestamp {table['time_utc'].iloc[i]} UTC is not a 00:00 UTC daily "
-                              "snapshot (CoinGecko appends the latest intraday price)"))
+            log.append(
+                _entry(
+                    table["row"].iloc[i],
+                    table["date"].iloc[i],
+                    "date",
+                    "drop_row",
+                    f"timestamp {table['time_utc'].iloc[i]} UTC is not a 00:00 UTC daily "
+                    "snapshot (CoinGecko appends the latest intraday price)",
+                )
+            )
     if lay.date_shift_days:
         dates = dates + pd.Timedelta(days=lay.date_shift_days)
-        log.append(_entry(None, None, "date", "shift_date",
-                          f"dates shifted {lay.date_shift_days:+d} day: the CoinGecko 00:00 UTC "
-                          "snapshot is taken as the previous UTC day's close"))
+        log.append(
+            _entry(
+                None,
+                None,
+                "date",
+                "shift_date",
+                f"dates shifted {lay.date_shift_days:+d} day: the CoinGecko 00:00 UTC "
+                "snapshot is taken as the previous UTC day's close",
+            )
+        )
 
     # 5. schema
     kept_dates = dates[keep].reset_index(drop=True)
@@ -710,29 +823,30 @@ def standardise(
         label = f"lbma_am:{_source_label(origin)}"
     n = len(values)
     if kind == "gold":
-        frame = pd.DataFrame({
-            "date": kept_dates,
-            "usd_per_oz": values,
-            "usd_per_g": values / TROY_OUNCE_G,
-            "source": pd.Series([label] * n, dtype=str),
-        })
+        frame = pd.DataFrame(
+            {
+                "date": kept_dates,
+                "usd_per_oz": values,
+                "usd_per_g": values / TROY_OUNCE_G,
+                "source": pd.Series([label] * n, dtype=str),
+            }
+        )
     else:
-        frame = pd.DataFrame({
-            "date": kept_dates,
-            "token": pd.Series([symbol] * n, dtype=str),
-            "close_usd": values,
-            "source": pd.Series([label] * n, dtype=str),
-        })
+        frame = pd.DataFrame(
+            {
+                "date": kept_dates,
+                "token": pd.Series([symbol] * n, dtype=str),
+                "close_usd": values,
+                "source": pd.Series([label] * n, dtype=str),
+            }
+        )
     frame = frame.sort_values("date", kind="stable").reset_index(drop=True)
     frame["date"] = frame["date"].astype(DATE_DTYPE)
     log.sort(key=lambda e: (e["row"] is None, e["row"] or 0))
-    return StandardiseResult(frame=frame, log=log, layout=layout, dataset=dataset,
-                             origin_name=origin, n_rows_in=n_in)
+    return StandardiseResult(frame=frame, log=log, layout=layout, dataset=dataset, origin_name=origin, n_rows_in=n_in)
 
 
-def parse_lbma_json(
-    data: bytes, origin_name: str = "gold_pm.json", quirks: Quirks | None = None
-) -> StandardiseResult:
+def parse_lbma_json(data: bytes, origin_name: str = "gold_pm.json", quirks: Quirks | None = None) -> StandardiseResult:
     """Standardise an LBMA gold JSON feed (``[{"d": "YYYY-MM-DD", "v": [usd, gbp, eur]}, ...]``).
 
     Equivalent to ``standardise(data, "lbma_json", "gold", origin_name, quirks)``: the USD value
@@ -749,7 +863,9 @@ def parse_lbma_json(
 
 
 def parse_coingecko_market_chart(
-    data: bytes, token: str, origin_name: str = "coingecko_market_chart.json",
+    data: bytes,
+    token: str,
+    origin_name: str = "coingecko_market_chart.json",
     quirks: Quirks | None = None,
 ) -> StandardiseResult:
     """Standardise a CoinGecko ``/coins/{id}/market_chart`` response into ``token_<token>``.

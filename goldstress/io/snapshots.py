@@ -223,9 +223,7 @@ def write_snapshot(
     path = f"{folder}/{name}"
     meta_path = path + META_SUFFIX
     if fs.exists(path) or fs.exists(meta_path):
-        raise FileExistsError(
-            f"snapshot {fs.unstrip_protocol(path)} exists with other content; not overwritten"
-        )
+        raise FileExistsError(f"snapshot {fs.unstrip_protocol(path)} exists with other content; not overwritten")
     fs.makedirs(folder, exist_ok=True)
     ref = SnapshotRef(
         url=fs.unstrip_protocol(path),

@@ -62,9 +62,7 @@ class SourceUnavailable(Exception):
     HTTP status seen, None for network errors), ``attempts`` (int, requests made).
     """
 
-    def __init__(
-        self, url: str, cause: str, *, status_code: int | None = None, attempts: int = 1
-    ) -> None:
+    def __init__(self, url: str, cause: str, *, status_code: int | None = None, attempts: int = 1) -> None:
         self.url = url
         self.cause = _one_line(cause)
         self.status_code = status_code
@@ -193,8 +191,7 @@ def _check_json_body(resp: httpx.Response, opener: str) -> bytes:
         start = _one_line(body[:60].decode("utf-8", errors="replace"), 60) or "<empty body>"
         raise SourceUnavailable(
             str(resp.request.url),
-            f"HTTP {resp.status_code} but the body is not the expected JSON "
-            f"({ctype}; starts {start!r})",
+            f"HTTP {resp.status_code} but the body is not the expected JSON ({ctype}; starts {start!r})",
             status_code=resp.status_code,
         )
     return body
@@ -230,9 +227,7 @@ def fetch_lbma(url: str, settings: Settings) -> bytes:
     return _check_json_body(resp, "[")
 
 
-def fetch_coingecko_market_chart(
-    coin_id: str, settings: Settings, vs: str = "usd", days: int | str = "max"
-) -> bytes:
+def fetch_coingecko_market_chart(coin_id: str, settings: Settings, vs: str = "usd", days: int | str = "max") -> bytes:
     """Download CoinGecko ``/coins/{coin_id}/market_chart`` and return its raw bytes.
 
     Request: ``GET {settings.data.coingecko_url}/coins/{coin_id}/market_chart?vs_currency={vs}

@@ -42,8 +42,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from goldstress.catalog import Catalog
-from goldstress.settings import PROJECT_ROOT, Settings
 from goldstress.records import frame_sha256
+from goldstress.settings import PROJECT_ROOT, Settings
 from models.returns import log_returns
 from models.units import TROY_OUNCE_G
 
@@ -158,10 +158,7 @@ class ValidationReport(BaseModel):
 
     def failed_expectations(self) -> list[str]:
         """Names ``type(column)`` of the failed expectations, in report order."""
-        return [
-            f"{f.expectation_type}({f.column})" if f.column else f.expectation_type
-            for f in self.failures
-        ]
+        return [f"{f.expectation_type}({f.column})" if f.column else f.expectation_type for f in self.failures]
 
     def summary_line(self) -> str:
         """One line: verdict, dataset/suite, failed expectations with their first offending row."""
@@ -205,8 +202,7 @@ class ValidationReport(BaseModel):
             lines += [f"Freshness: as of {self.as_of.isoformat()}, max age {self.max_age_days} days", ""]
         else:
             lines += [
-                "Freshness: not checked (no as-of date: a historical file is not rejected "
-                "for its age)",
+                "Freshness: not checked (no as-of date: a historical file is not rejected for its age)",
                 "",
             ]
         if not self.failures:
@@ -218,9 +214,7 @@ class ValidationReport(BaseModel):
             "|---|---|---|---|---|---|",
         ]
         for i, f in enumerate(self.failures, 1):
-            limits = ", ".join(
-                f"{k}={_fmt(v)}" for k, v in f.kwargs.items() if k not in ("column", "column_set")
-            )
+            limits = ", ".join(f"{k}={_fmt(v)}" for k, v in f.kwargs.items() if k not in ("column", "column_set"))
             if "column_set" in f.kwargs:
                 limits = f"column_set={_fmt(f.kwargs['column_set'])}"
             if f.unexpected_count is not None:
@@ -250,8 +244,7 @@ class ValidationReport(BaseModel):
                 lines += [f"Offending rows{more}:", ""]
                 lines += ["| row | date | value | detail |", "|---|---|---|---|"]
                 lines += [
-                    f"| {r.row} | {_md(r.date or '')} | {_md(_fmt(r.value))} | {_md(r.detail or '')} |"
-                    for r in f.rows
+                    f"| {r.row} | {_md(r.date or '')} | {_md(_fmt(r.value))} | {_md(r.detail or '')} |" for r in f.rows
                 ]
             elif not f.exception:
                 lines += [f"Observed: {_md(_fmt(f.observed_value))}"]
@@ -324,9 +317,7 @@ def _normalise_gaps(known_gaps: Iterable[Any]) -> list[tuple[pd.Timestamp, pd.Ti
             try:
                 start, end = gap
             except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"known_gaps[{i}]: expected (start, end) or {{start, end}}, got {gap!r}"
-                ) from exc
+                raise ValueError(f"known_gaps[{i}]: expected (start, end) or {{start, end}}, got {gap!r}") from exc
         s = _parse_day(start, f"known_gaps[{i}].start").floor("D")
         e = _parse_day(end, f"known_gaps[{i}].end").floor("D")
         if e < s:
@@ -576,9 +567,7 @@ def _detail(work: pd.DataFrame, pos: int, column: str, price: str | None) -> str
     return None
 
 
-def _map_failure(
-    result: dict, work: pd.DataFrame, row_col: str | None, price: str | None
-) -> ExpectationFailure:
+def _map_failure(result: dict, work: pd.DataFrame, row_col: str | None, price: str | None) -> ExpectationFailure:
     """One GX result dict -> ExpectationFailure with up to 20 offending rows of ``work``."""
     cfg = result.get("expectation_config", {})
     kwargs = {k: v for k, v in (cfg.get("kwargs") or {}).items() if k != "batch_id"}
@@ -681,7 +670,7 @@ def validate_frame(
         if not m:
             raise ValueError(f"dataset: {dataset!r} must be token_<symbol> for the token suite")
         params["token_symbols"] = [m.group(1).upper()]
-    if as_of is not None:
+    if as_of is not None and max_age_days is not None:  # given together (checked above)
         params["max_age_days"] = float(max_age_days)
     gaps = _normalise_gaps(known_gaps)
     as_of_ts = _parse_day(as_of, "as_of") if as_of is not None else None
@@ -690,7 +679,8 @@ def validate_frame(
     meta = (suite.get("meta") or {}).get("goldstress", {})
     price = meta.get("price_column")
     row_col = meta.get("row_column")
-    inputs, derived = [], []
+    inputs: list[dict] = []
+    derived: list[dict] = []
     for exp in suite["expectations"]:
         flags = (exp.get("meta") or {}).get("goldstress", {})
         if flags.get("applies_when") == "as_of" and as_of is None:
@@ -703,9 +693,7 @@ def validate_frame(
     if suite_name == "raw_csv":
         work = base
     else:
-        work = add_derived_columns(
-            base, price, known_gaps=gaps, as_of=as_of_ts, gold_units=suite_name == "gold"
-        )
+        work = add_derived_columns(base, price, known_gaps=gaps, as_of=as_of_ts, gold_units=suite_name == "gold")
     evaluated_at = datetime.now(UTC)
     results = _run_suite(base, suite_name, inputs, params) + _run_suite(work, suite_name, derived, params)
     order = {e.get("id"): i for i, e in enumerate(suite["expectations"])}
@@ -788,7 +776,11 @@ def write_report(report: ValidationReport, settings: Settings, run_id: str | Non
         report = report.model_copy(update={"run_id": run_id})
     stamp = report.evaluated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     catalog = Catalog.of(settings)
-    _write_bytes(catalog.validation_report(stamp, report.dataset, "report.json"), report.model_dump_json(indent=2).encode(), settings)
+    _write_bytes(
+        catalog.validation_report(stamp, report.dataset, "report.json"),
+        report.model_dump_json(indent=2).encode(),
+        settings,
+    )
     md = catalog.validation_report(stamp, report.dataset, "report.md")
     _write_bytes(md, report.to_markdown().encode(), settings)
     return md

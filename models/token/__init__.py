@@ -8,5 +8,5 @@ Typical use::
     from models.token.spec import load_token_spec
     from models.token.protocol import build_token_model
 
-    outcome = build_token_model(load_token_spec("specs/v2/paxg.toml")).run(gold, calendar=cal, rng=rng)
+    outcome = build_token_model(load_token_spec("specs/paxg.toml")).run(gold, calendar=cal, rng=rng)
 """

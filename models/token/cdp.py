@@ -133,9 +133,7 @@ class CdpStablecoin:
             v_tau = value[np.arange(n), np.minimum(tau, t1 - 1)]
             gross = v_tau * (1.0 - haircut)
             bad = np.where(hit, np.maximum(0.0, debt0[i] - gross), 0.0)
-            pen = np.where(
-                hit, np.clip(gross - debt0[i], 0.0, debt0[i] * s.liquidation_penalty), 0.0
-            )
+            pen = np.where(hit, np.clip(gross - debt0[i], 0.0, debt0[i] * s.liquidation_penalty), 0.0)
             coll_a += np.where(live, coll_oz[:, None], 0.0)
             debt_a += np.where(live, debt0[i], 0.0)
             bad_a += done * bad[:, None]

@@ -107,7 +107,6 @@ class TokenOutcome:
         }
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class ReserveBackedOutcome(TokenOutcome):
     """Outcome of :meth:`models.token.reserve_backed.ReserveBackedToken.run`: all of
@@ -192,7 +191,9 @@ class ReserveBackedOutcome(TokenOutcome):
         """Gold grams over grams owed, ``gold_reserve_g / (supply * grams_per_token)`` (inf
         without supply)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.supply_tokens > 0, self.gold_reserve_g / (self.supply_tokens * self.grams_per_token), np.inf)
+            return np.where(
+                self.supply_tokens > 0, self.gold_reserve_g / (self.supply_tokens * self.grams_per_token), np.inf
+            )
 
     @property
     def redemption_value_usd_per_token(self) -> np.ndarray:
@@ -250,7 +251,6 @@ class ReserveBackedOutcome(TokenOutcome):
             }
         )
         return out
-
 
 
 def _fifo_wait(cum_acc: np.ndarray, cum_served: np.ndarray) -> np.ndarray:

@@ -161,7 +161,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -280,9 +280,7 @@ def whole_bar_split(
     return acc, d - acc
 
 
-def market_open_days(
-    calendar: pd.DatetimeIndex | None, market_hours: str, n_days: int
-) -> np.ndarray:
+def market_open_days(calendar: pd.DatetimeIndex | None, market_hours: str, n_days: int) -> np.ndarray:
     """Primary-market open flags ``(n_days,)`` for the model days.
 
     ``calendar=None`` or ``market_hours="always"``: all open. ``"weekdays_only"`` and
@@ -308,7 +306,6 @@ def _check_calendar(calendar: Any, n_days: int) -> None:
         raise ValueError(f"calendar: expected {n_days} dates (horizon_days + 1), got {len(calendar)}")
     if calendar.hasnans or not calendar.is_monotonic_increasing or not calendar.is_unique:
         raise ValueError("calendar: dates must be strictly increasing, without NaT")
-
 
 
 def _before(r: np.ndarray) -> np.ndarray:
@@ -365,7 +362,26 @@ def pool_price_ratio(pool: ConstantProductPool | ConcentratedLiquidityPool, sell
 STATE_FIELDS = ("supply", "gin", "gout", "cin", "cout", "fsl", "pay", "run", "q")
 """Running-state fields of the day-major buffer (then one ``amt<k>`` per reserve asset)."""
 
-ROW_FIELDS = ("B", "V", "gold", "cash", "lam", "prem", "dem", "ret", "acc_g", "sell", "red_g", "red_c", "mint", "theta", "liq", "outf", "lcr", "bl")
+ROW_FIELDS = (
+    "B",
+    "V",
+    "gold",
+    "cash",
+    "lam",
+    "prem",
+    "dem",
+    "ret",
+    "acc_g",
+    "sell",
+    "red_g",
+    "red_c",
+    "mint",
+    "theta",
+    "liq",
+    "outf",
+    "lcr",
+    "bl",
+)
 """Per-day fields of the day-major buffer written in place by the steps."""
 
 
@@ -496,7 +512,7 @@ class RunSetup:
         p0 = 0.0
         if proc is not None:
             p0 = float(proc.stationary_mean())
-            if proc.band_lower is not None:
+            if proc.band_lower is not None and proc.band_upper is not None:  # set together (with_band)
                 p0 = min(max(p0, float(proc.band_lower)), float(proc.band_upper))
 
         names = list(STATE_FIELDS) + [f"amt{k}" for k in range(k_n)] + list(ROW_FIELDS)
@@ -566,6 +582,11 @@ class RunSetup:
 # --------------------------------------------------------------------------- engine: state
 
 
+def _unset() -> np.ndarray:
+    """Placeholder of a day field until its step sets it (an empty array)."""
+    return np.empty(0)
+
+
 @dataclass(eq=False)
 class DayState:
     """Mutable state of a run, vectorised over paths (every ``(n,)`` array is per path).
@@ -608,23 +629,23 @@ class DayState:
     unit: np.ndarray
     t: int = 0
     is_open: bool = True
-    row: np.ndarray | None = None
-    prev: np.ndarray | None = None
-    p_prev: np.ndarray | None = None
-    supply_prev: np.ndarray | None = None
-    navt: np.ndarray | None = None
-    ukeep: np.ndarray | None = None
-    cap: np.ndarray | None = None
-    usable: np.ndarray | None = None
-    demand: np.ndarray | None = None
-    request: np.ndarray | None = None
+    row: np.ndarray = field(default_factory=_unset)
+    prev: np.ndarray = field(default_factory=_unset)
+    p_prev: np.ndarray = field(default_factory=_unset)
+    supply_prev: np.ndarray = field(default_factory=_unset)
+    navt: np.ndarray = field(default_factory=_unset)
+    ukeep: np.ndarray = field(default_factory=_unset)
+    cap: np.ndarray = field(default_factory=_unset)
+    usable: np.ndarray = field(default_factory=_unset)
+    demand: np.ndarray = field(default_factory=_unset)
+    request: np.ndarray = field(default_factory=_unset)
     refused: np.ndarray | None = None
-    sells: np.ndarray | None = None
-    returned: np.ndarray | None = None
-    acc: np.ndarray | None = None
-    acc_g: np.ndarray | None = None
-    acc_c: np.ndarray | None = None
-    gold_res_g: np.ndarray | None = None
+    sells: np.ndarray = field(default_factory=_unset)
+    returned: np.ndarray = field(default_factory=_unset)
+    acc: np.ndarray = field(default_factory=_unset)
+    acc_g: np.ndarray = field(default_factory=_unset)
+    acc_c: np.ndarray = field(default_factory=_unset)
+    gold_res_g: np.ndarray = field(default_factory=_unset)
     fees: np.ndarray | None = None
 
     @classmethod
@@ -638,20 +659,35 @@ class DayState:
         block = np.zeros((r.t1, len(F), n))
         S = np.zeros((r.n_state, n))
         sup, gin, gout, cin, cout, fsl, payable, run_cum, waiting = (S[F[k]] for k in STATE_FIELDS)
-        amt = S[F["amt0"]:F["amt0"] + k_n]
+        amt = S[F["amt0"] : F["amt0"] + k_n]
         amt[:] = np.array([a.amount for a in s.reserve], dtype=float)[:, None]
         sup[:] = s.supply_tokens
         st = cls(
-            block=block, S=S, sup=sup, gin=gin, gout=gout, cin=cin, cout=cout, fsl=fsl,
-            payable=payable, run_cum=run_cum, waiting=waiting, amt=amt,
-            q_g=np.zeros(n), q_c=np.zeros(n), pend=np.zeros((2, r.lag + 2, n)), unit=np.ones((k_n, n)),
+            block=block,
+            S=S,
+            sup=sup,
+            gin=gin,
+            gout=gout,
+            cin=cin,
+            cout=cout,
+            fsl=fsl,
+            payable=payable,
+            run_cum=run_cum,
+            waiting=waiting,
+            amt=amt,
+            q_g=np.zeros(n),
+            q_c=np.zeros(n),
+            pend=np.zeros((2, r.lag + 2, n)),
+            unit=np.ones((k_n, n)),
         )
         st.t = 0
         st.row = block[0]
         st.unit[r.gold_idx] = r.pg[0]
         cap0 = capacity(r, st)
         row0 = block[0]
-        row0[F["liq"]] = r.ones_k @ (cap0 * st.unit * r.keep) + (gold_resources(r, st, cap0) * r.pg[0] if r.cs < 1.0 else 0.0)
+        row0[F["liq"]] = r.ones_k @ (cap0 * st.unit * r.keep) + (
+            gold_resources(r, st, cap0) * r.pg[0] if r.cs < 1.0 else 0.0
+        )
         row0[F["lcr"]] = np.inf
         row0[F["prem"]] = r.p0
         record(r, st)
@@ -741,7 +777,9 @@ def demand(r: RunSetup, st: DayState) -> None:
         runners = (new_cum - st.run_cum) * r.run_mass
         st.run_cum[:] = new_cum
         st.demand = np.minimum(flow + runners * (1.0 - cf.market_sell_share), free)
-        st.sells = np.clip(free - st.demand, 0.0, runners * cf.market_sell_share) if cf.market_sell_share > 0 else r.zeros_n
+        st.sells = (
+            np.clip(free - st.demand, 0.0, runners * cf.market_sell_share) if cf.market_sell_share > 0 else r.zeros_n
+        )
     else:
         st.demand = np.minimum(flow, free)
         st.sells = r.zeros_n
@@ -784,7 +822,9 @@ def whole_bars(r: RunSetup, st: DayState) -> None:
         else:
             acc = d
         returned = d - acc
-        acc_g = (np.minimum(_floor_bars(acc * (1.0 - cs), g), acc) if g > 0 else acc * (1.0 - cs)) if cs < 1.0 else zeros_n
+        acc_g = (
+            (np.minimum(_floor_bars(acc * (1.0 - cs), g), acc) if g > 0 else acc * (1.0 - cs)) if cs < 1.0 else zeros_n
+        )
         acc_c = acc - acc_g
         if g > 0 or m_min > 0:
             st.sells = st.sells + returned
@@ -1119,7 +1159,7 @@ def outcome(r: RunSetup, st: DayState) -> ReserveBackedOutcome:
         cash_in_usd=T["cin"],
         cash_out_usd=T["cout"],
         opex_payable_usd=T["pay"],
-        asset_amounts=st.block[:, F["amt0"]:F["amt0"] + k_n, :].transpose(1, 2, 0),
+        asset_amounts=st.block[:, F["amt0"] : F["amt0"] + k_n, :].transpose(1, 2, 0),
         asset_names=tuple(a.name for a in s.reserve),
         market_open=r.open_.copy(),
         nav_usd_per_token=nav,
@@ -1156,7 +1196,9 @@ class ReserveBackedToken:
         if not isinstance(spec, ReserveBackedTokenSpec):
             raise ValueError(f"spec: expected ReserveBackedTokenSpec, got {type(spec).__name__}")
         if premium_process is not None and not isinstance(premium_process, PremiumProcess):
-            raise ValueError(f"premium_process: expected models.premium.PremiumProcess, got {type(premium_process).__name__}")
+            raise ValueError(
+                f"premium_process: expected models.premium.PremiumProcess, got {type(premium_process).__name__}"
+            )
         self.spec = spec
         self.premium_process = premium_process if premium_process is not None else spec_premium_process(spec)
 

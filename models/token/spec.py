@@ -5,7 +5,7 @@ Pure validation: the only I/O is :func:`load_token_spec` reading one TOML file (
 
 * ``kind = "gold_backed"`` (:class:`ReserveBackedTokenSpec`): a token redeemable for
   ``grams_per_token`` grams of gold, backed by an issuer's reserve of assets (tables
-  ``[[reserve]]``, ``[primary]``, ``[secondary]``, ``[redemption]``; see ``specs/v2/*.toml``);
+  ``[[reserve]]``, ``[primary]``, ``[secondary]``, ``[redemption]``; see ``specs/*.toml``);
   simulated by :class:`models.token.reserve_backed.ReserveBackedToken`.
 * ``kind = "gold_cdp"`` (:class:`CdpStablecoinSpec`): a USD stablecoin minted against gold in
   collateralised debt positions (``[[tranches]]``; see ``specs/gusd_cdp.toml``); simulated by
@@ -60,7 +60,7 @@ __all__ = [
 SPEC_VERSION = 2
 """The only spec-file version this code reads (every kind)."""
 
-RESERVE_BACKED_EXAMPLE = "specs/v2/gram.toml"
+RESERVE_BACKED_EXAMPLE = "specs/gram.toml"
 """A reserve-backed spec file to copy the layout from (named in the v1 refusal)."""
 
 ASSET_KINDS = ("allocated_gold", "unallocated_gold", "usd_cash", "tbills")
@@ -370,7 +370,6 @@ class CdpStablecoinSpec(_Spec):
         return min(t.collateral_ratio for t in self.tranches)
 
 
-
 def _format_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
@@ -442,8 +441,8 @@ def parse_token_spec(data: dict[str, Any], where: str = "spec") -> ReserveBacked
     if isinstance(v, bool) or v != SPEC_VERSION:
         if v == 1 and not isinstance(v, bool) and data.get("kind") == "gold_backed":
             raise ValueError(
-                f"{where}: the v1 gold-backed token (spec_version = 1, kind = \"gold_backed\") is retired; "
-                f"use kind = \"gold_backed\" with spec_version = 2 (see {RESERVE_BACKED_EXAMPLE} for the layout)"
+                f'{where}: the v1 gold-backed token (spec_version = 1, kind = "gold_backed") is retired; '
+                f'use kind = "gold_backed" with spec_version = 2 (see {RESERVE_BACKED_EXAMPLE} for the layout)'
             )
         raise ValueError(
             f"{where}: field 'spec_version' = {v!r} is not supported (this code reads version {SPEC_VERSION})"
@@ -460,7 +459,7 @@ def load_token_spec(path: str | Path) -> ReserveBackedTokenSpec | CdpStablecoinS
     Parameters
     ----------
     path : str or Path
-        A TOML file, e.g. ``specs/v2/paxg.toml`` (gold_backed) or ``specs/gusd_cdp.toml``
+        A TOML file, e.g. ``specs/paxg.toml`` (gold_backed) or ``specs/gusd_cdp.toml``
         (gold_cdp).
 
     Returns

@@ -71,7 +71,15 @@ def write_synthetic_data(d: Path) -> dict[str, str]:
     g = gold.assign(date=pd.to_datetime(gold["date"])).set_index("date")["usd_pm"].reindex(cal["date"]).ffill()
     for sym, prem in (("paxg", 0.002), ("xaut", -0.001)):
         close = (g * (1 + prem)).round(2).to_numpy()
-        pd.DataFrame({"date": cal["date"].dt.strftime("%Y-%m-%d"), "open_usd": close, "high_usd": close * 1.003, "low_usd": close * 0.997, "close_usd": close}).round(2).to_csv(d / f"{sym}.csv", index=False)
+        pd.DataFrame(
+            {
+                "date": cal["date"].dt.strftime("%Y-%m-%d"),
+                "open_usd": close,
+                "high_usd": close * 1.003,
+                "low_usd": close * 0.997,
+                "close_usd": close,
+            }
+        ).round(2).to_csv(d / f"{sym}.csv", index=False)
     return {
         "GOLDSTRESS_GOLD_FILE": "gold_pm.csv",
         "GOLDSTRESS_TOKEN_FILES": '{"paxg": "paxg.csv", "xaut": "xaut.csv"}',

@@ -31,6 +31,7 @@ PREFECT = Path(sys.executable).parent / "prefect"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """Repository root: where prefect.yaml lives and `prefect deploy` runs."""
 
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -182,9 +183,7 @@ def prefect_server(home: Path, startup_timeout_s: float = 90) -> Iterator[Prefec
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"prefect server: no /api/health within {startup_timeout_s} s:\n{server.output()}"
-                )
+                raise AssertionError(f"prefect server: no /api/health within {startup_timeout_s} s:\n{server.output()}")
             time.sleep(0.25)
         yield server
     finally:

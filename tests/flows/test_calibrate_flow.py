@@ -35,19 +35,39 @@ def _write_files(d: Path, garch_gold_prices) -> dict[str, object]:
     gold = garch_gold_prices(1000, seed=21)  # business days from 2005-01-03
     days = pd.to_datetime(gold["date"])
     close = gold["usd_pm"].to_numpy(dtype=float)
-    broker = pd.DataFrame({
-        "date": days.dt.strftime("%Y-%m-%d"), "open": close, "high": close * 1.002, "low": close * 0.998,
-        "close": close, "tick_volume": 50_000, "bar_note": "",
-    })
+    broker = pd.DataFrame(
+        {
+            "date": days.dt.strftime("%Y-%m-%d"),
+            "open": close,
+            "high": close * 1.002,
+            "low": close * 0.998,
+            "close": close,
+            "tick_volume": 50_000,
+            "bar_note": "",
+        }
+    )
     partial_day = days.iloc[700]
     broker.loc[700, ["close", "bar_note"]] = [1.0, FLAGS[1]]  # would be a -99.9% "gold" day
     monday = next(i for i in range(500, 520) if days.iloc[i].day_of_week == 0)
     sunday = days.iloc[monday] - pd.Timedelta(days=1)
-    extra = pd.DataFrame([{"date": sunday.strftime("%Y-%m-%d"), "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
-                           "tick_volume": 10, "bar_note": FLAGS[0]}])
+    extra = pd.DataFrame(
+        [
+            {
+                "date": sunday.strftime("%Y-%m-%d"),
+                "open": 1.0,
+                "high": 1.0,
+                "low": 1.0,
+                "close": 1.0,
+                "tick_volume": 10,
+                "bar_note": FLAGS[0],
+            }
+        ]
+    )
     broker = pd.concat([broker, extra]).sort_values("date")
     broker.round(6).to_csv(d / "xau_broker.csv", index=False)
-    lbma = pd.DataFrame({"date": days.dt.strftime("%Y-%m-%d"), "usd_pm": close * np.exp(rng.normal(0, 0.004, close.size))})
+    lbma = pd.DataFrame(
+        {"date": days.dt.strftime("%Y-%m-%d"), "usd_pm": close * np.exp(rng.normal(0, 0.004, close.size))}
+    )
     lbma.round(4).to_csv(d / "lbma_pm.csv", index=False)
 
     # token: AR(1) premium on business days 300..999, weekend rows near Friday's token price
@@ -58,15 +78,25 @@ def _write_files(d: Path, garch_gold_prices) -> dict[str, object]:
         p[t] = M + PHI * (p[t - 1] - M) + SIGMA * rng.standard_normal()
     tok_b = pd.Series(close[300:] * (1 + p), index=bdays)
     cal_days = pd.date_range(bdays.iloc[0], bdays.iloc[-1], freq="D")
-    tok = tok_b.reindex(cal_days).ffill() * np.where(cal_days.day_of_week >= 5, np.exp(rng.normal(0, 0.001, cal_days.size)), 1.0)
+    tok = tok_b.reindex(cal_days).ffill() * np.where(
+        cal_days.day_of_week >= 5, np.exp(rng.normal(0, 0.001, cal_days.size)), 1.0
+    )
     hole = (cal_days >= bdays.iloc[560]) & (cal_days < bdays.iloc[575])
     tok = tok[~hole]
-    pd.DataFrame({"date": tok.index.strftime("%Y-%m-%d"), "open_usd": tok.to_numpy(), "high_usd": tok.to_numpy() * 1.001,
-                  "low_usd": tok.to_numpy() * 0.999, "close_usd": tok.to_numpy()}).round(6).to_csv(d / "tok.csv", index=False)
+    pd.DataFrame(
+        {
+            "date": tok.index.strftime("%Y-%m-%d"),
+            "open_usd": tok.to_numpy(),
+            "high_usd": tok.to_numpy() * 1.001,
+            "low_usd": tok.to_numpy() * 0.999,
+            "close_usd": tok.to_numpy(),
+        }
+    ).round(6).to_csv(d / "tok.csv", index=False)
     return {
         "fit": (str(bdays.iloc[0].date()), str(bdays.iloc[350].date())),
         "test": (str(bdays.iloc[351].date()), str(bdays.iloc[-1].date())),
-        "partial_day": partial_day, "sunday": sunday,
+        "partial_day": partial_day,
+        "sunday": sunday,
         "stress": (str(bdays.iloc[100].date()), str(bdays.iloc[140].date())),
     }
 
@@ -77,7 +107,10 @@ def _independent_premia(d: Path) -> pd.Series:
     b = b[~b["bar_note"].isin(FLAGS)]
     t = pd.read_csv(d / "tok.csv")
     j = t.merge(b, on="date", how="inner")
-    return pd.Series(j["close_usd"].to_numpy() / j["close"].to_numpy() - 1, index=pd.DatetimeIndex(pd.to_datetime(j["date"]), tz="UTC"))
+    return pd.Series(
+        j["close_usd"].to_numpy() / j["close"].to_numpy() - 1,
+        index=pd.DatetimeIndex(pd.to_datetime(j["date"]), tz="UTC"),
+    )
 
 
 def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkeypatch, flowkit):
@@ -90,10 +123,23 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
     d = workdir / "data"
     info = _write_files(d, flowkit.garch_gold_prices)
     sets = {
-        "tok": {"token": "paxg", "file": "tok.csv", "oz_per_token": 1.0, "fit_start": info["fit"][0], "fit_end": info["fit"][1],
-                "test_start": info["test"][0], "test_end": info["test"][1]},
-        "missing": {"token": "xaut", "file": "not_there.csv", "fit_start": info["fit"][0], "fit_end": info["fit"][1],
-                    "test_start": info["test"][0], "test_end": info["test"][1]},
+        "tok": {
+            "token": "paxg",
+            "file": "tok.csv",
+            "oz_per_token": 1.0,
+            "fit_start": info["fit"][0],
+            "fit_end": info["fit"][1],
+            "test_start": info["test"][0],
+            "test_end": info["test"][1],
+        },
+        "missing": {
+            "token": "xaut",
+            "file": "not_there.csv",
+            "fit_start": info["fit"][0],
+            "fit_end": info["fit"][1],
+            "test_start": info["test"][0],
+            "test_end": info["test"][1],
+        },
     }
     monkeypatch.setenv("GOLDSTRESS_CALIBRATION_GOLD_FILE", "xau_broker.csv")
     monkeypatch.setenv("GOLDSTRESS_CALIBRATION_REFERENCE_GOLD_FILE", "lbma_pm.csv")
@@ -194,19 +240,23 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
     in_w = premia[(premia.index >= info["stress"][0]) & (premia.index <= info["stress"][1])]
     assert w["n"] == len(in_w) and w["max"] == pytest.approx(in_w.max())
     # the reproduction check of the fit is recorded with its sample values; the synthetic AR(1) passes it
-    assert record["quality"]["reproduces_full_sample"] == all(v["within"] for v in record["reproduction"]["full"].values())
+    assert record["quality"]["reproduces_full_sample"] == all(
+        v["within"] for v in record["reproduction"]["full"].values()
+    )
     assert record["quality"]["reproduces_fit_window"] and record["quality"]["reproduces_full_sample"]
-    assert record["reproduction"]["full"]["lag1_autocorr"]["sample"] == pytest.approx(cal.premium_statistics(premia).lag1_autocorr)
+    assert record["reproduction"]["full"]["lag1_autocorr"]["sample"] == pytest.approx(
+        cal.premium_statistics(premia).lag1_autocorr
+    )
 
 
 def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(workdir, flowkit):
     """Importer first (quirks applied, sha256 of the file bytes); without the file, the curated
     table is used only when its ``source`` names the same file."""
-    from goldstress.settings import settings_with
     from goldstress.catalog import Catalog
     from goldstress.io import storage
-    from tasks.calibrate import load_price_input
     from goldstress.records import premia_sha256
+    from goldstress.settings import settings_with
+    from tasks.calibrate import load_price_input
 
     d = workdir / "data"
     _write_files(d, flowkit.garch_gold_prices)
@@ -222,11 +272,19 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
     # no data_dir: a curated table built from another file is not used, one from this file is
     s_store = settings_with()
     s_store = s_store.model_copy(update={"data": s_store.data.model_copy(update={"data_dir": None})})
-    frame = pd.DataFrame({"date": pd.to_datetime(["2020-01-02", "2020-01-03"]).tz_localize("UTC"), "token": "PAXG",
-                          "close_usd": [1500.0, 1510.0], "source": "ohlc_close_usd:other.csv"})
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2020-01-02", "2020-01-03"]).tz_localize("UTC"),
+            "token": "PAXG",
+            "close_usd": [1500.0, 1510.0],
+            "source": "ohlc_close_usd:other.csv",
+        }
+    )
     storage.write_parquet(frame, Catalog.of(s_store).curated("token_paxg"), s_store)
     assert load_price_input("tok.csv", "token_paxg", s_store) is None
-    storage.write_parquet(frame.assign(source="ohlc_close_usd:tok.csv"), Catalog.of(s_store).curated("token_paxg"), s_store)
+    storage.write_parquet(
+        frame.assign(source="ohlc_close_usd:tok.csv"), Catalog.of(s_store).curated("token_paxg"), s_store
+    )
     cur = load_price_input("tok.csv", "token_paxg", s_store)
     assert list(cur["series"]) == [1500.0, 1510.0] and cur["origin"].endswith("curated/token_paxg.parquet")
     assert load_price_input("tok.csv", "token_xaut", s_store) is None  # nothing curated

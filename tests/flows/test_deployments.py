@@ -12,7 +12,7 @@ synthetic data folder reaches COMPLETED and promotes curated tables into a tempo
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -61,7 +61,7 @@ def test_deployments_on_real_prefect_server(tmp_path: Path, workdir: Path, synth
 
         # 2-3. work pool and deployments, exactly the README's commands
         run_cli(["work-pool", "create", POOL, "--type", "process"], cli_env, REPO_ROOT, logs / "pool.log")
-        t_deploy = datetime.now(timezone.utc)
+        t_deploy = datetime.now(UTC)
         run_cli(["--no-prompt", "deploy", "--all"], cli_env, REPO_ROOT, logs / "deploy.log")
 
         # 4. read back through the API and compare with the file
@@ -78,11 +78,15 @@ def test_deployments_on_real_prefect_server(tmp_path: Path, workdir: Path, synth
             flow = server.get(f"/flows/{got['flow_id']}")
             assert flow["name"] == want["entrypoint"].rsplit(":", 1)[1], name
             assert got["parameters"] == want.get("parameters", {}), name
-            got_sched = sorted((s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in got["schedules"])
+            got_sched = sorted(
+                (s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in got["schedules"]
+            )
             want_sched = sorted((s["cron"], s["timezone"], True) for s in want.get("schedules", []))
             assert got_sched == want_sched, f"{name}: schedules {got_sched} != {want_sched}"
             # the pull step and job env must resolve {{ $PWD }} to this checkout
-            assert {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}} in got["pull_steps"], name
+            assert {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}} in got[
+                "pull_steps"
+            ], name
             assert got["job_variables"]["env"]["PYTHONPATH"] == str(REPO_ROOT), name
 
         # 5. the scheduler creates SCHEDULED runs on the cron instants (guards sqlalchemy<2.1)
@@ -103,9 +107,11 @@ def test_deployments_on_real_prefect_server(tmp_path: Path, workdir: Path, synth
             timeout_s=90,
             interval_s=1,
             what="SCHEDULED flow runs for all three deployments (broken scheduler: sqlalchemy>=2.1?)",
-            details=lambda: f"have {({k: len(v) for k, v in scheduled_runs().items()})}\nserver output:\n{server.output()}",
+            details=lambda: (
+                f"have { ({k: len(v) for k, v in scheduled_runs().items()}) }\nserver output:\n{server.output()}"
+            ),
         )
-        t_seen = datetime.now(timezone.utc)
+        t_seen = datetime.now(UTC)
         for name, want in scheduled.items():
             cron, tz = want["schedules"][0]["cron"], want["schedules"][0]["timezone"]
             starts = sorted(_parse_ts(r["expected_start_time"]) for r in runs[name])
@@ -154,11 +160,15 @@ def test_deployments_on_real_prefect_server(tmp_path: Path, workdir: Path, synth
             what=f"flow run {run_id} to finish",
             details=lambda: f"worker output:\n{worker_log.read_text()[-6000:]}",
         )
-        assert state["type"] == "COMPLETED", f"flow run ended {state['type']}: {state.get('message')}\nworker output:\n{worker_log.read_text()[-6000:]}"
+        assert state["type"] == "COMPLETED", (
+            f"flow run ended {state['type']}: {state.get('message')}\nworker output:\n{worker_log.read_text()[-6000:]}"
+        )
 
     # the flow run read the synthetic folder and promoted curated tables into the temp store
     curated = store / "curated"
-    assert (curated / "gold.parquet").is_file(), f"no curated gold in {store}: {sorted(p.name for p in store.rglob('*'))[:20]}"
+    assert (curated / "gold.parquet").is_file(), (
+        f"no curated gold in {store}: {sorted(p.name for p in store.rglob('*'))[:20]}"
+    )
     for sym in ("paxg", "xaut"):
         assert (curated / f"token_{sym}.parquet").is_file(), sym
     gold = pd.read_parquet(curated / "gold.parquet")

@@ -96,14 +96,34 @@ collateral_ratio = {CDP_CR}
 
 RECOMMEND_PATHS = 300
 SUPPLY_DAYS, SUPPLY_STEP_DAY, SUPPLY_STEP = 60, 25, -0.12
-XAUT_PREMIUM = {"mean": -0.001, "phi": 0.6, "sigma": 0.002, "df": 5.0, "jump_intensity_per_day": 0.01, "jump_mean": -0.004,
-                "jump_sd": 0.006, "jump_drawdown_sensitivity": 0.0, "band_strength": 1.0}
+XAUT_PREMIUM = {
+    "mean": -0.001,
+    "phi": 0.6,
+    "sigma": 0.002,
+    "df": 5.0,
+    "jump_intensity_per_day": 0.01,
+    "jump_mean": -0.004,
+    "jump_sd": 0.006,
+    "jump_drawdown_sensitivity": 0.0,
+    "band_strength": 1.0,
+}
 XAUT_CALIBRATION = {
-    "calibration_set": "xaut", "token": "xaut", "premium_process": XAUT_PREMIUM,
-    "quality": {"fit_window_converged": True, "full_sample_converged": True, "reproduces_fit_window": True, "reproduces_full_sample": True},
+    "calibration_set": "xaut",
+    "token": "xaut",
+    "premium_process": XAUT_PREMIUM,
+    "quality": {
+        "fit_window_converged": True,
+        "full_sample_converged": True,
+        "reproduces_fit_window": True,
+        "reproduces_full_sample": True,
+    },
     "full_sample": {"first_date": "2022-05-14", "last_date": "2026-03-27", "n_obs": 900},
-    "fit_window": {"first_date": "2022-05-14", "last_date": "2024-06-28"}, "test_window": {"first_date": "2024-07-01"},
-    "oos_scores": {"coverage_95": 0.95}, "clock": {"gold": "test clock"}, "data": {}, "created_at": "2026-11-21T00:00:00+00:00",
+    "fit_window": {"first_date": "2022-05-14", "last_date": "2024-06-28"},
+    "test_window": {"first_date": "2024-07-01"},
+    "oos_scores": {"coverage_95": 0.95},
+    "clock": {"gold": "test clock"},
+    "data": {},
+    "created_at": "2026-11-21T00:00:00+00:00",
 }
 
 
@@ -116,7 +136,7 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     data_dir = root / "data"
     (root / "fgt.toml").write_text(FRICTIONLESS_TOML, encoding="utf-8")
     (root / "tcdp.toml").write_text(CDP_TOML, encoding="utf-8")
-    gram = Path(__file__).resolve().parents[2] / "specs" / "v2" / "gram.toml"
+    gram = Path(__file__).resolve().parents[2] / "specs" / "gram.toml"
     xaut = next(p for p in ScenarioSettings.model_fields["token_specs"].default if Path(p).stem == "xaut")
     # a calibration file for XAUT as the calibrate flow writes it (quality flags passed), and a
     # supply proxy with one known step fall, for the liquidity stress section
@@ -126,10 +146,14 @@ def run(prefect_api, tmp_path_factory, flowkit) -> SimpleNamespace:
     data_dir.mkdir(parents=True)
     supply = np.where(np.arange(SUPPLY_DAYS) < SUPPLY_STEP_DAY, 1_000.0, 1_000.0 * (1 + SUPPLY_STEP))
     price = np.linspace(1_800.0, 1_900.0, SUPPLY_DAYS)
-    pd.DataFrame({
-        "date": pd.date_range("2021-01-01", periods=SUPPLY_DAYS, freq="D").strftime("%Y-%m-%d"),
-        "price_usd": price, "market_cap_usd": supply * price, "total_volume_usd": 1.0,
-    }).to_csv(data_dir / "supply_proxy.csv", index=False)
+    pd.DataFrame(
+        {
+            "date": pd.date_range("2021-01-01", periods=SUPPLY_DAYS, freq="D").strftime("%Y-%m-%d"),
+            "price_usd": price,
+            "market_cap_usd": supply * price,
+            "total_volume_usd": 1.0,
+        }
+    ).to_csv(data_dir / "supply_proxy.csv", index=False)
     env = {
         **flowkit.isolated_env(root),
         **flowkit.write_synthetic_data(data_dir),
@@ -364,7 +388,9 @@ def test_mlflow_registry_runs_and_lineage(run):
         assert key in metrics and math.isfinite(metrics[key]), key
     holdout = settings.training.backtest_holdout_days
     for tag in ("95", "99"):
-        assert metrics[f"holdout_var{tag}_exception_rate"] == pytest.approx(metrics[f"holdout_var{tag}_n_exceptions"] / holdout)
+        assert metrics[f"holdout_var{tag}_exception_rate"] == pytest.approx(
+            metrics[f"holdout_var{tag}_n_exceptions"] / holdout
+        )
 
     # the curated training data, fingerprinted independently: sha256 of its (date, usd_per_oz) CSV
     curated = pd.read_parquet(Path(settings.storage.store_url) / "curated" / "gold.parquet")
@@ -401,7 +427,13 @@ def test_prefect_records_the_flow_runs_and_the_report_artifact(run):
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["stress_test"])))
-        ours = [r for r in runs if (r.parameters.get("options") or {}).get("data_dir") == str(run.data_dir) and r.state is not None and r.state.is_completed()]
+        ours = [
+            r
+            for r in runs
+            if (r.parameters.get("options") or {}).get("data_dir") == str(run.data_dir)
+            and r.state is not None
+            and r.state.is_completed()
+        ]
         assert ours, "no COMPLETED stress_test flow run for this data folder in the Prefect API"
         parent = ours[0]
         assert parent.state_name == "Completed"
@@ -410,7 +442,9 @@ def test_prefect_records_the_flow_runs_and_the_report_artifact(run):
         )
         flows = {client.read_flow(c.flow_id).name: c.state.type.value for c in children}
         assert flows == {name: "COMPLETED" for name in ("ingest", "validate", "train", "simulate", "analyse")}
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["goldstress-report"])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["goldstress-report"]))
+        )
         assert any(run.outputs["run_id"] in str(a.data) for a in artifacts)
 
 
@@ -477,7 +511,9 @@ def test_bad_data_stops_the_run_and_keeps_the_last_good_table(run, tmp_path, cor
     assert expectation in str(info.value)
     assert curated.read_bytes() == curated_before
     assert sorted(p.name for p in Path(settings.storage.report_url).iterdir()) == runs_before
-    new_reports = [p.read_text(encoding="utf-8") for p in set(store.glob("validation/*_gold/report.md")) - reports_before]
+    new_reports = [
+        p.read_text(encoding="utf-8") for p in set(store.glob("validation/*_gold/report.md")) - reports_before
+    ]
     failed = [t for t in new_reports if "**FAILED**" in t]
     assert len(failed) == 1, f"expected one failed gold report, got {len(failed)} of {len(new_reports)}"
     assert expectation in failed[0] and bad_date in failed[0]
@@ -502,17 +538,36 @@ def test_calibrated_premium_replaces_the_spec_assumption(run):
 
 def test_liquidity_stress_section_follows_the_regulation_layout(run):
     ls = run.summary["liquidity_stress"]
-    assert list(ls) == ["regulation", "risks_covered", "parameters", "scenarios_and_horizons", "historical_data", "outcome", "remedies"]
+    assert list(ls) == [
+        "regulation",
+        "risks_covered",
+        "parameters",
+        "scenarios_and_horizons",
+        "historical_data",
+        "outcome",
+        "remedies",
+    ]
     assert "2025/1264" in ls["regulation"]
     assert set(ls["parameters"]) == {"FGT", "GRAM", "XAUT"}  # the reserve-backed tokens of the run
     html = (run.run_dir / "report.html").read_text(encoding="utf-8")
-    heads = ["1. Risks covered", "2. Parameters and their calibration", "3. Scenarios and horizons", "4. Historical data used", "5. Outcome", "6. Remedies"]
+    heads = [
+        "1. Risks covered",
+        "2. Parameters and their calibration",
+        "3. Scenarios and horizons",
+        "4. Historical data used",
+        "5. Outcome",
+        "6. Remedies",
+    ]
     pos = [html.index(h) for h in heads]
     assert pos == sorted(pos)
     # custody concentration: shares of the day-0 reserve value, recomputed from the spec
     p0 = run.summary["start_gold_usd_per_oz"]
-    spec = next(s for s in json.loads((run.run_dir / "manifest.json").read_text())["token_specs"] if s["symbol"] == "XAUT")
-    vals = {a["custodian"]: (a["amount"] * p0 / 31.1034768 if "gold" in a["kind"] else a["amount"]) for a in spec["reserve"]}
+    spec = next(
+        s for s in json.loads((run.run_dir / "manifest.json").read_text())["token_specs"] if s["symbol"] == "XAUT"
+    )
+    vals = {
+        a["custodian"]: (a["amount"] * p0 / 31.1034768 if "gold" in a["kind"] else a["amount"]) for a in spec["reserve"]
+    }
     got = {r["custodian"]: r["share"] for r in ls["parameters"]["XAUT"]["custody_concentration"]}
     assert got == pytest.approx({k: v / sum(vals.values()) for k, v in vals.items()}, rel=1e-12)
 
@@ -528,13 +583,13 @@ def test_supply_outflow_anchor_finds_the_step(run):
 def test_recommendations_equal_an_independent_rerun(run, flowkit):
     """Rebuild the search paths from the registered champion and re-run the XAUT token with the
     recommended buffer and setting: the summary's figures are what that re-run gives."""
+    from goldstress.io import tracking
+    from goldstress.io.champion import load_champion
     from models.recommend import with_cash_buffer, with_primary
+    from models.scenarios import calendar_day_paths
     from models.token.reserve_backed import ReserveBackedToken
     from models.token.spec import parse_token_spec, with_redemption_share
-    from goldstress.io.champion import load_champion
-    from models.scenarios import calendar_day_paths
     from tasks.recommend import _gold_paths
-    from goldstress.io import tracking
 
     rem = run.summary["liquidity_stress"]["remedies"]["XAUT"]
     sc = run.summary["liquidity_stress"]["scenarios_and_horizons"]["redemption_wave"]
@@ -543,7 +598,13 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
         tracking.configure(settings)
         champion, _ = load_champion(settings.tracking.registered_model, settings.tracking.champion_alias)
     gold, cal = calendar_day_paths(
-        _gold_paths(champion, run.summary["start_gold_usd_per_oz"], 2 * RECOMMEND_PATHS, sc["wave_horizon_trading_days"], settings),
+        _gold_paths(
+            champion,
+            run.summary["start_gold_usd_per_oz"],
+            2 * RECOMMEND_PATHS,
+            sc["wave_horizon_trading_days"],
+            settings,
+        ),
         run.summary["data"]["data_last_date"],
     )
     h = len(cal) - 1
@@ -553,13 +614,17 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     spec = parse_token_spec(next(s for s in manifest["token_specs"] if s["symbol"] == "XAUT"))
 
     def coverage_q(s, g):
-        out = ReserveBackedToken(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(g, calendar=cal, rng=np.random.default_rng(settings.monte_carlo.seed))
+        out = ReserveBackedToken(with_redemption_share(s, sc["wave_share_of_supply"], sc["wave_days"])).run(
+            g, calendar=cal, rng=np.random.default_rng(settings.monte_carlo.seed)
+        )
         mins = np.sort(out.liquidity_coverage[:, 1 : h + 1].min(axis=1))
         k = math.ceil(round(1 - sc["confidence"], 12) * mins.size)  # the k-th smallest: inverted-cdf quantile
         return mins[k - 1]
 
     before = coverage_q(spec, gold[:RECOMMEND_PATHS])
-    assert before == pytest.approx(run.summary["liquidity_stress"]["outcome"]["XAUT"]["redemption_wave_without_remedy"]["coverage_q"], rel=1e-12)
+    assert before == pytest.approx(
+        run.summary["liquidity_stress"]["outcome"]["XAUT"]["redemption_wave_without_remedy"]["coverage_q"], rel=1e-12
+    )
     assert before < 1.0  # the preset needs a remedy under a 20% wave
     b = rem["cash_buffer_usd"]
     assert rem["cash_buffer_reachable"] and b > 0
@@ -571,7 +636,9 @@ def test_recommendations_equal_an_independent_rerun(run, flowkit):
     oos = coverage_q(with_cash_buffer(spec, b), gold[RECOMMEND_PATHS:])
     assert oos == pytest.approx(rem["with_buffer_out_of_sample"]["coverage_q"], rel=1e-12)
     best = rem["recommended_setting"]
-    chosen = with_primary(spec, redeem_fee=best["redeem_fee"], redemption_limit_share_per_day=best["redemption_limit_share_per_day"])
+    chosen = with_primary(
+        spec, redeem_fee=best["redeem_fee"], redemption_limit_share_per_day=best["redemption_limit_share_per_day"]
+    )
     assert coverage_q(chosen, gold[:RECOMMEND_PATHS]) == pytest.approx(best["wave"]["coverage_q"], rel=1e-12)
 
 

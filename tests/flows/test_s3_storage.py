@@ -79,9 +79,11 @@ def test_stress_test_writes_everything_to_s3(prefect_api, s3_endpoint, tmp_path,
     for name in ("report.html", "summary.json", "manifest.json"):
         assert f"{prefix}/{name}" in files, name
     parquets = sorted(p for p in files if p.startswith(f"{prefix}/results/") and p.endswith(".parquet"))
-    expected = {"mc_champion"} | {f"hist_{n}" for n in flowkit.replay_windows} | {
-        f"shock_{round(s * 100):+d}pct" for s in settings.scenarios.shock_sizes
-    }
+    expected = (
+        {"mc_champion"}
+        | {f"hist_{n}" for n in flowkit.replay_windows}
+        | {f"shock_{round(s * 100):+d}pct" for s in settings.scenarios.shock_sizes}
+    )
     assert {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in parquets} == expected
 
     summary = json.loads(fs.cat(f"{prefix}/summary.json"))
@@ -90,10 +92,26 @@ def test_stress_test_writes_everything_to_s3(prefect_api, s3_endpoint, tmp_path,
     assert symbols == {tomllib.loads(Path(p).read_text())["symbol"] for p in settings.scenarios.token_specs}
     with fs.open(f"{prefix}/results/mc_champion.parquet", "rb") as fh:
         mc = pd.read_parquet(io.BytesIO(fh.read()))
-    required = {"scenario", "kind", "token", "path", "horizon_days", "gold_log_return_end", "gold_max_drawdown",
-                "backing_ratio_end", "backing_ratio_min", "liquidated", "bad_debt_usd"}
+    required = {
+        "scenario",
+        "kind",
+        "token",
+        "path",
+        "horizon_days",
+        "gold_log_return_end",
+        "gold_max_drawdown",
+        "backing_ratio_end",
+        "backing_ratio_min",
+        "liquidated",
+        "bad_debt_usd",
+    }
     for h in settings.risk.horizons_days:
-        required |= {f"gold_log_return_{h}d", f"holder_loss_frac_{h}d", f"reserve_loss_frac_{h}d", f"backing_ratio_{h}d"}
+        required |= {
+            f"gold_log_return_{h}d",
+            f"holder_loss_frac_{h}d",
+            f"reserve_loss_frac_{h}d",
+            f"backing_ratio_{h}d",
+        }
     assert required <= set(mc.columns)
     assert len(mc) == settings.monte_carlo.paths * len(symbols)
     assert set(mc["token"]) == symbols and (mc["scenario"] == "mc_champion").all()

@@ -62,43 +62,64 @@ def merged(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def data_settings(root: Path, **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Settings sections pointing storage at ``root`` with a small Monte Carlo; ``sections``
     override fields section by section."""
-    return merged({
-        "storage": {"store_url": str(root / "store"), "report_url": str(root / "reports")},
-        # never created: no champion
-        "tracking": {"tracking_uri": f"sqlite:///{root / 'mlflow-absent.db'}", "artifact_location": str(root / "mlartifacts")},
-        "data": {"data_dir": None},
-        "monte_carlo": {"paths": 300, "horizon_days": 40, "chunk_paths": 250, "fan_chart_paths": 100},
-        # inside the 1500 synthetic days
-        "scenarios": {"replay_windows": {"early": SYNTHETIC_REPLAY_WINDOWS["early"]}, "shock_sizes": (-0.10, -0.30)},
-    }, sections)
+    return merged(
+        {
+            "storage": {"store_url": str(root / "store"), "report_url": str(root / "reports")},
+            # never created: no champion
+            "tracking": {
+                "tracking_uri": f"sqlite:///{root / 'mlflow-absent.db'}",
+                "artifact_location": str(root / "mlartifacts"),
+            },
+            "data": {"data_dir": None},
+            "monte_carlo": {"paths": 300, "horizon_days": 40, "chunk_paths": 250, "fan_chart_paths": 100},
+            # inside the 1500 synthetic days
+            "scenarios": {
+                "replay_windows": {"early": SYNTHETIC_REPLAY_WINDOWS["early"]},
+                "shock_sizes": (-0.10, -0.30),
+            },
+        },
+        sections,
+    )
 
 
 def write_curated_gold(settings: Settings, n_days: int = 1500, seed: int = 7) -> pd.DataFrame:
     """Promote a synthetic curated gold table (curated schema) with the pipeline's ``promote``."""
-    from models.units import TROY_OUNCE_G
     from goldstress.io.validation import promote
+    from models.units import TROY_OUNCE_G
 
     raw = garch_gold_prices(n_days, seed=seed)
-    gold = pd.DataFrame({
-        "date": pd.to_datetime(raw["date"]).dt.tz_localize("UTC"),
-        "usd_per_oz": raw["usd_pm"].astype(float),
-    })
+    gold = pd.DataFrame(
+        {
+            "date": pd.to_datetime(raw["date"]).dt.tz_localize("UTC"),
+            "usd_per_oz": raw["usd_pm"].astype(float),
+        }
+    )
     gold["usd_per_g"] = gold["usd_per_oz"] / TROY_OUNCE_G
     gold["source"] = "lbma_pm:synthetic.csv"
     promote(gold, "gold", settings)
     return gold
 
 
-def make_run(run_id: str, settings: Settings, champion: RegisteredChampion, returns: pd.Series, meta: dict[str, Any], summary: bool = True) -> None:
+def make_run(
+    run_id: str,
+    settings: Settings,
+    champion: RegisteredChampion,
+    returns: pd.Series,
+    meta: dict[str, Any],
+    summary: bool = True,
+) -> None:
     """One run folder through the pipeline's task functions (no Prefect engine, no MLflow)."""
     from goldstress.catalog import Catalog
     from goldstress.io import storage
-    from tasks.analyse import compute_summary
     from goldstress.report import figures, render_html
+    from tasks.analyse import compute_summary
     from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
 
     specs = load_specs.fn(settings)
-    results = [run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id) for sc in scenario_defs(settings)]
+    results = [
+        run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id)
+        for sc in scenario_defs(settings)
+    ]
     manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings)
     if not summary:
         return
@@ -112,14 +133,23 @@ def make_run(run_id: str, settings: Settings, champion: RegisteredChampion, retu
 def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) -> RegisteredChampion:
     """A champion like the train flow's (GARCH(1,1)-t fitted on all returns, hold-out VaR
     backtest of the fit before the last 500 days), as ``load_champion_task`` returns it."""
-    from models.volatility import fit_garch, one_day_var_forecasts
     from goldstress.io.champion import Champion
+    from models.volatility import fit_garch, one_day_var_forecasts
     from tasks.train import _backtest
 
     r = returns.to_numpy()
     fit_in = fit_garch(r[:-500], kind="garch")
-    backtest = {f"{lvl:.2f}": _backtest(r[-500:], one_day_var_forecasts(fit_in, r[-500:], lvl, innovations="t"), lvl) for lvl in (0.95, 0.99)}
-    champion = Champion(name="garch_t", fit=fit_garch(r, kind="garch"), innovations="t", tail=None, meta={**meta, "holdout_backtest": backtest})
+    backtest = {
+        f"{lvl:.2f}": _backtest(r[-500:], one_day_var_forecasts(fit_in, r[-500:], lvl, innovations="t"), lvl)
+        for lvl in (0.95, 0.99)
+    }
+    champion = Champion(
+        name="garch_t",
+        fit=fit_garch(r, kind="garch"),
+        innovations="t",
+        tail=None,
+        meta={**meta, "holdout_backtest": backtest},
+    )
     return RegisteredChampion(model=champion, registered_model="goldstress-gold-returns", version=version)
 
 
@@ -136,7 +166,14 @@ def service_root(tmp_path_factory: pytest.TempPathFactory) -> ServiceRoot:
     for i, run_id in enumerate(RUN_IDS):
         champion = fit_test_champion(returns, meta, version=str(1 + i // 2))
         make_run(run_id, Settings(**merged(base, {"monte_carlo": {"seed": 1000 + i}})), champion, returns, meta)
-    make_run(PENDING_RUN, Settings(**merged(base, {"monte_carlo": {"seed": 2000}})), fit_test_champion(returns, meta, "3"), returns, meta, summary=False)
+    make_run(
+        PENDING_RUN,
+        Settings(**merged(base, {"monte_carlo": {"seed": 2000}})),
+        fit_test_champion(returns, meta, "3"),
+        returns,
+        meta,
+        summary=False,
+    )
     (root / "reports" / "whatif").mkdir(parents=True, exist_ok=True)
     return ServiceRoot(root=root, reports=root / "reports", store=root / "store", base=base)
 

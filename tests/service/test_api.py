@@ -121,7 +121,9 @@ def test_timeseries_matches_the_summaries(client, viewer, service_root: ServiceR
         ("GUSD", "p_liquidation", "mc_champion"),
         ("GUSD", "bad_debt_usd", "shock_-30pct"),
     ):
-        r = client.get("/api/metrics/timeseries", params={"token": token, "metric": metric, "scenario": scenario}, headers=viewer)
+        r = client.get(
+            "/api/metrics/timeseries", params={"token": token, "metric": metric, "scenario": scenario}, headers=viewer
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert (body["token"], body["metric"], body["scenario"]) == (token, metric, scenario)
@@ -132,29 +134,41 @@ def test_timeseries_matches_the_summaries(client, viewer, service_root: ServiceR
 
 def test_unknown_run_scenario_metric_give_404(client, viewer):
     missing = "20990101T000000Z-ffffff"
-    for path in (f"/api/runs/{missing}/summary", f"/api/runs/{missing}/fan", f"/api/runs/{missing}/report.html",
-                 f"/api/runs/{missing}/results/mc_champion.parquet", f"/api/runs/{RUN_IDS[0]}/results/no_such_scenario.parquet",
-                 f"/api/runs/{PENDING_RUN}/summary", "/api/runs/whatif/summary"):
+    for path in (
+        f"/api/runs/{missing}/summary",
+        f"/api/runs/{missing}/fan",
+        f"/api/runs/{missing}/report.html",
+        f"/api/runs/{missing}/results/mc_champion.parquet",
+        f"/api/runs/{RUN_IDS[0]}/results/no_such_scenario.parquet",
+        f"/api/runs/{PENDING_RUN}/summary",
+        "/api/runs/whatif/summary",
+    ):
         assert client.get(path, headers=viewer).status_code == 404, path
-    for params in ({"token": "NOPE", "metric": "p_liquidation"}, {"token": "GRAM", "metric": "no_such_metric"},
-                   {"token": "GRAM", "metric": "p_liquidation", "scenario": "no_such_scenario"}):
+    for params in (
+        {"token": "NOPE", "metric": "p_liquidation"},
+        {"token": "GRAM", "metric": "no_such_metric"},
+        {"token": "GRAM", "metric": "p_liquidation", "scenario": "no_such_scenario"},
+    ):
         assert client.get("/api/metrics/timeseries", params=params, headers=viewer).status_code == 404, params
 
 
-@pytest.mark.parametrize("raw_path", [
-    "/api/runs/..%2F..%2Fetc%2Fpasswd/summary",
-    "/api/runs/%2e%2e/summary",
-    "/api/runs/.%2e/fan",
-    "/api/runs/%2E%2E%2F%2E%2E/report.html",
-    "/api/runs/..%5C..%5Csecrets/summary",
-    "/api/runs/%00/summary",
-    f"/api/runs/{RUN_IDS[0]}/results/..%2Fsummary.json.parquet",
-    f"/api/runs/{RUN_IDS[0]}/results/..%2F..%2F{RUN_IDS[1]}%2Fsummary.parquet",
-    f"/api/runs/{RUN_IDS[0]}/results/%2e%2e.parquet",
-    "/api/runs/../../etc/passwd",
-    "/static/..%2F..%2Fapp.py",
-    "/static/../app.py",
-])
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/api/runs/..%2F..%2Fetc%2Fpasswd/summary",
+        "/api/runs/%2e%2e/summary",
+        "/api/runs/.%2e/fan",
+        "/api/runs/%2E%2E%2F%2E%2E/report.html",
+        "/api/runs/..%5C..%5Csecrets/summary",
+        "/api/runs/%00/summary",
+        f"/api/runs/{RUN_IDS[0]}/results/..%2Fsummary.json.parquet",
+        f"/api/runs/{RUN_IDS[0]}/results/..%2F..%2F{RUN_IDS[1]}%2Fsummary.parquet",
+        f"/api/runs/{RUN_IDS[0]}/results/%2e%2e.parquet",
+        "/api/runs/../../etc/passwd",
+        "/static/..%2F..%2Fapp.py",
+        "/static/../app.py",
+    ],
+)
 def test_path_traversal_is_refused(client, viewer, raw_path):
     r = client.get(raw_path, headers=viewer)
     assert 400 <= r.status_code < 500, (raw_path, r.status_code)
@@ -162,7 +176,12 @@ def test_path_traversal_is_refused(client, viewer, raw_path):
 
 
 def test_timeseries_bad_query_is_422(client, viewer):
-    for params in ({}, {"token": "GRAM"}, {"token": "../x", "metric": "p_liquidation"}, {"token": "GRAM", "metric": "a" * 500}):
+    for params in (
+        {},
+        {"token": "GRAM"},
+        {"token": "../x", "metric": "p_liquidation"},
+        {"token": "GRAM", "metric": "a" * 500},
+    ):
         assert client.get("/api/metrics/timeseries", params=params, headers=viewer).status_code == 422, params
 
 
@@ -216,7 +235,10 @@ def test_runs_on_s3(make_client, service_root: ServiceRoot, tmp_path):
         r = c.get(f"/api/runs/{RUN_IDS[0]}/summary", headers=h)
         assert r.content == (service_root.run_dir(RUN_IDS[0]) / "summary.json").read_bytes()
         r = c.get(f"/api/runs/{RUN_IDS[1]}/results/mc_champion.parquet", headers=h)
-        pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(r.content)), pd.read_parquet(service_root.run_dir(RUN_IDS[1]) / "results" / "mc_champion.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(io.BytesIO(r.content)),
+            pd.read_parquet(service_root.run_dir(RUN_IDS[1]) / "results" / "mc_champion.parquet"),
+        )
         fs.put(str(service_root.run_dir(RUN_IDS[2])), f"{bucket}/reports/{RUN_IDS[2]}", recursive=True)
         assert c.get("/api/runs/latest", headers=h).json()["run_id"] == RUN_IDS[2]
     finally:
@@ -225,8 +247,13 @@ def test_runs_on_s3(make_client, service_root: ServiceRoot, tmp_path):
 
 # ------------------------------------------------------------------------------------ what-if
 FRICTIONLESS = {
-    "spec_version": 2, "kind": "gold_backed", "name": "Frictionless", "symbol": "FRIC",
-    "grams_per_token": 1.0, "supply_tokens": 1000.0, "opex_usd_per_year": 0.0,
+    "spec_version": 2,
+    "kind": "gold_backed",
+    "name": "Frictionless",
+    "symbol": "FRIC",
+    "grams_per_token": 1.0,
+    "supply_tokens": 1000.0,
+    "opex_usd_per_year": 0.0,
     "reserve": [
         {"name": "cash", "kind": "usd_cash", "amount": 0.0, "liquidity_per_day": 1.0, "stressed_haircut": 0.0},
         {"name": "bars", "kind": "allocated_gold", "amount": 1000.0, "liquidity_per_day": 1.0, "stressed_haircut": 0.0},
@@ -238,8 +265,14 @@ FRICTIONLESS = {
 """A frictionless, exactly gold-backed reserve-backed token without flows, premium or pool."""
 
 RETIRED_V1 = {
-    "spec_version": 1, "kind": "gold_backed", "name": "Old", "symbol": "OLD", "grams_per_token": 1.0,
-    "supply_tokens": 1000.0, "gold_reserve_g": 1000.0, "cash_buffer_usd": 0.0,
+    "spec_version": 1,
+    "kind": "gold_backed",
+    "name": "Old",
+    "symbol": "OLD",
+    "grams_per_token": 1.0,
+    "supply_tokens": 1000.0,
+    "gold_reserve_g": 1000.0,
+    "cash_buffer_usd": 0.0,
 }
 
 
@@ -248,7 +281,16 @@ def whatif(client, headers, **body):
 
 
 def test_whatif_frictionless_shock_closed_form(client, analyst, service_root: ServiceRoot):
-    r = whatif(client, analyst, token_spec=FRICTIONLESS, shock_frac=-0.2, shock_horizon_days=1, n_paths=500, horizon_days=12, seed=3)
+    r = whatif(
+        client,
+        analyst,
+        token_spec=FRICTIONLESS,
+        shock_frac=-0.2,
+        shock_horizon_days=1,
+        n_paths=500,
+        horizon_days=12,
+        seed=3,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["status"], body["mode"]) == ("completed", "inprocess")
@@ -265,7 +307,9 @@ def test_whatif_frictionless_shock_closed_form(client, analyst, service_root: Se
 
 
 def test_whatif_ramp_shock_loses_the_move_over_its_horizon(client, analyst):
-    r = whatif(client, analyst, token_spec=FRICTIONLESS, shock_frac=0.35, shock_horizon_days=20, n_paths=100, horizon_days=5)
+    r = whatif(
+        client, analyst, token_spec=FRICTIONLESS, shock_frac=0.35, shock_horizon_days=20, n_paths=100, horizon_days=5
+    )
     shock = r.json()["result"]["shock"]
     assert shock["holder_loss_frac_20d"] == pytest.approx(-0.35, abs=1e-12)  # a gain is a negative loss
     # log-linear ramp: gold at the end is P0 * 1.35 exactly
@@ -283,7 +327,16 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
     from tasks.train import load_gold_returns
 
     n, horizon, seed = 2000, 12, 11
-    r = whatif(client, analyst, token_spec=FRICTIONLESS, shock_frac=0.0, shock_horizon_days=1, n_paths=n, horizon_days=horizon, seed=seed)
+    r = whatif(
+        client,
+        analyst,
+        token_spec=FRICTIONLESS,
+        shock_frac=0.0,
+        shock_horizon_days=1,
+        n_paths=n,
+        horizon_days=horizon,
+        seed=seed,
+    )
     assert r.status_code == 200, r.text
     res = r.json()["result"]
     assert res["model"]["source"] == "fallback"
@@ -291,8 +344,20 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
     assert mc["horizons_days"] == [1, 10, 12]
     settings = settings_factory()
     returns, meta = load_gold_returns.fn(settings)
-    fit = fit_garch(returns[returns.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")].to_numpy(), kind="garch")
-    logret = np.concatenate(list(monte_carlo_chunks(lambda k, h, rng: fit.simulate(k, h, rng, innovations="t"), n, horizon, seed, settings.monte_carlo.chunk_paths)))
+    fit = fit_garch(
+        returns[returns.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")].to_numpy(), kind="garch"
+    )
+    logret = np.concatenate(
+        list(
+            monte_carlo_chunks(
+                lambda k, h, rng: fit.simulate(k, h, rng, innovations="t"),
+                n,
+                horizon,
+                seed,
+                settings.monte_carlo.chunk_paths,
+            )
+        )
+    )
     for h in (1, 10, 12):
         loss = 1.0 - np.exp(logret[:, :h].sum(axis=1))
         for level in (0.95, 0.99):
@@ -310,45 +375,160 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
 
 def test_whatif_cdp_liquidation_threshold(client, analyst):
     spec = tomllib.loads((ROOT / "specs" / "gusd_cdp.toml").read_text())
-    threshold = 1.0 - spec["liquidation_ratio"] / min(t["collateral_ratio"] for t in spec["tranches"])  # fall that liquidates
+    threshold = 1.0 - spec["liquidation_ratio"] / min(
+        t["collateral_ratio"] for t in spec["tranches"]
+    )  # fall that liquidates
     outcomes = {}
     for shock in (-(threshold + 0.01), -(threshold - 0.01)):
-        r = whatif(client, analyst, token_preset="GUSD", shock_frac=shock, shock_horizon_days=1, n_paths=50, horizon_days=5)
+        r = whatif(
+            client, analyst, token_preset="GUSD", shock_frac=shock, shock_horizon_days=1, n_paths=50, horizon_days=5
+        )
         assert r.status_code == 200, r.text
         outcomes[shock] = r.json()["result"]["shock"]["liquidated"]
     assert list(outcomes.values()) == [True, False]
 
 
 def test_whatif_redemption_override_applies_to_gold_tokens_only(client, analyst):
-    r = whatif(client, analyst, token_spec=FRICTIONLESS, redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
+    r = whatif(
+        client,
+        analyst,
+        token_spec=FRICTIONLESS,
+        redemption_share_per_day=0.2,
+        shock_frac=0.0,
+        shock_horizon_days=3,
+        n_paths=20,
+        horizon_days=3,
+    )
     assert r.status_code == 200, r.text
     red = r.json()["result"]["inputs"]["token_spec"]["redemption"]
     assert red["base_rate_per_day"] == 0.2 and red["max_share_per_day"] >= 0.2
     # a preset (GRAM, PAXG, ...): the same share on its holder-flow fields
-    r = whatif(client, analyst, token_preset="PAXG", redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
+    r = whatif(
+        client,
+        analyst,
+        token_preset="PAXG",
+        redemption_share_per_day=0.2,
+        shock_frac=0.0,
+        shock_horizon_days=3,
+        n_paths=20,
+        horizon_days=3,
+    )
     assert r.status_code == 200, r.text
     red = r.json()["result"]["inputs"]["token_spec"]["redemption"]
     assert red["base_rate_per_day"] == 0.2 and red["max_share_per_day"] >= 0.2
-    r = whatif(client, analyst, token_preset="GUSD", redemption_share_per_day=0.2, shock_frac=0.0, shock_horizon_days=3, n_paths=20, horizon_days=3)
+    r = whatif(
+        client,
+        analyst,
+        token_preset="GUSD",
+        redemption_share_per_day=0.2,
+        shock_frac=0.0,
+        shock_horizon_days=3,
+        n_paths=20,
+        horizon_days=3,
+    )
     assert r.status_code == 422
     assert "redemption_share_per_day" in json.dumps(r.json()["detail"])
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"token_spec": {**FRICTIONLESS, "colour": "gold"}, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "colour"),
-    ({"token_spec": {**FRICTIONLESS, "description": "x" * 17_000}, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_spec"),
-    ({"token_spec": {**FRICTIONLESS, "supply_tokens": -5}, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "supply_tokens"),
-    ({"token_preset": "GRAM", "shock_frac": -0.96, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "shock_frac"),
-    ({"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 251, "n_paths": 10, "horizon_days": 5}, "shock_horizon_days"),
-    ({"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 1_000_001, "horizon_days": 5}, "n_paths"),
-    ({"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 0}, "horizon_days"),
-    ({"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5, "seed": -1}, "seed"),
-    ({"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5, "verbose": True}, "verbose"),
-    ({"token_preset": "NOPE", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_preset"),
-    ({"token_preset": "GRAM", "token_spec": FRICTIONLESS, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_preset"),
-    ({"shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_spec"),
-    ({"token_spec": RETIRED_V1, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "v1 gold-backed token"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (
+            {
+                "token_spec": {**FRICTIONLESS, "colour": "gold"},
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 10,
+                "horizon_days": 5,
+            },
+            "colour",
+        ),
+        (
+            {
+                "token_spec": {**FRICTIONLESS, "description": "x" * 17_000},
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 10,
+                "horizon_days": 5,
+            },
+            "token_spec",
+        ),
+        (
+            {
+                "token_spec": {**FRICTIONLESS, "supply_tokens": -5},
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 10,
+                "horizon_days": 5,
+            },
+            "supply_tokens",
+        ),
+        (
+            {"token_preset": "GRAM", "shock_frac": -0.96, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5},
+            "shock_frac",
+        ),
+        (
+            {"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 251, "n_paths": 10, "horizon_days": 5},
+            "shock_horizon_days",
+        ),
+        (
+            {
+                "token_preset": "GRAM",
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 1_000_001,
+                "horizon_days": 5,
+            },
+            "n_paths",
+        ),
+        (
+            {"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 0},
+            "horizon_days",
+        ),
+        (
+            {
+                "token_preset": "GRAM",
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 10,
+                "horizon_days": 5,
+                "seed": -1,
+            },
+            "seed",
+        ),
+        (
+            {
+                "token_preset": "GRAM",
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 10,
+                "horizon_days": 5,
+                "verbose": True,
+            },
+            "verbose",
+        ),
+        (
+            {"token_preset": "NOPE", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5},
+            "token_preset",
+        ),
+        (
+            {
+                "token_preset": "GRAM",
+                "token_spec": FRICTIONLESS,
+                "shock_frac": -0.1,
+                "shock_horizon_days": 1,
+                "n_paths": 10,
+                "horizon_days": 5,
+            },
+            "token_preset",
+        ),
+        ({"shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5}, "token_spec"),
+        (
+            {"token_spec": RETIRED_V1, "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5},
+            "v1 gold-backed token",
+        ),
+    ],
+)
 def test_whatif_bad_input_is_422_naming_the_field(client, analyst, body, field):
     r = client.post("/api/whatif", json=body, headers=analyst)
     assert r.status_code == 422, r.text
@@ -357,7 +537,9 @@ def test_whatif_bad_input_is_422_naming_the_field(client, analyst, body, field):
 
 def test_whatif_without_a_model_is_409(make_client, tmp_path):
     c = make_client(service_settings(data_settings(tmp_path)))
-    r = whatif(c, bearer(c, "alice"), token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=10, horizon_days=5)
+    r = whatif(
+        c, bearer(c, "alice"), token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=10, horizon_days=5
+    )
     assert r.status_code == 409
     assert "run the pipeline first" in r.json()["detail"]
 
@@ -378,7 +560,15 @@ def test_large_whatif_without_prefect_api_is_503(client, analyst):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        r = whatif(client, analyst, token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=100_000, horizon_days=250)
+        r = whatif(
+            client,
+            analyst,
+            token_preset="GRAM",
+            shock_frac=-0.1,
+            shock_horizon_days=1,
+            n_paths=100_000,
+            horizon_days=250,
+        )
     assert r.status_code == 503
     assert "Prefect" in r.json()["detail"] and "PREFECT_API_URL" in r.json()["detail"]
     assert int(r.headers["retry-after"]) >= 1
@@ -388,17 +578,30 @@ def test_large_whatif_without_prefect_api_is_503(client, analyst):
 @pytest.mark.slow
 def test_large_whatif_with_prefect_but_no_deployment_is_503(prefect_api, make_client, analyst):
     c = make_client(service={"whatif_deployment": "whatif/not-deployed"})
-    r = whatif(c, analyst, token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=100_000, horizon_days=250)
+    r = whatif(
+        c, analyst, token_preset="GRAM", shock_frac=-0.1, shock_horizon_days=1, n_paths=100_000, horizon_days=250
+    )
     assert r.status_code == 503
     assert "whatif/not-deployed" in r.json()["detail"] and "not found" in r.json()["detail"]
 
 
 @pytest.mark.slow
-def test_large_whatif_is_scheduled_on_the_deployment(whatif_deployment, make_client, analyst, service_root: ServiceRoot):
+def test_large_whatif_is_scheduled_on_the_deployment(
+    whatif_deployment, make_client, analyst, service_root: ServiceRoot
+):
     from prefect.client.orchestration import get_client
 
     c = make_client(service={"whatif_deployment": whatif_deployment})
-    r = whatif(c, analyst, token_preset="GUSD", shock_frac=-0.1, shock_horizon_days=1, n_paths=100_000, horizon_days=250, seed=5)
+    r = whatif(
+        c,
+        analyst,
+        token_preset="GUSD",
+        shock_frac=-0.1,
+        shock_horizon_days=1,
+        n_paths=100_000,
+        horizon_days=250,
+        seed=5,
+    )
     assert r.status_code == 202, r.text
     body = r.json()
     assert (body["status"], body["mode"]) == ("scheduled", "deployment")
@@ -412,13 +615,28 @@ def test_large_whatif_is_scheduled_on_the_deployment(whatif_deployment, make_cli
 
 
 @pytest.mark.slow
-def test_whatif_flow_writes_the_same_result_as_the_inprocess_path(prefect_api, client, analyst, service_root: ServiceRoot, monkeypatch):
+def test_whatif_flow_writes_the_same_result_as_the_inprocess_path(
+    prefect_api, client, analyst, service_root: ServiceRoot, monkeypatch
+):
     """The Prefect flow (deployment mode) and the in-process path give the same result."""
     from goldstress.settings import env_name, get_settings
 
-    body = {"token_preset": "GRAM", "shock_frac": -0.25, "shock_horizon_days": 3, "n_paths": 300, "horizon_days": 15, "seed": 9}
+    body = {
+        "token_preset": "GRAM",
+        "shock_frac": -0.25,
+        "shock_horizon_days": 3,
+        "n_paths": 300,
+        "horizon_days": 15,
+        "seed": 9,
+    }
     inproc = whatif(client, analyst, **body).json()["result"]
-    for section, key in (("storage", "store_url"), ("storage", "report_url"), ("tracking", "tracking_uri"), ("tracking", "artifact_location"), ("monte_carlo", "chunk_paths")):
+    for section, key in (
+        ("storage", "store_url"),
+        ("storage", "report_url"),
+        ("tracking", "tracking_uri"),
+        ("tracking", "artifact_location"),
+        ("monte_carlo", "chunk_paths"),
+    ):
         monkeypatch.setenv(env_name(section, key), str(service_root.base[section][key]))
     monkeypatch.delenv("GOLDSTRESS_DATA_DIR", raising=False)
     get_settings.cache_clear()
@@ -446,10 +664,10 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
 
     import mlflow
 
-    from goldstress.settings import Settings
-    from models.scenarios import monte_carlo_chunks
     from goldstress.io import tracking
     from goldstress.io.champion import Champion
+    from goldstress.settings import Settings
+    from models.scenarios import monte_carlo_chunks
     from tasks.train import load_gold_returns, register_champion
     from tests.service.conftest import fit_test_champion
 
@@ -459,26 +677,58 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     fitted = fit_test_champion(returns, meta, "1").model
     experiment_id = tracking.configure(settings)
     run = mlflow.MlflowClient().create_run(experiment_id)
-    best = {"name": "garch_fhs", "fit": fitted.fit.to_dict(), "innovations": "fhs", "run_id": run.info.run_id, "backtest": fitted.meta["holdout_backtest"]}
+    best = {
+        "name": "garch_fhs",
+        "fit": fitted.fit.to_dict(),
+        "innovations": "fhs",
+        "run_id": run.info.run_id,
+        "backtest": fitted.meta["holdout_backtest"],
+    }
     tail = {"tail": {"xi": 0.1, "beta": 0.01, "threshold": 0.02, "n_exceed": 50, "n_total": 1000}}
     registered = register_champion.fn(best, tail, meta, settings)
 
-    c = make_client(service_settings(data_settings(tmp_path, tracking={"tracking_uri": settings.tracking.tracking_uri})))
+    c = make_client(
+        service_settings(data_settings(tmp_path, tracking={"tracking_uri": settings.tracking.tracking_uri}))
+    )
     n, horizon, seed = 1000, 10, 4
-    r = whatif(c, analyst, token_spec=FRICTIONLESS, shock_frac=0.0, shock_horizon_days=1, n_paths=n, horizon_days=horizon, seed=seed)
+    r = whatif(
+        c,
+        analyst,
+        token_spec=FRICTIONLESS,
+        shock_frac=0.0,
+        shock_horizon_days=1,
+        n_paths=n,
+        horizon_days=horizon,
+        seed=seed,
+    )
     assert r.status_code == 200, r.text
     res = r.json()["result"]
     assert res["model"]["source"] == "champion"
-    assert (res["model"]["version"], res["model"]["candidate"], res["model"]["innovations"]) == (registered["version"], "garch_fhs", "fhs")
+    assert (res["model"]["version"], res["model"]["candidate"], res["model"]["innovations"]) == (
+        registered["version"],
+        "garch_fhs",
+        "fhs",
+    )
     champion = Champion(name="garch_fhs", fit=fitted.fit, innovations="fhs", tail=None, meta={})
-    logret = np.concatenate(list(monte_carlo_chunks(champion.simulate, n, horizon, seed, settings.monte_carlo.chunk_paths)))
+    logret = np.concatenate(
+        list(monte_carlo_chunks(champion.simulate, n, horizon, seed, settings.monte_carlo.chunk_paths))
+    )
     loss = 1.0 - np.exp(logret.sum(axis=1))
-    assert res["monte_carlo"]["holder_value_var_99_10d_frac"] == pytest.approx(float(np.quantile(loss, 0.99, method="inverted_cdf")), rel=1e-9)
+    assert res["monte_carlo"]["holder_value_var_99_10d_frac"] == pytest.approx(
+        float(np.quantile(loss, 0.99, method="inverted_cdf")), rel=1e-9
+    )
 
 
 # ------------------------------------------------------------------------------------ limits
 def test_body_over_64kb_is_413(client, analyst):
-    big = {"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5, "pad": "x" * 70_000}
+    big = {
+        "token_preset": "GRAM",
+        "shock_frac": -0.1,
+        "shock_horizon_days": 1,
+        "n_paths": 10,
+        "horizon_days": 5,
+        "pad": "x" * 70_000,
+    }
     r = client.post("/api/whatif", content=json.dumps(big), headers={**analyst, "Content-Type": "application/json"})
     assert r.status_code == 413
 

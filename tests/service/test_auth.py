@@ -66,7 +66,12 @@ def test_every_non_public_route_refuses_requests_without_credentials(client):
             assert r.status_code == 401, (method, path, r.status_code)
             assert r.headers["www-authenticate"] == "Bearer"
     # the contract's public routes, and nothing more
-    assert {(m, p) for m, p in PUBLIC_ROUTES if m != "HEAD"} == {("GET", "/api/health"), ("POST", "/api/token"), ("POST", "/api/logout"), ("GET", "/login")}
+    assert {(m, p) for m, p in PUBLIC_ROUTES if m != "HEAD"} == {
+        ("GET", "/api/health"),
+        ("POST", "/api/token"),
+        ("POST", "/api/logout"),
+        ("GET", "/login"),
+    }
     assert {("GET", "/api/health"), ("POST", "/api/token"), ("GET", "/login")} <= public_seen
     # docs and schema are behind auth outside dev mode; unknown paths too
     for path in ("/docs", "/openapi.json", "/no/such/route", "/static/plotly.min.js"):
@@ -101,7 +106,19 @@ def test_viewer_is_refused_on_analyst_routes(client, viewer, analyst):
     routes = analyst_routes(client.app)
     assert {("POST", "/api/whatif"), ("GET", "/api/whatif/{whatif_id}")} <= routes
     for method, template in routes:
-        kwargs = {"json": {"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 3}} if method == "POST" else {}
+        kwargs = (
+            {
+                "json": {
+                    "token_preset": "GRAM",
+                    "shock_frac": -0.1,
+                    "shock_horizon_days": 1,
+                    "n_paths": 10,
+                    "horizon_days": 3,
+                }
+            }
+            if method == "POST"
+            else {}
+        )
         r = client.request(method, concrete(template), headers=viewer, **kwargs)
         assert r.status_code == 403, (method, template, r.status_code)
         assert "analyst" in r.json()["detail"]
@@ -159,12 +176,16 @@ def test_role_comes_from_the_configuration_not_the_token(client):
 
 def test_token_of_a_removed_user_is_refused(make_client, client, settings_factory):
     headers = bearer(client, "victor")
-    alice_only = settings_factory(service={"users": {"alice": {"password_hash": hash_password(USER_PASSWORDS["alice"], 1000), "role": "analyst"}}})
+    alice_only = settings_factory(
+        service={"users": {"alice": {"password_hash": hash_password(USER_PASSWORDS["alice"], 1000), "role": "analyst"}}}
+    )
     assert make_client(alice_only).get("/api/runs", headers=headers).status_code == 401
 
 
 def test_login_returns_token_and_session_cookie(client):
-    r = client.post("/api/token", data={"username": "alice", "password": USER_PASSWORDS["alice"], "grant_type": "password"})
+    r = client.post(
+        "/api/token", data={"username": "alice", "password": USER_PASSWORDS["alice"], "grant_type": "password"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "bearer" and body["role"] == "analyst" and body["expires_in"] == 3600
@@ -185,14 +206,25 @@ def test_login_returns_token_and_session_cookie(client):
 
 
 def test_wrong_password_and_no_default_credentials(client):
-    for username, password in (("alice", "wrong"), ("victor", USER_PASSWORDS["alice"]), ("dev-analyst", "dev"),
-                               ("dev-viewer", "dev"), ("admin", "admin"), ("admin", "password")):
+    for username, password in (
+        ("alice", "wrong"),
+        ("victor", USER_PASSWORDS["alice"]),
+        ("dev-analyst", "dev"),
+        ("dev-viewer", "dev"),
+        ("admin", "admin"),
+        ("admin", "password"),
+    ):
         r = client.post("/api/token", data={"username": username, "password": password})
         assert r.status_code == 401, (username, password)
         assert "access_token" not in r.text and "set-cookie" not in r.headers
     assert client.post("/api/token", data={"username": "", "password": ""}).status_code == 422
     assert client.post("/api/token", data={"username": "alice"}).status_code == 422
-    assert client.post("/api/token", data={"username": "alice", "password": "x", "grant_type": "client_credentials"}).status_code == 422
+    assert (
+        client.post(
+            "/api/token", data={"username": "alice", "password": "x", "grant_type": "client_credentials"}
+        ).status_code
+        == 422
+    )
 
 
 def test_api_keys_are_configured_as_hashes(client, settings_factory):
@@ -229,10 +261,17 @@ def test_short_secret_is_refused_without_echoing_it(service_root):
     assert secret not in str(err.value) and secret not in repr(err.value)
     bad_hash = "pbkdf2_sha256$10$nothex$abc-secret"
     with pytest.raises(ValidationError) as err:
-        Settings(**data_settings(service_root.root, service={"users": {"u": {"password_hash": bad_hash, "role": "viewer"}}}))
+        Settings(
+            **data_settings(service_root.root, service={"users": {"u": {"password_hash": bad_hash, "role": "viewer"}}})
+        )
     assert bad_hash not in str(err.value)
     with pytest.raises(ValidationError):
-        Settings(**data_settings(service_root.root, service={"users": {"u": {"password_hash": hash_password("pw", 1000), "role": "admin"}}}))
+        Settings(
+            **data_settings(
+                service_root.root,
+                service={"users": {"u": {"password_hash": hash_password("pw", 1000), "role": "admin"}}},
+            )
+        )
 
 
 def test_settings_never_show_secrets(settings_factory):
@@ -284,11 +323,25 @@ def test_password_hash_format_against_hashlib():
 
 
 def test_hashpw_cli_makes_a_hash_that_logs_in(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "service.hashpw", "--stdin", "--iterations", "1000"], input="s3cret-pw\n",
-                         capture_output=True, text=True, cwd=ROOT, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "service.hashpw", "--stdin", "--iterations", "1000"],
+        input="s3cret-pw\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
     encoded = out.stdout.strip()
     assert verify_password("s3cret-pw", encoded) and not verify_password("s3cret-pw ", encoded)
     assert "s3cret-pw" not in out.stdout + out.stderr
-    keys = subprocess.run([sys.executable, "-m", "service.hashpw", "--api-key"], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60)
+    keys = subprocess.run(
+        [sys.executable, "-m", "service.hashpw", "--api-key"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
     lines = dict(line.split(": ", 1) for line in keys.stdout.strip().splitlines())
     assert hashlib.sha256(lines["api key"].encode()).hexdigest() == lines["sha256"]

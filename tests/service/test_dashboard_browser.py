@@ -52,12 +52,27 @@ from pathlib import Path
 import pytest
 
 from goldstress.settings import env_name
-from tests.service.conftest import JWT_SECRET, USER_PASSWORDS, USER_ROLES, data_settings, fit_test_champion, make_run, password_hash
+from tests.service.conftest import (
+    JWT_SECRET,
+    USER_PASSWORDS,
+    USER_ROLES,
+    data_settings,
+    fit_test_champion,
+    make_run,
+    password_hash,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PAGE_TIMEOUT_MS = 90_000
 ANALYST = next(u for u, r in USER_ROLES.items() if r == "analyst")
 VIEWER = next(u for u, r in USER_ROLES.items() if r == "viewer")
@@ -68,7 +83,10 @@ TOKEN_PREMIA = {"paxg": 0.002, "xaut": -0.001}
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (make test installs Debian's chromium; Playwright never downloads one)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is absent (make test installs Debian's chromium; Playwright never downloads one)",
+    ),
 ]
 
 HEADLINE_KEYS = {
@@ -130,7 +148,18 @@ def write_curated_tokens(settings, premia: dict[str, float]) -> None:
     days = pd.date_range(gold.index[-400], gold.index[-1], freq="D")
     g = gold.reindex(days).ffill()
     for sym, prem in premia.items():
-        promote(pd.DataFrame({"date": days, "token": sym.upper(), "close_usd": (g * (1 + prem)).to_numpy(), "source": f"synthetic:{sym}"}), f"token_{sym}", settings)
+        promote(
+            pd.DataFrame(
+                {
+                    "date": days,
+                    "token": sym.upper(),
+                    "close_usd": (g * (1 + prem)).to_numpy(),
+                    "source": f"synthetic:{sym}",
+                }
+            ),
+            f"token_{sym}",
+            settings,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +211,20 @@ def server_env(root: Path) -> dict[str, str]:
     for section, fields in data_settings(root).items():
         for key, value in fields.items():
             if value is not None:
-                env[env_name(section, key)] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
-    env.update({
-        "PYTHONPATH": str(ROOT),
-        "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,
-        "GOLDSTRESS_SERVICE_USERS": json.dumps({u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()}),
-        "GOLDSTRESS_SERVICE_DEV_MODE": "false",
-        "GOLDSTRESS_SERVICE_HOST": "127.0.0.1",
-    })
+                env[env_name(section, key)] = (
+                    json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
+                )
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,
+            "GOLDSTRESS_SERVICE_USERS": json.dumps(
+                {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()}
+            ),
+            "GOLDSTRESS_SERVICE_DEV_MODE": "false",
+            "GOLDSTRESS_SERVICE_HOST": "127.0.0.1",
+        }
+    )
     return env
 
 
@@ -201,8 +236,25 @@ def base_url(dash_root: Path) -> str:
     port = _free_port()
     log_path = dash_root / "server.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                cwd=ROOT, env=server_env(dash_root), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "service.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=server_env(dash_root),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -290,7 +342,9 @@ def test_login_page_refuses_a_wrong_password(browser, base_url: str):
     page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
     assert "Wrong user name or password" in page.locator("#login-error").inner_text()
     assert page.url.startswith(base_url + "/login")
-    assert not any(c["name"] == "goldstress_session" for c in ctx.cookies()), "a refused login must not set a session cookie"
+    assert not any(c["name"] == "goldstress_session" for c in ctx.cookies()), (
+        "a refused login must not set a session cookie"
+    )
     ctx.close()
 
 
@@ -303,7 +357,9 @@ def test_dashboard_loads_without_console_errors(dashboard, run_dir: Path, dash_r
     # the selector lists the runs with a summary, newest first (not the run still in progress)
     options = page.eval_on_selector_all("#run-select option", "os => os.map(o => o.value)")
     assert options == [p.name for p in reversed(complete_runs(dash_root))]
-    assert len(options) < sum(1 for p in (dash_root / "reports").iterdir() if p.is_dir()), "the tree should hold a folder that is not a run"
+    assert len(options) < sum(1 for p in (dash_root / "reports").iterdir() if p.is_dir()), (
+        "the tree should hold a folder that is not a run"
+    )
 
 
 def test_headlines_equal_summary(dashboard, summary: dict):
@@ -320,7 +376,9 @@ def test_headlines_equal_summary(dashboard, summary: dict):
         assert f"within {H} days" in page.locator(f'[data-testid="label-{symbol}-p-backing-below-1"]').inner_text()
         worst = t["worst_scenario"]
         assert attr(page, f"headline-{symbol}-worst-scenario", "data-scenario") == worst["scenario"]
-        assert same(value_of(page, f"headline-{symbol}-worst-scenario"), json_number(worst["holder_value_loss_30d_frac"]))
+        assert same(
+            value_of(page, f"headline-{symbol}-worst-scenario"), json_number(worst["holder_value_loss_30d_frac"])
+        )
     # the visible text is the same number as a percentage
     gram = summary["tokens"].get("GRAM")
     if gram is not None:
@@ -361,8 +419,13 @@ def test_tables_equal_summary(dashboard, summary: dict):
     premia = summary["observed_token_premia"]
     assert sorted(premia) == sorted(s.upper() for s in TOKEN_PREMIA)
     for sym, p in premia.items():
-        for suffix, key in (("median", "premium_median_frac"), ("q01", "premium_q01_frac"), ("q99", "premium_q99_frac"),
-                            ("p-gt-1pct", "p_abs_deviation_gt_1pct"), ("p-gt-5pct", "p_abs_deviation_gt_5pct")):
+        for suffix, key in (
+            ("median", "premium_median_frac"),
+            ("q01", "premium_q01_frac"),
+            ("q99", "premium_q99_frac"),
+            ("p-gt-1pct", "p_abs_deviation_gt_1pct"),
+            ("p-gt-5pct", "p_abs_deviation_gt_5pct"),
+        ):
             assert same(value_of(page, f"peg-{sym}-{suffix}"), json_number(p[key])), (sym, key)
         # every day's premium is the constructed one (float rounding only)
         prem = TOKEN_PREMIA[sym.lower()]
@@ -383,7 +446,9 @@ def plot_data(page, testid: str) -> list[dict]:
 
 def test_plots_rendered_from_the_run(dashboard, summary: dict, manifest: dict, dash_root: Path):
     page, _ = dashboard
-    for tid in ["plot-fan", "plot-peg", "plot-history-var", "plot-history-backing"] + [f"plot-backing-{s}" for s in summary["tokens"]]:
+    for tid in ["plot-fan", "plot-peg", "plot-history-var", "plot-history-backing"] + [
+        f"plot-backing-{s}" for s in summary["tokens"]
+    ]:
         traces = plot_data(page, tid)
         assert traces and any(len(t["y"]) > 0 for t in traces), f"{tid}: no plotly data"
     fan = next(s["fan_quantiles"] for s in manifest["scenarios"] if s.get("fan_quantiles"))
@@ -394,7 +459,10 @@ def test_plots_rendered_from_the_run(dashboard, summary: dict, manifest: dict, d
     summaries = [json.loads((p / "summary.json").read_text()) for p in complete_runs(dash_root)]
     assert len(summaries) >= 4
     n_varying = 0
-    for tid, key in (("plot-history-var", "holder_value_var_99_10d_frac"), ("plot-history-backing", "backing_ratio_min_q1")):
+    for tid, key in (
+        ("plot-history-var", "holder_value_var_99_10d_frac"),
+        ("plot-history-backing", "backing_ratio_min_q1"),
+    ):
         traces = {t["name"]: t for t in plot_data(page, tid)}
         for symbol in summary["tokens"]:
             want = [float(s["tokens"][symbol]["scenarios"]["mc_champion"][key]) for s in summaries]
@@ -403,7 +471,9 @@ def test_plots_rendered_from_the_run(dashboard, summary: dict, manifest: dict, d
     assert n_varying > 0, "runs with different seeds should differ somewhere (else the order check is void)"
 
 
-def run_whatif(page, preset: str, shock_pct: float | str, shock_days: int, paths: int = 300, horizon: int = 20, seed: int = 1) -> str:
+def run_whatif(
+    page, preset: str, shock_pct: float | str, shock_days: int, paths: int = 300, horizon: int = 20, seed: int = 1
+) -> str:
     page.select_option("#whatif-preset", preset)
     page.fill("#whatif-shock-pct", str(shock_pct))
     page.fill("#whatif-shock-horizon", str(shock_days))
@@ -428,14 +498,18 @@ def test_whatif_gold_token_loses_exactly_the_gold_move(dashboard):
     from models.premium import arbitrage_band
     from models.token.spec import load_token_spec
 
-    spec = load_token_spec(ROOT / "specs" / "v2" / "gram.toml")
-    lo, hi = arbitrage_band(spec.primary.mint_fee, spec.primary.redeem_fee, settlement_lag_days=float(spec.primary.settlement_lag_days))
+    spec = load_token_spec(ROOT / "specs" / "gram.toml")
+    lo, hi = arbitrage_band(
+        spec.primary.mint_fee, spec.primary.redeem_fee, settlement_lag_days=float(spec.primary.settlement_lag_days)
+    )
     assert attr(page, "whatif-shock-backing_below_1") == "false"
     loss = value_of(page, "whatif-shock-holder_loss_frac_5d")
     assert 1 - 0.75 * (1 + hi) / (1 + lo) - 1e-12 <= loss <= 1 - 0.75 * (1 + lo) / (1 + hi) + 1e-12
     assert value_of(page, "whatif-headline-holder_loss_frac") == loss
     assert page.locator('[data-testid="whatif-headline-holder_loss_frac"]').inner_text() == f"{loss:.2%}"
-    assert value_of(page, "whatif-shock-gold_usd_per_oz_end") == pytest.approx(0.75 * value_of(page, "whatif-shock-gold_usd_per_oz_d0"), rel=1e-12)
+    assert value_of(page, "whatif-shock-gold_usd_per_oz_end") == pytest.approx(
+        0.75 * value_of(page, "whatif-shock-gold_usd_per_oz_d0"), rel=1e-12
+    )
     assert 0.0 <= value_of(page, "whatif-mc-p_backing_below_1") <= 1.0
     assert value_of(page, "whatif-mc-n_paths") == 300
 

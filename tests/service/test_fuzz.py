@@ -47,13 +47,17 @@ class CountingApp:
 def fuzz_app(settings_factory, whatif_deployment):
     from service.app import create_app
 
-    return create_app(settings_factory(service={
-        "whatif_deployment": whatif_deployment,
-        "inprocess_max_cells": 5_000,
-        "rate_limit_per_minute": 1_000_000,
-        "whatif_per_minute": 10_000,
-        "login_per_minute": 10_000,
-    }))
+    return create_app(
+        settings_factory(
+            service={
+                "whatif_deployment": whatif_deployment,
+                "inprocess_max_cells": 5_000,
+                "rate_limit_per_minute": 1_000_000,
+                "whatif_per_minute": 10_000,
+                "login_per_minute": 10_000,
+            }
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,8 @@ def _operations() -> dict[tuple[str, str], bool]:
     app = create_app(Settings(service={"dev_mode": True, "host": "127.0.0.1"}))
     return {
         (m.upper(), path): bool(op.get("parameters") or op.get("requestBody"))
-        for path, ops in app.openapi()["paths"].items() for m, op in ops.items()
+        for path, ops in app.openapi()["paths"].items()
+        for m, op in ops.items()
     }
 
 
@@ -122,10 +127,23 @@ def test_no_server_errors(api_schema, counting_app, auth_headers, method, path):
     if "{run_id}" in path:  # also aim at a real run, so the handlers past the 404 are reached
         strategies.append(op.as_strategy(GenerationMode.POSITIVE, path_parameters={"run_id": RUN_IDS[-1]}))
     if (method, path) == ("POST", "/api/whatif"):  # also what-ifs that pass validation: in-process and deployment
-        strategies.append(st.builds(_sized_whatif, op.as_strategy(GenerationMode.POSITIVE), st.sampled_from(["GRAM", "GUSD", None]), st.booleans()))
+        strategies.append(
+            st.builds(
+                _sized_whatif,
+                op.as_strategy(GenerationMode.POSITIVE),
+                st.sampled_from(["GRAM", "GUSD", None]),
+                st.booleans(),
+            )
+        )
     failures: list[str] = []
 
-    @settings(max_examples=MAX_EXAMPLES * len(strategies), deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES * len(strategies),
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=st.one_of(strategies))
     def run(case) -> None:
         try:
@@ -160,7 +178,11 @@ def test_fuzzing_reached_the_handlers(request):
     if not selected:
         pytest.skip("no test_no_server_errors item was selected in this session")
     ran = {(it.callspec.params["method"], it.callspec.params["path"]) for it in selected}
-    short = {f"{m} {p}": REQUESTS_SENT.get(f"{m} {p}", 0) for m, p in ran if REQUESTS_SENT.get(f"{m} {p}", 0) < min_requests(m, p)}
+    short = {
+        f"{m} {p}": REQUESTS_SENT.get(f"{m} {p}", 0)
+        for m, p in ran
+        if REQUESTS_SENT.get(f"{m} {p}", 0) < min_requests(m, p)
+    }
     assert not short, f"operations that sent too few requests: {short}"
     if len(ran) < len(OPERATIONS):
         return  # a subset was selected: the checks below need every operation

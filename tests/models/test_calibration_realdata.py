@@ -4,7 +4,7 @@ Reference values are recomputed here straight from the CSVs with pandas (no impo
 models.calibration): the broker file's flagged bars are removed by their ``bar_note``, the XAUT
 bad print of 2023-05-26 by its date, as SOURCES.md documents them, and the XAUT stale stretches by
 the ``[[stale]]`` date ranges of goldstress/data_quirks.toml (read with tomllib; each range is
-checked against the file in tests/data/test_quirks_realdata.py). The March-April 2020 PAXG
+checked against the file in tests/goldstress/io/test_quirks_realdata.py). The March-April 2020 PAXG
 episode is checked against SOURCES.md's figures (about +7.5% on 2020-04-02..04-06, then -0.7% on
 2020-04-07, against the LBMA PM; "the same episode shows against the UTC-aligned broker close").
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ def settings(shared_data_dir: Path) -> Settings:
     return Settings(data={"data_dir": shared_data_dir})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _inputs(data_dir: str, file: str, dataset: str) -> pd.Series:
     """A series through the importer path the calibration uses (tasks.calibrate.load_price_input)."""
     from tasks.calibrate import load_price_input
@@ -120,7 +120,9 @@ def test_march_april_2020_paxg_premium_episode(settings, shared_data_dir):
     # with the weekend rule 'last_gold_close' the weekend days 04-04/05 are compared to Friday 04-03
     last = cal.premium_frame(token, _gold(settings), 1.0, weekend="last_gold_close")
     wk = _utc_naive(last["premium_frac"])[pd.to_datetime(["2020-04-04", "2020-04-05"])]
-    np.testing.assert_allclose(wk.to_numpy(), (tok[wk.index] / _raw_broker(d)[pd.Timestamp("2020-04-03")] - 1).to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(
+        wk.to_numpy(), (tok[wk.index] / _raw_broker(d)[pd.Timestamp("2020-04-03")] - 1).to_numpy(), atol=1e-12
+    )
     assert _utc_naive(last["gold_stale"])[wk.index].all()
 
 
@@ -131,7 +133,9 @@ def test_clock_effect_paxg_2022_2026(settings, shared_data_dir):
     out = cal.clock_comparison(aligned, reference)
     # independent: the two gold closes' ratio on the token's common days
     d = shared_data_dir
-    both = pd.concat([_raw_broker(d), _raw_lbma(d), _raw_token(d, "paxg_usd_daily_2022_2026.csv")], axis=1, join="inner", sort=True)
+    both = pd.concat(
+        [_raw_broker(d), _raw_lbma(d), _raw_token(d, "paxg_usd_daily_2022_2026.csv")], axis=1, join="inner", sort=True
+    )
     gap = both.iloc[:, 0] / both.iloc[:, 1] - 1
     assert out["n_common"] == len(both)
     # the premium difference is (1 + p) times the gold move between the clocks (p ~ 0.2%)
@@ -157,7 +161,9 @@ def test_importer_quirks_are_applied(settings, shared_data_dir):
     assert prem.abs().max() < 0.10  # the +16.8% print would be far above every other day
 
 
-@pytest.mark.parametrize("file, symbol", [("paxg_usd_daily_2022_2026.csv", "paxg"), ("xaut_usd_daily_2022_2026.csv", "xaut")])
+@pytest.mark.parametrize(
+    "file, symbol", [("paxg_usd_daily_2022_2026.csv", "paxg"), ("xaut_usd_daily_2022_2026.csv", "xaut")]
+)
 def test_statistics_and_weekend_rules_against_pandas(settings, shared_data_dir, file, symbol):
     token = _token(settings, file, symbol)
     prem = cal.premium_series(token, _gold(settings), 1.0)
@@ -194,7 +200,7 @@ def test_statistics_and_weekend_rules_against_pandas(settings, shared_data_dir, 
 # ----------------------------------------------------------------------------------------------
 # the fitted process (models.calibration.fit_premium_process) against the measured statistics
 # ----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def _fit_window(data_dir: str, name: str):
     """(selection, fit-window premia, test-window premia) of a default calibration set."""
     s = Settings(data={"data_dir": Path(data_dir)})
@@ -253,7 +259,9 @@ def test_fit_is_identified_and_reaches_an_independent_t_ar1_optimum(settings, na
     grid_best = -math.inf
     for df in (cal.DF_MIN, 5.0, 6.0, 8.0, 12.0, 20.0, 50.0):
         x0 = [reg.intercept / (1 - reg.slope), reg.slope, math.log(resid_sd * math.sqrt((df - 2) / df))]
-        res = optimize.minimize(nll, x0, args=(df,), method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-9, "maxiter": 5000})
+        res = optimize.minimize(
+            nll, x0, args=(df,), method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-9, "maxiter": 5000}
+        )
         grid_best = max(grid_best, -res.fun)
     assert cands["t"].log_likelihood >= grid_best - 1e-3
 
@@ -261,7 +269,9 @@ def test_fit_is_identified_and_reaches_an_independent_t_ar1_optimum(settings, na
     assert {spec: c.n_params for spec, c in cands.items()} == {"normal": 3, "t": 4, "normal+jumps": 6, "t+jumps": 7}
     assert sel.spec == min(bic, key=bic.get)
     assert sel.process.fit_info.log_likelihood == pytest.approx(cands[sel.spec].log_likelihood)
-    assert sel.process.fit_info.log_likelihood == pytest.approx(float(sel.process.log_likelihood(cal.gap_marked(fit))), rel=1e-9)
+    assert sel.process.fit_info.log_likelihood == pytest.approx(
+        float(sel.process.log_likelihood(cal.gap_marked(fit))), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("name", ["paxg", "xaut"])

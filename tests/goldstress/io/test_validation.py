@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from goldstress.io import validation as v
 from goldstress.settings import PROJECT_ROOT, Settings
 from models.units import TROY_OUNCE_G
-from goldstress.io import validation as v
 
 OZ = TROY_OUNCE_G
 
@@ -35,9 +35,7 @@ def gold_frame(n: int = 300, seed: int = 7, start: str = "2001-01-01") -> pd.Dat
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range(start, periods=n, tz="UTC")
     p = 300.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-    return pd.DataFrame(
-        {"date": dates, "usd_per_oz": p, "usd_per_g": p / OZ, "source": "lbma_pm:synthetic"}
-    )
+    return pd.DataFrame({"date": dates, "usd_per_oz": p, "usd_per_g": p / OZ, "source": "lbma_pm:synthetic"})
 
 
 def token_frame(start: str, end: str, symbol: str = "PAXG", seed: int = 11) -> pd.DataFrame:
@@ -45,9 +43,7 @@ def token_frame(start: str, end: str, symbol: str = "PAXG", seed: int = 11) -> p
     rng = np.random.default_rng(seed)
     dates = pd.date_range(start, end, freq="D", tz="UTC")
     p = 1800.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, len(dates))))
-    return pd.DataFrame(
-        {"date": dates, "token": symbol, "close_usd": p, "source": "file:synthetic.csv"}
-    )
+    return pd.DataFrame({"date": dates, "token": symbol, "close_usd": p, "source": "file:synthetic.csv"})
 
 
 def raw_view(dates: list[str], prices: list[str], first_row: int = 1) -> pd.DataFrame:
@@ -179,8 +175,12 @@ def test_duplicated_date(good_store):
     dup = pd.concat([gold.iloc[:11], gold.iloc[10:11], gold.iloc[11:]], ignore_index=True)
     day = gold.loc[10, "date"].strftime("%Y-%m-%d")
     rep = assert_gate_rejects(
-        dup, "gold", "gold", good_store,
-        expect_type="expect_column_values_to_be_unique", expect_column="date",
+        dup,
+        "gold",
+        "gold",
+        good_store,
+        expect_type="expect_column_values_to_be_unique",
+        expect_column="date",
     )
     uniq = failure(rep, "expect_column_values_to_be_unique", "date")
     assert [(r.row, r.date) for r in uniq.rows] == [(10, day), (11, day)]
@@ -193,8 +193,12 @@ def test_negative_price(good_store):
     gold.loc[40, "usd_per_oz"] = -gold.loc[40, "usd_per_oz"]
     gold["usd_per_g"] = gold["usd_per_oz"] / OZ
     rep = assert_gate_rejects(
-        gold, "gold", "gold", good_store,
-        expect_type="expect_column_values_to_be_between", expect_column="usd_per_oz",
+        gold,
+        "gold",
+        "gold",
+        good_store,
+        expect_type="expect_column_values_to_be_between",
+        expect_column="usd_per_oz",
     )
     f = failure(rep, "expect_column_values_to_be_between", "usd_per_oz")
     assert f.unexpected_count == 1
@@ -212,8 +216,12 @@ def test_usd_per_gram_values_mixed_into_ounce_series(good_store):
     mixed.loc[100:149, "usd_per_oz"] = gold.loc[100:149, "usd_per_oz"] / OZ
     mixed["usd_per_g"] = mixed["usd_per_oz"] / OZ
     rep = assert_gate_rejects(
-        mixed, "gold", "gold", good_store,
-        expect_type="expect_column_values_to_be_between", expect_column="log_return",
+        mixed,
+        "gold",
+        "gold",
+        good_store,
+        expect_type="expect_column_values_to_be_between",
+        expect_column="log_return",
     )
     f = failure(rep, "expect_column_values_to_be_between", "log_return")
     assert [r.row for r in f.rows] == [100, 150]
@@ -243,8 +251,12 @@ def test_sixty_day_hole(good_store):
     gap = (holed.loc[after, "date"] - holed.loc[after - 1, "date"]).days  # independent
     assert gap > 60
     rep = assert_gate_rejects(
-        holed, "gold", "gold", good_store,
-        expect_type="expect_column_values_to_be_between", expect_column="unexplained_gap_days",
+        holed,
+        "gold",
+        "gold",
+        good_store,
+        expect_type="expect_column_values_to_be_between",
+        expect_column="unexplained_gap_days",
     )
     f = failure(rep, "expect_column_values_to_be_between", "unexplained_gap_days")
     (row,) = f.rows
@@ -283,8 +295,12 @@ def test_stale_run(good_store):
     stale.loc[51:56, "usd_per_oz"] = stale.loc[50, "usd_per_oz"]  # 7 identical fixes 50..56
     stale["usd_per_g"] = stale["usd_per_oz"] / OZ
     rep = assert_gate_rejects(
-        stale, "gold", "gold", good_store,
-        expect_type="expect_column_values_to_be_between", expect_column="unchanged_run",
+        stale,
+        "gold",
+        "gold",
+        good_store,
+        expect_type="expect_column_values_to_be_between",
+        expect_column="unchanged_run",
     )
     (row,) = failure(rep, "expect_column_values_to_be_between", "unchanged_run").rows
     assert (row.row, row.value) == (56, 6)
@@ -494,7 +510,7 @@ def test_rows_dropped_as_stale_are_a_known_gap(tmp_path):
     # leaves, and only that hole (a "null" stale action or another file's entry is no gap)
     q = tmp_path / "quirks.toml"
     q.write_text(
-        'quirks_version = 1\n'
+        "quirks_version = 1\n"
         '[[known_gap]]\nfile = "tok.csv"\nstart = "2025-01-01"\nend = "2025-01-05"\n'
         '[[stale]]\nfile = "tok.csv"\nstart = "2025-03-01"\nend = "2025-03-20"\naction = "drop_row"\nreason = "pinned"\n'
         '[[stale]]\nfile = "tok.csv"\nstart = "2025-05-01"\nend = "2025-05-20"\naction = "null"\nreason = "x"\n'

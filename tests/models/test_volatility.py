@@ -51,9 +51,7 @@ def make_fit(params, std_resid=None, last_resid=0.0, last_variance=None, kind="g
     if last_variance is None:
         last_variance = p["omega"] / (1 - p["alpha"] - p["gamma"] / 2 - p["beta"])
     e, v = last_resid, last_variance
-    sigma_next = math.sqrt(
-        p["omega"] + (p["alpha"] + p["gamma"] * (e < 0)) * e * e + p["beta"] * v
-    )
+    sigma_next = math.sqrt(p["omega"] + (p["alpha"] + p["gamma"] * (e < 0)) * e * e + p["beta"] * v)
     return GarchFit(
         kind=kind,
         params=p,
@@ -160,9 +158,9 @@ def test_loglik_decimal_equals_scipy_t_density(gjr_fit, gjr_data):
 
 
 def test_sigma_next_matches_arch_forecast(gjr_fit, gjr_data):
-    res = arch_model(
-        100 * gjr_data, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t", rescale=False
-    ).fit(disp=False)
+    res = arch_model(100 * gjr_data, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t", rescale=False).fit(
+        disp=False
+    )
     var_pct = float(res.forecast(horizon=1).variance.iloc[-1, 0])
     assert gjr_fit.sigma_next == pytest.approx(math.sqrt(var_pct) / 100.0, rel=1e-6)
     assert gjr_fit.last_resid == pytest.approx(gjr_data[-1] - gjr_fit.params["mu"], rel=1e-9)
@@ -212,8 +210,7 @@ def test_simulated_variance_term_structure_matches_closed_form(innovations):
 
 def test_t_innovations_have_unit_variance_and_t_shape():
     nu, omega = 5.0, 1e-4
-    fit = make_fit(dict(mu=0.0, omega=omega, alpha=0.0, gamma=0.0, beta=0.0, nu=nu),
-                   last_variance=omega)
+    fit = make_fit(dict(mu=0.0, omega=omega, alpha=0.0, gamma=0.0, beta=0.0, nu=nu), last_variance=omega)
     z = fit.simulate(2_000, 500, np.random.default_rng(3)).ravel() / math.sqrt(omega)
     # Var(z^2) = E z^4 - 1 = 3 (nu-2)/(nu-4) - 1 = 8 for nu = 5; n = 1e6 -> SE of mean 0.0028
     assert abs(np.mean(z**2) - 1.0) < 5 * math.sqrt(8.0 / z.size)
@@ -232,8 +229,11 @@ def test_fhs_draws_only_from_std_resid_and_gjr_indicator():
     for d in range(r.shape[1]):
         eps = r[:, d] - params["mu"]
         zs[:, d] = eps / np.sqrt(s2)
-        s2 = params["omega"] + np.where(eps < 0, params["alpha"] + params["gamma"],
-                                        params["alpha"]) * eps**2 + params["beta"] * s2
+        s2 = (
+            params["omega"]
+            + np.where(eps < 0, params["alpha"] + params["gamma"], params["alpha"]) * eps**2
+            + params["beta"] * s2
+        )
     nearest = pool[np.abs(zs[..., None] - pool).argmin(axis=-1)]
     np.testing.assert_allclose(zs, nearest, atol=1e-9)
     assert set(np.unique(nearest)) == set(pool)
@@ -319,8 +319,20 @@ def test_one_day_var_forecasts_equals_hand_recursion(gjr_fit):
 def test_to_dict_round_trip_through_json(gjr_fit):
     d = json.loads(json.dumps(gjr_fit.to_dict()))
     back = GarchFit.from_dict(d)
-    for name in ("kind", "params", "std_errors", "loglik", "loglik_decimal", "aic", "bic",
-                 "n_obs", "last_resid", "last_variance", "sigma_next", "converged"):
+    for name in (
+        "kind",
+        "params",
+        "std_errors",
+        "loglik",
+        "loglik_decimal",
+        "aic",
+        "bic",
+        "n_obs",
+        "last_resid",
+        "last_variance",
+        "sigma_next",
+        "converged",
+    ):
         assert getattr(back, name) == getattr(gjr_fit, name), name
     np.testing.assert_array_equal(back.std_resid, gjr_fit.std_resid)
     np.testing.assert_array_equal(
@@ -384,7 +396,9 @@ def test_fhs_var_forecasts_use_empirical_residual_quantile():
     """FHS VaR = -(mu + sigma_t * empirical 1% quantile of the standardised residuals), with
     sigma_t from a hand recursion; here residuals are 1..100 shifted so the quantile is exact."""
     resid = (np.arange(100) - 49.5) / 29.0  # mean 0; numpy's linear quantile at 1%: see below
-    fit = make_fit({"mu": 0.0002, "omega": 2e-6, "alpha": 0.06, "gamma": 0.0, "beta": 0.92}, std_resid=resid, kind="garch")
+    fit = make_fit(
+        {"mu": 0.0002, "omega": 2e-6, "alpha": 0.06, "gamma": 0.0, "beta": 0.92}, std_resid=resid, kind="garch"
+    )
     r_out = np.array([0.01, -0.02, 0.003, -0.001, 0.015])
     var = one_day_var_forecasts(fit, r_out, 0.99, innovations="fhs")
     # numpy 'linear' quantile at p=0.01 of 100 sorted values: position 0.99 -> x0 + 0.99*(x1-x0)

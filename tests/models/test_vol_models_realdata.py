@@ -30,9 +30,7 @@ HOLDOUT = get_settings().training.backtest_holdout_days
 
 @pytest.fixture(scope="module")
 def gold_returns(shared_data_dir):
-    df = pd.read_csv(
-        shared_data_dir / "gold_lbma_usd_daily_1968_2026_merged.csv", parse_dates=["date"]
-    )
+    df = pd.read_csv(shared_data_dir / "gold_lbma_usd_daily_1968_2026_merged.csv", parse_dates=["date"])
     prices = df.set_index("date")["usd_pm"].dropna()
     r = log_returns(prices)
     assert len(r) > 14_000  # 14,810 rows minus 147 blank PM fixes, minus 1
@@ -111,6 +109,8 @@ def test_holdout_var_exceptions_pass_kupiec(fits, gold_returns, kind, record_pro
     exceptions = int(np.sum(-r_out.to_numpy() > var99))
     lo, hi = kupiec_acceptance_band(HOLDOUT, 0.01)
     record_property(f"{kind}_exceptions_99", exceptions)
-    print(f"{kind}: {exceptions} exceptions of 99 % VaR in {HOLDOUT} days "
-          f"({r_out.index[0].date()}..{r_out.index[-1].date()}); Kupiec band [{lo}, {hi}]")
+    print(
+        f"{kind}: {exceptions} exceptions of 99 % VaR in {HOLDOUT} days "
+        f"({r_out.index[0].date()}..{r_out.index[-1].date()}); Kupiec band [{lo}, {hi}]"
+    )
     assert lo <= exceptions <= hi

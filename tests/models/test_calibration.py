@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from models.units import TROY_OUNCE_G
 from models import calibration as cal
+from models.units import TROY_OUNCE_G
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,8 +96,15 @@ def test_premium_frame_rejects_bad_input(mutate, match):
         cal.premium_frame(t, g, 1.0)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"oz_per_token": 0.0}, "oz_per_token"), ({"oz_per_token": "x"}, "oz_per_token"),
-                                            ({"weekend": "friday"}, "weekend"), ({"max_gold_age_days": 0}, "max_gold_age_days")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"oz_per_token": 0.0}, "oz_per_token"),
+        ({"oz_per_token": "x"}, "oz_per_token"),
+        ({"weekend": "friday"}, "weekend"),
+        ({"max_gold_age_days": 0}, "max_gold_age_days"),
+    ],
+)
 def test_premium_frame_rejects_bad_arguments(kwargs, match):
     token, gold, _ = _gold_and_token()
     args = {"oz_per_token": 1.0, **kwargs}
@@ -195,7 +202,11 @@ def test_statistics_reject_bad_series():
 
 def test_window_statistics_match_pandas_slices():
     p = _series_with_hole()
-    windows = {"a": ("2023-02-01", "2023-03-15"), "empty": ("2030-01-01", "2030-02-01"), "one": ("2023-01-02", "2023-01-02")}
+    windows = {
+        "a": ("2023-02-01", "2023-03-15"),
+        "empty": ("2030-01-01", "2030-02-01"),
+        "one": ("2023-01-02", "2023-01-02"),
+    }
     out = cal.window_statistics(p, windows)
     part = p.loc["2023-02-01":"2023-03-15"]
     assert out["a"]["n"] == len(part)

@@ -23,7 +23,7 @@ from models.token.cdp import CdpStablecoin
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec
 from models.units import TROY_OUNCE_G
-from tests.token_specs import simple_reserve_backed
+from tests.models.token_specs import simple_reserve_backed
 
 # --------------------------------------------------------------------------- VaR / ES
 
@@ -97,9 +97,7 @@ def test_var_es_rejects_bad_input(losses: np.ndarray, level: float, match: str) 
 
 
 def test_var_exceptions() -> None:
-    assert var_exceptions(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.0])).tolist() == [
-        False, False, True
-    ]
+    assert var_exceptions(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.0])).tolist() == [False, False, True]
     with pytest.raises(ValueError, match="var_forecasts"):
         var_exceptions(np.ones(3), np.ones(4))
 
@@ -107,9 +105,10 @@ def test_var_exceptions() -> None:
 # --------------------------------------------------------------------------- backtests
 
 
-@pytest.mark.parametrize(("x", "n", "level"), [(0, 250, 0.99), (1, 250, 0.99), (7, 250, 0.99),
-                                               (30, 500, 0.95), (250, 250, 0.99),
-                                               (13, 1000, 0.975)])
+@pytest.mark.parametrize(
+    ("x", "n", "level"),
+    [(0, 250, 0.99), (1, 250, 0.99), (7, 250, 0.99), (30, 500, 0.95), (250, 250, 0.99), (13, 1000, 0.975)],
+)
 def test_kupiec_matches_binomial_likelihood_ratio(x: int, n: int, level: float) -> None:
     lr, p = kupiec_pof(x, n, level)
     expected = -2 * (stats.binom.logpmf(x, n, 1 - level) - stats.binom.logpmf(x, n, x / n))
@@ -186,8 +185,19 @@ def test_christoffersen_size_under_independence() -> None:
 
 
 # BCBS (1996), Table 2: cumulative probability (%) of x or fewer exceptions, 250 days at 99 %
-BCBS_TABLE = {0: 8.11, 1: 28.58, 2: 54.32, 3: 75.81, 4: 89.22, 5: 95.88, 6: 98.63, 7: 99.60,
-              8: 99.89, 9: 99.97, 10: 99.99}
+BCBS_TABLE = {
+    0: 8.11,
+    1: 28.58,
+    2: 54.32,
+    3: 75.81,
+    4: 89.22,
+    5: 95.88,
+    6: 98.63,
+    7: 99.60,
+    8: 99.89,
+    9: 99.97,
+    10: 99.99,
+}
 
 
 def test_basel_traffic_light_matches_published_table() -> None:
@@ -216,11 +226,19 @@ P0 = 4400.0
 
 def gusd(haircut: float = 0.05) -> CdpStablecoinSpec:
     return CdpStablecoinSpec(
-        spec_version=2, kind="gold_cdp", name="G", symbol="G", supply_usd=1e8,
-        tranches=[{"debt_share": 0.5, "collateral_ratio": 1.8},
-                  {"debt_share": 0.3, "collateral_ratio": 1.5},
-                  {"debt_share": 0.2, "collateral_ratio": 1.3}],
-        liquidation_ratio=1.2, liquidation_penalty=0.13, liquidation_haircut=haircut,
+        spec_version=2,
+        kind="gold_cdp",
+        name="G",
+        symbol="G",
+        supply_usd=1e8,
+        tranches=[
+            {"debt_share": 0.5, "collateral_ratio": 1.8},
+            {"debt_share": 0.3, "collateral_ratio": 1.5},
+            {"debt_share": 0.2, "collateral_ratio": 1.3},
+        ],
+        liquidation_ratio=1.2,
+        liquidation_penalty=0.13,
+        liquidation_haircut=haircut,
     )
 
 
@@ -264,9 +282,11 @@ def test_reverse_stress_partially_gold_backed_token_breaks_on_a_rise() -> None:
 
 
 def test_reverse_stress_fully_backed_frictionless_token_never_breaks() -> None:
-    model = ReserveBackedToken(gold_token(1.0, 0.0, base_redeem_rate_per_day=0.01,
-                                       redeem_drawdown_sensitivity=0.2,
-                                       base_mint_rate_per_day=0.01))
+    model = ReserveBackedToken(
+        gold_token(
+            1.0, 0.0, base_redeem_rate_per_day=0.01, redeem_drawdown_sensitivity=0.2, base_mint_rate_per_day=0.01
+        )
+    )
     for direction in (-1, 1):
         res = reverse_stress(model, P0, (1, 10, 30), direction=direction, total_days=100)
         assert [r.move for r in res] == [None, None, None]
@@ -332,9 +352,7 @@ KUPIEC_TABLE_3 = {
 }
 
 
-@pytest.mark.parametrize(
-    ("p", "n"), [(p, n) for p, row in KUPIEC_TABLE_3.items() for n in row]
-)
+@pytest.mark.parametrize(("p", "n"), [(p, n) for p, row in KUPIEC_TABLE_3.items() for n in row])
 def test_kupiec_reproduces_kupiec_1995_table_3(p: float, n: int) -> None:
     """Every N strictly inside the published region is not rejected at 5 % (p-value > 0.05,
     LR < chi2(1) 95 % point 3.841); the first integer outside on each side is rejected.

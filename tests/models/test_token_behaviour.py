@@ -11,7 +11,7 @@ from models.token.cdp import CdpStablecoin
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec, load_token_spec
 from models.units import TROY_OUNCE_G
-from tests.token_specs import GRAM_SIMPLE, simple_reserve_backed
+from tests.models.token_specs import GRAM_SIMPLE, simple_reserve_backed
 
 P0 = 4400.0
 GRAM = simple_reserve_backed(**GRAM_SIMPLE)  # gold reserve + USD buffer, no market frictions
@@ -38,8 +38,13 @@ def gram(**kw: float) -> ReserveBackedTokenSpec:
 
 def frictionless(**kw: float) -> ReserveBackedTokenSpec:
     """GRAM_SIMPLE without opex and fees, exactly gold-backed, no cash (changes in ``kw``)."""
-    upd = dict(opex_usd_per_year=0.0, mint_fee=0.0, redeem_fee=0.0, cash_buffer_usd=0.0,
-               gold_reserve_g=GRAM_SIMPLE["supply_tokens"])
+    upd = dict(
+        opex_usd_per_year=0.0,
+        mint_fee=0.0,
+        redeem_fee=0.0,
+        cash_buffer_usd=0.0,
+        gold_reserve_g=GRAM_SIMPLE["supply_tokens"],
+    )
     upd.update(kw)
     return gram(**upd)
 
@@ -68,8 +73,7 @@ def test_cdp_backing_ratio_is_not_monotone_in_the_shock() -> None:
     liquidated, backing = (0.9 + 0.45 + 0.26) * 0.93; at -8 % the 1.3 tranche (20 % of debt)
     is gone, backing = (0.9 + 0.45) * 0.92 / 0.8."""
     out = CdpStablecoin(GUSD).run(shock_paths(np.array([-0.07, -0.08])))
-    np.testing.assert_allclose(out.backing_ratio[:, -1],
-                               [1.61 * 0.93, 1.35 * 0.92 / 0.8], rtol=1e-12)
+    np.testing.assert_allclose(out.backing_ratio[:, -1], [1.61 * 0.93, 1.35 * 0.92 / 0.8], rtol=1e-12)
     assert out.backing_ratio[1, -1] > out.backing_ratio[0, -1]
 
 
@@ -107,8 +111,12 @@ def test_more_redemption_sensitivity_never_improves_cash_without_redeem_fees() -
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fully_backed_frictionless_token_stays_fully_backed_in_grams(seed: int) -> None:
-    spec = frictionless(base_redeem_rate_per_day=0.01, redeem_drawdown_sensitivity=0.3,
-                        max_redeem_share_per_day=0.9, base_mint_rate_per_day=0.02)
+    spec = frictionless(
+        base_redeem_rate_per_day=0.01,
+        redeem_drawdown_sensitivity=0.3,
+        max_redeem_share_per_day=0.9,
+        base_mint_rate_per_day=0.02,
+    )
     prices = wild_paths(500, 250, seed=seed, vol=0.05)
     assert prices.min() < 0.2 * P0 and prices.max() > 5 * P0  # extreme paths included
     out = ReserveBackedToken(spec).run(prices)
@@ -117,24 +125,24 @@ def test_fully_backed_frictionless_token_stays_fully_backed_in_grams(seed: int) 
     assert (out.gold_reserve_g >= grams_owed * (1 - 1e-12)).all()
     np.testing.assert_allclose(out.backing_ratio, 1.0, rtol=1e-12)
     assert not out.breached().any()
-    np.testing.assert_allclose(out.holder_value_usd_per_token, prices / TROY_OUNCE_G,
-                               rtol=1e-12)
+    np.testing.assert_allclose(out.holder_value_usd_per_token, prices / TROY_OUNCE_G, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- CDP bad debt
 
 
 def one_tranche(cr: float = 1.5, lr: float = 1.2, haircut: float = 0.05) -> CdpStablecoinSpec:
-    return GUSD.model_copy(update={
-        "tranches": [GUSD.tranches[0].model_copy(update={"debt_share": 1.0,
-                                                         "collateral_ratio": cr})],
-        "liquidation_ratio": lr, "liquidation_haircut": haircut})
+    return GUSD.model_copy(
+        update={
+            "tranches": [GUSD.tranches[0].model_copy(update={"debt_share": 1.0, "collateral_ratio": cr})],
+            "liquidation_ratio": lr,
+            "liquidation_haircut": haircut,
+        }
+    )
 
 
 @pytest.mark.parametrize(("cr", "haircut"), [(1.5, 0.05), (1.8, 0.13), (1.25, 0.0)])
-def test_bad_debt_exactly_when_a_gap_takes_cr_below_one_over_one_minus_haircut(
-    cr: float, haircut: float
-) -> None:
+def test_bad_debt_exactly_when_a_gap_takes_cr_below_one_over_one_minus_haircut(cr: float, haircut: float) -> None:
     """Liquidated at CR_t < L, sold at P_t (1 - h): bad debt iff CR_t (1 - h) < 1, i.e. a day-1
     price ratio x < 1 / (CR_0 (1 - h)); then bad debt = D (1 - CR_0 x (1 - h))."""
     spec = one_tranche(cr, 1.2, haircut)
@@ -145,8 +153,7 @@ def test_bad_debt_exactly_when_a_gap_takes_cr_below_one_over_one_minus_haircut(
     assert out.liquidated[:, -1].all()
     assert bad[0] > 0 and bad[1] == 0 and bad[3] == 0
     d = spec.supply_usd
-    np.testing.assert_allclose(bad[[0, 2]], d * (1 - cr * xs[[0, 2]] * (1 - haircut)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(bad[[0, 2]], d * (1 - cr * xs[[0, 2]] * (1 - haircut)), rtol=1e-6)
 
 
 def test_no_bad_debt_without_a_large_enough_one_day_gap() -> None:
@@ -157,8 +164,7 @@ def test_no_bad_debt_without_a_large_enough_one_day_gap() -> None:
     slide = P0 * 0.99 ** np.arange(251)
     gap_ratio = 1 / (1.2 * 0.95)
     at_l = P0 * 1.2 / 1.5 * (1 + 1e-12)  # CR = L (a hair above, against float rounding)
-    gaps = np.array([[P0, at_l, at_l * gap_ratio * (1 - 1e-9)],
-                     [P0, at_l, at_l * gap_ratio * (1 + 1e-9)]])
+    gaps = np.array([[P0, at_l, at_l * gap_ratio * (1 - 1e-9)], [P0, at_l, at_l * gap_ratio * (1 + 1e-9)]])
     out_slide = CdpStablecoin(spec).run(slide[None, :])
     assert out_slide.liquidated[0, -1] and out_slide.bad_debt_usd[0, -1] == 0
     out_gap = CdpStablecoin(spec).run(gaps)
@@ -195,15 +201,15 @@ def test_gold_token_conserves_gold_and_tokens() -> None:
     spec = gram(cash_buffer_usd=2e5)  # cash runs out: gold is sold
     out = ReserveBackedToken(spec).run(prices)
     # gold in = gold out + reserve change
-    np.testing.assert_allclose(out.gold_reserve_g - out.gold_reserve_g[:, :1],
-                               out.gold_in_g - out.gold_out_g, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        out.gold_reserve_g - out.gold_reserve_g[:, :1], out.gold_in_g - out.gold_out_g, rtol=0, atol=1e-6
+    )
     assert (np.diff(out.gold_in_g, axis=1) >= 0).all()
     assert (np.diff(out.gold_out_g, axis=1) >= 0).all()
     # without opex, every gram in or out comes with a token minted or redeemed
     no_opex = ReserveBackedToken(gram(cash_buffer_usd=2e5, opex_usd_per_year=0.0)).run(prices)
     d_supply_g = (no_opex.supply_tokens - no_opex.supply_tokens[:, :1]) * spec.grams_per_token
-    np.testing.assert_allclose(d_supply_g, no_opex.gold_in_g - no_opex.gold_out_g,
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(d_supply_g, no_opex.gold_in_g - no_opex.gold_out_g, rtol=0, atol=1e-5)
     # USD: while the reserve never runs dry, mints and redemptions do not depend on opex, so
     # the extra gold out with opex is the gold sold for it, and
     # total opex = paid from cash (the end-cash gap) + gold sold at each day's price
@@ -221,9 +227,11 @@ def test_cdp_conserves_collateral_and_coins() -> None:
     prices = wild_paths(500, 120, seed=4, vol=0.03)
     out = CdpStablecoin(GUSD).run(prices)
     # collateral: initial = live + gone (sold or returned), in grams
-    np.testing.assert_allclose(out.gold_reserve_g + out.gold_out_g,
-                               np.broadcast_to(out.gold_reserve_g[:, :1], out.gold_out_g.shape),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        out.gold_reserve_g + out.gold_out_g,
+        np.broadcast_to(out.gold_reserve_g[:, :1], out.gold_out_g.shape),
+        rtol=1e-12,
+    )
     assert not out.gold_in_g.any()
     # coins: outstanding = initial - burned; burned = liquidated debt - bad debt >= 0
     burned = GUSD.supply_usd - out.supply_tokens

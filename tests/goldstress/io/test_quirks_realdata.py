@@ -26,7 +26,12 @@ pytestmark = pytest.mark.realdata
 
 XAUT = "xaut_usd_daily_2022_2026.csv"
 BROKER = "xauusd_broker_mt5_daily_2007_2026.csv"
-TOKEN_OHLC_FILES = [XAUT, "paxg_usd_daily_2022_2026.csv", "paxg_usd_daily_cmc_2019_2020.csv", "xaut_usd_daily_cmc_2020.csv"]
+TOKEN_OHLC_FILES = [
+    XAUT,
+    "paxg_usd_daily_2022_2026.csv",
+    "paxg_usd_daily_cmc_2019_2020.csv",
+    "xaut_usd_daily_cmc_2020.csv",
+]
 FIRST_ENTRY = ("2022-05-14", "2022-05-21")  # documented in SOURCES.md before the measured ones
 
 BAND = 0.005

@@ -21,21 +21,54 @@ P0_OZ = P0_G * TROY_OUNCE_G
 H = 30
 
 
-def _spec(*, gold_g: float, gold_liq: float, haircut: float, cash_usd: float, opex: float = 0.0) -> ReserveBackedTokenSpec:
+def _spec(
+    *, gold_g: float, gold_liq: float, haircut: float, cash_usd: float, opex: float = 0.0
+) -> ReserveBackedTokenSpec:
     """1 token = 1 g; cash listed first (liquidation order), all redemptions paid in USD, no fees,
     no settlement lag, market always open, no premium process, no AMM."""
-    return ReserveBackedTokenSpec.model_validate({
-        "spec_version": 2, "kind": "gold_backed", "name": "test", "symbol": "TST",
-        "grams_per_token": 1.0, "supply_tokens": N, "opex_usd_per_year": opex, "days_per_year": 252.0,
-        "reserve": [
-            {"name": "cash", "kind": "usd_cash", "amount": cash_usd, "liquidity_per_day": 1.0, "stressed_haircut": 0.0},
-            {"name": "bars", "kind": "allocated_gold", "amount": gold_g, "liquidity_per_day": gold_liq, "stressed_haircut": haircut},
-        ],
-        "primary": {"mint_fee": 0.0, "redeem_fee": 0.0, "settlement_lag_days": 0, "market_hours": "always", "cash_redemption_share": 1.0},
-        # sensitivities and runs switched on, so with_redemption_share must switch them off
-        "redemption": {"base_rate_per_day": 0.0, "drawdown_sensitivity": 0.5, "peg_sensitivity": 1.0,
-                       "base_mint_rate_per_day": 0.01, "confidence": {"run_prone_share": 0.5}},
-    })
+    return ReserveBackedTokenSpec.model_validate(
+        {
+            "spec_version": 2,
+            "kind": "gold_backed",
+            "name": "test",
+            "symbol": "TST",
+            "grams_per_token": 1.0,
+            "supply_tokens": N,
+            "opex_usd_per_year": opex,
+            "days_per_year": 252.0,
+            "reserve": [
+                {
+                    "name": "cash",
+                    "kind": "usd_cash",
+                    "amount": cash_usd,
+                    "liquidity_per_day": 1.0,
+                    "stressed_haircut": 0.0,
+                },
+                {
+                    "name": "bars",
+                    "kind": "allocated_gold",
+                    "amount": gold_g,
+                    "liquidity_per_day": gold_liq,
+                    "stressed_haircut": haircut,
+                },
+            ],
+            "primary": {
+                "mint_fee": 0.0,
+                "redeem_fee": 0.0,
+                "settlement_lag_days": 0,
+                "market_hours": "always",
+                "cash_redemption_share": 1.0,
+            },
+            # sensitivities and runs switched on, so with_redemption_share must switch them off
+            "redemption": {
+                "base_rate_per_day": 0.0,
+                "drawdown_sensitivity": 0.5,
+                "peg_sensitivity": 1.0,
+                "base_mint_rate_per_day": 0.01,
+                "confidence": {"run_prone_share": 0.5},
+            },
+        }
+    )
 
 
 def _boundary(spec: ReserveBackedTokenSpec, shares, **kw):
@@ -51,7 +84,12 @@ def test_with_redemption_share_requests_exactly_the_share(share):
     s2 = with_redemption_share(spec, share, H)
     r = s2.redemption
     assert (1.0 - r.base_rate_per_day) ** H == pytest.approx(1.0 - share, abs=1e-12)
-    assert (r.drawdown_sensitivity, r.peg_sensitivity, r.base_mint_rate_per_day, r.mint_premium_sensitivity) == (0.0, 0.0, 0.0, 0.0)
+    assert (r.drawdown_sensitivity, r.peg_sensitivity, r.base_mint_rate_per_day, r.mint_premium_sensitivity) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
     assert r.confidence.run_prone_share == 0.0
     assert spec.redemption.drawdown_sensitivity == 0.5  # the original is untouched
     # simulated: cumulative requests over H days (falling gold, which would trigger drawdown
@@ -65,7 +103,9 @@ def test_with_redemption_share_requests_exactly_the_share(share):
     assert longer.redemption_demand_tokens.sum(axis=1) == pytest.approx([share * N] * 2, rel=1e-9, abs=1e-9)
 
 
-@pytest.mark.parametrize("bad", [{"share": -0.1}, {"share": 1.5}, {"share": float("nan")}, {"horizon_days": 0}, {"horizon_days": 2.5}])
+@pytest.mark.parametrize(
+    "bad", [{"share": -0.1}, {"share": 1.5}, {"share": float("nan")}, {"horizon_days": 0}, {"horizon_days": 2.5}]
+)
 def test_with_redemption_share_rejects_bad_input(bad):
     kw = {"share": 0.1, "horizon_days": H} | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
@@ -155,9 +195,15 @@ def test_fully_backed_frictionless_token_never_fails():
 def test_failure_boundary_rejects_bad_input():
     spec = _spec(gold_g=N, gold_liq=1.0, haircut=0.0, cash_usd=0.0)
     mk = lambda s: ReserveBackedToken(with_redemption_share(spec, s, H))  # noqa: E731
-    for kw, field in (({"shares": [1.2]}, "shares"), ({"shares": []}, "shares"), ({"horizon_days": 0}, "horizon_days"),
-                      ({"max_drop": 1.0}, "max_drop"), ({"tol": 0.0}, "tol"), ({"n_grid": 1}, "n_grid"),
-                      ({"p0_usd_per_oz": -1.0}, "p0_usd_per_oz")):
+    for kw, field in (
+        ({"shares": [1.2]}, "shares"),
+        ({"shares": []}, "shares"),
+        ({"horizon_days": 0}, "horizon_days"),
+        ({"max_drop": 1.0}, "max_drop"),
+        ({"tol": 0.0}, "tol"),
+        ({"n_grid": 1}, "n_grid"),
+        ({"p0_usd_per_oz": -1.0}, "p0_usd_per_oz"),
+    ):
         args = {"make_model": mk, "p0_usd_per_oz": P0_OZ, "shares": [0.1], "horizon_days": H} | kw
         with pytest.raises(ValueError, match=field):
             failure_boundary(**args)
@@ -168,12 +214,12 @@ def test_failure_boundary_rejects_bad_input():
 def test_analyse_wiring_builds_the_boundary_for_reserve_backed_specs_only():
     """tasks.analyse gives reserve-backed specs a boundary over BOUNDARY_SHARES equal to a
     direct failure_boundary call; the report renders it; a CDP spec (no reserve) gets none."""
+    from goldstress.report import _boundary_html
     from models.metrics import (
         BOUNDARY_HORIZON_DAYS,
         BOUNDARY_SHARES,
         reverse_stress_boundary_summary,
     )
-    from goldstress.report import _boundary_html
 
     spec = _spec(gold_g=N, gold_liq=0.0, haircut=0.05, cash_usd=20_000.0)
     b = reverse_stress_boundary_summary(spec.model_dump(), P0_OZ)

@@ -25,7 +25,7 @@ from goldstress.io.layouts import (
     raw_view,
     standardise,
 )
-from tests.data.http_fixtures import coingecko_market_chart_bytes, lbma_json_bytes
+from tests.goldstress.io.http_fixtures import coingecko_market_chart_bytes, lbma_json_bytes
 
 NO_QUIRKS = Quirks()
 
@@ -92,21 +92,22 @@ def test_detect_layout_unknown_lists_header_and_layouts():
 
 # -- gold layouts -----------------------------------------------------------------------------
 def test_lbma_am_pm_drops_blank_pm_and_converts_to_grams():
-    data = csv_bytes(CONTRACT_HEADERS["lbma_am_pm"], [
-        "1968-03-14,35.2,,14.6,,,",            # before the first PM fix
-        "1968-04-01,37.5,37.7,15.6,15.68,,",
-        "1999-12-23,288.3,288.6,178.5,178.9,285.0,286.2",
-        "1999-12-24,288.0,,178.3,,284.9,",     # Christmas Eve half day
-        "1999-12-29,290.25,311.034768,179.4,179.8,288.2,288.8",
-    ])
-    res = standardise(data, "lbma_am_pm", "gold", "/somewhere/gold_lbma_am_pm_daily_1968_2023.csv",
-                      NO_QUIRKS)
+    data = csv_bytes(
+        CONTRACT_HEADERS["lbma_am_pm"],
+        [
+            "1968-03-14,35.2,,14.6,,,",  # before the first PM fix
+            "1968-04-01,37.5,37.7,15.6,15.68,,",
+            "1999-12-23,288.3,288.6,178.5,178.9,285.0,286.2",
+            "1999-12-24,288.0,,178.3,,284.9,",  # Christmas Eve half day
+            "1999-12-29,290.25,311.034768,179.4,179.8,288.2,288.8",
+        ],
+    )
+    res = standardise(data, "lbma_am_pm", "gold", "/somewhere/gold_lbma_am_pm_daily_1968_2023.csv", NO_QUIRKS)
     frame = res.frame
     assert_gold_schema(frame)
     assert days(frame) == ["1968-04-01", "1999-12-23", "1999-12-29"]
     np.testing.assert_array_equal(frame["usd_per_oz"], [37.7, 288.6, 311.034768])
-    np.testing.assert_allclose(frame["usd_per_g"], np.array([37.7, 288.6, 311.034768]) / 31.1034768,
-                               rtol=1e-15)
+    np.testing.assert_allclose(frame["usd_per_g"], np.array([37.7, 288.6, 311.034768]) / 31.1034768, rtol=1e-15)
     assert frame["usd_per_g"].iloc[-1] == pytest.approx(10.0, rel=1e-15)  # 311.034768 / 31.1034768
     assert set(frame["source"]) == {"lbma_pm:gold_lbma_am_pm_daily_1968_2023.csv"}
     dropped = [(e["row"], e["action"]) for e in res.log]
@@ -116,10 +117,13 @@ def test_lbma_am_pm_drops_blank_pm_and_converts_to_grams():
 
 
 def test_lbma_merged_and_pm_layouts():
-    merged = csv_bytes(CONTRACT_HEADERS["lbma_merged"], [
-        "2023-09-01,1940.2,1942.35,gold_lbma_am_pm_daily_1968_2023.csv",
-        "2023-09-04,,1938.6,gold_lbma_pm_usd_daily_2023_2026.csv",   # AM blank in later rows: fine
-    ])
+    merged = csv_bytes(
+        CONTRACT_HEADERS["lbma_merged"],
+        [
+            "2023-09-01,1940.2,1942.35,gold_lbma_am_pm_daily_1968_2023.csv",
+            "2023-09-04,,1938.6,gold_lbma_pm_usd_daily_2023_2026.csv",  # AM blank in later rows: fine
+        ],
+    )
     frame = standardise(merged, "lbma_merged", "gold", "merged.csv", NO_QUIRKS).frame
     assert_gold_schema(frame)
     np.testing.assert_array_equal(frame["usd_per_oz"], [1942.35, 1938.6])
@@ -128,18 +132,23 @@ def test_lbma_merged_and_pm_layouts():
 
 
 def test_broker_flags_dropped_and_logged():
-    data = csv_bytes(CONTRACT_HEADERS["broker_ohlc"], [
-        "2012-09-07,1700.1,1740.2,1695.0,1735.5,50000,",
-        "2012-09-09,1735.6,1737.0,1733.0,1736.1,900,sunday_open_session",
-        "2012-09-10,1736.1,1738.0,1725.0,1730.3,48000,",
-        "2026-04-22,4700.0,4710.0,4690.0,4701.0,2500,partial_day_snapshot_close_unreliable",
-    ])
+    data = csv_bytes(
+        CONTRACT_HEADERS["broker_ohlc"],
+        [
+            "2012-09-07,1700.1,1740.2,1695.0,1735.5,50000,",
+            "2012-09-09,1735.6,1737.0,1733.0,1736.1,900,sunday_open_session",
+            "2012-09-10,1736.1,1738.0,1725.0,1730.3,48000,",
+            "2026-04-22,4700.0,4710.0,4690.0,4701.0,2500,partial_day_snapshot_close_unreliable",
+        ],
+    )
     res = standardise(data, "broker_ohlc", "gold", "xauusd_broker_mt5_daily_2007_2026.csv", load_quirks())
     assert_gold_schema(res.frame)
     assert days(res.frame) == ["2012-09-07", "2012-09-10"]
     np.testing.assert_array_equal(res.frame["usd_per_oz"], [1735.5, 1730.3])
     assert [(e["row"], e["column"], e["action"]) for e in res.log] == [
-        (2, "bar_note", "drop_row"), (4, "bar_note", "drop_row")]
+        (2, "bar_note", "drop_row"),
+        (4, "bar_note", "drop_row"),
+    ]
     assert res.frame["source"].iloc[0].startswith("broker_close:")
 
 
@@ -153,8 +162,8 @@ def test_broker_without_bar_note_column():
 def test_xaut_quirks_applied_for_the_named_file_only():
     rows = [
         "2022-05-13,1810.0,1812.0,1805.0,1808.0",
-        "2022-05-14,1799.6,1799.6,1799.6,1799.6",   # stale range 05-14..05-21
-        "2022-05-21,1840.0,1840.1,1839.9,1840.0",   # stale range end (inclusive)
+        "2022-05-14,1799.6,1799.6,1799.6,1799.6",  # stale range 05-14..05-21
+        "2022-05-21,1840.0,1840.1,1839.9,1840.0",  # stale range end (inclusive)
         "2022-05-22,1845.0,1850.0,1840.0,1848.2",
         "2023-05-25,1942.0,1950.0,1938.0,1945.1",
         "2023-05-26,1945.1,2290.0,1940.0,2273.19",  # bad print: dropped
@@ -184,10 +193,13 @@ def test_quirk_entry_that_matches_no_row_is_logged():
 
 
 def test_cmc_layout_and_dgx_stays_per_token():
-    data = csv_bytes(CONTRACT_HEADERS["cmc_ohlc"], [
-        "2018-05-16,44.39,44.90,41.89,42.16,137569,0",
-        "2018-05-15,44.44,44.66,41.71,44.37,41865.20,0",   # unsorted input
-    ])
+    data = csv_bytes(
+        CONTRACT_HEADERS["cmc_ohlc"],
+        [
+            "2018-05-16,44.39,44.90,41.89,42.16,137569,0",
+            "2018-05-15,44.44,44.66,41.71,44.37,41865.20,0",  # unsorted input
+        ],
+    )
     res = standardise(data, "cmc_ohlc", "token_dgx", "dgx_usd_daily_cmc_2018_2020.csv")
     assert_token_schema(res.frame, "DGX")
     assert days(res.frame) == ["2018-05-15", "2018-05-16"]
@@ -203,10 +215,13 @@ def test_binance_usdt_kept_and_labelled_usdt():
 
 
 def test_coingecko_csv_snapshot_shifted_to_previous_day():
-    data = csv_bytes(CONTRACT_HEADERS["coingecko_csv"], [
-        "2020-01-26,1575.9582599738656,0.0,30350.78",
-        "2020-01-27 00:00:00 UTC,1585.137326483012,6324697.93,1031042.56",  # CoinGecko export style
-    ])
+    data = csv_bytes(
+        CONTRACT_HEADERS["coingecko_csv"],
+        [
+            "2020-01-26,1575.9582599738656,0.0,30350.78",
+            "2020-01-27 00:00:00 UTC,1585.137326483012,6324697.93,1031042.56",  # CoinGecko export style
+        ],
+    )
     res = standardise(data, "coingecko_csv", "token_xaut", "xaut_usd_daily_coingecko_2020_2023.csv")
     assert days(res.frame) == ["2020-01-25", "2020-01-26"]
     np.testing.assert_array_equal(res.frame["close_usd"], [1575.9582599738656, 1585.137326483012])
@@ -216,14 +231,16 @@ def test_coingecko_csv_snapshot_shifted_to_previous_day():
 def test_market_chart_and_lbma_json_layouts():
     t0 = datetime(2024, 2, 29, tzinfo=UTC)
     chart = coingecko_market_chart_bytes(
-        [(t0, 2030.5), (t0 + timedelta(days=1), 2041.0), (t0 + timedelta(days=1, hours=9), 2050.0)])
+        [(t0, 2030.5), (t0 + timedelta(days=1), 2041.0), (t0 + timedelta(days=1, hours=9), 2050.0)]
+    )
     res = parse_coingecko_market_chart(chart, "xaut")
     assert_token_schema(res.frame, "XAUT")
     assert days(res.frame) == ["2024-02-28", "2024-02-29"]
     assert [e["row"] for e in res.log if e["action"] == "drop_row"] == [3]
 
-    lbma = lbma_json_bytes([("1968-04-01", 37.7, 15.68, None), ("1968-04-02", None, 15.6, None),
-                            ("1968-04-03", 37.6, 15.63, None)])
+    lbma = lbma_json_bytes(
+        [("1968-04-01", 37.7, 15.68, None), ("1968-04-02", None, 15.6, None), ("1968-04-03", 37.6, 15.63, None)]
+    )
     frame = parse_lbma_json(lbma).frame
     assert_gold_schema(frame)
     assert days(frame) == ["1968-04-01", "1968-04-03"]
@@ -235,9 +252,10 @@ def test_market_chart_and_lbma_json_layouts():
 # -- errors -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", ["n/a", "1,942.35", "$1942", "nan", "inf", "12..5"])
 def test_text_in_price_column_raises_with_row_column_and_text(text):
-    data = csv_bytes(CONTRACT_HEADERS["ohlc_usd"], [
-        "2024-01-02,2050,2060,2040,2055", "2024-01-03,2055,2070,2050,2066",
-        f'2024-01-04,2066,2070,2050,"{text}"'])
+    data = csv_bytes(
+        CONTRACT_HEADERS["ohlc_usd"],
+        ["2024-01-02,2050,2060,2040,2055", "2024-01-03,2055,2070,2050,2066", f'2024-01-04,2066,2070,2050,"{text}"'],
+    )
     with pytest.raises(ValueError) as info:
         standardise(data, "ohlc_usd", "token_paxg", "paxg.csv", NO_QUIRKS)
     msg = str(info.value)
@@ -269,7 +287,9 @@ def test_dataset_must_fit_layout():
         standardise(data, "lbma_pm", "token_paxg", "x.csv", NO_QUIRKS)
     with pytest.raises(ValueError, match="^dataset: 'silver' is neither"):
         standardise(data, "lbma_pm", "silver", "x.csv", NO_QUIRKS)
-    with pytest.raises(ValueError, match="^layout: 'lbma_csv' is unknown"):  # "layout" alone fits the dataset errors too
+    with pytest.raises(
+        ValueError, match="^layout: 'lbma_csv' is unknown"
+    ):  # "layout" alone fits the dataset errors too
         standardise(data, "lbma_csv", "gold", "x.csv", NO_QUIRKS)
 
 
@@ -281,14 +301,19 @@ def test_header_not_matching_given_layout_raises():
 
 # -- raw view ---------------------------------------------------------------------------------
 def test_raw_view_is_strings_with_blanks_kept():
-    data = csv_bytes(CONTRACT_HEADERS["lbma_am_pm"], ["1968-03-14,35.2,,14.6,,,", "1968-04-01,37.5,37.7,15.6,15.68,,",
-                                                      "1968-04-02,37.4,abc,15.6,37.3,,"])
+    data = csv_bytes(
+        CONTRACT_HEADERS["lbma_am_pm"],
+        ["1968-03-14,35.2,,14.6,,,", "1968-04-01,37.5,37.7,15.6,15.68,,", "1968-04-02,37.4,abc,15.6,37.3,,"],
+    )
     frame, problem = raw_view(data, None)
     assert problem is None
     assert list(frame.columns) == ["row", "date", "price"]
     assert frame["row"].dtype == np.int64
-    assert frame.to_dict("list") == {"row": [1, 2, 3], "date": ["1968-03-14", "1968-04-01", "1968-04-02"],
-                                     "price": ["", "37.7", "abc"]}
+    assert frame.to_dict("list") == {
+        "row": [1, 2, 3],
+        "date": ["1968-03-14", "1968-04-01", "1968-04-02"],
+        "price": ["", "37.7", "abc"],
+    }
 
 
 def test_raw_view_json_layouts_keep_the_literal_text():
@@ -333,7 +358,8 @@ def test_load_quirks_matches_the_toml():
     for key in ("bad_tick", "bad_flag", "stale", "known_gap"):
         assert len(getattr(q, key)) == len(raw.get(key, []))
     assert [(t.file, t.date.isoformat(), t.action) for t in q.bad_tick] == [
-        (t["file"], t["date"], t["action"]) for t in raw["bad_tick"]]
+        (t["file"], t["date"], t["action"]) for t in raw["bad_tick"]
+    ]
     xaut = q.for_file("xaut_usd_daily_2022_2026.csv")
     raw_xaut_stale = [(e["start"], e["end"]) for e in raw["stale"] if e["file"] == "xaut_usd_daily_2022_2026.csv"]
     assert len(raw_xaut_stale) == 5  # 2022-05-14..21 (SOURCES.md) and four measured pinned stretches
@@ -344,12 +370,18 @@ def test_load_quirks_matches_the_toml():
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [
-        ('quirks_version = 1\n[[bad_tick]]\nfile="a.csv"\ndate="2024-01-02"\ncolumns=["x"]\naction="delete"\nreason="r"\n',
-         "action"),
-        ('quirks_version = 1\n[[stale]]\nfile="a.csv"\nstart="2024-01-05"\nend="2024-01-02"\naction="drop_row"\nreason="r"\n',
-         "before start"),
-        ('quirks_version = 1\n[[bad_flag]]\ncolumn="bar_note"\nvalue="x"\naction="drop_row"\nreason="r"\ntypo=1\n',
-         "typo"),
+        (
+            'quirks_version = 1\n[[bad_tick]]\nfile="a.csv"\ndate="2024-01-02"\ncolumns=["x"]\naction="delete"\nreason="r"\n',
+            "action",
+        ),
+        (
+            'quirks_version = 1\n[[stale]]\nfile="a.csv"\nstart="2024-01-05"\nend="2024-01-02"\naction="drop_row"\nreason="r"\n',
+            "before start",
+        ),
+        (
+            'quirks_version = 1\n[[bad_flag]]\ncolumn="bar_note"\nvalue="x"\naction="drop_row"\nreason="r"\ntypo=1\n',
+            "typo",
+        ),
         ("quirks_version = [", "invalid TOML"),
     ],
 )

@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.units import TROY_OUNCE_G
-from goldstress.io.sources import fetch_lbma, read_data_file
 from goldstress.io.layouts import (
     detect_layout,
     parse_coingecko_market_chart,
@@ -24,7 +22,9 @@ from goldstress.io.layouts import (
     raw_view,
     standardise,
 )
-from tests.data.http_fixtures import coingecko_market_chart_bytes, lbma_json_bytes, make_settings
+from goldstress.io.sources import fetch_lbma, read_data_file
+from models.units import TROY_OUNCE_G
+from tests.goldstress.io.http_fixtures import coingecko_market_chart_bytes, lbma_json_bytes, make_settings
 
 pytestmark = pytest.mark.realdata
 
@@ -155,8 +155,9 @@ def test_lbma_json_served_over_http_equals_csv_import(shared_data_dir, http_sour
     def num(s: str) -> float | None:
         return float(s) if s.strip() else None
 
-    records = [(r["date"], num(r["usd_pm"]), num(r["gbp_pm"]), num(r["eur_pm"]))
-               for r in rows if r["date"] >= "1968-04-01"]  # the feed starts with the PM fix
+    records = [
+        (r["date"], num(r["usd_pm"]), num(r["gbp_pm"]), num(r["eur_pm"])) for r in rows if r["date"] >= "1968-04-01"
+    ]  # the feed starts with the PM fix
     url = http_source.add("/json/gold_pm.json", lbma_json_bytes(records))
     from_json = parse_lbma_json(fetch_lbma(url, make_settings()), origin_name=url).frame
     from_csv = _std(shared_data_dir, name).frame

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from goldstress.settings import Settings
-from tests.data.http_fixtures import FakeHTTPSource, free_port, make_settings
+from tests.goldstress.io.http_fixtures import FakeHTTPSource, free_port, make_settings
 
 
 @pytest.fixture
@@ -50,8 +50,11 @@ def moto_s3() -> Iterator[dict[str, object]]:
     bucket = f"goldstress-data-{uuid.uuid4().hex[:8]}"  # moto state is process-wide
     try:
         client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="testing",
-            aws_secret_access_key="testing", region_name="us-east-1",
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
         )
         client.create_bucket(Bucket=bucket)
         yield {
@@ -65,7 +68,9 @@ def moto_s3() -> Iterator[dict[str, object]]:
 @pytest.fixture
 def s3_settings(moto_s3: dict[str, object]) -> Settings:
     """Settings whose store is a fresh prefix in the moto bucket."""
-    return make_settings(storage={
-        "store_url": f"s3://{moto_s3['bucket']}/{uuid.uuid4().hex[:8]}",
-        "storage_options": moto_s3["storage_options"],
-    })
+    return make_settings(
+        storage={
+            "store_url": f"s3://{moto_s3['bucket']}/{uuid.uuid4().hex[:8]}",
+            "storage_options": moto_s3["storage_options"],
+        }
+    )

@@ -18,7 +18,7 @@ from models.token.protocol import TokenModel, build_token_model
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec, load_token_spec
 from models.units import TROY_OUNCE_G
-from tests.token_specs import simple_reserve_backed
+from tests.models.token_specs import simple_reserve_backed
 
 SPECS = PROJECT_ROOT / "specs"
 
@@ -28,9 +28,15 @@ gold_spec = simple_reserve_backed
 
 def cdp_spec(tranches=((1.0, 1.5),), **kw: float) -> CdpStablecoinSpec:
     base = dict(
-        spec_version=2, kind="gold_cdp", name="C", symbol="C", supply_usd=1000.0,
+        spec_version=2,
+        kind="gold_cdp",
+        name="C",
+        symbol="C",
+        supply_usd=1000.0,
         tranches=[{"debt_share": d, "collateral_ratio": c} for d, c in tranches],
-        liquidation_ratio=1.2, liquidation_penalty=0.13, liquidation_haircut=0.05,
+        liquidation_ratio=1.2,
+        liquidation_penalty=0.13,
+        liquidation_haircut=0.05,
     )
     base.update(kw)
     return CdpStablecoinSpec(**base)
@@ -46,15 +52,13 @@ def random_prices(n: int, days: int, vol: float, seed: int, p0: float = 2000.0) 
 
 
 def test_committed_specs_load_with_documented_values() -> None:
-    gram = load_token_spec(SPECS / "v2" / "gram.toml")
+    gram = load_token_spec(SPECS / "gram.toml")
     gusd = load_token_spec(SPECS / "gusd_cdp.toml")
     assert isinstance(gram, ReserveBackedTokenSpec) and gram.symbol == "GRAM"
     assert gram.grams_per_token == 1.0
     assert gram.initial_gold_coverage >= 1.0  # fully backed
     assert isinstance(gusd, CdpStablecoinSpec) and gusd.symbol == "GUSD" and gusd.spec_version == 2
-    assert [(t.debt_share, t.collateral_ratio) for t in gusd.tranches] == [
-        (0.5, 1.8), (0.3, 1.5), (0.2, 1.3)
-    ]
+    assert [(t.debt_share, t.collateral_ratio) for t in gusd.tranches] == [(0.5, 1.8), (0.3, 1.5), (0.2, 1.3)]
     assert gusd.liquidation_ratio == 1.2 and gusd.min_collateral_ratio == 1.3
     assert (gusd.supply_usd, gusd.liquidation_penalty, gusd.liquidation_haircut) == (100_000_000.0, 0.13, 0.05)
 
@@ -65,7 +69,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-GRAM_TEXT = (SPECS / "v2" / "gram.toml").read_text()
+GRAM_TEXT = (SPECS / "gram.toml").read_text()
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,10 @@ GRAM_TEXT = (SPECS / "v2" / "gram.toml").read_text()
         (lambda t: t.replace("spec_version = 2\n", ""), "spec_version"),
         (lambda t: t.replace("spec_version = 2", "spec_version = 3"), "spec_version"),
         (lambda t: t.replace("spec_version = 2", "spec_version = true"), "spec_version"),
-        (lambda t: t.replace("supply_tokens = 10_000_000.0\n", "supply_tokens = 10_000_000.0\nsurprise = 3\n"), "surprise"),
+        (
+            lambda t: t.replace("supply_tokens = 10_000_000.0\n", "supply_tokens = 10_000_000.0\nsurprise = 3\n"),
+            "surprise",
+        ),
         (lambda t: t.replace("mint_fee = 0.0025", "mint_fee = 1.5"), "primary.mint_fee"),
         (lambda t: t.replace("redeem_fee = 0.0025", "redeem_fee = -0.1"), "primary.redeem_fee"),
         (lambda t: t.replace("supply_tokens = 10_000_000.0\n", ""), "supply_tokens"),
@@ -98,16 +105,14 @@ GUSD_TEXT = (SPECS / "gusd_cdp.toml").read_text()
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda t: t.replace("debt_share = 0.2", "debt_share = 0.3"),
-         "tranches: debt_share must sum to 1"),
-        (lambda t: t.replace("collateral_ratio = 1.3", "collateral_ratio = 1.1"),
-         "tranches[2].collateral_ratio=1.1 must exceed liquidation_ratio=1.2"),
-        (lambda t: t.replace("collateral_ratio = 1.5", "collateral_ratio = 1.5\nfoo = 1"),
-         "field 'tranches[1].foo'"),
-        (lambda t: t.replace("liquidation_haircut = 0.05", "liquidation_haircut = 1.0"),
-         "field 'liquidation_haircut'"),
-        (lambda t: t.replace("liquidation_ratio = 1.2", "liquidation_ratio = nan"),
-         "field 'liquidation_ratio'"),
+        (lambda t: t.replace("debt_share = 0.2", "debt_share = 0.3"), "tranches: debt_share must sum to 1"),
+        (
+            lambda t: t.replace("collateral_ratio = 1.3", "collateral_ratio = 1.1"),
+            "tranches[2].collateral_ratio=1.1 must exceed liquidation_ratio=1.2",
+        ),
+        (lambda t: t.replace("collateral_ratio = 1.5", "collateral_ratio = 1.5\nfoo = 1"), "field 'tranches[1].foo'"),
+        (lambda t: t.replace("liquidation_haircut = 0.05", "liquidation_haircut = 1.0"), "field 'liquidation_haircut'"),
+        (lambda t: t.replace("liquidation_ratio = 1.2", "liquidation_ratio = nan"), "field 'liquidation_ratio'"),
     ],
 )
 def test_bad_cdp_spec_raises_naming_file_and_field(tmp_path: Path, edit, field: str) -> None:
@@ -152,11 +157,18 @@ def test_gold_token_two_day_hand_example() -> None:
     """Opex from cash then gold, drawdown-driven redemptions, mints shrinking with the drawdown,
     fees into cash: every step computed by hand (numbers in the comments)."""
     spec = gold_spec(
-        supply_tokens=100.0, gold_reserve_g=100.0, cash_buffer_usd=10.0,
-        opex_usd_per_year=15.0, days_per_year=1.0,  # 15 USD a day
-        mint_fee=0.02, redeem_fee=0.01, base_redeem_rate_per_day=0.01,
-        redeem_drawdown_sensitivity=0.1, max_redeem_share_per_day=0.05,
-        base_mint_rate_per_day=0.02, mint_drawdown_sensitivity=2.0,
+        supply_tokens=100.0,
+        gold_reserve_g=100.0,
+        cash_buffer_usd=10.0,
+        opex_usd_per_year=15.0,
+        days_per_year=1.0,  # 15 USD a day
+        mint_fee=0.02,
+        redeem_fee=0.01,
+        base_redeem_rate_per_day=0.01,
+        redeem_drawdown_sensitivity=0.1,
+        max_redeem_share_per_day=0.05,
+        base_mint_rate_per_day=0.02,
+        mint_drawdown_sensitivity=2.0,
     )
     # USD per gram: 10 then 8 (drawdown 0.2) then 12 (new high, drawdown 0)
     prices = np.array([[10.0, 8.0, 12.0]]) * TROY_OUNCE_G
@@ -238,10 +250,17 @@ def gold_reference(spec: ReserveBackedTokenSpec, usd_per_oz: np.ndarray) -> dict
 @pytest.mark.parametrize("cash", [0.0, 50_000.0, 2e7])
 def test_gold_token_matches_scalar_reference(cash: float) -> None:
     spec = gold_spec(
-        grams_per_token=0.5, supply_tokens=2e6, gold_reserve_g=0.95e6, cash_buffer_usd=cash,
-        opex_usd_per_year=3e6, mint_fee=0.003, redeem_fee=0.002,
-        base_redeem_rate_per_day=0.001, redeem_drawdown_sensitivity=0.08,
-        max_redeem_share_per_day=0.02, base_mint_rate_per_day=0.0015,
+        grams_per_token=0.5,
+        supply_tokens=2e6,
+        gold_reserve_g=0.95e6,
+        cash_buffer_usd=cash,
+        opex_usd_per_year=3e6,
+        mint_fee=0.003,
+        redeem_fee=0.002,
+        base_redeem_rate_per_day=0.001,
+        redeem_drawdown_sensitivity=0.08,
+        max_redeem_share_per_day=0.02,
+        base_mint_rate_per_day=0.0015,
         mint_drawdown_sensitivity=4.0,
     )
     prices = random_prices(40, 120, 0.02, seed=7)
@@ -264,8 +283,7 @@ def test_gold_token_matches_scalar_reference(cash: float) -> None:
 def test_gold_token_pays_redemptions_only_from_the_reserve() -> None:
     """A tiny reserve runs dry: grams paid never exceed grams held; gold never negative; the
     unpaid requests wait in the backlog."""
-    spec = gold_spec(gold_reserve_g=30.0, base_redeem_rate_per_day=0.01,
-                     max_redeem_share_per_day=0.01)
+    spec = gold_spec(gold_reserve_g=30.0, base_redeem_rate_per_day=0.01, max_redeem_share_per_day=0.01)
     out = ReserveBackedToken(spec).run(np.full((1, 6), 2000.0))
     # 1 % of the free supply is asked each day: 10, 9.9, 9.801 tokens (1 g each),
     # then 9.70299 asked but only 0.299 g left: that is paid and the reserve is empty
@@ -284,8 +302,13 @@ def test_gold_token_pays_redemptions_only_from_the_reserve() -> None:
 def test_cdp_hand_example_with_bad_debt_and_penalty() -> None:
     """Two tranches; a gap liquidates the weak one with bad debt, a fall the strong one
     with penalty income. Numbers worked by hand."""
-    spec = cdp_spec(tranches=((0.6, 2.0), (0.4, 1.25)), supply_usd=1000.0,
-                    liquidation_ratio=1.2, liquidation_penalty=0.1, liquidation_haircut=0.1)
+    spec = cdp_spec(
+        tranches=((0.6, 2.0), (0.4, 1.25)),
+        supply_usd=1000.0,
+        liquidation_ratio=1.2,
+        liquidation_penalty=0.1,
+        liquidation_haircut=0.1,
+    )
     # P0 = 100: tranche A debt 600, 12 oz; tranche B debt 400, 5 oz
     prices = np.array([[100.0, 99.0, 70.0, 70.0, 55.0]])
     out = CdpStablecoin(spec).run(prices)
@@ -298,17 +321,20 @@ def test_cdp_hand_example_with_bad_debt_and_penalty() -> None:
     np.testing.assert_allclose(out.gold_reserve_g[0] / TROY_OUNCE_G, [17, 17, 12, 12, 0])
     np.testing.assert_allclose(out.gold_out_g[0] / TROY_OUNCE_G, [0, 0, 5, 5, 17])
     np.testing.assert_allclose(out.reserve_value_usd[0], [1700, 17 * 99, 840, 840, 0])
-    np.testing.assert_allclose(out.backing_ratio[0], [1.7, 17 * 99 / 1000, 840 / 685,
-                                                      840 / 685, 0])
-    np.testing.assert_allclose(out.holder_value_usd_per_token[0],
-                               [1, 1, 1 - 85 / 685, 1 - 85 / 685, 0])
+    np.testing.assert_allclose(out.backing_ratio[0], [1.7, 17 * 99 / 1000, 840 / 685, 840 / 685, 0])
+    np.testing.assert_allclose(out.holder_value_usd_per_token[0], [1, 1, 1 - 85 / 685, 1 - 85 / 685, 0])
     assert out.liquidated[0].tolist() == [False, False, True, True, True]
     np.testing.assert_allclose(out.cash_usd[0], 0.0)  # no auction raised more than the debt
 
 
 def test_cdp_penalty_income_is_capped_at_the_tab() -> None:
-    spec = cdp_spec(tranches=((1.0, 1.5),), supply_usd=1000.0, liquidation_ratio=1.4,
-                    liquidation_penalty=0.13, liquidation_haircut=0.02)
+    spec = cdp_spec(
+        tranches=((1.0, 1.5),),
+        supply_usd=1000.0,
+        liquidation_ratio=1.4,
+        liquidation_penalty=0.13,
+        liquidation_haircut=0.02,
+    )
     # P0 = 100 -> 15 oz; day 1 price 90 -> CR 1.35 < 1.4; proceeds 15*90*0.98 = 1323
     # tab = 1130 -> penalty 130 collected, debt 1000 repaid, no bad debt, all coins burned
     out = CdpStablecoin(spec).run(np.array([[100.0, 90.0, 80.0]]))
@@ -319,8 +345,7 @@ def test_cdp_penalty_income_is_capped_at_the_tab() -> None:
     np.testing.assert_allclose(out.holder_value_usd_per_token[0], 1.0)
     # with a penalty the proceeds do not reach: 15*90*0.98 = 1323 < 1000*1.5 -> penalty 323
     spec2 = spec.model_copy(update={"liquidation_penalty": 0.5})
-    np.testing.assert_allclose(CdpStablecoin(spec2).run(np.array([[100.0, 90.0]])).cash_usd[0],
-                               [0, 323])
+    np.testing.assert_allclose(CdpStablecoin(spec2).run(np.array([[100.0, 90.0]])).cash_usd[0], [0, 323])
 
 
 def cdp_reference(spec: CdpStablecoinSpec, prices: np.ndarray) -> dict[str, np.ndarray]:
@@ -330,8 +355,10 @@ def cdp_reference(spec: CdpStablecoinSpec, prices: np.ndarray) -> dict[str, np.n
     res = {k: np.zeros((n, t1)) for k in keys}
     h, pen_rate, lr = spec.liquidation_haircut, spec.liquidation_penalty, spec.liquidation_ratio
     for i in range(n):
-        vaults = [[tr.collateral_ratio * tr.debt_share * spec.supply_usd / prices[i, 0],
-                   tr.debt_share * spec.supply_usd] for tr in spec.tranches]
+        vaults = [
+            [tr.collateral_ratio * tr.debt_share * spec.supply_usd / prices[i, 0], tr.debt_share * spec.supply_usd]
+            for tr in spec.tranches
+        ]
         bad = pen = 0.0
         liq = False
         for t in range(t1):
@@ -353,8 +380,13 @@ def cdp_reference(spec: CdpStablecoinSpec, prices: np.ndarray) -> dict[str, np.n
 
 
 def test_cdp_matches_scalar_reference_on_random_paths() -> None:
-    spec = cdp_spec(tranches=((0.5, 1.8), (0.3, 1.5), (0.2, 1.3)), supply_usd=1e8,
-                    liquidation_ratio=1.2, liquidation_penalty=0.13, liquidation_haircut=0.08)
+    spec = cdp_spec(
+        tranches=((0.5, 1.8), (0.3, 1.5), (0.2, 1.3)),
+        supply_usd=1e8,
+        liquidation_ratio=1.2,
+        liquidation_penalty=0.13,
+        liquidation_haircut=0.08,
+    )
     prices = random_prices(60, 200, 0.03, seed=11)
     out = CdpStablecoin(spec).run(prices)
     ref = cdp_reference(spec, prices)
@@ -378,8 +410,7 @@ def test_cdp_initial_state_uses_each_paths_day0_price() -> None:
     out = CdpStablecoin(spec).run(prices)
     coll_usd = 0.25 * 400 * 1.6 + 0.75 * 400 * 2.0
     np.testing.assert_allclose(out.reserve_value_usd[:, 0], coll_usd)
-    np.testing.assert_allclose(out.gold_reserve_g[:, 0],
-                               [coll_usd / 100 * TROY_OUNCE_G, coll_usd / 250 * TROY_OUNCE_G])
+    np.testing.assert_allclose(out.gold_reserve_g[:, 0], [coll_usd / 100 * TROY_OUNCE_G, coll_usd / 250 * TROY_OUNCE_G])
     np.testing.assert_allclose(out.backing_ratio[:, 0], coll_usd / 400)
 
 
@@ -401,8 +432,7 @@ def test_outcome_helpers() -> None:
 
 @pytest.mark.parametrize(
     "prices",
-    [np.array([2000.0, 2001.0]), np.array([[2000.0, -1.0]]), np.array([[2000.0, np.nan]]),
-     np.zeros((0, 3))],
+    [np.array([2000.0, 2001.0]), np.array([[2000.0, -1.0]]), np.array([[2000.0, np.nan]]), np.zeros((0, 3))],
 )
 def test_models_reject_bad_prices(prices: np.ndarray) -> None:
     for model in (ReserveBackedToken(gold_spec()), CdpStablecoin(cdp_spec())):
@@ -428,17 +458,24 @@ def test_cdp_collateral_ratio_exactly_at_the_liquidation_ratio_is_not_liquidated
     with ``CR_t < L`` is liquidated) puts CR == L on the SAFE side. The model compares with a
     relative tolerance of BREACH_TOL = 1e-9 so float rounding of the price (a few ulps) never
     decides it. Tranche: D = 1000, CR_0 = 1.5, P_0 = 100 -> Q = 15 oz, boundary price 80."""
-    spec = cdp_spec(tranches=((1.0, 1.5),), supply_usd=1000.0, liquidation_ratio=1.2,
-                    liquidation_penalty=0.13, liquidation_haircut=0.05)
+    spec = cdp_spec(
+        tranches=((1.0, 1.5),),
+        supply_usd=1000.0,
+        liquidation_ratio=1.2,
+        liquidation_penalty=0.13,
+        liquidation_haircut=0.05,
+    )
     q, lr_d = 1.5 * 1000.0 / 100.0, 1.2 * 1000.0
     assert q * 80.0 == lr_d  # CR is exactly L at P = 80 in floating point
-    day1 = np.array([
-        80.0,                       # CR == L exactly: safe
-        np.nextafter(80.0, 0.0),    # one ulp under: rounding, safe
-        80.0 * (1 + 1e-6),          # just above: safe
-        80.0 * (1 - 1e-6),          # just below: liquidated
-        80.0 * (1 - 1e-8),          # below by 10x the rounding tolerance: liquidated
-    ])
+    day1 = np.array(
+        [
+            80.0,  # CR == L exactly: safe
+            np.nextafter(80.0, 0.0),  # one ulp under: rounding, safe
+            80.0 * (1 + 1e-6),  # just above: safe
+            80.0 * (1 - 1e-6),  # just below: liquidated
+            80.0 * (1 - 1e-8),  # below by 10x the rounding tolerance: liquidated
+        ]
+    )
     assert q * day1[1] < lr_d  # the one-ulp path really is (numerically) under L
     prices = np.c_[np.full(day1.size, 100.0), day1]
     out = CdpStablecoin(spec).run(prices)

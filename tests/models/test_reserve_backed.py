@@ -30,7 +30,7 @@ from models.token.spec import (
 )
 from models.units import TROY_OUNCE_G
 
-V2 = PROJECT_ROOT / "specs" / "v2"
+SPECS = PROJECT_ROOT / "specs"
 P0 = 4400.0
 PRESETS = ["gram", "paxg", "xaut", "dgx"]
 
@@ -38,8 +38,14 @@ PRESETS = ["gram", "paxg", "xaut", "dgx"]
 def spec(**over: Any):
     """A small gold-only token; nested sections are merged with ``over``."""
     base: dict[str, Any] = dict(
-        spec_version=2, kind="gold_backed", name="T", symbol="T", grams_per_token=1.0,
-        supply_tokens=100_000.0, opex_usd_per_year=0.0, attestation_lag_days=0,
+        spec_version=2,
+        kind="gold_backed",
+        name="T",
+        symbol="T",
+        grams_per_token=1.0,
+        supply_tokens=100_000.0,
+        opex_usd_per_year=0.0,
+        attestation_lag_days=0,
         reserve=[
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
             dict(name="bars", kind="allocated_gold", amount=100_000.0, liquidity_per_day=1.0, stressed_haircut=0.0),
@@ -71,22 +77,26 @@ def wild_paths(n: int, days: int, seed: int, vol: float = 0.03) -> np.ndarray:
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_load_and_are_fully_gold_backed(name: str) -> None:
-    s = load_token_spec(V2 / f"{name}.toml")
+    s = load_token_spec(SPECS / f"{name}.toml")
     assert s.symbol == name.upper()
     assert s.initial_gold_coverage == pytest.approx(1.0, rel=1e-12)
 
 
 def test_presets_encode_the_documented_bar_rules() -> None:
-    xaut = load_token_spec(V2 / "xaut.toml").primary
-    paxg = load_token_spec(V2 / "paxg.toml").primary
+    xaut = load_token_spec(SPECS / "xaut.toml").primary
+    paxg = load_token_spec(SPECS / "paxg.toml").primary
     # Tether Gold whitepaper: whole bars, 430-token requests; PAXG: 430-token bar minimum, London hours
-    assert (xaut.min_redemption_tokens, xaut.redemption_granularity_tokens, xaut.granularity_applies_to) == (430, 430, "all")
+    assert (xaut.min_redemption_tokens, xaut.redemption_granularity_tokens, xaut.granularity_applies_to) == (
+        430,
+        430,
+        "all",
+    )
     assert (paxg.min_redemption_tokens, paxg.granularity_applies_to, paxg.market_hours) == (430, "gold", "london_hours")
-    assert load_token_spec(V2 / "paxg.toml").grams_per_token == TROY_OUNCE_G
+    assert load_token_spec(SPECS / "paxg.toml").grams_per_token == TROY_OUNCE_G
 
 
 def test_one_loader_reads_both_kinds_and_refuses_the_retired_v1_gold_token(tmp_path: Path) -> None:
-    assert isinstance(load_token_spec(V2 / "xaut.toml"), ReserveBackedTokenSpec)
+    assert isinstance(load_token_spec(SPECS / "xaut.toml"), ReserveBackedTokenSpec)
     gusd = load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml")
     assert isinstance(gusd, CdpStablecoinSpec) and gusd.spec_version == 2
     v1 = tmp_path / "old_gram.toml"
@@ -95,8 +105,10 @@ def test_one_loader_reads_both_kinds_and_refuses_the_retired_v1_gold_token(tmp_p
         load_token_spec(v1)
     msg = str(exc.value)
     assert "\n" not in msg and msg.startswith(str(v1))
-    assert "retired" in msg and 'kind = "gold_backed" with spec_version = 2' in msg and "specs/v2/gram.toml" in msg
-    cdp_v1 = _write(tmp_path, (PROJECT_ROOT / "specs" / "gusd_cdp.toml").read_text().replace("spec_version = 2", "spec_version = 1"))
+    assert "retired" in msg and 'kind = "gold_backed" with spec_version = 2' in msg and "specs/gram.toml" in msg
+    cdp_v1 = _write(
+        tmp_path, (PROJECT_ROOT / "specs" / "gusd_cdp.toml").read_text().replace("spec_version = 2", "spec_version = 1")
+    )
     with pytest.raises(ValueError, match=r"field 'spec_version' = 1 is not supported \(this code reads version 2\)"):
         load_token_spec(cdp_v1)
     with pytest.raises(ValueError, match=r"where: expected a mapping"):
@@ -113,9 +125,12 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("edit", "pattern"),
     [
         (("stressed_haircut = 0.005", "stressed_haircut = 1.5"), r"field 'reserve\[1\]\.stressed_haircut'"),
-        (("liquidity_per_day = 0.05", "liquidity_per_day = 2.0"), r"field 'reserve\[1\]'.*liquidity_per_day=2.0 must be <= 1"),
+        (
+            ("liquidity_per_day = 0.05", "liquidity_per_day = 2.0"),
+            r"field 'reserve\[1\]'.*liquidity_per_day=2.0 must be <= 1",
+        ),
         (("cutoff_share = 1.0", "cutoff_share = 1.0\nbogus = 3"), r"field 'primary\.bogus': unknown field"),
-        (("market_hours = \"weekdays_only\"", "market_hours = \"nights\""), r"field 'primary\.market_hours'"),
+        (('market_hours = "weekdays_only"', 'market_hours = "nights"'), r"field 'primary\.market_hours'"),
         (("phi = 0.7,", "phi = 0.7, wobble = 1.0,"), r"field 'secondary'.*unknown field\(s\) \['wobble'\]"),
         (("phi = 0.7,", "phi = 1.5,"), r"field 'secondary'.*phi"),
         (('kind = "allocated_gold"', 'kind = "tbills"'), r"reserve: needs at least one asset of kind 'allocated_gold'"),
@@ -123,7 +138,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     ],
 )
 def test_loader_errors_name_file_and_field(tmp_path: Path, edit: tuple[str, str], pattern: str) -> None:
-    text = (V2 / "gram.toml").read_text()
+    text = (SPECS / "gram.toml").read_text()
     assert edit[0] in text
     p = _write(tmp_path, text.replace(edit[0], edit[1], 1))
     with pytest.raises(ValueError, match=pattern) as exc:
@@ -157,6 +172,7 @@ def test_laplacian_threshold_makes_the_marginal_holder_indifferent(lam: float, c
     x* = theta* has posterior theta ~ N(x*, sigma^2); everyone with a signal below x* runs, so
     l(theta) = Phi((x* - theta) / sigma). Staying minus redeeming, E[theta - lambda l(theta)] + c,
     integrated numerically, must be 0 at the threshold and change sign around it."""
+
     def gain(x: float) -> float:
         f = lambda th: (th - lam * stats.norm.cdf((x - th) / sigma) + c) * stats.norm.pdf(th, x, sigma)  # noqa: E731
         return integrate.quad(f, x - 12 * sigma, x + 12 * sigma, epsabs=1e-13)[0]
@@ -223,7 +239,13 @@ def test_xaut_whole_bars_request_of_1000_redeems_860_and_returns_140() -> None:
         grams_per_token=TROY_OUNCE_G,
         reserve=[
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
-            dict(name="bars", kind="allocated_gold", amount=100_000.0 * TROY_OUNCE_G, liquidity_per_day=1.0, stressed_haircut=0.0),
+            dict(
+                name="bars",
+                kind="allocated_gold",
+                amount=100_000.0 * TROY_OUNCE_G,
+                liquidity_per_day=1.0,
+                stressed_haircut=0.0,
+            ),
         ],
         primary=dict(min_redemption_tokens=430.0, redemption_granularity_tokens=430.0, cash_redemption_share=0.5),
         redemption=dict(base_rate_per_day=0.01),
@@ -238,14 +260,20 @@ def test_xaut_whole_bars_request_of_1000_redeems_860_and_returns_140() -> None:
     assert o.redeemed_cash_tokens[0, 1] == pytest.approx(430.0)
     assert o.supply_tokens[0, 1] == pytest.approx(100_000.0 - 860.0)
     # a request below one bar is returned entirely
-    small = ReserveBackedToken(s.model_copy(update=dict(redemption=s.redemption.model_copy(update=dict(base_rate_per_day=0.004))))).run(flat(1))
+    small = ReserveBackedToken(
+        s.model_copy(update=dict(redemption=s.redemption.model_copy(update=dict(base_rate_per_day=0.004))))
+    ).run(flat(1))
     assert small.accepted_tokens[0, 1] == 0.0 and small.returned_tokens[0, 1] == pytest.approx(400.0)
 
 
 def test_paxg_style_bars_apply_to_gold_only_and_the_remainder_is_paid_in_usd() -> None:
     s = spec(
-        primary=dict(min_redemption_tokens=430.0, redemption_granularity_tokens=430.0,
-                     granularity_applies_to="gold", cash_redemption_share=0.1),
+        primary=dict(
+            min_redemption_tokens=430.0,
+            redemption_granularity_tokens=430.0,
+            granularity_applies_to="gold",
+            cash_redemption_share=0.1,
+        ),
         redemption=dict(base_rate_per_day=0.01),
     )
     o = ReserveBackedToken(s).run(flat(1))
@@ -260,9 +288,11 @@ def test_paxg_style_bars_apply_to_gold_only_and_the_remainder_is_paid_in_usd() -
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_queue_identity_and_conservation_on_presets(name: str) -> None:
-    s = load_token_spec(V2 / f"{name}.toml")
+    s = load_token_spec(SPECS / f"{name}.toml")
     prices = wild_paths(40, 90, seed=3)
-    o = ReserveBackedToken(s).run(prices, calendar=pd.date_range("2025-01-01", periods=91), rng=np.random.default_rng(1))
+    o = ReserveBackedToken(s).run(
+        prices, calendar=pd.date_range("2025-01-01", periods=91), rng=np.random.default_rng(1)
+    )
     assert isinstance(o, ReserveBackedOutcome) and o.liquidity_coverage.shape == prices.shape
     # demand = accepted + returned; queue change = accepted - redeemed (queue incl. pipeline)
     np.testing.assert_allclose(o.redemption_demand_tokens, o.accepted_tokens + o.returned_tokens, atol=1e-6)
@@ -272,10 +302,14 @@ def test_queue_identity_and_conservation_on_presets(name: str) -> None:
     ds = np.diff(o.supply_tokens, axis=1)
     np.testing.assert_allclose(ds, (o.minted_tokens - o.redeemed_tokens)[:, 1:], atol=1e-6)
     # gold and cash conservation
-    np.testing.assert_allclose(o.gold_reserve_g - o.gold_reserve_g[:, :1], o.gold_in_g - o.gold_out_g, atol=1e-6 * s.supply_tokens)
+    np.testing.assert_allclose(
+        o.gold_reserve_g - o.gold_reserve_g[:, :1], o.gold_in_g - o.gold_out_g, atol=1e-6 * s.supply_tokens
+    )
     np.testing.assert_allclose(o.cash_usd - o.cash_usd[:, :1], o.cash_in_usd - o.cash_out_usd, atol=1e-3)
     # mints deliver grams_per_token grams each; gold leaves at least for the gold redeemed in kind
-    np.testing.assert_allclose(o.gold_in_g, s.grams_per_token * np.cumsum(o.minted_tokens, axis=1), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        o.gold_in_g, s.grams_per_token * np.cumsum(o.minted_tokens, axis=1), rtol=1e-12, atol=1e-9
+    )
     assert (o.gold_out_g >= s.grams_per_token * np.cumsum(o.redeemed_gold_tokens, axis=1) * (1 - 1e-12) - 1e-9).all()
     assert (o.asset_amounts >= 0).all() and (o.queue_tokens >= -1e-9).all()
     assert (o.backlog_tokens <= o.queue_tokens + 1e-9).all()
@@ -317,10 +351,17 @@ def test_fully_backed_token_without_frictions_stays_backed_one_gram_per_token() 
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
             dict(name="bars", kind="allocated_gold", amount=100_000.0, liquidity_per_day=0.03, stressed_haircut=0.0),
         ],
-        secondary=dict(premium=dict(mean=0.0, phi=0.5, sigma=0.01), amm=dict(kind="constant_product", reserve_tokens=500.0)),
-        redemption=dict(base_rate_per_day=0.002, drawdown_sensitivity=0.1, peg_sensitivity=1.0,
-                        base_mint_rate_per_day=0.001, mint_premium_sensitivity=1.0,
-                        confidence=dict(run_prone_share=0.5, signal_noise_sd=0.001, queue_weight=5.0, market_sell_share=0.3)),
+        secondary=dict(
+            premium=dict(mean=0.0, phi=0.5, sigma=0.01), amm=dict(kind="constant_product", reserve_tokens=500.0)
+        ),
+        redemption=dict(
+            base_rate_per_day=0.002,
+            drawdown_sensitivity=0.1,
+            peg_sensitivity=1.0,
+            base_mint_rate_per_day=0.001,
+            mint_premium_sensitivity=1.0,
+            confidence=dict(run_prone_share=0.5, signal_noise_sd=0.001, queue_weight=5.0, market_sell_share=0.3),
+        ),
     )
     prices = wild_paths(200, 120, seed=7, vol=0.05)
     o = ReserveBackedToken(s).run(prices, calendar=pd.date_range("2025-01-01", periods=121), rng=2)
@@ -347,7 +388,9 @@ def test_run_demand_matches_the_global_game_share_computed_with_scipy() -> None:
             dict(name="bars", kind="allocated_gold", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
         ],
         primary=dict(redeem_fee=c, cash_redemption_share=1.0),
-        redemption=dict(base_rate_per_day=0.0, confidence=dict(run_prone_share=mass_share, signal_noise_sd=sigma, queue_weight=0.0)),
+        redemption=dict(
+            base_rate_per_day=0.0, confidence=dict(run_prone_share=mass_share, signal_noise_sd=sigma, queue_weight=0.0)
+        ),
     )
     prices = np.array([[P0, 1.1 * P0, 1.1 * P0, 1.1 * P0]])
     o = ReserveBackedToken(s).run(prices)
@@ -381,7 +424,9 @@ def test_backlog_and_attestation_lag_enter_the_fundamental() -> None:
         ],
         opex_usd_per_year=5e6,
         primary=dict(cash_redemption_share=1.0, redeem_fee=0.002),
-        redemption=dict(base_rate_per_day=0.003, confidence=dict(run_prone_share=0.3, signal_noise_sd=0.01, queue_weight=2.0)),
+        redemption=dict(
+            base_rate_per_day=0.003, confidence=dict(run_prone_share=0.3, signal_noise_sd=0.01, queue_weight=2.0)
+        ),
     )
     o = ReserveBackedToken(s).run(wild_paths(5, 40, seed=11))
     t = np.arange(1, 41)
@@ -468,11 +513,11 @@ def test_days_to_meet_a_wave_and_coverage_match_the_geometric_run_down() -> None
     after d days at most A (1 - (1 - l)^d) grams are sold, W needs G = W (1 - f) / (1 - h) grams,
     so the wave takes d* = ceil(log(1 - G/A) / log(1 - l)) days (paid on days 1..d*). Day-1
     coverage is l A P (1 - h) / (W NAV (1 - f)). The price dips on day 1 only (drawdown 0.5)."""
-    a_g, l, h, f, sens = 100_000.0, 0.1, 0.01, 0.002, 0.4
+    a_g, liq, h, f, sens = 100_000.0, 0.1, 0.01, 0.002, 0.4
     s = spec(
         reserve=[
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
-            dict(name="bars", kind="allocated_gold", amount=a_g, liquidity_per_day=l, stressed_haircut=h),
+            dict(name="bars", kind="allocated_gold", amount=a_g, liquidity_per_day=liq, stressed_haircut=h),
         ],
         primary=dict(redeem_fee=f, cash_redemption_share=1.0),
         redemption=dict(base_rate_per_day=0.0, drawdown_sensitivity=sens),
@@ -482,17 +527,17 @@ def test_days_to_meet_a_wave_and_coverage_match_the_geometric_run_down() -> None
     w = sens * 0.5 * 100_000.0
     assert o.redemption_demand_tokens[0, 1] == pytest.approx(w)
     g_need = w * (1 - f) / (1 - h)
-    d_star = math.ceil(math.log(1 - g_need / a_g) / math.log(1 - l))
+    d_star = math.ceil(math.log(1 - g_need / a_g) / math.log(1 - liq))
     assert o.wait_days()[0, 1] == d_star - 1
     assert o.redeemed_tokens[0, 1:].sum() == pytest.approx(w)
-    assert o.redeemed_tokens[0, d_star] > 0 and o.redeemed_tokens[0, d_star + 1:].sum() == 0
+    assert o.redeemed_tokens[0, d_star] > 0 and o.redeemed_tokens[0, d_star + 1 :].sum() == 0
     pg1 = 0.5 * P0 / TROY_OUNCE_G
-    assert o.liquidity_coverage[0, 1] == pytest.approx(l * a_g * pg1 * (1 - h) / (w * pg1 * (1 - f)), rel=1e-12)
+    assert o.liquidity_coverage[0, 1] == pytest.approx(liq * a_g * pg1 * (1 - h) / (w * pg1 * (1 - f)), rel=1e-12)
     assert o.liquidity_coverage[0, d_star + 1] == np.inf  # nothing waiting
     # brute-force ledger of the USD fire-sale loss, day by day, at each day's price
     hold, left, loss = a_g, g_need, 0.0
     for t in range(1, d_star + 1):
-        sold = min(l * hold, left)
+        sold = min(liq * hold, left)
         loss += sold * prices[0, t] / TROY_OUNCE_G * h
         hold -= sold
         left -= sold
@@ -609,10 +654,18 @@ def test_band_binds_on_open_days_only_and_the_floor_prices_the_wait() -> None:
 
 
 def test_describe_extends_v1_summary() -> None:
-    o = ReserveBackedToken(load_token_spec(V2 / "paxg.toml")).run(wild_paths(50, 30, seed=1), rng=1)
+    o = ReserveBackedToken(load_token_spec(SPECS / "paxg.toml")).run(wild_paths(50, 30, seed=1), rng=1)
     d = o.describe()
-    for k in ("share_breached", "holder_loss_q99", "queue_share_peak_q99", "liquidity_coverage_min_q01",
-              "run_share_end_mean", "fire_sale_loss_usd_mean", "premium_min_q01", "share_unpaid_at_end"):
+    for k in (
+        "share_breached",
+        "holder_loss_q99",
+        "queue_share_peak_q99",
+        "liquidity_coverage_min_q01",
+        "run_share_end_mean",
+        "fire_sale_loss_usd_mean",
+        "premium_min_q01",
+        "share_unpaid_at_end",
+    ):
         assert k in d and math.isfinite(d[k])
 
 
@@ -622,7 +675,7 @@ def test_describe_extends_v1_summary() -> None:
 def _preset_without_flows(name: str, days: int, **update: Any):
     """A committed reserve-backed preset with every holder flow, mint and run switched off (the library's
     ``with_redemption_share(spec, 0.0, days)``), opex and reserve untouched unless updated."""
-    s = with_redemption_share(load_token_spec(V2 / f"{name}.toml"), 0.0, days)
+    s = with_redemption_share(load_token_spec(SPECS / f"{name}.toml"), 0.0, days)
     assert s.redemption.base_rate_per_day == 0.0 and s.redemption.confidence.run_prone_share == 0.0
     return s.model_copy(update=update)
 
@@ -646,7 +699,9 @@ def test_opex_lowers_cash_and_reserve_by_exactly_t_days_of_opex(days: int) -> No
     np.testing.assert_allclose(o.opex_payable_usd, 0.0, atol=1e-9)  # paid the day it accrues
     np.testing.assert_array_equal(o.gold_reserve_g, np.broadcast_to(o.gold_reserve_g[:, :1], o.gold_reserve_g.shape))
     assert not o.gold_out_g.any() and not o.redeemed_tokens.any() and not o.minted_tokens.any()
-    o2 = ReserveBackedToken(_preset_without_flows("dgx", days, opex_usd_per_year=2 * s.opex_usd_per_year)).run(flat(days), rng=1)
+    o2 = ReserveBackedToken(_preset_without_flows("dgx", days, opex_usd_per_year=2 * s.opex_usd_per_year)).run(
+        flat(days), rng=1
+    )
     assert cash0 - o2.cash_usd[0, -1] == pytest.approx(2 * days * opex_day, rel=1e-12)
     assert o2.reserve_value_usd[0, 0] - o2.reserve_value_usd[0, -1] == pytest.approx(2 * days * opex_day, rel=1e-9)
 
@@ -663,7 +718,9 @@ def test_opex_on_the_calendar_clock_lowers_the_reserve_value_every_calendar_day(
     o = ReserveBackedToken(s).run(flat(days), calendar=cal, rng=2)
     per_day = s.opex_usd_per_year / 365.25
     elapsed = np.arange(days + 1)
-    np.testing.assert_allclose(o.reserve_value_usd[0, 0] - o.reserve_value_usd[0], per_day * elapsed, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        o.reserve_value_usd[0, 0] - o.reserve_value_usd[0], per_day * elapsed, rtol=1e-9, atol=1e-6
+    )
     # cash after day t = cash0 - opex of every calendar day up to the last open day <= t
     last_open = np.maximum.accumulate(np.where(o.market_open, elapsed, 0))
     np.testing.assert_allclose(o.cash_usd[0], s.reserve[0].amount - per_day * last_open, rtol=1e-12)
@@ -681,7 +738,9 @@ def test_gram_opex_is_paid_outside_the_segregated_reserve_and_leaves_it_untouche
     o = ReserveBackedToken(s).run(flat(days, n_paths=2), rng=3)
     amounts0 = np.array([a.amount for a in s.reserve])
     np.testing.assert_array_equal(o.asset_amounts, np.broadcast_to(amounts0[:, None, None], o.asset_amounts.shape))
-    np.testing.assert_array_equal(o.reserve_value_usd, np.broadcast_to(o.reserve_value_usd[:, :1], o.reserve_value_usd.shape))
+    np.testing.assert_array_equal(
+        o.reserve_value_usd, np.broadcast_to(o.reserve_value_usd[:, :1], o.reserve_value_usd.shape)
+    )
     assert not o.opex_payable_usd.any()
     opex_paid = 3_000_000.0  # vaulting, insurance, audits, staff: about 0.2% a year of a 1.4 bn USD reserve
     paying = ReserveBackedToken(s.model_copy(update={"opex_usd_per_year": opex_paid})).run(flat(days), rng=3)

@@ -51,7 +51,9 @@ def make_settings(storage: dict[str, object] | None = None, **data: object) -> S
     """
     base: dict[str, object] = {"http_timeout_s": 2.0, "http_retries": 3, "http_backoff_s": 0.5}
     base.update(data)
-    return Settings(data=DataSettings(_env_file=None, **base), storage=StorageSettings(_env_file=None, **(storage or {})))
+    return Settings(
+        data=DataSettings(_env_file=None, **base), storage=StorageSettings(_env_file=None, **(storage or {}))
+    )
 
 
 def free_port() -> int:
@@ -168,8 +170,7 @@ class FakeHTTPSource:
                         self._reply(404, b'{"error":"not found"}', "application/json", {}, method)
                     elif step is not None and step.kind == "status":
                         extra = {"Retry-After": step.retry_after} if step.retry_after is not None else {}
-                        self._reply(step.status, b'{"error":"scripted failure"}', "application/json",
-                                    extra, method)
+                        self._reply(step.status, b'{"error":"scripted failure"}', "application/json", extra, method)
                     else:
                         delay = step.seconds if step is not None else route.delay_s
                         if delay and source._stop.wait(delay):
@@ -178,8 +179,7 @@ class FakeHTTPSource:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): expected in stall tests
 
-            def _reply(self, status: int, body: bytes, ctype: str, extra: dict[str, str],
-                       method: str) -> None:
+            def _reply(self, status: int, body: bytes, ctype: str, extra: dict[str, str], method: str) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -198,8 +198,7 @@ class FakeHTTPSource:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 

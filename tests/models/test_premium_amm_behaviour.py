@@ -71,7 +71,10 @@ def test_larger_sale_never_gives_smaller_impact_and_v3_impact_stops_at_the_range
 
 def test_larger_purchase_never_gives_smaller_price_rise() -> None:
     grid = np.geomspace(1e-3, 1e9, 300)
-    for pool in (ConstantProductPool(1_000.0, 2_600_000.0, 0.003), ConcentratedLiquidityPool(8_000.0, 2_500.0, 2_800.0, 2_650.0, 0.003)):
+    for pool in (
+        ConstantProductPool(1_000.0, 2_600_000.0, 0.003),
+        ConcentratedLiquidityPool(8_000.0, 2_500.0, 2_800.0, 2_650.0, 0.003),
+    ):
         rise = pool.sell_y(grid).price_after
         assert np.all(np.diff(rise) >= -1e-12)
         assert np.all(rise >= pool.price)
@@ -81,12 +84,28 @@ def test_larger_purchase_never_gives_smaller_price_rise() -> None:
 
 
 def test_every_friction_widens_the_band() -> None:
-    base = dict(mint_fee=0.002, redeem_fee=0.003, other_costs_frac=0.001, secondary_fee=0.001, settlement_lag_days=2.0,
-                financing_rate_per_year=0.05, fixed_cost_usd=500.0, nav_usd_per_token=3_000.0, trade_size_tokens=100.0)
+    base = dict(
+        mint_fee=0.002,
+        redeem_fee=0.003,
+        other_costs_frac=0.001,
+        secondary_fee=0.001,
+        settlement_lag_days=2.0,
+        financing_rate_per_year=0.05,
+        fixed_cost_usd=500.0,
+        nav_usd_per_token=3_000.0,
+        trade_size_tokens=100.0,
+    )
     lo0, hi0 = arbitrage_band(**base)
     assert lo0 < 0 < hi0
-    bumps = {"mint_fee": 0.001, "redeem_fee": 0.001, "other_costs_frac": 0.001, "secondary_fee": 0.001,
-             "settlement_lag_days": 3.0, "financing_rate_per_year": 0.03, "fixed_cost_usd": 300.0}
+    bumps = {
+        "mint_fee": 0.001,
+        "redeem_fee": 0.001,
+        "other_costs_frac": 0.001,
+        "secondary_fee": 0.001,
+        "settlement_lag_days": 3.0,
+        "financing_rate_per_year": 0.03,
+        "fixed_cost_usd": 300.0,
+    }
     for k, dv in bumps.items():
         lo, hi = arbitrage_band(**{**base, k: base[k] + dv})
         assert lo <= lo0 and hi >= hi0, k
@@ -105,7 +124,9 @@ def test_every_friction_widens_the_band() -> None:
 def test_more_jump_risk_never_lowers_variance_and_fattens_simulated_tails() -> None:
     base = PremiumProcess(mean=0.0, phi=0.8, sigma=0.002, jump_intensity_per_day=0.01, jump_mean=-0.01, jump_sd=0.01)
     lams = [0.0, 0.01, 0.03, 0.1]
-    variances = [PremiumProcess(**{**base.to_dict(), "jump_intensity_per_day": lam}).stationary_variance() for lam in lams]
+    variances = [
+        PremiumProcess(**{**base.to_dict(), "jump_intensity_per_day": lam}).stationary_variance() for lam in lams
+    ]
     assert all(b > a for a, b in zip(variances, variances[1:]))
     q01 = []
     for lam in (0.0, 0.1):
@@ -115,10 +136,18 @@ def test_more_jump_risk_never_lowers_variance_and_fattens_simulated_tails() -> N
 
 
 def test_drawdown_raises_jump_frequency_in_simulation() -> None:
-    proc = PremiumProcess(mean=0.0, phi=0.5, sigma=0.001, jump_intensity_per_day=0.01, jump_mean=-0.03, jump_sd=0.005,
-                          jump_drawdown_sensitivity=0.5)
+    proc = PremiumProcess(
+        mean=0.0,
+        phi=0.5,
+        sigma=0.001,
+        jump_intensity_per_day=0.01,
+        jump_mean=-0.03,
+        jump_sd=0.005,
+        jump_drawdown_sensitivity=0.5,
+    )
     calm = proc.simulate(20_000, 40, np.random.default_rng(2))
     stressed = proc.simulate(20_000, 40, np.random.default_rng(2), drawdown=np.full(40, 0.4))
+
     # jump days show as residuals far below the diffusion scale
     def share_jumps(x: np.ndarray) -> float:
         u = x[:, 1:] - 0.5 * x[:, :-1]
@@ -167,7 +196,9 @@ def test_fit_stays_finite_on_awkward_1000_day_series(name: str, series: np.ndarr
 
 
 def test_fitted_process_reproduces_sample_statistics_parametric_bootstrap() -> None:
-    true = PremiumProcess(mean=0.0015, phi=0.75, sigma=0.002, df=5.0, jump_intensity_per_day=0.02, jump_mean=0.008, jump_sd=0.01)
+    true = PremiumProcess(
+        mean=0.0015, phi=0.75, sigma=0.002, df=5.0, jump_intensity_per_day=0.02, jump_mean=0.008, jump_sd=0.01
+    )
     x = true.simulate(1, 1000, np.random.default_rng(77), p0=true.stationary_mean())[0]
     fit = fit_premium_process(pd.Series(x, index=pd.date_range("2022-01-01", periods=x.size, freq="D"))).process
 

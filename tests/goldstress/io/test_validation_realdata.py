@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.units import TROY_OUNCE_G
 from goldstress.io import validation as v
+from models.units import TROY_OUNCE_G
 
 pytestmark = pytest.mark.realdata
 

@@ -13,7 +13,7 @@ from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import ReserveBackedTokenSpec, load_token_spec
 from models.units import TROY_OUNCE_G
 
-V2 = PROJECT_ROOT / "specs" / "v2"
+SPECS = PROJECT_ROOT / "specs"
 P0 = 4400.0
 PRESETS = ["gram", "paxg", "xaut", "dgx"]
 H = 60
@@ -21,7 +21,7 @@ CAL = pd.date_range("2025-01-06", periods=H + 1)  # calendar days: weekends clos
 
 
 def preset(name: str) -> ReserveBackedTokenSpec:
-    return load_token_spec(V2 / f"{name}.toml")
+    return load_token_spec(SPECS / f"{name}.toml")
 
 
 def shock_path(size: float, horizon_days: int = H) -> np.ndarray:
@@ -77,7 +77,9 @@ def losses(o) -> dict[str, float]:
     }
 
 
-def assert_never_better(outcomes: list, keys: list[str] | None = None, label: str = "", rel_tol: dict[str, float] | None = None) -> None:
+def assert_never_better(
+    outcomes: list, keys: list[str] | None = None, label: str = "", rel_tol: dict[str, float] | None = None
+) -> None:
     rows = [losses(o) for o in outcomes]
     for k in keys or list(rows[0]):
         v = np.array([r[k] for r in rows])
@@ -97,7 +99,9 @@ def test_fully_backed_token_without_frictions_stays_fully_backed_in_grams(name: 
     grams behind every token (redemptions in kind take 1 token's grams; sales at NAV without
     haircut take the same grams; mints bring them)."""
     s = preset(name)
-    reserve = [a.model_copy(update=dict(amount=0.0 if not a.is_gold else a.amount, stressed_haircut=0.0)) for a in s.reserve]
+    reserve = [
+        a.model_copy(update=dict(amount=0.0 if not a.is_gold else a.amount, stressed_haircut=0.0)) for a in s.reserve
+    ]
     primary = s.primary.model_copy(update=dict(mint_fee=0.0, redeem_fee=0.0))
     s = s.model_copy(update=dict(reserve=reserve, primary=primary, opex_usd_per_year=0.0))
     prices = np.vstack([wild_paths(60, 150, seed=21), shock_path(-0.6, 150), shock_path(0.5, 150)])
@@ -135,7 +139,11 @@ def test_lower_liquidity_is_never_better(name: str) -> None:
         outs = []
         for fac in np.linspace(1.0, 0.05, 10):
             reserve = [a.model_copy(update=dict(liquidity_per_day=a.liquidity_per_day * fac)) for a in base.reserve]
-            outs.append(ReserveBackedToken(base.model_copy(update=dict(reserve=reserve))).run(shock_path(fall), calendar=CAL, rng=np.random.default_rng(9)))
+            outs.append(
+                ReserveBackedToken(base.model_copy(update=dict(reserve=reserve))).run(
+                    shock_path(fall), calendar=CAL, rng=np.random.default_rng(9)
+                )
+            )
         assert_never_better(outs, keys, label=f"{name} liquidity, fall {fall}")
 
 
@@ -147,7 +155,9 @@ def test_lower_liquidity_can_raise_backing_within_the_horizon() -> None:
     res = {}
     for fac in (1.0, 0.1):
         reserve = [a.model_copy(update=dict(liquidity_per_day=a.liquidity_per_day * fac)) for a in base.reserve]
-        res[fac] = ReserveBackedToken(base.model_copy(update=dict(reserve=reserve))).run(shock_path(-0.4), calendar=CAL, rng=np.random.default_rng(9))
+        res[fac] = ReserveBackedToken(base.model_copy(update=dict(reserve=reserve))).run(
+            shock_path(-0.4), calendar=CAL, rng=np.random.default_rng(9)
+        )
     assert res[0.1].backlog_tokens.max() > res[1.0].backlog_tokens.max()
     assert res[0.1].fire_sale_loss_usd[0, -1] < res[1.0].fire_sale_loss_usd[0, -1]
     assert res[0.1].backing_ratio[0].min() > res[1.0].backing_ratio[0].min()
@@ -163,7 +173,9 @@ def stressed(spec: ReserveBackedTokenSpec) -> ReserveBackedTokenSpec:
     primary = spec.primary.model_copy(update=dict(min_redemption_tokens=0.0, redemption_granularity_tokens=0.0))
     premium = dict(spec.secondary.premium or {})
     premium["jump_drawdown_sensitivity"] = 0.0
-    secondary = spec.secondary.model_copy(update=dict(premium=premium, arbitrage_capacity_tokens_per_day=5e-4 * spec.supply_tokens))
+    secondary = spec.secondary.model_copy(
+        update=dict(premium=premium, arbitrage_capacity_tokens_per_day=5e-4 * spec.supply_tokens)
+    )
     reserve = [a.model_copy(update=dict(liquidity_per_day=a.liquidity_per_day * 0.1)) for a in spec.reserve]
     conf = spec.redemption.confidence.model_copy(update=dict(market_sell_share=0.5))
     red = spec.redemption.model_copy(update=dict(confidence=conf, mint_premium_sensitivity=0.0))
@@ -181,10 +193,26 @@ def test_thinner_pool_is_never_better(name: str) -> None:
     improve by at most 1 % of themselves, because a thinner pool pulls the run forward and leaves
     fewer runners to sell later, when the floor is deeper (seen in the DGX-like collapse). The
     final run share and the backing stay strictly monotone."""
-    keys = ["peak backlog share", "run share", "deepest discount", "lowest holder value / NAV",
-            "lowest liquidity coverage", "longest wait", "lowest backing", "lowest backing in grams"]
-    timing = {k: 0.01 for k in ("peak backlog share", "deepest discount", "lowest holder value / NAV",
-                                 "lowest liquidity coverage", "longest wait")}
+    keys = [
+        "peak backlog share",
+        "run share",
+        "deepest discount",
+        "lowest holder value / NAV",
+        "lowest liquidity coverage",
+        "longest wait",
+        "lowest backing",
+        "lowest backing in grams",
+    ]
+    timing = {
+        k: 0.01
+        for k in (
+            "peak backlog share",
+            "deepest discount",
+            "lowest holder value / NAV",
+            "lowest liquidity coverage",
+            "longest wait",
+        )
+    }
     base = stressed(preset(name))
     amm = base.secondary.amm
     assert amm is not None
@@ -195,7 +223,11 @@ def test_thinner_pool_is_never_better(name: str) -> None:
         for fac in np.geomspace(30.0, 0.02, 10):  # from deep enough to absorb a run to 50x thinner
             pool = amm.model_copy(update={field: getattr(amm, field) * fac})
             sec = base.secondary.model_copy(update=dict(amm=pool))
-            outs.append(ReserveBackedToken(base.model_copy(update=dict(secondary=sec))).run(shock_path(fall), calendar=CAL, rng=np.random.default_rng(9)))
+            outs.append(
+                ReserveBackedToken(base.model_copy(update=dict(secondary=sec))).run(
+                    shock_path(fall), calendar=CAL, rng=np.random.default_rng(9)
+                )
+            )
         assert_never_better(outs, keys, label=f"{name} pool, fall {fall}", rel_tol=timing)
         deeper.append(outs[-1].premium_frac.mean() < outs[0].premium_frac.mean() - 1e-4)
     assert any(deeper)  # the channel is exercised
@@ -205,11 +237,19 @@ def test_usd_cash_makes_backing_rise_with_a_larger_gold_fall() -> None:
     """Documented non-monotonicity: USD in the reserve of a gold-denominated token is a hedge.
     With no flows, B = (G P + C) / (N g P) rises as the gold price P falls."""
     s = preset("gram")
-    s = s.model_copy(update=dict(
-        redemption=s.redemption.model_copy(update=dict(base_rate_per_day=0.0, drawdown_sensitivity=0.0, base_mint_rate_per_day=0.0,
-                                                        confidence=s.redemption.confidence.model_copy(update=dict(run_prone_share=0.0)))),
-        opex_usd_per_year=0.0,
-    ))
+    s = s.model_copy(
+        update=dict(
+            redemption=s.redemption.model_copy(
+                update=dict(
+                    base_rate_per_day=0.0,
+                    drawdown_sensitivity=0.0,
+                    base_mint_rate_per_day=0.0,
+                    confidence=s.redemption.confidence.model_copy(update=dict(run_prone_share=0.0)),
+                )
+            ),
+            opex_usd_per_year=0.0,
+        )
+    )
     o = ReserveBackedToken(s).run(np.vstack([shock_path(-0.1, 5), shock_path(-0.5, 5)]))
     cash = s.reserve[0].amount
     for i, f in enumerate((-0.1, -0.5)):
@@ -246,11 +286,13 @@ def test_outcome_feeds_the_pipeline_summary() -> None:
     outcome and gives the columns it gives for a CDP outcome."""
     from models.metrics import summarise_paths
     from models.token.cdp import CdpStablecoin
-    from tests.token_specs import GRAM_SIMPLE, simple_reserve_backed
+    from tests.models.token_specs import GRAM_SIMPLE, simple_reserve_backed
 
     prices = wild_paths(30, 40, seed=2, vol=0.02)
     full = summarise_paths(ReserveBackedToken(preset("gram")).run(prices, rng=1), prices, (1, 10, 30))
-    cdp = summarise_paths(CdpStablecoin(load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml")).run(prices), prices, (1, 10, 30))
+    cdp = summarise_paths(
+        CdpStablecoin(load_token_spec(PROJECT_ROOT / "specs" / "gusd_cdp.toml")).run(prices), prices, (1, 10, 30)
+    )
     assert list(full.columns) == list(cdp.columns) and len(full) == 30
     num = full.select_dtypes("number")
     assert np.isfinite(num.to_numpy()).all()

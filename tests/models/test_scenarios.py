@@ -43,9 +43,7 @@ def test_replay_selects_inclusive_window(returns: pd.Series) -> None:
 def test_replay_accepts_naive_and_timestamped_series(returns: pd.Series) -> None:
     naive = returns.copy()
     naive.index = naive.index.tz_localize(None) + pd.Timedelta(hours=16)  # time of day ignored
-    np.testing.assert_array_equal(
-        historical_replay(naive, "2020-03-02", "2020-03-03"), [[302.0, 303.0]]
-    )
+    np.testing.assert_array_equal(historical_replay(naive, "2020-03-02", "2020-03-03"), [[302.0, 303.0]])
     np.testing.assert_array_equal(
         historical_replay(returns, pd.Timestamp("2020-03-02", tz="UTC"), "2020-03-03"),
         [[302.0, 303.0]],
@@ -94,8 +92,8 @@ def test_instant_shock_is_one_jump_then_flat(size: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "horizon"), [(-1.0, 5), (-1.5, 5), (float("nan"), 5), ("0.1", 5), (0.1, 0),
-                          (0.1, 2.5)],
+    ("size", "horizon"),
+    [(-1.0, 5), (-1.5, 5), (float("nan"), 5), ("0.1", 5), (0.1, 0), (0.1, 2.5)],
 )
 def test_instant_shock_rejects_bad_input(size, horizon) -> None:
     with pytest.raises(ValueError, match="size|horizon_days"):
@@ -202,7 +200,16 @@ def test_calendar_day_paths_insert_weekends_at_fridays_price():
     prices = np.array([[10.0, 11.0, 12.0, 13.0, 14.0, 15.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
     # day 0 Thursday 2026-08-13: trading days Thu, Fri, Mon, Tue, Wed, Thu
     got, cal = calendar_day_paths(prices, "2026-08-13")
-    assert [d.strftime("%a %d") for d in cal] == ["Thu 13", "Fri 14", "Sat 15", "Sun 16", "Mon 17", "Tue 18", "Wed 19", "Thu 20"]
+    assert [d.strftime("%a %d") for d in cal] == [
+        "Thu 13",
+        "Fri 14",
+        "Sat 15",
+        "Sun 16",
+        "Mon 17",
+        "Tue 18",
+        "Wed 19",
+        "Thu 20",
+    ]
     np.testing.assert_array_equal(got[0], [10.0, 11.0, 11.0, 11.0, 12.0, 13.0, 14.0, 15.0])
     np.testing.assert_array_equal(got[1], [1.0, 2.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     # a Saturday day 0 starts on the next Monday; tz-aware dates are accepted

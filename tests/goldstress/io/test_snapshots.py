@@ -28,8 +28,13 @@ META_KEYS = {"source", "origin", "fetched_at", "sha256", "bytes", "content_type"
 
 
 def _write(settings, data=CSV, **kw):
-    args = {"source": "file_gold", "origin": "/data/gold_lbma_pm_usd_daily_2023_2026.csv",
-            "dataset": "gold", "layout": "lbma_pm", "fetched_at": T0}
+    args = {
+        "source": "file_gold",
+        "origin": "/data/gold_lbma_pm_usd_daily_2023_2026.csv",
+        "dataset": "gold",
+        "layout": "lbma_pm",
+        "fetched_at": T0,
+    }
     args.update(kw)
     return write_snapshot(data, settings=settings, **args)
 
@@ -49,9 +54,14 @@ def _check_write_and_meta(settings):
     meta = json.loads(fs.cat_file(path))
     assert set(meta) == META_KEYS
     assert meta == {
-        "source": "file_gold", "origin": "/data/gold_lbma_pm_usd_daily_2023_2026.csv",
-        "fetched_at": "2026-11-21T06:00:05Z", "sha256": sha, "bytes": len(CSV),
-        "content_type": "text/csv", "dataset": "gold", "layout": "lbma_pm",
+        "source": "file_gold",
+        "origin": "/data/gold_lbma_pm_usd_daily_2023_2026.csv",
+        "fetched_at": "2026-11-21T06:00:05Z",
+        "sha256": sha,
+        "bytes": len(CSV),
+        "content_type": "text/csv",
+        "dataset": "gold",
+        "layout": "lbma_pm",
     }
     assert read_snapshot(ref, settings) == CSV
     return ref
@@ -137,8 +147,13 @@ def test_list_snapshots_empty_and_ordered(local_settings):
 
 @pytest.mark.parametrize(
     ("source", "folder"),
-    [("file:gold_lbma_pm.csv", "file_gold_lbma_pm.csv-"), ("coingecko:pax-gold", "coingecko_pax-gold-"),
-     ("../../escape", "escape-"), ("a/b", "a_b-"), ("lbma_pm_json", "lbma_pm_json")],
+    [
+        ("file:gold_lbma_pm.csv", "file_gold_lbma_pm.csv-"),
+        ("coingecko:pax-gold", "coingecko_pax-gold-"),
+        ("../../escape", "escape-"),
+        ("a/b", "a_b-"),
+        ("lbma_pm_json", "lbma_pm_json"),
+    ],
 )
 def test_source_maps_to_one_safe_folder_inside_raw(local_settings, source, folder):
     if folder.endswith("-"):  # changed names carry the source's hash (independent hashlib call)

@@ -22,7 +22,7 @@ from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import load_token_spec, parse_token_spec, with_redemption_share
 from models.units import TROY_OUNCE_G
 
-SPECS = Path(__file__).resolve().parents[2] / "specs" / "v2"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 P0 = 2_000.0
 GPT = TROY_OUNCE_G  # 1 oz per token: NAV = P0
 
@@ -39,10 +39,28 @@ def cash_only_spec(cash_usd: float, fee: float = 0.0) -> object:
             "grams_per_token": GPT,
             "supply_tokens": 10_000.0,
             "reserve": [
-                {"name": "cash", "kind": "usd_cash", "amount": cash_usd, "liquidity_per_day": 1.0, "stressed_haircut": 0.0},
-                {"name": "bars", "kind": "allocated_gold", "amount": 10_000.0 * GPT, "liquidity_per_day": 0.0, "stressed_haircut": 0.0},
+                {
+                    "name": "cash",
+                    "kind": "usd_cash",
+                    "amount": cash_usd,
+                    "liquidity_per_day": 1.0,
+                    "stressed_haircut": 0.0,
+                },
+                {
+                    "name": "bars",
+                    "kind": "allocated_gold",
+                    "amount": 10_000.0 * GPT,
+                    "liquidity_per_day": 0.0,
+                    "stressed_haircut": 0.0,
+                },
             ],
-            "primary": {"mint_fee": 0.0, "redeem_fee": fee, "settlement_lag_days": 0, "market_hours": "always", "cash_redemption_share": 1.0},
+            "primary": {
+                "mint_fee": 0.0,
+                "redeem_fee": fee,
+                "settlement_lag_days": 0,
+                "market_hours": "always",
+                "cash_redemption_share": 1.0,
+            },
             "secondary": {"wait_cost_per_day": None},
             "redemption": {"base_rate_per_day": 0.0},
         }
@@ -101,7 +119,9 @@ def test_with_cash_buffer_raises_backing_by_buffer_over_liabilities():
     assert buffered.backing_ratio[0, 0] - base.backing_ratio[0, 0] == pytest.approx(b / liab, rel=1e-12)
 
 
-@pytest.mark.parametrize(("share", "horizon", "fee", "cash"), [(0.2, 5, 0.0, 0.0), (0.3, 10, 0.0025, 1_000_000.0), (0.05, 1, 0.01, 0.0)])
+@pytest.mark.parametrize(
+    ("share", "horizon", "fee", "cash"), [(0.2, 5, 0.0, 0.0), (0.3, 10, 0.0025, 1_000_000.0), (0.05, 1, 0.01, 0.0)]
+)
 def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee, cash):
     # Gold illiquid, lag 0: on day t the claims r S0 (1-r)^(t-1) meet cash C + b less what was
     # paid before, so coverage_t >= 1 <=> C + b >= NAV (1 - fee) S0 (1 - (1 - r)^t); the worst
@@ -117,7 +137,9 @@ def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee,
     assert res.after["meets_target"] == 1.0 and res.before["meets_target"] == 0.0
     assert res.after["coverage_q"] >= 1.0
     # and just below it the criterion fails
-    below = liquidity_stats(ReserveBackedToken(with_cash_buffer(spec, expect * (1 - 1e-3))).run(flat_gold(3, horizon)), horizon, 0.99)
+    below = liquidity_stats(
+        ReserveBackedToken(with_cash_buffer(spec, expect * (1 - 1e-3))).run(flat_gold(3, horizon)), horizon, 0.99
+    )
     assert below["meets_target"] == 0.0
 
 
@@ -139,7 +161,10 @@ def test_cash_buffer_closed_form_holds_on_a_calendar_with_weekends():
     # without a buffer the weekend pile-up shows on the Monday: claims of Sat, Sun and Mon wait
     out = ReserveBackedToken(spec).run(gold, calendar=cal)
     monday = int(np.flatnonzero(cal == pd.Timestamp("2026-08-17"))[0])
-    assert out.redemption_demand_tokens[0, monday - 2 : monday].sum() > 0 and out.redeemed_cash_tokens[0, monday - 2 : monday].sum() == 0
+    assert (
+        out.redemption_demand_tokens[0, monday - 2 : monday].sum() > 0
+        and out.redeemed_cash_tokens[0, monday - 2 : monday].sum() == 0
+    )
 
 
 def test_cash_buffer_zero_when_already_covered_and_none_when_unreachable():
@@ -164,7 +189,9 @@ def test_cash_buffer_on_a_preset_matches_a_brute_force_grid():
     liab = spec.supply_tokens * 4_000.0
     grid = np.linspace(0.0, 0.5, 51) * liab
     meets = [
-        liquidity_stats(ReserveBackedToken(with_cash_buffer(spec, b)).run(gold, rng=np.random.default_rng(11)), 10, 0.99)["meets_target"]
+        liquidity_stats(
+            ReserveBackedToken(with_cash_buffer(spec, b)).run(gold, rng=np.random.default_rng(11)), 10, 0.99
+        )["meets_target"]
         for b in grid
     ]
     assert all(a <= b for a, b in zip(meets, meets[1:])), "criterion not monotone in the buffer"
@@ -204,8 +231,13 @@ def test_tighter_gate_never_lowers_coverage_and_refuses_more():
     rng = np.random.default_rng(3)
     gold = 4_000.0 * np.exp(np.c_[np.zeros(300), np.cumsum(rng.normal(0, 0.012, (300, 10)), axis=1)])
     rows = evaluate_settings(
-        spec, gold, redeem_fees=[0.0025], redemption_limits=[None, 0.1, 0.05, 0.02, 0.01], horizon_days=10,
-        seed=5, transform=lambda s: with_redemption_share(s, 0.2, 10),
+        spec,
+        gold,
+        redeem_fees=[0.0025],
+        redemption_limits=[None, 0.1, 0.05, 0.02, 0.01],
+        horizon_days=10,
+        seed=5,
+        transform=lambda s: with_redemption_share(s, 0.2, 10),
     )
     cov = [r.stats["coverage_q"] for r in rows]
     refused = [r.stats["refused_share_mean"] for r in rows]
@@ -218,14 +250,33 @@ def test_tighter_gate_never_lowers_coverage_and_refuses_more():
 
 def test_choose_setting_rule():
     def row(fee, lim, meets, refused=0.0, p1=0.0, depth=0.0, cov=1.0):
-        return SettingResult(fee, lim, {"meets_target": meets, "refused_share_mean": refused, "p_abs_premium_gt_1pct": p1, "depeg_depth_q": depth, "coverage_q": cov})
+        return SettingResult(
+            fee,
+            lim,
+            {
+                "meets_target": meets,
+                "refused_share_mean": refused,
+                "p_abs_premium_gt_1pct": p1,
+                "depeg_depth_q": depth,
+                "coverage_q": cov,
+            },
+        )
 
     # meeting rows only; then no refusals beats a gate; then fewer days off the peg; then low fee
-    rows = [row(0.0, None, 0.0, cov=0.8), row(0.0, 0.02, 1.0, refused=0.3), row(0.01, None, 1.0, p1=0.05), row(0.0025, None, 1.0, p1=0.01), row(0.001, None, 1.0, p1=0.01)]
+    rows = [
+        row(0.0, None, 0.0, cov=0.8),
+        row(0.0, 0.02, 1.0, refused=0.3),
+        row(0.01, None, 1.0, p1=0.05),
+        row(0.0025, None, 1.0, p1=0.01),
+        row(0.001, None, 1.0, p1=0.01),
+    ]
     best = choose_setting(rows)
     assert (best.redeem_fee, best.redemption_limit_share_per_day) == (0.001, None)
     # the peg is judged on the peg rows when given: there the 0.25% fee is better
-    peg = [row(r.redeem_fee, r.redemption_limit_share_per_day, 1.0, p1=(0.0 if r.redeem_fee == 0.0025 else 0.02)) for r in rows]
+    peg = [
+        row(r.redeem_fee, r.redemption_limit_share_per_day, 1.0, p1=(0.0 if r.redeem_fee == 0.0025 else 0.02))
+        for r in rows
+    ]
     assert choose_setting(rows, peg).redeem_fee == 0.0025
     # nothing meets: highest coverage
     none_meet = [row(0.0, None, 0.0, cov=0.7), row(0.0, 0.02, 0.0, cov=0.9, refused=0.5)]

@@ -6,7 +6,12 @@ from goldstress.report import reverse_stress_boundary_figure
 
 
 def _summary(rows_by_token):
-    return {"tokens": {sym: ({"reverse_stress_boundary": {"horizon_days": 30, "rows": rows}} if rows else {}) for sym, rows in rows_by_token.items()}}
+    return {
+        "tokens": {
+            sym: ({"reverse_stress_boundary": {"horizon_days": 30, "rows": rows}} if rows else {})
+            for sym, rows in rows_by_token.items()
+        }
+    }
 
 
 def test_boundary_figure_draws_each_share_at_its_failing_fall():

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from goldstress.io.layouts import parse_coingecko_market_chart, parse_lbma_json
 from goldstress.io.sources import (
     OFFLINE_HINT,
     SourceUnavailable,
@@ -22,8 +23,7 @@ from goldstress.io.sources import (
     probe_online,
     read_data_file,
 )
-from goldstress.io.layouts import parse_coingecko_market_chart, parse_lbma_json
-from tests.data.http_fixtures import (
+from tests.goldstress.io.http_fixtures import (
     coingecko_market_chart_bytes,
     fail_status,
     free_port,
@@ -97,8 +97,11 @@ def test_coingecko_without_key_sends_no_key_header(http_source, sleeps):
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"coin_id": "Pax Gold"}, "coin_id"), ({"coin_id": "pax-gold", "days": 0}, "days"),
-     ({"coin_id": "pax-gold", "vs": "US$"}, "vs")],
+    [
+        ({"coin_id": "Pax Gold"}, "coin_id"),
+        ({"coin_id": "pax-gold", "days": 0}, "days"),
+        ({"coin_id": "pax-gold", "vs": "US$"}, "vs"),
+    ],
 )
 def test_coingecko_bad_arguments_name_the_argument(kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -116,8 +119,11 @@ def test_retries_on_503_then_succeeds_with_exponential_backoff(http_source, slee
 
 
 def test_retry_after_is_honoured_on_429(http_source, sleeps):
-    url = http_source.add(LBMA_PATH, lbma_json_bytes(LBMA_RECORDS),
-                          fail=[fail_status(429, retry_after="7"), fail_status(429, retry_after="3")])
+    url = http_source.add(
+        LBMA_PATH,
+        lbma_json_bytes(LBMA_RECORDS),
+        fail=[fail_status(429, retry_after="7"), fail_status(429, retry_after="3")],
+    )
     fetch_lbma(url, make_settings(http_backoff_s=0.5))
     assert http_source.count(LBMA_PATH) == 3
     assert sleeps == [7.0, 3.0]  # the server's waits, not the backoff
@@ -183,8 +189,7 @@ def test_timeout_setting_is_honoured(http_source, sleeps):
 
 
 def test_html_page_with_200_is_not_accepted_as_data(http_source, sleeps):
-    url = http_source.add(LBMA_PATH, b"<!DOCTYPE html><title>Just a moment...</title>",
-                          content_type="text/html")
+    url = http_source.add(LBMA_PATH, b"<!DOCTYPE html><title>Just a moment...</title>", content_type="text/html")
     with pytest.raises(SourceUnavailable, match="not the expected JSON") as info:
         fetch_lbma(url, make_settings())
     _assert_one_line_error(info.value, url)
@@ -211,8 +216,7 @@ def test_probe_online_fails_fast_on_closed_port(sleeps):
 def test_probe_online_passes_when_both_hosts_answer(http_source, sleeps):
     http_source.add(LBMA_PATH, lbma_json_bytes(LBMA_RECORDS))
     http_source.add("/api/v3/ping", json.dumps({"gecko_says": "(V3) To the Moon!"}).encode())
-    settings = make_settings(lbma_pm_url=http_source.url(LBMA_PATH),
-                             coingecko_url=http_source.url("/api/v3"))
+    settings = make_settings(lbma_pm_url=http_source.url(LBMA_PATH), coingecko_url=http_source.url("/api/v3"))
     probe_online(settings)
     assert [(r.method, r.path) for r in http_source.requests] == [("HEAD", LBMA_PATH), ("GET", "/api/v3/ping")]
 

@@ -69,21 +69,94 @@ def buy_and_redeem_pnl(prem: float, p: dict) -> float:
 
 
 BAND_CASES = [
-    dict(mint_fee=0.0, redeem_fee=0.0, other=0.0, sec=0.0, lag=0, rate=0.0, dpy=365.0, fixed=0.0, nav=2000.0, size=1.0, min=0.0, gran=0.0),
-    dict(mint_fee=0.0025, redeem_fee=0.004, other=0.001, sec=0.0, lag=0, rate=0.0, dpy=365.0, fixed=0.0, nav=2000.0, size=1.0, min=0.0, gran=0.0),
-    dict(mint_fee=0.001, redeem_fee=0.002, other=0.0005, sec=0.0015, lag=3, rate=0.05, dpy=365.0, fixed=0.0, nav=2600.0, size=10.0, min=0.0, gran=0.0),
+    dict(
+        mint_fee=0.0,
+        redeem_fee=0.0,
+        other=0.0,
+        sec=0.0,
+        lag=0,
+        rate=0.0,
+        dpy=365.0,
+        fixed=0.0,
+        nav=2000.0,
+        size=1.0,
+        min=0.0,
+        gran=0.0,
+    ),
+    dict(
+        mint_fee=0.0025,
+        redeem_fee=0.004,
+        other=0.001,
+        sec=0.0,
+        lag=0,
+        rate=0.0,
+        dpy=365.0,
+        fixed=0.0,
+        nav=2000.0,
+        size=1.0,
+        min=0.0,
+        gran=0.0,
+    ),
+    dict(
+        mint_fee=0.001,
+        redeem_fee=0.002,
+        other=0.0005,
+        sec=0.0015,
+        lag=3,
+        rate=0.05,
+        dpy=365.0,
+        fixed=0.0,
+        nav=2600.0,
+        size=10.0,
+        min=0.0,
+        gran=0.0,
+    ),
     # XAUT-like: whole 430-token bars, a fixed cost per order, two-day settlement
-    dict(mint_fee=0.0025, redeem_fee=0.0025, other=0.002, sec=0.001, lag=2, rate=0.053, dpy=360.0, fixed=1500.0, nav=3000.0, size=500.0, min=50.0, gran=430.0),
+    dict(
+        mint_fee=0.0025,
+        redeem_fee=0.0025,
+        other=0.002,
+        sec=0.001,
+        lag=2,
+        rate=0.053,
+        dpy=360.0,
+        fixed=1500.0,
+        nav=3000.0,
+        size=500.0,
+        min=50.0,
+        gran=430.0,
+    ),
     # small wanted size rounded up to the minimum
-    dict(mint_fee=0.0, redeem_fee=0.01, other=0.0, sec=0.0005, lag=5, rate=0.08, dpy=365.0, fixed=250.0, nav=80.0, size=3.0, min=100.0, gran=0.0),
+    dict(
+        mint_fee=0.0,
+        redeem_fee=0.01,
+        other=0.0,
+        sec=0.0005,
+        lag=5,
+        rate=0.08,
+        dpy=365.0,
+        fixed=250.0,
+        nav=80.0,
+        size=3.0,
+        min=100.0,
+        gran=0.0,
+    ),
 ]
 
 
 def _band(p: dict) -> tuple[float, float]:
     return arbitrage_band(
-        p["mint_fee"], p["redeem_fee"], p["other"], secondary_fee=p["sec"], settlement_lag_days=p["lag"],
-        financing_rate_per_year=p["rate"], days_per_year=p["dpy"], fixed_cost_usd=p["fixed"],
-        nav_usd_per_token=p["nav"], trade_size_tokens=p["size"], min_redemption_tokens=p["min"],
+        p["mint_fee"],
+        p["redeem_fee"],
+        p["other"],
+        secondary_fee=p["sec"],
+        settlement_lag_days=p["lag"],
+        financing_rate_per_year=p["rate"],
+        days_per_year=p["dpy"],
+        fixed_cost_usd=p["fixed"],
+        nav_usd_per_token=p["nav"],
+        trade_size_tokens=p["size"],
+        min_redemption_tokens=p["min"],
         redemption_granularity_tokens=p["gran"],
     )
 
@@ -166,13 +239,17 @@ def test_constant_product_output_solves_the_invariant_on_the_net_input(fee: floa
     x, y = 750.0, 1_950_000.0
     pool = ConstantProductPool(x, y, fee=fee)
     for dx in (0.5, 20.0, 700.0):
-        want = optimize.brentq(lambda dy: (x + dx * (1 - fee)) * (y - dy) - x * y, 0.0, y, xtol=1e-10, rtol=1e-14)
+        want = optimize.brentq(
+            lambda dy, dx=dx: (x + dx * (1 - fee)) * (y - dy) - x * y, 0.0, y, xtol=1e-10, rtol=1e-14
+        )
         r = pool.sell_x(dx)
         assert float(r.amount_out) == pytest.approx(want, rel=1e-10)
         # the fee stays in the pool: k grows
         assert (x + dx) * (y - float(r.amount_out)) > x * y
     for dy in (10.0, 100_000.0):
-        want = optimize.brentq(lambda dxo: (y + dy * (1 - fee)) * (x - dxo) - x * y, 0.0, x, xtol=1e-12, rtol=1e-14)
+        want = optimize.brentq(
+            lambda dxo, dy=dy: (y + dy * (1 - fee)) * (x - dxo) - x * y, 0.0, x, xtol=1e-12, rtol=1e-14
+        )
         assert float(pool.swap_y_for_x(dy)) == pytest.approx(want, rel=1e-10)
 
 
@@ -321,7 +398,9 @@ def test_pools_vectorise_like_a_scalar_loop() -> None:
     cp = ConstantProductPool(big_l, big_l * p, fee=0.003)
     got = cp.sell_pressure_impact(dx)
     for i in range(40):
-        assert float(got[i]) == pytest.approx(float(ConstantProductPool(big_l[i], big_l[i] * p[i], 0.003).sell_x(dx[i]).price_after), rel=1e-13)
+        assert float(got[i]) == pytest.approx(
+            float(ConstantProductPool(big_l[i], big_l[i] * p[i], 0.003).sell_x(dx[i]).price_after), rel=1e-13
+        )
 
 
 def test_pool_dicts_round_trip_and_reject_unknown_fields() -> None:
@@ -363,8 +442,15 @@ def test_process_rejects_bad_fields_by_name(kwargs: dict, field: str) -> None:
 
 
 def test_stationary_moments_by_hand() -> None:
-    p = PremiumProcess(mean=0.001, phi=0.5, sigma=0.002, jump_intensity_per_day=0.1, jump_mean=0.01, jump_sd=0.02,
-                       jump_drawdown_sensitivity=0.4)
+    p = PremiumProcess(
+        mean=0.001,
+        phi=0.5,
+        sigma=0.002,
+        jump_intensity_per_day=0.1,
+        jump_mean=0.01,
+        jump_sd=0.02,
+        jump_drawdown_sensitivity=0.4,
+    )
     # E p = m + lambda mu / (1 - phi) = 0.001 + 0.1 * 0.01 / 0.5
     assert p.stationary_mean() == pytest.approx(0.003, rel=1e-12)
     # Var p = (sigma^2 + lambda (s^2 + mu^2)) / (1 - phi^2) = (4e-6 + 0.1 * 5e-4) / 0.75
@@ -396,11 +482,28 @@ def _cross_section_checks(proc: PremiumProcess, sims: np.ndarray, drawdown: floa
     "proc, drawdown",
     [
         (PremiumProcess(mean=0.0005, phi=0.8, sigma=0.002), 0.0),
-        (PremiumProcess(mean=0.0, phi=0.6, sigma=0.0015, jump_intensity_per_day=0.05, jump_mean=0.01, jump_sd=0.015), 0.0),
+        (
+            PremiumProcess(mean=0.0, phi=0.6, sigma=0.0015, jump_intensity_per_day=0.05, jump_mean=0.01, jump_sd=0.015),
+            0.0,
+        ),
         # frequent jumps: several per day are common, so the compound-Poisson variance matters
-        (PremiumProcess(mean=0.0, phi=0.5, sigma=0.001, jump_intensity_per_day=0.8, jump_mean=0.002, jump_sd=0.004), 0.0),
-        (PremiumProcess(mean=-0.001, phi=0.9, sigma=0.001, df=4.0, jump_intensity_per_day=0.01, jump_mean=-0.02,
-                        jump_sd=0.01, jump_drawdown_sensitivity=0.3), 0.2),
+        (
+            PremiumProcess(mean=0.0, phi=0.5, sigma=0.001, jump_intensity_per_day=0.8, jump_mean=0.002, jump_sd=0.004),
+            0.0,
+        ),
+        (
+            PremiumProcess(
+                mean=-0.001,
+                phi=0.9,
+                sigma=0.001,
+                df=4.0,
+                jump_intensity_per_day=0.01,
+                jump_mean=-0.02,
+                jump_sd=0.01,
+                jump_drawdown_sensitivity=0.3,
+            ),
+            0.2,
+        ),
     ],
 )
 def test_simulated_cross_section_matches_stationary_closed_forms(proc: PremiumProcess, drawdown: float) -> None:
@@ -453,7 +556,9 @@ def test_step_and_band_against_a_manual_recursion() -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
     # closed days do leave the band, open days with strength 1 never do
     assert (got[~open_] > 0.004).any()
-    clipped = proc.with_band(-0.003, 0.004, 1.0).simulate(n, h, np.random.default_rng(8), market_open=open_, shock=shock)
+    clipped = proc.with_band(-0.003, 0.004, 1.0).simulate(
+        n, h, np.random.default_rng(8), market_open=open_, shock=shock
+    )
     assert clipped[open_].max() <= 0.004 and clipped[open_].min() >= -0.003
     # a frictionless primary market (band of width 0) pins the premium on open days
     pinned = proc.with_band(0.0, 0.0, 1.0).simulate(n, h, np.random.default_rng(8), market_open=open_, shock=shock)
@@ -469,8 +574,15 @@ def _mixture_logpdf_normal(u: np.ndarray, sigma: float, lam: np.ndarray, mu: flo
 
 
 def test_log_likelihood_normal_jumps_matches_the_poisson_normal_mixture() -> None:
-    proc = PremiumProcess(mean=0.001, phi=0.6, sigma=0.002, jump_intensity_per_day=0.05, jump_mean=0.01, jump_sd=0.015,
-                          jump_drawdown_sensitivity=0.5)
+    proc = PremiumProcess(
+        mean=0.001,
+        phi=0.6,
+        sigma=0.002,
+        jump_intensity_per_day=0.05,
+        jump_mean=0.01,
+        jump_sd=0.015,
+        jump_drawdown_sensitivity=0.5,
+    )
     x = proc.simulate(1, 400, np.random.default_rng(4))[0]
     dd = np.clip(np.linspace(0, 0.4, 400), 0, 1)
     s, d = pd.Series(x), pd.Series(dd)
@@ -507,10 +619,12 @@ def test_t_jump_density_and_cdf_match_numerical_convolution(df: float, sigma: fl
         tot = stats.poisson.pmf(0, lam) * stats.t.pdf(u, df, scale=c)
         for k in range(1, 10):  # P(N > 9) < 1e-11 at lambda = 0.3
             sk = s_j * math.sqrt(k)
-            f = lambda z: t_pdf(z) * n_pdf(u - z, k * 0.005, sk)  # noqa: E731
+            f = lambda z, k=k, sk=sk: t_pdf(z) * n_pdf(u - z, k * 0.005, sk)  # noqa: E731
             centre = u - k * 0.005
             pieces = [(-np.inf, centre - 12 * sk), (centre - 12 * sk, centre + 12 * sk), (centre + 12 * sk, np.inf)]
-            tot += stats.poisson.pmf(k, lam) * sum(integrate.quad(f, a, b, limit=400, points=None)[0] for a, b in pieces)
+            tot += stats.poisson.pmf(k, lam) * sum(
+                integrate.quad(f, a, b, limit=400, points=None)[0] for a, b in pieces
+            )
         return tot
 
     us = np.array([-0.03, -0.004, 0.0, 0.003, 0.012, 0.05])
@@ -547,7 +661,12 @@ def _within(fit: PremiumProcess, true: PremiumProcess, names: list[str], k: floa
     se = fit.fit_info.standard_errors
     for name in names:
         assert math.isfinite(se[name]) and se[name] > 0, name
-        assert abs(getattr(fit, name) - getattr(true, name)) < k * se[name], (name, getattr(fit, name), getattr(true, name), se[name])
+        assert abs(getattr(fit, name) - getattr(true, name)) < k * se[name], (
+            name,
+            getattr(fit, name),
+            getattr(true, name),
+            se[name],
+        )
 
 
 # The estimator is models.calibration.fit_premium_process (conditional MLE with model selection);
@@ -564,7 +683,9 @@ def test_mle_recovers_a_normal_jump_process_on_1000_days_within_its_standard_err
 
 
 def test_fit_with_student_t_and_jumps_reports_the_likelihood_of_its_process() -> None:
-    true = PremiumProcess(mean=0.0, phi=0.7, sigma=0.002, df=5.0, jump_intensity_per_day=0.02, jump_mean=0.01, jump_sd=0.01)
+    true = PremiumProcess(
+        mean=0.0, phi=0.7, sigma=0.002, df=5.0, jump_intensity_per_day=0.02, jump_mean=0.01, jump_sd=0.01
+    )
     s = _series(true, 1000, 5)
     fit = fit_premium_process(s).process
     assert fit.fit_info.log_likelihood == pytest.approx(fit.log_likelihood(s), rel=1e-10)
@@ -613,8 +734,18 @@ def test_fit_rejects_bad_series(series: pd.Series, match: str) -> None:
 
 
 def test_to_dict_round_trips_and_has_no_nulls() -> None:
-    proc = PremiumProcess(mean=0.001, phi=0.7, sigma=0.002, df=4.0, jump_intensity_per_day=0.02, jump_mean=0.01,
-                          jump_sd=0.01, band_lower=-0.005, band_upper=0.004, band_strength=0.8)
+    proc = PremiumProcess(
+        mean=0.001,
+        phi=0.7,
+        sigma=0.002,
+        df=4.0,
+        jump_intensity_per_day=0.02,
+        jump_mean=0.01,
+        jump_sd=0.01,
+        band_lower=-0.005,
+        band_upper=0.004,
+        band_strength=0.8,
+    )
     d = proc.to_dict()
     assert None not in d.values()
     assert PremiumProcess.from_dict(d) == proc

@@ -69,9 +69,7 @@ def test_features_and_target_equal_hand_loops():
         assert X.loc[date, "abs_ret_1d"] == abs(v[i])
         cum = np.cumsum(v)
         assert X.loc[date, "drawdown_60d"] == pytest.approx(cum[i] - max(cum[i - 59 : i + 1]), abs=1e-15)
-        assert X.loc[date, "rv_ratio_5d_60d"] == pytest.approx(
-            X.loc[date, "rv_5d"] / X.loc[date, "rv_60d"], rel=1e-12
-        )
+        assert X.loc[date, "rv_ratio_5d_60d"] == pytest.approx(X.loc[date, "rv_5d"] / X.loc[date, "rv_60d"], rel=1e-12)
     assert (X["drawdown_60d"] <= 0).all()
 
 

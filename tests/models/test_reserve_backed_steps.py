@@ -51,14 +51,21 @@ def make(
 ) -> ReserveBackedTokenSpec:
     """1000 tokens of 1 g, fully backed by 1000 g of bars plus an empty cash account, always
     open, no fees, no flows, no premium process, no floor; sections updated by the arguments."""
-    return parse_token_spec({
-        "spec_version": 2, "kind": "gold_backed", "name": "S", "symbol": "S", "grams_per_token": 1.0,
-        "supply_tokens": 1000.0, **top,
-        "reserve": reserve or [CASH, BARS],
-        "primary": {"mint_fee": 0.0, "redeem_fee": 0.0, "market_hours": "always", **(primary or {})},
-        "secondary": {"wait_cost_per_day": None, **(secondary or {})},
-        "redemption": {"base_rate_per_day": 0.0, **(redemption or {})},
-    })
+    return parse_token_spec(
+        {
+            "spec_version": 2,
+            "kind": "gold_backed",
+            "name": "S",
+            "symbol": "S",
+            "grams_per_token": 1.0,
+            "supply_tokens": 1000.0,
+            **top,
+            "reserve": reserve or [CASH, BARS],
+            "primary": {"mint_fee": 0.0, "redeem_fee": 0.0, "market_hours": "always", **(primary or {})},
+            "secondary": {"wait_cost_per_day": None, **(secondary or {})},
+            "redemption": {"base_rate_per_day": 0.0, **(redemption or {})},
+        }
+    )
 
 
 def day1(spec: ReserveBackedTokenSpec, usd_per_g: tuple[float, ...] = (PG, PG), calendar=None, rng=None):
@@ -79,10 +86,13 @@ def arr(x: float) -> np.ndarray:
 
 def test_start_day_sets_prices_and_capacities() -> None:
     # cash 1000 USD, half convertible a day; bars 100 g, at most 30 g a day, 2 % haircut
-    spec = make(reserve=[
-        {**CASH, "amount": 1000.0, "liquidity_per_day": 0.5},
-        {**BARS, "amount": 100.0, "liquidity_per_day": 30.0, "liquidity_unit": "amount", "stressed_haircut": 0.02},
-    ], supply_tokens=100.0)
+    spec = make(
+        reserve=[
+            {**CASH, "amount": 1000.0, "liquidity_per_day": 0.5},
+            {**BARS, "amount": 100.0, "liquidity_per_day": 30.0, "liquidity_unit": "amount", "stressed_haircut": 0.02},
+        ],
+        supply_tokens=100.0,
+    )
     cal = pd.DatetimeIndex(["2025-01-03", "2025-01-04"])  # Friday, Saturday
     _, st = day1(spec, (PG, 40.0), calendar=cal)
     pg1 = 40.0 * TROY_OUNCE_G / TROY_OUNCE_G
@@ -104,8 +114,10 @@ def test_start_day_sets_prices_and_capacities() -> None:
 
 
 def test_demand_flows_peg_arbitrage_and_closed_days() -> None:
-    spec = make(primary={"redeem_fee": 0.005, "market_hours": "weekdays_only"},
-                redemption={"base_rate_per_day": 0.01, "drawdown_sensitivity": 0.5, "peg_sensitivity": 2.0})
+    spec = make(
+        primary={"redeem_fee": 0.005, "market_hours": "weekdays_only"},
+        redemption={"base_rate_per_day": 0.01, "drawdown_sensitivity": 0.5, "peg_sensitivity": 2.0},
+    )
     for cal, open_ in ((None, True), (pd.DatetimeIndex(["2025-01-03", "2025-01-04"]), False)):
         r, st = day1(spec, (PG, 0.9 * PG), calendar=cal)
         st.p_prev = arr(-0.02)  # yesterday's discount
@@ -120,9 +132,17 @@ def test_demand_flows_peg_arbitrage_and_closed_days() -> None:
 
 def test_demand_run_of_the_global_game() -> None:
     # run-prone mass 0.5 * 1000; a quarter of the runners sell on the market; sigma 0.01, c 0.01
-    spec = make(primary={"redeem_fee": 0.01},
-                redemption={"confidence": {"run_prone_share": 0.5, "market_sell_share": 0.25,
-                                           "signal_noise_sd": 0.01, "queue_weight": 0.0}})
+    spec = make(
+        primary={"redeem_fee": 0.01},
+        redemption={
+            "confidence": {
+                "run_prone_share": 0.5,
+                "market_sell_share": 0.25,
+                "signal_noise_sd": 0.01,
+                "queue_weight": 0.0,
+            }
+        },
+    )
     r, st = day1(spec)
     # day 0: theta = B - 1 = 0, lambda = 0 (no haircut): R_0 = Phi((0/2 - 0.01 - 0) / 0.01) = Phi(-1)
     np.testing.assert_allclose(st.run_cum, [stats.norm.cdf(-1.0)], rtol=1e-12)
@@ -156,10 +176,28 @@ def test_gate_refuses_requests_above_the_daily_limit() -> None:
     [
         # XAUT: whole bars of 430 for all: 1000 -> 860 accepted, 140 returned and sold;
         # gold part whole bars of half of 860 = 430
-        ({"redemption_granularity_tokens": 430.0, "min_redemption_tokens": 430.0, "cash_redemption_share": 0.5}, 1000.0, 860.0, 430.0, 140.0, 140.0),
+        (
+            {"redemption_granularity_tokens": 430.0, "min_redemption_tokens": 430.0, "cash_redemption_share": 0.5},
+            1000.0,
+            860.0,
+            430.0,
+            140.0,
+            140.0,
+        ),
         # PAXG: bars for the gold part only: 70 % of 1000 = 700 -> one bar of 430 in gold, 570 in cash
-        ({"redemption_granularity_tokens": 430.0, "min_redemption_tokens": 430.0, "granularity_applies_to": "gold",
-          "cash_redemption_share": 0.3}, 1000.0, 1000.0, 430.0, 0.0, 0.0),
+        (
+            {
+                "redemption_granularity_tokens": 430.0,
+                "min_redemption_tokens": 430.0,
+                "granularity_applies_to": "gold",
+                "cash_redemption_share": 0.3,
+            },
+            1000.0,
+            1000.0,
+            430.0,
+            0.0,
+            0.0,
+        ),
         # a minimum without bars: 400 < 500 -> nothing accepted, all returned and sold
         ({"min_redemption_tokens": 500.0}, 400.0, 0.0, 0.0, 400.0, 400.0),
         # no bar rules, all in cash
@@ -170,8 +208,11 @@ def test_whole_bars_split(primary, asked, accepted, gold, returned, sold) -> Non
     r, st = day1(make(primary=primary))
     st.demand, st.sells = arr(asked), arr(0.0)
     whole_bars(r, st)
-    np.testing.assert_allclose([st.acc[0], st.acc_g[0], st.acc_c[0], st.returned[0], st.sells[0]],
-                               [accepted, gold, accepted - gold, returned, sold], atol=1e-9)
+    np.testing.assert_allclose(
+        [st.acc[0], st.acc_g[0], st.acc_c[0], st.returned[0], st.sells[0]],
+        [accepted, gold, accepted - gold, returned, sold],
+        atol=1e-9,
+    )
 
 
 def test_refused_requests_are_returned_and_sold() -> None:
@@ -213,9 +254,13 @@ def test_costs_accrue_opex_per_model_day_or_per_calendar_day() -> None:
 
 def test_liquidity_coverage_per_side() -> None:
     # cash 1000 USD, half convertible a day; bars 100 g, 10 % a day, 2 % haircut; half in cash
-    spec = make(reserve=[{**CASH, "amount": 1000.0, "liquidity_per_day": 0.5},
-                         {**BARS, "amount": 100.0, "liquidity_per_day": 0.1, "stressed_haircut": 0.02}],
-                primary={"redeem_fee": 0.01, "cash_redemption_share": 0.5, "settlement_lag_days": 1})
+    spec = make(
+        reserve=[
+            {**CASH, "amount": 1000.0, "liquidity_per_day": 0.5},
+            {**BARS, "amount": 100.0, "liquidity_per_day": 0.1, "stressed_haircut": 0.02},
+        ],
+        primary={"redeem_fee": 0.01, "cash_redemption_share": 0.5, "settlement_lag_days": 1},
+    )
     r, st = day1(spec)
     pg = r.pg[1, 0]
     st.q_g[:], st.q_c[:] = 10.0, 5.0
@@ -239,7 +284,10 @@ def test_liquidity_coverage_per_side() -> None:
 
 def test_eligibility_moves_the_pipeline_on_open_days_only() -> None:
     spec = make(primary={"market_hours": "weekdays_only", "settlement_lag_days": 1})
-    for cal, moved in ((pd.DatetimeIndex(["2025-01-02", "2025-01-03"]), True), (pd.DatetimeIndex(["2025-01-03", "2025-01-04"]), False)):
+    for cal, moved in (
+        (pd.DatetimeIndex(["2025-01-02", "2025-01-03"]), True),
+        (pd.DatetimeIndex(["2025-01-03", "2025-01-04"]), False),
+    ):
         r, st = day1(spec, calendar=cal)
         st.pend[0, :, 0] = [3.0, 4.0, 0.0]
         st.q_g[:] = 1.0
@@ -255,9 +303,21 @@ def test_eligibility_moves_the_pipeline_on_open_days_only() -> None:
 
 def test_pay_gold_from_allocated_then_unallocated_within_capacity() -> None:
     # 20 g allocated; 50 g unallocated, 20 % a day (10 g), 10 % haircut; redeem fee 1 %
-    spec = make(reserve=[CASH, {**BARS, "amount": 20.0},
-                         {"name": "pool", "kind": "unallocated_gold", "amount": 50.0, "liquidity_per_day": 0.2, "stressed_haircut": 0.1}],
-                primary={"redeem_fee": 0.01}, supply_tokens=70.0)
+    spec = make(
+        reserve=[
+            CASH,
+            {**BARS, "amount": 20.0},
+            {
+                "name": "pool",
+                "kind": "unallocated_gold",
+                "amount": 50.0,
+                "liquidity_per_day": 0.2,
+                "stressed_haircut": 0.1,
+            },
+        ],
+        primary={"redeem_fee": 0.01},
+        supply_tokens=70.0,
+    )
     r, st = day1(spec)
     pg = r.pg[1, 0]
     st.q_g[:], st.waiting[:] = 40.0, 40.0
@@ -287,12 +347,23 @@ def test_pay_gold_in_whole_bars_and_not_on_closed_days() -> None:
 
 def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
     # cash 100 USD; T-bills 1000 USD, 200 USD a day, 1 % haircut; redeem fee 2 %; NAV 50 USD
-    spec = make(reserve=[{**CASH, "amount": 100.0},
-                         {"name": "bills", "kind": "tbills", "amount": 1000.0, "liquidity_per_day": 200.0,
-                          "liquidity_unit": "amount", "stressed_haircut": 0.01},
-                         {**BARS, "amount": 0.0}],
-                primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0}, supply_tokens=10.0,
-                opex_usd_per_year=1.0)
+    spec = make(
+        reserve=[
+            {**CASH, "amount": 100.0},
+            {
+                "name": "bills",
+                "kind": "tbills",
+                "amount": 1000.0,
+                "liquidity_per_day": 200.0,
+                "liquidity_unit": "amount",
+                "stressed_haircut": 0.01,
+            },
+            {**BARS, "amount": 0.0},
+        ],
+        primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0},
+        supply_tokens=10.0,
+        opex_usd_per_year=1.0,
+    )
     r, st = day1(spec)
     st.payable[:] = 30.0
     st.q_c[:], st.waiting[:] = 3.0, 3.0
@@ -312,8 +383,10 @@ def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
 
 
 def test_mint_and_fees() -> None:
-    spec = make(primary={"mint_fee": 0.002},
-                redemption={"base_mint_rate_per_day": 0.01, "mint_drawdown_sensitivity": 2.0, "mint_premium_sensitivity": 0.5})
+    spec = make(
+        primary={"mint_fee": 0.002},
+        redemption={"base_mint_rate_per_day": 0.01, "mint_drawdown_sensitivity": 2.0, "mint_premium_sensitivity": 0.5},
+    )
     r, st = day1(spec, (PG, 0.9 * PG))
     nav = r.nav[1, 0]
     st.p_prev = arr(0.01)
@@ -341,8 +414,10 @@ def test_secondary_market_pool_shock_backlog_and_floor() -> None:
     np.testing.assert_allclose(st.row[r.field["bl"]], [10.0])
     # patient arbitrage floor: -(fee + wait * (0 + lag + 1 / coverage)), then sells beyond the
     # capacity of 50 slide it down the pool curve
-    spec = make(primary={"redeem_fee": 0.005, "settlement_lag_days": 2},
-                secondary={"amm": amm, "wait_cost_per_day": 0.001, "arbitrage_capacity_tokens_per_day": 50.0})
+    spec = make(
+        primary={"redeem_fee": 0.005, "settlement_lag_days": 2},
+        secondary={"amm": amm, "wait_cost_per_day": 0.001, "arbitrage_capacity_tokens_per_day": 50.0},
+    )
     r, st = day1(spec)
     st.sells = arr(100.0)
     st.row[r.field["lcr"]] = 0.5
@@ -357,16 +432,23 @@ def test_secondary_market_steps_the_premium_process_with_the_shock() -> None:
     r, st = day1(make(secondary={"premium": proc, "amm": amm}), (PG, 0.9 * PG), rng=np.random.default_rng(5))
     st.sells, st.p_prev = arr(100.0), arr(-0.002)
     secondary_market(r, st)
-    want = PremiumProcess(**proc).step(np.array([-0.002]), np.random.default_rng(5), drawdown=r.dd[1],
-                                      market_open=np.array([True]),
-                                      shock=ConstantProductPool(1000.0, 1000.0, fee=0.0).sell_pressure_impact(np.array([100.0])) - 1.0)
+    want = PremiumProcess(**proc).step(
+        np.array([-0.002]),
+        np.random.default_rng(5),
+        drawdown=r.dd[1],
+        market_open=np.array([True]),
+        shock=ConstantProductPool(1000.0, 1000.0, fee=0.0).sell_pressure_impact(np.array([100.0])) - 1.0,
+    )
     np.testing.assert_array_equal(st.row[r.field["prem"]], want)
 
 
 def test_record_values_the_reserve_net_of_payables() -> None:
     # cash 100 USD; 10 g of bars (2 % haircut, half of redemptions in cash): 12 tokens at 50 USD
-    spec = make(reserve=[{**CASH, "amount": 100.0}, {**BARS, "amount": 10.0, "stressed_haircut": 0.02}],
-                primary={"cash_redemption_share": 0.5}, supply_tokens=12.0)
+    spec = make(
+        reserve=[{**CASH, "amount": 100.0}, {**BARS, "amount": 10.0, "stressed_haircut": 0.02}],
+        primary={"cash_redemption_share": 0.5},
+        supply_tokens=12.0,
+    )
     r, st = day1(spec)
     st.payable[:] = 20.0
     st.demand, st.returned, st.acc_g, st.sells = arr(1.0), arr(2.0), arr(3.0), arr(4.0)
@@ -387,11 +469,25 @@ def test_record_values_the_reserve_net_of_payables() -> None:
 
 def test_daily_steps_in_order_and_run_is_start_day_then_the_steps() -> None:
     assert [f.__name__ for f in DAILY_STEPS] == [
-        "demand", "gate", "whole_bars", "refused_sold", "settlement", "costs", "liquidity",
-        "eligibility", "pay_gold", "pay_cash", "mint", "secondary_market", "record",
+        "demand",
+        "gate",
+        "whole_bars",
+        "refused_sold",
+        "settlement",
+        "costs",
+        "liquidity",
+        "eligibility",
+        "pay_gold",
+        "pay_cash",
+        "mint",
+        "secondary_market",
+        "record",
     ]
-    spec = make(primary={"redeem_fee": 0.003}, redemption={"base_rate_per_day": 0.02, "drawdown_sensitivity": 0.3},
-                opex_usd_per_year=5000.0)
+    spec = make(
+        primary={"redeem_fee": 0.003},
+        redemption={"base_rate_per_day": 0.02, "drawdown_sensitivity": 0.3},
+        opex_usd_per_year=5000.0,
+    )
     prices = np.array([[PG, 0.9 * PG, 1.1 * PG, PG]]) * TROY_OUNCE_G
     r = RunSetup.from_spec(spec, prices)
     st = DayState.initial(r)
