@@ -11,8 +11,8 @@ from flows.ingest import ingest
 from flows.simulate import simulate
 from flows.train import train
 from flows.validate import validate
+from goldstress.io.prices import calibration_inputs_present
 from goldstress.settings import RunOptions, new_run_id
-from tasks.recommend import calibration_inputs_present
 
 
 @flow(name="stress_test")

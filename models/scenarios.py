@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -275,3 +276,15 @@ def calendar_day_paths(prices_usd_per_oz: np.ndarray, first_day: object) -> tupl
     calendar = pd.date_range(bdays[0], bdays[-1], freq="D")
     col = np.searchsorted(bdays.values, calendar.values, side="right") - 1
     return p[:, col], calendar
+
+
+@dataclass(frozen=True)
+class ScenarioDef:
+    """A named scenario: ``kind`` is ``historical``, ``shock`` or ``monte_carlo``."""
+
+    name: str
+    kind: str
+    description: str
+    start: str | None = None
+    end: str | None = None
+    shock: float | None = None

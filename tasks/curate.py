@@ -13,16 +13,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.io.layouts import raw_view, standardise
-from goldstress.io.snapshots import SnapshotRef, read_snapshot
-from goldstress.io.validation import check_frame, gate, known_gaps_for
+from goldstress.io.snapshots import SnapshotRef, expected_sources, read_snapshot
+from goldstress.io.validation import check_frame, gate, known_gaps_for, suite_for
 from goldstress.settings import Settings
 
 JSON_LAYOUTS = ("lbma_json", "coingecko_market_chart")
-
-
-def suite_for(dataset: str) -> str:
-    """Curated suite name for a dataset: ``gold`` or ``token``."""
-    return "gold" if dataset == "gold" else "token"
 
 
 def _origin_name(ref: SnapshotRef) -> str:
@@ -66,17 +61,6 @@ def validate_and_promote(
     }
 
 
-def expected_sources(settings: Settings) -> dict[str, str]:
-    """Dataset -> snapshot source name that the ingest flow uses under these settings."""
-    if settings.data.data_dir is not None:
-        out = {"gold": f"file:{settings.data.gold_file}"}
-        out.update({f"token_{s}": f"file:{name}" for s, name in settings.data.token_files.items()})
-        return out
-    out = {"gold": "lbma_pm_json"}
-    out.update({f"token_{s}": f"coingecko:{coin}" for s, coin in settings.data.coingecko_ids.items()})
-    return out
-
-
 @task(name="latest-snapshots", cache_policy=NO_CACHE)
 def latest_snapshots(settings: Settings) -> list[SnapshotRef]:
     """The most recent raw snapshot of each dataset; ``FileNotFoundError`` names a dataset that
@@ -92,18 +76,3 @@ def latest_snapshots(settings: Settings) -> list[SnapshotRef]:
             )
         refs.append(found[-1])
     return refs
-
-
-def raise_if_failed(states: list[Any]) -> list[dict[str, Any]]:
-    """Results of the gate task runs; if any failed, re-raise the first failure with a note
-    listing every failed dataset (all datasets are validated before the run stops)."""
-    failures = [s for s in states if s.is_failed() or s.is_crashed()]
-    if failures:
-        errors = [s.result(raise_on_failure=False) for s in failures]
-        first = next((e for e in errors if isinstance(e, BaseException)), None)
-        if first is None:
-            raise RuntimeError(f"{len(failures)} validation task(s) failed")
-        if len(errors) > 1:
-            first.add_note("other failed datasets: " + "; ".join(str(e).splitlines()[0] for e in errors[1:]))
-        raise first
-    return [s.result() for s in states]

@@ -13,32 +13,12 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from goldstress.io.layouts import detect_layout
-from goldstress.io.snapshots import SnapshotRef, write_snapshot
+from goldstress.io.snapshots import SnapshotRef, import_file, write_snapshot
 from goldstress.io.sources import (
     fetch_coingecko_market_chart,
     fetch_lbma,
-    read_data_file,
 )
 from goldstress.settings import Settings
-
-
-def _csv_layout(data: bytes) -> str | None:
-    """The CSV layout named by the first line of ``data``, or None when it matches none."""
-    try:
-        header = data.split(b"\n", 1)[0].decode("utf-8").strip().lstrip("\ufeff")
-        return detect_layout([h.strip() for h in header.split(",")])
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
-def import_file(path: Path, dataset: str, settings: Settings) -> SnapshotRef:
-    """Snapshot a local CSV file for ``dataset`` (layout from its header; None if unknown,
-    which validation then reports)."""
-    data = read_data_file(path)
-    return write_snapshot(
-        data, source=f"file:{path.name}", origin=str(path), dataset=dataset, layout=_csv_layout(data), settings=settings
-    )
 
 
 @task(name="acquire-gold", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)

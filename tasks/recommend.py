@@ -51,7 +51,7 @@ from models.token.spec import (
 )
 
 
-def stress_horizon_trading_days(settings: Settings) -> int:
+def _stress_horizon_trading_days(settings: Settings) -> int:
     """Trading days of gold the liquidity stress runs over: the longest reporting horizon, and at
     least the wave itself, so the wave's claims settle within it."""
     return max(settings.liquidity.wave_days, *settings.risk.horizons_days)
@@ -115,17 +115,6 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
     return out, provenance
 
 
-def calibration_inputs_present(settings: Settings) -> bool:
-    """True when ``data_dir`` holds the calibration's gold file and at least one token file of
-    ``settings.calibration.sets`` (the ``calibrate`` flow has something to fit)."""
-    if settings.data.data_dir is None:
-        return False
-    d = Path(settings.data.data_dir)
-    return (d / settings.calibration.gold_file).is_file() and any(
-        (d / c.file).is_file() for c in settings.calibration.sets.values()
-    )
-
-
 @task(name="supply-outflow-anchor", cache_policy=NO_CACHE)
 def supply_outflow_anchor(settings: Settings) -> dict[str, Any]:
     """Worst 1/5/30-day falls of each token's circulating-supply proxy (market cap / price) in
@@ -174,7 +163,7 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
     return np.concatenate(chunks, axis=0)[:n]
 
 
-def recommend_for_spec(
+def _recommend_for_spec(
     spec: ReserveBackedTokenSpec,
     gold_in: np.ndarray,
     gold_out: np.ndarray,
@@ -264,13 +253,13 @@ def recommend(
     specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
 ) -> dict[str, Any]:
     """Recommendations for every reserve-backed token spec (a CDP has no reserve liquidity to tune):
-    :func:`recommend_for_spec` on the first ``settings.liquidity.recommend_paths`` Monte Carlo paths, the
+    :func:`_recommend_for_spec` on the first ``settings.liquidity.recommend_paths`` Monte Carlo paths, the
     next as many as the out-of-sample check, put on the calendar-day clock from ``first_day``
     (the date of the last gold price, day 0) so weekends close the primary market of each spec's
     ``market_hours`` while holders keep asking. Returns ``{"scenario": {...}, "tokens": {symbol:
     ...}}`` (empty ``tokens`` without reserve-backed specs)."""
     n = settings.liquidity.recommend_paths
-    horizon = stress_horizon_trading_days(settings)
+    horizon = _stress_horizon_trading_days(settings)
     backed = [s for s in specs if isinstance(s, ReserveBackedTokenSpec)]
     scenario = {
         "wave_share_of_supply": settings.liquidity.wave_share,
@@ -296,7 +285,7 @@ def recommend(
     log = get_run_logger()
     tokens = {}
     for spec in backed:
-        tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
+        tokens[spec.symbol] = _recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
         cb = tokens[spec.symbol]["cash_buffer"]
         log.info(
             "%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",

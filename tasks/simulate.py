@@ -8,7 +8,7 @@ not the number of paths). Every scenario starts from the last curated gold price
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json
 from goldstress.settings import Settings
 from models.metrics import summarise_paths
 from models.scenarios import (
+    ScenarioDef,
     historical_replay,
     instant_shock,
     monte_carlo_chunks,
@@ -36,18 +37,7 @@ from models.token.spec import load_token_spec
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
-@dataclass(frozen=True)
-class ScenarioDef:
-    """A named scenario: ``kind`` is ``historical``, ``shock`` or ``monte_carlo``."""
-
-    name: str
-    kind: str
-    description: str
-    start: str | None = None
-    end: str | None = None
-    shock: float | None = None
-
-
+@task(name="scenario-set", cache_policy=NO_CACHE)
 def scenario_defs(settings: Settings) -> list[ScenarioDef]:
     """The scenario set configured in settings, in report order."""
     defs = [

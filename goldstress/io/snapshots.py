@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +21,8 @@ import fsspec
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from goldstress.catalog import Catalog
+from goldstress.io.layouts import detect_layout
+from goldstress.io.sources import read_data_file
 from goldstress.settings import Settings, get_settings
 
 __all__ = [
@@ -307,3 +309,32 @@ def list_snapshots(source: str, settings: Settings) -> list[SnapshotRef]:
         data_path = meta_path[: -len(META_SUFFIX)]
         refs.append(_ref_from_meta(meta, fs.unstrip_protocol(data_path), fs.unstrip_protocol(meta_path)))
     return sorted(refs, key=lambda r: (r.fetched_at, r.url))
+
+
+def _csv_layout(data: bytes) -> str | None:
+    """The CSV layout named by the first line of ``data``, or None when it matches none."""
+    try:
+        header = data.split(b"\n", 1)[0].decode("utf-8").strip().lstrip("\ufeff")
+        return detect_layout([h.strip() for h in header.split(",")])
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def import_file(path: Path, dataset: str, settings: Settings) -> SnapshotRef:
+    """Snapshot a local CSV file for ``dataset`` (layout from its header; None if unknown,
+    which validation then reports)."""
+    data = read_data_file(path)
+    return write_snapshot(
+        data, source=f"file:{path.name}", origin=str(path), dataset=dataset, layout=_csv_layout(data), settings=settings
+    )
+
+
+def expected_sources(settings: Settings) -> dict[str, str]:
+    """Dataset -> snapshot source name that the ingest flow uses under these settings."""
+    if settings.data.data_dir is not None:
+        out = {"gold": f"file:{settings.data.gold_file}"}
+        out.update({f"token_{s}": f"file:{name}" for s, name in settings.data.token_files.items()})
+        return out
+    out = {"gold": "lbma_pm_json"}
+    out.update({f"token_{s}": f"coingecko:{coin}" for s, coin in settings.data.coingecko_ids.items()})
+    return out

@@ -918,3 +918,8 @@ def curated_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]
         "data_source": ";".join(sorted(set(gold["source"].astype(str).str.split(":").str[0]))),
     }
     return returns, meta
+
+
+def suite_for(dataset: str) -> str:
+    """Curated suite name for a dataset: ``gold`` or ``token``."""
+    return "gold" if dataset == "gold" else "token"

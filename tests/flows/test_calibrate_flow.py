@@ -254,9 +254,9 @@ def test_load_price_input_reads_data_dir_then_only_a_matching_curated_table(work
     table is used only when its ``source`` names the same file."""
     from goldstress.catalog import Catalog
     from goldstress.io import storage
+    from goldstress.io.prices import load_price_input
     from goldstress.records import premia_sha256
     from goldstress.settings import settings_with
-    from tasks.calibrate import load_price_input
 
     d = workdir / "data"
     _write_files(d, flowkit.garch_gold_prices)

@@ -96,7 +96,7 @@ def test_validate_stage_rejects_bad_data_with_exit_1(prefect_api, tmp_path, flow
     the datasets that pass are still promoted, the gold one is not."""
     import prefect.settings
 
-    from tasks.ingest import import_file
+    from goldstress.io.snapshots import import_file
 
     data_dir = tmp_path / "data"
     names = flowkit.write_synthetic_data(data_dir)

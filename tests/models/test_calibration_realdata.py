@@ -38,7 +38,7 @@ def settings(shared_data_dir: Path) -> Settings:
 @cache
 def _inputs(data_dir: str, file: str, dataset: str) -> pd.Series:
     """A series through the importer path the calibration uses (tasks.calibrate.load_price_input)."""
-    from tasks.calibrate import load_price_input
+    from goldstress.io.prices import load_price_input
 
     inp = load_price_input(file, dataset, Settings(data={"data_dir": Path(data_dir)}))
     assert inp is not None, file
