@@ -74,6 +74,7 @@ class RunSettingsRecord(_Record):
     horizons_days: list[int]
     replay_windows: dict[str, tuple[str, str]]
     shock_sizes: list[float]
+    mc_drift: dict[str, Any]
 
 
 class ScenarioResult(_Record):

@@ -267,6 +267,19 @@ class MonteCarloSettings(BaseSettings):
     chunk_paths: int = Field(default=2_000, ge=100)
     seed: int = 20_261_121
     fan_chart_paths: int = Field(default=1_000, ge=10, description="Paths kept for the fan chart.")
+    drift: Literal["zero", "historical"] | float = Field(
+        default="zero",
+        description="Mean log return of the Monte Carlo: 'zero' (the stress default: gold is not "
+        "assumed to rise), 'historical' (the champion's fitted mu), or an annual log return as a "
+        "fraction in [-1, 1] (models.scenarios.stress_drift_per_day).",
+    )
+
+    @field_validator("drift")
+    @classmethod
+    def _drift_range(cls, v: str | float) -> str | float:
+        if not isinstance(v, str) and not -1.0 <= v <= 1.0:
+            raise ValueError(f"monte_carlo.drift: an annual log return in [-1, 1], got {v}")
+        return v
 
 
 class LiquidityStressSettings(BaseSettings):
@@ -524,7 +537,7 @@ class RunOptions(BaseModel):
     shows and records them per run; each set option overrides the environment's setting.
 
     ``data_dir`` (folder of CSV files; None: the setting, else fetch online), ``paths``,
-    ``horizon_days`` and ``seed`` of the Monte Carlo, ``token_specs`` (spec files run through
+    ``horizon_days``, ``seed`` and ``drift`` of the Monte Carlo, ``token_specs`` (spec files run through
     every scenario). Raises ``pydantic.ValidationError`` naming the option when out of range.
     """
 
@@ -538,6 +551,9 @@ class RunOptions(BaseModel):
     )
     horizon_days: int | None = Field(default=None, ge=30, le=2_520, description="Monte Carlo horizon, trading days.")
     seed: int | None = Field(default=None, ge=0, description="Monte Carlo seed (GOLDSTRESS_MC_SEED).")
+    drift: Literal["zero", "historical"] | float | None = Field(
+        default=None, description="Monte Carlo drift assumption (GOLDSTRESS_MC_DRIFT): zero, historical or annual."
+    )
     token_specs: list[str] | None = Field(
         default=None, min_length=1, description="Token spec files (GOLDSTRESS_TOKEN_SPECS)."
     )
@@ -546,7 +562,12 @@ class RunOptions(BaseModel):
         """The environment's settings with these options applied (:func:`settings_with`)."""
         return settings_with(
             data={"data_dir": self.data_dir},
-            monte_carlo={"paths": self.paths, "horizon_days": self.horizon_days, "seed": self.seed},
+            monte_carlo={
+                "paths": self.paths,
+                "horizon_days": self.horizon_days,
+                "seed": self.seed,
+                "drift": self.drift,
+            },
             scenarios={"token_specs": self.token_specs},
         )
 

@@ -41,7 +41,7 @@ from goldstress.io import storage
 from goldstress.records import json_safe
 from goldstress.settings import Settings
 from models.metrics import distribution_metrics, path_metrics, summarise_paths
-from models.scenarios import monte_carlo_chunks, to_price_paths
+from models.scenarios import TRADING_DAYS_PER_YEAR, monte_carlo_chunks, stress_drift_per_day, to_price_paths
 from models.token.protocol import build_token_model
 from models.token.spec import (
     CdpStablecoinSpec,
@@ -392,6 +392,8 @@ def load_model(settings: Settings) -> WhatIfModel:
             else {k: gold[1][k] for k in ("data_first_date", "data_last_date", "n_returns", "data_sha256")}
         )
         if champ is not None:
+            from goldstress.io.champion import drift_record, stress_simulator
+
             champion, version = champ
             if p0 is None:
                 p0 = champion.meta.get("last_usd_per_oz")
@@ -404,8 +406,9 @@ def load_model(settings: Settings) -> WhatIfModel:
                     "innovations": champion.innovations,
                     "data": data,
                     "start_price_source": "curated gold" if gold is not None else "champion training data",
+                    "drift": drift_record(champion, settings.monte_carlo.drift),
                 }
-                return WhatIfModel(champion.simulate, float(p0), info)
+                return WhatIfModel(stress_simulator(champion, settings.monte_carlo.drift), float(p0), info)
         if gold is None:
             raise NoModelError("no model: run the pipeline first (no registered champion and no curated gold series)")
         from models.volatility import fit_garch
@@ -424,6 +427,7 @@ def load_model(settings: Settings) -> WhatIfModel:
                 ) from exc
             _CACHE.fallback = (key, fit)
         fit = _CACHE.fallback[1]
+        drift = stress_drift_per_day(settings.monte_carlo.drift, fit.params["mu"])
         info = {
             "source": "fallback",
             "description": "GARCH(1,1) with Student-t innovations fitted on the curated gold series (no registered champion)",
@@ -431,9 +435,17 @@ def load_model(settings: Settings) -> WhatIfModel:
             "train_start": settings.training.vol_train_start,
             "data": data,
             "start_price_source": "curated gold",
+            "drift": {
+                "assumption": settings.monte_carlo.drift,
+                "log_return_per_day": drift,
+                "log_return_per_year": drift * TRADING_DAYS_PER_YEAR,
+                "historical_log_return_per_year": float(fit.params["mu"]) * TRADING_DAYS_PER_YEAR,
+            },
         }
         return WhatIfModel(
-            lambda n, h, rng: fit.simulate(n, h, rng, innovations="t"), float(meta["last_usd_per_oz"]), info
+            lambda n, h, rng: fit.simulate(n, h, rng, innovations="t", drift_per_day=drift),
+            float(meta["last_usd_per_oz"]),
+            info,
         )
 
 

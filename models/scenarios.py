@@ -288,3 +288,31 @@ class ScenarioDef:
     start: str | None = None
     end: str | None = None
     shock: float | None = None
+
+
+TRADING_DAYS_PER_YEAR = 252
+"""Trading days in a year, for converting an annual drift to a daily one."""
+
+
+def stress_drift_per_day(drift: float | str, fitted_mu_per_day: float) -> float:
+    """Mean daily log return of a stress Monte Carlo under a stated drift assumption.
+
+    ``drift`` is ``"zero"`` (no drift: a stress test should not assume gold rises, the
+    default), ``"historical"`` (the fitted ``mu`` of the return model, ``fitted_mu_per_day``), or
+    a number: an annual mean log return (fraction per year, e.g. -0.05), divided by
+    :data:`TRADING_DAYS_PER_YEAR`. Raises ``ValueError`` for another string, or a non-finite
+    number.
+    """
+    if isinstance(drift, str):
+        if drift == "zero":
+            return 0.0
+        if drift == "historical":
+            mu = float(fitted_mu_per_day)
+            if not math.isfinite(mu):
+                raise ValueError(f"fitted_mu_per_day: expected a finite number, got {fitted_mu_per_day!r}")
+            return mu
+        raise ValueError(f"drift: expected 'zero', 'historical' or an annual log return, got {drift!r}")
+    value = float(drift)
+    if not math.isfinite(value):
+        raise ValueError(f"drift: expected a finite annual log return, got {drift!r}")
+    return value / TRADING_DAYS_PER_YEAR

@@ -221,6 +221,7 @@ class GarchFit:
         horizon_days: int,
         rng: np.random.Generator,
         innovations: Literal["t", "fhs"] = "t",
+        drift_per_day: float | None = None,
     ) -> np.ndarray:
         """Simulate future daily log returns from the fitted state at the end of the sample.
 
@@ -237,6 +238,9 @@ class GarchFit:
             "t": standardised Student-t(nu) draws ``t_nu * sqrt((nu - 2) / nu)`` (unit variance).
             "fhs": filtered historical simulation, draws with replacement from ``std_resid``
             (Barone-Adesi, Giannopoulos & Vosper 1999, J. Futures Markets 19(5):583-602).
+        drift_per_day : float or None
+            Mean daily log return of the simulation; None: the fitted ``mu`` (the sample's
+            drift). A stress test sets it explicitly (``models.scenarios.stress_drift_per_day``).
 
         Returns
         -------
@@ -261,11 +265,14 @@ class GarchFit:
             z = self.std_resid[idx]
         else:
             raise ValueError(f"innovations: expected 't' or 'fhs', got {innovations!r}")
+        mu = p["mu"] if drift_per_day is None else float(drift_per_day)
+        if not math.isfinite(mu):
+            raise ValueError(f"drift_per_day: expected a finite number, got {drift_per_day!r}")
         out = np.empty((n_paths, horizon_days))
         sigma2 = np.full(n_paths, self.sigma_next**2)
         for d in range(horizon_days):
             eps = np.sqrt(sigma2) * z[:, d]
-            out[:, d] = p["mu"] + eps
+            out[:, d] = mu + eps
             sigma2 = self._next_variance(eps, sigma2)
         return out
 

@@ -31,6 +31,7 @@ from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
 from goldstress.io import storage
+from goldstress.io.champion import stress_simulator
 from goldstress.settings import Settings
 from models.recommend import (
     cash_buffer_for_coverage,
@@ -150,7 +151,7 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
     ``horizon_days`` days: ``(n, horizon_days + 1)`` USD per oz, day 0 = ``p0``."""
     chunks, got = [], 0
     for chunk in monte_carlo_chunks(
-        champion.simulate,
+        stress_simulator(champion, settings.monte_carlo.drift),
         n,
         settings.monte_carlo.horizon_days,
         settings.monte_carlo.seed,

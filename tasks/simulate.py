@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
 from goldstress.io import storage
-from goldstress.io.champion import RegisteredChampion
+from goldstress.io.champion import RegisteredChampion, drift_record, stress_simulator
 from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
 from goldstress.settings import Settings
 from models.metrics import summarise_paths
@@ -45,7 +45,8 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
             name="mc_champion",
             kind="monte_carlo",
             description=f"Monte Carlo from the champion model: {settings.monte_carlo.paths} paths x "
-            f"{settings.monte_carlo.horizon_days} days, seed {settings.monte_carlo.seed}",
+            f"{settings.monte_carlo.horizon_days} days, seed {settings.monte_carlo.seed}, "
+            f"drift {_drift_label(settings.monte_carlo.drift)}",
         )
     ]
     for name, (start, end) in settings.scenarios.replay_windows.items():
@@ -70,6 +71,10 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
     return defs
 
 
+def _drift_label(drift: float | str) -> str:
+    return drift if isinstance(drift, str) else f"{drift:+.2%} a year (log return)"
+
+
 def _price_chunks(
     sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings
 ) -> Iterator[np.ndarray]:
@@ -79,7 +84,7 @@ def _price_chunks(
         yield to_price_paths(p0, instant_shock(sc.shock, settings.scenarios.shock_horizon_days))
     elif sc.kind == "monte_carlo":
         for chunk in monte_carlo_chunks(
-            champion.simulate,
+            stress_simulator(champion, settings.monte_carlo.drift),
             settings.monte_carlo.paths,
             settings.monte_carlo.horizon_days,
             settings.monte_carlo.seed,
@@ -199,6 +204,7 @@ def write_manifest(
                 "horizons_days": list(settings.risk.horizons_days),
                 "replay_windows": settings.scenarios.replay_windows,
                 "shock_sizes": list(settings.scenarios.shock_sizes),
+                "mc_drift": drift_record(champion.model, settings.monte_carlo.drift),
             }
         ),
         token_specs=[spec.model_dump(mode="json") for spec in specs],

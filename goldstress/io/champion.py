@@ -9,7 +9,9 @@ data, not pickled code; loading needs this repository's ``models`` package on th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import mlflow.pyfunc
@@ -18,6 +20,7 @@ import pandas as pd
 
 from goldstress.records import ChampionRecord
 from models.evt import GpdTail
+from models.scenarios import TRADING_DAYS_PER_YEAR, stress_drift_per_day
 from models.volatility import GarchFit
 
 
@@ -35,9 +38,12 @@ class Champion:
     tail: GpdTail | None
     meta: dict[str, Any]
 
-    def simulate(self, n_paths: int, horizon_days: int, rng: np.random.Generator) -> np.ndarray:
-        """Simulate daily log returns, shape ``(n_paths, horizon_days)``, from the fitted state."""
-        return self.fit.simulate(n_paths, horizon_days, rng, innovations=self.innovations)
+    def simulate(
+        self, n_paths: int, horizon_days: int, rng: np.random.Generator, drift_per_day: float | None = None
+    ) -> np.ndarray:
+        """Simulate daily log returns, shape ``(n_paths, horizon_days)``, from the fitted state;
+        ``drift_per_day`` is the mean daily log return (None: the fitted ``mu``)."""
+        return self.fit.simulate(n_paths, horizon_days, rng, innovations=self.innovations, drift_per_day=drift_per_day)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (the registered artifact)."""
@@ -127,3 +133,22 @@ def load_champion(model_name: str, alias: str) -> tuple[Champion, str]:
     loaded = mlflow.pyfunc.load_model(uri)
     wrapper = loaded.unwrap_python_model()
     return wrapper.champion, str(version)
+
+
+def stress_simulator(model: Champion, drift: float | str) -> Callable[[int, int, np.random.Generator], np.ndarray]:
+    """``model.simulate`` under the drift assumption ``drift`` (``"zero"``, ``"historical"`` or an
+    annual log return; :func:`models.scenarios.stress_drift_per_day`): a function
+    ``(n_paths, horizon_days, rng) -> log returns (n_paths, horizon_days)``."""
+    return partial(model.simulate, drift_per_day=stress_drift_per_day(drift, model.fit.params["mu"]))
+
+
+def drift_record(model: Champion, drift: float | str) -> dict[str, Any]:
+    """What a run records of its drift assumption: the assumption, the mean log return it gives
+    per day and per year (252 trading days), and the champion's fitted (historical) drift."""
+    per_day = stress_drift_per_day(drift, model.fit.params["mu"])
+    return {
+        "assumption": drift,
+        "log_return_per_day": per_day,
+        "log_return_per_year": per_day * TRADING_DAYS_PER_YEAR,
+        "historical_log_return_per_year": float(model.fit.params["mu"]) * TRADING_DAYS_PER_YEAR,
+    }

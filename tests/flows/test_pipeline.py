@@ -335,9 +335,9 @@ def test_monte_carlo_paths_obey_token_identities(run):
 
 
 def test_monte_carlo_1d_var_matches_the_champion_closed_form(run):
-    """The 1-day return of every path is ``mu + sigma_next z`` (z standardised t(nu), or a draw
-    from the standardised residuals under FHS), so the true 99% 1-day loss quantile of FGT is
-    ``q = 1 - exp(mu + sigma_next z_0.01)``. With n iid losses, ``#{L_i <= q} ~ Bin(n, 0.99)``:
+    """The 1-day return of every path is ``m + sigma_next z`` (z standardised t(nu), or a draw
+    from the standardised residuals under FHS; ``m`` the stress drift, zero by default), so the
+    true 99% 1-day loss quantile of FGT is ``q = 1 - exp(m + sigma_next z_0.01)``. With n iid losses, ``#{L_i <= q} ~ Bin(n, 0.99)``:
     the order statistics ``L_(r) <= q < L_(s)`` with r, s from the binomial 0.05% / 99.95%
     quantiles cover q with probability >= 99.9% (distribution-free quantile interval)."""
     from goldstress.io import tracking
@@ -354,7 +354,10 @@ def test_monte_carlo_1d_var_matches_the_champion_closed_form(run):
     else:  # fhs: largest z with P(Z < z) <= 1% under the empirical residual distribution
         resid = np.sort(np.asarray(champion.fit.std_resid))
         z = resid[int(math.floor(0.01 * resid.size))]
-    q = -math.expm1(p["mu"] + champion.fit.sigma_next * z)
+    drift = run.summary["monte_carlo"]["mc_drift"]
+    assert drift["assumption"] == "zero" and drift["log_return_per_day"] == 0.0
+    assert drift["historical_log_return_per_year"] == pytest.approx(252 * p["mu"], rel=1e-12)
+    q = -math.expm1(drift["log_return_per_day"] + champion.fit.sigma_next * z)
 
     mc = results(run, "mc_champion")
     losses = np.sort(mc.loc[mc["token"] == "FGT", "holder_loss_frac_1d"].to_numpy())
@@ -667,3 +670,14 @@ def test_premium_distribution_at_the_horizon_end_matches_the_paths(run):
         assert m[f"premium_end_q{q:g}_frac"] == x[math.ceil(q * x.size - 1e-9) - 1]  # k-th smallest, k = ceil(q n)
     days = mc.loc[mc["token"] == "XAUT", "share_days_abs_premium_gt_1pct"].to_numpy()
     assert m["mean_share_days_abs_premium_gt_1pct"] == pytest.approx(days.sum() / days.size, rel=1e-12)
+
+
+def test_monte_carlo_has_no_drift_by_default(run):
+    """With the default drift assumption ("zero") every daily shock has mean zero, so the mean of
+    the paths' end log returns is 0 within its sampling error (4 standard errors), while the
+    champion's historical drift is reported beside it."""
+    mc = results(run, "mc_champion")
+    end = mc.loc[mc["token"] == "FGT", "gold_log_return_end"].to_numpy()
+    se = end.std(ddof=1) / math.sqrt(end.size)
+    assert abs(end.mean()) <= 4 * se, (end.mean(), se)
+    assert "drift zero" in run.summary["tokens"]["FGT"]["scenarios"]["mc_champion"]["description"]

@@ -134,3 +134,16 @@ def test_monte_carlo_liquidation_probability_is_bracketed_by_the_paths(real):
     assert p_liq == pytest.approx(liq.mean())
     assert forced.mean() <= p_liq <= possible.mean()
     assert np.isfinite(g["bad_debt_usd"]).all() and (g["bad_debt_usd"] >= 0).all()
+
+
+def test_monte_carlo_on_real_data_has_no_drift_by_default(real):
+    """Gold's fitted drift is positive (about +10% a year since 2000), but the stress Monte Carlo
+    assumes none by default: the mean horizon log return is 0 within 4 standard errors, and the
+    summary states the assumption beside the historical drift it replaced."""
+    mc = pd.read_parquet(real.run_dir / "results" / "mc_champion.parquet")
+    end = mc.loc[mc["token"] == mc["token"].iloc[0], "gold_log_return_end"].to_numpy()
+    se = end.std(ddof=1) / math.sqrt(end.size)
+    assert abs(end.mean()) <= 4 * se, (end.mean(), se)
+    drift = real.summary["monte_carlo"]["mc_drift"]
+    assert drift["assumption"] == "zero" and drift["log_return_per_year"] == 0.0
+    assert drift["historical_log_return_per_year"] > 0.0

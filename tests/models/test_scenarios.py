@@ -219,3 +219,17 @@ def test_calendar_day_paths_insert_weekends_at_fridays_price():
         calendar_day_paths(np.ones(3), "2026-08-13")
     with pytest.raises(ValueError, match="first_day"):
         calendar_day_paths(prices, "not a date")
+
+
+def test_stress_drift_per_day_closed_forms() -> None:
+    """'zero' is no drift, 'historical' the fitted mu, a number an annual log return / 252."""
+    from models.scenarios import TRADING_DAYS_PER_YEAR, stress_drift_per_day
+
+    assert stress_drift_per_day("zero", 4e-4) == 0.0
+    assert stress_drift_per_day("historical", 4e-4) == 4e-4
+    assert stress_drift_per_day(-0.126, 4e-4) == pytest.approx(-0.126 / TRADING_DAYS_PER_YEAR, rel=1e-15)
+    assert TRADING_DAYS_PER_YEAR == 252
+    with pytest.raises(ValueError, match="^drift: expected 'zero', 'historical'"):
+        stress_drift_per_day("up", 4e-4)
+    with pytest.raises(ValueError, match="^drift: expected a finite annual log return"):
+        stress_drift_per_day(float("nan"), 4e-4)

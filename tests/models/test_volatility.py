@@ -442,3 +442,18 @@ def test_fhs_var_is_the_loss_tail_quantile_of_skewed_residuals(level):
     assert (var > 4 * np.abs(wrong_tail)).all()
     # an exception is a loss beyond VaR: about (1 - level) of the residual-implied losses are
     assert np.mean(-(p["mu"] + math.sqrt(fit.sigma_next**2) * resid) > var[0]) <= 1 - level
+
+
+@pytest.mark.parametrize("innovations", ["t", "fhs"])
+def test_drift_per_day_replaces_mu_and_moves_nothing_else(gjr_fit, innovations):
+    """With the same random numbers, a drift ``m`` shifts every simulated daily log return by
+    exactly ``m - mu`` (the variance recursion sees the shocks, not the mean); None keeps the
+    fitted ``mu``; a non-finite drift is refused."""
+    base = gjr_fit.simulate(300, 40, np.random.default_rng(3), innovations=innovations)
+    same = gjr_fit.simulate(300, 40, np.random.default_rng(3), innovations=innovations, drift_per_day=None)
+    np.testing.assert_array_equal(base, same)
+    for m in (0.0, -0.002):
+        got = gjr_fit.simulate(300, 40, np.random.default_rng(3), innovations=innovations, drift_per_day=m)
+        np.testing.assert_allclose(got - base, m - gjr_fit.params["mu"], rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="^drift_per_day: expected a finite number"):
+        gjr_fit.simulate(3, 4, np.random.default_rng(3), drift_per_day=float("inf"))

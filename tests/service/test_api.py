@@ -17,6 +17,7 @@ import json
 import math
 import tomllib
 import uuid
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -350,7 +351,9 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
     logret = np.concatenate(
         list(
             monte_carlo_chunks(
-                lambda k, h, rng: fit.simulate(k, h, rng, innovations="t"),
+                lambda k, h, rng: fit.simulate(
+                    k, h, rng, innovations="t", drift_per_day=0.0
+                ),  # the stress default: no drift
                 n,
                 horizon,
                 seed,
@@ -711,7 +714,11 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     )
     champion = Champion(name="garch_fhs", fit=fitted.fit, innovations="fhs", tail=None, meta={})
     logret = np.concatenate(
-        list(monte_carlo_chunks(champion.simulate, n, horizon, seed, settings.monte_carlo.chunk_paths))
+        list(
+            monte_carlo_chunks(
+                partial(champion.simulate, drift_per_day=0.0), n, horizon, seed, settings.monte_carlo.chunk_paths
+            )
+        )
     )
     loss = 1.0 - np.exp(logret.sum(axis=1))
     assert res["monte_carlo"]["holder_value_var_99_10d_frac"] == pytest.approx(
