@@ -30,7 +30,7 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
     results = [
         run_scenario(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id)
-        for sc in scenario_defs(settings)
+        for sc in scenario_defs(settings, returns)
     ]
     liquidity = {
         "premium_calibration": premium_calibration,

@@ -53,7 +53,8 @@ def figures(
         fig = go.Figure(
             go.Scattergl(x=gold["date"], y=gold["usd_per_oz"], mode="lines", name="gold, USD/oz", line={"width": 1})
         )
-        for name, (start, end) in manifest["settings"]["replay_windows"].items():
+        episodes = [r["scenario"] for r in manifest["scenarios"] if r["scenario"]["kind"] == "historical"]
+        for name, start, end in ((e["name"], e["start"], e["end"]) for e in episodes):
             fig.add_vrect(
                 x0=start,
                 x1=end,

@@ -232,14 +232,18 @@ class ScenarioSettings(BaseSettings):
 
     replay_windows: dict[str, tuple[str, str]] = Field(
         default={
-            "1980_bubble_burst": ("1980-01-01", "1982-06-30"),
-            "gfc_2008": ("2008-03-01", "2008-10-31"),
-            "bear_2011_2015": ("2011-09-01", "2015-12-31"),
-            "crash_apr_2013": ("2013-04-01", "2013-04-30"),
-            "covid_mar_2020": ("2020-03-01", "2020-03-31"),
-            "selloff_2026_q1": ("2026-01-29", "2026-03-31"),
+            "1980_bubble_burst": ("1979-12-01", "1982-12-31"),
+            "cb_sales_1996_1999": ("1996-01-01", "1999-12-31"),
+            "gfc_2008": ("2008-01-01", "2008-12-31"),
+            "bear_2011_2015": ("2011-06-01", "2015-12-31"),
+            "crash_apr_2013": ("2013-03-15", "2013-07-31"),
+            "covid_mar_2020": ("2020-02-15", "2020-04-30"),
+            "rate_rise_2022": ("2022-02-15", "2022-12-31"),
+            "selloff_2026_q1": ("2026-01-15", "2026-03-31"),
         },
-        description="Historical replay windows (inclusive ISO dates) cut from the gold series.",
+        description="Historical episodes: name -> search window (inclusive ISO dates). Each replay is "
+        "the episode's peak close to its trough close inside the window, found from the gold series "
+        "(models.scenarios.episode_window).",
     )
     shock_sizes: tuple[float, ...] = (-0.10, -0.20, -0.30, -0.40)
     shock_horizon_days: int = Field(default=30, ge=30)

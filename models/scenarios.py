@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -288,6 +289,47 @@ class ScenarioDef:
     start: str | None = None
     end: str | None = None
     shock: float | None = None
+    episode: dict[str, Any] | None = None
+
+
+def episode_window(returns: pd.Series, search_start: object, search_end: object) -> dict[str, Any]:
+    """The peak-to-trough fall of a price series inside a search window, from its log returns.
+
+    The log price of each day is the running sum of ``returns``; among the closes dated
+    ``search_start <= date <= search_end`` the trough is the close with the deepest drawdown from
+    the running maximum of the window, and the peak is the highest close before it (so the fall
+    from peak to trough is the window's maximum drawdown).
+
+    Returns a dict: ``peak_date``, ``trough_date`` (ISO dates), ``replay_start`` (the first
+    trading date after the peak: replaying the returns dated ``replay_start..trough_date`` starts
+    from the peak close), ``trading_days`` (returns from peak to trough), ``peak_to_trough_log_return``
+    and ``peak_to_trough_frac`` (simple return, negative). Raises ``ValueError`` naming the
+    window when it holds fewer than two closes or no fall (:func:`historical_replay` checks the
+    dates and values).
+    """
+    window = historical_replay(returns, search_start, search_end)[0]
+    dates = returns.index.normalize()
+    s = _as_utc_timestamp(search_start, returns.index.tz, "search_start")
+    e = _as_utc_timestamp(search_end, returns.index.tz, "search_end")
+    idx = returns.index[(dates >= s) & (dates <= e)]
+    if window.size < 2:
+        raise ValueError(f"window {s.date()}..{e.date()}: fewer than two closes, no episode")
+    log_price = np.cumsum(window)
+    drawdown = log_price - np.maximum.accumulate(log_price)
+    trough = int(np.argmin(drawdown))
+    if drawdown[trough] >= 0.0:
+        raise ValueError(f"window {s.date()}..{e.date()}: gold never fell below an earlier close")
+    peak = int(np.argmax(log_price[: trough + 1]))
+    fall = float(log_price[trough] - log_price[peak])
+    return {
+        "peak_date": str(idx[peak].date()),
+        "trough_date": str(idx[trough].date()),
+        "replay_start": str(idx[peak + 1].date()),
+        "trading_days": trough - peak,
+        "peak_to_trough_log_return": fall,
+        "peak_to_trough_frac": math.expm1(fall),
+        "search_window": [str(s.date()), str(e.date())],
+    }
 
 
 TRADING_DAYS_PER_YEAR = 252

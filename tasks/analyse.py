@@ -86,6 +86,8 @@ def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
                 m = path_metrics(g.iloc[0], horizons)
             m["kind"] = sc["kind"]
             m["description"] = sc["description"]
+            if sc.get("episode"):
+                m["episode"] = sc["episode"]
             tokens[symbol]["scenarios"][sc["name"]] = m
             scenario_rows.append(
                 {

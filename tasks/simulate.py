@@ -26,6 +26,7 @@ from goldstress.settings import Settings
 from models.metrics import summarise_paths
 from models.scenarios import (
     ScenarioDef,
+    episode_window,
     historical_replay,
     instant_shock,
     monte_carlo_chunks,
@@ -38,8 +39,9 @@ FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 @task(name="scenario-set", cache_policy=NO_CACHE)
-def scenario_defs(settings: Settings) -> list[ScenarioDef]:
-    """The scenario set configured in settings, in report order."""
+def scenario_defs(settings: Settings, returns: pd.Series) -> list[ScenarioDef]:
+    """The scenario set configured in settings, in report order; each historical episode is its
+    peak-to-trough window found in the gold log ``returns`` (:func:`models.scenarios.episode_window`)."""
     defs = [
         ScenarioDef(
             name="mc_champion",
@@ -50,13 +52,17 @@ def scenario_defs(settings: Settings) -> list[ScenarioDef]:
         )
     ]
     for name, (start, end) in settings.scenarios.replay_windows.items():
+        ep = episode_window(returns, start, end)
         defs.append(
             ScenarioDef(
                 name=f"hist_{name}",
                 kind="historical",
-                description=f"Replay of gold log returns {start}..{end}",
-                start=start,
-                end=end,
+                description=f"Replay of gold from its peak close on {ep['peak_date']} to its trough close on "
+                f"{ep['trough_date']} ({ep['trading_days']} trading days, {ep['peak_to_trough_frac']:+.1%}), "
+                f"the largest fall inside {start}..{end}",
+                start=ep["replay_start"],
+                end=ep["trough_date"],
+                episode=ep,
             )
         )
     for size in settings.scenarios.shock_sizes:

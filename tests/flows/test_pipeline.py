@@ -291,23 +291,32 @@ def test_cdp_shock_liquidation_and_bad_debt_follow_the_documented_rule(run, size
         assert m["holder_loss_frac_1d"] == pytest.approx(1.0 if bad > 0 else 0.0, abs=1e-12)
 
 
-def test_replays_cover_exactly_the_window_returns(run, flowkit):
-    """A replay applies the log returns dated inside [start, end]: its total log return is
-    ln(P_last in window / P_last before the window), counted from the CSV itself."""
+def peak_to_trough(prices: pd.Series, start: str, end: str) -> tuple[pd.Timestamp, pd.Timestamp, int, float]:
+    """Independent peak-to-trough of the closes dated inside [start, end]: the close with the
+    deepest fall from the running maximum, the highest close before it, the trading days between
+    and the fall as a simple return."""
+    inside = prices[(prices.index >= start) & (prices.index <= end)]
+    dd = inside / inside.cummax() - 1.0
+    trough = dd.idxmin()
+    peak = inside.loc[:trough].idxmax()
+    days = inside.index.get_loc(trough) - inside.index.get_loc(peak)
+    return peak, trough, days, inside[trough] / inside[peak] - 1.0
+
+
+def test_replays_are_the_peak_to_trough_episodes(run, flowkit):
+    """Each replay runs from the peak close to the trough close found inside its search window:
+    its length, total move and drawdown equal the episode's, computed from the CSV itself."""
     prices = gold_csv(run.data_dir)
     for name, (start, end) in flowkit.replay_windows.items():
-        inside = prices[(prices.index >= start) & (prices.index <= end)]
-        before = prices[prices.index < start]
-        expected = math.log(inside.iloc[-1] / before.iloc[-1])
+        peak, trough, days, fall = peak_to_trough(prices, start, end)
         for symbol in run.symbols:
             m = run.summary["tokens"][symbol]["scenarios"][f"hist_{name}"]
-            assert m["horizon_days"] == len(inside)
-            assert m["gold_log_return_end"] == pytest.approx(expected, abs=1e-10)
+            assert m["horizon_days"] == days
+            assert (m["episode"]["peak_date"], m["episode"]["trough_date"]) == (str(peak.date()), str(trough.date()))
+            assert m["gold_log_return_end"] == pytest.approx(math.log1p(fall), abs=1e-10)
+            assert m["gold_max_drawdown"] == pytest.approx(-fall, abs=1e-10)
         fgt = run.summary["tokens"]["FGT"]["scenarios"][f"hist_{name}"]
-        assert fgt["holder_loss_frac_end"] == pytest.approx(1 - inside.iloc[-1] / before.iloc[-1], abs=1e-10)
-        path = inside.to_numpy()
-        drawdown = 1 - (np.r_[before.iloc[-1], path] / np.maximum.accumulate(np.r_[before.iloc[-1], path])).min()
-        assert fgt["gold_max_drawdown"] == pytest.approx(drawdown, abs=1e-10)
+        assert fgt["holder_loss_frac_end"] == pytest.approx(-fall, abs=1e-10)
 
 
 def test_monte_carlo_paths_obey_token_identities(run):

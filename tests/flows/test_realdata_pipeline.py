@@ -59,23 +59,38 @@ def real(prefect_api, shared_data_dir, tmp_path_factory, flowkit) -> SimpleNames
         )
 
 
-def test_every_replay_window_applies_exactly_its_returns(real):
-    """The replay of [start, end] applies the log returns dated inside the window, the first of
-    which starts from the last PM fix before ``start``: total ``ln(P_last in / P_last before)``."""
+def test_every_replay_is_the_episode_peak_to_trough_of_the_csv(real):
+    """Each replay is its episode's fall from the peak PM fix to the trough PM fix inside its
+    search window, computed here from the CSV: the same dates, length, total move and drawdown.
+    The 1980 episode is the January 1980 peak (850) to the June 1982 trough (-65%)."""
     csv = pd.read_csv(real.data_dir / real.settings.data.gold_file, usecols=["date", "usd_pm"]).dropna()
     pm = pd.Series(csv["usd_pm"].to_numpy(float), index=pd.to_datetime(csv["date"]))
     windows = real.settings.scenarios.replay_windows
-    assert {"1980_bubble_burst", "gfc_2008", "bear_2011_2015", "crash_apr_2013", "covid_mar_2020"} <= set(windows)
-    for symbol, token in real.summary["tokens"].items():
-        assert {f"hist_{n}" for n in windows} <= set(token["scenarios"]), symbol
+    assert {
+        "1980_bubble_burst",
+        "cb_sales_1996_1999",
+        "gfc_2008",
+        "bear_2011_2015",
+        "crash_apr_2013",
+        "covid_mar_2020",
+        "rate_rise_2022",
+    } <= set(windows)
     for name, (start, end) in windows.items():
         inside = pm[(pm.index >= start) & (pm.index <= end)]
-        before = pm[pm.index < start]
-        expected = math.log(inside.iloc[-1] / before.iloc[-1])
+        trough = (inside / inside.cummax()).idxmin()
+        peak = inside.loc[:trough].idxmax()
+        fall = inside[trough] / inside[peak] - 1.0
+        days = inside.index.get_loc(trough) - inside.index.get_loc(peak)
         for symbol, token in real.summary["tokens"].items():
             m = token["scenarios"][f"hist_{name}"]
-            assert m["horizon_days"] == len(inside), (name, symbol)
-            assert m["gold_log_return_end"] == pytest.approx(expected, abs=1e-9), (name, symbol)
+            assert (m["episode"]["peak_date"], m["episode"]["trough_date"]) == (str(peak.date()), str(trough.date())), (
+                name
+            )
+            assert m["horizon_days"] == days, (name, symbol)
+            assert m["gold_log_return_end"] == pytest.approx(math.log1p(fall), abs=1e-9), (name, symbol)
+            assert m["gold_max_drawdown"] == pytest.approx(-fall, abs=1e-9), (name, symbol)
+    m1980 = real.summary["tokens"]["PAXG"]["scenarios"]["hist_1980_bubble_burst"]["episode"]
+    assert m1980["peak_date"] == "1980-01-21" and m1980["peak_to_trough_frac"] < -0.6
 
 
 def test_cdp_reverse_stress_matches_the_closed_form(real):

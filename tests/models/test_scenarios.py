@@ -233,3 +233,22 @@ def test_stress_drift_per_day_closed_forms() -> None:
         stress_drift_per_day("up", 4e-4)
     with pytest.raises(ValueError, match="^drift: expected a finite annual log return"):
         stress_drift_per_day(float("nan"), 4e-4)
+
+
+def test_episode_window_finds_the_largest_fall_and_its_peak() -> None:
+    """Closes 100, 120, 90, 110, 60, 80 (first close the window's first day): the deepest fall
+    from the running maximum is 120 -> 60 (-50%, 3 returns later), not 120 -> 90; a replay from
+    the day after the peak to the trough starts from 120 and ends at 60."""
+    from models.scenarios import episode_window
+
+    closes = np.array([100.0, 100.0, 120.0, 90.0, 110.0, 60.0, 80.0])
+    dates = pd.bdate_range("2024-01-01", periods=closes.size, tz="UTC")
+    returns = pd.Series(np.log(closes[1:] / closes[:-1]), index=dates[1:])
+    ep = episode_window(returns, "2024-01-02", "2024-01-09")
+    assert (ep["peak_date"], ep["trough_date"], ep["replay_start"]) == ("2024-01-03", "2024-01-08", "2024-01-04")
+    assert ep["trading_days"] == 3
+    assert ep["peak_to_trough_frac"] == pytest.approx(60.0 / 120.0 - 1.0, rel=1e-12)
+    replay = historical_replay(returns, ep["replay_start"], ep["trough_date"])
+    assert math.exp(replay.sum()) == pytest.approx(0.5, rel=1e-12)
+    with pytest.raises(ValueError, match="never fell"):
+        episode_window(returns, "2024-01-02", "2024-01-03")
