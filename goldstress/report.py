@@ -354,7 +354,7 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
             [
                 f"Monte Carlo gold (champion): {sh['monte_carlo']['paths']:,} paths x {sh['monte_carlo']['horizon_days']} days, seed {sh['monte_carlo']['seed']}; "
                 f"holder behaviour as in each spec; liquidity coverage over 1, 5, 10 and 30 days",
-                f"Redemption wave: {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} calendar days, coverage over "
+                f"Redemption wave ({html.escape(str(wave.get('wave_basis', '')))}): {_fmt(wave.get('wave_share_of_supply'), True)} of the supply requested within {wave.get('wave_days')} calendar days, coverage over "
                 f"{wave.get('wave_horizon_trading_days')} trading days ({wave.get('horizon_calendar_days')} calendar days from {wave.get('first_day')}; {wave.get('clock', '')}), on "
                 f"{_fmt(wave.get('search_paths'))} Monte Carlo gold paths (out-of-sample check on {_fmt(wave.get('out_of_sample_paths'))} more); "
                 f"target: coverage >= {_fmt(wave.get('target_coverage'), True)} at {_fmt(wave.get('confidence'), True)} confidence; coverage = {wave.get('coverage', '')}",
@@ -402,7 +402,7 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
         f"{g.get('n_returns', 0):,} daily log returns, sha256 {html.escape(str(g.get('data_sha256', ''))[:16])}….</p>"
         "<p>Token premia to gold (calibration):</p>"
         + _table(tp)
-        + "<p>Worst observed falls of the token supply proxy (net redemptions), the anchor of the wave size:</p>"
+        + "<p>Worst observed falls of the token supply proxy (net redemptions; revisions of the reported supply removed), beside the wave, whose basis is stated above:</p>"
         + _table(so, pct_cols=("worst 1d fall", "worst 5d fall", "worst 30d fall"))
     )
     orows = []

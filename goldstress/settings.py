@@ -298,9 +298,14 @@ class LiquidityStressSettings(BaseSettings):
         gt=0,
         le=1,
         description="Redemption wave of the liquidity stress: share of the supply requested within "
-        "liquidity_stress_wave_days. 20% is at the largest fall measured in the token supply proxies "
-        "(PAXG: -18.7% in one step on 2020-07-02, CMC market cap / close; XAUT 2020-23 at most -4.2% "
-        "in 30 days); the figures are recomputed from data_dir in each run when the files are there.",
+        "wave_days. A hypothetical stress size (wave_basis): the gold-token supply proxies measured in "
+        "each run fell at most a few percent in 30 days once revisions of the reported supply are removed.",
+    )
+    wave_basis: str = Field(
+        default="hypothetical: 20% of the supply within 5 days, above any measured gold-token outflow",
+        min_length=1,
+        description="What the wave size rests on, stated in the summary and the report: 'hypothetical' "
+        "or the published episode and its source.",
     )
     wave_days: int = Field(default=5, ge=1, le=60, description="Days of the redemption wave.")
     confidence: float = Field(default=0.99, ge=0.5, lt=1.0, description="Confidence of the coverage target.")

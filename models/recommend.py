@@ -429,6 +429,25 @@ def choose_setting(
     return min(pool, key=key)
 
 
+def without_supply_revisions(supply_tokens: pd.Series, revision_dates: Sequence[object]) -> pd.Series:
+    """The supply series with each step on a ``revision_dates`` day removed: every value before
+    the day is scaled by ``S(day) / S(previous day)``, so the level after a revision of the
+    reported supply is carried back and only real flows remain. Dates absent from the series,
+    or the first date, are ignored. ``supply_tokens`` is date-indexed and sorted."""
+    s = pd.to_numeric(pd.Series(supply_tokens), errors="coerce").astype(float)
+    s.index = pd.to_datetime(s.index)
+    for day in revision_dates:
+        ts = pd.Timestamp(day)
+        if ts not in s.index:
+            continue
+        i = s.index.get_loc(ts)
+        if not isinstance(i, int) or i == 0:
+            continue
+        factor = s.iloc[i] / s.iloc[i - 1]
+        s.iloc[:i] = s.iloc[:i] * factor
+    return s
+
+
 def worst_supply_falls(supply_tokens: pd.Series, horizons_days: Sequence[int] = (1, 5, 30)) -> dict[str, Any]:
     """Largest observed falls of a token's supply over ``h`` calendar days: the historical
     anchor of a redemption-wave stress (net redemptions; mints offset them, so a gross outflow

@@ -32,6 +32,7 @@ from prefect.cache_policies import NO_CACHE
 from goldstress.catalog import Catalog
 from goldstress.io import storage
 from goldstress.io.champion import stress_simulator
+from goldstress.io.layouts import load_quirks
 from goldstress.settings import Settings
 from models.recommend import (
     cash_buffer_for_coverage,
@@ -41,6 +42,7 @@ from models.recommend import (
     liquidity_stats,
     with_cash_buffer,
     with_primary,
+    without_supply_revisions,
     worst_supply_falls,
 )
 from models.scenarios import calendar_day_paths, monte_carlo_chunks, to_price_paths
@@ -140,8 +142,13 @@ def supply_outflow_anchor(settings: Settings) -> dict[str, Any]:
             / pd.to_numeric(frame[price_col], errors="coerce").to_numpy(),
             index=pd.to_datetime(frame["date"], utc=True).dt.tz_localize(None),
         )
-        res = worst_supply_falls(supply, (1, 5, 30))
-        res.update(file=file_name, proxy=f"market_cap_usd / {price_col}")
+        revisions = load_quirks().for_file(file_name).supply_revision
+        res = worst_supply_falls(without_supply_revisions(supply, [q.date for q in revisions]), (1, 5, 30))
+        res.update(
+            file=file_name,
+            proxy=f"market_cap_usd / {price_col}",
+            revisions_removed=[{"date": str(q.date), "reason": q.reason} for q in revisions],
+        )
         out[symbol] = res
     return out
 
@@ -265,6 +272,7 @@ def recommend(
     scenario = {
         "wave_share_of_supply": settings.liquidity.wave_share,
         "wave_days": settings.liquidity.wave_days,
+        "wave_basis": settings.liquidity.wave_basis,
         "wave_horizon_trading_days": horizon,
         "behavioural_horizon_trading_days": max(settings.risk.horizons_days),
         "confidence": settings.liquidity.confidence,

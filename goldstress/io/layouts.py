@@ -251,6 +251,15 @@ class KnownGap(_Strict):
         return self
 
 
+class SupplyRevision(_Strict):
+    """A step in a token's reported circulating supply on ``date`` that is a revision of the
+    reported figure, not net redemptions: supply-outflow measures remove it."""
+
+    file: str
+    date: date
+    reason: str
+
+
 class Quirks(_Strict):
     """Typed content of ``goldstress/data_quirks.toml``. ``Quirks()`` is the empty registry."""
 
@@ -259,6 +268,7 @@ class Quirks(_Strict):
     bad_flag: list[BadFlag] = []
     stale: list[Stale] = []
     known_gap: list[KnownGap] = []
+    supply_revision: list[SupplyRevision] = []
 
     def for_file(self, file_name: str) -> Quirks:
         """The entries that apply to ``file_name`` (a base name).
@@ -271,6 +281,7 @@ class Quirks(_Strict):
             bad_flag=[q for q in self.bad_flag if q.file in (None, file_name)],
             stale=[q for q in self.stale if q.file == file_name],
             known_gap=[q for q in self.known_gap if q.file == file_name],
+            supply_revision=[q for q in self.supply_revision if q.file == file_name],
         )
 
 

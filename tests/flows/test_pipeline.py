@@ -590,6 +590,9 @@ def test_supply_outflow_anchor_finds_the_step(run):
     for h in ("1d", "5d", "30d"):
         assert so["worst"][h]["fall_frac"] == pytest.approx(SUPPLY_STEP, rel=1e-9)
     assert so["worst"]["1d"]["end_date"] == step_date and so["n_obs"] == SUPPLY_DAYS
+    assert so["revisions_removed"] == []  # no registry entry for the synthetic file: a real flow
+    wave = run.summary["liquidity_stress"]["scenarios_and_horizons"]["redemption_wave"]
+    assert wave["wave_basis"].startswith("hypothetical")
 
 
 def test_recommendations_equal_an_independent_rerun(run, flowkit):

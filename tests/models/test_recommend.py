@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.recommend import (
@@ -312,3 +313,17 @@ def test_liquidity_stats_against_direct_computation():
     assert st["coverage_q"] == mins[math.ceil(0.05 * 200) - 1]  # inverted-cdf quantile: the 10th smallest
     assert st["p_coverage_below_target"] == np.mean(mins < 1.0)
     assert st["p_abs_premium_gt_1pct"] == np.mean(np.abs(out.premium_frac[:, 1:]) > 0.01)
+
+
+def test_a_supply_revision_is_not_an_outflow() -> None:
+    """Supply 100, 100, 80 (a revision), 80, 70: with the revision removed the level 80 is
+    carried back, so the worst one-day fall is 70/80 - 1 = -12.5%, not the -20% step."""
+    from models.recommend import without_supply_revisions, worst_supply_falls
+
+    s = pd.Series([100.0, 100.0, 80.0, 80.0, 70.0], index=pd.date_range("2020-07-01", periods=5))
+    assert worst_supply_falls(s, (1,))["worst"]["1d"]["fall_frac"] == pytest.approx(-0.2, rel=1e-12)
+    adjusted = without_supply_revisions(s, ["2020-07-03"])
+    np.testing.assert_allclose(adjusted.to_numpy(), [80.0, 80.0, 80.0, 80.0, 70.0], rtol=1e-15)
+    worst = worst_supply_falls(adjusted, (1,))["worst"]["1d"]
+    assert worst == {"fall_frac": pytest.approx(-0.125, rel=1e-12), "end_date": "2020-07-05"}
+    assert without_supply_revisions(s, ["2021-01-01"]).equals(s)  # a date outside the series changes nothing

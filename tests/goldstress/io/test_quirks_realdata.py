@@ -141,3 +141,22 @@ def test_first_xaut_entry_matches_sources_md(shared_data_dir):
     assert first["open_usd"] == first["high_usd"] == first["low_usd"] == first["close_usd"]
     late = tok.loc["2022-05-18":"2022-05-21"]
     assert (((late["high_usd"] - late["low_usd"]) / late["close_usd"]) < 0.0015).all()
+
+
+@pytest.mark.realdata
+def test_each_supply_revision_is_a_one_day_step_between_flat_stretches(shared_data_dir):
+    """A `supply_revision` entry is a revision of the reported circulating supply, not
+    redemptions: market_cap_usd / close steps by more than 5% on that day while it moves less
+    than 0.1% a day on the 3 days before and the 3 days after (real net redemptions of that
+    size would not stop dead on both sides)."""
+    with QUIRKS_PATH.open("rb") as fh:
+        entries = tomllib.load(fh).get("supply_revision", [])
+    assert entries, "the registry lists the PAXG 2020-07-02 revision"
+    for e in entries:
+        f = pd.read_csv(shared_data_dir / e["file"])
+        price = "close_usd" if "close_usd" in f.columns else "price_usd"
+        s = pd.Series(f["market_cap_usd"].to_numpy() / f[price].to_numpy(), index=pd.to_datetime(f["date"]))
+        change = s.pct_change()
+        i = s.index.get_loc(pd.Timestamp(e["date"]))
+        assert abs(change.iloc[i]) > 0.05, e
+        assert (change.iloc[i - 3 : i].abs() < 1e-3).all() and (change.iloc[i + 1 : i + 4].abs() < 1e-3).all(), e
