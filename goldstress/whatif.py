@@ -68,6 +68,7 @@ _MC_COLUMNS = (
     "backing_below_1",
     "liquidated",
     "bad_debt_usd",
+    "unbacked_frac_of_day0_liabilities",
 )
 _MC_HORIZON_COLUMNS = ("holder_loss_frac", "reserve_loss_frac", "backing_ratio")
 _MODEL_RECHECK_S = 60.0

@@ -90,6 +90,8 @@ def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: t
     out["p_liquidation"] = float(g["liquidated"].mean())
     out["expected_bad_debt_usd"] = float(g["bad_debt_usd"].mean())
     out["bad_debt_usd_q99"] = float(g["bad_debt_usd"].quantile(0.99))
+    out["unbacked_frac_of_day0_liabilities_mean"] = float(g["unbacked_frac_of_day0_liabilities"].mean())
+    out["unbacked_frac_of_day0_liabilities_q99"] = _quantile(g["unbacked_frac_of_day0_liabilities"], 0.99)
     out["holder_value_usd_per_token_d0"] = hv0
     out["reserve_value_usd_d0"] = rv0
     if "depeg_depth_frac" in g and g["depeg_depth_frac"].notna().any():
@@ -148,6 +150,7 @@ def path_metrics(row: pd.Series, horizons: tuple[int, ...]) -> dict[str, Any]:
         "backing_ratio_end",
         "backing_ratio_min",
         "bad_debt_usd",
+        "unbacked_frac_of_day0_liabilities",
     ):
         out[key] = float(row[key])
     out["backing_below_1"] = bool(row["backing_below_1"])
@@ -398,6 +401,13 @@ def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int
     cols["backing_below_1"] = cols["backing_ratio_min"] < 1.0
     cols["liquidated"] = outcome.liquidated[:, -1]
     cols["bad_debt_usd"] = outcome.bad_debt_usd[:, -1]
+    # unbacked USD at the end per USD owed at day 0 (liabilities = reserve / backing ratio): for a
+    # CDP the share of the day-0 supply left without collateral, whatever was repaid since
+    with np.errstate(divide="ignore", invalid="ignore"):
+        liabilities0 = rv[:, 0] / outcome.backing_ratio[:, 0]
+        cols["unbacked_frac_of_day0_liabilities"] = np.where(
+            np.isfinite(liabilities0) & (liabilities0 > 0), outcome.bad_debt_usd[:, -1] / liabilities0, np.nan
+        )
     cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
     cols["horizon_days"] = np.full(n, t1 - 1)
     market = market_columns(outcome, horizons) if isinstance(outcome, ReserveBackedOutcome) else None

@@ -126,6 +126,8 @@ def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
                     "gold_price_unit": "USD per troy ounce (31.1034768 g)",
                     "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP); 'inf' when no supply is left outstanding (all repaid)",
                     "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
+                    "unbacked": "unbacked_frac_of_day0_liabilities = bad debt at the end (USD) / liabilities at day 0 (USD): for the CDP the share of the day-0 supply left without collateral; holder_loss_frac is per coin still outstanding",
+                    "cdp_liquidation_penalty": "collected by the protocol; reported, not counted as backing and not used to absorb bad debt",
                 },
                 "data": manifest.data,
                 "start_gold_usd_per_oz": p0,

@@ -503,3 +503,23 @@ def test_cdp_boundary_price_built_from_a_log_return_is_not_liquidated() -> None:
     out = CdpStablecoin(spec).run(prices)
     assert out.liquidated[:, -1].tolist() == [False, True]
     assert out.liquidated[1].tolist() == [False, True, True]
+
+
+def test_cdp_unbacked_share_is_measured_against_the_day0_supply() -> None:
+    """In the hand example above 91 USD of the 1000 coins issued end unbacked while 91 coins are
+    left outstanding: per remaining coin the holder loses everything (holder loss 1), but only
+    9.1% of the day-0 supply is unbacked, which is what the summary reports beside it."""
+    from models.metrics import path_metrics, summarise_paths
+
+    spec = cdp_spec(
+        tranches=((0.6, 2.0), (0.4, 1.25)),
+        supply_usd=1000.0,
+        liquidation_ratio=1.2,
+        liquidation_penalty=0.1,
+        liquidation_haircut=0.1,
+    )
+    prices = np.array([[100.0, 99.0, 70.0, 70.0, 55.0]])
+    row = summarise_paths(CdpStablecoin(spec).run(prices), prices, (1,)).iloc[0]
+    assert row["holder_loss_frac_end"] == pytest.approx(1.0, abs=1e-12)
+    assert row["unbacked_frac_of_day0_liabilities"] == pytest.approx(91.0 / 1000.0, rel=1e-12)
+    assert path_metrics(row, (1,))["unbacked_frac_of_day0_liabilities"] == pytest.approx(0.091, rel=1e-12)
