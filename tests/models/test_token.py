@@ -299,9 +299,12 @@ def test_gold_token_pays_redemptions_only_from_the_reserve() -> None:
 # --------------------------------------------------------------------------- CDP
 
 
-def test_cdp_hand_example_with_bad_debt_and_penalty() -> None:
-    """Two tranches; a gap liquidates the weak one with bad debt, a fall the strong one
-    with penalty income. Numbers worked by hand."""
+HAND_CDP_PRICES = np.array([[100.0, 99.0, 70.0, 70.0, 55.0]])
+
+
+def _hand_cdp_run():
+    """The hand example: two tranches (60% of 1000 USD at CR 2.0, 40% at CR 1.25), L = 1.2,
+    penalty and haircut 10%, on one worked price path."""
     spec = cdp_spec(
         tranches=((0.6, 2.0), (0.4, 1.25)),
         supply_usd=1000.0,
@@ -309,9 +312,14 @@ def test_cdp_hand_example_with_bad_debt_and_penalty() -> None:
         liquidation_penalty=0.1,
         liquidation_haircut=0.1,
     )
+    return HAND_CDP_PRICES, CdpStablecoin(spec).run(HAND_CDP_PRICES)
+
+
+def test_cdp_hand_example_with_bad_debt_and_penalty() -> None:
+    """Two tranches; a gap liquidates the weak one with bad debt, a fall the strong one
+    with penalty income. Numbers worked by hand."""
     # P0 = 100: tranche A debt 600, 12 oz; tranche B debt 400, 5 oz
-    prices = np.array([[100.0, 99.0, 70.0, 70.0, 55.0]])
-    out = CdpStablecoin(spec).run(prices)
+    prices, out = _hand_cdp_run()
     # day 1: B CR = 5*99/400 = 1.2375 >= 1.2, A fine
     # day 2: B CR = 5*70/400 = 0.875 < 1.2 -> proceeds 5*70*0.9 = 315 < 400: bad debt 85
     #        A CR = 12*70/600 = 1.4 fine. supply = 600 + 85 (unbacked coins stay)
@@ -511,15 +519,8 @@ def test_cdp_unbacked_share_is_measured_against_the_day0_supply() -> None:
     9.1% of the day-0 supply is unbacked, which is what the summary reports beside it."""
     from models.metrics import path_metrics, summarise_paths
 
-    spec = cdp_spec(
-        tranches=((0.6, 2.0), (0.4, 1.25)),
-        supply_usd=1000.0,
-        liquidation_ratio=1.2,
-        liquidation_penalty=0.1,
-        liquidation_haircut=0.1,
-    )
-    prices = np.array([[100.0, 99.0, 70.0, 70.0, 55.0]])
-    row = summarise_paths(CdpStablecoin(spec).run(prices), prices, (1,)).iloc[0]
+    prices, out = _hand_cdp_run()
+    row = summarise_paths(out, prices, (1,)).iloc[0]
     assert row["holder_loss_frac_end"] == pytest.approx(1.0, abs=1e-12)
     assert row["unbacked_frac_of_day0_liabilities"] == pytest.approx(91.0 / 1000.0, rel=1e-12)
     assert path_metrics(row, (1,))["unbacked_frac_of_day0_liabilities"] == pytest.approx(0.091, rel=1e-12)
