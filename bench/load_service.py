@@ -1,40 +1,8 @@
 """Load test of the stakeholder service (not a test): N concurrent readers on the read API.
 
-Starts the service (``uvicorn --factory service.app:create_app`` on a free loopback port, like
-``make serve``) or targets one already running (``--url``), logs in, then runs ``--readers``
-(default 200) concurrent readers, each alternating ``GET /api/runs`` and
-``GET /api/runs/{latest id}/summary`` back to back (closed loop; ``--think-ms`` adds a pause
-between a reader's requests) for ``--duration`` seconds or ``--max-requests`` requests, whichever
-comes first. It stops by itself: the readers stop at the deadline and a hard time limit cancels
-anything left. Loopback targets only.
-
-Records per endpoint: requests, throughput, latency p50/p95/p99/max and errors (a non-200
-status, a timeout or a connection error), plus CPU seconds of the server, of the generator and of
-everything else on the machine, then appends a dated section to ``bench/LOAD.md`` (date, commit,
-machine) and prints it.
-
-Generators (``--generator``):
-- ``raw`` (default): asyncio streams with hand-written HTTP/1.1 keep-alive requests, one
-  connection per reader; the lowest client overhead available in Python (no new package);
-- ``httpx``: httpx.AsyncClient (one connection per reader); several times the client CPU;
-- ``wrk``: Debian's ``wrk`` (C, ``apt-get install wrk``): two processes, one per endpoint, with
-  half the readers each; the lowest overhead of all.
-The generator shares the machine's cores with the server: its CPU share is reported.
-
-Target: 200 concurrent readers, p99 < 250 ms, no errors, on a 2-core machine.
-
-When the script starts the server it configures production auth for this run only (a random JWT
-secret, one viewer ``bench`` with a random password) and raises the read rate limit
-(``GOLDSTRESS_SERVICE_RATE_LIMIT_PER_MINUTE``) so that the limiter does not turn the load into
-429s: one identity sends all requests here, unlike real readers. Against an external server
-(``--url``, default login ``dev-viewer``/``dev`` of dev mode) 429s count as errors.
-
-Usage::
-
-    .venv/bin/python bench/load_service.py                      # start a server on ./reports
-    .venv/bin/python bench/load_service.py --report-url /tmp/x/reports --duration 30
-    .venv/bin/python bench/load_service.py --url http://127.0.0.1:8000 --user alice --password ...
-    .venv/bin/python bench/load_service.py --generator wrk --think-ms 500
+Starts the service (or targets one with ``--url``), runs ``--readers`` concurrent readers and
+appends per-endpoint throughput, latency percentiles, errors and CPU to ``bench/LOAD.md``.
+Generators, target and usage: docs/platform/load-test.md.
 """
 
 from __future__ import annotations

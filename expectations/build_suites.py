@@ -1,29 +1,8 @@
 """(Re)generate the Great Expectations suites ``expectations/*.json`` from readable definitions.
 
-The JSON files are what ``tasks/validation.py`` runs; this script is their source of truth, so a
-threshold change is a reviewed code change plus a regenerated, committed JSON diff::
-
-    .venv/bin/python expectations/build_suites.py            # rewrite expectations/*.json
-    .venv/bin/python expectations/build_suites.py --out DIR  # write elsewhere (tests compare)
-
-Every expectation carries a stable ``id`` (a UUID5 of ``goldstress/<suite>/<key>``), so
-regenerating an unchanged suite gives byte-identical files and diffs show only real changes.
-Written for Great Expectations Core 1.x (``great_expectations.expectations`` classes).
-
-Two ``meta`` flags drive ``tasks/validation.py``:
-- ``{"goldstress": {"evaluate_on": "input"}}``: the expectation runs on the frame as handed in
-  (schema checks: exact column set, dtypes), not on the copy carrying the derived columns.
-- ``{"goldstress": {"applies_when": "as_of"}}``: the freshness check, run only when the caller
-  gives an as-of date and a maximum age (an online fetch); a historical file a user points at is
-  never rejected merely for being old.
-
-Derived columns (computed by ``goldstress.io.validation.add_derived_columns`` on a copy, never stored):
-``log_return`` (ln P_t/P_{t-1}), ``gap_days`` (calendar days since the previous row),
-``unexplained_gap_days`` (``gap_days`` minus the missing days covered by declared known gaps),
-``unchanged_run`` (number of consecutive rows, ending here, whose price equals the previous
-row's; 0 when the price moved), ``time_of_day_s`` (seconds after UTC midnight),
-``usd_per_g_rel_error`` (gold only: usd_per_g * 31.1034768 / usd_per_oz - 1) and ``age_days``
-(only with an as-of date: as_of - date, in days).
+This script is the suites' source of truth (``--out DIR`` writes elsewhere); every expectation has a
+stable ``id``, so regenerating an unchanged suite gives byte-identical files.
+Meta flags and derived columns: docs/platform/validation.md.
 """
 
 from __future__ import annotations

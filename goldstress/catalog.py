@@ -1,19 +1,8 @@
 """The data catalog: every dataset the pipeline reads or writes, by name, mapped to its URL.
 
-Two roots from the storage settings: the store (``store_url``: raw snapshots, curated tables
-and their history, validation reports, premium calibrations) and the reports (``report_url``:
-one folder per run, and the what-if results). No other module spells a storage path.
-
-::
-
-    <store_url>/raw/<source folder>/<stamp>_<sha16>.<ext>     raw snapshots (immutable)
-    <store_url>/curated/<dataset>.parquet                    last good curated table
-    <store_url>/curated/history/<dataset>/<stamp>_<sha16>.parquet   every promoted version
-    <store_url>/validation/<stamp>_<dataset>/report.{json,md}      validation reports
-    <store_url>/calibration/<set>.json                       premium calibration of a set
-    <report_url>/<run id>/{manifest.json,summary.json,report.html}  one run
-    <report_url>/<run id>/results/<scenario>.parquet         per-path results of a run
-    <report_url>/whatif/<what-if id>/{request.json,result.json}     one what-if
+:class:`Catalog` maps names under the two storage roots (``store_url`` and ``report_url``); no
+other module spells a storage path.
+Storage layout: docs/platform/catalog.md.
 """
 
 from __future__ import annotations

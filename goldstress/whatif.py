@@ -1,22 +1,8 @@
 """What-if runs: one token spec under a user-chosen gold shock and a Monte Carlo of gold paths.
 
-The numerics are the pipeline's own: gold paths from ``models.scenarios``
-(``monte_carlo_chunks``, ``to_price_paths``), the token models of ``models.token`` (:func:`models.token.protocol.build_token_model`), per-path
-outcomes from ``models.metrics.summarise_paths`` and the metrics of ``models.metrics``
-(``path_metrics`` for the shock, ``distribution_metrics`` for VaR/ES, backing ratios and breach
-probabilities), so a what-if's keys and conventions are those of ``summary.json`` (losses
-positive, fractions of the day-0 value). Only glue lives here: the request model, the shock
-path, chunking with a deadline, model loading and result storage.
-
-Small what-ifs run in the service process (:func:`compute_whatif` in a worker thread); large
-ones run as the Prefect flow ``whatif`` (``flows/whatif.py``), which calls the same functions
-through the Prefect tasks defined at the end of this module. Results are stored at
-``<report_url>/whatif/<id>/result.json`` in both modes.
-
-Monte Carlo model: the registered champion (``models:/<registered_model>@champion``) when one
-exists; otherwise, documented fallback, a GARCH(1,1) with Student-t innovations
-(``models.volatility.fit_garch``) fitted on the curated gold series from
-``settings.training.vol_train_start``. With neither, :class:`NoModelError`.
+Only glue around the pipeline's numerics: the request model, the shock path, chunking with a
+deadline, model loading (:func:`load_model`), :func:`compute_whatif` and result storage.
+Where what-ifs run and which Monte Carlo model they use: docs/platform/whatif.md.
 """
 
 from __future__ import annotations

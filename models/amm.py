@@ -1,25 +1,9 @@
 """AMM pools of the secondary market of a gold-backed token: constant-product and concentrated liquidity.
 
-Pure numerics (NumPy), no I/O. Amounts are in units of the pool's assets (``x`` sold for ``y``);
-prices are ``y`` per ``x``; fees are fractions of the input.
-
-* :class:`ConstantProductPool` - Uniswap v2 (Adams, Zinsmeister & Robinson (2020), "Uniswap v2
-  Core": the constant-product invariant with the 0.30 % fee charged on the input): ``x y = k``; a sale of ``dx`` pays the fee on the input, the remainder
-  ``a = dx (1 - fee)`` trades on the curve, ``dy = y a / (x + a)``, and the fee stays in the
-  reserves (``x' = x + dx``). Without fee ``x' y' = k`` and the new price is
-  ``y' / x' = k / (x + dx)^2`` (Angeris et al. (2021), "An analysis of Uniswap markets",
-  Cryptoeconomic Systems 1(1)).
-* :class:`ConcentratedLiquidityPool` - one Uniswap v3 position (Adams, Zinsmeister, Salem, Keefer
-  & Robinson (2021), "Uniswap v3 Core"): liquidity ``L`` on ``[pa, pb]``. Real reserves at price
-  ``P`` in range: ``x = L (1/sqrt(P) - 1/sqrt(pb))``, ``y = L (sqrt(P) - sqrt(pa))`` (eqs.
-  6.29-6.30); the curve ``(x + L/sqrt(pb)) (y + L sqrt(pa)) = L^2`` (eq. 2.2) is the
-  constant-product curve of the virtual reserves ``(L/sqrt(P), L sqrt(P))`` (eqs. 6.5-6.6) shifted; within the range a swap moves
-  ``Delta(1/sqrt(P)) = Delta x / L`` and ``Delta sqrt(P) = Delta y / L`` (section 6.2.3) with the fee
-  taken from the input and kept outside the liquidity. A sale larger than the range can absorb
-  fills only up to the lower price ``pa`` (all ``y`` paid out); the rest is reported as
-  ``unfilled_in`` and the price stays at ``pa``: the position has no liquidity below.
-
-Pool parameters may be arrays (one pool per path); swaps broadcast over them.
+Pure numerics (NumPy), no I/O: :class:`ConstantProductPool` (Uniswap v2) and
+:class:`ConcentratedLiquidityPool` (one Uniswap v3 position); prices are ``y`` per ``x``, fees
+fractions of the input, parameters may be arrays (one pool per path).
+Equations and sources: docs/models/amm.md.
 """
 
 from __future__ import annotations
@@ -126,7 +110,7 @@ class _Pool:
 
 
 class ConstantProductPool(_Pool):
-    """Constant-product pool ``x * y = k`` (Uniswap v2; formulas in the module docstring).
+    """Constant-product pool ``x * y = k`` (Uniswap v2; formulas in docs/models/amm.md).
 
     x is the token, y the quote asset (e.g. a USD stablecoin); the pool price is ``y / x``
     (y per x). The fee is charged on the input and stays in the reserves.
@@ -245,7 +229,7 @@ def _cp_amount_to(r_in: np.ndarray, r_out: np.ndarray, rhs: np.ndarray, g: float
 
 class ConcentratedLiquidityPool(_Pool):
     """One Uniswap v3 position: liquidity ``L`` on the price range ``[pa, pb]`` (Adams et al.
-    (2021), "Uniswap v3 Core"; formulas in the module docstring).
+    (2021), "Uniswap v3 Core"; formulas in docs/models/amm.md).
 
     Prices are y per x (USD per token for a token/USD pool). Inside the range the pool behaves
     as a constant-product pool with virtual reserves ``(L / sqrt(P), L sqrt(P))``; the fee is

@@ -1,31 +1,10 @@
 """Calibration of the token premium to gold on real data (pure numerics, no I/O).
 
-The premium (or discount, when negative) of a gold-backed token to its gold content is::
-
-    premium_t = token_close_t / (oz_per_token * gold_close_t) - 1          (a fraction)
-
-Both closes must be on the same clock. Crypto daily candles close at 24:00 UTC (CoinMarketCap
-23:59:59 UTC, Binance 24:00 UTC), so the time-aligned gold reference is a broker XAU/USD daily
-bar closing at 24:00 UTC; the LBMA PM fix (15:00 London) is 9-10 hours earlier, and the gold
-move between the two clocks shows up as spurious premium noise (measured by
-:func:`clock_comparison`). Tokens trade 24/7 while gold does not trade on weekends, so a token
-row on a day without a gold close is either dropped (``weekend="drop"``: the premium lives on
-the gold trading-day clock; the calibration fits this one) or compared with the last gold close
-and flagged (``weekend="last_gold_close"``: those rows mix the premium with the gold move the
-token has already priced since the last close).
-
-Steps of the series ("lag 1") are consecutive observations at most ``max_step_gap_days``
-calendar days apart (default 4: Friday to Monday, plus one holiday); a longer gap (a hole in a
-file) splits the series into segments and no step crosses it.
-
-Contents: :func:`premium_frame` / :func:`premium_series` (alignment),
-:func:`premium_statistics` (:class:`PremiumStats`), :func:`window_statistics`,
-:func:`find_episodes` (stress episodes), :func:`clock_comparison`, and, for a fitted
-``models.premium.PremiumProcess``, :func:`score_out_of_sample` (one-step-ahead predictive
-scores) and :func:`reproduction_check` (parametric-bootstrap check that the fitted process
-reproduces the sample's mean, sd and lag-1 autocorrelation). Estimation:
-:func:`fit_premium_process` (conditional MLE of the nested normal / t / jump models under
-identification bounds, :data:`DF_MIN`, selected by BIC; :class:`PremiumSelection`).
+Aligns token and gold closes into premia (:func:`premium_frame`, :func:`premium_series`), describes
+them (:func:`premium_statistics`, :func:`find_episodes`, :func:`clock_comparison`), fits the premium
+process (:func:`fit_premium_process`) and checks the fit (:func:`score_out_of_sample`,
+:func:`reproduction_check`).
+Clocks, weekend rules, steps and estimation: docs/models/premium-calibration.md.
 """
 
 from __future__ import annotations
@@ -80,7 +59,7 @@ DEFAULT_MAX_STEP_GAP_DAYS = 4
 trading-day clock: Friday -> Monday is 3, a Friday or Monday holiday makes 4."""
 
 WeekendRule = Literal["drop", "last_gold_close"]
-"""How a token row on a day without a gold close is treated (see the module docstring)."""
+"""How a token row on a day without a gold close is treated (see docs/models/premium-calibration.md)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,16 +1,8 @@
 """Peaks-over-threshold (POT) generalised Pareto model of the loss tail (pure numerics).
 
-Losses are positive numbers: for daily log returns ``r``, ``losses = -r``. Exceedances
-``Y = L - u`` over a high threshold ``u`` are modelled as GPD(xi, beta) (Pickands-Balkema-de
-Haan theorem); the tail estimator is (McNeil & Frey 2000, J. Empirical Finance 7(3-4):271-300,
-eqs. 9-10; McNeil, Frey & Embrechts 2005, *Quantitative Risk Management*, eqs. 7.18-7.19)::
-
-    P(L > x) ~= (N_u / n) * (1 + xi * (x - u) / beta) ** (-1 / xi),      x > u
-    VaR_p = u + beta / xi * (((n / N_u) * (1 - p)) ** (-xi) - 1)
-    ES_p  = VaR_p / (1 - xi) + (beta - xi * u) / (1 - xi),              xi < 1
-
-with the exponential limits ``VaR_p = u - beta * ln((n / N_u)(1 - p))`` and
-``ES_p = VaR_p + beta`` as xi -> 0.
+:func:`fit_pot` fits a GPD to the exceedances of positive losses over a high threshold and returns
+a :class:`GpdTail` (tail probability, VaR, ES).
+Equations and sources: docs/models/evt.md.
 """
 
 from __future__ import annotations

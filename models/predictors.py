@@ -1,28 +1,8 @@
 """Machine-learning predictor of forward realised volatility (pure numerics, scikit-learn).
 
-Target: the annualised realised volatility of the next ``window_days`` daily log returns,
-``y_t = sqrt(252 * mean(r_{t+1}^2, ..., r_{t+w}^2))`` (zero-mean realised variance, as in
-Andersen, Bollerslev, Diebold & Labys 2003, Econometrica 71(2), at daily sampling).
-
-Features at date t use ONLY returns up to and including t:
-
-===================  ====================================================================
-``rv_5d``            trailing realised vol ``sqrt(252 * mean(r_{t-4..t}^2))`` (annualised)
-``rv_20d``           same over 20 days
-``rv_60d``           same over 60 days
-``rv_120d``          same over 120 days
-``rv_{w}d``          same over ``window_days`` if w is not one of 5/20/60/120 (the baseline)
-``abs_ret_1d``       ``|r_t|``
-``drawdown_60d``     ``c_t - max(c_{t-59..t})`` <= 0, c = cumulative log price (sum of r)
-``rv_ratio_5d_60d``  ``rv_5d / rv_60d``
-===================  ====================================================================
-
-The naive benchmark predicts ``y_t`` by the trailing realised vol over the last ``window_days``
-(``rv_{w}d`` at t), i.e. a random-walk forecast of volatility.
-
-Evaluation is walk-forward with expanding windows (scikit-learn ``TimeSeriesSplit``) and a
-``gap = window_days`` rows between train and test, so that no training target (which looks
-``window_days`` rows ahead) overlaps the test period.
+:func:`make_features` builds the target and the trailing features, :func:`walk_forward_evaluate`
+scores a model walk-forward against the naive benchmark, :func:`fit_predictor` fits one.
+Target, features, evaluation and sources: docs/models/predictors.md.
 """
 
 from __future__ import annotations
@@ -76,7 +56,7 @@ def make_features(returns: pd.Series, window_days: int = 20) -> tuple[pd.DataFra
     Returns
     -------
     X : pd.DataFrame, shape (m, k)
-        Features (see module docstring), annualised vols as fractions (0.15 = 15 %/yr).
+        Features (see docs/models/predictors.md), annualised vols as fractions (0.15 = 15 %/yr).
     y : pd.Series, shape (m,)
         ``y_t = sqrt(252 * mean(r_{t+1..t+window_days}^2))``, named ``"rv_fwd_{w}d"``.
         Rows lacking a full trailing window for any feature (the first 119 days), a full

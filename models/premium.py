@@ -1,87 +1,9 @@
 """Premium of a gold-backed token to its NAV: arbitrage band, primary-market order size, premium process.
 
-Pure numerics (NumPy/SciPy/pandas), no I/O. Conventions of the project: premia, fees and rates
-are fractions (0.01 = 1 %); simulated arrays are ``(n_paths, horizon_days)``; every random draw
-comes from a caller-supplied ``numpy.random.Generator``.
-
-Premium
--------
-The premium of a token to its net asset value is ``p = token_price / NAV - 1`` with
-``NAV = oz_per_token * gold_usd_per_oz`` (a discount is a negative premium).
-
-1. No-arbitrage band (:func:`arbitrage_band`)
----------------------------------------------
-An ETF-style primary market (authorised participants create/redeem against the underlying)
-keeps the price within a band around NAV whose width is the cost of the arbitrage trade
-(Petajisto (2017), "Inefficiencies in the pricing of exchange-traded funds", Financial Analysts
-Journal 73(1), 24-54: ETF prices fluctuate "within a band" set by arbitrage frictions, about
-100-200 bp on average; the same mint/redeem arbitrage keeps stablecoins near their peg, Lyons &
-Viswanath-Natraj (2023), "What keeps stablecoins stable?", J. Int. Money Finance 131, 102777).
-Per token, with NAV ``N``, mint fee ``f_m``, redeem fee ``f_r`` (fractions of NAV, paid in cash
-when the order is placed, as in the reserve-backed token model), other per-leg costs ``c`` (fraction of NAV:
-gas, dealer spread on the gold leg, bar transport/sale), a secondary-market fee/half-spread ``s``,
-a fixed cost ``F`` USD per primary-market order spread over the order size ``q`` tokens
-(``phi = F / (q N)``), and a settlement lag of ``L`` days financed at the simple rate ``r`` per
-year of ``D`` days (carry ``kappa = r L / D``):
-
-* **Premium (mint and sell).** At t0 the arbitrageur pays ``N (1 + f_m + c + phi)`` and sells the
-  token for ``N (1 + p)(1 - s)``, received when the minted token is delivered at ``t0 + L`` (sale
-  locked at t0: from inventory or forward). The outlay is financed for ``L`` days. Profit iff
-  ``N (1 + p)(1 - s) > N (1 + f_m + c + phi)(1 + kappa)``, so
-  ``upper = (1 + f_m + c + phi)(1 + kappa) / (1 - s) - 1``.
-* **Discount (buy and redeem).** At t0 the arbitrageur pays ``N (1 + p)(1 + s)`` for the token plus
-  ``N (f_r + c + phi)`` in fees and costs, and receives gold worth ``N`` (sold forward at t0) at
-  ``t0 + L``; the whole outlay is financed for ``L`` days. Profit iff
-  ``N > N [(1 + p)(1 + s) + f_r + c + phi](1 + kappa)``, so
-  ``lower = (1 / (1 + kappa) - f_r - c - phi) / (1 + s) - 1`` (floored at -1: when the costs
-  exceed the proceeds no discount is ever arbitraged).
-
-Without lag, secondary fee or fixed cost the band is ``(-(f_r + c), f_m + c)``. Minimum redemption
-size and whole-bar granularity (XAUT: whole 400-oz London Good Delivery bars) enter through the
-order size: an order is at least ``min_redemption_tokens`` and a whole multiple of
-``redemption_granularity_tokens``, so the fixed cost per token falls with the (rounded-up) lot.
-The gold price risk during the lag is assumed hedged (forward sale/purchase of the gold leg); its
-cost, if any, belongs in ``c``.
-
-2. Premium process (:class:`PremiumProcess`)
---------------------------------------------
-A discrete Ornstein-Uhlenbeck / AR(1) process with heavy-tailed innovations and compound
-Poisson jumps (the Poisson-normal mixture of Press (1967), "A compound events model for
-security prices", J. Business 40(3); its maximum-likelihood estimation as in Ball & Torous
-(1983), "A simplified jump process for common stock returns", JFQA 18(1), who truncate the
-Poisson count at one jump per day, whereas the Poisson sum is kept here):
-
-    p_t = m + phi (p_{t-1} - m) + sigma e_t + J_t,
-    e_t iid unit-variance Student-t(df) (df > 2) or N(0, 1),
-    J_t = sum_{i=1}^{N_t} Y_i,  N_t ~ Poisson(lambda_t),  Y_i ~ N(mu_J, s_J^2),
-    lambda_t = lambda_0 + k * dd_t   (dd_t: gold drawdown, a fraction in [0, 1]).
-
-The total innovation ``u_t = sigma e_t + J_t`` is iid (for constant ``dd``), with mean
-``lambda mu_J`` and variance ``sigma^2 + lambda (s_J^2 + mu_J^2)`` (compound Poisson: ``Var J =
-E[N] Var Y + Var N (E Y)^2 = lambda (s_J^2 + mu_J^2)``). Hence, for ``|phi| < 1`` and no band,
-the stationary moments are
-
-    E p   = m + lambda mu_J / (1 - phi),
-    Var p = (sigma^2 + lambda (s_J^2 + mu_J^2)) / (1 - phi^2),
-    Corr(p_t, p_{t+h}) = phi^h.
-
-**Band.** When the primary market is open on day ``t`` (``market_open``), arbitrage removes a
-share ``band_strength`` of the excess over the band: ``p <- U + (1 - strength)(p - U)`` above the
-upper bound ``U`` and likewise below ``lower`` (``strength = 1``: clip to the band). When the
-market is closed (weekends, outside London hours) the band does not bind and the premium may
-leave it; the excess is arbitraged on the next open day. The closed-form moments above ignore the
-band.
-
-**Estimation** is :func:`models.calibration.fit_premium_process` (conditional maximum
-likelihood with model selection); this module evaluates the likelihood (:meth:`PremiumProcess.log_likelihood`).
-
-**Likelihood.** The density of ``u`` is ``sum_n Pois(n; lambda) g_n(u)`` with ``g_n`` the density
-of ``sigma e + N(n mu_J, n s_J^2)``: exact normal for normal ``e``; for Student-t ``e`` the
-convolution is computed by Gauss quadrature (Gauss-Legendre in the t's probability scale over
-its body, log-spaced Gauss-Legendre over the tails within the normal kernel's window, or
-Gauss-Hermite over the normal when it is the narrower of the two). The Poisson sum is truncated
-where the remaining probability is below 1e-10 (relative quadrature error below 1e-5 on
-a test grid of df in [2.2, 30], jump/diffusion scale ratios 1-100, up to 60 scales out).
+Pure numerics, no I/O: :func:`arbitrage_band`, :func:`order_size_tokens` and :class:`PremiumProcess`
+(AR(1) with t innovations, jumps and the band; simulation, daily step, likelihood). Premia, fees and
+rates are fractions; every random draw comes from a caller-supplied ``numpy.random.Generator``.
+Equations, assumptions and sources: docs/models/premium.md.
 """
 
 from __future__ import annotations
@@ -124,7 +46,7 @@ def arbitrage_band(
     """No-arbitrage band ``(lower, upper)`` of the premium to NAV, as fractions.
 
     A premium above ``upper`` is profitably arbitraged by minting and selling, a discount below
-    ``lower`` by buying and redeeming (derivation in the module docstring, after Petajisto
+    ``lower`` by buying and redeeming (derivation in docs/models/premium.md, after Petajisto
     (2017), Financial Analysts Journal 73(1), and Lyons & Viswanath-Natraj (2023), JIMF 131):
 
     ``upper = (1 + mint_fee + c + phi)(1 + kappa) / (1 - secondary_fee) - 1``,
@@ -271,8 +193,8 @@ def _e_ppf(q: np.ndarray, df: float | None) -> np.ndarray:
 
 def _conv(x: np.ndarray, sigma: float, df: float | None, s: float, kind: str) -> np.ndarray:
     """Density (``kind="pdf"``) or CDF of ``sigma * e + s * W`` at ``x``; ``e`` unit-variance
-    t(df) or normal, ``W`` standard normal independent, ``s >= 0``. Quadrature in the module
-    docstring; exact for normal ``e`` or ``s = 0``."""
+    t(df) or normal, ``W`` standard normal independent, ``s >= 0``. Quadrature in
+    docs/models/premium.md; exact for normal ``e`` or ``s = 0``."""
     x = np.asarray(x, dtype=float)
     if s == 0.0:
         if kind == "pdf":
@@ -404,8 +326,8 @@ _PARAM_KEYS = (
 class PremiumProcess:
     """AR(1) premium with Student-t or normal innovations, Poisson jumps and an arbitrage band.
 
-    ``p_t = mean + phi (p_{t-1} - mean) + sigma e_t + J_t`` (model, band and references in the
-    module docstring). All values are fractions of NAV.
+    ``p_t = mean + phi (p_{t-1} - mean) + sigma e_t + J_t`` (model, band and references in
+    docs/models/premium.md). All values are fractions of NAV.
 
     Parameters
     ----------
@@ -691,7 +613,7 @@ class PremiumProcess:
 
     def innovation_logpdf(self, u: np.ndarray, drawdown: float | np.ndarray = 0.0) -> np.ndarray:
         """Log density of the total innovation ``u = sigma e + J`` (Poisson mixture; quadrature
-        for t innovations with jumps, see the module docstring). Broadcasts ``u`` against
+        for t innovations with jumps, see docs/models/premium.md). Broadcasts ``u`` against
         ``drawdown`` (fractions in [0, 1])."""
         u, dd = np.broadcast_arrays(np.asarray(u, dtype=float), np.asarray(drawdown, dtype=float))
         lam = self.jump_intensity_per_day + self.jump_drawdown_sensitivity * dd

@@ -1,36 +1,10 @@
 """Recommendations with numbers: the cash buffer, redeem fee and redemption limit a reserve-backed token
 needs, each measured by re-running the scenario with the setting in place.
 
-Pure numerics (no I/O): every function takes a :class:`models.token.spec.ReserveBackedTokenSpec`, gold price
-paths ``(n_paths, horizon_days + 1)`` in USD per troy ounce (day 0 first) and a seed for the
-secondary-market noise, builds modified copies of the spec and runs them. All re-runs of one
-search use the same gold paths and the same seed (common random numbers), so the differences
-between settings are the settings' effect, not sampling noise.
-
-Liquidity criterion
--------------------
-The liquidity coverage of a reserve-backed token on day ``t`` is one open day's liquid resources (after
-stressed haircuts) over all waiting redemption claims plus the opex payable
-(:class:`models.token.outcome.ReserveBackedOutcome`, ``liquidity_coverage``). A path's coverage over a
-horizon ``h`` is its minimum over days ``1..h``. "Coverage >= ``target`` at confidence ``c``"
-means that the ``1 - c`` lower quantile of the path minima (``np.quantile``, method
-``"inverted_cdf"``: an observed value) is at least ``target``, i.e. fewer than a share ``1 -
-c`` of the paths fall below ``target``: the same reading as a VaR at confidence ``c``. The idea is the liquidity coverage requirement of Basel III (BCBS (2013),
-"Basel III: The Liquidity Coverage Ratio and liquidity risk monitoring tools", para. 16: stock
-of high-quality liquid assets over stressed net cash outflows >= 100%), applied day by day to
-an issuer whose outflows are redemption claims.
-
-Cash buffer
------------
-:func:`with_cash_buffer` adds USD ``b`` to the spec's first ``usd_cash`` reserve asset, funded
-by the issuer on top of the backing (over-collateralisation: liabilities unchanged). The
-coverage of every day is non-decreasing in ``b`` when holder behaviour does not react to the
-buffer (cash raises today's resources one for one, and cash spent first leaves more gold
-capacity for later days); with runs switched on, a larger buffer also raises the backing ratio
-and the run threshold, which lowers runs. :func:`cash_buffer_for_coverage` finds the smallest
-such ``b`` by bisection on that monotone criterion and re-runs the scenario at the result.
-A buffer cannot help when the gold side binds (claims to be paid in bars beyond the gold the
-issuer can deliver in a day): the search then reports ``reachable = False`` at its upper bound.
+Pure numerics (no I/O): :func:`cash_buffer_for_coverage` and :func:`evaluate_settings` re-run the
+scenario on the same gold paths and noise seed (common random numbers); :func:`choose_setting` picks
+the (redeem fee, redemption limit) to recommend.
+Liquidity criterion, cash-buffer search and sources: docs/models/recommendations.md.
 """
 
 from __future__ import annotations
@@ -233,7 +207,7 @@ def cash_buffer_for_coverage(
     calendar: pd.DatetimeIndex | None = None,
 ) -> CashBufferResult:
     """Smallest issuer-funded cash buffer that keeps the liquidity coverage >= ``target`` at
-    ``confidence`` over ``horizon_days`` (see the module docstring), by bisection.
+    ``confidence`` over ``horizon_days`` (see docs/models/recommendations.md), by bisection.
 
     Each evaluation re-runs :class:`models.token.reserve_backed.ReserveBackedToken` with :func:`with_cash_buffer` on
     the same gold paths and noise seed. The search first runs the spec as is (``b = 0``; the
@@ -242,7 +216,7 @@ def cash_buffer_for_coverage(
     it halves ``[lo, hi]`` (``lo`` failing, ``hi`` meeting) until ``hi - lo <= tol_frac *
     liabilities`` and returns ``hi``, so the reported buffer always meets the criterion on
     these paths (its own re-run is ``after``). The bisection assumes the criterion is monotone
-    in ``b`` (module docstring); tests check it on a grid.
+    in ``b`` (docs/models/recommendations.md); tests check it on a grid.
 
     Parameters
     ----------

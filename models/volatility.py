@@ -1,18 +1,9 @@
 """GARCH-family volatility models with Student-t innovations (pure numerics, no I/O).
 
-Models (constant mean, daily log returns ``r_t`` as fractions)::
-
-    r_t      = mu + eps_t,        eps_t = sigma_t * z_t,   z_t iid standardised Student-t(nu)
-    sigma2_t = omega + (alpha + gamma * 1[eps_{t-1} < 0]) * eps_{t-1}^2 + beta * sigma2_{t-1}
-
-``kind="garch"``: GARCH(1,1), gamma = 0 (Bollerslev 1986, J. Econometrics 31(3):307-327).
-``kind="gjr"``: GJR-GARCH(1,1,1) (Glosten, Jagannathan & Runkle 1993, J. Finance 48(5):1779-1801).
-Student-t innovations: Bollerslev (1987), Rev. Econ. Stat. 69(3):542-547. "Standardised" means
-scaled to unit variance: ``z = t_nu * sqrt((nu - 2) / nu)``, so ``nu > 2``.
-
-Estimation is by maximum likelihood with the ``arch`` library (K. Sheppard, arch 8.0,
-``arch.univariate.arch_model``), run on returns * 100 (percent) for better conditioning; every
-public output is converted back to decimal units at this boundary.
+:func:`fit_garch` fits GARCH(1,1) or GJR-GARCH(1,1,1) with the ``arch`` library and returns a
+:class:`GarchFit` in decimal units (simulation, 1-day VaR/ES); :func:`conditional_sigma_forecasts`
+and :func:`one_day_var_forecasts` forecast out of sample.
+Equations, estimation and sources: docs/models/volatility.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """The stakeholder service: ``create_app`` builds the FastAPI app (``make serve``).
 
-Routes (all JSON unless stated; every route needs a viewer or analyst credential except
-``GET /api/health``, ``POST /api/token``, ``POST /api/logout`` and ``GET /login``, plus
-``/docs`` and ``/openapi.json`` in development mode):
-
-- ``GET /`` dashboard page (303 to ``/login`` without a valid session), ``/static/*`` its assets;
-- ``GET /api/runs``, ``/api/runs/latest``, ``/api/runs/{run_id}/summary|fan|report.html``,
-  ``/api/runs/{run_id}/results/{scenario}.parquet``, ``/api/metrics/timeseries`` (viewer);
-- ``POST /api/whatif``, ``GET /api/whatif/{id}`` (analyst).
-
-Authentication, rate limits and the body-size limit are ASGI middleware in front of every
-route (so a new route cannot skip them); the role checks are route dependencies, which also
-document the security schemes in OpenAPI. See README, "Stakeholder service".
+Authentication, rate limits and the body-size limit are ASGI middleware in front of every route;
+the role checks are route dependencies.
+Routes and their roles: docs/platform/service.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """Authentication and roles for the stakeholder service.
 
-Credentials, all giving a role (``viewer`` < ``analyst``):
-
-- user name + password (``POST /api/token``, OAuth2 password flow, RFC 6749 section 4.3): the
-  password is checked against a PBKDF2-HMAC-SHA256 hash (RFC 8018 section 5.2; NIST SP
-  800-132) stored as ``pbkdf2_sha256$<iterations>$<salt hex>$<digest hex>``; the answer is a
-  signed JWT (RFC 7519; HS256, claims ``sub``, ``role``, ``iat``, ``exp``, ``iss``) sent back as
-  ``Authorization: Bearer <jwt>`` or carried by the HttpOnly ``goldstress_session`` cookie;
-- API keys (header ``X-API-Key``): only their SHA-256 hex digests are configured.
-
-Secrets come only from settings (environment, prefix ``GOLDSTRESS_SERVICE_``). There are no
-default credentials: outside development mode the service refuses to start without a JWT secret
-and at least one user or API key (:func:`check_service_config`). Development mode generates a
-random JWT secret per start and adds the users ``dev-viewer``/``dev-analyst`` (password
-``dev``); it is refused unless the service binds to a loopback address.
+User passwords (checked against PBKDF2-HMAC-SHA256 hashes, answered with signed JWTs) and API keys
+(SHA-256 digests) give a role (``viewer`` < ``analyst``); :func:`check_service_config` refuses unsafe
+settings before the service starts.
+Credentials, secrets and development mode: docs/platform/service.md.
 """
 
 from __future__ import annotations

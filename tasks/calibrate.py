@@ -1,22 +1,7 @@
 """Calibration tasks: measure token premia to gold on real data, fit the premium process, score it
 out of sample, track everything in MLflow and write the calibrated parameters for the token specs.
 
-Inputs go through the importer: each file named by the settings is read from ``data_dir`` and
-standardised by :func:`goldstress.io.layouts.standardise` with the known-quirks registry (so the
-broker's flagged bars and documented bad prints are dropped exactly as in the pipeline); without
-the file, the curated table of the dataset is used when its ``source`` names the same file.
-
-- Gold on the token clock: ``settings.calibration.gold_file`` (broker XAU/USD, 24:00 UTC close);
-  the fit uses it. A second reference (``calibration_reference_gold_file``, the LBMA PM at 15:00
-  London) is measured beside it to show the clock effect.
-- Each entry of ``settings.calibration.sets``: premia on both clocks and both weekend rules
-  (:mod:`models.calibration`), summary statistics, stress windows and episodes; then
-  ``models.calibration.fit_premium_process`` on the fit window, out-of-sample scores on the test
-  window, a refit on the whole sample (the calibrated parameters), and a parametric-bootstrap
-  check that each fit reproduces its sample's mean, sd and lag-1 autocorrelation.
-- MLflow: a parent run ``calibrate-<UTC date>`` in ``settings.tracking.experiment`` with one nested
-  run per fit (``<set>/fit-window`` with the OOS scores, ``<set>/full-sample``); JSON to
-  ``<store_url>/calibration/<set>.json`` via :mod:`goldstress.io.storage`.
+Inputs, fits, MLflow runs and outputs: docs/platform/calibration-task.md.
 """
 
 from __future__ import annotations

@@ -2,21 +2,7 @@
 reserve-backed token specs, the historical supply-outflow anchor, and the recommendations (cash buffer, redeem
 fee, redemption gate), each measured by re-running the scenario (:mod:`models.recommend`).
 
-Scenarios (all on gold paths of the champion model, same seed as the main Monte Carlo):
-
-- **redemption wave**: ``settings.liquidity.wave_share`` of the supply requested within
-  ``settings.liquidity.wave_days`` calendar days (:func:`models.token.spec.with_redemption_share`:
-  runs, mints and other flows off so the share is exact), coverage tested over the calendar
-  days spanning ``max(settings.risk.horizons_days)`` trading days so the wave's claims settle;
-- **behavioural Monte Carlo**: the spec's own holder behaviour (drawdown flows, peg arbitrage,
-  global-game runs) over the same calendar days.
-
-Both run on the calendar-day clock (:func:`models.scenarios.calendar_day_paths`): gold keeps
-Friday's price over the weekend, holders keep requesting, and the primary market is open only on
-the days of the spec's ``market_hours``.
-
-The search uses the first ``settings.liquidity.recommend_paths`` paths; the next as many paths are an
-out-of-sample check of the recommended settings.
+Scenarios, clock and paths: docs/platform/liquidity-stress-task.md.
 """
 
 from __future__ import annotations
@@ -178,7 +164,7 @@ def _recommend_for_spec(
     calendar: pd.DatetimeIndex,
     settings: Settings,
 ) -> dict[str, Any]:
-    """All recommendations for one reserve-backed token (plain numerics; see the module docstring).
+    """All recommendations for one reserve-backed token (plain numerics; see docs/platform/liquidity-stress-task.md).
 
     ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, C + 1)`` on the
     calendar-day clock ``calendar`` (:func:`models.scenarios.calendar_day_paths`); every run

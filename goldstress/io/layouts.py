@@ -1,28 +1,8 @@
 """Layout detection, the raw (string) view and standardisation to the curated schemas.
 
-Contract: /work/notes/DATA_CONTRACT.md ("CSV layouts", "Raw view", "Datasets and curated
-schemas"). Raw bytes come from a snapshot; nothing here touches the network or the store.
-
-Curated schemas (sorted by date, RangeIndex):
-
-- ``"gold"``: ``date`` (datetime64[ns, UTC], midnight), ``usd_per_oz`` (float64, USD per troy
-  ounce), ``usd_per_g`` (float64, ``usd_per_oz / TROY_OUNCE_G``), ``source`` (str,
-  ``"<tag>:<file name or URL>"``).
-- ``"token_<symbol>"``: ``date`` (datetime64[ns, UTC], midnight), ``token`` (str, upper-case
-  symbol), ``close_usd`` (float64, USD per token, in the token's own unit: PAXG/XAUT/PMGT are
-  1 troy oz, DGX is 1 g; no conversion here), ``source`` (str).
-
-Clock conventions applied (SOURCES.md "Gold-backed token prices"):
-
-- LBMA fixes and broker bars keep their own calendar day (London business day / UTC bar day).
-- CoinMarketCap rows (close 23:59:59 UTC), the ``ohlc_usd`` files and Binance klines (close
-  24:00 UTC) keep their UTC day.
-- CoinGecko (``coingecko_csv`` ``date`` and ``coingecko_market_chart`` timestamps) is a
-  00:00 UTC *snapshot*, which is approximately the close of the PREVIOUS UTC day: those dates
-  are shifted back one day so that every token row is "close of that UTC day". The market
-  chart's last point (the current intraday price, not at 00:00 UTC) is dropped.
-- Binance PAXG/USDT is quoted in USDT, not USD: it is kept as ``close_usd`` (USDT taken at
-  par) and its ``source`` says ``usdt`` so the assumption stays visible.
+:func:`detect_layout`, :func:`raw_view` and :func:`standardise` work on raw snapshot bytes;
+nothing here touches the network or the store.
+Curated schemas and clock conventions: docs/platform/data-layouts.md.
 """
 
 from __future__ import annotations
@@ -524,7 +504,7 @@ class StandardiseResult:
     Attributes
     ----------
     frame : pd.DataFrame
-        Curated schema (module docstring), sorted by date, RangeIndex.
+        Curated schema (docs/platform/data-layouts.md), sorted by date, RangeIndex.
     log : list[dict]
         Entries ``{"row": int | None, "date": str | None, "column": str | None, "action": str,
         "reason": str}``; ``row`` is the 1-based data row of the input, ``date`` the date as

@@ -1,22 +1,8 @@
 """Validation layer: Great Expectations suites -> readable reports -> gated promotion.
 
-Plain functions (the lead wraps them in Prefect tasks):
-
-- :func:`validate_frame` runs one suite of ``expectations/<suite>.json`` on a DataFrame and maps
-  every failure back to the offending rows (row number, date, value).
-- :func:`write_report` stores ``report.json`` and ``report.md`` under
-  ``<store_url>/validation/<timestamp>_<dataset>/``.
-- :func:`check_frame` = validate -> write report -> raise :class:`ValidationFailed` on failure.
-- :func:`gate` = :func:`check_frame` -> :func:`promote` (only when it passed), so a failed
-  validation never touches ``curated/<dataset>.parquet``.
-- :func:`promote` / :func:`load_curated` write / read the curated Parquet tables.
-
-Suites (built by ``expectations/build_suites.py``, which documents every limit):
-``raw_csv`` (raw view: row, date, price strings), ``gold`` (curated gold), ``token`` (curated
-token). Great Expectations Core 1.x API (https://docs.greatexpectations.io/docs/core/): an
-ephemeral context, one pandas data source with one whole-dataframe batch definition, and
-``batch.validate(suite, result_format=COMPLETE)`` whose ``unexpected_index_list`` gives the
-offending rows. GX is imported lazily (about 2.5 s) the first time a frame is validated.
+Plain functions: :func:`validate_frame`, :func:`write_report`, :func:`check_frame`, :func:`gate`,
+:func:`promote` and :func:`load_curated`; a failed validation never touches the curated table.
+Suites, reports and derived columns: docs/platform/validation.md.
 """
 
 from __future__ import annotations

@@ -1,44 +1,8 @@
 """Gold-collateralised USD stablecoin (``kind = "gold_cdp"``, :class:`CdpStablecoin`).
 
-Pure numerics (no I/O). Takes gold price paths ``gold_usd_per_oz`` shaped
-``(n_paths, horizon_days + 1)`` (day 0 included) and returns a
-:class:`models.token.outcome.TokenOutcome` whose arrays are all shaped
-``(n_paths, horizon_days + 1)``; column 0 is the initial state. The tranches do not interact,
-so each tranche's liquidation day is found in one vectorised pass over paths and days.
-
-A USD stablecoin (peg 1 USD) minted against gold in collateralised debt positions, after the
-MakerDAO Multi-Collateral Dai design (MakerDAO, "The Maker Protocol: MakerDAO's Multi-Collateral
-Dai (MCD) System", 2020: liquidation ratio, liquidation penalty, collateral auctions, bad debt
-("sin") when an auction does not cover the debt). The supply ``supply_usd`` equals the vaults'
-total debt at day 0 and is split into tranches ``i`` (an aggregate of vaults) with debt
-``D_i = debt_share_i * supply_usd`` and initial collateral ratio ``CR_i``; each tranche holds
-``Q_i = CR_i * D_i / P_0`` troy ounces (``P_0`` = the path's day-0 price, so CR at day 0 is
-exactly ``CR_i``). Each day ``t >= 1``, at the day's (closing) price ``P_t`` only:
-
-* a live tranche with ``CR_t = Q_i * P_t / D_i < L`` (``liquidation_ratio``) is liquidated:
-  its collateral is sold at ``P_t * (1 - liquidation_haircut)`` (market impact) until the "tab"
-  ``D_i * (1 + liquidation_penalty)`` is raised or the collateral is gone. With gross proceeds
-  ``G = Q_i * P_t * (1 - h)``: the debt repaid (coins burned) is ``min(D_i, G)``; the penalty
-  collected by the protocol is ``clip(G - D_i, 0, D_i * penalty)``; any collateral left is
-  returned to the vault owner; the bad debt is ``max(0, D_i - G)``. The tranche is closed.
-  Hence bad debt arises exactly when ``CR_t < 1 / (1 - h)``, which, as ``CR_{t-1} >= L``, needs
-  a one-day price gap ``P_t / P_{t-1} < 1 / (L * (1 - h))``.
-* Bad debt is not burned: those coins stay in circulation, unbacked. Outstanding supply is
-  ``sum of live debt + cumulative bad debt``. The penalty income (``cash_usd``) is reported but,
-  conservatively, NOT used to absorb bad debt nor counted as backing.
-
-Reported: ``backing_ratio = collateral value of live tranches / outstanding supply``,
-``reserve_value_usd`` = that collateral value, ``holder_value_usd_per_token = max(0, 1 -
-cumulative bad debt / outstanding supply)`` (the pro-rata claim in a global settlement: every live
-tranche has ``CR >= L >= 1`` and so covers its own debt), ``liquidated`` = any tranche liquidated
-so far (cumulative), ``bad_debt_usd`` cumulative. When no coin is outstanding (all debt repaid),
-``backing_ratio`` is ``inf`` and holder value 1.
-
-Not modelled (limitations): intraday prices (liquidation only at the daily close), auction
-duration and keeper failure, feedback of liquidation volume on the gold price (the deleveraging
-spirals of Klages-Mundt & Minca (2021), "(In)stability for the blockchain: deleveraging spirals
-and stablecoin attacks", Cryptoeconomic Systems 1(2); here the haircut is a fixed fraction), new
-vaults or top-ups, stability fees, surplus buffer and governance-token backstops.
+Pure numerics (no I/O): ``CdpStablecoin(spec).run(gold_usd_per_oz)`` liquidates vault tranches at
+the daily close and returns a :class:`models.token.outcome.TokenOutcome` (MakerDAO MCD design).
+Equations, assumptions and sources: docs/models/cdp.md.
 """
 
 from __future__ import annotations
@@ -55,7 +19,7 @@ __all__ = ["CdpStablecoin"]
 
 
 class CdpStablecoin:
-    """Gold-collateralised USD stablecoin (CDP) model; mechanics in the module docstring
+    """Gold-collateralised USD stablecoin (CDP) model; mechanics in docs/models/cdp.md
     (MakerDAO MCD liquidation design).
 
     Parameters

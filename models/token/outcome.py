@@ -24,7 +24,7 @@ class TokenOutcome:
     Attributes
     ----------
     backing_ratio : float array
-        Reserve value / liabilities at NAV (definitions in the model's module docstring).
+        Reserve value / liabilities at NAV (definitions in docs/models/reserve-backed-token.md, docs/models/cdp.md).
     reserve_value_usd : float array
         Reserve assets net of senior claims (reserve-backed token) or live collateral (CDP), USD.
     holder_value_usd_per_token : float array
@@ -113,8 +113,8 @@ class ReserveBackedOutcome(TokenOutcome):
     :class:`TokenOutcome` plus the reserve, primary-market, run and secondary-market detail.
 
     Arrays are ``(n_paths, horizon_days + 1)`` unless stated; "daily" arrays hold the flow of
-    that day (0 in column 0), others the end-of-day state. Definitions in the
-    :mod:`models.token.reserve_backed` module docstring.
+    that day (0 in column 0), others the end-of-day state. Definitions in
+    docs/models/reserve-backed-token.md.
     Derived arrays are properties computed on access (one vectorised pass each).
 
     Attributes (beyond TokenOutcome)

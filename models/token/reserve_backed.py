@@ -1,160 +1,10 @@
 """Reserve-backed gold token (``kind = "gold_backed"``): issuer balance sheet, primary market,
-redemption runs and secondary market.
+redemption runs and secondary market, as pure numerics (no I/O).
 
-Pure numerics (no I/O; specs are read by :mod:`models.token.spec`).
-``ReserveBackedToken(spec).run(gold_usd_per_oz, calendar=..., rng=...)`` takes gold paths
-``(n_paths, H + 1)`` (day 0 first), loops over the ``H`` days and is vectorised over paths. It
-returns a :class:`models.token.outcome.ReserveBackedOutcome` (a
-:class:`models.token.outcome.TokenOutcome` with the detail below); every outcome array is
-``(n_paths, H + 1)``; column 0 is the initial state (no flows on day 0).
-
-Engine: the run's constants are a :class:`RunSetup`, the mutable per-path state a
-:class:`DayState`, and each day applies the step functions of :data:`DAILY_STEPS` in order
-(:func:`start_day`, :func:`demand`, :func:`gate`, :func:`whole_bars`, :func:`refused_sold`,
-:func:`settlement`, :func:`costs`, :func:`liquidity`, :func:`eligibility`, :func:`pay_gold`,
-:func:`pay_cash`, :func:`mint`, :func:`secondary_market`, :func:`record`); each step's
-docstring says what it reads and writes. The numbered mechanics below map onto them (the
-opex accrual of 6. happens before the day's liquidity and payments, in :func:`costs`).
-The steps divide by zero where a side has no claims or no liabilities and handle the
-result explicitly; :meth:`ReserveBackedToken.run` evaluates them under
-``np.errstate(divide="ignore", invalid="ignore")``.
-
-Calendar and market hours
--------------------------
-``calendar`` is a ``pd.DatetimeIndex`` of the ``H + 1`` model days, or ``None``. Both clocks
-are supported: **trading days** (no weekend dates; every day is open) and **calendar days**
-(Saturdays and Sundays present). The primary market (mints, redemptions, asset sales for cash)
-is open on a day when ``primary.market_hours`` is ``"always"``, or, for ``"weekdays_only"`` and
-``"london_hours"``, when the date is Monday-Friday. ``"london_hours"`` is the weekday clock of
-the London gold market (Paxos: PAXG "purchases and sales ... during the operational hours of the
-London gold market", closed at weekends, https://www.paxos.com/paxg-user-guide/); UK bank
-holidays are not modelled. ``primary.cutoff_share`` is the share of a day's requests received
-before the processing cut-off (arrivals uniform over the day); the rest count from the next open
-day (Paxos: orders after 5 pm ET settle a business day later). With ``calendar=None`` every day
-is open and one model day is ``1 / days_per_year`` years; with a calendar, the opex of a step is
-``opex_usd_per_year * (elapsed calendar days) / 365.25``. Requests made on a closed day are
-recorded that day and queue to the next open day (Monday). Holders' flows (base rate, drawdown,
-runs) arrive every model day; peg arbitrage redemptions and mints only on open days.
-
-Reserve and liquidity
----------------------
-The reserve is a list of assets ``k`` of kind ``allocated_gold`` / ``unallocated_gold`` (amount
-in grams, valued at the day's gold price) or ``usd_cash`` / ``tbills`` (amount in USD at par).
-On an open day asset ``k`` converts to cash at most ``cap_k = liquidity_per_day * holding`` units
-(``liquidity_unit = "fraction"``, of the start-of-day holding, so an untouched asset runs down
-geometrically: after ``d`` days at most ``A (1 - (1 - l)^d)`` is sold) or
-``cap_k = min(liquidity_per_day, holding)`` (``"amount"``, grams or USD per day), and each unit
-sold raises ``unit_value * (1 - stressed_haircut)``; the haircut is the fire-sale loss. Cash is
-raised by a waterfall in the order the assets are listed (the issuer's liquidation order).
-Redemptions in gold (whole bars) draw allocated gold directly (no sale, no haircut), then
-unallocated gold is allocated within its daily capacity at its haircut (a credit/allocation
-cost). Cash redemptions pay ``NAV * (1 - redeem_fee)`` per token from the waterfall.
-
-Each day ``t >= 1``, in this order:
-
-1. **Demand.** ``dd_t = 1 - P_t / max_{s<=t} P_s``, ``p = premium_{t-1}``, ``free = supply -
-   queue`` (tokens not already waiting). Flow share ``min(base_rate_per_day`` (0 after day
-   ``base_rate_until_day`` when set) ``+
-   drawdown_sensitivity * dd_t + [open] peg_sensitivity * max(0, -p - redeem_fee),
-   max_share_per_day)`` of ``free``. **Run** (global game, below): the cumulative share ``R_t`` of
-   the run-prone mass ``M = run_prone_share * supply_0`` that has run rises to
-   ``max(R_{t-1}, Phi((theta*_t - theta_t) / sigma))``; ``(R_t - R_{t-1}) * M`` tokens run, a
-   share ``market_sell_share`` of them by selling on the secondary market, the rest by asking
-   the issuer. Requests are capped at ``free``. With a redemption gate
-   (``primary.redemption_limit_share_per_day = L``) at most ``L * supply_{t-1}`` of them are
-   accepted; the rest are refused, count as returned and are sold on the secondary market (the
-   holders stay ``free`` and may ask again the next day).
-2. **Whole bars.** With granularity ``g`` and minimum ``m`` (``granularity_applies_to =
-   "all"``, XAUT): the day's requests, pooled as one order, are accepted in whole bars,
-   ``a = floor(D / g) * g`` if ``a >= m`` else 0; the remainder ``D - a`` is **returned** to the
-   holders, who sell it on the secondary market (a 1000-token request with ``g = m = 430``
-   redeems 860 and returns 140). Accepted tokens split into a gold part, whole bars of
-   ``(1 - cash_redemption_share) * a``, and a cash part (the rest, also whole bars). With
-   ``"gold"`` (PAXG) only the gold part is in bars; its sub-bar remainder is redeemed in cash.
-3. **Pipeline.** Accepted tokens wait ``settlement_lag_days`` open days (``cutoff_share`` of
-   them; the rest one open day more), then join the FIFO queue of eligible claims ("backlog"
-   when unserved). On a closed day nothing moves.
-4. **Service (open days).** Gold claims first (allocated gold, then unallocated within its
-   capacity, whole bars), then opex payable (senior), then cash claims by the waterfall, whole
-   bars where ``g`` applies to all. First come, first served at par (sequential service,
-   Diamond & Dybvig (1983), "Bank runs, deposit insurance, and liquidity", J. Political Economy
-   91(3), 401-419): while assets last, early redeemers are paid in full.
-5. **Mints (open days).** ``(base_mint_rate_per_day * max(0, 1 - mint_drawdown_sensitivity *
-   dd_t) + mint_premium_sensitivity * max(0, p - mint_fee))`` times the start-of-day supply;
-   minters deliver
-   ``grams_per_token`` grams each into the first allocated-gold asset. Fees (mint, and redeem
-   fees of gold redemptions) are paid in USD into the first ``usd_cash`` asset.
-6. **Opex** accrues every day into a payable (a senior claim, deducted from the reserve value)
-   paid on open days.
-7. **Secondary market.** The premium to NAV follows the premium process of
-   :class:`models.premium.PremiumProcess`, stepped daily with feedback
-   (:meth:`~models.premium.PremiumProcess.step`): ``p_t = m + phi (p_{t-1} - m) + sigma e_t + J_t
-   + shock_t`` (jump intensity rising with the gold drawdown), with ``shock_t = (pool price after
-   selling S_t) - 1 - queue_discount_weight * backlog_t / supply_t``: ``S_t`` the tokens sold
-   today (run sells and returned sub-bar remainders), on the AMM pool from the fair price, in
-   units where the fair price is 1 (:class:`models.amm.ConstantProductPool` or
-   :class:`models.amm.ConcentratedLiquidityPool`; beyond a concentrated range the price stops
-   at its lower bound and the unfilled sells are not executed); the deviation then decays at
-   rate ``phi``. The no-arbitrage band (:func:`models.premium.arbitrage_band` from the primary
-   market's fees and lag, unless the spec gives one) binds only on open days on paths without a
-   backlog: the discount arbitrage needs redemptions to be paid. A patient arbitrageur still
-   buys and queues when the discount pays for the wait: ``p_t >= floor_t = -(redeem_fee +
-   wait_cost_per_day * (d_t + settlement_lag_days + 1 / liquidity_coverage_t))``, ``d_t`` the
-   days to the next open day (0 when open) and ``1 / liquidity_coverage`` the days the waiting
-   claims take at today's liquidity. Arbitrage capital is limited (Shleifer & Vishny (1997),
-   "The limits of arbitrage", J. Finance 52(1)): arbitrageurs hold the price at the floor for at
-   most ``K = arbitrage_capacity_tokens_per_day`` tokens a day, and the sells beyond ``K`` push
-   it down the pool curve from there: ``p_t >= floor_t + (pool price after selling
-   (S_t - K)+) - 1`` (continuous and monotone in ``S_t`` and in the pool depth). Without a
-   premium process in the spec ``p_t = shock_t`` (``phi = 0``, no noise, no band), floored
-   likewise.
-
-Redemption runs (global game)
------------------------------
-A holder of the run-prone mass observes ``x_i = theta + sigma * e_i``, ``e_i ~ N(0, 1)``, of the
-fundamental ``theta_t = (B_j - 1) + premium_weight * min(p_{t-1} + redeem_fee, 0) -
-queue_weight * backlog_{t-1} / supply_{t-1}`` (the discount beyond the fee, not day-to-day
-premium noise, which the ratchet below would accumulate), with ``B_j`` the backing ratio of the
-last attestation, ``j = max(0, t - 1 - attestation_lag_days)``. Redeeming pays ``-c`` (``c = redeem_fee +
-switching_cost``); staying pays ``theta - lambda * l`` when a share ``l`` of holders runs, where
-``lambda_j = sum_k value_k * h_k / liabilities`` is the run externality: what stayers lose if
-everyone runs and the reserve is sold at its stressed haircuts (allocated gold counts only for
-the cash-redemption share, the rest is delivered in kind). This is the linear global game of
-Morris & Shin (1998), "Unique equilibrium in a model of self-fulfilling currency attacks", AER
-88(3), 587-597, applied to redemptions as in Goldstein & Pauzner (2005), "Demand-deposit
-contracts and the probability of bank runs", J. Finance 60(3), 1293-1327 (there with the
-non-linear payoffs of a Diamond-Dybvig bank). With a diffuse prior the marginal holder at the
-threshold believes ``l`` is uniform on [0, 1] (the Laplacian belief, Morris & Shin (2003),
-"Global games: theory and applications", in Advances in Economics and Econometrics, 8th World
-Congress, Cambridge University Press, sec. 2), so the unique equilibrium threshold is
-``theta* = lambda / 2 - c`` (:func:`laplacian_threshold`) and the share of holders whose signal
-is below it is ``Phi((theta* - theta) / sigma)`` (:func:`run_share`). ``R`` never falls (a
-holder who has redeemed is gone); the day-0 level ``R_0`` is the steady state (no demand).
-
-Reported
---------
-``backing_ratio = (sum_k value_k - opex payable) / (supply * NAV)``; ``backing_ratio_g =
-gold grams / (supply * grams_per_token)``; ``holder_value_usd_per_token = NAV * min(1, B) *
-(1 + p)`` (what a holder realises on the market today); ``redemption_value_usd_per_token =
-NAV * (1 - redeem_fee) * min(1, B)`` (what a redeeming holder receives); ``bad_debt_usd = max(0, supply * NAV -
-reserve)``, the uncovered liabilities (a level, not cumulative); ``liquidated`` is all False.
-Liquidity: ``liquid_reserve_usd`` = allocated gold deliverable in kind (if any redemption is in
-gold) plus one open day's cash-raising capacity (after haircuts), from start-of-day holdings;
-``stressed_outflow_usd`` = all waiting claims (queue and pipeline, after the day's requests) at
-NAV plus the opex payable; ``liquidity_coverage`` = the smaller of the gold-side and cash-side
-ratios of resources to claims (a side without claims does not bind; ``inf`` without any claim;
-on a closed day the coverage the issuer would have if the market opened).
-:meth:`ReserveBackedOutcome.wait_days`: model days until the last token accepted up to day t is paid
-(FIFO), NaN if not within the horizon: the days needed to meet a redemption wave.
-
-Identities (tested): ``redemption_demand = accepted + returned``; ``queue_t - queue_{t-1} =
-accepted_t - redeemed_t``; ``supply_t - supply_{t-1} = minted_t - redeemed_t``; gold:
-``gold_t - gold_0 = gold_in - gold_out``; cash (``usd_cash`` assets): ``cash_t - cash_0 =
-cash_in - cash_out``.
-
-Limitations: intraday timing, individual (non-pooled) bar requests and actual bar weights
-(385-415 oz for 430-token XAUT requests), UK holidays, price impact of fire sales on gold,
-feedback of the queue into the premium process's own parameters, issuer equity/backstops.
+``ReserveBackedToken(spec).run(gold_usd_per_oz, calendar=..., rng=...)`` runs gold paths
+``(n_paths, H + 1)`` through the daily steps of :data:`DAILY_STEPS` and returns a
+:class:`models.token.outcome.ReserveBackedOutcome`.
+Equations, assumptions and sources: docs/models/reserve-backed-token.md.
 """
 
 from __future__ import annotations
@@ -1175,7 +1025,7 @@ def outcome(r: RunSetup, st: DayState) -> ReserveBackedOutcome:
 
 class ReserveBackedToken:
     """Reserve-backed gold token: issuer reserve and liquidity, primary market, runs, secondary
-    market. Mechanics and sources in the module docstring.
+    market. Mechanics and sources in docs/models/reserve-backed-token.md.
 
     Parameters
     ----------

@@ -1,19 +1,9 @@
 """Token specs: one schema, discriminated on ``kind``, read from TOML or from a mapping.
 
-Pure validation: the only I/O is :func:`load_token_spec` reading one TOML file (stdlib
-``tomllib``). Every spec file has ``spec_version = 2`` and a ``kind``:
-
-* ``kind = "gold_backed"`` (:class:`ReserveBackedTokenSpec`): a token redeemable for
-  ``grams_per_token`` grams of gold, backed by an issuer's reserve of assets (tables
-  ``[[reserve]]``, ``[primary]``, ``[secondary]``, ``[redemption]``; see ``specs/*.toml``);
-  simulated by :class:`models.token.reserve_backed.ReserveBackedToken`.
-* ``kind = "gold_cdp"`` (:class:`CdpStablecoinSpec`): a USD stablecoin minted against gold in
-  collateralised debt positions (``[[tranches]]``; see ``specs/gusd_cdp.toml``); simulated by
-  :class:`models.token.cdp.CdpStablecoin`.
-
-A ``spec_version = 1`` file of ``kind = "gold_backed"`` (the retired v1 gold-backed token, a
-single gold reserve and a cash buffer) is refused with a message pointing to the
-reserve-backed layout. Units are in the field names; fees, rates and shares are fractions.
+:func:`load_token_spec` (the only I/O: one TOML file) and :func:`parse_token_spec` return a
+:class:`ReserveBackedTokenSpec` (``kind = "gold_backed"``) or a :class:`CdpStablecoinSpec`
+(``kind = "gold_cdp"``); units are in the field names, fees, rates and shares are fractions.
+Spec versions and kinds: docs/models/token-spec.md.
 """
 
 from __future__ import annotations
@@ -188,7 +178,7 @@ class SecondaryMarketSpec(_Spec):
 
 
 class ConfidenceSpec(_Spec):
-    """Global-game run parameters (see module docstring).
+    """Global-game run parameters (see docs/models/reserve-backed-token.md).
 
     ``run_prone_share``: share of day-0 supply held by holders who play the run game;
     ``signal_noise_sd``: sigma of private signals of the fundamental (NAV fractions);
@@ -336,7 +326,7 @@ class CdpStablecoinSpec(_Spec):
     """Spec of a USD stablecoin over-collateralised by gold in CDP vaults (``kind = "gold_cdp"``).
 
     ``tranches[i].debt_share`` must sum to 1 and every ``collateral_ratio`` must exceed
-    ``liquidation_ratio``. Mechanics in the module docstring (MakerDAO MCD liquidation design).
+    ``liquidation_ratio``. Mechanics in docs/models/cdp.md (MakerDAO MCD liquidation design).
     Raises ``pydantic.ValidationError`` (a ValueError) naming the field otherwise.
     """
 

@@ -462,7 +462,7 @@ def test_spec_validation_in_python() -> None:
 
 
 def test_cdp_collateral_ratio_exactly_at_the_liquidation_ratio_is_not_liquidated() -> None:
-    """The spec (``liquidation_ratio``: "liquidate when CR < L"; module docstring: a tranche
+    """The spec (``liquidation_ratio``: "liquidate when CR < L"; docs/models/cdp.md: a tranche
     with ``CR_t < L`` is liquidated) puts CR == L on the SAFE side. The model compares with a
     relative tolerance of BREACH_TOL = 1e-9 so float rounding of the price (a few ulps) never
     decides it. Tranche: D = 1000, CR_0 = 1.5, P_0 = 100 -> Q = 15 oz, boundary price 80."""
