@@ -10,8 +10,10 @@ from tasks.calibrate import (
     close_calibration_run,
     fit_and_score,
     load_gold_inputs,
+    measure_clock_noise,
     measure_token,
     open_calibration_run,
+    validate_against_history,
     write_calibration,
 )
 
@@ -28,13 +30,19 @@ def calibrate(options: RunOptions = RunOptions()) -> dict:
     settings = options.settings()
     gold = load_gold_inputs(settings)
     experiment_id, parent = open_calibration_run(settings)
-    results, urls, skipped = [], [], []
+    results, measured_sets, skipped = [], [], []
     for name, cset in settings.calibration.sets.items():
         measured = measure_token(name, cset, gold, settings)
         if measured is None:
             skipped.append(name)
             continue
         result = fit_and_score(measured, settings, experiment_id, parent)
+        result["model_vs_history"] = validate_against_history(result, measured, gold, settings)
         results.append(result)
-        urls.append(write_calibration(result, settings))
+        measured_sets.append(measured)
+    noise = measure_clock_noise(measured_sets)
+    for result in results:
+        mine = {k: v for k, v in noise.items() if result["calibration_set"] in k.split("/")}
+        result["model_vs_history"]["clock_noise"] = mine
+    urls = [write_calibration(result, settings) for result in results]
     return close_calibration_run(parent, results, urls, skipped, settings)

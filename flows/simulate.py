@@ -29,7 +29,9 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     returns, meta = load_gold_returns(settings)
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
     results = [
-        run_scenario(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id)
+        run_scenario(
+            sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
+        )
         for sc in scenario_defs(settings, returns)
     ]
     liquidity = {

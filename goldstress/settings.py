@@ -392,7 +392,8 @@ class CalibrationSettings(BaseSettings):
         ge=1,
         le=10,
         description="Longest calendar gap still one step of the premium series (Fri->Mon = 3, plus "
-        "a holiday); longer holes split the series and no AR(1) step crosses them.",
+        "a holiday): the premium process steps once per gold trading day, the clock the token "
+        "model runs it on; longer holes split the series and no AR(1) step crosses them.",
     )
     stress_windows: dict[str, tuple[str, str]] = Field(
         default={

@@ -962,7 +962,7 @@ def _premium_nll(params: dict[str, Any], prev: np.ndarray, curr: np.ndarray) -> 
         proc = PremiumProcess(**params)
     except ValueError:
         return 1e100
-    u = curr - proc.mean - proc.phi * (prev - proc.mean)
+    u = curr - proc.conditional_mean(prev, True)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         v = -float(np.sum(proc.innovation_logpdf(u)))
     return v if math.isfinite(v) else 1e100
@@ -972,8 +972,8 @@ class _Box:
     """Scaled, bounded coordinates of one candidate for L-BFGS-B: mean and jump mean in units
     of the residual sd, sigma and jump sd as logs, df as log df, phi and lambda as they are."""
 
-    def __init__(self, spec: str, sd: float, df_min: float) -> None:
-        self.names = _SPEC_PARAMS[spec]
+    def __init__(self, spec: str, sd: float, df_min: float, banded: bool = False) -> None:
+        self.names = _SPEC_PARAMS[spec] + (("band_pull",) if banded else ())
         self.sd = sd
         lo_s, hi_s = math.log(sd * 1e-3), math.log(sd * 1e2)
         box = {
@@ -984,6 +984,7 @@ class _Box:
             "jump_intensity_per_day": (0.0, JUMP_INTENSITY_MAX),
             "jump_mean": (None, None),
             "jump_sd": (lo_s, hi_s),
+            "band_pull": (0.0, 1.0),
         }
         self.bounds = [box[k] for k in self.names]
 
@@ -1023,15 +1024,25 @@ class _Box:
 
 
 def _fit_candidate(
-    spec: str, starts: list[dict[str, float]], prev, curr, sd: float, df_min: float, max_iter: int, n_runs: int
+    spec: str,
+    starts: list[dict[str, float]],
+    prev,
+    curr,
+    sd: float,
+    df_min: float,
+    max_iter: int,
+    n_runs: int,
+    band: dict[str, float] | None = None,
 ):
     """Best L-BFGS-B optimum of the conditional log-likelihood, run from the ``n_runs`` best of
     ``starts`` (ranked by their likelihood); returns ``(params, nll, converged, on_bound)``.
-    A run that ends above its start's negative log-likelihood keeps the start."""
-    box = _Box(spec, sd, df_min)
+    A run that ends above its start's negative log-likelihood keeps the start. With ``band``
+    (``band_lower``/``band_upper``, held fixed) ``band_pull`` is a free parameter in [0, 1]."""
+    box = _Box(spec, sd, df_min, banded=band is not None)
+    fixed = band or {}
 
     def f(z: np.ndarray) -> float:
-        return _premium_nll(box.decode(z), prev, curr)
+        return _premium_nll({**box.decode(z), **fixed}, prev, curr)
 
     ranked = sorted(((f(z0), i, z0) for i, z0 in enumerate(box.encode(s) for s in starts)), key=lambda t: t[:2])
     best: tuple[np.ndarray, float, bool] | None = None
@@ -1043,7 +1054,7 @@ def _fit_candidate(
     if best is None:
         raise ValueError("n_runs: expected at least one start")
     z, val, ok = best
-    return box.decode(z), val, ok, box.on_bound(z)
+    return {**box.decode(z), **fixed}, val, ok, box.on_bound(z)
 
 
 def _observed_information_se(params: dict[str, float], free: Sequence[str], prev, curr) -> dict[str, float]:
@@ -1078,6 +1089,35 @@ def _observed_information_se(params: dict[str, float], free: Sequence[str], prev
     return {name: float(math.sqrt(cov[i, i])) for i, name in enumerate(names)}
 
 
+def _gaussian_band_ols(
+    prev: np.ndarray, curr: np.ndarray, band: dict[str, float] | None
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Gaussian conditional MLE of the (band) AR(1): OLS of ``p_t`` on ``1, p_{t-1}`` and, with a
+    band, ``-x(p_{t-1})``; ``sigma^2 = RSS / n`` (Hamilton 1994, sec. 5.2). A kappa outside
+    [0, 1] is set to the nearest bound and the rest refitted given it; returns the parameters
+    and the names at a bound."""
+    if band is None:
+        beta = np.polyfit(prev, curr, 1)
+        phi = float(np.clip(beta[0], -0.999, 0.999))
+        resid = curr - beta[1] - beta[0] * prev
+        return {"mean": float(beta[1] / (1.0 - phi)), "phi": phi, "sigma": float(np.sqrt(np.mean(resid**2)))}, ()
+    x = np.maximum(prev - band["band_upper"], 0.0) - np.maximum(band["band_lower"] - prev, 0.0)
+    design = np.column_stack([np.ones_like(prev), prev, -x])
+    coef = (
+        np.linalg.lstsq(design, curr, rcond=None)[0] if x.any() else np.array([*np.polyfit(prev, curr, 1)[::-1], 0.0])
+    )
+    kappa = float(coef[2])
+    bound: tuple[str, ...] = ()
+    if not 0.0 <= kappa <= 1.0 or not x.any():
+        kappa = float(np.clip(kappa, 0.0, 1.0))
+        bound = ("band_pull",) if x.any() else ()
+        coef = np.array([*np.polyfit(prev, curr + kappa * x, 1)[::-1], kappa])
+    phi = float(np.clip(coef[1], -0.999, 0.999))
+    resid = curr - coef[0] - coef[1] * prev + kappa * x
+    params = {"mean": float(coef[0] / (1.0 - phi)), "phi": phi, "sigma": float(np.sqrt(np.mean(resid**2)))}
+    return {**params, **band, "band_pull": kappa}, bound
+
+
 def fit_premium_process(
     premia: pd.Series,
     *,
@@ -1087,13 +1127,17 @@ def fit_premium_process(
     df_min: float = DF_MIN,
     max_step_gap_days: int = DEFAULT_MAX_STEP_GAP_DAYS,
     max_iter: int = 500,
+    band: tuple[float, float] | None = None,
 ) -> PremiumSelection:
     """Fit the AR(1) premium process by conditional maximum likelihood with its identification
     restrictions, and select among the nested models by an information criterion.
 
-    Model: ``p_t = m + phi (p_{t-1} - m) + sigma e_t + J_t`` (``models.premium.PremiumProcess``;
-    unit-variance Student-t or normal ``e_t``, compound Poisson-normal ``J_t``, no drawdown
-    dependence, no band). Estimation:
+    Model: ``p_t = m + phi (p_{t-1} - m) - kappa x(p_{t-1}) + sigma e_t + J_t``
+    (``models.premium.PremiumProcess``; unit-variance Student-t or normal ``e_t``, compound
+    Poisson-normal ``J_t``, no drawdown dependence; ``x`` the excess over the arbitrage ``band``
+    and ``kappa`` its pull, a band threshold autoregression after Obstfeld & Taylor 1997, J.
+    Japanese Int. Economies 11(4), with the thresholds fixed by the fees rather than estimated;
+    without ``band`` kappa is 0). Every observed step is taken as an open day. Estimation:
 
     1. Conditional likelihood of the one-step transitions of :func:`step_pairs` (each segment's
        first observation conditioned on, no step across a hole longer than
@@ -1134,6 +1178,10 @@ def fit_premium_process(
         Longest calendar gap still one step.
     max_iter : int
         L-BFGS-B iterations per start.
+    band : (float, float) or None
+        Arbitrage band ``(lower, upper)``, fractions (e.g. :func:`models.premium.arbitrage_band`);
+        given, ``band_pull`` is estimated in [0, 1] in every candidate (one more parameter; the
+        Gaussian candidate is then OLS on ``1, p_{t-1}, x(p_{t-1})`` with kappa clipped to [0, 1]).
 
     Returns
     -------
@@ -1166,6 +1214,13 @@ def fit_premium_process(
         raise ValueError(f"premia: need at least 30 one-step pairs, got {n}")
     if np.ptp(curr) == 0:
         raise ValueError("premia: all values are equal; nothing to fit")
+    fixed: dict[str, float] | None = None
+    if band is not None:
+        lo_b, hi_b = (float(v) for v in band)
+        if not (math.isfinite(lo_b) and math.isfinite(hi_b) and lo_b <= hi_b):
+            raise ValueError(f"band: expected finite (lower, upper) with lower <= upper, got {band!r}")
+        fixed = {"band_lower": lo_b, "band_upper": hi_b}
+    extra = ("band_pull",) if fixed else ()
 
     rob = _robust_start(prev, curr)
     beta = np.polyfit(prev, curr, 1)
@@ -1186,9 +1241,8 @@ def fit_premium_process(
         note = ""
         if spec == "normal":
             # Gaussian conditional MLE = OLS on the pairs, sigma^2 = RSS / n (Hamilton 1994, 5.2)
-            phi = float(np.clip(beta[0], -0.999, 0.999))
-            params = {"mean": float(beta[1] / (1.0 - phi)), "phi": phi, "sigma": sd}
-            fits[spec] = (params, _premium_nll(params, prev, curr), True, tuple(), note)
+            params, bound = _gaussian_band_ols(prev, curr, fixed)
+            fits[spec] = (params, _premium_nll(params, prev, curr), True, bound, note)
             continue
         starts: list[dict[str, float]] = []
         if spec == "t":
@@ -1225,7 +1279,10 @@ def fit_premium_process(
             )
         # t+jumps: one run from the best start (each density evaluation is a quadrature)
         n_runs = 1 if spec == "t+jumps" else len(starts)
-        params, val, ok, bound = _fit_candidate(spec, starts, prev, curr, sd, df_min, max_iter, n_runs)
+        if fixed:
+            kappa0 = fits["normal"][0].get("band_pull", 0.0) if "normal" in fits else 0.0
+            starts = [{"band_pull": kappa0, **st} for st in starts]
+        params, val, ok, bound = _fit_candidate(spec, starts, prev, curr, sd, df_min, max_iter, n_runs, fixed)
         nested = _NESTED_IN.get(spec)
         if nested in fits and val > fits[nested][1] + 1e-6:
             base = fits[nested][0]
@@ -1237,7 +1294,7 @@ def fit_premium_process(
     cands = []
     for spec in specs:
         fit_params, val, ok, bound, note = fits[spec]
-        k = len(_SPEC_PARAMS[spec])
+        k = len(_SPEC_PARAMS[spec]) + len(extra)
         ll = -val
         cands.append(
             PremiumCandidate(
@@ -1256,16 +1313,16 @@ def fit_premium_process(
 
     # diagnostics of the selected model: standard errors, posterior jump days
     params = fits[best.spec][0]
-    free = [k for k in _SPEC_PARAMS[best.spec] if k not in best.on_bound]
+    free = [k for k in _SPEC_PARAMS[best.spec] + extra if k not in best.on_bound]
     if "jump_intensity_per_day" in best.on_bound and params.get("jump_intensity_per_day", 0.0) <= 0:
         free = [k for k in free if not k.startswith("jump_")]
     se = _observed_information_se(params, free, prev, curr)
-    se.update({k: math.nan for k in _SPEC_PARAMS[best.spec] if k not in se})
+    se.update({k: math.nan for k in _SPEC_PARAMS[best.spec] + extra if k not in se})
     proc = best.process
     jump_days: tuple[Any, ...] = ()
     if proc.jump_intensity_per_day > 0:
-        u = curr - proc.mean - proc.phi * (prev - proc.mean)
-        no_jump = PremiumProcess(mean=proc.mean, phi=proc.phi, sigma=proc.sigma, df=proc.df)
+        u = curr - proc.conditional_mean(prev, True)
+        no_jump = replace(proc, jump_intensity_per_day=0.0, jump_mean=0.0, jump_sd=0.0, fit_info=None)
         post = 1.0 - np.exp(-proc.jump_intensity_per_day + no_jump.innovation_logpdf(u) - proc.innovation_logpdf(u))
         ok_pair = np.diff(_day_numbers(premia.index)) <= check_int(max_step_gap_days, "max_step_gap_days")
         labels = premia.index[1:][ok_pair]

@@ -362,26 +362,39 @@ def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -
     }
 
 
-def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int, ...]) -> pd.DataFrame:
+def summarise_paths(
+    outcome: TokenOutcome,
+    gold: np.ndarray,
+    horizons: tuple[int, ...],
+    *,
+    trading_columns: np.ndarray | None = None,
+) -> pd.DataFrame:
     """One row per path of a token outcome: values at day 0 and at each horizon, losses, extremes.
 
-    ``gold`` is ``(n_paths, T+1)`` USD per oz; outcome arrays are ``(n_paths, T+1)``. Horizons
-    beyond ``T`` give NaN (a replay shorter than the horizon). Losses are fractions of the day-0
-    value, positive when value falls.
+    ``gold`` is ``(n_paths, C+1)`` USD per oz; outcome arrays are ``(n_paths, C+1)``. Horizons
+    are gold trading days: horizon ``h`` is read at column ``trading_columns[h]`` (the calendar
+    column of trading day ``h``, :func:`models.scenarios.on_calendar_days`; None: column ``h``,
+    every day a trading day). Horizons beyond the last trading day give NaN (a replay shorter
+    than the horizon). Extremes, peg and queue measures run over every column (calendar days).
+    Losses are fractions of the day-0 value, positive when value falls. Raises ValueError when
+    ``trading_columns`` is not an increasing index array into the columns starting at 0.
     """
-    n, t1 = gold.shape
+    n, c1 = gold.shape
+    cols_of = _trading_columns(trading_columns, c1)
+    t1 = cols_of.size
     cols: dict[str, np.ndarray] = {"path": np.arange(n)}
     hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
     cols["holder_value_usd_per_token_d0"] = hv[:, 0]
     cols["reserve_value_usd_d0"] = rv[:, 0]
     for h in horizons:
         if h < t1:
-            cols[f"gold_log_return_{h}d"] = np.log(gold[:, h] / gold[:, 0])
-            cols[f"holder_value_usd_per_token_{h}d"] = hv[:, h]
-            cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, h] / hv[:, 0]
-            cols[f"reserve_value_usd_{h}d"] = rv[:, h]
-            cols[f"reserve_loss_frac_{h}d"] = 1.0 - rv[:, h] / rv[:, 0]
-            cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, h]
+            c = int(cols_of[h])
+            cols[f"gold_log_return_{h}d"] = np.log(gold[:, c] / gold[:, 0])
+            cols[f"holder_value_usd_per_token_{h}d"] = hv[:, c]
+            cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, c] / hv[:, 0]
+            cols[f"reserve_value_usd_{h}d"] = rv[:, c]
+            cols[f"reserve_loss_frac_{h}d"] = 1.0 - rv[:, c] / rv[:, 0]
+            cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, c]
         else:
             for key in (
                 "gold_log_return",
@@ -410,7 +423,12 @@ def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int
         )
     cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
     cols["horizon_days"] = np.full(n, t1 - 1)
-    market = market_columns(outcome, horizons) if isinstance(outcome, ReserveBackedOutcome) else None
+    cols["horizon_calendar_days"] = np.full(n, c1 - 1)
+    market = (
+        market_columns(outcome, horizons, trading_columns=cols_of)
+        if isinstance(outcome, ReserveBackedOutcome)
+        else None
+    )
     for name in market_column_names(horizons):
         # CDP tokens have no secondary market or liquidity model: NaN keeps one table schema
         cols[name] = market[name] if market is not None else np.full(n, np.nan)
@@ -418,6 +436,23 @@ def summarise_paths(outcome: TokenOutcome, gold: np.ndarray, horizons: tuple[int
 
 
 PEG_THRESHOLDS = (0.01, 0.05)
+
+
+def _trading_columns(trading_columns: np.ndarray | None, n_cols: int) -> np.ndarray:
+    """Calendar column of each trading day (identity when None), checked."""
+    if trading_columns is None:
+        return np.arange(n_cols)
+    tc = np.asarray(trading_columns)
+    if (
+        tc.ndim != 1
+        or tc.size == 0
+        or not np.issubdtype(tc.dtype, np.integer)
+        or tc[0] != 0
+        or (np.diff(tc) <= 0).any()
+        or tc[-1] >= n_cols
+    ):
+        raise ValueError(f"trading_columns: expected increasing column indices from 0 below {n_cols}, got {tc!r}")
+    return tc
 
 
 def _lcr_horizons(horizons: tuple[int, ...]) -> list[int]:
@@ -442,14 +477,19 @@ def market_column_names(horizons: tuple[int, ...]) -> list[str]:
     ]
 
 
-def market_columns(outcome: ReserveBackedOutcome, horizons: tuple[int, ...]) -> dict[str, np.ndarray]:
+def market_columns(
+    outcome: ReserveBackedOutcome, horizons: tuple[int, ...], *, trading_columns: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Per-path peg and liquidity columns of a reserve-backed token (``models.peg`` definitions):
     depth of the worst premium/discount, the longest run beyond 1%, days from the worst point to
     recovery within 1%, the share of days beyond 1% and 5%, the lowest daily liquidity coverage
-    over 1/5/30 days (and the configured horizons), the longest redemption queue and the most
-    days a redemption wave met within the horizon waited, and the queue left at the end."""
+    over 1/5/30 trading days (and the configured horizons; ``trading_columns`` as
+    :func:`summarise_paths`), the longest redemption queue and the most days a redemption wave
+    met within the horizon waited, and the queue left at the end. Day counts of the peg measures
+    are columns of the outcome (calendar days on the calendar-day clock)."""
     prem = outcome.premium_frac
-    t1 = prem.shape[1]
+    cols_of = _trading_columns(trading_columns, prem.shape[1])
+    t1 = cols_of.size
     cols: dict[str, np.ndarray] = {
         "premium_end_frac": prem[:, -1],
         "premium_min_frac": prem.min(axis=1),
@@ -463,7 +503,7 @@ def market_columns(outcome: ReserveBackedOutcome, horizons: tuple[int, ...]) -> 
     lcr = outcome.liquidity_coverage
     for h in _lcr_horizons(horizons):
         cols[f"liquidity_coverage_min_{h}d"] = (
-            lcr[:, 1 : h + 1].min(axis=1) if h < t1 else np.full(prem.shape[0], np.nan)
+            lcr[:, 1 : int(cols_of[h]) + 1].min(axis=1) if h < t1 else np.full(prem.shape[0], np.nan)
         )
     cols["redemption_queue_max_tokens"] = outcome.queue_tokens.max(axis=1)
     # longest wait among the waves met within the horizon; what is still owed at the end is

@@ -318,7 +318,7 @@ _PARAM_KEYS = (
     "jump_drawdown_sensitivity",
     "band_lower",
     "band_upper",
-    "band_strength",
+    "band_pull",
 )
 
 
@@ -326,8 +326,12 @@ _PARAM_KEYS = (
 class PremiumProcess:
     """AR(1) premium with Student-t or normal innovations, Poisson jumps and an arbitrage band.
 
-    ``p_t = mean + phi (p_{t-1} - mean) + sigma e_t + J_t`` (model, band and references in
-    docs/models/premium.md). All values are fractions of NAV.
+    ``p_t = mean + phi (p_{t-1} - mean) - band_pull * open_t * x(p_{t-1}) + sigma e_t + J_t`` with
+    ``x(p) = max(p - band_upper, 0) - max(band_lower - p, 0)`` the excess over the arbitrage band
+    (a band threshold autoregression: Obstfeld & Taylor 1997, J. Japanese Int. Economies 11(4),
+    441-479; Balke & Fomby 1997, Int. Econ. Rev. 38(3), 627-645). The band pulls the premium back
+    on days the primary market is open (``open_t``) and does not act when it is shut. All values
+    are fractions of NAV (model and references in docs/models/premium.md).
 
     Parameters
     ----------
@@ -349,8 +353,10 @@ class PremiumProcess:
     band_lower, band_upper : float or None
         Arbitrage band (both or neither), ``band_lower <= band_upper`` (equal: a frictionless
         primary market pins the premium on open days); see :func:`arbitrage_band`.
-    band_strength : float
-        Share of the excess over the band removed on each open day, in (0, 1].
+    band_pull : float
+        ``kappa`` in [0, 1]: share of yesterday's excess over the band that arbitrage removes on an
+        open day, on top of the AR(1) reversion (0: the band exerts no force; estimated by
+        :func:`models.calibration.fit_premium_process` when a band is given).
     fit_info : PremiumFit or None
         Set by :func:`models.calibration.fit_premium_process`; not part of equality or of
         :meth:`to_dict`.
@@ -371,7 +377,7 @@ class PremiumProcess:
     jump_drawdown_sensitivity: float = 0.0
     band_lower: float | None = None
     band_upper: float | None = None
-    band_strength: float = 1.0
+    band_pull: float = 0.0
     fit_info: PremiumFit | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -408,8 +414,8 @@ class PremiumProcess:
             lo, hi = num("band_lower"), num("band_upper")
             if not lo <= hi:
                 raise ValueError(f"band_lower: must be <= band_upper, got {lo!r} > {hi!r}")
-        if not 0.0 < num("band_strength") <= 1.0:
-            raise ValueError(f"band_strength: must be in (0, 1], got {self.band_strength!r}")
+        if not 0.0 <= num("band_pull") <= 1.0:
+            raise ValueError(f"band_pull: must be in [0, 1], got {self.band_pull!r}")
 
     # ------------------------------------------------------------------ closed forms
 
@@ -452,10 +458,29 @@ class PremiumProcess:
         ``phi <= 0`` is not meaningful, so NaN is returned there."""
         return math.log(0.5) / math.log(self.phi) if self.phi > 0 else float("nan")
 
-    def with_band(self, lower: float, upper: float, strength: float = 1.0) -> PremiumProcess:
-        """Copy with the arbitrage band ``[lower, upper]`` (e.g. from :func:`arbitrage_band`)
-        and ``band_strength``; ValueError as the constructor."""
-        return replace(self, band_lower=lower, band_upper=upper, band_strength=strength, fit_info=self.fit_info)
+    def with_band(self, lower: float, upper: float, pull: float | None = None) -> PremiumProcess:
+        """Copy with the arbitrage band ``[lower, upper]`` (e.g. from :func:`arbitrage_band`) and
+        ``band_pull`` (None: keep this process's); ValueError as the constructor."""
+        kappa = self.band_pull if pull is None else pull
+        return replace(self, band_lower=lower, band_upper=upper, band_pull=kappa, fit_info=self.fit_info)
+
+    def band_excess(self, p: np.ndarray) -> np.ndarray:
+        """Excess of premia ``p`` (fractions, any shape) over the band: ``p - upper`` above it,
+        ``p - lower`` (negative) below it, 0 inside or without a band; same shape as ``p``."""
+        x = np.asarray(p, dtype=float)
+        if self.band_lower is None or self.band_upper is None:
+            return np.zeros_like(x)
+        return np.maximum(x - self.band_upper, 0.0) - np.maximum(self.band_lower - x, 0.0)
+
+    def conditional_mean(self, p_prev: np.ndarray, market_open: bool | np.ndarray = True) -> np.ndarray:
+        """Conditional mean of ``p_t`` before the jump mean: ``mean + phi (p_{t-1} - mean) -
+        band_pull * open_t * x(p_{t-1})`` (:meth:`band_excess`); broadcasts ``p_prev`` (fractions)
+        against ``market_open`` (bool)."""
+        prev = np.asarray(p_prev, dtype=float)
+        cond = self.mean + self.phi * (prev - self.mean)
+        if self.band_pull > 0 and self.band_lower is not None:
+            cond = cond - self.band_pull * np.asarray(market_open, dtype=float) * self.band_excess(prev)
+        return cond
 
     # ------------------------------------------------------------------ simulation
 
@@ -479,10 +504,9 @@ class PremiumProcess:
         drawdown : float or ndarray (n_paths,)
             Today's gold drawdown, fraction in [0, 1].
         market_open : bool or ndarray (n_paths,)
-            Whether the primary market is open today (the band binds only then).
+            Whether the primary market is open today (the band pulls only then).
         shock : float or ndarray (n_paths,)
-            Exogenous addition to today's premium before the band (e.g. redemption-queue
-            pressure), fraction.
+            Exogenous addition to today's premium (e.g. redemption-queue pressure), fraction.
 
         Returns
         -------
@@ -521,13 +545,7 @@ class PremiumProcess:
             cnt = rng.poisson(lam)
             z = rng.standard_normal(n)
             u = u + cnt * self.jump_mean + np.sqrt(cnt) * self.jump_sd * z
-        p = self.mean + self.phi * (p_prev - self.mean) + u + sh
-        if self.band_lower is not None:
-            keep = 1.0 - self.band_strength
-            hi, lo = self.band_upper, self.band_lower
-            p = np.where(op & (p > hi), hi + keep * (p - hi), p)
-            p = np.where(op & (p < lo), lo + keep * (p - lo), p)
-        return p
+        return self.conditional_mean(p_prev, op) + u + sh
 
     def simulate(
         self,
@@ -551,7 +569,7 @@ class PremiumProcess:
             ``(horizon_days,)`` (same on every path); None: 0 (jump intensity ``lambda_0``).
         market_open : bool ndarray or None
             Primary market open per day, ``(n_paths, horizon_days)`` or ``(horizon_days,)``
-            (e.g. weekdays of a calendar); None: always open. The band binds only on open days.
+            (e.g. weekdays of a calendar); None: always open. The band pulls only on open days.
         p0 : float, ndarray (n_paths,) or None
             Day-0 premium; None: the stationary mean, clipped into the band if there is one.
         shock : ndarray or None
@@ -671,8 +689,8 @@ class PremiumProcess:
         self, premia: pd.Series, drawdown: pd.Series | None = None, *, per_obs: bool = False
     ) -> float | pd.Series:
         """Conditional log-likelihood of a daily premium series (the first observation and any
-        observation whose predecessor is missing are conditioned on, not scored; the band is
-        ignored).
+        observation whose predecessor is missing are conditioned on, not scored; every step is
+        taken as an open day of the primary market, so the band pulls on all of them).
 
         Parameters
         ----------
@@ -712,8 +730,8 @@ class PremiumProcess:
         """One-day-ahead predictive mean and quantiles of each observation given the previous one.
 
         Row ``t`` holds the forecast of ``p_t`` made from ``p_{t-1}``:
-        ``mean = m + phi (p_{t-1} - m) + lambda_t mu_J`` and ``m + phi (p_{t-1} - m) +
-        F_u^{-1}(q)``; NaN where ``p_{t-1}`` is missing. Band ignored.
+        ``mean = c(p_{t-1}) + lambda_t mu_J`` and ``c(p_{t-1}) + F_u^{-1}(q)`` with ``c`` the
+        :meth:`conditional_mean` of an open day; NaN where ``p_{t-1}`` is missing.
 
         Returns
         -------
@@ -731,7 +749,8 @@ class PremiumProcess:
         x = s.to_numpy(dtype=float)
         prev = np.concatenate([[np.nan], x[:-1]])
         dd = np.zeros(len(s)) if ddf is None else ddf.to_numpy(dtype=float)
-        cond = self.mean + self.phi * (prev - self.mean)
+        with np.errstate(invalid="ignore"):
+            cond = self.conditional_mean(prev, True)
         out = {"mean": cond + self.intensity(dd) * self.jump_mean}
         qs = tuple(float(q) for q in quantiles)
         for q in qs:
@@ -834,5 +853,5 @@ def _pairs(s: pd.Series, d: pd.Series | None):
 
 def _loglik_obs(p: dict[str, Any], prev: np.ndarray, curr: np.ndarray, dd: np.ndarray) -> np.ndarray:
     proc = PremiumProcess(**{k: p[k] for k in _PARAM_KEYS if k in p})
-    u = curr - proc.mean - proc.phi * (prev - proc.mean)
+    u = curr - proc.conditional_mean(prev, True)
     return proc.innovation_logpdf(u, dd)

@@ -22,7 +22,9 @@ import pandas as pd
 from models.checks import check_int
 
 __all__ = [
+    "business_days",
     "calendar_day_paths",
+    "on_calendar_days",
     "BLOCK_PATHS",
     "historical_replay",
     "instant_shock",
@@ -237,14 +239,61 @@ def to_price_paths(p0_usd_per_oz: float | np.ndarray, log_returns: np.ndarray) -
     return np.reshape(p0, (-1, 1)) * np.exp(cum)
 
 
+def on_calendar_days(
+    prices_usd_per_oz: np.ndarray, trading_dates: object
+) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray]:
+    """Put gold paths dated on trading days on the calendar-day clock of a token that trades
+    every day: every calendar day from the first trading date to the last, a day without a gold
+    close (weekend, holiday) carrying the last gold price before it (gold does not trade; the
+    token, its holders and the AMM do).
+
+    Parameters
+    ----------
+    prices_usd_per_oz : ndarray, shape (n_paths, T + 1)
+        Gold prices on trading days, day 0 first.
+    trading_dates : sequence of date-like, length T + 1
+        The date of each column, strictly increasing (timezone dropped, normalised to midnight).
+
+    Returns
+    -------
+    (prices, calendar, trading_columns) : ndarray (n_paths, C + 1), pd.DatetimeIndex (C + 1,),
+        int ndarray (T + 1,)
+        ``trading_columns[k]`` is the calendar column of trading day ``k`` (``0`` for day 0), so
+        ``prices[:, trading_columns]`` gives back the input.
+
+    Raises
+    ------
+    ValueError
+        If the prices are not a 2-d array with at least one column, or the dates are not
+        ``T + 1`` strictly increasing dates.
+    """
+    p = np.asarray(prices_usd_per_oz, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ValueError(f"prices_usd_per_oz: expected shape (n_paths, T + 1), got {p.shape}")
+    try:
+        dates = pd.DatetimeIndex(pd.to_datetime(list(trading_dates)))  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"trading_dates: not dates ({exc})") from exc
+    if dates.tz is not None:
+        dates = dates.tz_convert(None)
+    dates = dates.normalize()
+    if len(dates) != p.shape[1]:
+        raise ValueError(f"trading_dates: expected {p.shape[1]} dates (one per column), got {len(dates)}")
+    if dates.hasnans or not (dates[1:] > dates[:-1]).all():
+        raise ValueError("trading_dates: must be strictly increasing dates, without NaT")
+    calendar = pd.date_range(dates[0], dates[-1], freq="D")
+    col = np.searchsorted(dates.values, calendar.values, side="right") - 1
+    trading_columns = np.searchsorted(calendar.values, dates.values)
+    return p[:, col], calendar, trading_columns
+
+
 def calendar_day_paths(prices_usd_per_oz: np.ndarray, first_day: object) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """Put trading-day gold paths on the calendar-day clock of a token that trades every day.
 
     Trading day ``k`` of the paths (column ``k``, day 0 first) is the ``k``-th business day
     (Monday-Friday) from ``first_day`` (``pd.bdate_range``; a weekend ``first_day`` starts on the
-    next Monday); the Saturdays and Sundays between them are inserted with the last gold price
-    before them (gold does not trade at weekends; the token, its holders and the AMM do). UK
-    bank holidays are not modelled.
+    next Monday); the Saturdays and Sundays between them carry the last gold price before them
+    (:func:`on_calendar_days`). UK bank holidays are not modelled.
 
     Parameters
     ----------
@@ -266,6 +315,14 @@ def calendar_day_paths(prices_usd_per_oz: np.ndarray, first_day: object) -> tupl
     p = np.asarray(prices_usd_per_oz, dtype=float)
     if p.ndim != 2 or p.shape[1] < 1:
         raise ValueError(f"prices_usd_per_oz: expected shape (n_paths, T + 1), got {p.shape}")
+    prices, calendar, _ = on_calendar_days(p, business_days(first_day, p.shape[1]))
+    return prices, calendar
+
+
+def business_days(first_day: object, n_days: int) -> pd.DatetimeIndex:
+    """``n_days`` business days (Monday-Friday) from ``first_day`` (timezone dropped, a weekend
+    ``first_day`` moves to the next Monday); ``pd.bdate_range``. Raises ValueError when
+    ``first_day`` is not a date."""
     try:
         day0 = pd.Timestamp(first_day)
     except (TypeError, ValueError) as exc:
@@ -273,10 +330,7 @@ def calendar_day_paths(prices_usd_per_oz: np.ndarray, first_day: object) -> tupl
     if day0 is pd.NaT:
         raise ValueError(f"first_day: not a date: {first_day!r}")
     day0 = (day0.tz_convert(None) if day0.tzinfo is not None else day0).normalize()
-    bdays = pd.bdate_range(day0, periods=p.shape[1])
-    calendar = pd.date_range(bdays[0], bdays[-1], freq="D")
-    col = np.searchsorted(bdays.values, calendar.values, side="right") - 1
-    return p[:, col], calendar
+    return pd.bdate_range(day0, periods=n_days)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,10 @@ from goldstress.io.prices import PriceInput, load_price_input
 from goldstress.records import premia_sha256
 from goldstress.settings import CalibrationSet, Settings
 from models import calibration as cal
+from models import premium_validation as pv
+from models.premium import PremiumProcess
+from models.token.reserve_backed import spec_arbitrage_band
+from models.token.spec import ReserveBackedTokenSpec, load_token_spec, parse_token_spec
 
 __all__ = [
     "CLOCK_LABELS",
@@ -31,6 +36,10 @@ __all__ = [
     "measure_token",
     "open_calibration_run",
     "fit_and_score",
+    "calibration_spec",
+    "calibration_band",
+    "validate_against_history",
+    "measure_clock_noise",
     "write_calibration",
     "close_calibration_run",
 ]
@@ -203,16 +212,45 @@ def _rng(settings: Settings, name: str, purpose: str) -> np.random.Generator:
     )
 
 
-def _fit(premia: pd.Series, settings: Settings) -> Any:
+def _fit(premia: pd.Series, settings: Settings, band: tuple[float, float] | None) -> Any:
     """The premium process selected by ``models.calibration.fit_premium_process`` (nested
-    normal / t / jump candidates by BIC, df >= 4, no AR(1) step across holes); the settings'
-    innovations and jumps name the largest model allowed."""
+    normal / t / jump candidates by BIC, df >= 4, no AR(1) step across holes, the band's pull
+    estimated when ``band`` is given); the settings' innovations and jumps name the largest
+    model allowed."""
     return cal.fit_premium_process(
         premia,
         innovations=settings.calibration.innovations,
         jumps=settings.calibration.jumps,
         max_step_gap_days=settings.calibration.max_step_gap_days,
+        band=band,
     ).process
+
+
+def calibration_spec(name: str, token: str, settings: Settings) -> ReserveBackedTokenSpec | None:
+    """The reserve-backed token spec (``settings.scenarios.token_specs``) a calibration set
+    describes: the one whose symbol ``settings.calibration.premium_for`` maps to set ``name``, else
+    the one whose symbol is ``token`` upper-cased; None when no such spec is configured. Raises
+    ValueError for an invalid spec file (named)."""
+    symbol = next((sym for sym, s in settings.calibration.premium_for.items() if s == name), token.upper())
+    for path in settings.scenarios.token_specs:
+        spec = load_token_spec(Path(path))
+        if isinstance(spec, ReserveBackedTokenSpec) and spec.symbol == symbol:
+            return spec
+    return None
+
+
+def calibration_band(name: str, token: str, settings: Settings) -> dict[str, Any]:
+    """The arbitrage band a calibration set is fitted with: that of the reserve-backed token spec
+    (``settings.scenarios.token_specs``) whose symbol ``settings.calibration.premium_for`` maps to
+    set ``name``, else whose symbol is ``token`` upper-cased
+    (:func:`models.token.reserve_backed.spec_arbitrage_band`, fractions of NAV). Returns
+    ``{"lower", "upper", "source"}``; lower and upper are None (no band, pull not estimated) when
+    no such spec is configured. Raises ValueError for an invalid spec file (named)."""
+    spec = calibration_spec(name, token, settings)
+    if spec is None:
+        return {"lower": None, "upper": None, "source": f"no reserve-backed token spec for {token.upper()}: no band"}
+    lo, hi = spec_arbitrage_band(spec)
+    return {"lower": lo, "upper": hi, "source": f"fees and settlement lag of token spec {spec.symbol}"}
 
 
 def _fit_summary(process: Any, premia: pd.Series, gap: int) -> dict[str, Any]:
@@ -331,8 +369,10 @@ def fit_and_score(
                 f"calibration {name}: {key} window {cset[f'{key}_start']}..{cset[f'{key}_end']} holds "
                 f"{len(part)} premium days (< 30); data cover {premia.index[0].date()}..{premia.index[-1].date()}"
             )
-    fit_proc = _fit(windows["fit"], settings)
-    full_proc = _fit(premia, settings)
+    band_info = calibration_band(name, cset["token"], settings)
+    band = None if band_info["lower"] is None else (band_info["lower"], band_info["upper"])
+    fit_proc = _fit(windows["fit"], settings, band)
+    full_proc = _fit(premia, settings, band)
     fit_sum = _fit_summary(fit_proc, windows["fit"], gap)
     full_sum = _fit_summary(full_proc, premia, gap)
     n_sim = settings.calibration.sim_paths
@@ -433,6 +473,7 @@ def fit_and_score(
         "oz_per_token": cset["oz_per_token"],
         "premium_process": full_sum["params"],
         "premium_process_fit_window": fit_sum["params"],
+        "band": band_info,
         "clock": {
             "gold": measured["measurement"]["clock_aligned"],
             "series": measured["measurement"]["fit_series"],
@@ -513,3 +554,89 @@ def close_calibration_run(
     client.set_tag(parent_run_id, "skipped", ",".join(skipped) or "none")
     client.set_terminated(parent_run_id)
     return {"parent_run_id": parent_run_id, "calibrations": _jsonable(table), "skipped": skipped}
+
+
+@task(name="validate-premium-against-history", cache_policy=NO_CACHE)
+def validate_against_history(
+    result: dict[str, Any], measured: dict[str, Any], gold: dict[str, PriceInput | None], settings: Settings
+) -> dict[str, Any]:
+    """The token model against its own history (:mod:`models.premium_validation`).
+
+    The spec of the set (:func:`calibration_spec`) with the premium process fitted on the fit
+    window replays the real gold path (the aligned gold closes) of the fit window (in sample) and
+    of the test window (out of sample), and with the full-sample process (the one the stress test
+    uses) the whole sample, ``settings.calibration.sim_paths`` paths each, on the calendar-day
+    clock; the simulated premium is set beside the observed one on the observed days, and each
+    process's one-day-ahead 1-99% band is backtested on the same window. The verdict is out of
+    sample (:func:`models.premium_validation.verdict`). Returns the ``model_vs_history`` record,
+    or ``{"status": "not validated", "reason"}`` without a spec or gold series.
+    """
+    name, cset = measured["name"], measured["set"]
+    spec = calibration_spec(name, cset["token"], settings)
+    if spec is None:
+        return {"status": "not validated", "reason": f"no reserve-backed token spec for {cset['token'].upper()}"}
+
+    def with_premium(params: dict[str, Any], label: str) -> ReserveBackedTokenSpec:
+        data = spec.model_dump(mode="json")
+        data["secondary"]["premium"] = dict(params)
+        out = parse_token_spec(data, where=f"token spec {spec.symbol} with the {label} premium of {name}")
+        assert isinstance(out, ReserveBackedTokenSpec)
+        return out
+
+    fit_params, full_params = result["premium_process_fit_window"], result["premium_process"]
+    gold_closes = gold["aligned"]["series"] if gold["aligned"] is not None else None
+    if gold_closes is None:
+        return {"status": "not validated", "reason": "no gold series on the token clock"}
+    premia = measured["premia"]
+    gap = settings.calibration.max_step_gap_days
+    out: dict[str, Any] = {
+        "status": "validated",
+        "token": spec.symbol,
+        "process": "in and out of sample: fitted on the fit window; full sample: fitted on all data (the stress test's)",
+        "paths": settings.calibration.sim_paths,
+        "clock": "calendar days; gold closes on trading days carried over weekends and holidays; "
+        f"primary market per the spec's market_hours ({spec.primary.market_hours})",
+    }
+    first, last = str(premia.index[0].date()), str(premia.index[-1].date())
+    for label, params, start, end in (
+        ("in_sample", fit_params, cset["fit_start"], cset["fit_end"]),
+        ("out_of_sample", fit_params, cset["test_start"], cset["test_end"]),
+        ("full_sample", full_params, first, last),
+    ):
+        observed = cal.select_window(premia, start, end)
+        tok = with_premium(params, "fit-window" if params is fit_params else "full-sample")
+        sim = pv.replay_premium(
+            tok, gold_closes, start, end, settings.calibration.sim_paths, _rng(settings, name, label)
+        )
+        out[label] = {
+            "window": [str(start), str(end)],
+            "distribution": pv.distribution_comparison(sim, observed),
+            "band_backtest": pv.premium_band_backtest(
+                PremiumProcess.from_dict(params), observed, max_step_gap_days=gap
+            ),
+        }
+    out.update(pv.verdict(out["out_of_sample"]["band_backtest"], out["out_of_sample"]["distribution"]))
+    get_run_logger().info(
+        "model vs history %s (%s): %s%s",
+        name,
+        spec.symbol,
+        out["verdict"],
+        "; " + "; ".join(out["reasons"]) if out["reasons"] else "",
+    )
+    return out
+
+
+@task(name="measure-clock-noise", cache_policy=NO_CACHE)
+def measure_clock_noise(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """Clock noise of the observed premia (:func:`models.premium_validation.clock_noise`) for
+    each pair of calibration sets of different tokens whose premia share at least 10 days;
+    ``{"<set a>/<set b>": record}``."""
+    out: dict[str, Any] = {}
+    for i, a in enumerate(measured):
+        for b in measured[i + 1 :]:
+            if a["set"]["token"] == b["set"]["token"]:
+                continue
+            common = a["premia"].index.intersection(b["premia"].index)
+            if len(common) >= 10:
+                out[f"{a['name']}/{b['name']}"] = pv.clock_noise(a["premia"], b["premia"])
+    return out

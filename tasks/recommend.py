@@ -54,7 +54,7 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
 
     A fit is used only when its quality flags say it converged and reproduces the sample's
     mean, sd and lag-1 autocorrelation; otherwise the spec keeps its assumption. The spec's
-    arbitrage band still comes from its fees (the fit carries no band). Returns the specs (new
+    arbitrage band is the one the fit used (from its fees: :func:`tasks.calibrate.calibration_band`). Returns the specs (new
     objects where replaced) and, per symbol, the provenance: ``source`` (``"calibrated"`` or
     ``"spec assumption"``), the set, URL, windows, input hashes and out-of-sample scores, or
     the reason it was not used.

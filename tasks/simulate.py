@@ -26,10 +26,12 @@ from goldstress.settings import Settings
 from models.metrics import summarise_paths
 from models.scenarios import (
     ScenarioDef,
+    business_days,
     episode_window,
     historical_replay,
     instant_shock,
     monte_carlo_chunks,
+    on_calendar_days,
     to_price_paths,
 )
 from models.token.protocol import build_token_model
@@ -82,13 +84,23 @@ def _drift_label(drift: float | str) -> str:
 
 
 def _price_chunks(
-    sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, settings: Settings
-) -> Iterator[np.ndarray]:
+    sc: ScenarioDef, returns: pd.Series, p0: float, champion: Any, first_day: str, settings: Settings
+) -> Iterator[tuple[np.ndarray, pd.DatetimeIndex, np.ndarray]]:
+    """Gold price paths of a scenario on the calendar-day clock, chunk by chunk: ``(prices,
+    calendar, trading_columns)`` (:func:`models.scenarios.on_calendar_days`). A replay keeps its
+    episode's real dates (day 0 the peak close); shocks and the Monte Carlo start on
+    ``first_day`` (the last data date) and run over business days."""
     if sc.kind == "historical":
-        yield to_price_paths(p0, historical_replay(returns, sc.start, sc.end))
+        prices = to_price_paths(p0, historical_replay(returns, sc.start, sc.end))
+        idx = returns.index.tz_localize(None) if returns.index.tz is not None else returns.index
+        days = idx[(idx.normalize() >= pd.Timestamp(sc.start)) & (idx.normalize() <= pd.Timestamp(sc.end))].normalize()
+        day0 = pd.Timestamp(sc.episode["peak_date"]) if sc.episode else days[0] - pd.Timedelta(days=1)
+        yield on_calendar_days(prices, [day0, *days])
     elif sc.kind == "shock":
-        yield to_price_paths(p0, instant_shock(sc.shock, settings.scenarios.shock_horizon_days))
+        prices = to_price_paths(p0, instant_shock(sc.shock, settings.scenarios.shock_horizon_days))
+        yield on_calendar_days(prices, business_days(first_day, prices.shape[1]))
     elif sc.kind == "monte_carlo":
+        days = business_days(first_day, settings.monte_carlo.horizon_days + 1)
         for chunk in monte_carlo_chunks(
             stress_simulator(champion, settings.monte_carlo.drift),
             settings.monte_carlo.paths,
@@ -96,7 +108,7 @@ def _price_chunks(
             settings.monte_carlo.seed,
             settings.monte_carlo.chunk_paths,
         ):
-            yield to_price_paths(p0, chunk)
+            yield on_calendar_days(to_price_paths(p0, chunk), days)
     else:
         raise ValueError(f"scenario {sc.name}: unknown kind {sc.kind!r}")
 
@@ -110,9 +122,12 @@ def run_scenario(
     specs: list[Any],
     settings: Settings,
     run_id: str,
+    first_day: str,
 ) -> dict[str, Any]:
-    """Run one scenario through every token model; write the run's per-path results of the
-    scenario (:meth:`goldstress.catalog.Catalog.result`).
+    """Run one scenario through every token model on the calendar-day clock (gold shut at
+    weekends, the tokens trading every day; ``first_day`` is day 0 of the shocks and the Monte
+    Carlo, a replay keeps its dates); write the run's per-path results of the scenario
+    (:meth:`goldstress.catalog.Catalog.result`). Horizons are gold trading days.
 
     The Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
     plus ``scenario``, ``kind`` and ``token``; it is streamed chunk by chunk (a row group per
@@ -128,14 +143,15 @@ def run_scenario(
     # secondary-market noise of reserve-backed tokens: one stream per chunk, spawned from the scenario seed
     market_seeds = np.random.SeedSequence([settings.monte_carlo.seed, 1])
     with storage.parquet_writer(url, settings) as write:
-        for prices in _price_chunks(sc, returns, p0_usd_per_oz, champion, settings):
+        for prices, calendar, trading in _price_chunks(sc, returns, p0_usd_per_oz, champion, first_day, settings):
             rng = np.random.default_rng(market_seeds.spawn(1)[0])
             if kept < settings.monte_carlo.fan_chart_paths:
-                take = prices[: settings.monte_carlo.fan_chart_paths - kept].copy()
+                take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
                 fan_keep.append(take)
                 kept += take.shape[0]
             for symbol, model in models:
-                df = summarise_paths(model.run(prices, rng=rng), prices, settings.risk.horizons_days)
+                outcome = model.run(prices, calendar=calendar, rng=rng)
+                df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)
                 df["path"] += offset
                 df.insert(0, "token", symbol)
                 df.insert(0, "kind", sc.kind)

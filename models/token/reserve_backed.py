@@ -56,6 +56,7 @@ __all__ = [
     "secondary_market",
     "settlement",
     "spec_pool",
+    "spec_arbitrage_band",
     "spec_premium_process",
     "start_day",
     "whole_bar_split",
@@ -170,23 +171,30 @@ def _before(r: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- engine: setup
 
 
+def spec_arbitrage_band(spec: ReserveBackedTokenSpec) -> tuple[float, float]:
+    """The arbitrage band ``(lower, upper)`` (fractions of NAV) a spec's primary market implies:
+    :func:`models.premium.arbitrage_band` of its mint and redeem fees and settlement lag, widened
+    by 1e-9 each side when the fees are 0 (a frictionless primary market; the premium process
+    needs lower < upper). Raises ValueError for invalid fees."""
+    lo, hi = arbitrage_band(
+        spec.primary.mint_fee,
+        spec.primary.redeem_fee,
+        settlement_lag_days=float(spec.primary.settlement_lag_days),
+    )
+    if not hi - lo > 2e-9:
+        lo, hi = lo - 1e-9, hi + 1e-9
+    return lo, hi
+
+
 def spec_premium_process(spec: ReserveBackedTokenSpec) -> PremiumProcess | None:
     """The premium process a spec implies: ``spec.secondary.premium`` with, when the spec gives
-    no band, the band of :func:`models.premium.arbitrage_band` (mint and redeem fees, settlement
-    lag; widened by 1e-9 each side when the fees are 0, as the process needs lower < upper).
-    None when the spec has no premium process. Raises ValueError for invalid parameters."""
+    no band, the band of :func:`spec_arbitrage_band` (its ``band_pull`` is kept). None when the
+    spec has no premium process. Raises ValueError for invalid parameters."""
     if spec.secondary.premium is None:
         return None
     proc = premium_process_from_params(spec.secondary.premium)
     if proc.band_lower is None and proc.band_upper is None:
-        lo, hi = arbitrage_band(
-            spec.primary.mint_fee,
-            spec.primary.redeem_fee,
-            settlement_lag_days=float(spec.primary.settlement_lag_days),
-        )
-        if not hi - lo > 2e-9:  # a frictionless primary market pins the premium at 0;
-            lo, hi = lo - 1e-9, hi + 1e-9  # PremiumProcess needs lower < upper
-        proc = proc.with_band(lo, hi, proc.band_strength)
+        proc = proc.with_band(*spec_arbitrage_band(spec))
     return proc
 
 
@@ -452,7 +460,8 @@ class DayState:
     :attr:`RunSetup.field`).
 
     Day fields (set by the steps, valid within day ``t``): ``t``, ``is_open``, ``row``/``prev``
-    (today's/yesterday's ``block`` rows), ``p_prev`` yesterday's premium, ``supply_prev``
+    (today's/yesterday's ``block`` rows), ``p_prev`` yesterday's premium, ``p_anchor`` the
+    premium of the last open day (the premium process's clock), ``supply_prev``
     yesterday's supply (floored at 1e-300), ``navt`` NAV (USD per token), ``ukeep`` USD raised
     per unit sold, ``cap``/``usable`` units convertible today, ``demand`` requests to the issuer,
     ``request`` requests before the gate, ``refused`` requests over the gate (None without one),
@@ -482,6 +491,7 @@ class DayState:
     row: np.ndarray = field(default_factory=_unset)
     prev: np.ndarray = field(default_factory=_unset)
     p_prev: np.ndarray = field(default_factory=_unset)
+    p_anchor: np.ndarray = field(default_factory=_unset)
     supply_prev: np.ndarray = field(default_factory=_unset)
     navt: np.ndarray = field(default_factory=_unset)
     ukeep: np.ndarray = field(default_factory=_unset)
@@ -545,6 +555,7 @@ class DayState:
         row0[F["theta"]] = row0[F["B"]] - 1.0 + cf.premium_weight * min(r.p0 + r.fee_r, 0.0)
         run_cum[:] = ndtr((row0[F["lam"]] / 2.0 - r.c_run - row0[F["theta"]]) / r.sig)
         row0[F["run"]] = run_cum
+        st.p_anchor = row0[F["prem"]]
         return st
 
 
@@ -893,33 +904,42 @@ def mint(r: RunSetup, st: DayState) -> None:
 def secondary_market(r: RunSetup, st: DayState) -> None:
     """7. Secondary market: today's sells on the AMM pool and the backlog push the premium
     (a shock to the premium process, stepped with :meth:`models.premium.PremiumProcess.step`;
-    its band binds on open days on paths without a backlog); a patient-arbitrage floor
+    its band pulls on open days on paths without a backlog and never clips). Patient
+    arbitrageurs who buy, queue and redeem absorb the sell pressure down to a floor
     ``-(redeem_fee + wait_cost_per_day * (d_t + lag + 1 / coverage))``, lowered along the pool
-    curve by sells beyond the arbitrage capacity (Shleifer & Vishny 1997); premium > -1.
+    curve by sells beyond the arbitrage capacity (Shleifer & Vishny 1997): the floor bounds the
+    shock, not the premium, whose own noise is the calibrated process's. Premium > -1.
 
-    Reads ``st.q_g``, ``st.q_c``, ``st.sells``, ``st.sup``, ``st.p_prev``, the ``lcr`` row,
+    The premium process runs on the primary market's open days (the clock it is fitted on:
+    one step per gold trading day). On a closed day the premium is one free step (no band pull)
+    from the last open day's premium, ``st.p_anchor``, and the next open day steps from that
+    anchor again: a weekend's premia move like a day's, and Friday to Monday is one step.
+
+    Reads ``st.q_g``, ``st.q_c``, ``st.sells``, ``st.sup``, ``st.p_anchor``, the ``lcr`` row,
     ``r.dd[t]``, ``r.to_open[t]``, ``r.gen``. Writes the ``bl`` (backlog, tokens) and ``prem``
-    (premium fraction) rows of ``st.row``.
+    (premium fraction) rows of ``st.row`` and, on an open day, ``st.p_anchor``.
     """
     F, t, row, sells, pool, zeros_n = r.field, st.t, st.row, st.sells, r.pool, r.zeros_n
     backlog = np.add(st.q_g, st.q_c, out=row[F["bl"]])
     shock = pool_price_ratio(pool, sells) - 1.0 if pool is not None and sells.any() else zeros_n
     if r.qdw > 0:
         shock = shock - (r.qdw * backlog) / np.maximum(st.sup, 1e-300)
-    prem = row[F["prem"]]
-    if r.proc is not None:
-        band_open = (backlog <= 0) if st.is_open else False
-        prem[:] = r.proc.step(st.p_prev, r.gen, drawdown=r.dd[t], market_open=band_open, shock=shock)
-    else:
-        prem[:] = shock
-    if r.wait_cost is not None:  # patient arbitrage: buy, queue, redeem after the wait
+    if r.wait_cost is not None and shock is not zeros_n:  # patient arbitrage: buy, queue, redeem after the wait
         floor = -(r.fee_r + r.wait_cost * (r.to_open[t] + r.lag + 1.0 / row[F["lcr"]]))
         if r.arb_cap is not None and pool is not None:  # capital for arb_cap tokens a day;
             excess = np.maximum(sells - r.arb_cap, 0.0)  # the rest slide down the pool curve
             if excess.any():
                 floor = floor + pool_price_ratio(pool, excess) - 1.0
-        np.maximum(prem, floor, out=prem)
+        shock = np.maximum(shock, np.minimum(floor, 0.0))
+    prem = row[F["prem"]]
+    if r.proc is not None:
+        band_open = (backlog <= 0) if st.is_open else False
+        prem[:] = r.proc.step(st.p_anchor, r.gen, drawdown=r.dd[t], market_open=band_open, shock=shock)
+    else:
+        prem[:] = shock
     np.maximum(prem, -1.0 + 1e-9, out=prem)
+    if st.is_open:
+        st.p_anchor = prem
 
 
 def record(r: RunSetup, st: DayState) -> None:

@@ -158,6 +158,9 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
     assert summary["calibrations"]["tok"]["json_url"].endswith("calibration/tok.json") and json_path.is_file()
     assert not (Path(settings.storage.store_url) / "calibration" / "missing.json").exists()
     record = json.loads(json_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    # no token spec has the symbol TOK: no band to fit with, nothing to replay, said so
+    assert record["band"]["lower"] is None and "no reserve-backed token spec" in record["band"]["source"]
+    assert record["model_vs_history"]["status"] == "not validated" and record["model_vs_history"]["clock_noise"] == {}
 
     # --- MLflow: parent calibrate-<date> with two nested runs ---------------------------------
     client = MlflowClient(tracking_uri=settings.tracking.tracking_uri)

@@ -105,7 +105,7 @@ XAUT_PREMIUM = {
     "jump_mean": -0.004,
     "jump_sd": 0.006,
     "jump_drawdown_sensitivity": 0.0,
-    "band_strength": 1.0,
+    "band_pull": 0.0,
 }
 XAUT_CALIBRATION = {
     "calibration_set": "xaut",

@@ -560,3 +560,31 @@ def test_fit_premium_process_rejects_short_or_flat_series():
     with pytest.raises(ValueError, match="premia") as info:
         cal.fit_premium_process(p.where(p.index != p.index[5]))  # a NaN row is named
     assert f"premia: row {p.index[5]!r} is" in str(info.value)
+
+
+def test_fit_premium_process_recovers_the_band_pull_of_a_band_threshold_ar1():
+    """A band TAR simulated with kappa = 0.4 (every day open): with the band given, the Gaussian
+    candidate is OLS of p_t on 1, p_{t-1}, -x(p_{t-1}) (x the excess over the band), computed
+    here with numpy, and kappa is recovered within 3 OLS standard errors; the t candidate
+    (estimated by L-BFGS-B) lands within the same distance; without the band kappa is 0."""
+    from models.premium import PremiumProcess
+
+    lo, hi = -0.0025, 0.0025
+    true = PremiumProcess(mean=0.0, phi=0.8, sigma=0.004, band_lower=lo, band_upper=hi, band_pull=0.4)
+    x = true.simulate(1, 3000, np.random.default_rng(31), p0=0.0)[0]
+    p = pd.Series(x, index=pd.bdate_range("2015-01-05", periods=x.size, tz="UTC"))
+    sel = cal.fit_premium_process(p, innovations="t", jumps=False, band=(lo, hi))
+    prev, curr = cal.step_pairs(p)
+    excess = np.maximum(prev - hi, 0.0) - np.maximum(lo - prev, 0.0)
+    design = np.column_stack([np.ones_like(prev), prev, -excess])
+    coef, rss, *_ = np.linalg.lstsq(design, curr, rcond=None)
+    se = np.sqrt(rss[0] / (prev.size - 3) * np.diag(np.linalg.inv(design.T @ design)))
+    normal = sel.candidates[0].process
+    assert normal.band_pull == pytest.approx(coef[2], rel=1e-9) and normal.phi == pytest.approx(coef[1], rel=1e-9)
+    assert (normal.band_lower, normal.band_upper) == (lo, hi)
+    assert abs(normal.band_pull - 0.4) < 3 * se[2]
+    assert abs(sel.candidates[1].process.band_pull - 0.4) < 3 * se[2]
+    assert all(c.n_params == n for c, n in zip(sel.candidates, (4, 5), strict=True))
+    assert cal.fit_premium_process(p, innovations="normal", jumps=False).process.band_pull == 0.0
+    with pytest.raises(ValueError, match="band"):
+        cal.fit_premium_process(p, band=(0.01, -0.01))

@@ -431,7 +431,8 @@ def test_pool_dicts_round_trip_and_reject_unknown_fields() -> None:
         (dict(jump_drawdown_sensitivity=-1.0), "jump_drawdown_sensitivity"),
         (dict(band_lower=-0.01), "band_lower"),
         (dict(band_lower=0.01, band_upper=-0.01), "band_lower"),
-        (dict(band_strength=0.0), "band_strength"),
+        (dict(band_pull=-0.1), "band_pull"),
+        (dict(band_pull=1.5), "band_pull"),
         (dict(mean=float("inf")), "mean"),
         (dict(sigma="a"), "sigma"),
     ],
@@ -530,9 +531,9 @@ def test_simulation_is_seeded_and_checks_its_arguments() -> None:
 
 
 def test_step_and_band_against_a_manual_recursion() -> None:
-    """Normal innovations, no jumps: p = m + phi (p_prev - m) + sigma e + shock, then the band
-    pulls a share `strength` of the excess back on open days only."""
-    proc = PremiumProcess(mean=0.001, phi=0.7, sigma=0.004, band_lower=-0.003, band_upper=0.004, band_strength=0.6)
+    """Normal innovations, no jumps: p = m + phi (p_prev - m) - kappa open x(p_prev) + sigma e +
+    shock, x the excess of yesterday's premium over the band, written out path by path."""
+    proc = PremiumProcess(mean=0.001, phi=0.7, sigma=0.004, band_lower=-0.003, band_upper=0.004, band_pull=0.6)
     n, h = 200, 30
     rng_days = np.random.default_rng(21)
     open_ = rng_days.random((n, h)) < 0.7
@@ -543,26 +544,32 @@ def test_step_and_band_against_a_manual_recursion() -> None:
     p = np.zeros(n)  # the same draws: one standard normal per path per day, day by day
     for t in range(h):
         z = e.standard_normal(n)
-        raw = 0.001 + 0.7 * (p - 0.001) + 0.004 * z + shock[:, t]
+        new = np.empty(n)
         for i in range(n):
-            v = raw[i]
-            if open_[i, t] and v > 0.004:
-                v = 0.004 + 0.4 * (v - 0.004)
-            elif open_[i, t] and v < -0.003:
-                v = -0.003 + 0.4 * (v + 0.003)
-            raw[i] = v
-        p = raw
+            excess = p[i] - 0.004 if p[i] > 0.004 else p[i] + 0.003 if p[i] < -0.003 else 0.0
+            pull = 0.6 * excess if open_[i, t] else 0.0
+            new[i] = 0.001 + 0.7 * (p[i] - 0.001) - pull + 0.004 * z[i] + shock[i, t]
+        p = new
         want[:, t] = p
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
-    # closed days do leave the band, open days with strength 1 never do
-    assert (got[~open_] > 0.004).any()
-    clipped = proc.with_band(-0.003, 0.004, 1.0).simulate(
-        n, h, np.random.default_rng(8), market_open=open_, shock=shock
-    )
-    assert clipped[open_].max() <= 0.004 and clipped[open_].min() >= -0.003
-    # a frictionless primary market (band of width 0) pins the premium on open days
-    pinned = proc.with_band(0.0, 0.0, 1.0).simulate(n, h, np.random.default_rng(8), market_open=open_, shock=shock)
-    assert np.all(pinned[open_] == 0.0) and np.any(pinned[~open_] != 0.0)
+    # nothing clips: open days leave the band too
+    assert (got[open_] > 0.004).any() and (got[open_] < -0.003).any()
+    # kappa = 0 is the plain AR(1), whatever the band and the calendar
+    free = proc.with_band(-0.003, 0.004, 0.0).simulate(n, h, np.random.default_rng(8), market_open=open_, shock=shock)
+    plain = PremiumProcess(mean=0.001, phi=0.7, sigma=0.004).simulate(n, h, np.random.default_rng(8), shock=shock)
+    np.testing.assert_array_equal(free, plain)
+
+
+def test_band_pull_on_a_premium_beyond_the_band_is_a_one_step_closed_form() -> None:
+    """From p_prev = U + d above the band, the next conditional mean is m + phi (U + d - m) -
+    kappa d on an open day and m + phi (U + d - m) on a closed one; inside the band the pull is 0."""
+    proc = PremiumProcess(mean=0.0, phi=0.8, sigma=0.002, band_lower=-0.0025, band_upper=0.0025, band_pull=0.5)
+    d = 0.02
+    assert proc.conditional_mean(np.array([0.0025 + d]), True)[0] == pytest.approx(0.8 * 0.0225 - 0.5 * d, abs=1e-15)
+    assert proc.conditional_mean(np.array([0.0025 + d]), False)[0] == pytest.approx(0.8 * 0.0225, abs=1e-15)
+    assert proc.conditional_mean(np.array([-0.0025 - d]), True)[0] == pytest.approx(-0.8 * 0.0225 + 0.5 * d, abs=1e-15)
+    assert proc.conditional_mean(np.array([0.001]), True)[0] == pytest.approx(0.8 * 0.001, abs=1e-15)
+    np.testing.assert_array_equal(proc.band_excess(np.array([0.01, 0.0, -0.01])), [0.0075, 0.0, -0.0075])
 
 
 def _mixture_logpdf_normal(u: np.ndarray, sigma: float, lam: np.ndarray, mu: float, s: float) -> np.ndarray:
@@ -744,7 +751,7 @@ def test_to_dict_round_trips_and_has_no_nulls() -> None:
         jump_sd=0.01,
         band_lower=-0.005,
         band_upper=0.004,
-        band_strength=0.8,
+        band_pull=0.3,
     )
     d = proc.to_dict()
     assert None not in d.values()

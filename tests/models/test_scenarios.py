@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -252,3 +253,47 @@ def test_episode_window_finds_the_largest_fall_and_its_peak() -> None:
     assert math.exp(replay.sum()) == pytest.approx(0.5, rel=1e-12)
     with pytest.raises(ValueError, match="never fell"):
         episode_window(returns, "2024-01-02", "2024-01-03")
+
+
+def test_on_calendar_days_fills_weekends_and_holidays_with_the_last_close():
+    """Fri 2024-03-01, Mon 04, Tue 05, (Wed 06 a holiday), Thu 07: every calendar day from Friday
+    to Thursday, Saturday and Sunday at Friday's price, Wednesday at Tuesday's; the trading
+    columns pick the input back."""
+    from models.scenarios import on_calendar_days
+
+    prices = np.array([[100.0, 101.0, 102.0, 104.0], [10.0, 9.0, 8.0, 7.0]])
+    dates = ["2024-03-01", "2024-03-04", "2024-03-05", "2024-03-07"]
+    out, cal, cols = on_calendar_days(prices, dates)
+    assert list(cal.strftime("%a %d")) == ["Fri 01", "Sat 02", "Sun 03", "Mon 04", "Tue 05", "Wed 06", "Thu 07"]
+    np.testing.assert_array_equal(cols, [0, 3, 4, 6])
+    np.testing.assert_array_equal(out[0], [100.0, 100.0, 100.0, 101.0, 102.0, 102.0, 104.0])
+    np.testing.assert_array_equal(out[:, cols], prices)
+    with pytest.raises(ValueError, match="trading_dates"):
+        on_calendar_days(prices, dates[:3])
+    with pytest.raises(ValueError, match="trading_dates"):
+        on_calendar_days(prices, [dates[0], dates[2], dates[1], dates[3]])
+
+
+def test_summarise_paths_reads_trading_day_horizons_at_their_calendar_columns():
+    """On the calendar-day clock horizon h (trading days) is read at calendar column
+    trading_columns[h]: a 1-day horizon from a Friday is Monday's column, 3 days Wednesday's;
+    path extremes run over every calendar day."""
+    from models.metrics import summarise_paths
+    from models.scenarios import business_days, on_calendar_days
+    from models.token.reserve_backed import ReserveBackedToken
+    from models.token.spec import load_token_spec
+
+    gold = np.array([[4000.0, 3600.0, 3500.0, 3400.0, 3300.0, 3200.0]])
+    prices, cal, cols = on_calendar_days(gold, business_days("2025-01-03", 6))  # Fri .. next Fri
+    assert cal[0].day_name() == "Friday" and list(cols) == [0, 3, 4, 5, 6, 7]
+    spec = load_token_spec(Path(__file__).resolve().parents[2] / "specs" / "paxg.toml")
+    out = ReserveBackedToken(spec).run(prices, calendar=cal, rng=np.random.default_rng(1))
+    df = summarise_paths(out, prices, (1, 3), trading_columns=cols)
+    hv = out.holder_value_usd_per_token[0]
+    assert df["gold_log_return_1d"][0] == pytest.approx(np.log(3600 / 4000))
+    assert df["holder_loss_frac_1d"][0] == pytest.approx(1 - hv[3] / hv[0])
+    assert df["holder_loss_frac_3d"][0] == pytest.approx(1 - hv[5] / hv[0])
+    assert df["horizon_days"][0] == 5 and df["horizon_calendar_days"][0] == 7
+    assert df["premium_min_frac"][0] == pytest.approx(out.premium_frac[0].min())
+    with pytest.raises(ValueError, match="trading_columns"):
+        summarise_paths(out, prices, (1,), trading_columns=np.array([1, 2]))
