@@ -23,6 +23,7 @@ __all__ = [
     "check_bars",
     "gold_gap_table",
     "level_label",
+    "skip_counts",
     "threshold_label",
     "weekend_premium",
     "weekend_table",
@@ -33,7 +34,7 @@ __all__ = [
 SKIP_REASONS: dict[str, str] = {
     "no_token_close_friday": "no token close on the Friday (hole in the token file or a row removed on import)",
     "no_token_close_sunday": "no token close on the Sunday (hole in the token file or a row removed on import)",
-    "outside_gold_history": "the weekend lies before the first or after the last gold bar",
+    "outside_gold_history": "the weekend lies before the first or after the last gold bar (removed bars counted)",
     "gold_bar_removed_friday": "the gold bar of the Friday was removed on import (a flagged bar)",
     "gold_holiday_friday": "no gold bar on the Friday (market holiday, e.g. Good Friday)",
     "gold_bar_removed_monday": "the gold bar of the Monday was removed on import (a flagged bar)",
@@ -94,6 +95,13 @@ def _fridays(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
     return pd.date_range(start, last, freq="7D", name="friday")
 
 
+def _span(bars: pd.DataFrame, removed: set[pd.Timestamp]) -> tuple[Any, Any]:
+    """First and last day of the bar history, counting the bars removed on import."""
+    days = list(bars.index[[0, -1]]) if len(bars) else []
+    days += list(removed)
+    return (min(days), max(days)) if days else (None, None)
+
+
 def _gold_legs(fridays: pd.DatetimeIndex, bars: pd.DataFrame, removed: set[pd.Timestamp]) -> pd.DataFrame:
     """Gold close of each Friday, open of the following Monday, their log gap and the skip code."""
     mondays = fridays + 3 * _DAY
@@ -101,8 +109,9 @@ def _gold_legs(fridays: pd.DatetimeIndex, bars: pd.DataFrame, removed: set[pd.Ti
     mon_open = bars["open"].reindex(mondays).to_numpy()
     mon_bar = bars["close"].reindex(mondays).notna().to_numpy()
     skip = np.full(len(fridays), "", dtype=object)
-    if len(bars):
-        outside = (fridays < bars.index[0]) | (mondays > bars.index[-1])
+    first, last = _span(bars, removed)
+    if first is not None:
+        outside = (fridays < first) | (mondays > last)
     else:
         outside = np.ones(len(fridays), dtype=bool)
     for i, (f, m) in enumerate(zip(fridays, mondays)):
@@ -150,7 +159,8 @@ def gold_gap_table(bars: pd.DataFrame, removed_bar_dates: Iterable[Any] = ()) ->
 
     Returns
     -------
-    pd.DataFrame, one row per Friday F from the first bar to the last bar minus 3 days, index
+    pd.DataFrame, one row per Friday F from the first bar to the last bar minus 3 days (bars
+    removed on import count for this span), index
     ``friday``; columns ``gold_fri_close``, ``gold_mon_open`` (USD/oz, NaN when no bar),
     ``gold_gap_log_return`` (``ln(open(F+3) / close(F))``, NaN when skipped) and ``skip`` ("" or
     a code of :data:`SKIP_REASONS`).
@@ -163,8 +173,10 @@ def gold_gap_table(bars: pd.DataFrame, removed_bar_dates: Iterable[Any] = ()) ->
     b = check_bars(bars)
     if b.empty:
         raise ValueError("bars: no rows")
-    fridays = _fridays(b.index[0], b.index[-1] - 3 * _DAY)
-    legs = _gold_legs(fridays, b, _removed_set(removed_bar_dates, b.index.tz))
+    removed = _removed_set(removed_bar_dates, b.index.tz)
+    first, last = _span(b, removed)
+    fridays = _fridays(first, last - 3 * _DAY)
+    legs = _gold_legs(fridays, b, removed)
     return legs.rename(columns={"gold_skip": "skip"})
 
 
@@ -230,7 +242,9 @@ def weekend_table(
     )
 
 
-def _skip_counts(skip: pd.Series) -> dict[str, int]:
+def skip_counts(skip: pd.Series) -> dict[str, int]:
+    """Weekends skipped, by code of :data:`SKIP_REASONS` (in that order; codes with no weekend
+    left out), from the ``skip`` column of :func:`weekend_table` or :func:`gold_gap_table`."""
     counts = skip[skip != ""].value_counts()
     return {code: int(counts[code]) for code in SKIP_REASONS if code in counts.index}
 
@@ -280,7 +294,7 @@ def weekend_tracking(table: pd.DataFrame, thresholds: Sequence[float] = (0.005, 
     }
     for t, lab in zip(thresholds, labels):
         out[f"share_abs_difference_above_{lab}"] = float(np.mean(np.abs(d) > t)) if n else nan
-    out["skipped"] = _skip_counts(table["skip"])
+    out["skipped"] = skip_counts(table["skip"])
     return out
 
 

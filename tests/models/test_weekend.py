@@ -152,6 +152,14 @@ def test_weekends_before_the_first_bar_are_outside_gold_history():
     assert t["skip"].iloc[1] == ""
 
 
+def test_a_removed_last_monday_is_a_removed_bar_not_the_end_of_the_history():
+    bars = {k: v for k, v in BARS.items() if k <= "2024-01-12"}  # the bar of Monday 01-15 was removed
+    t = w.weekend_table(_series(TOKEN), _bars(bars), ["2024-01-15"])
+    assert t["skip"].iloc[:3].tolist() == ["", "gold_bar_removed_monday", "outside_gold_history"]
+    g = w.gold_gap_table(_bars(bars), ["2024-01-15"])
+    assert g["skip"].tolist() == ["", "gold_bar_removed_monday"]
+
+
 def test_var_es_lower_quantile_and_acerbi_tasche_by_hand():
     losses = [i / 1000 for i in range(-14, 16)]  # n = 30 losses -1.4% .. +1.5%, one per weekend
     r = pd.Series([math.log(1 - x) for x in losses], index=pd.date_range("2020-01-03", periods=30, freq="7D", tz="UTC"))
