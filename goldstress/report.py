@@ -529,7 +529,7 @@ def _weekend_html(summary: dict[str, Any]) -> str:
             "ES 95%": _num(v.get("es_95")),
             "VaR 99%": _num(v.get("var_99")),
             "ES 99%": _num(v.get("es_99")),
-            "weekends beyond 99% VaR (n x 1%)": _num(v.get("tail_weekends_99")),
+            "weekends in the 99% tail (n x 1%)": _num(v.get("tail_weekends_99")),
             "worst weekend loss": _num(v.get("worst_loss")),
             "worst weekend (Friday)": v.get("worst_loss_friday"),
         }
@@ -585,7 +585,12 @@ def _weekend_html(summary: dict[str, Any]) -> str:
     else:
         notes.append(f"gold: not measured, {gold.get('note')}")
     pct = ("VaR 95%", "ES 95%", "VaR 99%", "ES 99%", "worst weekend loss")
-    out.append("<h3>Value at risk over one weekend (loss fraction of holder value)</h3>" + _table(risk_rows, pct))
+    out.append(
+        "<h3>Value at risk over one weekend (loss fraction of holder value)</h3>"
+        "<p>Empirical figures from the weekends in each file: where n x 1% is about two weekends, the 99% VaR and ES "
+        "are one or two observed weekends, not a tail estimate. Gold's row is the gap a gold holder bore over the "
+        "same clock (Friday close to Monday open) from the much longer broker history.</p>" + _table(risk_rows, pct)
+    )
     out.append(
         f"<h3>The token's weekend move against gold's reopening</h3><p>{html.escape(str(units.get('tracking', '')))}. "
         "A weekend is skipped when a needed close or open is missing; a Monday without a gold bar (holiday) is skipped, "
