@@ -35,6 +35,7 @@ UNITS = {
     "Friday's gold close and against Monday's gold open, weekdays against the same day's gold close; "
     "q01/q99 numpy 'linear' quantiles; shares count days with |premium| beyond 0.5% and 1%",
 }
+"""The units of the section in words, stored in it (``weekend.units``) and quoted by the report."""
 
 
 def _logger() -> Any:

@@ -1,12 +1,9 @@
-"""Weekend gap measures on the real files (via the ``shared_data_dir`` fixture; skipped without it).
-
-The reference values are recomputed here from the CSVs with plain pandas (no importer, no
-models.weekend): the broker bars flagged in ``bar_note`` are removed as SOURCES.md says, the
-Monday opens nulled by goldstress/data_quirks.toml are read with tomllib (each is re-checked in
-tests/goldstress/io/test_bad_opens_realdata.py), a weekend is a Friday row of the token file with
-a Sunday row two days later, and gold's gap needs the broker's Friday bar and the bar three days
-later. VaR is the lower empirical quantile of the losses ``1 - P_sun / P_fri`` and ES the Acerbi &
-Tasche (2002) estimator, both written out below.
+"""Weekend gap measures on the real files (``shared_data_dir`` fixture; skipped without it),
+against a recomputation from the CSVs with plain pandas (no importer, no models.weekend): broker
+bars flagged in ``bar_note`` removed as SOURCES.md says, the Monday opens the quirks registry nulls
+read with tomllib; a weekend is a token Friday row with a Sunday row two days later, gold's gap the
+broker's Friday bar to the bar three days later. VaR = lower empirical quantile of the losses
+``1 - P_sun / P_fri``, ES = Acerbi & Tasche (2002), both written out below.
 """
 
 from __future__ import annotations

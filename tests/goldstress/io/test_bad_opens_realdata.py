@@ -1,12 +1,9 @@
-"""The broker bad-open ``[[bad_tick]]`` entries of goldstress/data_quirks.toml against the real files.
-
-Reached only through the ``shared_data_dir`` fixture (GOLDSTRESS_DATA_DIR; skipped when absent).
-The registry is read with tomllib and the files with pandas, independently of the importer.
-
-The rule stated in the registry: a bar opens at its own low (or high) more than ``SPIKE`` beyond
-both the previous close and its own close, and more than ``SPIKE`` away from the open of the
-independent broker series (MT4 file) on the same day. The entries must be exactly the bars that
-meet it, and each must null the open and the low it set.
+"""The broker bad-open ``[[bad_tick]]`` entries of goldstress/data_quirks.toml against the real
+files (``shared_data_dir`` fixture; skipped without it), read with tomllib and pandas. The rule
+stated in the registry: a bar opens at its own low (or high) more than ``SPIKE`` beyond both the
+previous close and its own close, and more than ``SPIKE`` from the open of the independent MT4
+broker series that day. The entries must be exactly the bars that meet it, each nulling the open
+and the low it set.
 """
 
 from __future__ import annotations
