@@ -7,13 +7,15 @@ from prefect import flow
 from goldstress.settings import RunOptions
 from tasks.analyse import compute_summary, read_manifest
 from tasks.report import publish_report
+from tasks.weekend import measure_weekend
 
 
 @flow(name="analyse")
 def analyse(run_id: str | None = None, options: RunOptions = RunOptions()) -> dict:
     """Analyse a simulated run (default: the latest) and publish ``report.html``,
-    ``summary.json`` and the Parquet results; returns the output URLs."""
+    ``summary.json`` and the Parquet results; returns the output URLs. The weekend gap section is
+    measured here from the files in ``data_dir`` (absent files are noted in it)."""
     settings = options.settings()
     manifest = read_manifest(run_id, settings)
-    summary = compute_summary(manifest, settings)
+    summary = compute_summary(manifest, settings, measure_weekend(settings))
     return publish_report(summary, manifest, settings)

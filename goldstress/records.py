@@ -123,6 +123,7 @@ class Summary(_Record):
     scenario_table: list[dict[str, Any]]
     observed_token_premia: dict[str, Any]
     liquidity_stress: dict[str, Any]
+    weekend: dict[str, Any] = Field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The summary as plain JSON types (the stored form)."""

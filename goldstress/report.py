@@ -485,6 +485,137 @@ def _liquidity_stress_html(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _num(v: Any) -> Any:
+    """A summary number back from its JSON-safe form ("nan"/"inf" strings become None)."""
+    return None if isinstance(v, str) and v in ("nan", "inf", "-inf") else v
+
+
+_PREMIUM_GROUPS = (
+    ("weekday_vs_same_day_close", "weekdays, against the same day's gold close"),
+    ("saturday_vs_friday_close", "Saturday, against Friday's gold close"),
+    ("sunday_vs_friday_close", "Sunday, against Friday's gold close"),
+    ("weekend_vs_friday_close", "Saturday and Sunday, against Friday's gold close"),
+    ("saturday_vs_monday_open", "Saturday, against Monday's gold open"),
+    ("sunday_vs_monday_open", "Sunday, against Monday's gold open"),
+    ("weekend_vs_monday_open", "Saturday and Sunday, against Monday's gold open"),
+)
+
+
+def _weekend_html(summary: dict[str, Any]) -> str:
+    """The weekend gap section: the holder's weekend VaR/ES per token beside gold's
+    Friday-close-to-Monday-open gap, the token's weekend move against gold's reopening, and the
+    premium while the primary market is shut. "" when the run has no weekend section."""
+    wk = summary.get("weekend") or {}
+    if not wk:
+        return ""
+    units = wk.get("units", {})
+    out = [
+        "<h2>Weekend gap risk (the token trades, gold and the primary market are shut)</h2>",
+        f"<p>Horizon: {html.escape(str(units.get('horizon', '')))}. Losses: {html.escape(str(units.get('var_es', '')))}.</p>",
+    ]
+    if wk.get("status") != "measured":
+        return "".join(out) + f"<p>Not measured: {html.escape(str(wk.get('note', '')))}.</p>"
+    gold, tokens = wk.get("gold", {}), wk.get("tokens", {})
+    risk_rows, track_rows, prem_rows, notes = [], [], [], []
+
+    def var_row(label: str, file: str, v: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "series": label,
+            "file": file,
+            "weekends": v.get("n_weekends"),
+            "from": v.get("first_friday"),
+            "to": v.get("last_friday"),
+            "VaR 95%": _num(v.get("var_95")),
+            "ES 95%": _num(v.get("es_95")),
+            "VaR 99%": _num(v.get("var_99")),
+            "ES 99%": _num(v.get("es_99")),
+            "weekends in the 99% tail (n x 1%)": _num(v.get("tail_weekends_99")),
+            "worst weekend loss": _num(v.get("worst_loss")),
+            "worst weekend (Friday)": v.get("worst_loss_friday"),
+        }
+
+    for name, t in tokens.items():
+        label = f"{t.get('token')} ({name})"
+        if t.get("status") != "measured":
+            notes.append(f"{label}: not measured, {t.get('note')}")
+            continue
+        risk_rows.append(var_row(f"{label}: holder, token Friday to Sunday close", t["file"], t["holder_weekend"]))
+        if "tracking" not in t:
+            notes.append(f"{label}: {t.get('note')}")
+            continue
+        tr = t["tracking"]
+        track_rows.append(
+            {
+                "token": label,
+                "weekends": tr.get("n_weekends"),
+                "correlation with gold's gap": _num(tr.get("correlation")),
+                "tracking error mean": _num(tr.get("tracking_error_mean")),
+                "tracking error sd": _num(tr.get("tracking_error_sd")),
+                "share |difference| > 0.5%": _num(tr.get("share_abs_difference_above_0.5pct")),
+                "share |difference| > 1%": _num(tr.get("share_abs_difference_above_1pct")),
+                "largest |difference|": _num(tr.get("max_abs_difference")),
+                "on (Friday)": tr.get("max_abs_difference_friday"),
+                "weekends skipped": ", ".join(f"{k} {v}" for k, v in tr.get("skipped", {}).items()) or "none",
+            }
+        )
+        for key, text in _PREMIUM_GROUPS:
+            g = t["premium"].get(key, {})
+            prem_rows.append(
+                {
+                    "token": label,
+                    "days": text,
+                    "n": g.get("n_days"),
+                    "mean": _num(g.get("mean")),
+                    "sd": _num(g.get("sd")),
+                    "1% quantile": _num(g.get("q01")),
+                    "99% quantile": _num(g.get("q99")),
+                    "share |premium| > 0.5%": _num(g.get("share_abs_above_0.5pct")),
+                    "share |premium| > 1%": _num(g.get("share_abs_above_1pct")),
+                }
+            )
+    if gold.get("status") == "measured":
+        risk_rows.append(var_row("gold: Friday close to Monday open", gold["file"], gold["gap_var_es"]))
+        skipped = ", ".join(f"{k} {v}" for k, v in gold.get("skipped", {}).items()) or "none"
+        notes.append(f"gold weekends skipped: {skipped}")
+        if gold.get("opens_removed_on_import"):
+            notes.append(
+                "Monday opens removed on import as known bad prints (goldstress/data_quirks.toml): "
+                + ", ".join(gold["opens_removed_on_import"])
+            )
+    else:
+        notes.append(f"gold: not measured, {gold.get('note')}")
+    pct = ("VaR 95%", "ES 95%", "VaR 99%", "ES 99%", "worst weekend loss")
+    out.append(
+        "<h3>Value at risk over one weekend (loss fraction of holder value)</h3>"
+        "<p>Empirical figures from the weekends in each file: where n x 1% is about two weekends, the 99% VaR and ES "
+        "are one or two observed weekends, not a tail estimate. Gold's row is the gap a gold holder bore over the "
+        "same clock (Friday close to Monday open) from the much longer broker history.</p>" + _table(risk_rows, pct)
+    )
+    out.append(
+        f"<h3>The token's weekend move against gold's reopening</h3><p>{html.escape(str(units.get('tracking', '')))}. "
+        "A weekend is skipped when a needed close or open is missing; a Monday without a gold bar (holiday) is skipped, "
+        "not bridged to Tuesday.</p>"
+        + _table(
+            track_rows,
+            (
+                "tracking error mean",
+                "tracking error sd",
+                "share |difference| > 0.5%",
+                "share |difference| > 1%",
+                "largest |difference|",
+            ),
+        )
+    )
+    out.append(
+        f"<h3>Premium while the primary market is shut</h3><p>{html.escape(str(units.get('premium', '')))}.</p>"
+        + _table(
+            prem_rows,
+            ("mean", "sd", "1% quantile", "99% quantile", "share |premium| > 0.5%", "share |premium| > 1%"),
+        )
+    )
+    return "".join(out) + _ul(notes)
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -550,6 +681,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
         + _table(bt_rows, pct_cols=("exception_rate",))
         + "".join(token_sections)
         + _liquidity_stress_html(summary)
+        + _weekend_html(summary)
         + "<h2>Observed token premium to gold (curated data)</h2>"
         + _table(prem)
         + "<h2>Plots</h2>"

@@ -62,8 +62,9 @@ def read_manifest(run_id: str | None, settings: Settings) -> Manifest:
 
 
 @task(name="compute-summary", cache_policy=NO_CACHE)
-def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
-    """Every figure of the report, keyed with units (see module docstring)."""
+def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, Any] | None = None) -> Summary:
+    """Every figure of the report, keyed with units (see module docstring); ``weekend`` is the
+    section measured by :func:`tasks.weekend.measure_weekend` (empty when not given)."""
     levels = tuple(manifest.settings.var_levels)
     horizons = tuple(manifest.settings.horizons_days)
     p0 = float(manifest.data["last_usd_per_oz"])
@@ -145,6 +146,7 @@ def compute_summary(manifest: Manifest, settings: Settings) -> Summary:
                 "scenario_table": scenario_rows,
                 "observed_token_premia": _observed_premia(settings),
                 "liquidity_stress": liquidity_stress_section(manifest.as_json(), tokens),
+                "weekend": weekend or {},
             }
         )
     )

@@ -145,7 +145,8 @@ def test_broker_flags_dropped_and_logged():
     assert_gold_schema(res.frame)
     assert days(res.frame) == ["2012-09-07", "2012-09-10"]
     np.testing.assert_array_equal(res.frame["usd_per_oz"], [1735.5, 1730.3])
-    assert [(e["row"], e["column"], e["action"]) for e in res.log] == [
+    # (the registry's bad-open entries for this file name match no row here: logged as not applied)
+    assert [(e["row"], e["column"], e["action"]) for e in res.log if e["action"] != "quirk_not_applied"] == [
         (2, "bar_note", "drop_row"),
         (4, "bar_note", "drop_row"),
     ]
@@ -404,4 +405,6 @@ def test_unknown_broker_flag_is_kept_and_logged():
     data = csv_bytes(CONTRACT_HEADERS["broker_ohlc"], ["2013-03-29,1600,1601,1595,1598,300,thin_holiday"])
     res = standardise(data, "broker_ohlc", "gold", "xauusd_broker_mt5_daily_2007_2026.csv", load_quirks())
     assert len(res.frame) == 1
-    assert [(e["row"], e["action"]) for e in res.log] == [(1, "unknown_flag_kept")]
+    assert [(e["row"], e["action"]) for e in res.log if e["action"] != "quirk_not_applied"] == [
+        (1, "unknown_flag_kept")
+    ]
