@@ -48,9 +48,66 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SELECTION_RULE = (
+    "lowest summed quantile (tick) loss of the 1-day VaR at the VaR levels on the validation window "
+    "(Gneiting 2011), among the candidates whose breaches pass Kupiec's test at 5% at every level "
+    "(all candidates when none passes); candidates fitted on the fitting window, parameters fixed "
+    "over the validation window"
+)
+"""How the champion is picked, as the summary states it (:func:`models.risk.select_champion`)."""
+
+BACKTEST_METHOD = (
+    "1-day VaR of the champion refitted on the fitting and validation windows, parameters fixed over "
+    "the hold-out that follows them (no candidate fit or selection sees it); Kupiec (1995) POF, "
+    "Christoffersen (1998) independence, Basel Committee (1996) traffic light on the last 250 days "
+    "at 99%. The Monte Carlo simulates the full-sample refit."
+)
+"""How the hold-out backtest is run, as the summary states it (:mod:`models.selection`)."""
+
+
+class WindowRecord(_Record):
+    """A window of consecutive daily log returns: first and last date (ISO) and their count."""
+
+    first_date: str
+    last_date: str
+    n_returns: int
+
+
+class TrainingWindowsRecord(_Record):
+    """The three consecutive, disjoint windows of the champion's training sample: candidates are
+    fitted on ``fit``, scored on ``validation``; the champion is backtested on ``holdout``."""
+
+    fit: WindowRecord
+    validation: WindowRecord
+    holdout: WindowRecord
+
+
+class SelectionScoreRecord(_Record):
+    """One candidate's scores on the validation window: ``score`` is the sum over VaR levels of
+    the mean quantile loss (log-return units, lower is better), ``passes_kupiec`` whether
+    Kupiec's test keeps every level at 5 %, ``backtests`` the validation backtest per level."""
+
+    candidate: str
+    score: float
+    passes_kupiec: bool
+    backtests: dict[str, dict[str, Any]]
+
+
+class FitRecord(_Record):
+    """A fit of the champion's model: its window and its parameters (daily log-return units:
+    ``mu`` a fraction per day, ``omega`` a squared fraction; ``alpha``, ``gamma``, ``beta``,
+    ``nu`` unit-free)."""
+
+    window: WindowRecord
+    params: dict[str, float]
+
+
 class ChampionRecord(_Record):
-    """The registered champion as a run records it: registry coordinates, the fitted parameters
-    (daily log-return units), the innovation law, the EVT tail and the hold-out backtest."""
+    """The registered champion as a run records it: registry coordinates, the parameters of the
+    full-sample refit the Monte Carlo simulates (daily log-return units), the innovation law,
+    the EVT tail, the training windows, the candidates' scores on the validation window, the
+    fit before the hold-out and its hold-out backtest. Records of runs trained before the
+    validation window existed have ``None`` for the fields they lack."""
 
     registered_model: str
     version: str
@@ -59,7 +116,33 @@ class ChampionRecord(_Record):
     innovations: str
     tail: dict[str, Any] | None
     holdout_backtest: dict[str, Any] | None = None
+    windows: TrainingWindowsRecord | None = None
+    selection: list[SelectionScoreRecord] | None = None
+    backtested_fit: FitRecord | None = None
+    full_sample_fit: FitRecord | None = None
     train_meta: dict[str, Any] = Field(default_factory=dict)
+
+    def var_backtest_summary(self) -> dict[str, Any]:
+        """The ``var_backtest`` section of summary.json: the windows, the selection on the
+        validation window (rule, champion, every candidate's scores), the hold-out backtest per
+        level (breaches, expected breaches, Kupiec 1995 and Christoffersen 1998 p-values, Basel
+        Committee 1996 zone), the parameters of the backtested fit and of the full-sample refit
+        the Monte Carlo simulates, and the method. Parts the record lacks are ``None``."""
+        return {
+            "windows": None if self.windows is None else self.windows.model_dump(),
+            "selection": {
+                "window": "validation",
+                "rule": SELECTION_RULE,
+                "champion": self.candidate,
+                "candidates": None if self.selection is None else [c.model_dump() for c in self.selection],
+            },
+            "holdout": self.holdout_backtest,
+            "parameters": {
+                "backtested": None if self.backtested_fit is None else self.backtested_fit.model_dump(),
+                "full_sample": None if self.full_sample_fit is None else self.full_sample_fit.model_dump(),
+            },
+            "method": BACKTEST_METHOD,
+        }
 
 
 class RunSettingsRecord(_Record):

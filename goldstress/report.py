@@ -616,6 +616,87 @@ def _weekend_html(summary: dict[str, Any]) -> str:
     return "".join(out) + _ul(notes)
 
 
+_BACKTEST_COLS = {
+    "n_obs": "days",
+    "n_exceptions": "breaches",
+    "expected_exceptions": "expected breaches",
+    "exception_rate": "breach rate",
+    "kupiec_p_value": "Kupiec p",
+    "christoffersen_p_value": "Christoffersen p",
+    "quantile_loss": "quantile loss",
+    "basel_exceptions_last_250d": "breaches, last 250 d",
+    "basel_zone_last_250d": "Basel zone (99%)",
+}
+
+
+def _window_text(w: dict[str, Any] | None) -> str:
+    if not w:
+        return "–"
+    return f"{w['first_date']} .. {w['last_date']} ({w['n_returns']:,} returns)"
+
+
+def champion_backtest_html(var_backtest: dict[str, Any]) -> str:
+    """The report's section on the champion: the fitting, validation and hold-out windows, every
+    candidate's scores on the validation window (where the champion was picked), the champion's
+    1-day VaR backtest on the later hold-out (breaches, expected breaches, Kupiec 1995 and
+    Christoffersen 1998 p-values, Basel Committee 1996 zone), and the parameters of the
+    backtested fit beside those of the full-sample refit the Monte Carlo simulates.
+
+    ``var_backtest`` is the summary's ``var_backtest`` section
+    (:meth:`goldstress.records.ChampionRecord.var_backtest_summary`); a run recorded before the
+    validation window existed has only ``holdout`` and ``method``, and the other parts read
+    "(none)". Returns an HTML fragment.
+    """
+    windows = var_backtest.get("windows") or {}
+    selection = var_backtest.get("selection") or {}
+    params = var_backtest.get("parameters") or {}
+    sel_rows = [
+        {
+            "candidate": c["candidate"] + (" (champion)" if c["candidate"] == selection.get("champion") else ""),
+            "score (summed quantile loss)": c["score"],
+            "passes Kupiec (5%)": c["passes_kupiec"],
+            **{
+                f"{label} {float(lvl):.0%}": bt.get(key)
+                for lvl, bt in c["backtests"].items()
+                for key, label in (("n_exceptions", "breaches"), ("kupiec_p_value", "Kupiec p"))
+            },
+        }
+        for c in selection.get("candidates") or []
+    ]
+    bt_rows = [
+        {"VaR level": f"{float(lvl):.0%}", **{label: bt.get(key) for key, label in _BACKTEST_COLS.items()}}
+        for lvl, bt in (var_backtest.get("holdout") or {}).items()
+    ]
+    backtested, full = params.get("backtested") or {}, params.get("full_sample") or {}
+    names = list((full.get("params") or backtested.get("params") or {}).keys())
+    par_rows = [
+        {
+            "parameter": name,
+            "backtested fit": (backtested.get("params") or {}).get(name),
+            "full-sample refit (Monte Carlo)": (full.get("params") or {}).get(name),
+        }
+        for name in names
+    ]
+    return (
+        "<h2>Champion: selection on the validation window, VaR backtest on the hold-out</h2>"
+        + _ul(
+            [
+                f"Fitting window: {_window_text(windows.get('fit'))}",
+                f"Validation window (champion picked here): {_window_text(windows.get('validation'))}",
+                f"Backtest hold-out (after the validation window, not seen by any fit or by the selection): {_window_text(windows.get('holdout'))}",
+            ]
+        )
+        + f"<p>Selection rule: {html.escape(str(selection.get('rule', '–')))}.</p>"
+        + _table(sel_rows)
+        + "<h3>Backtest of the champion on the hold-out</h3>"
+        + _table(bt_rows, pct_cols=("breach rate",))
+        + f"<p>{html.escape(str(var_backtest.get('method', '')))}</p>"
+        + "<h3>Parameters (daily log returns)</h3>"
+        + f"<p>Backtested fit: {html.escape(_window_text(backtested.get('window')))}; full-sample refit: {html.escape(_window_text(full.get('window')))}.</p>"
+        + _table(par_rows)
+    )
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -665,8 +746,6 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
             + _table(rs["searches"])
             + _boundary_html(t)
         )
-    bt = summary["var_backtest"].get("holdout") or {}
-    bt_rows = [{"level": k, **v} for k, v in bt.items()]
     ch = summary["champion"]
     prem = [{"token": k, **v} for k, v in summary.get("observed_token_premia", {}).items() if isinstance(v, dict)]
     css = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f1e8}h1{color:#8a6d0b}"
@@ -677,8 +756,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
         f"({summary['data']['n_returns']:,} daily log returns; sha256 {html.escape(summary['data']['data_sha256'][:16])}…). Start price {summary['start_gold_usd_per_oz']:,.2f} USD/oz.</p>"
         f"<p>Champion model: <b>{html.escape(ch['candidate'])}</b> ({html.escape(ch['registered_model'])} v{html.escape(str(ch['version']))}), innovations {html.escape(ch['innovations'])}; "
         f"Monte Carlo {summary['monte_carlo']['mc_paths']:,} paths × {summary['monte_carlo']['mc_horizon_days']} days, seed {summary['monte_carlo']['mc_seed']}.</p>"
-        "<h2>VaR backtest of the champion (hold-out)</h2>"
-        + _table(bt_rows, pct_cols=("exception_rate",))
+        + champion_backtest_html(summary["var_backtest"])
         + "".join(token_sections)
         + _liquidity_stress_html(summary)
         + _weekend_html(summary)

@@ -182,7 +182,7 @@ class TrackingSettings(BaseSettings):
 
 
 class TrainingSettings(BaseSettings):
-    """Fitting the gold-return models: samples, EVT threshold, hold-out, predictor window. Environment: ``GOLDSTRESS_<FIELD>``."""
+    """Fitting the gold-return models: samples, EVT threshold, validation and hold-out windows, predictor window. Environment: ``GOLDSTRESS_<FIELD>``."""
 
     model_config = SettingsConfigDict(
         env_prefix="GOLDSTRESS_", env_file=".env", extra="ignore", hide_input_in_errors=True
@@ -198,8 +198,21 @@ class TrainingSettings(BaseSettings):
         ),
     )
     evt_threshold_quantile: float = Field(default=0.95, gt=0.5, lt=1.0)
+    champion_validation_days: int = Field(
+        default=500,
+        ge=250,
+        description=(
+            "Trading days, just before the backtest hold-out, on which the GARCH-family candidates "
+            "(fitted on the days before) are scored and the champion is picked."
+        ),
+    )
     backtest_holdout_days: int = Field(
-        default=1000, ge=250, description="Most recent trading days kept out of GARCH fitting."
+        default=1000,
+        ge=250,
+        description=(
+            "Most recent trading days, after the validation window, on which the champion (refitted on "
+            "the days before) is backtested; no candidate fit or selection sees them."
+        ),
     )
     rv_window_days: int = Field(default=20, ge=5, description="Forward realised-vol window.")
 

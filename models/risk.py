@@ -627,10 +627,12 @@ def quantile_loss(returns: np.ndarray, var: np.ndarray, level: float) -> float:
 
 
 def select_champion(candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pick the candidate with the lowest hold-out quantile loss among those passing Kupiec.
+    """Pick the candidate with the lowest ``score`` among those with ``passes_kupiec`` true.
 
-    Falls back to the lowest loss overall (flagged ``passes_kupiec=False``) when none passes.
-    ``ValueError`` when the list is empty.
+    Each candidate is a mapping with ``score`` (summed quantile loss on the validation window,
+    :func:`models.selection.score_on_validation`) and ``passes_kupiec`` (Kupiec 1995 at 5 %).
+    Falls back to the lowest score overall (flagged ``passes_kupiec=False``) when none passes;
+    ties go to the earliest in the list. ``ValueError`` when the list is empty.
     """
     if not candidates:
         raise ValueError("no candidates to select from")

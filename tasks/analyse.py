@@ -135,10 +135,7 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
                 "champion": champion.model_dump(
                     mode="json", include={"registered_model", "version", "candidate", "params", "innovations", "tail"}
                 ),
-                "var_backtest": {
-                    "holdout": champion.holdout_backtest,
-                    "method": "1-day VaR of the champion fitted before the hold-out, parameters fixed over it; Kupiec (1995) POF, Christoffersen (1998) independence, Basel (1996) traffic light on the last 250 days",
-                },
+                "var_backtest": champion.var_backtest_summary(),
                 "monte_carlo": manifest.settings.model_dump(
                     include={"mc_paths", "mc_horizon_days", "mc_seed", "mc_chunk_paths", "mc_drift"}
                 ),

@@ -1,11 +1,9 @@
 """Training tasks: volatility and tail models on daily LBMA PM log returns, tracked in MLflow.
 
-Candidates are GARCH(1,1) and GJR-GARCH(1,1,1) with Student-t innovations, each simulated either
-with t innovations or by filtered historical simulation. Each candidate is fitted on the data
-before a hold-out window, backtested on the hold-out with its 1-day VaR, and refitted on the full
-sample for prediction. The champion is the candidate with the lowest hold-out quantile (tick)
-loss at 95% and 99% among those whose exception counts pass Kupiec's test at the 5% level
-(quantile loss is the consistent scoring function for quantiles: Gneiting 2011, JASA 106(494)).
+Candidates (GARCH(1,1) and GJR-GARCH(1,1,1) with Student-t innovations, simulated with t draws
+or filtered historical simulation) are fitted on a fitting window and scored on the validation
+window after it (:mod:`models.selection`); the champion is refitted on the data before the
+backtest hold-out, backtested on the hold-out, and refitted on the full sample for the Monte Carlo.
 """
 
 from __future__ import annotations
@@ -22,16 +20,17 @@ from prefect.cache_policies import NO_CACHE
 
 from goldstress.io import tracking
 from goldstress.io.validation import curated_gold_returns
-from goldstress.settings import Settings
+from goldstress.settings import Settings, env_name
 from models.evt import GpdTail, fit_pot
 from models.predictors import fit_predictor, make_features, walk_forward_evaluate
-from models.risk import (
-    basel_traffic_light,
-    christoffersen_independence,
-    kupiec_pof,
-    quantile_loss,
+from models.selection import (
+    MIN_FIT_DAYS,
+    TrainingWindows,
+    backtest_on_holdout,
+    score_on_validation,
+    split_windows,
 )
-from models.volatility import GarchFit, fit_garch, one_day_var_forecasts
+from models.volatility import GarchFit, fit_garch
 
 CANDIDATES: tuple[tuple[str, str], ...] = (("garch", "t"), ("gjr", "t"), ("garch", "fhs"), ("gjr", "fhs"))
 """(volatility kind, innovation scheme) pairs competing for champion."""
@@ -44,29 +43,34 @@ def load_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]:
     return curated_gold_returns(settings)
 
 
-def _backtest(returns_out: np.ndarray, var: np.ndarray, level: float) -> dict[str, float | str]:
-    exceptions = (-returns_out) > var
-    n_exc = int(exceptions.sum())
-    lr_pof, p_pof = kupiec_pof(n_exc, exceptions.size, level)
-    lr_ind, p_ind = christoffersen_independence(exceptions)
-    last = exceptions[-250:]
-    return {
-        "n_obs": int(exceptions.size),
-        "n_exceptions": n_exc,
-        "exception_rate": n_exc / exceptions.size,
-        "kupiec_lr": float(lr_pof),
-        "kupiec_p_value": float(p_pof),
-        "christoffersen_lr": float(lr_ind),
-        "christoffersen_p_value": float(p_ind),
-        "quantile_loss": quantile_loss(returns_out, var, level),
-        "basel_exceptions_last_250d": int(last.sum()),
-        "basel_zone_last_250d": basel_traffic_light(int(last.sum()), int(last.size), 0.99) if level == 0.99 else "n/a",
-    }
+@task(name="split-training-windows", cache_policy=NO_CACHE)
+def training_windows(returns: pd.Series, settings: Settings) -> tuple[pd.Series, TrainingWindows]:
+    """The GARCH-family training sample (returns from ``training.vol_train_start``) and its
+    fitting, validation and hold-out windows (:func:`models.selection.split_windows`).
+
+    ``returns`` are daily log returns (fractions) on a UTC date index. Raises ``ValueError``
+    naming the settings (``GOLDSTRESS_CHAMPION_VALIDATION_DAYS``,
+    ``GOLDSTRESS_BACKTEST_HOLDOUT_DAYS``, ``GOLDSTRESS_VOL_TRAIN_START``) when the sample is too
+    short to leave ``models.selection.MIN_FIT_DAYS`` (500) returns to fit on.
+    """
+    tr = settings.training
+    if tr.vol_train_start:
+        returns = returns[returns.index >= pd.Timestamp(tr.vol_train_start, tz="UTC")]
+    n_fit = returns.size - tr.champion_validation_days - tr.backtest_holdout_days
+    if n_fit < MIN_FIT_DAYS:
+        raise ValueError(
+            f"{env_name('training', 'champion_validation_days')}={tr.champion_validation_days} and "
+            f"{env_name('training', 'backtest_holdout_days')}={tr.backtest_holdout_days} leave {n_fit} of the "
+            f"{returns.size} returns from {env_name('training', 'vol_train_start')}={tr.vol_train_start} to fit on; "
+            f"need at least {MIN_FIT_DAYS}: shorten the windows or start earlier"
+        )
+    return returns, split_windows(returns.index, tr.champion_validation_days, tr.backtest_holdout_days)
 
 
 @task(name="fit-volatility-candidate", cache_policy=NO_CACHE)
 def fit_candidate(
     returns: pd.Series,
+    windows: TrainingWindows,
     meta: dict[str, Any],
     kind: str,
     innovations: str,
@@ -74,78 +78,82 @@ def fit_candidate(
     experiment_id: str,
     parent_run_id: str,
 ) -> dict[str, Any]:
-    """Fit one candidate on the pre-hold-out sample, backtest it on the hold-out, refit on all.
+    """Fit one candidate on the fitting window and score it on the validation window
+    (:func:`models.selection.score_on_validation`; the hold-out is not read).
 
-    Logs a nested MLflow run with parameters, log-likelihood, AIC/BIC, hold-out VaR exception
-    rates and test statistics, and the training data's hash and date range. Returns a dict with
-    ``run_id``, ``fit`` (full-sample fit as dict), ``backtest`` (per level) and ``score``.
+    ``returns`` and ``windows`` come from :func:`training_windows`. Logs a nested MLflow run with
+    the windows, the fit's parameters, log-likelihood and AIC/BIC, and the validation scores and
+    test statistics. Returns ``name``, ``kind``, ``innovations``, ``run_id``, ``fit_params``,
+    ``bic`` (of the fit), ``validation`` (backtest per level), ``passes_kupiec`` and ``score``
+    (the inputs of :func:`models.risk.select_champion`).
     """
     import mlflow
 
-    holdout = settings.training.backtest_holdout_days
-    if settings.training.vol_train_start:
-        returns = returns[returns.index >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")]
-    if returns.size <= holdout + 500:
-        raise ValueError(
-            f"backtest_holdout_days={holdout} leaves fewer than 500 returns to fit on ({returns.size} in all)"
-        )
-    r = returns.to_numpy()
-    r_in, r_out = r[:-holdout], r[-holdout:]
-    fit_in = fit_garch(r_in, kind=kind)
-    fit_all = fit_garch(r, kind=kind)
-    backtests = {}
-    for level in settings.risk.var_levels:
-        var = one_day_var_forecasts(fit_in, r_out, level, innovations=innovations)
-        backtests[f"{level:.2f}"] = _backtest(r_out, var, level)
-    passed = all(bt["kupiec_p_value"] >= 0.05 for bt in backtests.values())
-    score = sum(bt["quantile_loss"] for bt in backtests.values())
-    name = f"{kind}_{innovations}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.set_tags({"candidate": name, "data_sha256": meta["data_sha256"], "stage": "train"})
+    scored = score_on_validation(returns, windows, kind, innovations, settings.risk.var_levels)
+    fit = scored.fit
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=scored.name, nested=True, parent_run_id=parent_run_id
+    ) as run:
+        mlflow.set_tags({"candidate": scored.name, "data_sha256": meta["data_sha256"], "stage": "train"})
         mlflow.log_params(
             {
                 "kind": kind,
                 "innovations": innovations,
                 "dist": "studentst",
                 "mean": "constant",
-                "holdout_days": holdout,
-                "train_start": str(returns.index[0].date()),
-                "holdout_start": str(returns.index[-holdout].date()),
+                "validation_days": windows.validation.n_returns,
+                "holdout_days": windows.holdout.n_returns,
+                **tracking.window_params(windows.to_dict()),
                 **{k: v for k, v in meta.items() if k != "n_returns"},
-                **{f"param_{k}": f"{v:.6g}" for k, v in fit_all.params.items()},
+                **{f"fit_window_param_{k}": f"{v:.6g}" for k, v in fit.params.items()},
             }
         )
         metrics: dict[str, float] = {
-            "loglik": fit_all.loglik,
-            "aic": fit_all.aic,
-            "bic": fit_all.bic,
+            "fit_window_loglik": fit.loglik,
+            "fit_window_aic": fit.aic,
+            "fit_window_bic": fit.bic,
             "n_returns": meta["n_returns"],
-            "insample_fit_loglik": fit_in.loglik,
-            "holdout_score_quantile_loss": score,
-            "holdout_passes_kupiec": float(passed),
+            "validation_score_quantile_loss": scored.score,
+            "validation_passes_kupiec": float(scored.passes_kupiec),
         }
-        for lvl, bt in backtests.items():
+        for lvl, bt in scored.backtests.items():
             tag = lvl.replace("0.", "")
             for key in ("exception_rate", "kupiec_p_value", "christoffersen_p_value", "quantile_loss", "n_exceptions"):
-                metrics[f"holdout_var{tag}_{key}"] = bt[key]
+                metrics[f"validation_var{tag}_{key}"] = bt[key]
         mlflow.log_metrics(tracking.finite_metrics(metrics))
         mlflow.log_dict(
-            {"fit_full_sample": fit_all.to_dict(), "fit_pre_holdout_params": fit_in.params, "backtest": backtests},
+            {"windows": windows.to_dict(), "fit_window_fit": fit.to_dict(), "validation": scored.backtests},
             "candidate.json",
         )
         run_id = run.info.run_id
     return {
-        "name": name,
+        "name": scored.name,
         "kind": kind,
         "innovations": innovations,
         "run_id": run_id,
-        "fit": fit_all.to_dict(),
-        "fit_params": fit_all.params,
-        "bic": fit_all.bic,
-        "backtest": backtests,
-        "passes_kupiec": passed,
-        "score": score,
+        "fit_params": fit.params,
+        "bic": fit.bic,
+        "validation": scored.backtests,
+        "passes_kupiec": scored.passes_kupiec,
+        "score": scored.score,
     }
+
+
+@task(name="backtest-and-refit-champion", cache_policy=NO_CACHE)
+def fit_champion(
+    returns: pd.Series, windows: TrainingWindows, best: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """The selected candidate refitted on the data before the hold-out and backtested on the
+    hold-out (:func:`models.selection.backtest_on_holdout`), and refitted on the full sample
+    (the fit the Monte Carlo simulates).
+
+    ``returns`` and ``windows`` come from :func:`training_windows`, ``best`` from
+    :func:`models.risk.select_champion`. Returns ``backtested_fit`` and ``full_sample_fit``
+    (``GarchFit.to_dict``) and ``holdout_backtest`` (per level, :func:`models.selection.var_backtest`).
+    """
+    held = backtest_on_holdout(returns, windows, best["kind"], best["innovations"], settings.risk.var_levels)
+    full = fit_garch(returns.to_numpy(), kind=best["kind"])
+    return {"backtested_fit": held.fit.to_dict(), "full_sample_fit": full.to_dict(), "holdout_backtest": held.backtests}
 
 
 @task(name="fit-loss-tail", cache_policy=NO_CACHE)
@@ -224,23 +232,43 @@ def fit_vol_predictor(
 
 @task(name="register-champion", cache_policy=NO_CACHE)
 def register_champion(
-    best: dict[str, Any], tail: dict[str, Any], meta: dict[str, Any], settings: Settings
+    best: dict[str, Any],
+    fitted: dict[str, Any],
+    candidates: list[dict[str, Any]],
+    windows: TrainingWindows,
+    tail: dict[str, Any],
+    meta: dict[str, Any],
+    settings: Settings,
 ) -> dict[str, Any]:
     """Log the champion as an MLflow pyfunc in its candidate run, register it and point the
-    ``champion`` alias at the new version. Returns name, version and run id."""
+    ``champion`` alias at the new version.
+
+    ``best`` is the selected candidate (:func:`fit_candidate` output), ``fitted`` its
+    :func:`fit_champion` output, ``candidates`` all candidates (their validation scores are
+    recorded). The registered model simulates the full-sample fit; its metadata carries the
+    windows, the validation scores, the backtested fit and the hold-out backtest, which are also
+    logged to the candidate run (:func:`goldstress.io.tracking.champion_log_items`) beside the
+    full-sample fit's log-likelihood and AIC/BIC. Returns name, version, run id, candidate and
+    ``record`` (:class:`goldstress.records.ChampionRecord` as JSON).
+    """
     import arch
     import mlflow
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
 
-    from goldstress.io.champion import Champion, GoldReturnsPyfunc
+    from goldstress.io.champion import Champion, GoldReturnsPyfunc, RegisteredChampion, training_meta
 
+    full = GarchFit.from_dict(fitted["full_sample_fit"])
     champion = Champion(
         name=best["name"],
-        fit=GarchFit.from_dict(best["fit"]),
+        fit=full,
         innovations=best["innovations"],
         tail=GpdTail.from_dict(tail["tail"]),
-        meta={**meta, "candidate_run_id": best["run_id"], "holdout_backtest": best["backtest"]},
+        meta={
+            **meta,
+            "candidate_run_id": best["run_id"],
+            **training_meta(windows, candidates, fitted["backtested_fit"]["params"], fitted["holdout_backtest"]),
+        },
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "champion.json"
@@ -266,11 +294,28 @@ def register_champion(
     client.set_model_version_tag(
         settings.tracking.registered_model, version.version, "data_sha256", meta["data_sha256"]
     )
+    record = RegisteredChampion(
+        model=champion, registered_model=settings.tracking.registered_model, version=str(version.version)
+    ).record()
+    params, metrics = tracking.champion_log_items(record)
+    backtested = fitted["backtested_fit"]
+    metrics.update(
+        {
+            "loglik": full.loglik,
+            "aic": full.aic,
+            "bic": full.bic,
+            "backtested_fit_loglik": backtested["loglik"],
+            "backtested_fit_aic": backtested["aic"],
+            "backtested_fit_bic": backtested["bic"],
+        }
+    )
+    tracking.log_items(client, best["run_id"], params, metrics)
     return {
         "name": settings.tracking.registered_model,
         "version": str(version.version),
         "run_id": best["run_id"],
         "candidate": best["name"],
+        "record": record.model_dump(mode="json"),
     }
 
 
@@ -303,23 +348,30 @@ def close_training_run(
 ) -> dict[str, Any]:
     """Record the comparison table and the champion on the parent run and finish it.
 
-    Returns the training summary (champion, candidates with their hold-out backtests, tail and
-    predictor run ids) that the flow returns.
+    ``champion`` is :func:`register_champion` output; its record's windows, validation scores,
+    hold-out backtest and both parameter sets are logged to the parent run as on the candidate
+    run (:func:`goldstress.io.tracking.champion_log_items`). Returns the training summary
+    (champion, candidates with their validation scores, tail and predictor run ids) that the
+    flow returns.
     """
     from mlflow.tracking import MlflowClient
+
+    from goldstress.records import ChampionRecord
 
     client = MlflowClient()
     table = [
         {
             "candidate": c["name"],
-            "bic": c["bic"],
-            "holdout_quantile_loss": c["score"],
+            "fit_window_bic": c["bic"],
+            "validation_quantile_loss": c["score"],
             "passes_kupiec": c["passes_kupiec"],
-            **{f"exception_rate_{lvl}": bt["exception_rate"] for lvl, bt in c["backtest"].items()},
+            **{f"validation_exception_rate_{lvl}": bt["exception_rate"] for lvl, bt in c["validation"].items()},
         }
         for c in candidates
     ]
     client.log_dict(parent_run_id, {"candidates": table, "champion": champion}, "model_selection.json")
+    params, metrics = tracking.champion_log_items(ChampionRecord.model_validate(champion["record"]))
+    tracking.log_items(client, parent_run_id, params, metrics)
     client.set_tag(parent_run_id, "champion", champion["candidate"])
     client.set_tag(parent_run_id, "champion_version", champion["version"])
     client.set_terminated(parent_run_id)

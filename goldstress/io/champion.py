@@ -18,10 +18,20 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from goldstress.records import ChampionRecord
+from goldstress.records import ChampionRecord, FitRecord
 from models.evt import GpdTail
 from models.scenarios import TRADING_DAYS_PER_YEAR, stress_drift_per_day
+from models.selection import TrainingWindows
 from models.volatility import GarchFit
+
+CHAMPION_TRAINING_KEYS = (
+    "holdout_backtest",
+    "windows",
+    "selection",
+    "backtested_fit",
+    "full_sample_window",
+)
+"""Keys of a champion's metadata that :meth:`RegisteredChampion.record` lifts into typed fields."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,12 @@ class RegisteredChampion:
         return self.model.name
 
     def record(self) -> ChampionRecord:
-        """What a run manifest records of the champion (parameters, innovations, tail, backtest)."""
+        """What a run manifest records of the champion: parameters of the full-sample fit it
+        simulates, innovations, tail, and from the training metadata the windows, the validation
+        scores, the backtested fit and the hold-out backtest (``None`` where a champion trained
+        before these were recorded lacks them). ``pydantic.ValidationError`` if they are malformed."""
         meta = self.model.meta
+        window = meta.get("full_sample_window")
         return ChampionRecord(
             registered_model=self.registered_model,
             version=self.version,
@@ -116,8 +130,40 @@ class RegisteredChampion:
             innovations=self.model.innovations,
             tail=None if self.model.tail is None else self.model.tail.to_dict(),
             holdout_backtest=meta.get("holdout_backtest"),
-            train_meta={k: v for k, v in meta.items() if k != "holdout_backtest"},
+            windows=meta.get("windows"),
+            selection=meta.get("selection"),
+            backtested_fit=meta.get("backtested_fit"),
+            full_sample_fit=None if window is None else FitRecord(window=window, params=self.model.fit.params),
+            train_meta={k: v for k, v in meta.items() if k not in CHAMPION_TRAINING_KEYS},
         )
+
+
+def training_meta(
+    windows: TrainingWindows,
+    candidates: list[dict[str, Any]],
+    backtested_params: dict[str, float],
+    holdout_backtest: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The champion metadata that :meth:`RegisteredChampion.record` lifts into typed fields
+    (:data:`CHAMPION_TRAINING_KEYS`): the windows, every candidate's validation scores
+    (``candidates`` as ``tasks.train.fit_candidate`` returns them: ``name``, ``score``,
+    ``passes_kupiec``, ``validation``), the parameters fitted before the hold-out (daily
+    log-return units) and the hold-out backtest per level. ``KeyError`` names a missing key."""
+    return {
+        "windows": windows.to_dict(),
+        "selection": [
+            {
+                "candidate": c["name"],
+                "score": c["score"],
+                "passes_kupiec": c["passes_kupiec"],
+                "backtests": c["validation"],
+            }
+            for c in candidates
+        ],
+        "backtested_fit": {"window": windows.pre_holdout.to_dict(), "params": dict(backtested_params)},
+        "full_sample_window": windows.full_sample.to_dict(),
+        "holdout_backtest": holdout_backtest,
+    }
 
 
 def load_champion(model_name: str, alias: str) -> tuple[Champion, str]:

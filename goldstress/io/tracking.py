@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from goldstress.records import ChampionRecord
 from goldstress.settings import Settings
 
 _INVALID = re.compile(r"[^0-9A-Za-z_\-. /]")
@@ -66,3 +67,59 @@ def configure(settings: Settings) -> str:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
     return client.create_experiment(settings.tracking.experiment, artifact_location=location)
+
+
+def window_params(windows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """MLflow parameters of named windows: ``{"fit": {"first_date": ..}}`` becomes
+    ``{"window_fit_first_date": ..}`` (one key per window field)."""
+    return {f"window_{name}_{key}": value for name, w in windows.items() for key, value in w.items()}
+
+
+def champion_log_items(record: ChampionRecord) -> tuple[dict[str, str], dict[str, float]]:
+    """The MLflow parameters and metrics of a champion: what the summary reports of it.
+
+    Parameters (strings): ``champion_candidate``, ``champion_innovations``, the windows
+    (:func:`window_params`), ``backtested_param_<name>`` (the fit before the hold-out) and
+    ``full_sample_param_<name>`` (the refit the Monte Carlo simulates), 10 significant digits,
+    daily log-return units, and ``holdout_var99_basel_zone_last_250d``. Metrics:
+    ``validation_score_<candidate>`` (summed quantile loss on the validation window) and
+    ``validation_passes_kupiec_<candidate>`` (1/0) per candidate, and ``holdout_var<level>_<key>``
+    for the numbers of the hold-out backtest (breaches, expected breaches, Kupiec 1995 and
+    Christoffersen 1998 statistics and p-values, quantile loss, Basel 1996 count). Parts a record
+    of an older run lacks are left out.
+    """
+    params: dict[str, str] = {"champion_candidate": record.candidate, "champion_innovations": record.innovations}
+    metrics: dict[str, Any] = {}
+    if record.windows is not None:
+        params.update({k: str(v) for k, v in window_params(record.windows.model_dump()).items()})
+    for prefix, fit in (("backtested", record.backtested_fit), ("full_sample", record.full_sample_fit)):
+        if fit is not None:
+            params.update({f"{prefix}_param_{k}": f"{v:.10g}" for k, v in fit.params.items()})
+    for score in record.selection or []:
+        metrics[f"validation_score_{score.candidate}"] = score.score
+        metrics[f"validation_passes_kupiec_{score.candidate}"] = float(score.passes_kupiec)
+    for level, bt in (record.holdout_backtest or {}).items():
+        tag = f"holdout_var{level.replace('0.', '')}"
+        for key, value in bt.items():
+            if isinstance(value, str):
+                if value != "n/a":
+                    params[f"{tag}_{key}"] = value
+            else:
+                metrics[f"{tag}_{key}"] = value
+    return {clean_name(k): v for k, v in params.items()}, finite_metrics(metrics)
+
+
+def log_items(client: Any, run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Log parameters and (finite) metrics to ``run_id`` in one batch through an
+    ``mlflow.tracking.MlflowClient``. MLflow raises when a parameter already logged to the run
+    has a different value (parameters are immutable); logging the same value again is allowed."""
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, now, 0) for k, v in finite_metrics(metrics).items()],
+        params=[Param(clean_name(k), str(v)) for k, v in params.items()],
+    )

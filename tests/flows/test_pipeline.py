@@ -219,6 +219,55 @@ def test_outputs_exist_and_report_is_self_contained(run):
         assert symbol in page
 
 
+def test_champion_windows_selection_backtest_and_both_fits(run):
+    """The summary's windows are consecutive slices of the curated returns (dates read off the
+    curated table), the champion is the selection rule applied to the reported validation
+    scores, the backtested parameters equal an independent fit on the returns before the
+    hold-out, the full-sample parameters (those of the Monte Carlo) an independent fit on all,
+    and the report shows the windows and both parameter sets."""
+    from goldstress.report import _fmt
+    from models.volatility import fit_garch
+
+    settings = run.settings
+    curated = pd.read_parquet(Path(settings.storage.store_url) / "curated" / "gold.parquet")
+    dates = pd.to_datetime(curated["date"]).iloc[1:]  # a return is dated by its later price
+    r = np.diff(np.log(curated["usd_per_oz"].to_numpy(float)))
+    keep = (dates >= pd.Timestamp(settings.training.vol_train_start, tz="UTC")).to_numpy()
+    r, day = r[keep], [d.date().isoformat() for d in dates[keep]]
+    n, v, h = r.size, settings.training.champion_validation_days, settings.training.backtest_holdout_days
+    vb = run.summary["var_backtest"]
+    assert vb["windows"] == {
+        "fit": {"first_date": day[0], "last_date": day[n - v - h - 1], "n_returns": n - v - h},
+        "validation": {"first_date": day[n - v - h], "last_date": day[n - h - 1], "n_returns": v},
+        "holdout": {"first_date": day[n - h], "last_date": day[-1], "n_returns": h},
+    }
+    assert all(bt["n_obs"] == h for bt in vb["holdout"].values())
+
+    scores = vb["selection"]["candidates"]
+    assert {c["candidate"] for c in scores} == {"garch_t", "gjr_t", "garch_fhs", "gjr_fhs"}
+    pool = [c for c in scores if c["passes_kupiec"]] or scores
+    best = min(pool, key=lambda c: c["score"])["candidate"]
+    assert vb["selection"]["champion"] == best == run.summary["champion"]["candidate"]
+    assert all(bt["n_obs"] == v for c in scores for bt in c["backtests"].values())
+
+    kind = best.split("_")[0]
+    params = vb["parameters"]
+    pre, full = fit_garch(r[: n - h], kind=kind), fit_garch(r, kind=kind)
+    assert params["backtested"]["window"] == {"first_date": day[0], "last_date": day[n - h - 1], "n_returns": n - h}
+    assert params["full_sample"]["window"] == {"first_date": day[0], "last_date": day[-1], "n_returns": n}
+    assert params["backtested"]["params"] == pytest.approx(pre.params, rel=1e-9)
+    assert params["full_sample"]["params"] == pytest.approx(full.params, rel=1e-9)
+    assert run.summary["champion"]["params"] == params["full_sample"]["params"]
+    assert params["backtested"]["params"] != params["full_sample"]["params"]
+
+    page = Path(run.outputs["report_html"]).read_text(encoding="utf-8")
+    for w in vb["windows"].values():
+        assert f"{w['first_date']} .. {w['last_date']} ({w['n_returns']:,} returns)" in page
+    for name in pre.params:
+        row = f"<tr><td>{name}</td><td>{_fmt(params['backtested']['params'][name])}</td><td>{_fmt(params['full_sample']['params'][name])}</td></tr>"
+        assert row in page, name
+
+
 def test_summary_var_es_per_token_level_and_horizon(run):
     mc = results(run, "mc_champion")
     for symbol in run.symbols:

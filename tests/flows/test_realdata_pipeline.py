@@ -107,8 +107,18 @@ def test_cdp_reverse_stress_matches_the_closed_form(real):
 
 
 def test_backtest_section_counts_and_zones(real):
-    """Hold-out length, exception rate, Kupiec (1995) POF p-value recomputed with scipy, and the
-    Basel (1996) Table 2 zone of the last 250 days at 99% (0-4 green, 5-9 yellow, 10+ red)."""
+    """Window lengths from the settings, the hold-out after the validation window and ending on
+    the last return of the CSV; exception rate, expected breaches, Kupiec (1995) POF p-value
+    recomputed with scipy, and the Basel (1996) Table 2 zone of the last 250 days at 99%
+    (0-4 green, 5-9 yellow, 10+ red)."""
+    windows = real.summary["var_backtest"]["windows"]
+    tr = real.settings.training
+    assert windows["validation"]["n_returns"] == tr.champion_validation_days
+    assert windows["holdout"]["n_returns"] == tr.backtest_holdout_days
+    assert windows["fit"]["first_date"] >= tr.vol_train_start
+    assert windows["fit"]["last_date"] < windows["validation"]["first_date"]
+    assert windows["validation"]["last_date"] < windows["holdout"]["first_date"]
+    assert windows["holdout"]["last_date"] == real.summary["data"]["data_last_date"]
     holdout = real.summary["var_backtest"]["holdout"]
     assert set(holdout) == {f"{lvl:.2f}" for lvl in real.settings.risk.var_levels}
     for key, bt in holdout.items():
@@ -116,6 +126,7 @@ def test_backtest_section_counts_and_zones(real):
         n, x = bt["n_obs"], bt["n_exceptions"]
         assert n == real.settings.training.backtest_holdout_days
         assert bt["exception_rate"] == pytest.approx(x / n)
+        assert bt["expected_exceptions"] == pytest.approx(n * (1 - level))
         p = 1 - level
         phat = x / n
         loglik_null = (n - x) * math.log(1 - p) + x * math.log(p)

@@ -130,25 +130,49 @@ def make_run(
     storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
 
 
-def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) -> RegisteredChampion:
-    """A champion like the train flow's (GARCH(1,1)-t fitted on all returns, hold-out VaR
-    backtest of the fit before the last 500 days), as ``load_champion_task`` returns it."""
-    from goldstress.io.champion import Champion
-    from models.volatility import fit_garch, one_day_var_forecasts
-    from tasks.train import _backtest
+def train_test_champion(returns: pd.Series) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """The train flow's steps for one candidate, GARCH(1,1)-t, on short windows (validation 250,
+    hold-out 500 returns): ``(windows, candidates, fitted)`` shaped as ``training_windows``,
+    ``fit_candidate`` and ``fit_champion`` return them."""
+    from models.selection import backtest_on_holdout, score_on_validation, split_windows
+    from models.volatility import fit_garch
 
-    r = returns.to_numpy()
-    fit_in = fit_garch(r[:-500], kind="garch")
-    backtest = {
-        f"{lvl:.2f}": _backtest(r[-500:], one_day_var_forecasts(fit_in, r[-500:], lvl, innovations="t"), lvl)
-        for lvl in (0.95, 0.99)
+    windows = split_windows(returns.index, 250, 500)
+    scored = score_on_validation(returns, windows, "garch", "t", (0.95, 0.99))
+    held = backtest_on_holdout(returns, windows, "garch", "t", (0.95, 0.99))
+    candidates = [
+        {
+            "name": "garch_t",
+            "score": scored.score,
+            "passes_kupiec": scored.passes_kupiec,
+            "validation": scored.backtests,
+        }
+    ]
+    fitted = {
+        "backtested_fit": held.fit.to_dict(),
+        "full_sample_fit": fit_garch(returns.to_numpy(), kind="garch").to_dict(),
+        "holdout_backtest": held.backtests,
     }
+    return windows, candidates, fitted
+
+
+def fit_test_champion(returns: pd.Series, meta: dict[str, Any], version: str) -> RegisteredChampion:
+    """A champion like the train flow's (:func:`train_test_champion`: GARCH(1,1)-t fitted on all
+    returns, with its windows, validation score and hold-out backtest), as ``load_champion_task``
+    returns it."""
+    from goldstress.io.champion import Champion, training_meta
+    from models.volatility import GarchFit
+
+    windows, candidates, fitted = train_test_champion(returns)
     champion = Champion(
         name="garch_t",
-        fit=fit_garch(r, kind="garch"),
+        fit=GarchFit.from_dict(fitted["full_sample_fit"]),
         innovations="t",
         tail=None,
-        meta={**meta, "holdout_backtest": backtest},
+        meta={
+            **meta,
+            **training_meta(windows, candidates, fitted["backtested_fit"]["params"], fitted["holdout_backtest"]),
+        },
     )
     return RegisteredChampion(model=champion, registered_model="goldstress-gold-returns", version=version)
 

@@ -671,24 +671,19 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
     from goldstress.io.champion import Champion
     from goldstress.settings import Settings
     from models.scenarios import monte_carlo_chunks
+    from models.volatility import GarchFit
     from tasks.train import load_gold_returns, register_champion
-    from tests.service.conftest import fit_test_champion
+    from tests.service.conftest import train_test_champion
 
     shutil.copytree(service_root.store, tmp_path / "store")
     settings = Settings(**data_settings(tmp_path, tracking={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}))
     returns, meta = load_gold_returns.fn(settings)
-    fitted = fit_test_champion(returns, meta, "1").model
+    windows, candidates, fitted = train_test_champion(returns)
     experiment_id = tracking.configure(settings)
     run = mlflow.MlflowClient().create_run(experiment_id)
-    best = {
-        "name": "garch_fhs",
-        "fit": fitted.fit.to_dict(),
-        "innovations": "fhs",
-        "run_id": run.info.run_id,
-        "backtest": fitted.meta["holdout_backtest"],
-    }
+    best = {**candidates[0], "name": "garch_fhs", "kind": "garch", "innovations": "fhs", "run_id": run.info.run_id}
     tail = {"tail": {"xi": 0.1, "beta": 0.01, "threshold": 0.02, "n_exceed": 50, "n_total": 1000}}
-    registered = register_champion.fn(best, tail, meta, settings)
+    registered = register_champion.fn(best, fitted, [best], windows, tail, meta, settings)
 
     c = make_client(
         service_settings(data_settings(tmp_path, tracking={"tracking_uri": settings.tracking.tracking_uri}))
@@ -712,7 +707,9 @@ def test_whatif_uses_the_registered_champion(make_client, analyst, service_root:
         "garch_fhs",
         "fhs",
     )
-    champion = Champion(name="garch_fhs", fit=fitted.fit, innovations="fhs", tail=None, meta={})
+    champion = Champion(
+        name="garch_fhs", fit=GarchFit.from_dict(fitted["full_sample_fit"]), innovations="fhs", tail=None, meta={}
+    )
     logret = np.concatenate(
         list(
             monte_carlo_chunks(
