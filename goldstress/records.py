@@ -207,6 +207,7 @@ class Summary(_Record):
     observed_token_premia: dict[str, Any]
     liquidity_stress: dict[str, Any]
     weekend: dict[str, Any] = Field(default_factory=dict)
+    model_vs_history: dict[str, Any] = Field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The summary as plain JSON types (the stored form)."""

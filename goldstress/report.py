@@ -697,6 +697,91 @@ def champion_backtest_html(var_backtest: dict[str, Any]) -> str:
     )
 
 
+_MVH_STATS = (
+    ("sd", "sd", True),
+    ("q01", "1% quantile", True),
+    ("q05", "5% quantile", True),
+    ("q95", "95% quantile", True),
+    ("q99", "99% quantile", True),
+    ("share_abs_gt_0.5pct", "share of days |premium| > 0.5%", True),
+    ("share_abs_gt_1pct", "share of days |premium| > 1%", True),
+    ("longest_run_abs_gt_1pct", "longest run beyond 1% (days)", False),
+)
+_MVH_WINDOWS = (
+    ("in_sample", "in sample (fit window)"),
+    ("out_of_sample", "out of sample (test window)"),
+    ("full_sample", "full sample (the stress test's process)"),
+)
+
+
+def model_vs_history_html(summary: dict[str, Any]) -> str:
+    """The "model vs history" section: per token the verdict, the observed premium beside the
+    simulated one on the real gold path, the premium band backtest and the clock noise."""
+    mvh = summary.get("model_vs_history") or {}
+    if not mvh:
+        return ""
+    out = [
+        "<h2>Model vs history: the premium</h2><p>The token model replays the real gold path of each "
+        "calibration window; the premium it simulates is set beside the observed one on the observed days "
+        "(median and 90% range over the simulated paths), and the fitted process's one-day-ahead 1-99% band is "
+        "backtested like a VaR (Kupiec). Method: docs/models/premium-validation.md.</p>"
+    ]
+    for symbol, m in mvh.items():
+        if m.get("status") != "validated":
+            out.append(f"<h3>{html.escape(symbol)}: not validated</h3><p>{html.escape(str(m.get('reason', '')))}</p>")
+            continue
+        verdict = str(m.get("verdict", ""))
+        colour = "#1a7f37" if verdict == "pass" else "#b42318"
+        out.append(
+            f"<h3>{html.escape(symbol)}: <span style='color:{colour}'>{html.escape(verdict.upper())}</span></h3>"
+            f"<p>Rule: {html.escape(str(m.get('rule', '')))}. Premium process in the stress test: "
+            f"{html.escape(str(m.get('premium_process_source', '')))} (set {html.escape(str(m.get('calibration_set', '')))}).</p>"
+            + _ul(list(m.get("reasons") or []))
+        )
+        rows, bt_rows = [], []
+        for key, label in _MVH_WINDOWS:
+            w = m.get(key) or {}
+            dist = (w.get("distribution") or {}).get("statistics") or {}
+            for stat, name, pct in _MVH_STATS:
+                st = dist.get(stat)
+                if st is None:
+                    continue
+                rows.append(
+                    {
+                        "window": f"{label} {'..'.join(w.get('window', []))}",
+                        "statistic": name,
+                        "observed": _fmt(st["observed"], pct),
+                        "simulated median": _fmt(st["simulated_median"], pct),
+                        "simulated 90% range": f"{_fmt(st['simulated_lo'], pct)} .. {_fmt(st['simulated_hi'], pct)}",
+                        "inside": "yes" if st["within"] else "NO",
+                    }
+                )
+            bt = w.get("band_backtest") or {}
+            if bt:
+                bt_rows.append(
+                    {
+                        "window": label,
+                        "days": bt["n_steps"],
+                        "outside 1-99% band": _fmt(bt["share_outside"], True),
+                        "expected": _fmt(bt["expected_share_outside"], True),
+                        "below / above": f"{bt['below']} / {bt['above']}",
+                        "Kupiec p": _fmt(bt["kupiec_p"]),
+                        "Christoffersen p": _fmt(bt["christoffersen_p"]),
+                    }
+                )
+        out.append(_table(rows) + "<h4>Premium band backtest</h4>" + _table(bt_rows))
+        for pair, cn in (m.get("clock_noise") or {}).items():
+            out.append(
+                f"<p>Clock noise ({html.escape(pair)}, {cn['n_days']} common days): the two premia correlate "
+                f"{_fmt(cn['correlation'])}; the common part, the gold move between the gold close and the tokens' "
+                f"24:00 UTC close, has sd {_fmt(cn['clock_noise_sd'], True)} ({_fmt(cn['clock_noise_share_of_variance_a'], True)} "
+                f"and {_fmt(cn['clock_noise_share_of_variance_b'], True)} of the two premia's variance); net of it the premia's "
+                f"sds are {_fmt(cn['premium_sd_net_a'], True)} and {_fmt(cn['premium_sd_net_b'], True)}. Their price ratio, "
+                f"on one clock, has sd {_fmt(cn['ratio_sd'], True)}.</p>"
+            )
+    return "".join(out)
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -760,6 +845,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
         + "".join(token_sections)
         + _liquidity_stress_html(summary)
         + _weekend_html(summary)
+        + model_vs_history_html(summary)
         + "<h2>Observed token premium to gold (curated data)</h2>"
         + _table(prem)
         + "<h2>Plots</h2>"

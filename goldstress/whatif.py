@@ -27,7 +27,14 @@ from goldstress.io import storage
 from goldstress.records import json_safe
 from goldstress.settings import Settings
 from models.metrics import distribution_metrics, path_metrics, summarise_paths
-from models.scenarios import TRADING_DAYS_PER_YEAR, monte_carlo_chunks, stress_drift_per_day, to_price_paths
+from models.scenarios import (
+    TRADING_DAYS_PER_YEAR,
+    business_days,
+    monte_carlo_chunks,
+    on_calendar_days,
+    stress_drift_per_day,
+    to_price_paths,
+)
 from models.token.protocol import build_token_model
 from models.token.spec import (
     CdpStablecoinSpec,
@@ -256,9 +263,18 @@ def compute_whatif(
         if (cancel is not None and cancel.is_set()) or (deadline is not None and time.monotonic() > deadline):
             raise WhatIfTimeout("what-if stopped: time limit reached")
 
+    first_day = ((model.info or {}).get("data") or {}).get("data_last_date")
+
+    def on_clock(paths: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        """Calendar-day clock from the data's last date (as the pipeline's scenarios); without
+        a known start date, trading days."""
+        if first_day is None:
+            return paths, None, None
+        return on_calendar_days(paths, business_days(first_day, paths.shape[1]))
+
     with np.errstate(all="ignore"):
-        prices = to_price_paths(p0, shock_log_returns(float(req.shock_frac), h_shock))
-        row = summarise_paths(token.run(prices), prices, (h_shock,)).iloc[0]
+        prices, cal, cols = on_clock(to_price_paths(p0, shock_log_returns(float(req.shock_frac), h_shock)))
+        row = summarise_paths(token.run(prices, calendar=cal), prices, (h_shock,), trading_columns=cols).iloc[0]
         shock = {
             "shock_frac": float(req.shock_frac),
             "shock_horizon_days": h_shock,
@@ -271,10 +287,9 @@ def compute_whatif(
             model.simulate, int(req.n_paths), int(req.horizon_days), seed, int(settings.monte_carlo.chunk_paths)
         ):
             check()
-            paths = to_price_paths(p0, chunk)
-            frames.append(
-                summarise_paths(token.run(paths, rng=np.random.default_rng([seed, len(frames)])), paths, horizons)[keep]
-            )
+            paths, cal, cols = on_clock(to_price_paths(p0, chunk))
+            out = token.run(paths, calendar=cal, rng=np.random.default_rng([seed, len(frames)]))
+            frames.append(summarise_paths(out, paths, horizons, trading_columns=cols)[keep])
         check()
         g = pd.concat(frames, ignore_index=True)
         # a loss fraction is +/-inf only for a zero day-0 value (a token with nothing behind it):
@@ -287,6 +302,7 @@ def compute_whatif(
         token_spec=spec.model_dump(mode="json"),
         seed=seed,
         start_gold_usd_per_oz=p0,
+        clock="calendar days from " + str(first_day) if first_day else "trading days (no start date known)",
         var_levels=list(settings.risk.var_levels),
     )
     return json_safe(

@@ -124,6 +124,8 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
                     "losses": "positive numbers; _frac = fraction of the day-0 value",
                     "var_es": "empirical VaR and ES (mean beyond VaR) over simulated paths; levels 95/99 in key names",
                     "horizons": "1d/10d/30d = trading days after day 0",
+                    "clock": "every scenario runs on the calendar-day clock: gold closes on business days (a replay on its own dates) carried over weekends and holidays, tokens, holders and the AMM acting every day; a horizon is read on its trading day; peg day counts (longest run, recovery, share of days) are calendar days",
+                    "premium": "premium to NAV from the (calibrated) premium process: the arbitrage band pulls it back on open days, nothing clips it (see model_vs_history)",
                     "gold_price_unit": "USD per troy ounce (31.1034768 g)",
                     "backing_ratio": "reserve value / token liabilities at NAV (gold token) or collateral value / stablecoin supply (CDP); 'inf' when no supply is left outstanding (all repaid)",
                     "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
@@ -144,6 +146,25 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
                 "observed_token_premia": _observed_premia(settings),
                 "liquidity_stress": liquidity_stress_section(manifest.as_json(), tokens),
                 "weekend": weekend or {},
+                "model_vs_history": _model_vs_history(manifest.liquidity_stress),
             }
         )
     )
+
+
+def _model_vs_history(liquidity_stress: dict[str, Any]) -> dict[str, Any]:
+    """Per token with a premium calibration: where its premium process comes from and the
+    model-vs-history record of its calibration set (``models.premium_validation``)."""
+    out: dict[str, Any] = {}
+    for symbol, e in (liquidity_stress.get("premium_calibration") or {}).items():
+        record = e.get("model_vs_history") or {
+            "status": "not validated",
+            "reason": e.get("reason", "no calibration file"),
+        }
+        out[symbol] = {
+            "calibration_set": e.get("calibration_set"),
+            "premium_process_source": e.get("source"),
+            "band": e.get("band"),
+            **record,
+        }
+    return out

@@ -77,6 +77,8 @@ def apply_premium_calibration(specs: list[Any], settings: Settings) -> tuple[lis
             entry["reason"] = "no calibration file (run the calibrate flow with data_dir set)"
         else:
             cal = storage.read_json(url, settings)
+            entry["model_vs_history"] = cal.get("model_vs_history")
+            entry["band"] = cal.get("band")
             q = cal.get("quality", {})
             if not (q.get("full_sample_converged") and q.get("reproduces_full_sample")):
                 entry["reason"] = f"fit failed its quality checks: {q}"

@@ -158,9 +158,19 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
     assert summary["calibrations"]["tok"]["json_url"].endswith("calibration/tok.json") and json_path.is_file()
     assert not (Path(settings.storage.store_url) / "calibration" / "missing.json").exists()
     record = json.loads(json_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
-    # no token spec has the symbol TOK: no band to fit with, nothing to replay, said so
-    assert record["band"]["lower"] is None and "no reserve-backed token spec" in record["band"]["source"]
-    assert record["model_vs_history"]["status"] == "not validated" and record["model_vs_history"]["clock_noise"] == {}
+    # the set's token is PAXG: fitted with the PAXG spec's arbitrage band, then replayed through its model
+    from models.token.reserve_backed import spec_arbitrage_band
+    from models.token.spec import load_token_spec
+
+    paxg = load_token_spec(
+        Path(settings.scenarios.token_specs[[Path(p).stem for p in settings.scenarios.token_specs].index("paxg")])
+    )
+    assert (record["band"]["lower"], record["band"]["upper"]) == pytest.approx(spec_arbitrage_band(paxg))
+    mvh = record["model_vs_history"]
+    assert mvh["status"] == "validated" and mvh["token"] == "PAXG" and mvh["clock_noise"] == {}
+    assert mvh["verdict"] in ("pass", "fail") and (mvh["verdict"] == "pass") == (not mvh["reasons"])
+    for key in ("in_sample", "out_of_sample", "full_sample"):
+        assert mvh[key]["distribution"]["n_paths"] == 300
 
     # --- MLflow: parent calibrate-<date> with two nested runs ---------------------------------
     client = MlflowClient(tracking_uri=settings.tracking.tracking_uri)
@@ -199,7 +209,7 @@ def test_calibrate_flow_tracks_fits_and_writes_json(prefect_api, workdir, monkey
 
     # --- the fits: same as fitting the independently built series -------------------------------
     for run, part, key in ((fit_run, fit_part, "premium_process_fit_window"), (full_run, premia, "premium_process")):
-        ref = cal.fit_premium_process(part, innovations="t", jumps=True).process
+        ref = cal.fit_premium_process(part, innovations="t", jumps=True, band=spec_arbitrage_band(paxg)).process
         for name, value in ref.to_dict().items():
             assert record[key][name] == pytest.approx(value, rel=1e-6, abs=1e-12), name
             assert float(run.data.params[f"param_{name}"]) == pytest.approx(value, rel=1e-6, abs=1e-12)

@@ -625,9 +625,11 @@ def test_market_sells_move_the_premium_by_the_constant_product_closed_form() -> 
 
 
 def test_band_pulls_on_open_days_only_and_never_clips() -> None:
-    """No flows, no sells: the engine's premium is the premium process on the spec's calendar.
-    Regressing ``p_t - phi p_{t-1}`` on the excess over the band gives ``-kappa`` on open days
-    and 0 on closed days (weekends); open days leave the band too (a force, not a clamp)."""
+    """No flows, no sells: the engine's premium is the premium process on the primary market's
+    open days (weekdays), and a weekend day is one free step from Friday's premium. Regressing
+    ``p_t - phi p_base`` on the excess of ``p_base`` over the band gives ``-kappa`` on Tuesday
+    to Friday (base: yesterday) and on Monday (base: Friday), 0 on Saturday and Sunday (base:
+    Friday, no pull); open days leave the band too (a force, not a clamp)."""
     from models.premium import arbitrage_band
 
     fee, kappa = 0.003, 0.6
@@ -640,16 +642,30 @@ def test_band_pulls_on_open_days_only_and_never_clips() -> None:
     m = ReserveBackedToken(s)
     assert (m.premium_process.band_lower, m.premium_process.band_upper) == pytest.approx((lo, hi))
     assert m.premium_process.band_pull == kappa
-    cal = pd.date_range("2025-01-01", periods=121)
-    o = m.run(flat(120, 2000), calendar=cal, rng=4)
+    cal = pd.date_range("2025-01-03", periods=120)  # a Friday
+    o = m.run(flat(119, 3000), calendar=cal, rng=4)
     p = o.premium_frac
-    is_open = o.market_open[1:]
-    prev, curr = p[:, :-1], p[:, 1:]
-    excess = m.premium_process.band_excess(prev)
-    for open_days, want in ((is_open, -kappa), (~is_open, 0.0)):
-        x, y = excess[:, open_days].ravel(), (curr - 0.5 * prev)[:, open_days].ravel()
+    dow = np.asarray(cal.day_of_week)
+    fridays = np.flatnonzero(dow == 4)
+    fridays = fridays[fridays + 3 < len(cal)]
+    tue_fri = np.flatnonzero((dow >= 1) & (dow <= 4))
+    tue_fri = tue_fri[tue_fri > 0]
+    cases = (
+        (tue_fri - 1, tue_fri, -kappa),  # Tuesday..Friday from yesterday
+        (fridays, fridays + 3, -kappa),  # Monday from Friday
+        (fridays, fridays + 1, 0.0),  # Saturday from Friday
+        (fridays, fridays + 2, 0.0),  # Sunday from Friday, not from Saturday
+    )
+    for base, day, want in cases:
+        x = m.premium_process.band_excess(p[:, base]).ravel()
+        y = (p[:, day] - 0.5 * p[:, base]).ravel()
         assert np.polyfit(x, y, 1)[0] == pytest.approx(want, abs=0.03)
-    assert (curr[:, is_open] > hi).mean() > 0.1 and (curr[:, is_open] < lo).mean() > 0.1
+    # Sunday is not a step from Saturday: given Friday, the two weekend days are independent draws
+    resid_sat = p[:, fridays + 1] - 0.5 * p[:, fridays]
+    resid_sun = p[:, fridays + 2] - 0.5 * p[:, fridays]
+    assert abs(np.corrcoef(resid_sat.ravel(), resid_sun.ravel())[0, 1]) < 0.03
+    opened = p[:, 1:][:, o.market_open[1:]]
+    assert (opened > hi).mean() > 0.1 and (opened < lo).mean() > 0.1
 
 
 def test_describe_extends_v1_summary() -> None:

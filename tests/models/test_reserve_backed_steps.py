@@ -430,7 +430,7 @@ def test_secondary_market_steps_the_premium_process_with_the_shock() -> None:
     proc = {"mean": 0.0, "phi": 0.5, "sigma": 0.001, "band_lower": -0.003, "band_upper": 0.003}
     amm = {"kind": "constant_product", "reserve_tokens": 1000.0, "fee": 0.0}
     r, st = day1(make(secondary={"premium": proc, "amm": amm}), (PG, 0.9 * PG), rng=np.random.default_rng(5))
-    st.sells, st.p_prev = arr(100.0), arr(-0.002)
+    st.sells, st.p_prev, st.p_anchor = arr(100.0), arr(0.004), arr(-0.002)  # the step starts from the anchor
     secondary_market(r, st)
     want = PremiumProcess(**proc).step(
         np.array([-0.002]),

@@ -117,7 +117,9 @@ def make_run(
 
     specs = load_specs.fn(settings)
     results = [
-        run_scenario.fn(sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id)
+        run_scenario.fn(
+            sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
+        )
         for sc in scenario_defs.fn(settings, returns)
     ]
     manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings)
