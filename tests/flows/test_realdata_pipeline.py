@@ -173,3 +173,46 @@ def test_monte_carlo_on_real_data_has_no_drift_by_default(real):
     drift = real.summary["monte_carlo"]["mc_drift"]
     assert drift["assumption"] == "zero" and drift["log_return_per_year"] == 0.0
     assert drift["historical_log_return_per_year"] > 0.0
+
+
+def _observed_premium(data_dir: Path, token_file: str) -> pd.Series:
+    """Token close / broker XAU/USD close - 1 on the days both exist, the broker's flagged bars
+    dropped (SOURCES.md), read with pandas alone."""
+    gold = pd.read_csv(data_dir / "xauusd_broker_mt5_daily_2007_2026.csv", parse_dates=["date"])
+    gold = gold[gold["bar_note"].isna() | (gold["bar_note"] == "")].set_index("date")["close"]
+    tok = pd.read_csv(data_dir / token_file, parse_dates=["date"]).set_index("date")["close_usd"]
+    return (tok / gold.reindex(tok.index) - 1).dropna()
+
+
+@pytest.mark.parametrize(
+    "symbol, token_file", [("PAXG", "paxg_usd_daily_2022_2026.csv"), ("XAUT", "xaut_usd_daily_2022_2026.csv")]
+)
+def test_model_vs_history_is_reported_in_and_out_of_sample(real, symbol, token_file):
+    """The summary holds the token model against its history for PAXG and XAUT: the observed
+    premium's sd and share of days beyond 1% in each window equal those computed here from the
+    CSVs; each window's band backtest scores one step per pair of consecutive observations at
+    most 4 days apart; the verdict is pass or fail with its reasons (whatever it is); the clock
+    noise of the PAXG/XAUT pair is the covariance of their premia on common days."""
+    m = real.summary["model_vs_history"][symbol]
+    assert m["status"] == "validated" and m["premium_process_source"] == "calibrated"
+    assert m["verdict"] in ("pass", "fail") and (m["verdict"] == "fail") == bool(m["reasons"])
+    observed = _observed_premium(real.data_dir, token_file)
+    for key in ("in_sample", "out_of_sample", "full_sample"):
+        start, end = m[key]["window"]
+        part = observed.loc[start:end]
+        stats_ = m[key]["distribution"]["statistics"]
+        assert m[key]["distribution"]["n_days"] == len(part)
+        assert stats_["sd"]["observed"] == pytest.approx(part.std(ddof=1), rel=1e-6)
+        assert stats_["share_abs_gt_1pct"]["observed"] == pytest.approx((part.abs() > 0.01).mean(), rel=1e-9)
+        gaps = np.diff(part.index.values).astype("timedelta64[D]").astype(int)
+        assert m[key]["band_backtest"]["n_steps"] == int((gaps <= 4).sum())
+    paxg, xaut = (
+        _observed_premium(real.data_dir, "paxg_usd_daily_2022_2026.csv"),
+        _observed_premium(real.data_dir, "xaut_usd_daily_2022_2026.csv"),
+    )
+    common = paxg.index.intersection(xaut.index)
+    noise = m["clock_noise"]["paxg/xaut"]
+    assert noise["n_days"] == len(common)
+    assert noise["clock_noise_sd"] == pytest.approx(
+        math.sqrt(max(np.cov(paxg[common], xaut[common])[0, 1], 0)), rel=1e-6
+    )
