@@ -24,7 +24,7 @@ from models.peg import (
     share_of_days_beyond,
 )
 from models.risk import closed_form_break_move, failure_boundary, reverse_stress, var_es
-from models.token.outcome import ReserveBackedOutcome, TokenOutcome
+from models.token.outcome import BREACH_TOL, ReserveBackedOutcome, TokenOutcome
 from models.token.protocol import build_token_model
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import ReserveBackedTokenSpec, parse_token_spec, with_redemption_share
@@ -370,11 +370,87 @@ def scenario_table_row(metrics: dict[str, Any], levels: tuple[float, ...]) -> di
     return row
 
 
+MOVE_AGREEMENT_TOL = 1e-3
+"""Largest difference (fraction of the gold price) between a closed-form breaking move and the
+model's searched one for the two to agree (the search is precise to 1e-4)."""
+
+
+def first_breach_day(outcome: TokenOutcome) -> np.ndarray:
+    """First model day on which each path is broken (backing ratio below ``1 - BREACH_TOL`` or a
+    liquidation), ``(n_paths,)`` float; NaN for a path never broken in its window."""
+    broken = (outcome.backing_ratio < 1.0 - BREACH_TOL) | outcome.liquidated
+    day = np.argmax(broken, axis=1).astype(float)
+    day[~broken.any(axis=1)] = np.nan
+    return day
+
+
+def closed_form_agrees(cf: dict[str, Any], searches: list[dict[str, Any]], model_day: int | None) -> bool:
+    """Whether a closed-form statement (:func:`models.risk.closed_form_break_move`) is what the
+    model's search found (rows of :func:`reverse_stress_summary`'s ``searches``).
+
+    Broken with no move (``move_frac == 0``): every search breaks without a move and the model,
+    run at a flat price, breaks no later than the closed form's day (when it gives one). No move
+    breaks it (``None``): no search finds a breaking move. A move ``m`` in ``direction``: no
+    search breaks without a move; in that direction every horizon finds ``m`` within
+    :data:`MOVE_AGREEMENT_TOL` (or nothing, when ``|m|`` is beyond the searched range); the other
+    direction finds nothing."""
+    move = cf.get("move_frac")
+    if move == 0.0:
+        day = cf.get("breaks_without_move_day")
+        late = day is not None and (model_day is None or model_day > day)
+        return all(r["breaks_without_move"] for r in searches) and not late
+    if move is None:
+        return all(r["move_frac"] is None for r in searches)
+    if any(r["breaks_without_move"] for r in searches):
+        return False
+    for r in searches:
+        if r["direction"] != cf["direction"]:
+            if r["move_frac"] is not None:
+                return False
+        elif abs(move) > abs(r["max_move_searched_frac"]):
+            if r["move_frac"] is not None:
+                return False
+        elif r["move_frac"] is None or abs(r["move_frac"] - move) > MOVE_AGREEMENT_TOL:
+            return False
+    return True
+
+
+def _search_statement(searches: list[dict[str, Any]], smallest: dict[str, Any] | None, model_day: int | None) -> str:
+    """The model's search result in words (the statement when the closed form disagrees)."""
+    window = max(r["horizon_days"] for r in searches)
+    if any(r["breaks_without_move"] for r in searches):
+        when = f"on day {model_day}" if model_day is not None else f"within {window} days"
+        return f"backing breaks {when} with no gold move (model search, with the spec's flows and costs)"
+    if smallest is not None:
+        word = "fall" if smallest["move_frac"] < 0 else "rise"
+        return (
+            f"backing breaks at a gold {word} of {abs(smallest['move_frac']):.2%} reached over "
+            f"{smallest['horizon_days']} days (model search over {window} days, with the spec's flows and costs)"
+        )
+    falls = [abs(r["max_move_searched_frac"]) for r in searches if r["direction"] < 0]
+    rises = [r["max_move_searched_frac"] for r in searches if r["direction"] > 0]
+    return (
+        f"no gold move breaks the backing within {window} days (model search: falls up to "
+        f"{max(falls, default=0.0):.0%}, rises up to {max(rises, default=0.0):.0%}, with the spec's flows and costs)"
+    )
+
+
 def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple[int, ...]) -> dict[str, Any]:
-    """Smallest gold moves (down and up) that break the token, per horizon, and the closed form
-    where one exists (``models.risk.closed_form_break_move``)."""
+    """Reverse stress test of one token: the model's search and a statement true of the model.
+
+    ``searches``: the smallest gold moves (down and up) that break the token, per horizon, each
+    path run over ``window_days = max(horizons)`` model days (:func:`models.risk.reverse_stress`);
+    ``smallest_breaking_move``: the smallest of them; ``model_breaks_without_move_day``: the
+    first day the model breaks at a flat gold price (None if not within the window);
+    ``closed_form``: :func:`models.risk.closed_form_break_move` over the same window, with
+    ``agrees_with_search`` (:func:`closed_form_agrees`); ``statement``: ``{"text", "source",
+    "note"}``, the closed form's statement when it agrees with the search (``source =
+    "closed_form"``), else the search's result in words (``source = "model_search"``, the note
+    saying what the closed form said and what it ignores). ``p0`` is the day-0 gold price, USD
+    per troy ounce. Raises ValueError for an invalid spec."""
     spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
     model = build_token_model(spec)
+    window = int(max(horizons))
     rows = []
     for direction in (-1, +1):
         for res in reverse_stress(model, p0, horizons_days=horizons, direction=direction):
@@ -390,7 +466,42 @@ def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple
             )
     moves = [r for r in rows if r["move_frac"] is not None]
     smallest = min(moves, key=lambda r: (abs(r["move_frac"]), r["horizon_days"])) if moves else None
-    return {"searches": rows, "smallest_breaking_move": smallest, "closed_form": closed_form_break_move(spec, p0)}
+    flat_day = first_breach_day(model.run(np.full((1, window + 1), float(p0))))[0]
+    model_day = None if np.isnan(flat_day) else int(flat_day)
+    cf = closed_form_break_move(spec, p0, window_days=window)
+    agrees = closed_form_agrees(cf, rows, model_day)
+    cf["agrees_with_search"] = agrees
+    if agrees:
+        text = cf["statement"]
+        if cf["move_frac"] == 0.0 and model_day is not None and model_day != cf.get("breaks_without_move_day"):
+            text += f"; the model, with the spec's flows, breaks on day {model_day}"
+        beyond = [r for r in rows if r["direction"] == cf.get("direction") and r["move_frac"] is None]
+        if cf["move_frac"] not in (None, 0.0) and beyond:
+            text += (
+                f"; beyond the model search's range ({abs(beyond[0]['max_move_searched_frac']):.0%}), "
+                "which finds no break within it"
+            )
+        statement = {
+            "text": text,
+            "source": "closed_form",
+            "note": f"closed form ({cf['formula']}), checked against the model's search",
+        }
+    else:
+        ignores = "; ".join(cf.get("ignores", []))
+        statement = {
+            "text": _search_statement(rows, smallest, model_day),
+            "source": "model_search",
+            "note": f"the closed form ({cf['formula']}) says: {cf['statement']}"
+            + (f"; it ignores {ignores}" if ignores else ""),
+        }
+    return {
+        "window_days": window,
+        "searches": rows,
+        "smallest_breaking_move": smallest,
+        "model_breaks_without_move_day": model_day,
+        "closed_form": cf,
+        "statement": statement,
+    }
 
 
 def reverse_stress_boundary_summary(spec_dict: dict[str, Any], p0: float) -> dict[str, Any] | None:
