@@ -156,7 +156,8 @@ def flow_metrics(g: pd.DataFrame, horizons: tuple[int, ...]) -> dict[str, float]
     :func:`flow_columns`): mean and 99% quantile of the cumulative share of the day-0 supply
     redeemed at each horizon and at the end, mean USD paid out of the reserve for redemptions at
     the end and its share of the day-0 liabilities (mean, 99% quantile), mean fees paid to the
-    issuer and credited to the reserve at the end (USD)."""
+    issuer and credited to the reserve at the end (USD). Raises KeyError for a table without the
+    columns of :func:`flow_column_names` (with the same ``horizons``)."""
     out: dict[str, float] = {}
     for where in [f"{h}d" for h in horizons] + ["end"]:
         col = g[f"redeemed_frac_of_day0_supply_{where}"]
@@ -353,7 +354,9 @@ def scenario_table_row(metrics: dict[str, Any], levels: tuple[float, ...]) -> di
     backing ratio). A single-path scenario gives its realised figures; the Monte Carlo gives, for
     each loss, its expected shortfall at the highest of ``levels`` across paths and, for the
     backing, the 0.1% quantile of the path minimum. Values are None when absent (a token without
-    them). ``metrics`` is :func:`path_metrics` or :func:`distribution_metrics` plus ``kind``."""
+    them). ``metrics`` is :func:`path_metrics` or :func:`distribution_metrics` plus ``kind``;
+    ``levels`` the run's VaR/ES levels (fractions). Raises KeyError without ``kind``, ValueError
+    for empty ``levels``."""
     row: dict[str, Any] = {"kind": metrics["kind"], "window_days": metrics.get("horizon_days")}
     if metrics["kind"] == "monte_carlo":
         lv = _lvl(max(levels))
@@ -377,7 +380,8 @@ model's searched one for the two to agree (the search is precise to 1e-4)."""
 
 def first_breach_day(outcome: TokenOutcome) -> np.ndarray:
     """First model day on which each path is broken (backing ratio below ``1 - BREACH_TOL`` or a
-    liquidation), ``(n_paths,)`` float; NaN for a path never broken in its window."""
+    liquidation), ``(n_paths,)`` float; NaN for a path never broken in its window. ``outcome``
+    arrays are ``(n_paths, horizon_days + 1)``; raises nothing for a well-formed outcome."""
     broken = (outcome.backing_ratio < 1.0 - BREACH_TOL) | outcome.liquidated
     day = np.argmax(broken, axis=1).astype(float)
     day[~broken.any(axis=1)] = np.nan
@@ -393,7 +397,8 @@ def closed_form_agrees(cf: dict[str, Any], searches: list[dict[str, Any]], model
     breaks it (``None``): no search finds a breaking move. A move ``m`` in ``direction``: no
     search breaks without a move; in that direction every horizon finds ``m`` within
     :data:`MOVE_AGREEMENT_TOL` (or nothing, when ``|m|`` is beyond the searched range); the other
-    direction finds nothing."""
+    direction finds nothing. Raises KeyError for rows without the keys of
+    :func:`reverse_stress_summary`'s ``searches``."""
     move = cf.get("move_frac")
     if move == 0.0:
         day = cf.get("breaks_without_move_day")
@@ -791,7 +796,8 @@ def flow_columns(outcome: ReserveBackedOutcome, horizons: tuple[int, ...]) -> di
     tokens redeemed as a fraction of the day-0 supply and the value paid out of the reserve for
     them (USD at each day's prices; also as a fraction of the day-0 liabilities, day-0 supply x
     day-0 NAV) at each horizon (NaN beyond the window) and at the end; the mint and redeem fees
-    paid to the issuer and those credited to the reserve at the end (USD). Arrays ``(n_paths,)``."""
+    paid to the issuer and those credited to the reserve at the end (USD). Arrays ``(n_paths,)``,
+    keyed by :func:`flow_column_names`. Raises nothing beyond numpy's errors for malformed arrays."""
     t1 = outcome.supply_tokens.shape[1]
     n = outcome.n_paths
     red = outcome.cum_redeemed_frac_of_day0_supply()
