@@ -107,8 +107,11 @@ def figures(
         for key, title, cols, xlabel, fmt in (
             (
                 "loss_distributions",
-                "Loss distributions over 30 days (Monte Carlo; fraction of day-0 value, losses positive)",
-                (("holder_loss_frac_30d", "holder value"), ("reserve_loss_frac_30d", "reserve value")),
+                "Loss distributions over 30 days (Monte Carlo; fraction of day-0 value per token, losses positive)",
+                (
+                    ("holder_loss_frac_30d", "holder value per token"),
+                    ("reserve_per_token_loss_frac_30d", "reserve value per token outstanding"),
+                ),
                 "loss (fraction of day-0 value)",
                 ".0%",
             ),
@@ -782,6 +785,151 @@ def model_vs_history_html(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
+VALUE_ROWS = (
+    ("holder value per token", "holder_value", "usd_per_token"),
+    ("reserve value per token outstanding", "reserve_per_token", "usd_per_token"),
+)
+"""VaR/ES table rows of the report: label, summary key prefix, unit of the USD figure."""
+
+
+def var_es_rows(mc: dict[str, Any], horizons: list[int], levels: list[str]) -> list[dict[str, Any]]:
+    """The report's VaR/ES table of one token's Monte Carlo: for holder value and reserve value
+    per token outstanding, the loss at each horizon and at the window's end (VaR, ES as fractions
+    of the day-0 value; VaR in USD per token), then the peak-to-trough fall over the window."""
+    rows = []
+    end = mc.get("horizon_days")
+    for label, who, unit in VALUE_ROWS:
+        for h in [*horizons, "end"]:
+            where = f"{h}d" if h != "end" else "end"
+            row: dict[str, Any] = {"value": label, "horizon": f"{h} days" if h != "end" else f"end ({end} days)"}
+            for lvl in levels:
+                row[f"VaR {lvl}% (frac)"] = mc.get(f"{who}_var_{lvl}_{where}_frac")
+                row[f"ES {lvl}% (frac)"] = mc.get(f"{who}_es_{lvl}_{where}_frac")
+                row[f"VaR {lvl}% ({unit})"] = mc.get(f"{who}_var_{lvl}_{where}_{unit}")
+            rows.append(row)
+        row = {"value": label, "horizon": f"peak-to-trough over {end} days"}
+        for lvl in levels:
+            row[f"VaR {lvl}% (frac)"] = mc.get(f"{who}_max_drawdown_var_{lvl}_frac")
+            row[f"ES {lvl}% (frac)"] = mc.get(f"{who}_max_drawdown_es_{lvl}_frac")
+            row[f"VaR {lvl}% ({unit})"] = None
+        rows.append(row)
+    return rows
+
+
+SCENARIO_COLUMNS = (
+    ("window_days", "window, days"),
+    ("holder_loss_frac_end", "holder loss at end"),
+    ("holder_max_drawdown_frac", "holder peak-to-trough"),
+    ("reserve_per_token_loss_frac_end", "reserve per token: loss at end"),
+    ("reserve_per_token_max_drawdown_frac", "reserve per token: peak-to-trough"),
+    ("backing_ratio_min", "backing min"),
+)
+"""Whole-window columns of the report's scenario table (``scenario_table`` rows of the summary):
+summary key, header."""
+
+
+def scenario_rows(t: dict[str, Any], table: list[dict[str, Any]], symbol: str) -> list[dict[str, Any]]:
+    """The report's scenario table of one token: the summary's ``scenario_table`` rows (whole-window
+    figures; Monte Carlo: expected shortfall of each loss, 0.1% quantile of the minimum backing)
+    with the breach, bad-debt, redemption-outflow and fee figures of each scenario (Monte Carlo:
+    probability, mean)."""
+    rows = []
+    for r in (r for r in table if r["token"] == symbol):
+        m = t["scenarios"][r["scenario"]]
+        mc = m["kind"] == "monte_carlo"
+        row: dict[str, Any] = {"scenario": r["scenario"], "kind": r["kind"]}
+        row.update({head: r.get(key) for key, head in SCENARIO_COLUMNS})
+        row["P(backing<1)"] = m.get("p_backing_below_1", m.get("backing_below_1"))
+        row["P(liquidation)"] = m.get("p_liquidation", m.get("liquidated"))
+        row["bad_debt_usd"] = m.get("expected_bad_debt_usd", m.get("bad_debt_usd"))
+        sfx = "_mean" if mc else ""
+        row["redeemed share of day-0 supply"] = m.get(f"redeemed_frac_of_day0_supply_end{sfx}")
+        row["redemption outflow, USD"] = m.get(f"redemption_outflow_usd_end{sfx}")
+        row["issuer fee revenue, USD"] = m.get(f"issuer_fee_revenue_usd_end{sfx}")
+        rows.append(row)
+    return rows
+
+
+SCENARIO_PCT = (
+    "holder loss at end",
+    "holder peak-to-trough",
+    "reserve per token: loss at end",
+    "reserve per token: peak-to-trough",
+    "P(backing<1)",
+    "P(liquidation)",
+    "redeemed share of day-0 supply",
+)
+
+
+def worst_scenario_html(w: dict[str, Any]) -> str:
+    """The worst-scenario sentence: the single-path scenario with the largest figure named in
+    ``w["by"]`` over its window, and the Monte Carlo tail reported apart."""
+    out = (
+        f"<p>Worst single-path scenario (by <code>{html.escape(str(w['by']))}</code>: {html.escape(str(w.get('description', '')))}): "
+        f"<b>{html.escape(str(w['scenario']))}</b>, {_fmt(w['value'], True)} over {_fmt(w.get('window_days'))} days."
+    )
+    tail = w.get("monte_carlo_tail")
+    if tail:
+        out += (
+            f" Monte Carlo tail ({html.escape(str(tail['scenario']))}, <code>{html.escape(str(tail['figure']))}</code>, "
+            f"{html.escape(str(tail['statistic']))} over {_fmt(tail.get('horizon_days'))} days): <b>{_fmt(tail['value'], True)}</b>."
+        )
+    return out + "</p>"
+
+
+def reverse_stress_html(rs: dict[str, Any]) -> str:
+    """The reverse stress statement (true of the model: the closed form where it agrees with the
+    model's search, else the search), its source and the searches."""
+    st = rs.get("statement") or {}
+    cf = rs.get("closed_form") or {}
+    return (
+        "<h3>Reverse stress test</h3>"
+        f"<p><b>{html.escape(str(st.get('text', '')))}</b> (source: {html.escape(str(st.get('source', '')))}; "
+        f"{html.escape(str(st.get('note', '')))}).</p>"
+        f"<p>Closed form: {html.escape(str(cf.get('statement', '')))} (move {_fmt(cf.get('move_frac'), True)}; "
+        f"agrees with the model's search: {_fmt(cf.get('agrees_with_search'))}). Smallest breaking move searched: "
+        f"{html.escape(json.dumps(rs.get('smallest_breaking_move'), default=str))}; the model breaks at a flat gold "
+        f"price on day {_fmt(rs.get('model_breaks_without_move_day'))} of {_fmt(rs.get('window_days'))}.</p>"
+        + _table(rs["searches"])
+    )
+
+
+def _token_html(
+    symbol: str, t: dict[str, Any], horizons: list[int], levels: list[str], table: list[dict[str, Any]]
+) -> str:
+    """One token's section of the report (``table``: the summary's ``scenario_table``)."""
+    mc = t["scenarios"].get("mc_champion", {})
+    head = var_es_rows(mc, horizons, levels)
+    flows = ""
+    if "redeemed_frac_of_day0_supply_end_mean" in mc:
+        flows = (
+            f"<p>Reserve value per token outstanding at day 0: <b>{_fmt(mc.get('reserve_usd_per_token_d0'))} USD</b>. "
+            f"Monte Carlo over {_fmt(mc.get('horizon_days'))} days: tokens redeemed {_fmt(mc.get('redeemed_frac_of_day0_supply_end_mean'), True)} "
+            f"of the day-0 supply on average (q99 {_fmt(mc.get('redeemed_frac_of_day0_supply_end_q99'), True)}), "
+            f"{_fmt(mc.get('redemption_outflow_usd_end_mean'))} USD paid out of the reserve "
+            f"({_fmt(mc.get('redemption_outflow_frac_of_day0_liabilities_end_mean'), True)} of the day-0 liabilities); "
+            f"fees to the issuer {_fmt(mc.get('issuer_fee_revenue_usd_end_mean'))} USD, credited to the reserve "
+            f"{_fmt(mc.get('reserve_fee_income_usd_end_mean'))} USD (means). A redemption paid at the backing value "
+            "is not a reserve loss: the reserve figures are per token outstanding.</p>"
+        )
+    return (
+        f"<h2>{html.escape(symbol)} — {html.escape(t['name'])} ({html.escape(t['kind'])}, spec v{t['spec_version']})</h2>"
+        + worst_scenario_html(t["worst_scenario"])
+        + f"<p>P(backing &lt; 1) under Monte Carlo: <b>{_fmt(mc.get('p_backing_below_1'), True)}</b>; P(liquidation): "
+        f"<b>{_fmt(mc.get('p_liquidation'), True)}</b>; expected bad debt: <b>{_fmt(mc.get('expected_bad_debt_usd'))} USD</b>.</p>"
+        + flows
+        + "<h3>VaR and ES (Monte Carlo, champion model)</h3>"
+        + _table(head, pct_cols=tuple(k for k in head[0] if "frac" in k))
+        + _peg_liquidity_html(t)
+        + "<h3>Scenarios (whole window)</h3><p>Single-path scenarios: realised figures over each one's window. "
+        "Monte Carlo row: expected shortfall at the highest level of each loss, 0.1% quantile of the minimum backing, "
+        "probabilities and means of the rest.</p>"
+        + _table(scenario_rows(t, table, symbol), pct_cols=SCENARIO_PCT)
+        + reverse_stress_html(t["reverse_stress"])
+        + _boundary_html(t)
+    )
+
+
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tuple[str, Any]]) -> str:
     """The full self-contained HTML report."""
     parts = []
@@ -791,46 +939,11 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], figs: list[tu
             + fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
             + "</section>"
         )
-    token_sections = []
-    for symbol, t in summary["tokens"].items():
-        mc = t["scenarios"].get("mc_champion", {})
-        head = []
-        for who, unit in (("holder", "usd_per_token"), ("reserve", "usd")):
-            for h in manifest["settings"]["horizons_days"]:
-                row = {"value": who, "horizon_days": h}
-                for lvl in ("95", "99"):
-                    row[f"VaR {lvl}% (frac)"] = mc.get(f"{who}_value_var_{lvl}_{h}d_frac")
-                    row[f"ES {lvl}% (frac)"] = mc.get(f"{who}_value_es_{lvl}_{h}d_frac")
-                    row[f"VaR {lvl}% ({unit})"] = mc.get(f"{who}_value_var_{lvl}_{h}d_{unit}")
-                head.append(row)
-        rs = t["reverse_stress"]
-        scen = [
-            {
-                "scenario": n,
-                "kind": m["kind"],
-                "holder_loss_30d_frac": m.get("holder_loss_frac_30d", m.get("holder_value_es_99_30d_frac")),
-                "backing_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1")),
-                "P(backing<1)": m.get("p_backing_below_1", m.get("backing_below_1")),
-                "P(liquidation)": m.get("p_liquidation", m.get("liquidated")),
-                "bad_debt_usd": m.get("expected_bad_debt_usd", m.get("bad_debt_usd")),
-            }
-            for n, m in t["scenarios"].items()
-        ]
-        token_sections.append(
-            f"<h2>{html.escape(symbol)} — {html.escape(t['name'])} ({html.escape(t['kind'])}, spec v{t['spec_version']})</h2>"
-            f"<p>Worst scenario ({html.escape(t['worst_scenario']['by'])}): <b>{html.escape(t['worst_scenario']['scenario'])}</b>, "
-            f"{_fmt(t['worst_scenario']['holder_value_loss_30d_frac'], True)}. "
-            f"P(backing &lt; 1) under Monte Carlo: <b>{_fmt(mc.get('p_backing_below_1'), True)}</b>; P(liquidation): <b>{_fmt(mc.get('p_liquidation'), True)}</b>; expected bad debt: <b>{_fmt(mc.get('expected_bad_debt_usd'))} USD</b>.</p>"
-            "<h3>VaR and ES (Monte Carlo, champion model)</h3>"
-            + _table(head, pct_cols=tuple(k for k in head[0] if "frac" in k))
-            + _peg_liquidity_html(t)
-            + "<h3>Scenarios</h3>"
-            + _table(scen, pct_cols=("holder_loss_30d_frac", "P(backing<1)", "P(liquidation)"))
-            + "<h3>Reverse stress test</h3>"
-            + f"<p>Smallest breaking gold move: {html.escape(json.dumps(rs['smallest_breaking_move'], default=str))}. Closed form: {html.escape(json.dumps(rs['closed_form'], default=str))}</p>"
-            + _table(rs["searches"])
-            + _boundary_html(t)
-        )
+    levels = [f"{round(float(x) * 100):d}" for x in manifest["settings"].get("var_levels", (0.95, 0.99))]
+    token_sections = [
+        _token_html(symbol, t, manifest["settings"]["horizons_days"], levels, summary["scenario_table"])
+        for symbol, t in summary["tokens"].items()
+    ]
     ch = summary["champion"]
     prem = [{"token": k, **v} for k, v in summary.get("observed_token_premia", {}).items() if isinstance(v, dict)]
     css = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f1e8}h1{color:#8a6d0b}"

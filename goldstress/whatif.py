@@ -55,6 +55,17 @@ MAX_DAYS = 250
 _MC_COLUMNS = (
     "holder_value_usd_per_token_d0",
     "reserve_value_usd_d0",
+    "reserve_usd_per_token_d0",
+    "horizon_days",
+    "holder_loss_frac_end",
+    "holder_max_drawdown_frac",
+    "reserve_per_token_loss_frac_end",
+    "reserve_per_token_max_drawdown_frac",
+    "redeemed_frac_of_day0_supply_end",
+    "redemption_outflow_usd_end",
+    "redemption_outflow_frac_of_day0_liabilities_end",
+    "issuer_fee_revenue_usd_end",
+    "reserve_fee_income_usd_end",
     "backing_ratio_end",
     "backing_ratio_min",
     "supply_tokens_end",
@@ -63,7 +74,12 @@ _MC_COLUMNS = (
     "bad_debt_usd",
     "unbacked_frac_of_day0_liabilities",
 )
-_MC_HORIZON_COLUMNS = ("holder_loss_frac", "reserve_loss_frac", "backing_ratio")
+_MC_HORIZON_COLUMNS = (
+    "holder_loss_frac",
+    "reserve_per_token_loss_frac",
+    "backing_ratio",
+    "redeemed_frac_of_day0_supply",
+)
 _MODEL_RECHECK_S = 60.0
 
 
@@ -238,13 +254,16 @@ def compute_whatif(
     - ``shock``: the token along one gold path, ``p0 * (1 + shock_frac) ** (min(t, H) / H)``
       for ``t = 0..H`` (``H = shock_horizon_days``), summarised by
       ``models.metrics.path_metrics`` at horizon ``H``: ``holder_loss_frac_<H>d``,
-      ``reserve_loss_frac_<H>d``, ``backing_ratio_<H>d``, ``backing_ratio_min``/``_end``,
-      ``backing_below_1``, ``liquidated``, ``bad_debt_usd`` (cumulative, USD), plus the inputs.
+      ``reserve_per_token_loss_frac_<H>d`` (reserve value per token outstanding),
+      ``backing_ratio_<H>d``, ``backing_ratio_min``/``_end``, the peak-to-trough falls,
+      ``backing_below_1``, ``liquidated``, ``bad_debt_usd`` (cumulative, USD), the redemption
+      outflow and fees (reserve-backed token), plus the inputs.
     - ``monte_carlo``: ``n_paths`` gold paths of ``horizon_days`` days from the model
       (``models.scenarios.monte_carlo_chunks``, chunked by ``settings.monte_carlo.chunk_paths``, so
       memory is one chunk of paths plus one summary row per path), summarised by
       ``models.metrics.distribution_metrics`` at the horizons of :func:`mc_horizons`: empirical
-      VaR/ES (Acerbi & Tasche 2002) of holder and reserve value at ``settings.risk.var_levels``,
+      VaR/ES (Acerbi & Tasche 2002) of holder value and of reserve value per token outstanding
+      at ``settings.risk.var_levels`` (at each horizon, the end and peak-to-trough),
       backing-ratio quantiles, ``p_backing_below_1``, ``p_liquidation``,
       ``expected_bad_debt_usd``.
 

@@ -10,6 +10,7 @@ simulated paths: ES is the mean loss beyond VaR (Acerbi & Tasche 2002).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +24,7 @@ from models.peg import (
     share_of_days_beyond,
 )
 from models.risk import closed_form_break_move, failure_boundary, reverse_stress, var_es
-from models.token.outcome import ReserveBackedOutcome, TokenOutcome
+from models.token.outcome import BREACH_TOL, ReserveBackedOutcome, TokenOutcome
 from models.token.protocol import build_token_model
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import ReserveBackedTokenSpec, parse_token_spec, with_redemption_share
@@ -60,28 +61,74 @@ def _quantile(x: pd.Series, q: float) -> float:
     return float(np.quantile(v, q, method="inverted_cdf")) if v.size else float("nan")
 
 
+VALUE_FIGURES = (("holder_value", "holder_loss_frac"), ("reserve_per_token", "reserve_per_token_loss_frac"))
+"""The per-token values whose Monte Carlo losses get VaR/ES: ``(key prefix, loss column prefix of
+:func:`summarise_paths`)``. Holder value per token, and reserve value per token outstanding (a
+redemption is not a loss of the reserve per token; the whole reserve, which shrinks with every
+redemption, gets no VaR)."""
+
+MAX_DRAWDOWN_COLUMNS = {
+    "holder_value": "holder_max_drawdown_frac",
+    "reserve_per_token": "reserve_per_token_max_drawdown_frac",
+}
+"""Peak-to-trough column of :func:`summarise_paths` per value of :data:`VALUE_FIGURES`."""
+
+
+def _var_es_keys(out: dict[str, Any], losses: np.ndarray, level: float, stem: str, v0: float | None, unit: str) -> None:
+    """Write ``<stem>`` VaR and ES at ``level`` (``stem`` has a ``{}`` for var/es) as fractions
+    and, with ``v0``, in ``unit`` into ``out``; nothing when every loss is NaN."""
+    if np.isnan(losses).all():
+        return
+    var, es = var_es(losses[~np.isnan(losses)], level)
+    out[stem.format("var") + "_frac"] = float(var)
+    out[stem.format("es") + "_frac"] = float(es)
+    if v0 is not None:
+        out[stem.format("var") + f"_{unit}"] = float(var * v0)
+        out[stem.format("es") + f"_{unit}"] = float(es * v0)
+
+
 def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: tuple[int, ...]) -> dict[str, float]:
-    """VaR/ES of holder and reserve value, backing-ratio quantiles and breach probabilities
-    from a Monte Carlo table with one row per path (columns of ``models.metrics.summarise_paths``)."""
+    """Risk figures over a Monte Carlo table with one row per path (columns of
+    :func:`summarise_paths`).
+
+    Keys (``<w>`` in ``holder_value`` / ``reserve_per_token``, ``<l>`` a level as ``95``/``99``):
+    ``<w>_{var,es}_<l>_<h>d_frac`` and ``_usd_per_token`` (loss of the value per token at each
+    horizon), ``<w>_{var,es}_<l>_end_frac`` (at the window's end), ``<w>_max_drawdown_{var,es}_<l>_frac``
+    (peak-to-trough over the window); backing-ratio quantiles at each horizon, at the end and
+    of the path minimum; breach and liquidation probabilities, bad debt; the redemption outflow
+    (``redeemed_frac_of_day0_supply_<h>d_mean`` / ``_q99`` and ``_end``,
+    ``redemption_outflow_usd_end_mean``, ``redemption_outflow_frac_of_day0_liabilities_end_mean`` /
+    ``_q99``) and the mean fees (``issuer_fee_revenue_usd_end_mean``,
+    ``reserve_fee_income_usd_end_mean``) when the token has them (reserve-backed); the
+    peg/liquidity figures of :func:`market_metrics`. Quantiles of reserve figures skip paths
+    with no token outstanding (NaN)."""
     out: dict[str, float] = {"n_paths": int(len(g))}
     hv0 = float(g["holder_value_usd_per_token_d0"].iloc[0])
     rv0 = float(g["reserve_value_usd_d0"].iloc[0])
+    v0s = {"holder_value": hv0, "reserve_per_token": float(g["reserve_usd_per_token_d0"].iloc[0])}
     for h in horizons:
         for level in levels:
-            for who, v0, unit in (("holder", hv0, "usd_per_token"), ("reserve", rv0, "usd")):
-                losses = g[f"{who}_loss_frac_{h}d"].to_numpy()
-                if np.isnan(losses).all():
-                    continue
-                var, es = var_es(losses[~np.isnan(losses)], level)
-                key = f"{who}_value_{{}}_{_lvl(level)}_{h}d"
-                out[key.format("var") + "_frac"] = float(var)
-                out[key.format("es") + "_frac"] = float(es)
-                out[key.format("var") + f"_{unit}"] = float(var * v0)
-                out[key.format("es") + f"_{unit}"] = float(es * v0)
+            for who, loss_col in VALUE_FIGURES:
+                _var_es_keys(
+                    out,
+                    g[f"{loss_col}_{h}d"].to_numpy(),
+                    level,
+                    f"{who}_{{}}_{_lvl(level)}_{h}d",
+                    v0s[who],
+                    "usd_per_token",
+                )
         col = f"backing_ratio_{h}d"
         if not g[col].isna().all():
             for q in BACKING_QUANTILES:
                 out[f"backing_ratio_{h}d_q{q * 100:g}"] = _quantile(g[col], q)
+    for level in levels:
+        for who, loss_col in VALUE_FIGURES:
+            _var_es_keys(
+                out, g[f"{loss_col}_end"].to_numpy(), level, f"{who}_{{}}_{_lvl(level)}_end", v0s[who], "usd_per_token"
+            )
+            _var_es_keys(
+                out, g[MAX_DRAWDOWN_COLUMNS[who]].to_numpy(), level, f"{who}_max_drawdown_{{}}_{_lvl(level)}", None, ""
+            )
     for q in BACKING_QUANTILES:
         out[f"backing_ratio_end_q{q * 100:g}"] = _quantile(g["backing_ratio_end"], q)
         out[f"backing_ratio_min_q{q * 100:g}"] = _quantile(g["backing_ratio_min"], q)
@@ -94,8 +141,36 @@ def distribution_metrics(g: pd.DataFrame, levels: tuple[float, ...], horizons: t
     out["unbacked_frac_of_day0_liabilities_q99"] = _quantile(g["unbacked_frac_of_day0_liabilities"], 0.99)
     out["holder_value_usd_per_token_d0"] = hv0
     out["reserve_value_usd_d0"] = rv0
+    out["reserve_usd_per_token_d0"] = v0s["reserve_per_token"]
+    if "horizon_days" in g:
+        out["horizon_days"] = int(g["horizon_days"].iloc[0])
+    if "redeemed_frac_of_day0_supply_end" in g and g["redeemed_frac_of_day0_supply_end"].notna().any():
+        out.update(flow_metrics(g, horizons))
     if "depeg_depth_frac" in g and g["depeg_depth_frac"].notna().any():
         out.update(market_metrics(g))
+    return out
+
+
+def flow_metrics(g: pd.DataFrame, horizons: tuple[int, ...]) -> dict[str, float]:
+    """Redemption outflow and fees over the paths of a reserve-backed token (columns of
+    :func:`flow_columns`): mean and 99% quantile of the cumulative share of the day-0 supply
+    redeemed at each horizon and at the end, mean USD paid out of the reserve for redemptions at
+    the end and its share of the day-0 liabilities (mean, 99% quantile), mean fees paid to the
+    issuer and credited to the reserve at the end (USD). Raises KeyError for a table without the
+    columns of :func:`flow_column_names` (with the same ``horizons``)."""
+    out: dict[str, float] = {}
+    for where in [f"{h}d" for h in horizons] + ["end"]:
+        col = g[f"redeemed_frac_of_day0_supply_{where}"]
+        if col.isna().all():
+            continue
+        out[f"redeemed_frac_of_day0_supply_{where}_mean"] = float(col.mean())
+        out[f"redeemed_frac_of_day0_supply_{where}_q99"] = _quantile(col, 0.99)
+    out["redemption_outflow_usd_end_mean"] = float(g["redemption_outflow_usd_end"].mean())
+    frac = g["redemption_outflow_frac_of_day0_liabilities_end"]
+    out["redemption_outflow_frac_of_day0_liabilities_end_mean"] = float(frac.mean())
+    out["redemption_outflow_frac_of_day0_liabilities_end_q99"] = _quantile(frac, 0.99)
+    out["issuer_fee_revenue_usd_end_mean"] = float(g["issuer_fee_revenue_usd_end"].mean())
+    out["reserve_fee_income_usd_end_mean"] = float(g["reserve_fee_income_usd_end"].mean())
     return out
 
 
@@ -136,27 +211,51 @@ def market_metrics(g: pd.DataFrame) -> dict[str, float]:
 
 
 def path_metrics(row: pd.Series, horizons: tuple[int, ...]) -> dict[str, Any]:
-    """Outcome of a single-path scenario (historical replay or instantaneous shock)."""
+    """Outcome of a single-path scenario (historical replay or instantaneous shock), from its row
+    of :func:`summarise_paths`: at each horizon the holder and reserve-per-token losses, reserve
+    per token, backing ratio, gold log return, and for a reserve-backed token the share of the
+    day-0 supply redeemed and the USD paid out (None beyond the window); over the whole window
+    (``horizon_days`` days) the end-of-window losses, the peak-to-trough falls
+    (``holder_max_drawdown_frac``, ``reserve_per_token_max_drawdown_frac``, ``gold_max_drawdown``),
+    the minimum and end backing ratio, bad debt, the redemption outflow and fees at the end, and
+    the peg/liquidity figures."""
     out: dict[str, Any] = {"n_paths": 1, "horizon_days": int(row["horizon_days"])}
+    reserve_backed = "redeemed_frac_of_day0_supply_end" in row and pd.notna(row["redeemed_frac_of_day0_supply_end"])
+    per_h = [
+        "holder_loss_frac",
+        "reserve_per_token_loss_frac",
+        "reserve_usd_per_token",
+        "backing_ratio",
+        "gold_log_return",
+    ]
+    if reserve_backed:
+        per_h += ["redeemed_frac_of_day0_supply", "redemption_outflow_usd"]
     for h in horizons:
-        for key in ("holder_loss_frac", "reserve_loss_frac", "backing_ratio", "gold_log_return"):
+        for key in per_h:
             v = row[f"{key}_{h}d"]
             out[f"{key}_{h}d"] = None if pd.isna(v) else float(v)
-    for key in (
+    whole = [
         "gold_log_return_end",
         "gold_max_drawdown",
         "holder_loss_frac_end",
-        "reserve_loss_frac_end",
+        "holder_max_drawdown_frac",
+        "reserve_usd_per_token_end",
+        "reserve_per_token_loss_frac_end",
+        "reserve_per_token_max_drawdown_frac",
         "backing_ratio_end",
         "backing_ratio_min",
         "bad_debt_usd",
         "unbacked_frac_of_day0_liabilities",
-    ):
+    ]
+    if reserve_backed:
+        whole += [c for c in flow_column_names(()) if c not in out]
+    for key in whole:
         out[key] = float(row[key])
     out["backing_below_1"] = bool(row["backing_below_1"])
     out["liquidated"] = bool(row["liquidated"])
     out["holder_value_usd_per_token_d0"] = float(row["holder_value_usd_per_token_d0"])
     out["reserve_value_usd_d0"] = float(row["reserve_value_usd_d0"])
+    out["reserve_usd_per_token_d0"] = float(row["reserve_usd_per_token_d0"])
     if "depeg_depth_frac" in row and pd.notna(row["depeg_depth_frac"]):
         for key in (
             k
@@ -170,20 +269,193 @@ def path_metrics(row: pd.Series, horizons: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
-def loss_30d(metrics: dict[str, Any], kind: str) -> float:
-    """The 30-day holder-value loss used to rank scenarios: 99% ES for Monte Carlo, the realised
-    loss (at the scenario's end if shorter than 30 days) for single paths."""
-    if kind == "monte_carlo":
-        return float(metrics.get("holder_value_es_99_30d_frac", np.nan))
-    v = metrics.get("holder_loss_frac_30d")
-    return float(metrics["holder_loss_frac_end"] if v is None else v)
+WORST_SCENARIO_FIGURE = "holder_max_drawdown_frac"
+"""The figure that ranks the single-path scenarios (:func:`worst_scenario`): the peak-to-trough
+fall of holder value per token over each scenario's whole window."""
+
+
+def _finite(v: Any) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return x if math.isfinite(x) else float("nan")
+
+
+def worst_scenario(scenarios: dict[str, dict[str, Any]], levels: tuple[float, ...]) -> dict[str, Any]:
+    """The worst scenario of one token, like compared with like.
+
+    The single-path scenarios (historical replays and instant shocks; ``kind`` not
+    ``"monte_carlo"``) are ranked by :data:`WORST_SCENARIO_FIGURE`, the peak-to-trough fall of
+    holder value per token over each one's whole window (a replay runs over its gold episode, a
+    shock over its flat window; the windows' lengths are reported beside the figure). The Monte
+    Carlo is not ranked with them (a tail statistic over many paths is not one realised path): its
+    tail is reported apart, the expected shortfall at the highest of ``levels`` of the same
+    peak-to-trough fall over the Monte Carlo horizon.
+
+    Parameters: ``scenarios`` maps a scenario name to its metrics (:func:`path_metrics` or
+    :func:`distribution_metrics` plus ``kind``); ``levels`` the VaR/ES levels of the run.
+    Returns ``{"by", "description", "scenario", "value", "window_days", "ranking",
+    "monte_carlo_tail"}``: ``scenario`` None when there is no single-path scenario (``value`` NaN),
+    ``ranking`` every single-path scenario, worst first (NaN last), ``monte_carlo_tail`` None
+    without a Monte Carlo scenario, else ``{"scenario", "figure", "statistic", "horizon_days",
+    "value"}``. Raises KeyError for a scenario without ``kind``.
+    """
+    single = [(name, m) for name, m in scenarios.items() if m["kind"] != "monte_carlo"]
+    rows = [
+        {
+            "scenario": name,
+            "kind": m["kind"],
+            "value": _finite(m.get(WORST_SCENARIO_FIGURE)),
+            "window_days": m.get("horizon_days"),
+        }
+        for name, m in single
+    ]
+    rows.sort(key=lambda r: (math.isnan(r["value"]), -r["value"] if not math.isnan(r["value"]) else 0.0))
+    top = rows[0] if rows else None
+    mc_name = next((name for name, m in scenarios.items() if m["kind"] == "monte_carlo"), None)
+    tail = None
+    if mc_name is not None:
+        level = max(levels)
+        key = f"holder_value_max_drawdown_es_{_lvl(level)}_frac"
+        tail = {
+            "scenario": mc_name,
+            "figure": key,
+            "statistic": f"{level:.0%} expected shortfall across paths of the peak-to-trough fall of holder value per token",
+            "horizon_days": scenarios[mc_name].get("horizon_days"),
+            "value": _finite(scenarios[mc_name].get(key)),
+        }
+    return {
+        "by": WORST_SCENARIO_FIGURE,
+        "description": "single-path scenarios (historical replays and instant shocks) ranked by the peak-to-trough "
+        "fall of holder value per token over each one's whole window; the Monte Carlo tail is reported apart",
+        "scenario": top["scenario"] if top else None,
+        "value": top["value"] if top else float("nan"),
+        "window_days": top["window_days"] if top else None,
+        "ranking": rows,
+        "monte_carlo_tail": tail,
+    }
+
+
+SCENARIO_TABLE_FIGURES = (
+    "holder_loss_frac_end",
+    "holder_max_drawdown_frac",
+    "reserve_per_token_loss_frac_end",
+    "reserve_per_token_max_drawdown_frac",
+    "backing_ratio_min",
+)
+"""Whole-window figures of the run's scenario table (:func:`scenario_table_row`)."""
+
+
+def scenario_table_row(metrics: dict[str, Any], levels: tuple[float, ...]) -> dict[str, Any]:
+    """One scenario's row of the run's scenario table: ``kind``, ``window_days`` and the
+    whole-window figures of :data:`SCENARIO_TABLE_FIGURES` (losses at the window's end and
+    peak-to-trough falls of holder value and of reserve value per token, fractions; lowest
+    backing ratio). A single-path scenario gives its realised figures; the Monte Carlo gives, for
+    each loss, its expected shortfall at the highest of ``levels`` across paths and, for the
+    backing, the 0.1% quantile of the path minimum. Values are None when absent (a token without
+    them). ``metrics`` is :func:`path_metrics` or :func:`distribution_metrics` plus ``kind``;
+    ``levels`` the run's VaR/ES levels (fractions). Raises KeyError without ``kind``, ValueError
+    for empty ``levels``."""
+    row: dict[str, Any] = {"kind": metrics["kind"], "window_days": metrics.get("horizon_days")}
+    if metrics["kind"] == "monte_carlo":
+        lv = _lvl(max(levels))
+        keys = {
+            "holder_loss_frac_end": f"holder_value_es_{lv}_end_frac",
+            "holder_max_drawdown_frac": f"holder_value_max_drawdown_es_{lv}_frac",
+            "reserve_per_token_loss_frac_end": f"reserve_per_token_es_{lv}_end_frac",
+            "reserve_per_token_max_drawdown_frac": f"reserve_per_token_max_drawdown_es_{lv}_frac",
+            "backing_ratio_min": "backing_ratio_min_q0.1",
+        }
+    else:
+        keys = {k: k for k in SCENARIO_TABLE_FIGURES}
+    row.update({k: metrics.get(src) for k, src in keys.items()})
+    return row
+
+
+MOVE_AGREEMENT_TOL = 1e-3
+"""Largest difference (fraction of the gold price) between a closed-form breaking move and the
+model's searched one for the two to agree (the search is precise to 1e-4)."""
+
+
+def first_breach_day(outcome: TokenOutcome) -> np.ndarray:
+    """First model day on which each path is broken (backing ratio below ``1 - BREACH_TOL`` or a
+    liquidation), ``(n_paths,)`` float; NaN for a path never broken in its window. ``outcome``
+    arrays are ``(n_paths, horizon_days + 1)``; raises nothing for a well-formed outcome."""
+    broken = (outcome.backing_ratio < 1.0 - BREACH_TOL) | outcome.liquidated
+    day = np.argmax(broken, axis=1).astype(float)
+    day[~broken.any(axis=1)] = np.nan
+    return day
+
+
+def closed_form_agrees(cf: dict[str, Any], searches: list[dict[str, Any]], model_day: int | None) -> bool:
+    """Whether a closed-form statement (:func:`models.risk.closed_form_break_move`) is what the
+    model's search found (rows of :func:`reverse_stress_summary`'s ``searches``).
+
+    Broken with no move (``move_frac == 0``): every search breaks without a move and the model,
+    run at a flat price, breaks no later than the closed form's day (when it gives one). No move
+    breaks it (``None``): no search finds a breaking move. A move ``m`` in ``direction``: no
+    search breaks without a move; in that direction every horizon finds ``m`` within
+    :data:`MOVE_AGREEMENT_TOL` (or nothing, when ``|m|`` is beyond the searched range); the other
+    direction finds nothing. Raises KeyError for rows without the keys of
+    :func:`reverse_stress_summary`'s ``searches``."""
+    move = cf.get("move_frac")
+    if move == 0.0:
+        day = cf.get("breaks_without_move_day")
+        late = day is not None and (model_day is None or model_day > day)
+        return all(r["breaks_without_move"] for r in searches) and not late
+    if move is None:
+        return all(r["move_frac"] is None for r in searches)
+    if any(r["breaks_without_move"] for r in searches):
+        return False
+    for r in searches:
+        if r["direction"] != cf["direction"]:
+            if r["move_frac"] is not None:
+                return False
+        elif abs(move) > abs(r["max_move_searched_frac"]):
+            if r["move_frac"] is not None:
+                return False
+        elif r["move_frac"] is None or abs(r["move_frac"] - move) > MOVE_AGREEMENT_TOL:
+            return False
+    return True
+
+
+def _search_statement(searches: list[dict[str, Any]], smallest: dict[str, Any] | None, model_day: int | None) -> str:
+    """The model's search result in words (the statement when the closed form disagrees)."""
+    window = max(r["horizon_days"] for r in searches)
+    if any(r["breaks_without_move"] for r in searches):
+        when = f"on day {model_day}" if model_day is not None else f"within {window} days"
+        return f"backing breaks {when} with no gold move (model search, with the spec's flows and costs)"
+    if smallest is not None:
+        word = "fall" if smallest["move_frac"] < 0 else "rise"
+        return (
+            f"backing breaks at a gold {word} of {abs(smallest['move_frac']):.2%} reached over "
+            f"{smallest['horizon_days']} days (model search over {window} days, with the spec's flows and costs)"
+        )
+    falls = [abs(r["max_move_searched_frac"]) for r in searches if r["direction"] < 0]
+    rises = [r["max_move_searched_frac"] for r in searches if r["direction"] > 0]
+    return (
+        f"no gold move breaks the backing within {window} days (model search: falls up to "
+        f"{max(falls, default=0.0):.0%}, rises up to {max(rises, default=0.0):.0%}, with the spec's flows and costs)"
+    )
 
 
 def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple[int, ...]) -> dict[str, Any]:
-    """Smallest gold moves (down and up) that break the token, per horizon, and the closed form
-    where one exists (``models.risk.closed_form_break_move``)."""
+    """Reverse stress test of one token: the model's search and a statement true of the model.
+
+    ``searches``: the smallest gold moves (down and up) that break the token, per horizon, each
+    path run over ``window_days = max(horizons)`` model days (:func:`models.risk.reverse_stress`);
+    ``smallest_breaking_move``: the smallest of them; ``model_breaks_without_move_day``: the
+    first day the model breaks at a flat gold price (None if not within the window);
+    ``closed_form``: :func:`models.risk.closed_form_break_move` over the same window, with
+    ``agrees_with_search`` (:func:`closed_form_agrees`); ``statement``: ``{"text", "source",
+    "note"}``, the closed form's statement when it agrees with the search (``source =
+    "closed_form"``), else the search's result in words (``source = "model_search"``, the note
+    saying what the closed form said and what it ignores). ``p0`` is the day-0 gold price, USD
+    per troy ounce. Raises ValueError for an invalid spec."""
     spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
     model = build_token_model(spec)
+    window = int(max(horizons))
     rows = []
     for direction in (-1, +1):
         for res in reverse_stress(model, p0, horizons_days=horizons, direction=direction):
@@ -199,7 +471,42 @@ def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple
             )
     moves = [r for r in rows if r["move_frac"] is not None]
     smallest = min(moves, key=lambda r: (abs(r["move_frac"]), r["horizon_days"])) if moves else None
-    return {"searches": rows, "smallest_breaking_move": smallest, "closed_form": closed_form_break_move(spec, p0)}
+    flat_day = first_breach_day(model.run(np.full((1, window + 1), float(p0))))[0]
+    model_day = None if np.isnan(flat_day) else int(flat_day)
+    cf = closed_form_break_move(spec, p0, window_days=window)
+    agrees = closed_form_agrees(cf, rows, model_day)
+    cf["agrees_with_search"] = agrees
+    if agrees:
+        text = cf["statement"]
+        if cf["move_frac"] == 0.0 and model_day is not None and model_day != cf.get("breaks_without_move_day"):
+            text += f"; the model, with the spec's flows, breaks on day {model_day}"
+        beyond = [r for r in rows if r["direction"] == cf.get("direction") and r["move_frac"] is None]
+        if cf["move_frac"] not in (None, 0.0) and beyond:
+            text += (
+                f"; beyond the model search's range ({abs(beyond[0]['max_move_searched_frac']):.0%}), "
+                "which finds no break within it"
+            )
+        statement = {
+            "text": text,
+            "source": "closed_form",
+            "note": f"closed form ({cf['formula']}), checked against the model's search",
+        }
+    else:
+        ignores = "; ".join(cf.get("ignores", []))
+        statement = {
+            "text": _search_statement(rows, smallest, model_day),
+            "source": "model_search",
+            "note": f"the closed form ({cf['formula']}) says: {cf['statement']}"
+            + (f"; it ignores {ignores}" if ignores else ""),
+        }
+    return {
+        "window_days": window,
+        "searches": rows,
+        "smallest_breaking_move": smallest,
+        "model_breaks_without_move_day": model_day,
+        "closed_form": cf,
+        "statement": statement,
+    }
 
 
 def reverse_stress_boundary_summary(spec_dict: dict[str, Any], p0: float) -> dict[str, Any] | None:
@@ -362,6 +669,27 @@ def liquidity_stress_section(manifest: dict[str, Any], tokens: dict[str, Any]) -
     }
 
 
+def max_drawdown_frac(values: np.ndarray) -> np.ndarray:
+    """Peak-to-trough fall of each row, ``max_t (1 - v_t / max_{s<=t} v_s)``, as a positive
+    fraction of the running peak (0 when the row never falls below an earlier value).
+
+    ``values`` is ``(n_paths, T + 1)`` (day 0 first, any positive unit: USD per token, USD per
+    ounce). NaN entries (e.g. days with no token outstanding) are skipped: neither a peak nor a
+    trough; a row without any finite value gives NaN. A value of 0 after a positive peak is a
+    fall of 1. Returns ``(n_paths,)``. Raises ValueError for an array that is not 2-D.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"values: expected a 2-D array (n_paths, T + 1), got shape {v.shape}")
+    peak = np.fmax.accumulate(v, axis=1)  # NaN-skipping running maximum
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fall = np.where(peak > 0, 1.0 - v / peak, np.nan)
+    out = np.full(v.shape[0], np.nan)
+    seen = np.isfinite(fall).any(axis=1)
+    out[seen] = np.nanmax(fall[seen], axis=1)
+    return np.maximum(out, 0.0, where=seen, out=out)
+
+
 def summarise_paths(
     outcome: TokenOutcome,
     gold: np.ndarray,
@@ -369,7 +697,8 @@ def summarise_paths(
     *,
     trading_columns: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per path of a token outcome: values at day 0 and at each horizon, losses, extremes.
+    """One row per path of a token outcome: values at day 0, at each horizon and at the end of
+    the window, losses, whole-window extremes, the redemption outflow and the fees.
 
     ``gold`` is ``(n_paths, C+1)`` USD per oz; outcome arrays are ``(n_paths, C+1)``. Horizons
     are gold trading days: horizon ``h`` is read at column ``trading_columns[h]`` (the calendar
@@ -377,15 +706,36 @@ def summarise_paths(
     every day a trading day). Horizons beyond the last trading day give NaN (a replay shorter
     than the horizon). Extremes, peg and queue measures run over every column (calendar days).
     Losses are fractions of the day-0 value, positive when value falls. Raises ValueError when
-    ``trading_columns`` is not an increasing index array into the columns starting at 0.
+    ``trading_columns`` is not an increasing index array into the columns starting at 0. Columns
+    (``<h>`` each horizon, ``end`` the window's last day):
+
+    - ``holder_value_usd_per_token_<h>d``, ``holder_loss_frac_<h>d`` / ``_end``,
+      ``holder_max_drawdown_frac`` (peak-to-trough over the window, :func:`max_drawdown_frac`);
+    - ``reserve_usd_per_token_d0`` / ``_<h>d`` / ``_end`` (reserve value per token outstanding,
+      :attr:`models.token.outcome.TokenOutcome.reserve_usd_per_token`; NaN with no supply),
+      ``reserve_per_token_loss_frac_<h>d`` / ``_end``, ``reserve_per_token_max_drawdown_frac``:
+      a redemption paid at the backing value is not a loss here, only what moves the reserve's
+      value per token (gold, costs, haircuts, fees kept in the reserve);
+    - ``reserve_value_usd_d0`` / ``_<h>d`` (the whole reserve, USD: it shrinks with redemptions);
+    - ``backing_ratio_<h>d`` / ``_end`` / ``_min`` and ``backing_below_1``;
+    - reserve-backed tokens only (NaN for a CDP): ``redeemed_frac_of_day0_supply_<h>d`` /
+      ``_end`` (cumulative tokens redeemed / day-0 supply), ``redemption_outflow_usd_<h>d`` /
+      ``_end`` (cumulative value paid out of the reserve for redemptions, USD),
+      ``redemption_outflow_frac_of_day0_liabilities_end`` (that over day-0 supply x day-0 NAV),
+      ``issuer_fee_revenue_usd_end`` and ``reserve_fee_income_usd_end`` (cumulative fees, USD),
+      and the peg/liquidity columns of :func:`market_columns`.
     """
     n, c1 = gold.shape
     cols_of = _trading_columns(trading_columns, c1)
     t1 = cols_of.size
     cols: dict[str, np.ndarray] = {"path": np.arange(n)}
     hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
+    rpt = outcome.reserve_usd_per_token
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rpt_loss = 1.0 - rpt / rpt[:, :1]
     cols["holder_value_usd_per_token_d0"] = hv[:, 0]
     cols["reserve_value_usd_d0"] = rv[:, 0]
+    cols["reserve_usd_per_token_d0"] = rpt[:, 0]
     for h in horizons:
         if h < t1:
             c = int(cols_of[h])
@@ -393,7 +743,8 @@ def summarise_paths(
             cols[f"holder_value_usd_per_token_{h}d"] = hv[:, c]
             cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, c] / hv[:, 0]
             cols[f"reserve_value_usd_{h}d"] = rv[:, c]
-            cols[f"reserve_loss_frac_{h}d"] = 1.0 - rv[:, c] / rv[:, 0]
+            cols[f"reserve_usd_per_token_{h}d"] = rpt[:, c]
+            cols[f"reserve_per_token_loss_frac_{h}d"] = rpt_loss[:, c]
             cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, c]
         else:
             for key in (
@@ -401,14 +752,18 @@ def summarise_paths(
                 "holder_value_usd_per_token",
                 "holder_loss_frac",
                 "reserve_value_usd",
-                "reserve_loss_frac",
+                "reserve_usd_per_token",
+                "reserve_per_token_loss_frac",
                 "backing_ratio",
             ):
                 cols[f"{key}_{h}d"] = np.full(n, np.nan)
     cols["gold_log_return_end"] = np.log(gold[:, -1] / gold[:, 0])
-    cols["gold_max_drawdown"] = 1.0 - (gold / np.maximum.accumulate(gold, axis=1)).min(axis=1)
+    cols["gold_max_drawdown"] = max_drawdown_frac(gold)
     cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
-    cols["reserve_loss_frac_end"] = 1.0 - rv[:, -1] / rv[:, 0]
+    cols["holder_max_drawdown_frac"] = max_drawdown_frac(hv)
+    cols["reserve_usd_per_token_end"] = rpt[:, -1]
+    cols["reserve_per_token_loss_frac_end"] = rpt_loss[:, -1]
+    cols["reserve_per_token_max_drawdown_frac"] = max_drawdown_frac(rpt)
     cols["backing_ratio_end"] = outcome.backing_ratio[:, -1]
     cols["backing_ratio_min"] = outcome.backing_ratio.min(axis=1)
     cols["backing_below_1"] = cols["backing_ratio_min"] < 1.0
@@ -424,15 +779,62 @@ def summarise_paths(
     cols["supply_tokens_end"] = outcome.supply_tokens[:, -1]
     cols["horizon_days"] = np.full(n, t1 - 1)
     cols["horizon_calendar_days"] = np.full(n, c1 - 1)
-    market = (
-        market_columns(outcome, horizons, trading_columns=cols_of)
-        if isinstance(outcome, ReserveBackedOutcome)
-        else None
-    )
+    flows = market = None
+    if isinstance(outcome, ReserveBackedOutcome):
+        flows = flow_columns(outcome, horizons, trading_columns=cols_of)
+        market = market_columns(outcome, horizons, trading_columns=cols_of)
+    # CDP tokens have no redemptions, fees, secondary market or liquidity model: NaN keeps one
+    # table schema
+    for name in flow_column_names(horizons):
+        cols[name] = flows[name] if flows is not None else np.full(n, np.nan)
     for name in market_column_names(horizons):
-        # CDP tokens have no secondary market or liquidity model: NaN keeps one table schema
         cols[name] = market[name] if market is not None else np.full(n, np.nan)
     return pd.DataFrame(cols)
+
+
+def flow_column_names(horizons: tuple[int, ...]) -> list[str]:
+    """Names of the reserve-backed redemption-outflow and fee columns (see :func:`flow_columns`),
+    in table order."""
+    return [
+        *[f"redeemed_frac_of_day0_supply_{h}d" for h in horizons],
+        "redeemed_frac_of_day0_supply_end",
+        *[f"redemption_outflow_usd_{h}d" for h in horizons],
+        "redemption_outflow_usd_end",
+        "redemption_outflow_frac_of_day0_liabilities_end",
+        "issuer_fee_revenue_usd_end",
+        "reserve_fee_income_usd_end",
+    ]
+
+
+def flow_columns(
+    outcome: ReserveBackedOutcome, horizons: tuple[int, ...], *, trading_columns: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-path redemption outflow and fees of a reserve-backed token, cumulative from day 0:
+    tokens redeemed as a fraction of the day-0 supply and the value paid out of the reserve for
+    them (USD at each day's prices; also as a fraction of the day-0 liabilities, day-0 supply x
+    day-0 NAV) at each horizon (NaN beyond the window) and at the end; the mint and redeem fees
+    paid to the issuer and those credited to the reserve at the end (USD). Horizons are trading
+    days read at ``trading_columns`` (as :func:`summarise_paths`). Arrays ``(n_paths,)``, keyed by
+    :func:`flow_column_names`. Raises ValueError for bad ``trading_columns``."""
+    cols_of = _trading_columns(trading_columns, outcome.supply_tokens.shape[1])
+    t1 = cols_of.size
+    n = outcome.n_paths
+    red = outcome.cum_redeemed_frac_of_day0_supply()
+    out = outcome.redemption_outflow_usd
+    nan = np.full(n, np.nan)
+    cols: dict[str, np.ndarray] = {}
+    for h in horizons:
+        cols[f"redeemed_frac_of_day0_supply_{h}d"] = red[:, cols_of[h]] if h < t1 else nan
+    cols["redeemed_frac_of_day0_supply_end"] = red[:, -1]
+    for h in horizons:
+        cols[f"redemption_outflow_usd_{h}d"] = out[:, cols_of[h]] if h < t1 else nan
+    cols["redemption_outflow_usd_end"] = out[:, -1]
+    liab0 = outcome.supply_tokens[:, 0] * outcome.nav_usd_per_token[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["redemption_outflow_frac_of_day0_liabilities_end"] = np.where(liab0 > 0, out[:, -1] / liab0, np.nan)
+    cols["issuer_fee_revenue_usd_end"] = outcome.issuer_fee_revenue_usd[:, -1]
+    cols["reserve_fee_income_usd_end"] = outcome.reserve_fee_income_usd[:, -1]
+    return {k: cols[k] for k in flow_column_names(horizons)}
 
 
 PEG_THRESHOLDS = (0.01, 0.05)

@@ -570,48 +570,179 @@ def failure_boundary(
     return rows
 
 
-def closed_form_break_move(spec: ReserveBackedTokenSpec | CdpStablecoinSpec, p0_usd_per_oz: float) -> dict[str, Any]:
-    """The gold move that breaks a token when only the price moves (no flows), in closed form.
+GOLD_COVERAGE_RTOL = BREACH_TOL
+"""Relative tolerance within which a reserve's gold coverage counts as exactly 1: the model's
+breach tolerance (grams given as a decimal such as 15,551,738.4 = 500,000 oz need not multiply
+out exactly in floating point)."""
+
+CLOSED_FORM_IGNORES = (
+    "holder redemptions and mints (paid at NAV, they leave the reserve's surplus over its liabilities unchanged "
+    "at the day's price, but a cash redemption paid from cash turns cash surplus into gold surplus, which then "
+    "moves with gold)",
+    "fire-sale haircuts on assets sold to pay opex or cash redemptions (they lower the surplus)",
+    "fees credited to the reserve when primary.fees_to_reserve (they raise the surplus)",
+    "runs, premium and settlement timing (they act through redemptions)",
+    "the price at which gold is sold to pay the opex once the cash is spent (the closed form charges the opex in "
+    "USD against the window's last price)",
+)
+"""What the reserve-backed closed form of :func:`closed_form_break_move` leaves out."""
+
+
+def closed_form_break_move(
+    spec: ReserveBackedTokenSpec | CdpStablecoinSpec, p0_usd_per_oz: float, *, window_days: int
+) -> dict[str, Any]:
+    """The gold move that breaks a token when only the price moves and, for a reserve-backed
+    token, the operating costs accrue, in closed form, over a window of ``window_days`` model days.
 
     - Gold CDP stablecoin (:class:`models.token.spec.CdpStablecoinSpec`): the first vault
       tranche is liquidated when ``CR_min * (1 + m) < L``, so ``m* = L / CR_min - 1`` (a fall of
       ``1 - L/CR_min``), at any horizon: liquidation depends only on the price level (MakerDAO
       MCD liquidation rule).
-    - Reserve-backed gold token (:class:`models.token.spec.ReserveBackedTokenSpec`; gold =
-      allocated + unallocated grams ``G``, cash = USD cash + T-bills ``C``) with gold coverage
-      ``g = G / (S * grams)``: backing ``= g + C / (S * grams * P_g)``. With ``g >= 1`` no price
-      path breaks it (``move_frac`` None). With ``g < 1`` it breaks when gold RISES above
-      ``P_g* = C / (S * grams * (1 - g))``: ``m* = P_g* / P0_g - 1`` (``P0_g`` USD per gram);
-      with ``C = 0`` it is broken at day 0 (``m* = 0``).
+    - Reserve-backed gold token (:class:`models.token.spec.ReserveBackedTokenSpec`): gold =
+      allocated + unallocated grams ``G``, cash = USD cash + T-bills ``C``, supply ``S`` of
+      ``grams`` each, gold coverage ``g = G / (S * grams)``, opex ``O`` USD a year accruing
+      ``O / days_per_year`` a model day as a senior payable. With the gold price ``P_t`` (USD per
+      gram) the reserve's surplus over its liabilities after ``t`` days is
+      ``E_t = C - O t / days_per_year + (g - 1) S grams P_t`` and the backing breaks when
+      ``E_t < 0`` (in the numbers, ``E_t < -BREACH_TOL * S grams P_t``, the model's test
+      ``B < 1 - BREACH_TOL``). Over the window (``D = O * window_days / days_per_year``, the opex of the
+      whole window; a move is reached by the window's end and the worst day is the last):
 
-    Opex, fees, mints and redemptions are ignored here, so the simulated reverse stress test
-    (:func:`reverse_stress`) can differ from this by their effect over the horizon.
+      * ``g = 1`` (within :data:`GOLD_COVERAGE_RTOL`): no price dependence; breaks with no gold
+        move when ``D > C``, on the first model day ``t* = floor(C days_per_year / O) + 1``
+        (operating costs exceed cash); otherwise no gold move breaks it within the window.
+      * ``g < 1``: a RISE breaks it: ``m* = (C - D) / ((1 - g) S grams P0) - 1``; broken with no
+        move when ``C - D <= (1 - g) S grams P0`` (``m* = 0``).
+      * ``g > 1``: a FALL breaks it: ``m* = (D - C) / ((g - 1) S grams P0) - 1`` when ``D > C``;
+        broken with no move when ``C - D + (g - 1) S grams P0 < 0``; no fall breaks it when
+        ``D <= C``.
 
-    Returns ``{"move_frac": float | None, "direction": -1 | 1 | None, "formula": str}``.
-    Raises ``ValueError`` for another spec type or a non-positive price.
+    The closed form ignores :data:`CLOSED_FORM_IGNORES`, so the model's own search
+    (:func:`reverse_stress`) can differ; :func:`models.metrics.reverse_stress_summary` checks it
+    against the search and states the search's result where they differ. For a token without
+    holder flows it is exact when ``g = 1`` or when the cash covers the window's opex (``D <= C``:
+    no gold is sold to pay it); otherwise the opex paid by selling gold during a price ramp is
+    paid at the prices of those days, not the last one.
+
+    Parameters: ``spec``; ``p0_usd_per_oz`` day-0 gold price (> 0); ``window_days`` the model days
+    of the window (>= 0; the reverse stress search runs ``max(horizons)`` days).
+    Returns ``{"move_frac": float | None, "direction": -1 | 1 | None, "formula": str, "statement":
+    str, "window_days": int, "breaks_without_move_day": int | None, "ignores": list[str]}`` (the
+    last three for a reserve-backed token): ``move_frac`` 0.0 when broken with no gold move, None
+    when no move breaks it within the window. Raises ``ValueError`` for another spec type, a
+    non-positive price or a negative window.
     """
     if not p0_usd_per_oz > 0:
         raise ValueError(f"p0_usd_per_oz: expected > 0, got {p0_usd_per_oz!r}")
+    if isinstance(window_days, bool) or not isinstance(window_days, (int, np.integer)) or window_days < 0:
+        raise ValueError(f"window_days: expected an integer >= 0, got {window_days!r}")
     if isinstance(spec, CdpStablecoinSpec):
         cr = min(t.collateral_ratio for t in spec.tranches)
-        return {"move_frac": spec.liquidation_ratio / cr - 1.0, "direction": -1, "formula": "L / CR_min - 1"}
-    if isinstance(spec, ReserveBackedTokenSpec):
-        owed_g = spec.supply_tokens * spec.grams_per_token
-        gold_g = sum(a.amount for a in spec.reserve if a.kind in ("allocated_gold", "unallocated_gold"))
-        cash = sum(a.amount for a in spec.reserve if a.kind in ("usd_cash", "tbills"))
-        g = gold_g / owed_g
-        if g >= 1.0:
-            return {
-                "move_frac": None,
+        m = spec.liquidation_ratio / cr - 1.0
+        return {
+            "move_frac": m,
+            "direction": -1,
+            "formula": "L / CR_min - 1",
+            "statement": f"the first vault tranche is liquidated at a gold fall of {-m:.2%} (any horizon)",
+        }
+    if not isinstance(spec, ReserveBackedTokenSpec):
+        raise ValueError(f"spec: expected a token spec, got {type(spec).__name__}")
+    t_win = int(window_days)
+    owed_g = spec.supply_tokens * spec.grams_per_token
+    gold_g = math.fsum(a.amount for a in spec.reserve if a.kind in ("allocated_gold", "unallocated_gold"))
+    cash = math.fsum(a.amount for a in spec.reserve if a.kind in ("usd_cash", "tbills"))
+    g = gold_g / owed_g
+    opex, dpy = spec.opex_usd_per_year, spec.days_per_year
+    accrued = opex * t_win / dpy
+    p0_g = p0_usd_per_oz / TROY_OUNCE_G
+    # (g - 1 + tol) S grams P0, USD at day 0: the model breaks when B < 1 - tol (BREACH_TOL), i.e.
+    # when C - O t / dpy + (g - 1 + tol) S grams P_t < 0
+    excess_gold_usd = (g - (1.0 - BREACH_TOL)) * owed_g * p0_g
+    out: dict[str, Any] = {"window_days": t_win, "breaks_without_move_day": None, "ignores": list(CLOSED_FORM_IGNORES)}
+
+    def first_day(surplus0: float) -> int:
+        """First model day on which ``surplus0 - O t / dpy < 0`` (0 when already negative)."""
+        if surplus0 < 0:
+            return 0
+        return int(math.floor(surplus0 * dpy / opex)) + 1
+
+    costs = f"USD {opex:,.0f} a year, {opex / dpy:,.2f} a model day"
+    covered = (
+        f"the cash (USD {cash:,.0f}) covers the operating costs of the window (USD {accrued:,.0f})"
+        if opex > 0
+        else f"no operating costs are charged to the reserve (cash USD {cash:,.0f})"
+    )
+    if abs(g - 1.0) <= GOLD_COVERAGE_RTOL:
+        formula = (
+            "g = 1: E_t = C - O t / days_per_year; breaks on day floor(C days_per_year / O) + 1 if within the window"
+        )
+        if opex > 0 and cash - accrued + excess_gold_usd < 0:
+            day = first_day(cash + excess_gold_usd)
+            return out | {
+                "move_frac": 0.0,
                 "direction": None,
-                "formula": "gold coverage >= 1: no gold move breaks the backing",
+                "formula": formula,
+                "breaks_without_move_day": day,
+                "statement": f"backing breaks within {day} days with no gold move: operating costs ({costs}) "
+                f"exceed the cash (USD {cash:,.0f})",
             }
-        if cash == 0:
-            return {"move_frac": 0.0, "direction": None, "formula": "gold coverage < 1 and no cash: broken at day 0"}
-        p_star_g = cash / (owed_g * (1.0 - g))
-        p0_g = p0_usd_per_oz / TROY_OUNCE_G
-        return {"move_frac": p_star_g / p0_g - 1.0, "direction": 1, "formula": "C / (S * grams * (1 - g)) / P0_g - 1"}
-    raise ValueError(f"spec: expected a token spec, got {type(spec).__name__}")
+        return out | {
+            "move_frac": None,
+            "direction": None,
+            "formula": formula,
+            "statement": f"no gold move breaks the backing within {t_win} days: the gold covers every token and "
+            + covered,
+        }
+    if g < 1.0:
+        formula = "g < 1: m* = (C - O T / days_per_year) / ((1 - g) S grams P0_g) - 1 (a rise)"
+        shortfall = -excess_gold_usd
+        if cash - accrued < shortfall:
+            day = first_day(cash - shortfall) if opex > 0 else 0
+            return out | {
+                "move_frac": 0.0,
+                "direction": None,
+                "formula": formula,
+                "breaks_without_move_day": day,
+                "statement": f"backing breaks within {day} days with no gold move: the gold covers {g:.2%} of the "
+                f"tokens and the cash (USD {cash:,.0f}"
+                + (f", less operating costs of {costs}" if opex > 0 else "")
+                + ") does not cover the rest",
+            }
+        m = (cash - accrued) / shortfall - 1.0
+        return out | {
+            "move_frac": m,
+            "direction": 1,
+            "formula": formula,
+            "statement": f"backing breaks at a gold rise of {m:.2%} within {t_win} days: the gold covers {g:.2%} of "
+            "the tokens and the cash, fixed in USD, covers the rest only up to that price",
+        }
+    formula = "g > 1: m* = (O T / days_per_year - C) / ((g - 1) S grams P0_g) - 1 (a fall)"
+    if cash - accrued + excess_gold_usd < 0:
+        day = first_day(cash + excess_gold_usd)
+        return out | {
+            "move_frac": 0.0,
+            "direction": None,
+            "formula": formula,
+            "breaks_without_move_day": day,
+            "statement": f"backing breaks within {day} days with no gold move: operating costs ({costs}) exceed the "
+            f"cash (USD {cash:,.0f}) and the gold beyond the tokens",
+        }
+    if accrued <= cash:
+        return out | {
+            "move_frac": None,
+            "direction": None,
+            "formula": formula,
+            "statement": f"no gold move breaks the backing within {t_win} days: the gold covers {g:.2%} of the "
+            "tokens and " + covered,
+        }
+    m = (accrued - cash) / excess_gold_usd - 1.0
+    return out | {
+        "move_frac": m,
+        "direction": -1,
+        "formula": formula,
+        "statement": f"backing breaks at a gold fall of {-m:.2%} within {t_win} days: operating costs ({costs}) "
+        "exceed the cash and the gold beyond the tokens, worth less after the fall",
+    }
 
 
 def quantile_loss(returns: np.ndarray, var: np.ndarray, level: float) -> float:

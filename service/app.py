@@ -93,11 +93,19 @@ class HeadlineOut(BaseModel):
     holder_value_var_99_10d_frac: float | str | None = Field(
         None, description="99% 10-day VaR of holder value, fraction of day-0 value (Monte Carlo)."
     )
+    reserve_per_token_var_99_10d_frac: float | str | None = Field(
+        None, description="99% 10-day VaR of the reserve value per token outstanding, fraction of day-0 value."
+    )
     p_backing_below_1: float | str | None = None
     p_liquidation: float | str | None = None
     expected_bad_debt_usd: float | str | None = None
-    worst_scenario: str | None = None
-    worst_scenario_holder_value_loss_30d_frac: float | str | None = None
+    worst_scenario: str | None = Field(None, description="Worst single-path scenario (historical replay or shock).")
+    worst_scenario_by: str | None = Field(None, description="Summary key of the figure that ranks the scenarios.")
+    worst_scenario_value: float | str | None = Field(None, description="That figure for the worst scenario, fraction.")
+    worst_scenario_window_days: int | None = Field(None, description="Days of the worst scenario's window.")
+    monte_carlo_tail_figure: str | None = Field(None, description="Summary key of the Monte Carlo tail figure.")
+    monte_carlo_tail_value: float | str | None = Field(None, description="The Monte Carlo tail figure, fraction.")
+    monte_carlo_tail_horizon_days: int | None = Field(None, description="Horizon of the Monte Carlo tail figure.")
 
 
 class RunItemOut(BaseModel):

@@ -74,8 +74,12 @@ def listing_item(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
 
     Headline per token (Monte Carlo scenario): ``holder_value_var_99_10d_frac`` (99% 10-day VaR
     of holder value, fraction of day-0 value), ``p_backing_below_1``, ``p_liquidation``,
-    ``expected_bad_debt_usd``, and ``worst_scenario`` (name) with its
-    ``worst_scenario_holder_value_loss_30d_frac``. Values are copied as stored (a number, or
+    ``expected_bad_debt_usd``, ``reserve_per_token_var_99_10d_frac`` (99% 10-day VaR of the
+    reserve value per token outstanding), and the worst single-path scenario: ``worst_scenario``
+    (name), ``worst_scenario_by`` (the figure that ranks them), ``worst_scenario_value`` (that
+    figure, a fraction) and ``worst_scenario_window_days``; with the Monte Carlo tail apart,
+    ``monte_carlo_tail_figure``, ``monte_carlo_tail_value`` and ``monte_carlo_tail_horizon_days``
+    (``tokens.<T>.worst_scenario`` of the summary). Values are copied as stored (a number, or
     ``"inf"``/``"nan"`` strings, or None when absent).
     """
     tokens = summary.get("tokens", {}) or {}
@@ -83,13 +87,20 @@ def listing_item(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
     for symbol, t in tokens.items():
         mc = t.get("scenarios", {}).get(mc_scenario_name(t) or "", {})
         worst = t.get("worst_scenario") or {}
+        tail = worst.get("monte_carlo_tail") or {}
         headline[symbol] = {
             "holder_value_var_99_10d_frac": mc.get("holder_value_var_99_10d_frac"),
+            "reserve_per_token_var_99_10d_frac": mc.get("reserve_per_token_var_99_10d_frac"),
             "p_backing_below_1": mc.get("p_backing_below_1"),
             "p_liquidation": mc.get("p_liquidation"),
             "expected_bad_debt_usd": mc.get("expected_bad_debt_usd"),
             "worst_scenario": worst.get("scenario"),
-            "worst_scenario_holder_value_loss_30d_frac": worst.get("holder_value_loss_30d_frac"),
+            "worst_scenario_by": worst.get("by"),
+            "worst_scenario_value": worst.get("value"),
+            "worst_scenario_window_days": worst.get("window_days"),
+            "monte_carlo_tail_figure": tail.get("figure"),
+            "monte_carlo_tail_value": tail.get("value"),
+            "monte_carlo_tail_horizon_days": tail.get("horizon_days"),
         }
     champion = summary.get("champion") or {}
     holdout = ((summary.get("var_backtest") or {}).get("holdout") or {}).get("0.99") or {}

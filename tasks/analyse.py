@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,11 +17,12 @@ from goldstress.settings import Settings
 from models.metrics import (
     distribution_metrics,
     liquidity_stress_section,
-    loss_30d,
     observed_premia,
     path_metrics,
     reverse_stress_boundary_summary,
     reverse_stress_summary,
+    scenario_table_row,
+    worst_scenario,
 )
 
 
@@ -90,25 +90,9 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
             if sc.get("episode"):
                 m["episode"] = sc["episode"]
             tokens[symbol]["scenarios"][sc["name"]] = m
-            scenario_rows.append(
-                {
-                    "token": symbol,
-                    "scenario": sc["name"],
-                    "kind": sc["kind"],
-                    "holder_value_loss_30d_frac": loss_30d(m, sc["kind"]),
-                    "backing_ratio_min": m.get("backing_ratio_min", m.get("backing_ratio_min_q0.1")),
-                }
-            )
+            scenario_rows.append({"token": symbol, "scenario": sc["name"], **scenario_table_row(m, levels)})
     for symbol, t in tokens.items():
-        ranked = sorted(
-            ((name, loss_30d(m, m["kind"])) for name, m in t["scenarios"].items()),
-            key=lambda x: -np.inf if np.isnan(x[1]) else -x[1],
-        )
-        t["worst_scenario"] = {
-            "by": "holder_value_loss_30d_frac (Monte Carlo: 99% ES)",
-            "scenario": ranked[0][0],
-            "holder_value_loss_30d_frac": ranked[0][1],
-        }
+        t["worst_scenario"] = worst_scenario(t["scenarios"], levels)
         spec = next(s for s in manifest.token_specs if s["symbol"] == symbol)
         t["reverse_stress"] = reverse_stress_summary(spec, p0, horizons)
         boundary = reverse_stress_boundary_summary(spec, p0)
@@ -131,6 +115,10 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
                     "non_finite": "non-finite numbers are written as the strings 'inf', '-inf', 'nan'",
                     "unbacked": "unbacked_frac_of_day0_liabilities = bad debt at the end (USD) / liabilities at day 0 (USD): for the CDP the share of the day-0 supply left without collateral; holder_loss_frac is per coin still outstanding",
                     "cdp_liquidation_penalty": "collected by the protocol; reported, not counted as backing and not used to absorb bad debt",
+                    "reserve_per_token": "reserve_usd_per_token = reserve value (net of senior claims) / tokens outstanding, USD per token; reserve_per_token_loss_frac and its VaR/ES measure its fall from day 0. A redemption paid at the backing value is not a loss: the tokens redeemed and the value paid out of the reserve are reported apart (redeemed_frac_of_day0_supply, redemption_outflow_usd, redemption_outflow_frac_of_day0_liabilities); reserve_value_usd is the whole reserve",
+                    "fees": "mint and redeem fees are the issuer's revenue (issuer_fee_revenue_usd), outside the segregated reserve, unless the spec sets primary.fees_to_reserve (reserve_fee_income_usd)",
+                    "whole_window": "_end = the last day of the scenario's window (Monte Carlo horizon, replay episode, shock window); max_drawdown = peak-to-trough fall over the window, a fraction of the running peak; backing_ratio_min = lowest backing ratio over the window",
+                    "scenario_table": "single-path scenarios: their realised figures; Monte Carlo rows: the expected shortfall at the highest VaR level of each loss figure and the 0.1% quantile of the minimum backing ratio",
                 },
                 "data": manifest.data,
                 "start_gold_usd_per_oz": p0,

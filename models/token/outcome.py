@@ -77,6 +77,16 @@ class TokenOutcome:
         under = (self.backing_ratio < 1.0 - tol).any(axis=1)
         return under | self.liquidated[:, -1]
 
+    @property
+    def reserve_usd_per_token(self) -> np.ndarray:
+        """Reserve value per token outstanding, ``reserve_value_usd / supply_tokens``, USD per
+        token (CDP: collateral per coin), ``(n_paths, horizon_days + 1)``. NaN where no token is
+        outstanding (nothing to back). A redemption paid at the backing value leaves it
+        unchanged; what moves it is the value of the reserve's assets, costs and losses."""
+        s = self.supply_tokens
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(s > 0, self.reserve_value_usd / np.where(s > 0, s, 1.0), np.nan)
+
     def holder_loss(self) -> np.ndarray:
         """Per path, the holder's loss over the horizon as a positive fraction of the day-0
         holder value: ``1 - holder_value[:, -1] / holder_value[:, 0]``. Shape ``(n_paths,)``.
@@ -134,6 +144,13 @@ class ReserveBackedOutcome(TokenOutcome):
     fire_sale_loss_usd : cumulative value lost to stressed haircuts, USD.
     cash_in_usd, cash_out_usd : cumulative USD into / out of the ``usd_cash`` assets.
     opex_payable_usd : accrued, unpaid opex (senior to holders), USD.
+    issuer_fee_revenue_usd : cumulative mint and redeem fees paid to the issuer (its revenue,
+        outside the reserve), USD; all zero when the spec credits the fees to the reserve.
+    reserve_fee_income_usd : cumulative fees credited to the reserve (``primary.fees_to_reserve``),
+        USD; all zero otherwise.
+    redemption_outflow_usd : cumulative value taken from the reserve to pay redemptions, USD at
+        each day's prices (gold delivered in kind; USD paid for cash redemptions, including the
+        redeem fee the issuer takes from it when the fees are its revenue).
     asset_amounts : ``(n_assets, n_paths, horizon_days + 1)`` holdings (grams or USD).
     asset_names : tuple of asset names, in ``asset_amounts`` order.
     market_open : ``(horizon_days + 1,)`` bool, primary market open.
@@ -162,6 +179,9 @@ class ReserveBackedOutcome(TokenOutcome):
     cash_in_usd: np.ndarray
     cash_out_usd: np.ndarray
     opex_payable_usd: np.ndarray
+    issuer_fee_revenue_usd: np.ndarray
+    reserve_fee_income_usd: np.ndarray
+    redemption_outflow_usd: np.ndarray
     asset_amounts: np.ndarray
     asset_names: tuple[str, ...]
     market_open: np.ndarray
@@ -208,6 +228,13 @@ class ReserveBackedOutcome(TokenOutcome):
         j = np.maximum(0, np.arange(t1) - 1 - self.attestation_lag_days)
         j[0] = 0
         return self.run_externality[:, j] / 2.0 - self.redeem_cost
+
+    def cum_redeemed_frac_of_day0_supply(self) -> np.ndarray:
+        """Cumulative tokens redeemed (paid and burned) over the day-0 supply, fraction,
+        ``(n_paths, horizon_days + 1)`` (0 at day 0). Counts tokens, not value: mints do not
+        offset it."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.cumsum(self.redeemed_tokens, axis=1) / self.supply_tokens[:, :1]
 
     def cum_accepted_tokens(self) -> np.ndarray:
         """Cumulative tokens accepted, ``(2, n_paths, horizon_days + 1)``: [gold, cash]."""

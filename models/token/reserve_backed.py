@@ -217,7 +217,7 @@ def pool_price_ratio(pool: ConstantProductPool | ConcentratedLiquidityPool, sell
     return pool.sell_pressure_impact(sell_tokens) / pool.price
 
 
-STATE_FIELDS = ("supply", "gin", "gout", "cin", "cout", "fsl", "pay", "run", "q")
+STATE_FIELDS = ("supply", "gin", "gout", "cin", "cout", "fsl", "pay", "run", "q", "fee", "outfl")
 """Running-state fields of the day-major buffer (then one ``amt<k>`` per reserve asset)."""
 
 ROW_FIELDS = (
@@ -249,6 +249,9 @@ class RunSetup:
     helpers. Built by :meth:`from_spec`; read (never written) by the daily steps, except ``gen``
     (the premium process's random stream), which the secondary market draws from.
 
+    ``cash_claim`` is what a cash redemption takes from the reserve per token, as a fraction of
+    NAV: 1 when the fees go to the issuer (``NAV * (1 - redeem_fee)`` to the holder, the fee to
+    the issuer), ``1 - redeem_fee`` when ``primary.fees_to_reserve`` (the fee stays in the reserve).
     Arrays: ``pg``, ``nav``, ``dd`` are ``(H + 1, n_paths)`` (USD per gram, USD per token,
     gold drawdown fraction); ``open_``, ``dt_years``, ``to_open`` are ``(H + 1,)``; reserve
     asset columns ``keep``, ``liq``, ``liq_frac`` are ``(K, 1)`` and the ``w_*`` weights ``(K,)``
@@ -283,6 +286,8 @@ class RunSetup:
     granularity_all: bool
     fee_r: float
     fee_m: float
+    fees_to_reserve: bool
+    cash_claim: float
     gate_limit: float | None
     lag: int
     cut: float
@@ -407,6 +412,8 @@ class RunSetup:
             granularity_all=pm.granularity_applies_to == "all",
             fee_r=pm.redeem_fee,
             fee_m=pm.mint_fee,
+            fees_to_reserve=pm.fees_to_reserve,
+            cash_claim=1.0 - pm.redeem_fee if pm.fees_to_reserve else 1.0,
             gate_limit=pm.redemption_limit_share_per_day,
             lag=pm.settlement_lag_days,
             cut=pm.cutoff_share,
@@ -453,7 +460,10 @@ class DayState:
     ``sup`` supply (tokens), ``gin``/``gout`` cumulative gold in/out (g), ``cin``/``cout``
     cumulative USD in/out of the ``usd_cash`` assets, ``fsl`` cumulative fire-sale loss (USD),
     ``payable`` unpaid opex (USD), ``run_cum`` cumulative run share ``R_t``, ``waiting``
-    accepted tokens not yet paid, ``amt`` ``(K, n)`` asset holdings (grams or USD). Also
+    accepted tokens not yet paid, ``fee_cum`` cumulative mint and redeem fees (USD; the issuer's
+    revenue, or credited to the reserve when ``primary.fees_to_reserve``), ``outflow``
+    cumulative value taken from the reserve to pay redemptions (USD at each day's prices: gold
+    delivered, USD paid for cash redemptions), ``amt`` ``(K, n)`` asset holdings (grams or USD). Also
     ``q_g``/``q_c`` eligible unpaid claims (tokens; gold, cash), ``pend`` ``(2, lag + 2, n)``
     accepted claims by open days until eligible, ``unit`` ``(K, n)`` USD value of one unit of
     each asset today, and ``block`` ``(H + 1, fields, n)``, the day-major record (see
@@ -467,7 +477,8 @@ class DayState:
     ``request`` requests before the gate, ``refused`` requests over the gate (None without one),
     ``sells`` tokens sold on the market, ``returned``/``acc``/``acc_g``/``acc_c`` tokens returned
     / accepted (total, gold, cash), ``gold_res_g`` grams deliverable in kind, ``fees`` USD fees
-    to credit (None: none).
+    paid in from outside the reserve today (mint fees and the redeem fees of gold redemptions;
+    None: none).
     """
 
     block: np.ndarray
@@ -481,6 +492,8 @@ class DayState:
     payable: np.ndarray
     run_cum: np.ndarray
     waiting: np.ndarray
+    fee_cum: np.ndarray
+    outflow: np.ndarray
     amt: np.ndarray
     q_g: np.ndarray
     q_c: np.ndarray
@@ -518,7 +531,7 @@ class DayState:
         # one large allocation (transparent huge pages; many 4 MB arrays fill ~3x slower)
         block = np.zeros((r.t1, len(F), n))
         S = np.zeros((r.n_state, n))
-        sup, gin, gout, cin, cout, fsl, payable, run_cum, waiting = (S[F[k]] for k in STATE_FIELDS)
+        sup, gin, gout, cin, cout, fsl, payable, run_cum, waiting, fee_cum, outflow = (S[F[k]] for k in STATE_FIELDS)
         amt = S[F["amt0"] : F["amt0"] + k_n]
         amt[:] = np.array([a.amount for a in s.reserve], dtype=float)[:, None]
         sup[:] = s.supply_tokens
@@ -534,6 +547,8 @@ class DayState:
             payable=payable,
             run_cum=run_cum,
             waiting=waiting,
+            fee_cum=fee_cum,
+            outflow=outflow,
             amt=amt,
             q_g=np.zeros(n),
             q_c=np.zeros(n),
@@ -741,7 +756,8 @@ def liquidity(r: RunSetup, st: DayState) -> None:
     payable (the coverage the issuer would have if the market opened, on a closed day).
 
     Cash side: ``sum_k usable_k * unit_k * (1 - h_k)`` against ``(queue + pipeline) cash claims *
-    NAV * (1 - redeem_fee) + payable``; gold side (when any redemption is in gold): grams
+    NAV * cash_claim + payable`` (``cash_claim`` of :class:`RunSetup`: 1, or ``1 - redeem_fee``
+    when the fees stay in the reserve); gold side (when any redemption is in gold): grams
     deliverable in kind (:func:`gold_resources`) at the gold price against gold claims at NAV.
     Coverage is the smaller side ratio; a side without claims (0/0) does not bind; ``inf``
     without any claim.
@@ -752,7 +768,7 @@ def liquidity(r: RunSetup, st: DayState) -> None:
     """
     F, row, t = r.field, st.row, st.t
     cash_res = r.ones_k @ (st.usable * st.ukeep)
-    claim_c = (st.q_c + st.pend[1].sum(axis=0)) * st.navt * (1.0 - r.fee_r) + st.payable
+    claim_c = (st.q_c + st.pend[1].sum(axis=0)) * st.navt * r.cash_claim + st.payable
     # resources / claims per side; a side without claims (0/0 = nan) does not bind (fmin)
     lcr = row[F["lcr"]]
     np.divide(cash_res, claim_c, out=lcr)
@@ -789,10 +805,12 @@ def pay_gold(r: RunSetup, st: DayState) -> None:
     Dybvig 1983): allocated gold directly (no sale), then unallocated gold within its daily
     capacity at its haircut; whole bars when the granularity applies.
 
-    ``served = min(q_g, floor_bars(gold_res_g / grams_per_token))``. Reads ``st.q_g``,
+    ``served = min(q_g, floor_bars(gold_res_g / grams_per_token))``; the holder receives
+    ``grams_per_token`` grams per token and pays the redeem fee in USD on top. Reads ``st.q_g``,
     ``st.gold_res_g``, ``st.amt``, ``st.usable``, ``st.navt``. Writes ``st.amt`` (gold assets),
     ``st.cap`` (unallocated capacity used), ``st.gout``, ``st.fsl``, ``st.q_g``, ``st.sup``,
-    ``st.waiting`` (minus served), ``st.fees`` (redeem fee of the served tokens, USD) and the
+    ``st.waiting`` (minus served), ``st.outflow`` (plus ``served * NAV``, the gold delivered),
+    ``st.fees`` (redeem fee of the served tokens, USD, credited by :func:`mint`) and the
     ``red_g`` row of ``st.row``. No-op on a closed day or without gold claims.
     """
     if not st.is_open or not st.q_g.any():
@@ -822,6 +840,7 @@ def pay_gold(r: RunSetup, st: DayState) -> None:
         st.fsl += (sold - take).sum(axis=0) * r.pg[st.t]
     np.maximum(amt[r.first_alloc], 0.0, out=amt[r.first_alloc])
     q_g -= served_g
+    st.outflow += served_g * st.navt
     st.fees = r.fee_r * served_g * st.navt
     st.sup -= served_g
     st.waiting -= served_g
@@ -830,14 +849,17 @@ def pay_gold(r: RunSetup, st: DayState) -> None:
 
 def pay_cash(r: RunSetup, st: DayState) -> None:
     """4b, open days only: one cash waterfall in the spec's asset order pays the opex payable
-    first (senior), then cash claims at ``NAV * (1 - redeem_fee)`` per token, first come first
-    served (whole bars when the granularity applies to all); asset ``k`` sells at most
-    ``min(cap_k, amt_k)`` units, each raising ``unit_k * (1 - h_k)``.
+    first (senior), then cash claims at ``NAV * cash_claim`` per token (the holder receives
+    ``NAV * (1 - redeem_fee)``; with the fees to the issuer the fee ``NAV * redeem_fee`` is paid
+    to it from the same sale, with ``primary.fees_to_reserve`` it stays in the reserve), first
+    come first served (whole bars when the granularity applies to all); asset ``k`` sells at
+    most ``min(cap_k, amt_k)`` units, each raising ``unit_k * (1 - h_k)``.
 
     Reads ``st.cap``, ``st.amt``, ``st.ukeep``, ``st.unit``, ``st.payable``, ``st.q_c``,
     ``st.navt``. Writes ``st.amt``, ``st.q_c``, ``st.sup``, ``st.waiting``, ``st.gout``,
-    ``st.cin``, ``st.cout``, ``st.fsl``, ``st.payable`` and the ``red_c`` row of ``st.row``.
-    No-op on a closed day, or without opex and cash claims.
+    ``st.cin``, ``st.cout``, ``st.fsl``, ``st.payable``, ``st.outflow`` (plus ``served * NAV *
+    cash_claim``), ``st.fee_cum`` (plus ``served * NAV * redeem_fee``) and the ``red_c`` row of
+    ``st.row``. No-op on a closed day, or without opex and cash claims.
     """
     if not st.is_open:
         return
@@ -850,10 +872,13 @@ def pay_cash(r: RunSetup, st: DayState) -> None:
     pay_opex = np.minimum(st.payable, raisable) if r.opex_year > 0 else r.zeros_n
     need = pay_opex
     if has_cash_claims:
-        payout = st.navt * (1.0 - r.fee_r)
+        payout = st.navt * r.cash_claim
         want = np.minimum(st.q_c, (raisable - pay_opex) / payout)
         served_c = np.minimum(_floor_bars(want, r.g) if r.bars_all else want, st.q_c)
         need = pay_opex + served_c * payout
+        st.outflow += served_c * payout
+        if r.fee_r > 0:
+            st.fee_cum += served_c * st.navt * r.fee_r
         st.q_c -= served_c
         st.sup -= served_c
         st.waiting -= served_c
@@ -871,17 +896,19 @@ def pay_cash(r: RunSetup, st: DayState) -> None:
 
 
 def mint(r: RunSetup, st: DayState) -> None:
-    """5, open days only: mints, then the day's fees are credited.
+    """5, open days only: mints, then the day's fees paid from outside the reserve are booked.
 
     Minted ``(base_mint_rate_per_day * max(0, 1 - mint_drawdown_sensitivity * dd_t) +
     mint_premium_sensitivity * max(0, p_{t-1} - mint_fee)) * supply_{t-1}`` tokens; minters
     deliver ``grams_per_token`` grams each into the first allocated-gold asset and pay
-    ``mint_fee * NAV`` each. Fees (these and the redeem fees of :func:`pay_gold`) are paid into
-    the first ``usd_cash`` asset.
+    ``mint_fee * NAV`` each. These fees and the redeem fees of :func:`pay_gold` are added to
+    ``st.fee_cum``; they go to the issuer (not into the reserve) unless
+    ``primary.fees_to_reserve``, in which case they are paid into the first ``usd_cash`` asset.
 
     Reads ``r.dd[t]``, ``st.p_prev``, ``st.supply_prev``, ``st.navt``, ``st.fees``. Writes the
-    ``mint`` row of ``st.row``, ``st.amt`` (first allocated gold, first cash), ``st.gin``,
-    ``st.sup``, ``st.cin``, ``st.fees``. No-op on a closed day.
+    ``mint`` row of ``st.row``, ``st.amt`` (first allocated gold; first cash when the fees go to
+    the reserve), ``st.gin``, ``st.sup``, ``st.cin``, ``st.fees``, ``st.fee_cum``. No-op on a
+    closed day.
     """
     if not st.is_open:
         return
@@ -897,8 +924,10 @@ def mint(r: RunSetup, st: DayState) -> None:
         f_m = r.fee_m * minted * st.navt
         st.fees = f_m if st.fees is None else st.fees + f_m
     if st.fees is not None:
-        st.amt[r.first_cash] += st.fees
-        st.cin += st.fees
+        st.fee_cum += st.fees
+        if r.fees_to_reserve:
+            st.amt[r.first_cash] += st.fees
+            st.cin += st.fees
 
 
 def secondary_market(r: RunSetup, st: DayState) -> None:
@@ -1029,6 +1058,9 @@ def outcome(r: RunSetup, st: DayState) -> ReserveBackedOutcome:
         cash_in_usd=T["cin"],
         cash_out_usd=T["cout"],
         opex_payable_usd=T["pay"],
+        issuer_fee_revenue_usd=T["fee"] if not s.primary.fees_to_reserve else np.zeros((n, t1)),
+        reserve_fee_income_usd=T["fee"] if s.primary.fees_to_reserve else np.zeros((n, t1)),
+        redemption_outflow_usd=T["outfl"],
         asset_amounts=st.block[:, F["amt0"] : F["amt0"] + k_n, :].transpose(1, 2, 0),
         asset_names=tuple(a.name for a in s.reserve),
         market_open=r.open_.copy(),

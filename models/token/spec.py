@@ -111,6 +111,12 @@ class PrimaryMarketSpec(_Spec):
     ``redemption_limit_share_per_day`` (``None`` = no limit): the issuer's redemption gate, the
     most it accepts on one model day as a share of the day's opening supply; requests beyond it
     are refused and their holders sell them on the secondary market (counted as returned).
+    ``fees_to_reserve`` (default ``False``): where the mint and redeem fees go. ``False``: they
+    are the issuer's revenue, outside the segregated reserve (MiCA, Regulation (EU) 2023/1114,
+    Art. 36: the reserve of assets is segregated from the issuer's own assets); a cash
+    redemption then takes ``NAV`` per token from the reserve, ``NAV * (1 - redeem_fee)`` to the
+    holder and the fee to the issuer. ``True``: every fee is credited to the reserve (paid into
+    its first ``usd_cash`` asset; a cash redemption takes only ``NAV * (1 - redeem_fee)``).
     """
 
     mint_fee: _Fraction
@@ -123,6 +129,10 @@ class PrimaryMarketSpec(_Spec):
     cutoff_share: float = Field(default=1.0, gt=0.0, le=1.0)
     cash_redemption_share: _Share = 0.0
     redemption_limit_share_per_day: float | None = Field(default=None, gt=0.0, le=1.0)
+    fees_to_reserve: bool = Field(
+        default=False,
+        description="Mint and redeem fees credited to the reserve (True) or kept by the issuer as revenue (False).",
+    )
 
 
 class ConstantProductAmmSpec(_Spec):
@@ -217,7 +227,8 @@ class ReserveBackedTokenSpec(_Spec):
     ``[redemption.confidence]``).
 
     Needs at least one ``allocated_gold`` asset (mints deliver into the first) and one
-    ``usd_cash`` asset (fees are paid into the first; its amount may be 0); asset names unique.
+    ``usd_cash`` asset (fees are paid into the first when ``primary.fees_to_reserve``; its
+    amount may be 0); asset names unique.
     Raises ``pydantic.ValidationError`` (a ValueError) naming the field otherwise.
     """
 

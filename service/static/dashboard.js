@@ -204,7 +204,7 @@
     { id: "es99-10d", key: "holder_value_es_99_10d_frac", usdKey: "holder_value_es_99_10d_usd_per_token", usdUnit: "USD per token" },
     { id: "var99-1d", key: "holder_value_var_99_1d_frac" },
     { id: "var99-30d", key: "holder_value_var_99_30d_frac" },
-    { id: "reserve-var99-10d", key: "reserve_value_var_99_10d_frac", usdKey: "reserve_value_var_99_10d_usd", usdUnit: "USD" },
+    { id: "reserve-per-token-var99-10d", key: "reserve_per_token_var_99_10d_frac", usdKey: "reserve_per_token_var_99_10d_usd_per_token", usdUnit: "USD per token" },
     { id: "p-backing-below-1", key: "p_backing_below_1" },
     { id: "p-liquidation", key: "p_liquidation" },
     { id: "expected-bad-debt-usd", key: "expected_bad_debt_usd" },
@@ -212,8 +212,8 @@
 
   /** Human label with confidence level and horizon, derived from the metric key. */
   function metricLabel(key, horizonDays) {
-    const m = key.match(/^(holder|reserve)_value_(var|es)_(\d+)_(\d+)d_frac$/);
-    if (m) return `${m[3]}% ${m[4]}-day ${m[2] === "var" ? "VaR" : "ES"} of ${m[1]} value`;
+    const m = key.match(/^(holder_value|reserve_per_token)_(var|es)_(\d+)_(\d+)d_frac$/);
+    if (m) return `${m[3]}% ${m[4]}-day ${m[2] === "var" ? "VaR" : "ES"} of ${m[1] === "holder_value" ? "holder value" : "reserve value per token outstanding"}`;
     const within = horizonDays ? ` within ${horizonDays} days` : "";
     if (key === "p_backing_below_1") return `P(backing ratio < 1 on any day${within})`;
     if (key === "p_liquidation") return `P(liquidation${within})`;
@@ -247,17 +247,29 @@
       const w = t.worst_scenario;
       if (w) {
         rows.push(el("div", { class: "headline" },
-          el("span", { class: "label", text: "Worst scenario (30-day holder loss): " }),
-          fig(`headline-${symbol}-worst-scenario`, w.holder_value_loss_30d_frac, `${w.scenario}: ${fmtPct(w.holder_value_loss_30d_frac)}`,
-            { "data-scenario": w.scenario, title: `ranked by ${w.by || "holder_value_loss_30d_frac"}` })));
+          el("span", { class: "label", "data-testid": `label-${symbol}-worst-scenario`, text: "Worst single-path scenario (peak-to-trough holder loss over its window): " }),
+          fig(`headline-${symbol}-worst-scenario`, w.value, `${w.scenario}: ${fmtPct(w.value)} over ${fmtNum(w.window_days)} days`,
+            { "data-scenario": w.scenario, "data-by": w.by, title: w.description || `ranked by ${w.by}` })));
+        const tail = w.monte_carlo_tail;
+        if (tail) {
+          rows.push(el("div", { class: "headline" },
+            el("span", { class: "label", text: `Monte Carlo tail (${tail.statistic}, ${fmtNum(tail.horizon_days)} days): ` }),
+            fig(`headline-${symbol}-mc-tail`, tail.value, fmtPct(tail.value), { "data-figure": tail.figure, title: tail.figure })));
+        }
       }
       const rs = t.reverse_stress;
       if (rs) {
         const move = rs.smallest_breaking_move ? rs.smallest_breaking_move.move_frac : null;
         const text = move === null || move === undefined ? "none in the searched range" : `${fmtPct(move)} within ${rs.smallest_breaking_move.horizon_days} day${rs.smallest_breaking_move.horizon_days === 1 ? "" : "s"}`;
         rows.push(el("div", { class: "headline" },
-          el("span", { class: "label", text: "Smallest gold move breaking the backing (reverse stress): " }),
+          el("span", { class: "label", text: "Smallest gold move breaking the backing (reverse stress search): " }),
           fig(`headline-${symbol}-breaking-move`, move, text, { title: (rs.closed_form && rs.closed_form.formula) || "" })));
+        const st = rs.statement;
+        if (st) {
+          rows.push(el("div", { class: "headline" },
+            el("span", { class: "label", text: "Reverse stress: " }),
+            el("span", { class: "statement", "data-testid": `headline-${symbol}-reverse-stress`, "data-source": st.source, title: st.note || "", text: `${st.text} (${st.source === "closed_form" ? "closed form, checked against the model's search" : "model search"})` })));
+        }
       }
       cards.push(el("article", { class: "card", "data-testid": `token-card-${symbol}` },
         el("h3", {}, `${symbol} `, el("span", { class: "sub", text: `${t.name || ""} (${t.kind || "?"}, spec v${t.spec_version ?? "?"})` })),
@@ -314,11 +326,18 @@
 
   const SCENARIO_LABELS = {
     token: "token", scenario: "scenario", kind: "kind",
-    holder_value_loss_30d_frac: "30-day holder loss (MC: 99% ES)",
+    window_days: "window, days",
+    holder_loss_frac_end: "holder loss at end (MC: ES)",
+    holder_max_drawdown_frac: "holder peak-to-trough (MC: ES)",
+    reserve_per_token_loss_frac_end: "reserve per token: loss at end (MC: ES)",
+    reserve_per_token_max_drawdown_frac: "reserve per token: peak-to-trough (MC: ES)",
     backing_ratio_min: "min backing ratio (MC: 0.1% quantile)",
     backing_below_1: "backing < 1 (MC: probability)",
     liquidation: "liquidation (MC: probability)",
     bad_debt_usd: "bad debt (MC: expected)",
+    redeemed_frac_of_day0_supply_end: "redeemed share of day-0 supply (MC: mean)",
+    redemption_outflow_usd_end: "redemption outflow, USD (MC: mean)",
+    issuer_fee_revenue_usd_end: "issuer fee revenue, USD (MC: mean)",
   };
 
   function renderScenarioTable(summary) {
@@ -332,7 +351,7 @@
     rows.sort((a, b) => tokenOrder.indexOf(a.token) - tokenOrder.indexOf(b.token)); // stable: scenario order kept
     const baseCols = [];
     for (const r of rows) for (const k of Object.keys(r)) if (!baseCols.includes(k)) baseCols.push(k);
-    const extraCols = ["backing_below_1", "liquidation", "bad_debt_usd"];
+    const extraCols = ["backing_below_1", "liquidation", "bad_debt_usd", "redeemed_frac_of_day0_supply_end", "redemption_outflow_usd_end", "issuer_fee_revenue_usd_end"];
     const cols = baseCols.concat(extraCols);
     const thead = el("thead", {}, el("tr", {}, cols.map((c) => el("th", { text: SCENARIO_LABELS[c] || c }))));
     const body = rows.map((r) => {
@@ -341,6 +360,9 @@
         backing_below_1: "p_backing_below_1" in m ? m.p_backing_below_1 : m.backing_below_1,
         liquidation: "p_liquidation" in m ? m.p_liquidation : m.liquidated,
         bad_debt_usd: "expected_bad_debt_usd" in m ? m.expected_bad_debt_usd : m.bad_debt_usd,
+        redeemed_frac_of_day0_supply_end: "redeemed_frac_of_day0_supply_end_mean" in m ? m.redeemed_frac_of_day0_supply_end_mean : m.redeemed_frac_of_day0_supply_end,
+        redemption_outflow_usd_end: "redemption_outflow_usd_end_mean" in m ? m.redemption_outflow_usd_end_mean : m.redemption_outflow_usd_end,
+        issuer_fee_revenue_usd_end: "issuer_fee_revenue_usd_end_mean" in m ? m.issuer_fee_revenue_usd_end_mean : m.issuer_fee_revenue_usd_end,
       });
       const bmin = num(full.backing_ratio_min);
       const breach = (bmin !== null && bmin < 1) || full.backing_below_1 === true || (typeof full.backing_below_1 === "number" && full.backing_below_1 > 0);
@@ -569,7 +591,7 @@
       const days = H === 1 ? "1 day" : `${H} days`;
       const rows = [
         [`holder_loss_frac_${H}d`, `Holder value loss after ${days}`, fmtPct],
-        [`reserve_loss_frac_${H}d`, `Reserve value loss after ${days}`, fmtPct],
+        [`reserve_per_token_loss_frac_${H}d`, `Reserve value per token loss after ${days}`, fmtPct],
         [`backing_ratio_${H}d`, `Backing ratio after ${days}`, (v) => fmtNum(v, 5)],
         ["backing_ratio_min", "Lowest backing ratio on the path", (v) => fmtNum(v, 5)],
         ["backing_below_1", "Backing below 1", (v) => fmtByKey("backing_below_1", v)],
@@ -584,11 +606,12 @@
     if (mc) {
       const hs = Array.isArray(mc.horizons_days) ? mc.horizons_days : [];
       const cols = [];
-      for (const who of ["holder", "reserve"]) for (const lvl of ["95", "99"]) for (const m of ["var", "es"]) cols.push([who, lvl, m]);
+      for (const who of ["holder_value", "reserve_per_token"]) for (const lvl of ["95", "99"]) for (const m of ["var", "es"]) cols.push([who, lvl, m]);
+      const whoLabel = { holder_value: "holder", reserve_per_token: "reserve/token" };
       const table = el("table", { "data-testid": "whatif-var-table" },
-        el("thead", {}, el("tr", {}, el("th", { text: "days" }), cols.map(([who, lvl, m]) => el("th", { text: `${lvl}% ${m === "var" ? "VaR" : "ES"} ${who}` })))),
+        el("thead", {}, el("tr", {}, el("th", { text: "days" }), cols.map(([who, lvl, m]) => el("th", { text: `${lvl}% ${m === "var" ? "VaR" : "ES"} ${whoLabel[who]}` })))),
         el("tbody", {}, hs.map((h) => el("tr", {}, el("th", { text: String(h) }), cols.map(([who, lvl, m]) => {
-          const v = mc[`${who}_value_${m}_${lvl}_${h}d_frac`];
+          const v = mc[`${who}_${m}_${lvl}_${h}d_frac`];
           return el("td", { text: fmtPct(v) });
         })))));
       const H = mc.horizon_days;

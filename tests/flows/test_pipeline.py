@@ -274,11 +274,13 @@ def test_summary_var_es_per_token_level_and_horizon(run):
         m = run.summary["tokens"][symbol]["scenarios"]["mc_champion"]
         g = mc[mc["token"] == symbol]
         assert len(g) == MC_PATHS == m["n_paths"]
-        for who, h in itertools.product(("holder", "reserve"), (1, 10, 30)):
-            losses = np.sort(g[f"{who}_loss_frac_{h}d"].to_numpy())
+        whos = (("holder_value", "holder_loss_frac"), ("reserve_per_token", "reserve_per_token_loss_frac"))
+        for (who, col), h in itertools.product(whos, (1, 10, 30)):
+            losses = g[f"{col}_{h}d"].to_numpy()
+            losses = np.sort(losses[~np.isnan(losses)])  # reserve per token: paths with tokens left
             n = losses.size
             for level, tag in ((0.95, "95"), (0.99, "99")):
-                var, es = m[f"{who}_value_var_{tag}_{h}d_frac"], m[f"{who}_value_es_{tag}_{h}d_frac"]
+                var, es = m[f"{who}_var_{tag}_{h}d_frac"], m[f"{who}_es_{tag}_{h}d_frac"]
                 # Acerbi & Tasche (2002): VaR = l_(c), c = ceil(n level);
                 # ES = (sum_{j>c} l_(j) + (c - n level) l_(c)) / (n (1 - level))
                 c = math.ceil(round(n * level, 9))
@@ -286,8 +288,8 @@ def test_summary_var_es_per_token_level_and_horizon(run):
                 es_ref = (losses[c:].sum() + (c - n * level) * losses[c - 1]) / (n * (1 - level))
                 assert es == pytest.approx(es_ref, rel=1e-9, abs=1e-15)
                 assert es >= var - 1e-15
-            assert m[f"{who}_value_var_99_{h}d_frac"] >= m[f"{who}_value_var_95_{h}d_frac"]
-            assert m[f"{who}_value_es_99_{h}d_frac"] >= m[f"{who}_value_es_95_{h}d_frac"]
+            assert m[f"{who}_var_99_{h}d_frac"] >= m[f"{who}_var_95_{h}d_frac"]
+            assert m[f"{who}_es_99_{h}d_frac"] >= m[f"{who}_es_95_{h}d_frac"]
         for p in ("p_backing_below_1", "p_liquidation"):
             assert 0.0 <= m[p] <= 1.0
         assert m["p_liquidation"] == pytest.approx(g["liquidated"].mean())
@@ -313,9 +315,12 @@ def test_frictionless_gold_token_loses_exactly_the_gold_move(run, size):
     m = run.summary["tokens"]["FGT"]["scenarios"][f"shock_{round(size * 100):+d}pct"]
     for h in (1, 10, 30):
         assert m[f"holder_loss_frac_{h}d"] == pytest.approx(-size, abs=1e-12)
-        assert m[f"reserve_loss_frac_{h}d"] == pytest.approx(-size, abs=1e-12)
+        assert m[f"reserve_per_token_loss_frac_{h}d"] == pytest.approx(-size, abs=1e-12)
         assert m[f"backing_ratio_{h}d"] == pytest.approx(1.0, abs=1e-12)
     assert m["backing_ratio_min"] == pytest.approx(1.0, abs=1e-12)
+    # over the whole window: the shock is the only fall
+    for key in ("holder_loss_frac_end", "holder_max_drawdown_frac", "reserve_per_token_max_drawdown_frac"):
+        assert m[key] == pytest.approx(-size, abs=1e-12), key
     assert m["backing_below_1"] is False and m["liquidated"] is False and m["bad_debt_usd"] == 0.0
 
 
@@ -366,6 +371,42 @@ def test_replays_are_the_peak_to_trough_episodes(run, flowkit):
             assert m["gold_max_drawdown"] == pytest.approx(-fall, abs=1e-10)
         fgt = run.summary["tokens"]["FGT"]["scenarios"][f"hist_{name}"]
         assert fgt["holder_loss_frac_end"] == pytest.approx(-fall, abs=1e-10)
+        assert fgt["holder_max_drawdown_frac"] == pytest.approx(-fall, abs=1e-10)  # peak to trough
+
+
+def test_worst_scenario_is_the_largest_peak_to_trough_of_the_single_paths(run):
+    """Recomputed from the per-scenario figures: the single-path scenario with the largest
+    peak-to-trough holder loss over its window; the Monte Carlo tail is its own ES of that figure
+    over the Monte Carlo horizon, from the Parquet paths (Acerbi & Tasche 2002)."""
+    mc = results(run, "mc_champion")
+    for symbol in run.symbols:
+        t = run.summary["tokens"][symbol]
+        w = t["worst_scenario"]
+        single = {n: m for n, m in t["scenarios"].items() if m["kind"] != "monte_carlo"}
+        values = {n: float(m["holder_max_drawdown_frac"]) for n, m in single.items()}
+        top = max(values, key=lambda n: values[n])
+        assert (w["by"], w["scenario"], w["value"]) == ("holder_max_drawdown_frac", top, values[top])
+        assert w["window_days"] == single[top]["horizon_days"]
+        tail = w["monte_carlo_tail"]
+        assert (tail["figure"], tail["horizon_days"]) == (
+            "holder_value_max_drawdown_es_99_frac",
+            run.settings.monte_carlo.horizon_days,
+        )
+        x = np.sort(mc.loc[mc["token"] == symbol, "holder_max_drawdown_frac"].to_numpy())
+        n = x.size
+        c = math.ceil(round(n * 0.99, 9))
+        es = (x[c:].sum() + (c - n * 0.99) * x[c - 1]) / (n * 0.01)
+        assert tail["value"] == pytest.approx(es, rel=1e-9, abs=1e-15)
+    # the frictionless token loses exactly gold's fall: the deepest episode or shock
+    fgt = run.summary["tokens"]["FGT"]["worst_scenario"]
+    assert fgt["value"] == pytest.approx(
+        max(
+            float(m["gold_max_drawdown"])
+            for m in run.summary["tokens"]["FGT"]["scenarios"].values()
+            if m["kind"] != "monte_carlo"
+        ),
+        abs=1e-10,
+    )
 
 
 def test_monte_carlo_paths_obey_token_identities(run):

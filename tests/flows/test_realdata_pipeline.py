@@ -216,3 +216,33 @@ def test_model_vs_history_is_reported_in_and_out_of_sample(real, symbol, token_f
     assert noise["clock_noise_sd"] == pytest.approx(
         math.sqrt(max(np.cov(paxg[common], xaut[common])[0, 1], 0)), rel=1e-6
     )
+
+
+def test_reserve_figures_worst_scenario_and_reverse_stress_on_real_data(real):
+    """On the real run, for every token: the reverse stress statement says what the model's search
+    found (DGX: broken with no gold move, within the days its opex takes to pass its cash, never
+    "no gold move breaks"); the worst scenario is the single-path scenario with the largest
+    peak-to-trough holder loss and its window; the reserve per token of a replay is recomputed
+    from the per-path table (reserve / supply is not on it: the loss fraction and the day-0 value
+    give it back), and redemptions are no reserve loss: the replays' tokens redeemed are reported
+    apart and can exceed the loss of reserve per token."""
+    from tests.models.test_reverse_stress_statements import check_statement_against_search
+
+    dgx = real.summary["tokens"]["DGX"]["reverse_stress"]
+    assert all(r["breaks_without_move"] for r in dgx["searches"])
+    assert dgx["statement"]["text"].startswith("backing breaks within 26 days with no gold move: operating costs")
+    for symbol, t in real.summary["tokens"].items():
+        check_statement_against_search(t["reverse_stress"])
+        w = t["worst_scenario"]
+        single = {n: m for n, m in t["scenarios"].items() if m["kind"] != "monte_carlo"}
+        top = max(single, key=lambda n: float(single[n]["holder_max_drawdown_frac"]))
+        assert (w["scenario"], w["window_days"]) == (top, single[top]["horizon_days"]), symbol
+        assert w["monte_carlo_tail"]["horizon_days"] == MC_HORIZON_DAYS
+    paxg = real.summary["tokens"]["PAXG"]["scenarios"]["hist_1980_bubble_burst"]
+    g = pd.read_parquet(real.run_dir / "results" / "hist_1980_bubble_burst.parquet").set_index("token").loc["PAXG"]
+    assert paxg["reserve_usd_per_token_end"] == pytest.approx(g["reserve_usd_per_token_end"], rel=1e-12)
+    assert paxg["reserve_per_token_loss_frac_end"] == pytest.approx(
+        1.0 - g["reserve_usd_per_token_end"] / g["reserve_usd_per_token_d0"], rel=1e-12
+    )
+    assert paxg["redeemed_frac_of_day0_supply_end"] > 0.9  # nearly every token redeemed over the episode
+    assert "reserve_loss_frac_end" not in paxg

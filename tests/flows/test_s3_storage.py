@@ -104,12 +104,14 @@ def test_stress_test_writes_everything_to_s3(prefect_api, s3_endpoint, tmp_path,
         "backing_ratio_min",
         "liquidated",
         "bad_debt_usd",
+        "holder_max_drawdown_frac",
+        "reserve_per_token_max_drawdown_frac",
     }
     for h in settings.risk.horizons_days:
         required |= {
             f"gold_log_return_{h}d",
             f"holder_loss_frac_{h}d",
-            f"reserve_loss_frac_{h}d",
+            f"reserve_per_token_loss_frac_{h}d",
             f"backing_ratio_{h}d",
         }
     assert required <= set(mc.columns)

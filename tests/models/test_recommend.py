@@ -28,9 +28,11 @@ P0 = 2_000.0
 GPT = TROY_OUNCE_G  # 1 oz per token: NAV = P0
 
 
-def cash_only_spec(cash_usd: float, fee: float = 0.0) -> object:
+def cash_only_spec(cash_usd: float, fee: float = 0.0, fees_to_reserve: bool = False) -> object:
     """A token whose gold cannot be sold (liquidity 0) and whose redemptions are all in USD,
-    paid the same day (lag 0), every day open, no premium noise: only cash meets claims."""
+    paid the same day (lag 0), every day open, no premium noise: only cash meets claims. The
+    redeem fee goes to the issuer (each claim takes NAV from the reserve) unless
+    ``fees_to_reserve`` (each claim takes NAV (1 - fee))."""
     return parse_token_spec(
         {
             "spec_version": 2,
@@ -61,6 +63,7 @@ def cash_only_spec(cash_usd: float, fee: float = 0.0) -> object:
                 "settlement_lag_days": 0,
                 "market_hours": "always",
                 "cash_redemption_share": 1.0,
+                "fees_to_reserve": fees_to_reserve,
             },
             "secondary": {"wait_cost_per_day": None},
             "redemption": {"base_rate_per_day": 0.0},
@@ -121,16 +124,23 @@ def test_with_cash_buffer_raises_backing_by_buffer_over_liabilities():
 
 
 @pytest.mark.parametrize(
-    ("share", "horizon", "fee", "cash"), [(0.2, 5, 0.0, 0.0), (0.3, 10, 0.0025, 1_000_000.0), (0.05, 1, 0.01, 0.0)]
+    ("share", "horizon", "fee", "cash", "to_reserve"),
+    [
+        (0.2, 5, 0.0, 0.0, False),
+        (0.3, 10, 0.0025, 1_000_000.0, False),
+        (0.05, 1, 0.01, 0.0, False),
+        (0.3, 10, 0.0025, 1_000_000.0, True),
+    ],
 )
-def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee, cash):
+def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee, cash, to_reserve):
     # Gold illiquid, lag 0: on day t the claims r S0 (1-r)^(t-1) meet cash C + b less what was
-    # paid before, so coverage_t >= 1 <=> C + b >= NAV (1 - fee) S0 (1 - (1 - r)^t); the worst
-    # day is the last, where 1 - (1 - r)^h = share (with_redemption_share), hence
-    # b* = share * S0 * NAV * (1 - fee) - C.
-    spec = with_redemption_share(cash_only_spec(cash, fee), share, horizon)
+    # paid before, so coverage_t >= 1 <=> C + b >= NAV k S0 (1 - (1 - r)^t), k the share of NAV a
+    # claim takes from the reserve (1: the fee is paid to the issuer from it; 1 - fee: the fee
+    # stays in the reserve); the worst day is the last, where 1 - (1 - r)^h = share
+    # (with_redemption_share), hence b* = share * S0 * NAV * k - C.
+    spec = with_redemption_share(cash_only_spec(cash, fee, to_reserve), share, horizon)
     res = cash_buffer_for_coverage(spec, flat_gold(3, horizon), horizon_days=horizon, confidence=0.99, tol_frac=1e-6)
-    expect = share * 10_000.0 * P0 * (1 - fee) - cash
+    expect = share * 10_000.0 * P0 * ((1 - fee) if to_reserve else 1.0) - cash
     liab = 10_000.0 * P0
     assert res.reachable
     assert res.buffer_usd == pytest.approx(expect, abs=2e-6 * liab)
@@ -147,7 +157,7 @@ def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee,
 def test_cash_buffer_closed_form_holds_on_a_calendar_with_weekends():
     # weekdays-only primary market on a calendar-day clock: weekend requests wait for Monday,
     # yet every claim is still met from cash only if C + b >= all claims of the horizon, so the
-    # closed form b* = share * S0 * NAV * (1 - fee) - C is unchanged; 8 trading days from a
+    # closed form b* = share * S0 * NAV - C (the fee is the issuer's) is unchanged; 8 trading days from a
     # Thursday span 12 calendar days with two weekends
     import pandas as pd
 
@@ -158,7 +168,7 @@ def test_cash_buffer_closed_form_holds_on_a_calendar_with_weekends():
     gold, cal = calendar_day_paths(flat_gold(2, 8), "2026-08-13")
     assert len(cal) == 13 and (cal.day_of_week >= 5).sum() == 4
     res = cash_buffer_for_coverage(spec, gold, horizon_days=12, tol_frac=1e-6, calendar=cal)
-    assert res.buffer_usd == pytest.approx(share * 10_000.0 * P0 * (1 - fee), abs=2e-6 * 10_000.0 * P0)
+    assert res.buffer_usd == pytest.approx(share * 10_000.0 * P0, abs=2e-6 * 10_000.0 * P0)
     # without a buffer the weekend pile-up shows on the Monday: claims of Sat, Sun and Mon wait
     out = ReserveBackedToken(spec).run(gold, calendar=cal)
     monday = int(np.flatnonzero(cal == pd.Timestamp("2026-08-17"))[0])

@@ -315,28 +315,38 @@ def test_queue_identity_and_conservation_on_presets(name: str) -> None:
     assert (o.backlog_tokens <= o.queue_tokens + 1e-9).all()
 
 
-def test_gold_out_equals_delivered_plus_sold_with_a_hand_ledger() -> None:
+@pytest.mark.parametrize("fees_to_reserve", [False, True])
+def test_gold_out_equals_delivered_plus_sold_with_a_hand_ledger(fees_to_reserve: bool) -> None:
     """Gold-only reserve, haircut h, cash share 1/2: grams out = delivered (1 g per gold-redeemed
-    token) + sold for the USD payouts (NAV (1 - f) per token at P (1 - h) per gram); and the USD
-    fire-sale loss is the haircut on the grams sold. Flat price, no mints; bars are listed before
-    cash, so the redeem fees paid into cash stay there."""
+    token) + sold for the USD payouts (NAV per token, of which NAV f is the issuer's fee, or NAV
+    (1 - f) when the fees stay in the reserve, at P (1 - h) per gram); and the USD fire-sale loss
+    is the haircut on the grams sold. Flat price, no mints; bars are listed before cash, so the
+    redeem fees paid into cash (fees to the reserve) stay there."""
     h, f = 0.02, 0.003
     s = spec(
         reserve=[  # bars first in the liquidation order: the fee cash is never spent
             dict(name="bars", kind="allocated_gold", amount=100_000.0, liquidity_per_day=0.5, stressed_haircut=h),
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
         ],
-        primary=dict(redeem_fee=f, cash_redemption_share=0.5),
+        primary=dict(redeem_fee=f, cash_redemption_share=0.5, fees_to_reserve=fees_to_reserve),
         redemption=dict(base_rate_per_day=0.01),
     )
     o = ReserveBackedToken(s).run(flat(30))
     pg = P0 / TROY_OUNCE_G
-    sold = np.cumsum(o.redeemed_cash_tokens, axis=1) * (1 - f) / (1 - h)
+    cash_tokens = np.cumsum(o.redeemed_cash_tokens, axis=1)
+    sold = cash_tokens * ((1 - f) if fees_to_reserve else 1.0) / (1 - h)
     delivered = np.cumsum(o.redeemed_gold_tokens, axis=1)
     np.testing.assert_allclose(o.gold_out_g, delivered + sold, rtol=1e-10)
     np.testing.assert_allclose(o.fire_sale_loss_usd, sold * pg * h, rtol=1e-10)
-    # redeem fees of gold redemptions are paid into cash
-    np.testing.assert_allclose(o.cash_usd[:, -1], f * pg * delivered[:, -1], rtol=1e-10)
+    fees = f * pg * (delivered + cash_tokens)  # every redeem fee, USD
+    if fees_to_reserve:  # redeem fees of gold redemptions are paid into cash
+        np.testing.assert_allclose(o.cash_usd[:, -1], f * pg * delivered[:, -1], rtol=1e-10)
+        np.testing.assert_allclose(o.reserve_fee_income_usd, fees, rtol=1e-10)
+        assert not o.issuer_fee_revenue_usd.any()
+    else:  # the issuer's revenue: nothing enters the reserve
+        np.testing.assert_allclose(o.cash_usd[:, -1], 0.0, atol=1e-9)
+        np.testing.assert_allclose(o.issuer_fee_revenue_usd, fees, rtol=1e-10)
+        assert not o.reserve_fee_income_usd.any()
 
 
 # --------------------------------------------------------------------------- full backing
@@ -404,9 +414,10 @@ def test_run_demand_matches_the_global_game_share_computed_with_scipy() -> None:
     d2 = (r2 - r0) * mass
     assert o.theta[0, 2] == pytest.approx(b1 - 1.0) and o.theta_star[0, 2] == pytest.approx(-c)
     assert o.redemption_demand_tokens[0, 2] == pytest.approx(d2, rel=1e-10)
-    # day 2: the run is paid in USD at NAV (1 - c); the stayers' backing falls
+    # day 2: the run is paid in USD at NAV from the reserve (NAV (1 - c) to the holders, the fee
+    # to the issuer); the stayers' backing falls
     nav = 1.1 * nav0
-    cash2 = s0 * nav0 - d2 * nav * (1 - c)
+    cash2 = s0 * nav0 - d2 * nav
     b2 = cash2 / ((s0 - d2) * nav)
     assert o.backing_ratio[0, 2] == pytest.approx(b2, rel=1e-10)
     r3 = max(r2, stats.norm.cdf((-c - (b2 - 1.0)) / sigma))
@@ -510,9 +521,10 @@ def test_settlement_lag_and_cutoff_count_open_days() -> None:
 
 def test_days_to_meet_a_wave_and_coverage_match_the_geometric_run_down() -> None:
     """A one-day wave W paid in USD from gold sold at most l of the holding per day at haircut h:
-    after d days at most A (1 - (1 - l)^d) grams are sold, W needs G = W (1 - f) / (1 - h) grams,
-    so the wave takes d* = ceil(log(1 - G/A) / log(1 - l)) days (paid on days 1..d*). Day-1
-    coverage is l A P (1 - h) / (W NAV (1 - f)). The price dips on day 1 only (drawdown 0.5)."""
+    after d days at most A (1 - (1 - l)^d) grams are sold, W needs G = W / (1 - h) grams (NAV per
+    token from the reserve: NAV (1 - f) to the holder, NAV f to the issuer), so the wave takes
+    d* = ceil(log(1 - G/A) / log(1 - l)) days (paid on days 1..d*). Day-1 coverage is
+    l A P (1 - h) / (W NAV). The price dips on day 1 only (drawdown 0.5)."""
     a_g, liq, h, f, sens = 100_000.0, 0.1, 0.01, 0.002, 0.4
     s = spec(
         reserve=[
@@ -526,13 +538,13 @@ def test_days_to_meet_a_wave_and_coverage_match_the_geometric_run_down() -> None
     o = ReserveBackedToken(s).run(prices)
     w = sens * 0.5 * 100_000.0
     assert o.redemption_demand_tokens[0, 1] == pytest.approx(w)
-    g_need = w * (1 - f) / (1 - h)
+    g_need = w / (1 - h)
     d_star = math.ceil(math.log(1 - g_need / a_g) / math.log(1 - liq))
     assert o.wait_days()[0, 1] == d_star - 1
     assert o.redeemed_tokens[0, 1:].sum() == pytest.approx(w)
     assert o.redeemed_tokens[0, d_star] > 0 and o.redeemed_tokens[0, d_star + 1 :].sum() == 0
     pg1 = 0.5 * P0 / TROY_OUNCE_G
-    assert o.liquidity_coverage[0, 1] == pytest.approx(liq * a_g * pg1 * (1 - h) / (w * pg1 * (1 - f)), rel=1e-12)
+    assert o.liquidity_coverage[0, 1] == pytest.approx(liq * a_g * pg1 * (1 - h) / (w * pg1), rel=1e-12)
     assert o.liquidity_coverage[0, d_star + 1] == np.inf  # nothing waiting
     # brute-force ledger of the USD fire-sale loss, day by day, at each day's price
     hold, left, loss = a_g, g_need, 0.0

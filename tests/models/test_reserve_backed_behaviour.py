@@ -204,8 +204,12 @@ def test_thinner_pool_is_never_better(name: str) -> None:
     peak backlog and the lowest coverage may improve by up to half of themselves: the sell
     shocks persist in the unclipped premium, and a slightly thinner of two deep pools moves the
     GRAM-like run under a 10% fall from the second week to the first, where the liquidity is
-    larger (30% and 40% better peaks measured). The final run share and the backing stay
-    strictly monotone."""
+    larger (30% and 40% better peaks measured). The final run share stays strictly monotone.
+    The lowest backing (in USD and in grams) may improve by at most 0.01 % of itself: the
+    fire-sale haircuts realised within the horizon depend on when the gold is sold, and a
+    thinner pool that pulls the requests forward into a backlog leaves fewer sales inside the
+    horizon (the timing effect of test_lower_liquidity_can_raise_backing_within_the_horizon;
+    the redeem fees, which are the issuer's, no longer offset the haircuts)."""
     keys = [
         "peak backlog share",
         "run share",
@@ -223,7 +227,12 @@ def test_thinner_pool_is_never_better(name: str) -> None:
             "lowest holder value / NAV",
             "longest wait",
         )
-    } | {"peak backlog share": 0.5, "lowest liquidity coverage": 0.5}
+    } | {
+        "peak backlog share": 0.5,
+        "lowest liquidity coverage": 0.5,
+        "lowest backing": 1e-4,
+        "lowest backing in grams": 1e-4,
+    }
     base = stressed(preset(name))
     amm = base.secondary.amm
     assert amm is not None
@@ -278,8 +287,12 @@ def test_usd_cash_makes_backing_rise_with_a_larger_gold_fall() -> None:
 def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
     """A 30 % gold fall over 120 calendar days: the DGX-like preset (illiquid, part of the reserve
     at a weak counterparty, opaque) ends with backing below 1, claims unpaid at the horizon and a
-    deep discount; the PAXG- and XAUT-like presets keep every gram, pay every claim, and their
-    typical deepest discount (premium noise and stress jumps, no clamp) stays within 5%."""
+    deep discount; the PAXG- and XAUT-like presets pay every claim, their typical deepest
+    discount (premium noise and stress jumps, no clamp) stays within 5%, and their reserve's
+    surplus over the liabilities is the day-0 cash less the fire-sale haircuts on the gold sold
+    for cash redemptions (the fees are the issuer's, redemptions and mints at NAV leave the
+    surplus unchanged): about half the supply is redeemed, PAXG's 2 m USD covers its haircuts,
+    XAUT's 1 m USD does not, so XAUT's backing ends a hair below 1."""
     h = 120
     prices = np.repeat(shock_path(-0.3, h), 20, axis=0)
     cal = pd.date_range("2025-01-06", periods=h + 1)
@@ -290,9 +303,16 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
     assert np.median(dgx.premium_frac.min(axis=1)) < -0.05
     for n in ("paxg", "xaut"):
         o = out[n]
-        assert (o.backing_ratio_g >= 1.0 - 1e-12).all() and not o.breached().any()
+        liabilities = o.supply_tokens * o.nav_usd_per_token
+        cash0 = preset(n).reserve[0].amount
+        np.testing.assert_allclose(
+            o.reserve_value_usd - liabilities, cash0 - o.fire_sale_loss_usd, rtol=0, atol=1e-12 * liabilities.max()
+        )
+        np.testing.assert_array_equal(o.breached(), o.fire_sale_loss_usd[:, -1] > cash0 * (1 + 1e-6))
         assert (o.backlog_tokens[:, -1] == 0).all()
         assert np.median(o.premium_frac.min(axis=1)) > -0.05
+    assert not out["paxg"].breached().any() and out["xaut"].breached().all()
+    assert out["xaut"].backing_ratio.min() > 1.0 - 1e-4
 
 
 def test_outcome_feeds_the_pipeline_summary() -> None:

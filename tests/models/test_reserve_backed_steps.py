@@ -252,14 +252,20 @@ def test_costs_accrue_opex_per_model_day_or_per_calendar_day() -> None:
 # --------------------------------------------------------------------------- liquidity, eligibility
 
 
-def test_liquidity_coverage_per_side() -> None:
+@pytest.mark.parametrize("fees_to_reserve", [False, True])
+def test_liquidity_coverage_per_side(fees_to_reserve: bool) -> None:
     # cash 1000 USD, half convertible a day; bars 100 g, 10 % a day, 2 % haircut; half in cash
     spec = make(
         reserve=[
             {**CASH, "amount": 1000.0, "liquidity_per_day": 0.5},
             {**BARS, "amount": 100.0, "liquidity_per_day": 0.1, "stressed_haircut": 0.02},
         ],
-        primary={"redeem_fee": 0.01, "cash_redemption_share": 0.5, "settlement_lag_days": 1},
+        primary={
+            "redeem_fee": 0.01,
+            "cash_redemption_share": 0.5,
+            "settlement_lag_days": 1,
+            "fees_to_reserve": fees_to_reserve,
+        },
     )
     r, st = day1(spec)
     pg = r.pg[1, 0]
@@ -268,7 +274,9 @@ def test_liquidity_coverage_per_side() -> None:
     st.payable[:] = 50.0
     liquidity(r, st)
     cash_res = 0.5 * 1000.0 + 0.1 * 100.0 * pg * 0.98
-    claim_c = (5.0 + 1.0) * pg * 0.99 + 50.0
+    # a cash claim takes NAV from the reserve (NAV * 0.99 to the holder, the 1 % fee to the
+    # issuer); with the fees kept in the reserve it takes NAV * 0.99
+    claim_c = (5.0 + 1.0) * pg * (0.99 if fees_to_reserve else 1.0) + 50.0
     gold_res, claim_g = 100.0 * pg, (10.0 + 2.0) * pg  # allocated gold delivered in kind
     F = r.field
     np.testing.assert_allclose(st.row[F["lcr"]], [min(cash_res / claim_c, gold_res / claim_g)], rtol=1e-13)
@@ -329,6 +337,7 @@ def test_pay_gold_from_allocated_then_unallocated_within_capacity() -> None:
     np.testing.assert_allclose((st.gout[0], st.fsl[0]), (30.0, 1.0 * pg), rtol=1e-12)
     np.testing.assert_allclose((st.q_g[0], st.sup[0], st.waiting[0]), (11.0, 41.0, 11.0), rtol=1e-12)
     np.testing.assert_allclose(st.fees, [0.01 * 29.0 * pg], rtol=1e-12)
+    np.testing.assert_allclose(st.outflow, [29.0 * pg], rtol=1e-12)  # 29 g delivered at the day's price
     np.testing.assert_allclose(st.row[r.field["red_g"]], [29.0], rtol=1e-12)
 
 
@@ -346,7 +355,8 @@ def test_pay_gold_in_whole_bars_and_not_on_closed_days() -> None:
 
 
 def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
-    # cash 100 USD; T-bills 1000 USD, 200 USD a day, 1 % haircut; redeem fee 2 %; NAV 50 USD
+    # cash 100 USD; T-bills 1000 USD, 200 USD a day, 1 % haircut; redeem fee 2 % kept by the
+    # issuer; NAV 50 USD: each claim takes 50 USD from the reserve, 49 to the holder, 1 to the issuer
     spec = make(
         reserve=[
             {**CASH, "amount": 100.0},
@@ -368,12 +378,51 @@ def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
     st.payable[:] = 30.0
     st.q_c[:], st.waiting[:] = 3.0, 3.0
     pay_cash(r, st)
+    # raisable 100 + 200 * 0.99 = 298; opex 30 first; claims: min(3, 268 / 50) = 3 paid 50 each
+    # need 30 + 150 = 180: all 100 of cash, then 80 USD from 80 / 0.99 bills
+    sold_bills = 80.0 / 0.99
+    np.testing.assert_allclose(st.amt[:, 0], [0.0, 1000.0 - sold_bills, 0.0], rtol=1e-12)
+    np.testing.assert_allclose((st.q_c[0], st.sup[0], st.waiting[0], st.payable[0]), (0.0, 7.0, 0.0, 0.0), atol=1e-12)
+    np.testing.assert_allclose((st.cin[0], st.cout[0], st.fsl[0]), (80.0, 180.0, 0.01 * sold_bills), rtol=1e-12)
+    np.testing.assert_allclose((st.outflow[0], st.fee_cum[0]), (150.0, 3.0), rtol=1e-12)  # fee 3 * 50 * 0.02
+    np.testing.assert_allclose(st.row[r.field["red_c"]], [3.0])
+    # short of cash: 298 - 30 = 268 USD pays 268 / 50 claims
+    r, st = day1(spec)
+    st.payable[:], st.q_c[:] = 30.0, 10.0
+    pay_cash(r, st)
+    np.testing.assert_allclose(st.row[r.field["red_c"]], [268.0 / 50.0], rtol=1e-12)
+
+
+def test_pay_cash_with_the_fees_kept_in_the_reserve() -> None:
+    # as above with primary.fees_to_reserve: each claim takes 49 USD, the 1 USD fee stays
+    spec = make(
+        reserve=[
+            {**CASH, "amount": 100.0},
+            {
+                "name": "bills",
+                "kind": "tbills",
+                "amount": 1000.0,
+                "liquidity_per_day": 200.0,
+                "liquidity_unit": "amount",
+                "stressed_haircut": 0.01,
+            },
+            {**BARS, "amount": 0.0},
+        ],
+        primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0, "fees_to_reserve": True},
+        supply_tokens=10.0,
+        opex_usd_per_year=1.0,
+    )
+    r, st = day1(spec)
+    st.payable[:] = 30.0
+    st.q_c[:], st.waiting[:] = 3.0, 3.0
+    pay_cash(r, st)
     # raisable 100 + 200 * 0.99 = 298; opex 30 first; claims: min(3, 268 / 49) = 3 paid 49 each
     # need 30 + 147 = 177: all 100 of cash, then 77 USD from 77 / 0.99 bills
     sold_bills = 77.0 / 0.99
     np.testing.assert_allclose(st.amt[:, 0], [0.0, 1000.0 - sold_bills, 0.0], rtol=1e-12)
     np.testing.assert_allclose((st.q_c[0], st.sup[0], st.waiting[0], st.payable[0]), (0.0, 7.0, 0.0, 0.0), atol=1e-12)
     np.testing.assert_allclose((st.cin[0], st.cout[0], st.fsl[0]), (77.0, 177.0, 0.01 * sold_bills), rtol=1e-12)
+    np.testing.assert_allclose((st.outflow[0], st.fee_cum[0]), (147.0, 3.0), rtol=1e-12)
     np.testing.assert_allclose(st.row[r.field["red_c"]], [3.0])
     # short of cash: 298 - 30 = 268 USD pays 268 / 49 claims
     r, st = day1(spec)
@@ -382,9 +431,10 @@ def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
     np.testing.assert_allclose(st.row[r.field["red_c"]], [268.0 / 49.0], rtol=1e-12)
 
 
-def test_mint_and_fees() -> None:
+@pytest.mark.parametrize("fees_to_reserve", [False, True])
+def test_mint_and_fees(fees_to_reserve: bool) -> None:
     spec = make(
-        primary={"mint_fee": 0.002},
+        primary={"mint_fee": 0.002, "fees_to_reserve": fees_to_reserve},
         redemption={"base_mint_rate_per_day": 0.01, "mint_drawdown_sensitivity": 2.0, "mint_premium_sensitivity": 0.5},
     )
     r, st = day1(spec, (PG, 0.9 * PG))
@@ -396,7 +446,10 @@ def test_mint_and_fees() -> None:
     np.testing.assert_allclose(st.row[r.field["mint"]], [12.0], rtol=1e-12)
     np.testing.assert_allclose((st.amt[1, 0], st.gin[0], st.sup[0]), (1012.0, 12.0, 1012.0), rtol=1e-12)
     fees = 3.0 + 0.002 * 12.0 * nav
-    np.testing.assert_allclose((st.amt[0, 0], st.cin[0]), (fees, fees), rtol=1e-12)
+    np.testing.assert_allclose(st.fee_cum, [fees], rtol=1e-12)
+    # into the reserve's cash only when the spec says so; otherwise the issuer's revenue
+    into_cash = fees if fees_to_reserve else 0.0
+    np.testing.assert_allclose((st.amt[0, 0], st.cin[0]), (into_cash, into_cash), rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- secondary market, record
@@ -498,3 +551,51 @@ def test_daily_steps_in_order_and_run_is_start_day_then_the_steps() -> None:
     out = ReserveBackedToken(spec).run(prices)
     np.testing.assert_array_equal(st.block[:, r.field["B"], 0], out.backing_ratio[0])
     np.testing.assert_array_equal(st.block[:, r.field["supply"], 0], out.supply_tokens[0])
+
+
+# --------------------------------------------------------------------------- one whole day, fees both ways
+
+
+@pytest.mark.parametrize("fees_to_reserve", [False, True])
+def test_one_day_with_fees_to_the_issuer_or_to_the_reserve(fees_to_reserve: bool) -> None:
+    # 1000 tokens of 1 g; reserve 500 USD cash then 1000 g of bars (all convertible, no
+    # haircut); mint fee 1 %, redeem fee 2 %, half of redemptions in USD; gold 50 -> 40 USD/g.
+    spec = make(
+        reserve=[{**CASH, "amount": 500.0}, BARS],
+        primary={
+            "mint_fee": 0.01,
+            "redeem_fee": 0.02,
+            "cash_redemption_share": 0.5,
+            "fees_to_reserve": fees_to_reserve,
+        },
+        redemption={"base_rate_per_day": 0.04, "base_mint_rate_per_day": 0.01},
+    )
+    out = ReserveBackedToken(spec).run(np.array([[50.0, 40.0]]) * TROY_OUNCE_G)
+    # Day 1, NAV 40 USD: 0.04 * 1000 = 40 tokens asked and accepted, 20 in gold, 20 in USD;
+    # 0.01 * 1000 = 10 tokens minted (10 g in).
+    # Gold part: 20 g delivered (800 USD out of the reserve), the holders pay 0.02 * 20 * 40 = 16 USD.
+    # Cash part: the holders receive 20 * 40 * 0.98 = 784 USD, the fee is 16 USD.
+    #   fees to the issuer: the reserve pays 20 * 40 = 800 USD: 500 of cash, 300 USD = 7.5 g of bars;
+    #   fees to the reserve: the reserve pays 784 USD: 500 of cash, 284 USD = 7.1 g of bars.
+    # Mint fee 0.01 * 10 * 40 = 4 USD. Fees paid in from outside: 16 + 4 = 20 USD; all fees 36 USD.
+    if fees_to_reserve:
+        gold, cash, outflow, issuer, reserve_fees = 1000.0 - 20.0 - 7.1 + 10.0, 20.0, 800.0 + 784.0, 0.0, 36.0
+    else:
+        gold, cash, outflow, issuer, reserve_fees = 1000.0 - 20.0 - 7.5 + 10.0, 0.0, 800.0 + 800.0, 36.0, 0.0
+    supply = 1000.0 - 40.0 + 10.0
+    value = gold * 40.0 + cash  # 39300 USD (issuer) or 39336 USD (reserve)
+    np.testing.assert_allclose(out.gold_reserve_g[0], [1000.0, gold], rtol=1e-12)
+    np.testing.assert_allclose(out.cash_usd[0], [500.0, cash], atol=1e-9)
+    np.testing.assert_allclose(out.supply_tokens[0], [1000.0, supply], rtol=1e-12)
+    np.testing.assert_allclose(out.reserve_value_usd[0], [50_500.0, value], rtol=1e-12)
+    np.testing.assert_allclose(out.backing_ratio[0], [50_500.0 / 50_000.0, value / (supply * 40.0)], rtol=1e-12)
+    np.testing.assert_allclose(out.reserve_usd_per_token[0], [50.5, value / supply], rtol=1e-12)
+    np.testing.assert_allclose(out.redemption_outflow_usd[0], [0.0, outflow], rtol=1e-12)
+    np.testing.assert_allclose(out.issuer_fee_revenue_usd[0], [0.0, issuer], atol=1e-12)
+    np.testing.assert_allclose(out.reserve_fee_income_usd[0], [0.0, reserve_fees], atol=1e-12)
+    np.testing.assert_allclose(out.cum_redeemed_frac_of_day0_supply()[0], [0.0, 0.04], rtol=1e-12)
+    # with the fees to the issuer the reserve's surplus over the liabilities (500 USD at day 0)
+    # is unchanged by redemptions and mints at NAV; the fees kept in the reserve add 36 USD to it
+    np.testing.assert_allclose(value - supply * 40.0, 500.0 + reserve_fees, rtol=1e-12)
+    # cash ledger: cash_t - cash_0 = cash_in - cash_out
+    np.testing.assert_allclose(out.cash_usd[0, 1] - 500.0, out.cash_in_usd[0, 1] - out.cash_out_usd[0, 1], atol=1e-9)

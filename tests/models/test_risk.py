@@ -20,6 +20,7 @@ from models.risk import (
     var_exceptions,
 )
 from models.token.cdp import CdpStablecoin
+from models.token.outcome import BREACH_TOL
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec
 from models.units import TROY_OUNCE_G
@@ -275,8 +276,12 @@ def test_reverse_stress_partially_gold_backed_token_breaks_on_a_rise() -> None:
     up = reverse_stress(model, P0, (1, 10, 30), direction=+1, tol=1e-5, total_days=60)
     for r in up:
         assert expected <= r.move <= expected + 1e-5
-    cf = closed_form_break_move(gold_token(g, cash), P0)
-    assert cf["direction"] == 1 and cf["move_frac"] == pytest.approx(expected, rel=1e-12)
+    cf = closed_form_break_move(gold_token(g, cash), P0, window_days=60)
+    # in the numbers the closed form uses the model's breach test B < 1 - BREACH_TOL:
+    # m* = C / ((1 - g - BREACH_TOL) S P0_g) - 1, 1.4e-8 above the textbook threshold
+    exact = cash / ((1 - g - BREACH_TOL) * supply * p0_g) - 1
+    assert cf["direction"] == 1 and cf["move_frac"] == pytest.approx(exact, rel=1e-12)
+    assert cf["move_frac"] == pytest.approx(expected, rel=1e-7)
     # a fall only raises the cash share: never breaks
     assert [r.move for r in reverse_stress(model, P0, (1, 30), direction=-1)] == [None, None]
 
@@ -293,14 +298,43 @@ def test_reverse_stress_fully_backed_frictionless_token_never_breaks() -> None:
 
 
 def test_closed_form_break_move_per_kind() -> None:
-    cdp = closed_form_break_move(gusd(), P0)
+    cdp = closed_form_break_move(gusd(), P0, window_days=30)
     assert cdp["direction"] == -1 and cdp["move_frac"] == pytest.approx(1.2 / 1.3 - 1, rel=1e-15)
-    assert closed_form_break_move(gold_token(1.0, 0.0), P0)["move_frac"] is None
-    assert closed_form_break_move(gold_token(0.8, 0.0), P0)["move_frac"] == 0.0
+    assert closed_form_break_move(gold_token(1.0, 0.0), P0, window_days=30)["move_frac"] is None
+    assert closed_form_break_move(gold_token(0.8, 0.0), P0, window_days=30)["move_frac"] == 0.0
     with pytest.raises(ValueError, match="p0_usd_per_oz"):
-        closed_form_break_move(gusd(), 0.0)
+        closed_form_break_move(gusd(), 0.0, window_days=30)
+    with pytest.raises(ValueError, match="window_days"):
+        closed_form_break_move(gusd(), P0, window_days=-1)
     with pytest.raises(ValueError, match="spec"):
-        closed_form_break_move("gram", P0)  # type: ignore[arg-type]
+        closed_form_break_move("gram", P0, window_days=30)  # type: ignore[arg-type]
+
+
+def test_closed_form_with_opex_by_hand() -> None:
+    """1e6 tokens of 1 g at P0_g = P0 / 31.1034768 USD per gram; opex O = 252,000 USD a year
+    over 252 model days a year = 1,000 USD a model day."""
+    p0_g = P0 / TROY_OUNCE_G
+    kw = dict(opex_usd_per_year=252_000.0, days_per_year=252.0)
+    # g = 1, cash 25,500 USD: the opex passes the cash on day floor(25.5) + 1 = 26 (within 30)
+    cf = closed_form_break_move(gold_token(1.0, 25_500.0, **kw), P0, window_days=30)
+    assert (cf["move_frac"], cf["breaks_without_move_day"]) == (0.0, 26)
+    assert cf["statement"].startswith("backing breaks within 26 days with no gold move: operating costs")
+    # ... but not within 25 days
+    cf = closed_form_break_move(gold_token(1.0, 25_500.0, **kw), P0, window_days=25)
+    assert cf["move_frac"] is None and cf["statement"].startswith("no gold move breaks the backing within 25 days")
+    # g = 1.01 (10,000 g beyond the tokens), cash 10,000 USD, 30 days: D = 30,000 > C, so a fall
+    # breaks it when 10,000 g * P_g < 20,000 USD: m* = 20,000 / (10,000 P0_g) - 1 (with the
+    # model's breach test B < 1 - tol, (10,000 + tol 1e6) g)
+    cf = closed_form_break_move(gold_token(1.01, 10_000.0, **kw), P0, window_days=30)
+    exact = 20_000.0 / ((0.01 + BREACH_TOL) * 1e6 * p0_g) - 1.0
+    assert cf["direction"] == -1 and cf["move_frac"] == pytest.approx(exact, rel=1e-9)
+    assert cf["move_frac"] == pytest.approx(2.0 / p0_g - 1.0, rel=1e-6)
+    # g = 0.99 (10,000 g short), cash C = 10,000 P0_g * 1.5 + 30,000: a rise of 50 % breaks it
+    cash = 10_000.0 * p0_g * 1.5 + 30_000.0
+    cf = closed_form_break_move(gold_token(0.99, cash, **kw), P0, window_days=30)
+    exact = 1.5 * 0.01 / (0.01 - BREACH_TOL) - 1.0
+    assert cf["direction"] == 1 and cf["move_frac"] == pytest.approx(exact, rel=1e-9)
+    assert cf["move_frac"] == pytest.approx(0.5, rel=1e-6)
 
 
 def test_reverse_stress_reports_a_token_broken_at_baseline() -> None:

@@ -153,10 +153,12 @@ def test_cdp_accepts_and_ignores_calendar_and_rng() -> None:
 # --------------------------------------------------------------------------- reserve-backed token, basic mechanics
 
 
-def test_gold_token_two_day_hand_example() -> None:
+@pytest.mark.parametrize("fees_to_reserve", [False, True])
+def test_gold_token_two_day_hand_example(fees_to_reserve: bool) -> None:
     """Opex from cash then gold, drawdown-driven redemptions, mints shrinking with the drawdown,
-    fees into cash: every step computed by hand (numbers in the comments)."""
+    fees to the issuer or into cash: every step computed by hand (numbers in the comments)."""
     spec = gold_spec(
+        fees_to_reserve=fees_to_reserve,
         supply_tokens=100.0,
         gold_reserve_g=100.0,
         cash_buffer_usd=10.0,
@@ -176,15 +178,21 @@ def test_gold_token_two_day_hand_example() -> None:
     # day 1: redeem share 0.01 + 0.1*0.2 = 0.03 of 100 -> 3 tokens, 3 g; fee 0.01*3*8 = 0.24
     # opex 15: cash 10 -> 0, 5 USD of gold sold at 8 -> 0.625 g
     # mint share 0.02*(1 - 2*0.2) = 0.012 of 100 -> 1.2 tokens, 1.2 g; fee 0.02*1.2*8 = 0.192
-    g1, c1, s1 = 100 - 0.625 - 3 + 1.2, 0.24 + 0.192, 100 - 3 + 1.2
-    # day 2: redeem 0.01*98.2; opex 15 > cash 0.432: sell (15-0.432)/12 g; mint 0.02*98.2
+    # fees 0.432 USD: into cash (fees to the reserve) or to the issuer (cash stays 0)
+    fees1 = 0.24 + 0.192
+    g1, c1, s1 = 100 - 0.625 - 3 + 1.2, fees1 if fees_to_reserve else 0.0, 100 - 3 + 1.2
+    # day 2: redeem 0.01*98.2; opex 15 > cash c1: sell (15-c1)/12 g; mint 0.02*98.2
     sold2 = (15 - c1) / 12
     r2, m2 = 0.01 * s1, 0.02 * s1
     g2 = g1 - sold2 - r2 + m2
-    c2 = 0.01 * r2 * 12 + 0.02 * m2 * 12
+    fees2 = 0.01 * r2 * 12 + 0.02 * m2 * 12
+    c2 = fees2 if fees_to_reserve else 0.0
     s2 = s1 - r2 + m2
     np.testing.assert_allclose(out.gold_reserve_g[0], [100, g1, g2], rtol=1e-13)
-    np.testing.assert_allclose(out.cash_usd[0], [10, c1, c2], rtol=1e-13)
+    np.testing.assert_allclose(out.cash_usd[0], [10, c1, c2], rtol=1e-13, atol=1e-15)
+    revenue = np.array([0.0, fees1, fees1 + fees2])
+    np.testing.assert_allclose(out.reserve_fee_income_usd[0], revenue if fees_to_reserve else 0.0, rtol=1e-13)
+    np.testing.assert_allclose(out.issuer_fee_revenue_usd[0], 0.0 if fees_to_reserve else revenue, rtol=1e-13)
     np.testing.assert_allclose(out.supply_tokens[0], [100, s1, s2], rtol=1e-13)
     b1 = (g1 * 8 + c1) / (s1 * 8)
     np.testing.assert_allclose(out.backing_ratio[0, 1], b1, rtol=1e-13)
@@ -203,8 +211,9 @@ def test_gold_token_two_day_hand_example() -> None:
 def gold_reference(spec: ReserveBackedTokenSpec, usd_per_oz: np.ndarray) -> dict[str, np.ndarray]:
     """Scalar, one path at a time, re-implementation of the daily rules of :func:`gold_spec`'s
     token while the gold reserve covers every redemption: redemptions (share of the start-of-day
-    supply, drawdown-driven, capped) paid in grams with the fee into cash; opex from cash, the rest
-    by selling gold at the day's price; mints shrinking with the drawdown, fee into cash."""
+    supply, drawdown-driven, capped) paid in grams; opex from cash, the rest by selling gold at
+    the day's price; mints shrinking with the drawdown; the mint and redeem fees into cash when
+    ``primary.fees_to_reserve``, else to the issuer (outside the reserve)."""
     n, t1 = usd_per_oz.shape
     keys = ("gold", "cash", "supply", "gin", "gout")
     res = {k: np.zeros((n, t1)) for k in keys}
@@ -241,15 +250,17 @@ def gold_reference(spec: ReserveBackedTokenSpec, usd_per_oz: np.ndarray) -> dict
                 gold += mint * g
                 gin += mint * g
                 supply += mint
-                cash += fees + pm.mint_fee * mint * g * pg
+                if pm.fees_to_reserve:
+                    cash += fees + pm.mint_fee * mint * g * pg
             for k, v in zip(keys, (gold, cash, supply, gin, gout)):
                 res[k][i, t] = v
     return res
 
 
-@pytest.mark.parametrize("cash", [0.0, 50_000.0, 2e7])
-def test_gold_token_matches_scalar_reference(cash: float) -> None:
+@pytest.mark.parametrize(("cash", "fees_to_reserve"), [(0.0, False), (50_000.0, False), (2e7, False), (0.0, True)])
+def test_gold_token_matches_scalar_reference(cash: float, fees_to_reserve: bool) -> None:
     spec = gold_spec(
+        fees_to_reserve=fees_to_reserve,
         grams_per_token=0.5,
         supply_tokens=2e6,
         gold_reserve_g=0.95e6,

@@ -93,13 +93,16 @@ def test_gold_token_larger_rise_never_gives_higher_backing(spec: ReserveBackedTo
 
 
 def test_more_redemption_sensitivity_never_improves_cash_without_redeem_fees() -> None:
-    """With redeem_fee = 0 redemptions earn nothing, while they shrink the supply and hence the
-    mint-fee income; opex is the same. So cash is pathwise non-increasing in the sensitivity.
-    (With redeem_fee > 0 the issuer earns on redemptions and this need not hold.)"""
+    """Fees credited to the reserve (``fees_to_reserve``, the only case where fee income reaches
+    its cash): with redeem_fee = 0 redemptions earn nothing, while they shrink the supply and
+    hence the mint-fee income; opex is the same. So cash is pathwise non-increasing in the
+    sensitivity. (With redeem_fee > 0 the reserve earns on redemptions and this need not hold.)"""
     prices = wild_paths(200, 250, seed=1, vol=0.02)
     cash = []
     for sens in (0.0, 0.005, 0.02, 0.1, 0.5):
-        spec = gram(redeem_fee=0.0, redeem_drawdown_sensitivity=sens, max_redeem_share_per_day=0.2)
+        spec = gram(
+            redeem_fee=0.0, fees_to_reserve=True, redeem_drawdown_sensitivity=sens, max_redeem_share_per_day=0.2
+        )
         cash.append(ReserveBackedToken(spec).run(prices).cash_usd)
     for lower, higher in zip(cash[:-1], cash[1:]):
         assert (higher <= lower + 1e-6).all()

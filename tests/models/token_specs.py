@@ -15,6 +15,7 @@ def simple_reserve_backed(
     days_per_year: float = 252.0,
     mint_fee: float = 0.0,
     redeem_fee: float = 0.0,
+    fees_to_reserve: bool = False,
     base_redeem_rate_per_day: float = 0.0,
     redeem_drawdown_sensitivity: float = 0.0,
     max_redeem_share_per_day: float = 0.5,
@@ -25,7 +26,8 @@ def simple_reserve_backed(
     """A reserve-backed token with the simplest reserve: USD cash, then allocated gold, both
     convertible in full every day without haircut; redemptions in gold, paid the day they are
     asked, every day open; no premium process and no arbitrage floor. Opex is paid from cash
-    first, then by selling gold at the day's price; mint and redeem fees are paid into cash.
+    first, then by selling gold at the day's price; mint and redeem fees go to the issuer, or
+    into cash with ``fees_to_reserve``.
     Amounts: grams, USD, USD per year; rates: shares of supply per day."""
     return parse_token_spec(
         {
@@ -53,7 +55,12 @@ def simple_reserve_backed(
                     "stressed_haircut": 0.0,
                 },
             ],
-            "primary": {"mint_fee": mint_fee, "redeem_fee": redeem_fee, "market_hours": "always"},
+            "primary": {
+                "mint_fee": mint_fee,
+                "redeem_fee": redeem_fee,
+                "market_hours": "always",
+                "fees_to_reserve": fees_to_reserve,
+            },
             "secondary": {"wait_cost_per_day": None},
             "redemption": {
                 "base_rate_per_day": base_redeem_rate_per_day,

@@ -49,7 +49,15 @@ def test_listing_matches_the_summary_files(client, viewer, service_root: Service
             head = item["headline"][symbol]
             for key in ("holder_value_var_99_10d_frac", "p_backing_below_1", "p_liquidation", "expected_bad_debt_usd"):
                 assert head[key] == mc[key], (symbol, key)
-            assert head["worst_scenario"] == t["worst_scenario"]["scenario"]
+            assert head["reserve_per_token_var_99_10d_frac"] == mc["reserve_per_token_var_99_10d_frac"]
+            w = t["worst_scenario"]
+            assert (head["worst_scenario"], head["worst_scenario_by"]) == (w["scenario"], "holder_max_drawdown_frac")
+            assert (head["worst_scenario_value"], head["worst_scenario_window_days"]) == (w["value"], w["window_days"])
+            assert head["worst_scenario_value"] == t["scenarios"][w["scenario"]]["holder_max_drawdown_frac"]
+            tail = w["monte_carlo_tail"]
+            assert head["monte_carlo_tail_figure"] == tail["figure"] == "holder_value_max_drawdown_es_99_frac"
+            assert head["monte_carlo_tail_value"] == mc[tail["figure"]]
+            assert head["monte_carlo_tail_horizon_days"] == tail["horizon_days"] == mc["horizon_days"]
     # the three runs have different seeds: the headline VaR differs between them
     assert len({x["headline"]["GRAM"]["holder_value_var_99_10d_frac"] for x in runs}) == 3
 
@@ -297,7 +305,7 @@ def test_whatif_frictionless_shock_closed_form(client, analyst, service_root: Se
     assert (body["status"], body["mode"]) == ("completed", "inprocess")
     shock = body["result"]["shock"]
     assert shock["holder_loss_frac_1d"] == pytest.approx(0.2, abs=1e-12)
-    assert shock["reserve_loss_frac_1d"] == pytest.approx(0.2, abs=1e-12)
+    assert shock["reserve_per_token_loss_frac_1d"] == pytest.approx(0.2, abs=1e-12)
     assert shock["backing_ratio_1d"] == pytest.approx(1.0, abs=1e-12)
     assert shock["backing_ratio_min"] == pytest.approx(1.0, abs=1e-12)
     assert shock["backing_below_1"] is False and shock["liquidated"] is False and shock["bad_debt_usd"] == 0.0
@@ -371,7 +379,8 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
             lvl = round(level * 100)
             assert mc[f"holder_value_var_{lvl}_{h}d_frac"] == pytest.approx(var, rel=1e-9, abs=1e-12)
             assert mc[f"holder_value_es_{lvl}_{h}d_frac"] == pytest.approx(es, rel=1e-9, abs=1e-12)
-            assert mc[f"reserve_value_var_{lvl}_{h}d_frac"] == pytest.approx(var, rel=1e-9, abs=1e-12)
+            # frictionless: the reserve per token outstanding is the gold of one token
+            assert mc[f"reserve_per_token_var_{lvl}_{h}d_frac"] == pytest.approx(var, rel=1e-9, abs=1e-12)
     assert mc["p_backing_below_1"] == 0.0 and mc["p_liquidation"] == 0.0 and mc["expected_bad_debt_usd"] == 0.0
     assert mc["n_paths"] == n
 

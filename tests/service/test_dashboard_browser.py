@@ -94,7 +94,7 @@ HEADLINE_KEYS = {
     "es99-10d": "holder_value_es_99_10d_frac",
     "var99-1d": "holder_value_var_99_1d_frac",
     "var99-30d": "holder_value_var_99_30d_frac",
-    "reserve-var99-10d": "reserve_value_var_99_10d_frac",
+    "reserve-per-token-var99-10d": "reserve_per_token_var_99_10d_frac",
     "p-backing-below-1": "p_backing_below_1",
     "p-liquidation": "p_liquidation",
     "expected-bad-debt-usd": "expected_bad_debt_usd",
@@ -106,7 +106,7 @@ HEADLINE_LABELS = {
     "es99-10d": "99% 10-day ES of holder value",
     "var99-1d": "99% 1-day VaR of holder value",
     "var99-30d": "99% 30-day VaR of holder value",
-    "reserve-var99-10d": "99% 10-day VaR of reserve value",
+    "reserve-per-token-var99-10d": "99% 10-day VaR of reserve value per token outstanding",
 }
 
 
@@ -376,9 +376,14 @@ def test_headlines_equal_summary(dashboard, summary: dict):
         assert f"within {H} days" in page.locator(f'[data-testid="label-{symbol}-p-backing-below-1"]').inner_text()
         worst = t["worst_scenario"]
         assert attr(page, f"headline-{symbol}-worst-scenario", "data-scenario") == worst["scenario"]
-        assert same(
-            value_of(page, f"headline-{symbol}-worst-scenario"), json_number(worst["holder_value_loss_30d_frac"])
-        )
+        assert attr(page, f"headline-{symbol}-worst-scenario", "data-by") == worst["by"]
+        assert same(value_of(page, f"headline-{symbol}-worst-scenario"), json_number(worst["value"]))
+        tail = worst["monte_carlo_tail"]
+        assert attr(page, f"headline-{symbol}-mc-tail", "data-figure") == tail["figure"]
+        assert same(value_of(page, f"headline-{symbol}-mc-tail"), json_number(tail["value"]))
+        st = t["reverse_stress"]["statement"]
+        assert attr(page, f"headline-{symbol}-reverse-stress", "data-source") == st["source"]
+        assert page.locator(f'[data-testid="headline-{symbol}-reverse-stress"]').inner_text().startswith(st["text"])
     # the visible text is the same number as a percentage
     gram = summary["tokens"].get("GRAM")
     if gram is not None:
@@ -404,7 +409,14 @@ def test_tables_equal_summary(dashboard, summary: dict):
     rows = summary["scenario_table"]
     assert page.locator('[data-testid^="scenario-row-"]').count() == len(rows)
     for r in rows:
-        for col in ("holder_value_loss_30d_frac", "backing_ratio_min"):
+        for col in (
+            "window_days",
+            "holder_loss_frac_end",
+            "holder_max_drawdown_frac",
+            "reserve_per_token_loss_frac_end",
+            "reserve_per_token_max_drawdown_frac",
+            "backing_ratio_min",
+        ):
             got = value_of(page, f"scenario-{r['token']}-{r['scenario']}-{col}")
             assert same(got, json_number(r[col])), (r, col, got)
     pattern = re.compile(r"^backing_ratio_(\d+d|end|min)_q([0-9.]+)$")
