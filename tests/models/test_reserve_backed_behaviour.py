@@ -205,7 +205,8 @@ def test_thinner_pool_is_never_better(name: str) -> None:
     shocks persist in the unclipped premium, and a slightly thinner of two deep pools moves the
     GRAM-like run under a 10% fall from the second week to the first, where the liquidity is
     larger (30% and 40% better peaks measured). The final run share stays strictly monotone.
-    The lowest backing (in USD and in grams) may improve by at most 0.01 % of itself: the
+    The lowest backing (in USD and in grams) may improve by at most 0.2 % of itself (0.1 %
+    measured on the DGX-like preset once the premium is unclipped): the
     fire-sale haircuts realised within the horizon depend on when the gold is sold, and a
     thinner pool that pulls the requests forward into a backlog leaves fewer sales inside the
     horizon (the timing effect of test_lower_liquidity_can_raise_backing_within_the_horizon;
@@ -230,8 +231,8 @@ def test_thinner_pool_is_never_better(name: str) -> None:
     } | {
         "peak backlog share": 0.5,
         "lowest liquidity coverage": 0.5,
-        "lowest backing": 1e-4,
-        "lowest backing in grams": 1e-4,
+        "lowest backing": 2e-3,
+        "lowest backing in grams": 2e-3,
     }
     base = stressed(preset(name))
     amm = base.secondary.amm
@@ -292,7 +293,7 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
     surplus over the liabilities is the day-0 cash less the fire-sale haircuts on the gold sold
     for cash redemptions (the fees are the issuer's, redemptions and mints at NAV leave the
     surplus unchanged): about half the supply is redeemed, PAXG's 2 m USD covers its haircuts,
-    XAUT's 1 m USD does not, so XAUT's backing ends a hair below 1."""
+    XAUT's 1 m USD does not, so XAUT's backing ends a hair (under 0.1%) below 1."""
     h = 120
     prices = np.repeat(shock_path(-0.3, h), 20, axis=0)
     cal = pd.date_range("2025-01-06", periods=h + 1)
@@ -312,7 +313,7 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
         assert (o.backlog_tokens[:, -1] == 0).all()
         assert np.median(o.premium_frac.min(axis=1)) > -0.05
     assert not out["paxg"].breached().any() and out["xaut"].breached().all()
-    assert out["xaut"].backing_ratio.min() > 1.0 - 1e-4
+    assert out["xaut"].backing_ratio.min() > 1.0 - 1e-3
 
 
 def test_outcome_feeds_the_pipeline_summary() -> None:
