@@ -440,6 +440,25 @@ def _search_statement(searches: list[dict[str, Any]], smallest: dict[str, Any] |
     )
 
 
+NOISELESS_PREMIUM_SIGMA = 1e-12
+"""Diffusion sd (fraction of NAV) a premium process keeps when its noise is switched off."""
+
+
+def without_premium_noise(spec: Any) -> Any:
+    """A reserve-backed spec whose premium process draws no noise: diffusion sd
+    :data:`NOISELESS_PREMIUM_SIGMA`, no jumps; its mean, persistence and band pull, and every
+    shock from sells and queues, are kept, so the premium follows its expected path. Any other
+    spec (a CDP, or no premium process) is returned unchanged. Raises ValueError as
+    :func:`models.token.spec.parse_token_spec`."""
+    if not isinstance(spec, ReserveBackedTokenSpec) or spec.secondary.premium is None:
+        return spec
+    data = spec.model_dump(mode="json")
+    prem = dict(data["secondary"]["premium"])
+    prem.update(sigma=NOISELESS_PREMIUM_SIGMA, jump_intensity_per_day=0.0, jump_drawdown_sensitivity=0.0)
+    data["secondary"]["premium"] = prem
+    return parse_token_spec(data, where=f"token spec {spec.symbol} without premium noise")
+
+
 def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple[int, ...]) -> dict[str, Any]:
     """Reverse stress test of one token: the model's search and a statement true of the model.
 
@@ -452,8 +471,10 @@ def reverse_stress_summary(spec_dict: dict[str, Any], p0: float, horizons: tuple
     "note"}``, the closed form's statement when it agrees with the search (``source =
     "closed_form"``), else the search's result in words (``source = "model_search"``, the note
     saying what the closed form said and what it ignores). ``p0`` is the day-0 gold price, USD
-    per troy ounce. Raises ValueError for an invalid spec."""
-    spec = parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}")
+    per troy ounce. The premium's own noise is switched off (:func:`without_premium_noise`):
+    the search looks for the gold move that breaks the token, not for a noise draw that does.
+    Raises ValueError for an invalid spec."""
+    spec = without_premium_noise(parse_token_spec(spec_dict, where=f"token spec {spec_dict.get('symbol')}"))
     model = build_token_model(spec)
     window = int(max(horizons))
     rows = []

@@ -4,7 +4,8 @@ the holder's weekend VaR/ES, and its premium while gold and the primary market a
 Clock (UTC): a token close is at 24:00 of its day; a gold bar of a day opens at 00:00 and closes at
 24:00. A weekend is keyed by its Friday F: token close F -> close F+2 (Sunday 24:00 = Monday
 00:00), gold close F -> open of the bar of F+3 (Monday 00:00). Returns are natural-log returns;
-losses are fractions of the value at the start (``1 - exp(r)``).
+losses are fractions of the value at the start (``1 - exp(r)``). Method and sources:
+docs/models/weekend.md.
 """
 
 from __future__ import annotations

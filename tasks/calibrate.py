@@ -371,11 +371,43 @@ def fit_and_score(
             )
     band_info = calibration_band(name, cset["token"], settings)
     band = None if band_info["lower"] is None else (band_info["lower"], band_info["upper"])
-    fit_proc = _fit(windows["fit"], settings, band)
-    full_proc = _fit(premia, settings, band)
+    n_sim = settings.calibration.sim_paths
+
+    def fit_both(b: tuple[float, float] | None) -> tuple[Any, Any, dict[str, Any]]:
+        fit_p, full_p = _fit(windows["fit"], settings, b), _fit(premia, settings, b)
+        checks = {
+            "fit": cal.reproduction_check(
+                fit_p, windows["fit"], _rng(settings, name, "repro-fit"), n_paths=n_sim, max_step_gap_days=gap
+            ),
+            "full": cal.reproduction_check(
+                full_p, premia, _rng(settings, name, "repro-full"), n_paths=n_sim, max_step_gap_days=gap
+            ),
+        }
+        return fit_p, full_p, checks
+
+    def reproduces(checks: dict[str, Any]) -> bool:
+        return all(v["within"] for r in checks.values() for v in r.values())
+
+    fit_proc, full_proc, repro = fit_both(band)
+    band_info["pull_estimated"] = band is not None
+    if band is not None and not reproduces(repro):
+        # the band's pull is kept only when the fits with it reproduce the sample's mean, sd and
+        # lag-1 autocorrelation; otherwise the plain AR(1) (pull 0) is fitted, and used if it does
+        alt = fit_both(None)
+        if reproduces(alt[2]):
+            failed = [f"{w}: {k}" for w, r in repro.items() for k, v in r.items() if not v["within"]]
+            band_info.update(
+                pull_estimated=False,
+                reason="the fits with the band's pull did not reproduce the sample ("
+                + ", ".join(failed)
+                + "); the plain AR(1) did, and is used",
+                rejected_full_sample_fit=full_proc.to_dict(),
+            )
+            fit_proc, full_proc, repro = alt
+            fit_proc = fit_proc.with_band(*band, 0.0)
+            full_proc = full_proc.with_band(*band, 0.0)
     fit_sum = _fit_summary(fit_proc, windows["fit"], gap)
     full_sum = _fit_summary(full_proc, premia, gap)
-    n_sim = settings.calibration.sim_paths
     oos = cal.score_out_of_sample(
         fit_proc,
         windows["test"],
@@ -392,14 +424,6 @@ def fit_and_score(
     stats = {
         k: cal.premium_statistics(v, gap)
         for k, v in (("fit", windows["fit"]), ("test", windows["test"]), ("full", premia))
-    }
-    repro = {
-        "fit": cal.reproduction_check(
-            fit_proc, windows["fit"], _rng(settings, name, "repro-fit"), n_paths=n_sim, max_step_gap_days=gap
-        ),
-        "full": cal.reproduction_check(
-            full_proc, premia, _rng(settings, name, "repro-full"), n_paths=n_sim, max_step_gap_days=gap
-        ),
     }
 
     def repro_metrics(r: dict[str, Any]) -> dict[str, float]:

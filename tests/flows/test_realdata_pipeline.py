@@ -176,11 +176,21 @@ def test_monte_carlo_on_real_data_has_no_drift_by_default(real):
 
 
 def _observed_premium(data_dir: Path, token_file: str) -> pd.Series:
-    """Token close / broker XAU/USD close - 1 on the days both exist, the broker's flagged bars
-    dropped (SOURCES.md), read with pandas alone."""
+    """Token close / broker XAU/USD close - 1 on the days both exist, read with pandas: the
+    broker's flagged bars dropped (SOURCES.md), and the token rows the quirks registry drops
+    (bad prints, stale stretches; each entry re-checked against the data by the quirks tests)."""
+    quirks = tomllib.loads((Path(__file__).resolve().parents[2] / "goldstress" / "data_quirks.toml").read_text())
     gold = pd.read_csv(data_dir / "xauusd_broker_mt5_daily_2007_2026.csv", parse_dates=["date"])
     gold = gold[gold["bar_note"].isna() | (gold["bar_note"] == "")].set_index("date")["close"]
     tok = pd.read_csv(data_dir / token_file, parse_dates=["date"]).set_index("date")["close_usd"]
+    drop: set[pd.Timestamp] = set()
+    for e in quirks.get("stale", []):
+        if e["file"] == token_file and e["action"] == "drop_row":
+            drop |= set(pd.date_range(e["start"], e["end"]))
+    for e in quirks.get("bad_tick", []):
+        if e["file"] == token_file and e["action"] == "drop_row":
+            drop.add(pd.Timestamp(e["date"]))
+    tok = tok[~tok.index.isin(drop)]
     return (tok / gold.reindex(tok.index) - 1).dropna()
 
 
@@ -195,6 +205,8 @@ def test_model_vs_history_is_reported_in_and_out_of_sample(real, symbol, token_f
     noise of the PAXG/XAUT pair is the covariance of their premia on common days."""
     m = real.summary["model_vs_history"][symbol]
     assert m["status"] == "validated" and m["premium_process_source"] == "calibrated"
+    assert m["band"]["lower"] < 0 < m["band"]["upper"]  # the spec's fee band, pull estimated or rejected with a reason
+    assert m["band"]["pull_estimated"] or "did not reproduce" in m["band"]["reason"]
     assert m["verdict"] in ("pass", "fail") and (m["verdict"] == "fail") == bool(m["reasons"])
     observed = _observed_premium(real.data_dir, token_file)
     for key in ("in_sample", "out_of_sample", "full_sample"):

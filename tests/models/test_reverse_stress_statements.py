@@ -111,3 +111,24 @@ def test_closed_form_is_the_search_for_a_token_without_flows(coverage: float, ca
     if cf["move_frac"] == 0.0:
         assert rs["model_breaks_without_move_day"] == cf["breaks_without_move_day"]
     check_statement_against_search(rs)
+
+
+def test_reverse_stress_runs_the_premium_without_its_noise():
+    """The search's model keeps the premium's mean, persistence and band pull but draws no noise:
+    two runs with different random streams give the same premium path, so a flat gold price
+    breaks (or not) the same way in both directions of the search."""
+    import numpy as np
+
+    from models.metrics import NOISELESS_PREMIUM_SIGMA, without_premium_noise
+    from models.token.reserve_backed import ReserveBackedToken
+    from models.token.spec import load_token_spec
+
+    spec = load_token_spec(SPEC_FILES[[p.stem for p in SPEC_FILES].index("xaut")])
+    quiet = without_premium_noise(spec)
+    before, after = spec.secondary.premium, quiet.secondary.premium
+    assert after["sigma"] == NOISELESS_PREMIUM_SIGMA and after["jump_intensity_per_day"] == 0.0
+    assert {k: after[k] for k in ("mean", "phi", "band_pull")} == {k: before[k] for k in ("mean", "phi", "band_pull")}
+    gold = np.full((2, 31), 4400.0)
+    a = ReserveBackedToken(quiet).run(gold, rng=np.random.default_rng(1)).premium_frac
+    b = ReserveBackedToken(quiet).run(gold[:1], rng=np.random.default_rng(2)).premium_frac
+    np.testing.assert_allclose(a[0], b[0], rtol=0, atol=1e-9)
