@@ -288,6 +288,7 @@ class RunSetup:
     fee_m: float
     fees_to_reserve: bool
     cash_claim: float
+    redeemer_bears_haircut: bool
     gate_limit: float | None
     lag: int
     cut: float
@@ -414,6 +415,7 @@ class RunSetup:
             fee_m=pm.mint_fee,
             fees_to_reserve=pm.fees_to_reserve,
             cash_claim=1.0 - pm.redeem_fee if pm.fees_to_reserve else 1.0,
+            redeemer_bears_haircut=pm.cash_redemption_haircut == "redeemer",
             gate_limit=pm.redemption_limit_share_per_day,
             lag=pm.settlement_lag_days,
             cut=pm.cutoff_share,
@@ -890,7 +892,17 @@ def pay_cash(r: RunSetup, st: DayState) -> None:
     st.gout += r.w_gold @ sold
     st.cin += r.w_noncash @ take
     st.cout += paid + r.w_hcut_cash @ sold
-    st.fsl += r.w_hcut @ (sold * st.unit)
+    haircut = r.w_hcut @ (sold * st.unit)
+    if has_cash_claims and r.redeemer_bears_haircut:
+        # the redeemers are paid the proceeds of the assets sold for them: their share of the
+        # day's fire-sale haircut is deducted from the payout and stays in the reserve's cash
+        share = np.divide(served_c * payout, need, out=np.zeros_like(need), where=need > 0)
+        borne = haircut * share
+        st.amt[r.first_cash] += borne
+        st.cout -= borne
+        st.outflow -= borne
+        haircut = haircut - borne
+    st.fsl += haircut
     st.payable -= pay_opex
     np.maximum(st.payable, 0.0, out=st.payable)
 

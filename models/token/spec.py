@@ -117,6 +117,12 @@ class PrimaryMarketSpec(_Spec):
     redemption then takes ``NAV`` per token from the reserve, ``NAV * (1 - redeem_fee)`` to the
     holder and the fee to the issuer. ``True``: every fee is credited to the reserve (paid into
     its first ``usd_cash`` asset; a cash redemption takes only ``NAV * (1 - redeem_fee)``).
+    ``cash_redemption_haircut`` (default ``"redeemer"``): who bears the stressed haircut on the
+    assets the reserve sells to pay a cash redemption. ``"redeemer"``: the redeemer is paid the
+    proceeds of that sale (less the fee), as a holder redeeming for USD is paid the price the
+    issuer's gold sale realises; the remaining holders' backing is untouched by it.
+    ``"reserve"``: the reserve pays ``NAV`` (less the fee) and bears the haircut, so the backing
+    of the remaining tokens falls by it.
     """
 
     mint_fee: _Fraction
@@ -132,6 +138,11 @@ class PrimaryMarketSpec(_Spec):
     fees_to_reserve: bool = Field(
         default=False,
         description="Mint and redeem fees credited to the reserve (True) or kept by the issuer as revenue (False).",
+    )
+    cash_redemption_haircut: Literal["redeemer", "reserve"] = Field(
+        default="redeemer",
+        description="Who bears the fire-sale haircut on the assets sold to pay a cash redemption: the redeemer "
+        "(paid the sale proceeds, less the fee) or the reserve (pays NAV; the issuer makes good any shortfall).",
     )
 
 

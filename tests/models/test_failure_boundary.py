@@ -24,8 +24,9 @@ H = 30
 def _spec(
     *, gold_g: float, gold_liq: float, haircut: float, cash_usd: float, opex: float = 0.0
 ) -> ReserveBackedTokenSpec:
-    """1 token = 1 g; cash listed first (liquidation order), all redemptions paid in USD, no fees,
-    no settlement lag, market always open, no premium process, no AMM."""
+    """1 token = 1 g; cash listed first (liquidation order), all redemptions paid in USD at NAV
+    by the reserve, which bears the fire-sale haircut; no fees, no settlement lag, market always
+    open, no premium process, no AMM."""
     return ReserveBackedTokenSpec.model_validate(
         {
             "spec_version": 2,
@@ -58,6 +59,7 @@ def _spec(
                 "settlement_lag_days": 0,
                 "market_hours": "always",
                 "cash_redemption_share": 1.0,
+                "cash_redemption_haircut": "reserve",  # the reserve pays NAV and bears the fire-sale haircut
             },
             # sensitivities and runs switched on, so with_redemption_share must switch them off
             "redemption": {

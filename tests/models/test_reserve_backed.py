@@ -328,7 +328,9 @@ def test_gold_out_equals_delivered_plus_sold_with_a_hand_ledger(fees_to_reserve:
             dict(name="bars", kind="allocated_gold", amount=100_000.0, liquidity_per_day=0.5, stressed_haircut=h),
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
         ],
-        primary=dict(redeem_fee=f, cash_redemption_share=0.5, fees_to_reserve=fees_to_reserve),
+        primary=dict(
+            redeem_fee=f, cash_redemption_share=0.5, fees_to_reserve=fees_to_reserve, cash_redemption_haircut="reserve"
+        ),
         redemption=dict(base_rate_per_day=0.01),
     )
     o = ReserveBackedToken(s).run(flat(30))
@@ -531,7 +533,7 @@ def test_days_to_meet_a_wave_and_coverage_match_the_geometric_run_down() -> None
             dict(name="cash", kind="usd_cash", amount=0.0, liquidity_per_day=1.0, stressed_haircut=0.0),
             dict(name="bars", kind="allocated_gold", amount=a_g, liquidity_per_day=liq, stressed_haircut=h),
         ],
-        primary=dict(redeem_fee=f, cash_redemption_share=1.0),
+        primary=dict(redeem_fee=f, cash_redemption_share=1.0, cash_redemption_haircut="reserve"),
         redemption=dict(base_rate_per_day=0.0, drawdown_sensitivity=sens),
     )
     prices = np.r_[P0, 0.5 * P0, np.full(30, P0)][None, :]

@@ -156,8 +156,10 @@ def test_lower_liquidity_is_never_better(name: str) -> None:
 def test_lower_liquidity_can_raise_backing_within_the_horizon() -> None:
     """Documented non-monotonicity: less liquidity means fewer forced sales within the horizon,
     hence fewer haircuts realised, so the backing (and the fire-sale loss) is not a monotone
-    measure of liquidity stress; the backlog is."""
+    measure of liquidity stress; the backlog is. (The reserve bears the haircuts here: with the
+    default the cash redeemers do, and the backing does not move with them.)"""
     base = comparable(preset("gram"))
+    base = base.model_copy(update=dict(primary=base.primary.model_copy(update=dict(cash_redemption_haircut="reserve"))))
     res = {}
     for fac in (1.0, 0.1):
         reserve = [a.model_copy(update=dict(liquidity_per_day=a.liquidity_per_day * fac)) for a in base.reserve]
@@ -290,30 +292,41 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
     at a weak counterparty, opaque) ends with backing below 1, claims unpaid at the horizon and a
     deep discount; the PAXG- and XAUT-like presets pay every claim, their typical deepest
     discount (premium noise and stress jumps, no clamp) stays within 5%, and their reserve's
-    surplus over the liabilities is the day-0 cash less the fire-sale haircuts on the gold sold
-    for cash redemptions (the fees are the issuer's, redemptions and mints at NAV leave the
-    surplus unchanged): about half the supply is redeemed, PAXG's 2 m USD covers its haircuts,
-    XAUT's 1 m USD does not, so XAUT's backing ends a hair (under 0.1%) below 1."""
+    surplus over the liabilities is the day-0 cash less the fire-sale haircuts the reserve bears
+    (the fees are the issuer's; redemptions and mints at NAV leave the surplus unchanged). With
+    the default, cash redeemers are paid the sale proceeds: the reserve bears no haircut and both
+    keep their backing. With ``cash_redemption_haircut = "reserve"`` it pays NAV and bears them:
+    about half the supply is redeemed, PAXG's 2 m USD covers its haircuts, XAUT's 1 m USD does
+    not, so XAUT's backing ends a hair (under 0.1%) below 1."""
     h = 120
     prices = np.repeat(shock_path(-0.3, h), 20, axis=0)
     cal = pd.date_range("2025-01-06", periods=h + 1)
+
+    def with_haircut_on(spec: ReserveBackedTokenSpec, who: str) -> ReserveBackedTokenSpec:
+        return spec.model_copy(update=dict(primary=spec.primary.model_copy(update=dict(cash_redemption_haircut=who))))
+
     out = {n: ReserveBackedToken(preset(n)).run(prices, calendar=cal, rng=3) for n in ("paxg", "xaut", "dgx")}
     dgx = out["dgx"]
     assert (dgx.backing_ratio.min(axis=1) < 1.0).all() and dgx.breached().all()
     assert (dgx.backlog_tokens[:, -1] > 0).all()
     assert np.median(dgx.premium_frac.min(axis=1)) < -0.05
+    reserve_pays = {
+        n: ReserveBackedToken(with_haircut_on(preset(n), "reserve")).run(prices, calendar=cal, rng=3)
+        for n in ("paxg", "xaut")
+    }
     for n in ("paxg", "xaut"):
-        o = out[n]
-        liabilities = o.supply_tokens * o.nav_usd_per_token
         cash0 = preset(n).reserve[0].amount
-        np.testing.assert_allclose(
-            o.reserve_value_usd - liabilities, cash0 - o.fire_sale_loss_usd, rtol=0, atol=1e-12 * liabilities.max()
-        )
-        np.testing.assert_array_equal(o.breached(), o.fire_sale_loss_usd[:, -1] > cash0 * (1 + 1e-6))
-        assert (o.backlog_tokens[:, -1] == 0).all()
-        assert np.median(o.premium_frac.min(axis=1)) > -0.05
-    assert not out["paxg"].breached().any() and out["xaut"].breached().all()
-    assert out["xaut"].backing_ratio.min() > 1.0 - 1e-3
+        for o in (out[n], reserve_pays[n]):
+            liabilities = o.supply_tokens * o.nav_usd_per_token
+            np.testing.assert_allclose(
+                o.reserve_value_usd - liabilities, cash0 - o.fire_sale_loss_usd, rtol=0, atol=1e-9 * liabilities.max()
+            )
+            np.testing.assert_array_equal(o.breached(), o.fire_sale_loss_usd[:, -1] > cash0 * (1 + 1e-6))
+            assert (o.backlog_tokens[:, -1] == 0).all()
+            assert np.median(o.premium_frac.min(axis=1)) > -0.05
+        assert not out[n].fire_sale_loss_usd.any() and not out[n].breached().any()
+    assert not reserve_pays["paxg"].breached().any() and reserve_pays["xaut"].breached().all()
+    assert reserve_pays["xaut"].backing_ratio.min() > 1.0 - 1e-3
 
 
 def test_outcome_feeds_the_pipeline_summary() -> None:

@@ -370,7 +370,7 @@ def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
             },
             {**BARS, "amount": 0.0},
         ],
-        primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0},
+        primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0, "cash_redemption_haircut": "reserve"},
         supply_tokens=10.0,
         opex_usd_per_year=1.0,
     )
@@ -393,6 +393,41 @@ def test_pay_cash_waterfall_pays_opex_first_then_claims() -> None:
     np.testing.assert_allclose(st.row[r.field["red_c"]], [268.0 / 50.0], rtol=1e-12)
 
 
+def test_pay_cash_redeemers_bear_the_haircut_of_their_sale() -> None:
+    # as the waterfall above, with the default cash_redemption_haircut = "redeemer": the day's
+    # sales raise 180 USD (80 of them from bills at a 1 % haircut, 0.01 * 80 / 0.99 = 0.808 USD
+    # lost); the claims' share of the need, 150 / 180, of that haircut is deducted from their
+    # payout and stays in the reserve's cash; opex bears the rest
+    spec = make(
+        reserve=[
+            {**CASH, "amount": 100.0},
+            {
+                "name": "bills",
+                "kind": "tbills",
+                "amount": 1000.0,
+                "liquidity_per_day": 200.0,
+                "liquidity_unit": "amount",
+                "stressed_haircut": 0.01,
+            },
+            {**BARS, "amount": 0.0},
+        ],
+        primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0},
+        supply_tokens=10.0,
+        opex_usd_per_year=1.0,
+    )
+    r, st = day1(spec)
+    st.payable[:] = 30.0
+    st.q_c[:], st.waiting[:] = 3.0, 3.0
+    pay_cash(r, st)
+    sold_bills = 80.0 / 0.99
+    haircut = 0.01 * sold_bills
+    borne = haircut * 150.0 / 180.0
+    np.testing.assert_allclose(st.amt[:, 0], [borne, 1000.0 - sold_bills, 0.0], rtol=1e-12)
+    np.testing.assert_allclose((st.cin[0], st.cout[0], st.fsl[0]), (80.0, 180.0 - borne, haircut - borne), rtol=1e-12)
+    np.testing.assert_allclose((st.outflow[0], st.fee_cum[0]), (150.0 - borne, 3.0), rtol=1e-12)
+    assert st.amt[0, 0] - st.cin[0] + st.cout[0] == pytest.approx(100.0)  # cash: 100 + in - out
+
+
 def test_pay_cash_with_the_fees_kept_in_the_reserve() -> None:
     # as above with primary.fees_to_reserve: each claim takes 49 USD, the 1 USD fee stays
     spec = make(
@@ -408,7 +443,12 @@ def test_pay_cash_with_the_fees_kept_in_the_reserve() -> None:
             },
             {**BARS, "amount": 0.0},
         ],
-        primary={"redeem_fee": 0.02, "cash_redemption_share": 1.0, "fees_to_reserve": True},
+        primary={
+            "redeem_fee": 0.02,
+            "cash_redemption_share": 1.0,
+            "fees_to_reserve": True,
+            "cash_redemption_haircut": "reserve",
+        },
         supply_tokens=10.0,
         opex_usd_per_year=1.0,
     )
