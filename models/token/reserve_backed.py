@@ -252,6 +252,8 @@ class RunSetup:
     ``cash_claim`` is what a cash redemption takes from the reserve per token, as a fraction of
     NAV: 1 when the fees go to the issuer (``NAV * (1 - redeem_fee)`` to the holder, the fee to
     the issuer), ``1 - redeem_fee`` when ``primary.fees_to_reserve`` (the fee stays in the reserve).
+    ``redeemer_bears_haircut``: ``primary.cash_redemption_haircut == "redeemer"``. ``stress_rho``:
+    the daily persistence of the sell-driven part of the premium (:func:`secondary_market`).
     Arrays: ``pg``, ``nav``, ``dd`` are ``(H + 1, n_paths)`` (USD per gram, USD per token,
     gold drawdown fraction); ``open_``, ``dt_years``, ``to_open`` are ``(H + 1,)``; reserve
     asset columns ``keep``, ``liq``, ``liq_frac`` are ``(K, 1)`` and the ``w_*`` weights ``(K,)``
@@ -301,6 +303,7 @@ class RunSetup:
     wait_cost: float | None
     arb_cap: float | None
     proc: PremiumProcess | None
+    stress_rho: float
     gen: np.random.Generator
     p0: float
     pool: ConstantProductPool | ConcentratedLiquidityPool | None
@@ -428,6 +431,7 @@ class RunSetup:
             wait_cost=s.secondary.wait_cost_per_day,
             arb_cap=s.secondary.arbitrage_capacity_tokens_per_day,
             proc=proc,
+            stress_rho=0.0 if proc is None else float(min(max(proc.phi - proc.band_pull, 0.0), 0.999)),
             gen=gen,
             p0=p0,
             pool=spec_pool(s),
@@ -473,7 +477,8 @@ class DayState:
 
     Day fields (set by the steps, valid within day ``t``): ``t``, ``is_open``, ``row``/``prev``
     (today's/yesterday's ``block`` rows), ``p_prev`` yesterday's premium, ``p_anchor`` the
-    premium of the last open day (the premium process's clock), ``supply_prev``
+    premium process's value on the last open day (its clock), ``stress`` the sell-driven part of
+    the premium (fraction, <= 0), ``supply_prev``
     yesterday's supply (floored at 1e-300), ``navt`` NAV (USD per token), ``ukeep`` USD raised
     per unit sold, ``cap``/``usable`` units convertible today, ``demand`` requests to the issuer,
     ``request`` requests before the gate, ``refused`` requests over the gate (None without one),
@@ -507,6 +512,7 @@ class DayState:
     prev: np.ndarray = field(default_factory=_unset)
     p_prev: np.ndarray = field(default_factory=_unset)
     p_anchor: np.ndarray = field(default_factory=_unset)
+    stress: np.ndarray = field(default_factory=_unset)
     supply_prev: np.ndarray = field(default_factory=_unset)
     navt: np.ndarray = field(default_factory=_unset)
     ukeep: np.ndarray = field(default_factory=_unset)
@@ -572,7 +578,8 @@ class DayState:
         row0[F["theta"]] = row0[F["B"]] - 1.0 + cf.premium_weight * min(r.p0 + r.fee_r, 0.0)
         run_cum[:] = ndtr((row0[F["lam"]] / 2.0 - r.c_run - row0[F["theta"]]) / r.sig)
         row0[F["run"]] = run_cum
-        st.p_anchor = row0[F["prem"]]
+        st.p_anchor = row0[F["prem"]].copy()
+        st.stress = np.zeros(r.n)
         return st
 
 
@@ -943,44 +950,52 @@ def mint(r: RunSetup, st: DayState) -> None:
 
 
 def secondary_market(r: RunSetup, st: DayState) -> None:
-    """7. Secondary market: today's sells on the AMM pool and the backlog push the premium
-    (a shock to the premium process, stepped with :meth:`models.premium.PremiumProcess.step`;
-    its band pulls on open days on paths without a backlog and never clips). Patient
-    arbitrageurs who buy, queue and redeem absorb the sell pressure down to a floor
-    ``-(redeem_fee + wait_cost_per_day * (d_t + lag + 1 / coverage))``, lowered along the pool
-    curve by sells beyond the arbitrage capacity (Shleifer & Vishny 1997): the floor bounds the
-    shock, not the premium, whose own noise is the calibrated process's. Premium > -1.
+    """7. Secondary market: the premium is the premium process's value plus a sell-driven part.
 
-    The premium process runs on the primary market's open days (the clock it is fitted on:
-    one step per gold trading day). On a closed day the premium is one free step (no band pull)
-    from the last open day's premium, ``st.p_anchor``, and the next open day steps from that
-    anchor again: a weekend's premia move like a day's, and Friday to Monday is one step.
+    *Process.* :meth:`models.premium.PremiumProcess.step` runs on the primary market's open days
+    (the clock it is fitted on: one step per gold trading day), its band pulling on paths without
+    a backlog and never clipping. On a closed day the process is one free step (no pull) from its
+    value on the last open day, ``st.p_anchor``, and the next open day steps from that anchor
+    again: a weekend's premia move like a day's, and Friday to Monday is one step.
 
-    Reads ``st.q_g``, ``st.q_c``, ``st.sells``, ``st.sup``, ``st.p_anchor``, the ``lcr`` row,
-    ``r.dd[t]``, ``r.to_open[t]``, ``r.gen``. Writes the ``bl`` (backlog, tokens) and ``prem``
-    (premium fraction) rows of ``st.row`` and, on an open day, ``st.p_anchor``.
+    *Sell pressure.* Today's sells on the AMM pool and the redemption backlog push the price:
+    ``shock_t = (pool price after the sells) - 1 - queue_discount_weight * backlog / supply``.
+    The sell-driven part ``s_t = rho * s_{t-1} + shock_t`` decays at ``rho``, the process's
+    reversion outside the band (``phi - band_pull``, 0 without a process), and patient
+    arbitrageurs who buy, queue and redeem hold it at a floor ``-(redeem_fee + wait_cost_per_day
+    * (d_t + lag + 1 / coverage))``, lowered along the pool curve by the sells beyond the
+    arbitrage capacity (Shleifer & Vishny 1997): ``s_t >= floor_t``. The floor bounds the sell-
+    driven discount, not the calibrated noise. Premium > -1.
+
+    Reads ``st.q_g``, ``st.q_c``, ``st.sells``, ``st.sup``, ``st.p_anchor``, ``st.stress``, the
+    ``lcr`` row, ``r.dd[t]``, ``r.to_open[t]``, ``r.gen``. Writes the ``bl`` (backlog, tokens) and
+    ``prem`` (premium fraction) rows of ``st.row``, ``st.stress`` and, on an open day,
+    ``st.p_anchor``.
     """
     F, t, row, sells, pool, zeros_n = r.field, st.t, st.row, st.sells, r.pool, r.zeros_n
     backlog = np.add(st.q_g, st.q_c, out=row[F["bl"]])
     shock = pool_price_ratio(pool, sells) - 1.0 if pool is not None and sells.any() else zeros_n
     if r.qdw > 0:
         shock = shock - (r.qdw * backlog) / np.maximum(st.sup, 1e-300)
-    if r.wait_cost is not None and shock is not zeros_n:  # patient arbitrage: buy, queue, redeem after the wait
+    stress = r.stress_rho * st.stress + shock
+    if r.wait_cost is not None:  # patient arbitrage: buy, queue, redeem after the wait
         floor = -(r.fee_r + r.wait_cost * (r.to_open[t] + r.lag + 1.0 / row[F["lcr"]]))
         if r.arb_cap is not None and pool is not None:  # capital for arb_cap tokens a day;
             excess = np.maximum(sells - r.arb_cap, 0.0)  # the rest slide down the pool curve
             if excess.any():
                 floor = floor + pool_price_ratio(pool, excess) - 1.0
-        shock = np.maximum(shock, np.minimum(floor, 0.0))
+        stress = np.maximum(stress, np.minimum(floor, 0.0))
+    st.stress = stress
     prem = row[F["prem"]]
     if r.proc is not None:
         band_open = (backlog <= 0) if st.is_open else False
-        prem[:] = r.proc.step(st.p_anchor, r.gen, drawdown=r.dd[t], market_open=band_open, shock=shock)
+        noise = r.proc.step(st.p_anchor, r.gen, drawdown=r.dd[t], market_open=band_open)
+        if st.is_open:
+            st.p_anchor = noise
+        np.add(noise, stress, out=prem)
     else:
-        prem[:] = shock
+        prem[:] = stress
     np.maximum(prem, -1.0 + 1e-9, out=prem)
-    if st.is_open:
-        st.p_anchor = prem
 
 
 def record(r: RunSetup, st: DayState) -> None:
