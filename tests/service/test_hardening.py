@@ -1,0 +1,64 @@
+"""Refusals of the service's hardening: files outside the report folder, non-finite numbers,
+security headers on every answer, token lifetimes, login throttling behind proxies, and the
+development-mode bind check. Each attack is made against a fresh app over the test client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from tests.service.conftest import RUN_IDS, ServiceRoot, bearer, data_settings, service_settings
+
+SECRET_TEXT = b"root:$6$not-a-real-hash:19000:0:99999:7:::\n"
+
+
+def _store_with_links(service_root: ServiceRoot, tmp_path: Path) -> tuple[Path, Path]:
+    """A report folder with one real run and a secret file outside it; returns (reports, secret)."""
+    reports = tmp_path / "reports"
+    shutil.copytree(service_root.run_dir(RUN_IDS[0]), reports / RUN_IDS[0])
+    secret = tmp_path / "outside" / "shadow"
+    secret.parent.mkdir()
+    secret.write_bytes(SECRET_TEXT)
+    return reports, secret
+
+
+def test_symlinks_leaving_the_report_folder_are_404(make_client, service_root: ServiceRoot, tmp_path):
+    reports, secret = _store_with_links(service_root, tmp_path)
+    run = reports / RUN_IDS[0]
+    (run / "results" / "mc_champion.parquet").unlink()
+    os.symlink(secret, run / "results" / "mc_champion.parquet")
+    (run / "report.html").unlink()
+    os.symlink(secret, run / "report.html")
+    c = make_client(service_settings(data_settings(tmp_path)))
+    h = bearer(c, "victor")
+    for url in (f"/api/runs/{RUN_IDS[0]}/results/mc_champion.parquet", f"/api/runs/{RUN_IDS[0]}/report.html"):
+        r = c.get(url, headers=h)
+        assert r.status_code == 404, (url, r.status_code)
+        assert SECRET_TEXT not in r.content
+        assert str(tmp_path).encode() not in r.content and b"shadow" not in r.content
+    # files that stay inside the folder are still served
+    assert c.get(f"/api/runs/{RUN_IDS[0]}/results/hist_early.parquet", headers=h).status_code == 200
+
+
+def test_run_folder_linked_from_outside_is_not_listed(make_client, service_root: ServiceRoot, tmp_path):
+    reports, _ = _store_with_links(service_root, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(service_root.run_dir(RUN_IDS[1]), elsewhere)
+    os.symlink(elsewhere, reports / RUN_IDS[1])
+    c = make_client(service_settings(data_settings(tmp_path)))
+    h = bearer(c, "victor")
+    assert [x["run_id"] for x in c.get("/api/runs", headers=h).json()["runs"]] == [RUN_IDS[0]]
+    for tail in ("summary", "fan", "report.html", "results/mc_champion.parquet"):
+        assert c.get(f"/api/runs/{RUN_IDS[1]}/{tail}", headers=h).status_code == 404, tail
+
+
+def test_symlink_inside_the_report_folder_is_served(make_client, service_root: ServiceRoot, tmp_path):
+    reports, _ = _store_with_links(service_root, tmp_path)
+    run = reports / RUN_IDS[0]
+    shutil.move(run / "report.html", reports / "shared-report.html")
+    os.symlink(reports / "shared-report.html", run / "report.html")
+    c = make_client(service_settings(data_settings(tmp_path)))
+    r = c.get(f"/api/runs/{RUN_IDS[0]}/report.html", headers=bearer(c, "victor"))
+    assert r.status_code == 200
+    assert r.content == (reports / "shared-report.html").read_bytes()
