@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, OAuth2PasswordBearer
@@ -305,6 +307,24 @@ async def require_analyst(
     return _principal(request, "analyst")
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its name (``nan``, ``inf``, ``-inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def validation_details(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors as JSON-safe dicts, each naming its field (``loc``): a
+    non-finite number (NaN, Infinity; refused by the models' ``allow_inf_nan=False``) is echoed
+    as a string instead of breaking the JSON answer."""
+    return list(jsonable_encoder(_finite(list(errors))))
+
+
 def _json(data: bytes, status: int = 200) -> Response:
     return Response(content=data, status_code=status, media_type="application/json")
 
@@ -406,6 +426,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return presets
 
     # ------------------------------------------------------------------ exceptions
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_details(exc.errors())}, status_code=422)
+
     @app.exception_handler(wi.WhatIfInputError)
     async def _input_error(request: Request, exc: wi.WhatIfInputError) -> JSONResponse:
         return JSONResponse(

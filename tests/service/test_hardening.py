@@ -4,9 +4,12 @@ development-mode bind check. Each attack is made against a fresh app over the te
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+
+import pytest
 
 from tests.service.conftest import RUN_IDS, ServiceRoot, bearer, data_settings, service_settings
 
@@ -62,3 +65,39 @@ def test_symlink_inside_the_report_folder_is_served(make_client, service_root: S
     r = c.get(f"/api/runs/{RUN_IDS[0]}/report.html", headers=bearer(c, "victor"))
     assert r.status_code == 200
     assert r.content == (reports / "shared-report.html").read_bytes()
+
+
+# ------------------------------------------------------------------ non-finite numbers
+_WHATIF = '{"token_preset": "GRAM", "shock_frac": -0.1, "shock_horizon_days": 1, "n_paths": 10, "horizon_days": 5'
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc"),
+    [
+        (_WHATIF.replace('"shock_frac": -0.1', '"shock_frac": NaN') + "}", ["body", "shock_frac"]),
+        (_WHATIF + ', "redemption_share_per_day": Infinity}', ["body", "redemption_share_per_day"]),
+        (_WHATIF + ', "seed": -Infinity}', ["body", "seed"]),
+        (_WHATIF.replace('"n_paths": 10', '"n_paths": NaN') + "}", ["body", "n_paths"]),
+    ],
+)
+def test_non_finite_numbers_are_422_naming_the_field(client, analyst, raw, loc):
+    r = client.post("/api/whatif", content=raw, headers={**analyst, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert any(e["loc"] == loc for e in r.json()["detail"]), r.text
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_in_a_token_spec_are_422(client, analyst, value):
+    from tests.service.test_api import FRICTIONLESS
+
+    body = {
+        "token_spec": {**FRICTIONLESS, "grams_per_token": "__X__"},
+        "shock_frac": -0.1,
+        "shock_horizon_days": 1,
+        "n_paths": 10,
+        "horizon_days": 5,
+    }
+    raw = json.dumps(body).replace('"__X__"', value)
+    r = client.post("/api/whatif", content=raw, headers={**analyst, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert any(e["loc"][-1] == "grams_per_token" for e in r.json()["detail"]), r.text
