@@ -37,6 +37,7 @@ from goldstress.settings import Settings, get_settings
 from goldstress.telemetry import switch_off
 from service.auth import COOKIE_NAME, Authenticator, Principal
 from service.cache import LRUCache
+from service.headers import SecurityHeadersMiddleware, dashboard_csp, inline_script_hashes
 from service.limits import (
     ASGIApp,
     BodySizeLimitMiddleware,
@@ -190,8 +191,8 @@ class GuardMiddleware:
     request bucket (identity = user, API key hash, or client address when unauthenticated),
     and from the what-if / login bucket for those two routes (429 + ``Retry-After`` when
     empty); then refuse non-public routes without a valid credential: 303 to ``/login`` for
-    ``GET /``, 401 otherwise. The principal is put in ``scope["state"]["principal"]``. Adds
-    security headers to every response.
+    ``GET /``, 401 otherwise. The principal is put in ``scope["state"]["principal"]``. Security
+    headers are added outside it (:class:`service.headers.SecurityHeadersMiddleware`).
     """
 
     def __init__(self, app: ASGIApp, auth: Authenticator, settings: Settings) -> None:
@@ -251,23 +252,7 @@ class GuardMiddleware:
             await send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
             return
         scope.setdefault("state", {})["principal"] = principal
-        api = path.startswith("/api/")
-
-        async def send_with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                hdrs = list(message.get("headers", []))
-                names = {k.lower() for k, _ in hdrs}
-                hdrs += [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
-                ]
-                if b"cache-control" not in names:
-                    hdrs.append((b"cache-control", b"no-store" if api else b"private, no-cache"))
-                message = {**message, "headers": hdrs}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
 
 _oauth2 = OAuth2PasswordBearer(
@@ -866,4 +851,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(GuardMiddleware, auth=auth, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        csp=dashboard_csp(inline_script_hashes([STATIC_DIR / "login.html", STATIC_DIR / "dashboard.html"])),
+        docs_paths=DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset(),
+    )
     return app

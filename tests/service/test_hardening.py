@@ -101,3 +101,71 @@ def test_non_finite_numbers_in_a_token_spec_are_422(client, analyst, value):
     r = client.post("/api/whatif", content=raw, headers={**analyst, "Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert any(e["loc"][-1] == "grams_per_token" for e in r.json()["detail"]), r.text
+
+
+# ------------------------------------------------------------------ security headers
+def _assert_security_headers(r, csp_part: str = "default-src 'none'") -> None:
+    assert r.headers["x-content-type-options"] == "nosniff", r.request.url
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert csp_part in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_security_headers_on_refusals(make_client):
+    c = make_client()
+    _assert_security_headers(c.get("/api/runs"))  # 401 without credentials
+    assert c.get("/api/runs").status_code == 401
+    _assert_security_headers(c.get("/api/runs", headers={"Authorization": "Bearer nope"}))
+    r = c.post("/api/whatif", content=b"x" * 70_000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    _assert_security_headers(r)
+    c2 = make_client(service={"login_per_minute": 1})
+    c2.post("/api/token", data={"username": "victor", "password": "wrong"})
+    r = c2.post("/api/token", data={"username": "victor", "password": "wrong"})
+    assert r.status_code == 429
+    _assert_security_headers(r)
+    r = c2.get("/", follow_redirects=False)
+    assert r.status_code == 303
+    _assert_security_headers(r)
+    c3 = make_client()
+    h = bearer(c3, "victor")
+    r = c3.get("/api/runs/20990101T000000Z-ffffff/summary", headers=h)
+    assert r.status_code == 404
+    _assert_security_headers(r)
+    r = c3.get("/no/such/route", headers=h)
+    assert r.status_code == 404
+    _assert_security_headers(r)
+
+
+def test_dashboard_pages_have_a_strict_csp(client, viewer):
+    for path in ("/login", "/", "/static/dashboard.js"):
+        r = client.get(path, headers=viewer)
+        assert r.status_code == 200, path
+        _assert_security_headers(r)
+        csp = r.headers["content-security-policy"]
+        script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src and "*" not in script_src
+
+
+def test_login_inline_script_is_allowed_by_hash(client):
+    import base64
+    import hashlib
+    import re
+
+    html = client.get("/login").text
+    csp = client.get("/login").headers["content-security-policy"]
+    for body in re.findall(r"<script>(.*?)</script>", html, re.S):
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp
+
+
+def test_report_html_is_sandboxed(client, viewer):
+    r = client.get(f"/api/runs/{RUN_IDS[0]}/report.html", headers=viewer)
+    assert r.status_code == 200
+    _assert_security_headers(r)
+    csp = r.headers["content-security-policy"]
+    assert csp.startswith("sandbox")
+    sandbox = csp.split(";")[0].split()
+    assert "allow-same-origin" not in sandbox and "allow-forms" not in sandbox
+    assert "connect-src 'none'" in csp
