@@ -465,7 +465,15 @@ class ServiceSettings(BaseSettings):
     host: str = Field(
         default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
     )
-    token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds.")
+    token_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds (at most token_max_lifetime_s)."
+    )
+    token_max_lifetime_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="Longest JWT lifetime accepted (exp - iat, seconds): longer-lived tokens are refused.",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=1, le=1_000_000, description="Requests per minute per client (token bucket)."
     )
@@ -521,6 +529,15 @@ class ServiceSettings(BaseSettings):
                 )
             out[h] = role
         return out
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> ServiceSettings:
+        if self.token_ttl_s > self.token_max_lifetime_s:
+            raise ValueError(
+                f"service.token_ttl_s: {self.token_ttl_s} s is longer than service.token_max_lifetime_s = "
+                f"{self.token_max_lifetime_s} s; lower it or raise the maximum"
+            )
+        return self
 
     @field_validator("users")
     @classmethod

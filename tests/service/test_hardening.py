@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,41 @@ def test_report_html_is_sandboxed(client, viewer):
     sandbox = csp.split(";")[0].split()
     assert "allow-same-origin" not in sandbox and "allow-forms" not in sandbox
     assert "connect-src 'none'" in csp
+
+
+# ------------------------------------------------------------------ JWT lifetime
+def _forged(lifetime_s: int, iat_offset_s: int = 0) -> dict[str, str]:
+    import jwt
+
+    from tests.service.conftest import JWT_SECRET
+
+    iat = int(time.time()) + iat_offset_s
+    claims = {"sub": "alice", "role": "analyst", "iat": iat, "exp": iat + lifetime_s, "iss": "goldstress"}
+    return {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"}
+
+
+def test_long_lived_token_signed_with_the_secret_is_refused(client):
+    ten_years = 10 * 365 * 86400
+    r = client.get("/api/runs", headers=_forged(ten_years))
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or expired credentials"
+    assert client.get("/api/runs", headers=_forged(12 * 3600 + 1)).status_code == 401
+    assert client.get("/api/runs", headers=_forged(12 * 3600)).status_code == 200
+    # issued "in the future" to stretch its life past the maximum
+    assert client.get("/api/runs", headers=_forged(600, iat_offset_s=3600)).status_code == 401
+
+
+def test_lifetime_maximum_is_a_setting(make_client):
+    c = make_client(service={"token_ttl_s": 600, "token_max_lifetime_s": 900})
+    assert c.get("/api/runs", headers=_forged(901)).status_code == 401
+    assert c.get("/api/runs", headers=_forged(900)).status_code == 200
+
+
+def test_issued_tokens_respect_the_maximum(client, settings_factory):
+    import jwt
+    from pydantic import ValidationError
+
+    token = client.post("/api/token", data={"username": "victor", "password": "victor-pw-2"}).json()["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 12 * 3600
+    with pytest.raises(ValidationError, match="token_ttl_s"):
+        settings_factory(service={"token_ttl_s": 86400, "token_max_lifetime_s": 3600})
