@@ -483,6 +483,23 @@ class ServiceSettings(BaseSettings):
     login_per_minute: int = Field(
         default=20, ge=1, le=10_000, description="Login attempts per minute per client address (token bucket)."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description='JSON list of reverse-proxy addresses or networks, e.g. ["10.0.0.5", "10.1.0.0/16"]: '
+        "X-Forwarded-For is read only when the direct peer is one of them (default: never).",
+    )
+    login_free_failures_per_account: int = Field(
+        default=5, ge=1, le=1000, description="Login attempts on one account before the back-off starts."
+    )
+    login_free_failures_per_address: int = Field(
+        default=20, ge=1, le=100_000, description="Login attempts from one client address before the back-off starts."
+    )
+    login_backoff_base_s: float = Field(
+        default=1.0, gt=0, le=3600, description="First back-off wait, seconds; doubles with each further attempt."
+    )
+    login_backoff_max_s: float = Field(
+        default=900.0, gt=0, le=86400, description="Longest back-off wait, seconds (a day without attempts resets it)."
+    )
     inprocess_max_cells: int = Field(
         default=2_000_000,
         ge=1,
@@ -530,8 +547,24 @@ class ServiceSettings(BaseSettings):
             out[h] = role
         return out
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in v:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"service.trusted_proxies: {item!r} is not an IP address or network (e.g. 10.0.0.5, 10.1.0.0/16)"
+                ) from None
+        return [item.strip() for item in v]
+
     @model_validator(mode="after")
     def _ttl_within_max(self) -> ServiceSettings:
+        if self.login_backoff_max_s < self.login_backoff_base_s:
+            raise ValueError("service.login_backoff_max_s: must be at least service.login_backoff_base_s")
         if self.token_ttl_s > self.token_max_lifetime_s:
             raise ValueError(
                 f"service.token_ttl_s: {self.token_ttl_s} s is longer than service.token_max_lifetime_s = "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import logging
 import math
 import threading
@@ -41,10 +42,12 @@ from service.headers import SecurityHeadersMiddleware, dashboard_csp, inline_scr
 from service.limits import (
     ASGIApp,
     BodySizeLimitMiddleware,
+    FailureBackoff,
     Receive,
     Scope,
     Send,
     TokenBucketLimiter,
+    client_address,
     retry_after_header,
     send_json,
 )
@@ -188,7 +191,8 @@ class GuardMiddleware:
     """Authentication and rate limits in front of every route.
 
     Per request: authenticate (``Authenticator.authenticate``), take a token from the client's
-    request bucket (identity = user, API key hash, or client address when unauthenticated),
+    request bucket (identity = user, API key hash, or client address when unauthenticated; the
+    address is the peer's, or X-Forwarded-For's behind a trusted proxy: :func:`client_address`),
     and from the what-if / login bucket for those two routes (429 + ``Retry-After`` when
     empty); then refuse non-public routes without a valid credential: 303 to ``/login`` for
     ``GET /``, 401 otherwise. The principal is put in ``scope["state"]["principal"]``. Security
@@ -202,6 +206,7 @@ class GuardMiddleware:
         self.whatifs = TokenBucketLimiter(settings.service.whatif_per_minute)
         self.logins = TokenBucketLimiter(settings.service.login_per_minute)
         self.public_paths = DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset()
+        self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies)
 
     def is_public(self, method: str, path: str) -> bool:
         """Whether ``method path`` needs no credentials."""
@@ -217,8 +222,7 @@ class GuardMiddleware:
             headers[k.decode("latin-1").lower()] = v.decode("latin-1")
         cookies = cookie_parser(headers["cookie"]) if "cookie" in headers else {}
         principal, presented = self.auth.authenticate(headers, cookies)
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_address(scope, self.trusted)
         key = principal.rate_key if principal is not None else f"ip:{address}"
         wait = self.reads.acquire(key)
         if not wait and method == "POST" and path == "/api/whatif":
@@ -251,7 +255,8 @@ class GuardMiddleware:
             detail = "invalid or expired credentials" if presented else "not authenticated"
             await send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
             return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        state["principal"], state["client_address"] = principal, address
         await self.app(scope, receive, send)
 
 
@@ -376,6 +381,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     presets: dict[str, Any] = {}
     presets_lock = threading.Lock()
     whatif_docs = LRUCache(256)
+    svc = settings.service
+    account_backoff = FailureBackoff(
+        svc.login_free_failures_per_account, svc.login_backoff_base_s, svc.login_backoff_max_s
+    )
+    address_backoff = FailureBackoff(
+        svc.login_free_failures_per_address, svc.login_backoff_base_s, svc.login_backoff_max_s
+    )
 
     background: dict[str, asyncio.Task | None] = {"refresh": None}
 
@@ -460,7 +472,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def login(request: Request) -> Response:
         """OAuth2 password flow (RFC 6749 section 4.3): form fields ``username``, ``password``
         (``grant_type=password`` optional). Answers a JWT and also sets it as the HttpOnly,
-        SameSite=Strict cookie ``goldstress_session``. 401 for a wrong user or password."""
+        SameSite=Strict cookie ``goldstress_session``. 401 for a wrong user or password; 429 with
+        ``Retry-After`` while the account or the client address is in back-off
+        (:class:`service.limits.FailureBackoff`), checked before the password is."""
         body = await request.body()
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=8)
@@ -483,7 +497,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             errors.append({"loc": ("body", "grant_type"), "msg": "must be 'password'", "type": "value_error"})
         if errors:
             raise RequestValidationError(errors)
+        address = f"ip:{request.scope.get('state', {}).get('client_address', 'unknown')}"
+        account = f"user:{values['username']}"
+        for backoff, key, what in ((address_backoff, address, "address"), (account_backoff, account, "account")):
+            wait = backoff.acquire(key)
+            if wait:
+                return JSONResponse(
+                    {"detail": f"too many login attempts for this {what}; retry in {retry_after_header(wait)} s"},
+                    status_code=429,
+                    headers={"Retry-After": retry_after_header(wait), "Cache-Control": "no-store"},
+                )
         principal = await anyio.to_thread.run_sync(auth.login, values["username"], values["password"])
+        if principal is not None:
+            account_backoff.succeeded(account, reset=True)
+            address_backoff.succeeded(address)
         accept = request.headers.get("accept", "")
         html_form = "text/html" in accept and "application/json" not in accept  # a form posted without JavaScript
         if principal is None:

@@ -208,3 +208,95 @@ def test_issued_tokens_respect_the_maximum(client, settings_factory):
     assert claims["exp"] - claims["iat"] <= 12 * 3600
     with pytest.raises(ValidationError, match="token_ttl_s"):
         settings_factory(service={"token_ttl_s": 86400, "token_max_lifetime_s": 3600})
+
+
+# ------------------------------------------------------------------ proxies and login back-off
+def _login(c, user: str, password: str, xff: str | None = None):
+    headers = {"X-Forwarded-For": xff} if xff else {}
+    return c.post("/api/token", data={"username": user, "password": password}, headers=headers)
+
+
+def _client(settings_factory, peer: str, **service):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    return TestClient(create_app(settings_factory(service=service)), client=(peer, 40000))
+
+
+def test_rotating_x_forwarded_for_does_not_multiply_guesses(settings_factory):
+    with _client(settings_factory, "198.51.100.7", login_per_minute=3) as c:
+        codes = [_login(c, "victor", f"guess-{i}", xff=f"203.0.113.{i}").status_code for i in range(10)]
+    assert codes[:3] == [401, 401, 401] and set(codes[3:]) == {429}, codes
+
+
+def test_x_forwarded_for_is_read_behind_a_trusted_proxy_only(settings_factory):
+    service = {"login_per_minute": 2, "trusted_proxies": ["10.0.0.0/24"]}
+    with _client(settings_factory, "10.0.0.5", **service) as c:
+        # the proxy appends the real client on the right: spoofed entries on the left change nothing
+        codes = [_login(c, "victor", "x", xff=f"1.2.3.{i}, 203.0.113.9").status_code for i in range(4)]
+        assert codes == [401, 401, 429, 429], codes
+        # another real client behind the same proxy has its own bucket
+        assert _login(c, "victor", "x", xff="203.0.113.10").status_code == 401
+    with _client(settings_factory, "198.51.100.7", **service) as c:  # not a trusted proxy
+        codes = [_login(c, "victor", "x", xff=f"203.0.113.{i}").status_code for i in range(4)]
+        assert codes == [401, 401, 429, 429], codes
+
+
+def test_account_back_off_across_addresses(settings_factory):
+    service = {
+        "login_per_minute": 1000,
+        "trusted_proxies": ["10.0.0.5"],
+        "login_free_failures_per_account": 3,
+        "login_backoff_base_s": 30.0,
+    }
+    with _client(settings_factory, "10.0.0.5", **service) as c:
+        codes = [_login(c, "victor", "x", xff=f"203.0.113.{i}").status_code for i in range(3)]
+        assert codes == [401, 401, 401]
+        r = _login(c, "victor", "victor-pw-2", xff="203.0.113.200")  # even the right password waits
+        assert r.status_code == 429 and "account" in r.json()["detail"]
+        assert 1 <= int(r.headers["retry-after"]) <= 30
+        assert _login(c, "alice", "alice-pw-1", xff="203.0.113.200").status_code == 200  # other accounts unaffected
+
+
+def test_address_back_off_across_accounts(settings_factory):
+    service = {"login_per_minute": 1000, "login_free_failures_per_address": 4, "login_backoff_base_s": 30.0}
+    with _client(settings_factory, "198.51.100.7", **service) as c:
+        codes = [_login(c, f"user{i}", "x").status_code for i in range(4)]
+        assert codes == [401] * 4
+        r = _login(c, "user9", "x")
+        assert r.status_code == 429 and "address" in r.json()["detail"]
+    with _client(settings_factory, "198.51.100.7", **service) as c:  # successful logins do not count
+        assert all(_login(c, "victor", "victor-pw-2").status_code == 200 for _ in range(8))
+
+
+def test_failure_backoff_closed_form():
+    from service.limits import FailureBackoff
+
+    now = [0.0]
+    b = FailureBackoff(free=2, base_s=1.0, max_s=8.0, forget_s=100.0, clock=lambda: now[0])
+    assert b.acquire("k") == 0 and b.acquire("k") == 0  # two free attempts
+    assert b.acquire("k") == pytest.approx(1.0)  # third: 1 s after the second
+    now[0] = 1.0
+    assert b.acquire("k") == 0
+    assert b.acquire("k") == pytest.approx(2.0)  # then 2 s, 4 s, capped at 8 s
+    now[0] = 3.0
+    assert b.acquire("k") == 0
+    assert b.acquire("k") == pytest.approx(4.0)
+    now[0] = 7.0
+    assert b.acquire("k") == 0
+    assert b.acquire("k") == pytest.approx(8.0)
+    now[0] = 15.0
+    assert b.acquire("k") == 0
+    assert b.acquire("k") == pytest.approx(8.0)  # capped
+    now[0] = 123.0  # idle for forget_s: forgotten
+    assert b.acquire("k") == 0 and b.acquire("k") == 0
+    b.succeeded("k", reset=True)
+    assert b.acquire("k") == 0
+
+
+def test_trusted_proxies_setting_is_checked(settings_factory):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        settings_factory(service={"trusted_proxies": ["not-an-address"]})
