@@ -36,7 +36,7 @@ from starlette.staticfiles import StaticFiles
 from goldstress import whatif as wi
 from goldstress.settings import Settings, get_settings
 from goldstress.telemetry import switch_off
-from service.auth import COOKIE_NAME, Authenticator, Principal
+from service.auth import COOKIE_NAME, Authenticator, Principal, is_loopback
 from service.cache import LRUCache
 from service.headers import SecurityHeadersMiddleware, dashboard_csp, inline_script_hashes
 from service.limits import (
@@ -190,7 +190,9 @@ _SEC = {"security": [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}, {"APIKe
 class GuardMiddleware:
     """Authentication and rate limits in front of every route.
 
-    Per request: authenticate (``Authenticator.authenticate``), take a token from the client's
+    In development mode a request that arrived on a non-loopback local address (the socket's
+    own address, ``scope["server"]``; e.g. a server bound to 0.0.0.0 reached from the network)
+    is refused with 403 before anything else. Per request: authenticate (``Authenticator.authenticate``), take a token from the client's
     request bucket (identity = user, API key hash, or client address when unauthenticated; the
     address is the peer's, or X-Forwarded-For's behind a trusted proxy: :func:`client_address`),
     and from the what-if / login bucket for those two routes (429 + ``Retry-After`` when
@@ -205,8 +207,22 @@ class GuardMiddleware:
         self.reads = TokenBucketLimiter(settings.service.rate_limit_per_minute)
         self.whatifs = TokenBucketLimiter(settings.service.whatif_per_minute)
         self.logins = TokenBucketLimiter(settings.service.login_per_minute)
-        self.public_paths = DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset()
+        self.dev_mode = settings.service.dev_mode
+        self.public_paths = DEV_PUBLIC_PATHS if self.dev_mode else frozenset()
         self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies)
+
+    @staticmethod
+    def local_socket(scope: Scope) -> bool:
+        """Whether the request arrived on a loopback address (or a Unix socket, or a test
+        harness whose server is a name rather than an address)."""
+        server = scope.get("server")
+        if not server:
+            return True
+        try:
+            ipaddress.ip_address(str(server[0]).strip("[]"))
+        except ValueError:
+            return True
+        return is_loopback(str(server[0]))
 
     def is_public(self, method: str, path: str) -> bool:
         """Whether ``method path`` needs no credentials."""
@@ -217,6 +233,9 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
+        if self.dev_mode and not self.local_socket(scope):
+            await send_json(send, 403, {"detail": "development mode answers on loopback addresses only"})
+            return
         headers: dict[str, str] = {}
         for k, v in scope.get("headers", ()):
             headers[k.decode("latin-1").lower()] = v.decode("latin-1")

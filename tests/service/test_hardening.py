@@ -300,3 +300,80 @@ def test_trusted_proxies_setting_is_checked(settings_factory):
 
     with pytest.raises(ValidationError, match="trusted_proxies"):
         settings_factory(service={"trusted_proxies": ["not-an-address"]})
+
+
+# ------------------------------------------------------------------ development mode and the bound address
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _launcher_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "GOLDSTRESS_STORE_URL": str(tmp_path / "store"),
+            "GOLDSTRESS_REPORT_URL": str(tmp_path / "reports"),
+            **extra,
+        }
+    )
+    return env
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
+def test_launcher_refuses_dev_mode_on_a_public_address(tmp_path, host):
+    import subprocess
+    import sys
+
+    env = _launcher_env(tmp_path, GOLDSTRESS_SERVICE_DEV_MODE="true", GOLDSTRESS_SERVICE_HOST="127.0.0.1")
+    p = subprocess.run(
+        [sys.executable, "-m", "service.serve", "--host", host, "--port", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a loopback address" in lines[0] and "Traceback" not in p.stderr, p.stderr
+
+
+def test_launcher_refuses_missing_secrets_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-m", "service.serve", "--host", "127.0.0.1", "--port", "1"],
+        cwd=ROOT,
+        env=_launcher_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "GOLDSTRESS_SERVICE_JWT_SECRET" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_dev_mode_answers_only_on_loopback_sockets(service_root: ServiceRoot):
+    """A server bound to all interfaces despite the settings (bare ``uvicorn --host 0.0.0.0``):
+    requests that arrive on a public local address are refused before the dev passwords."""
+    from fastapi.testclient import TestClient
+
+    from goldstress.settings import Settings
+    from service.app import create_app
+
+    app = create_app(Settings(**data_settings(service_root.root, service={"dev_mode": True, "host": "127.0.0.1"})))
+    form = {"username": "dev-analyst", "password": "dev"}
+    with TestClient(app, base_url="http://192.0.2.10:8000") as c:  # scope["server"] is the local address
+        r = c.post("/api/token", data=form)
+        assert r.status_code == 403 and "loopback" in r.json()["detail"]
+        assert c.get("/openapi.json").status_code == 403
+        assert r.headers["x-content-type-options"] == "nosniff"
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.post("/api/token", data=form).status_code == 200
+
+
+def test_launcher_turns_off_uvicorn_proxy_headers():
+    from service.serve import uvicorn_options
+
+    assert uvicorn_options("127.0.0.1", 8000, "info")["proxy_headers"] is False
