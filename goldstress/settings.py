@@ -513,6 +513,19 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=10_000_000, description="Largest request body accepted (413 above)."
     )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        le=1_048_576,
+        description="Largest request line plus headers accepted by the launcher's HTTP parser (h11), bytes.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Time a client has to send a request's line and headers, seconds."
+    )
+    keep_alive_s: int = Field(default=5, ge=1, le=300, description="Idle keep-alive connections are closed after this.")
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Time a client has to send a request body, seconds (408 after)."
+    )
     whatif_deployment: str = Field(
         default="whatif/whatif",
         pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",

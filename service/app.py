@@ -896,7 +896,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/static", _Missing(), name="static")
 
     app.add_middleware(GuardMiddleware, auth=auth, settings=settings)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes, timeout_s=settings.service.body_timeout_s
+    )
     app.add_middleware(
         SecurityHeadersMiddleware,
         csp=dashboard_csp(inline_script_hashes([STATIC_DIR / "login.html", STATIC_DIR / "dashboard.html"])),

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -192,12 +194,13 @@ class BodySizeLimitMiddleware:
     A declared ``Content-Length`` above the limit is refused before reading. Otherwise the body
     (chunked or not) is read here, up to the limit, before the app runs, and replayed to it;
     so the app never sees more than ``max_bytes`` and a 413 never arrives half-way through a
-    response.
+    response. A body not complete within ``timeout_s`` seconds is answered 408.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout_s = float(timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -215,18 +218,29 @@ class BodySizeLimitMiddleware:
                     return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
+        complete = False
+        with anyio.move_on_after(self.timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                size += len(body)
+                if size > self.max_bytes:
+                    await self._too_large(send)
+                    return
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    complete = True
+                    break
+        if not complete:
+            await send_json(
+                send,
+                408,
+                {"detail": f"request body not received within {self.timeout_s:g} s"},
+                [(b"connection", b"close")],
+            )
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -377,3 +377,152 @@ def test_launcher_turns_off_uvicorn_proxy_headers():
     from service.serve import uvicorn_options
 
     assert uvicorn_options("127.0.0.1", 8000, "info")["proxy_headers"] is False
+
+
+# ------------------------------------------------------------------ header size and request time (real server)
+@pytest.fixture(scope="module")
+def launched(service_root: ServiceRoot, tmp_path_factory):
+    """The launcher (``python -m service.serve``) on a free loopback port with small limits:
+    4 KB of headers, 1.5 s for a request head, 2 s for a body."""
+    import json as _json
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from goldstress.settings import env_name
+    from tests.service.conftest import JWT_SECRET, USER_PASSWORDS, USER_ROLES, password_hash
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
+    for section, fields in data_settings(service_root.root).items():
+        for key, value in fields.items():
+            if value is not None:
+                env[env_name(section, key)] = (
+                    _json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
+                )
+    users = {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,
+            "GOLDSTRESS_SERVICE_USERS": _json.dumps(users),
+            "GOLDSTRESS_SERVICE_MAX_HEADER_BYTES": "4096",
+            "GOLDSTRESS_SERVICE_HEADER_TIMEOUT_S": "1.5",
+            "GOLDSTRESS_SERVICE_BODY_TIMEOUT_S": "2",
+        }
+    )
+    log_path = tmp_path_factory.mktemp("launcher") / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service.serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "launcher did not answer within 60 s"
+            time.sleep(0.25)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _read_until_closed(sock, limit_s: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    start = time.monotonic()
+    sock.settimeout(limit_s)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, time.monotonic() - start
+        data += chunk
+
+
+def test_oversized_headers_are_refused_before_authentication(launched):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", launched)) as s:
+        s.sendall(b"GET /api/runs HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 64_000 + b"\r\n\r\n")
+        data, _ = _read_until_closed(s, 10)
+    assert data.startswith(b"HTTP/1.1 4"), data[:200]
+    import httpx
+
+    assert httpx.get(f"http://127.0.0.1:{launched}/api/health", timeout=5).status_code == 200
+
+
+def test_unfinished_headers_are_cut_off(launched):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", launched)) as s:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        closed = False
+        while time.monotonic() - start < 8:  # dribble one header byte every 0.2 s
+            try:
+                s.sendall(b"X-A: b\r\n")
+                s.settimeout(0.2)
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+        elapsed = time.monotonic() - start
+    assert closed and 1.0 <= elapsed < 5.0, elapsed
+
+
+def test_unfinished_body_is_408(launched):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", launched)) as s:
+        s.sendall(
+            b"POST /api/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100\r\n\r\nusername=a"
+        )
+        data, elapsed = _read_until_closed(s, 10)
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert 1.5 <= elapsed < 6, elapsed
+    assert b"nosniff" in data.lower()
+
+
+def test_keep_alive_requests_still_work(launched):
+    import httpx
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{launched}", timeout=5) as c:
+        r = c.post("/api/token", data={"username": "victor", "password": "victor-pw-2"})
+        assert r.status_code == 200
+        h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        for _ in range(3):
+            assert c.get("/api/runs", headers=h).status_code == 200
+            time.sleep(0.6)  # under the keep-alive limit, over a third of the head deadline
