@@ -460,7 +460,8 @@ class ServiceSettings(BaseSettings):
     dev_mode: bool = Field(
         default=False,
         description="Development only: random JWT secret per start, users dev-viewer/dev-analyst with "
-        "password 'dev', public /docs. Refused unless service_host is a loopback address.",
+        "password 'dev', public /docs. Refused unless the bound address (service_host, set by the launcher "
+        "from --host) is a loopback address.",
     )
     host: str = Field(
         default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
