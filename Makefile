@@ -49,7 +49,7 @@ browser:
 		|| echo "could not install chromium (needs root and apt): browser tests will skip"; }
 
 serve: $(STAMP)
-	$(BIN)/uvicorn --factory service.app:create_app --host 127.0.0.1 --port 8000
+	$(BIN)/python -m service.serve --host 127.0.0.1 --port 8000
 
 install: $(STAMP)
 

@@ -460,12 +460,21 @@ class ServiceSettings(BaseSettings):
     dev_mode: bool = Field(
         default=False,
         description="Development only: random JWT secret per start, users dev-viewer/dev-analyst with "
-        "password 'dev', public /docs. Refused unless service_host is a loopback address.",
+        "password 'dev', public /docs. Refused unless the bound address (service_host, set by the launcher "
+        "from --host) is a loopback address.",
     )
     host: str = Field(
         default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
     )
-    token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds.")
+    token_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds (at most token_max_lifetime_s)."
+    )
+    token_max_lifetime_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="Longest JWT lifetime accepted (exp - iat, seconds): longer-lived tokens are refused.",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=1, le=1_000_000, description="Requests per minute per client (token bucket)."
     )
@@ -474,6 +483,23 @@ class ServiceSettings(BaseSettings):
     )
     login_per_minute: int = Field(
         default=20, ge=1, le=10_000, description="Login attempts per minute per client address (token bucket)."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description='JSON list of reverse-proxy addresses or networks, e.g. ["10.0.0.5", "10.1.0.0/16"]: '
+        "X-Forwarded-For is read only when the direct peer is one of them (default: never).",
+    )
+    login_free_failures_per_account: int = Field(
+        default=5, ge=1, le=1000, description="Login attempts on one account before the back-off starts."
+    )
+    login_free_failures_per_address: int = Field(
+        default=20, ge=1, le=100_000, description="Login attempts from one client address before the back-off starts."
+    )
+    login_backoff_base_s: float = Field(
+        default=1.0, gt=0, le=3600, description="First back-off wait, seconds; doubles with each further attempt."
+    )
+    login_backoff_max_s: float = Field(
+        default=900.0, gt=0, le=86400, description="Longest back-off wait, seconds (a day without attempts resets it)."
     )
     inprocess_max_cells: int = Field(
         default=2_000_000,
@@ -487,6 +513,19 @@ class ServiceSettings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=10_000_000, description="Largest request body accepted (413 above)."
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        le=1_048_576,
+        description="Largest request line plus headers accepted by the launcher's HTTP parser (h11), bytes.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Time a client has to send a request's line and headers, seconds."
+    )
+    keep_alive_s: int = Field(default=5, ge=1, le=300, description="Idle keep-alive connections are closed after this.")
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Time a client has to send a request body, seconds (408 after)."
     )
     whatif_deployment: str = Field(
         default="whatif/whatif",
@@ -521,6 +560,31 @@ class ServiceSettings(BaseSettings):
                 )
             out[h] = role
         return out
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in v:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"service.trusted_proxies: {item!r} is not an IP address or network (e.g. 10.0.0.5, 10.1.0.0/16)"
+                ) from None
+        return [item.strip() for item in v]
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> ServiceSettings:
+        if self.login_backoff_max_s < self.login_backoff_base_s:
+            raise ValueError("service.login_backoff_max_s: must be at least service.login_backoff_base_s")
+        if self.token_ttl_s > self.token_max_lifetime_s:
+            raise ValueError(
+                f"service.token_ttl_s: {self.token_ttl_s} s is longer than service.token_max_lifetime_s = "
+                f"{self.token_max_lifetime_s} s; lower it or raise the maximum"
+            )
+        return self
 
     @field_validator("users")
     @classmethod

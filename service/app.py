@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, OAuth2PasswordBearer
@@ -33,15 +36,18 @@ from starlette.staticfiles import StaticFiles
 from goldstress import whatif as wi
 from goldstress.settings import Settings, get_settings
 from goldstress.telemetry import switch_off
-from service.auth import COOKIE_NAME, Authenticator, Principal
+from service.auth import COOKIE_NAME, Authenticator, Principal, is_loopback
 from service.cache import LRUCache
+from service.headers import SecurityHeadersMiddleware, dashboard_csp, inline_script_hashes
 from service.limits import (
     ASGIApp,
     BodySizeLimitMiddleware,
+    FailureBackoff,
     Receive,
     Scope,
     Send,
     TokenBucketLimiter,
+    client_address,
     retry_after_header,
     send_json,
 )
@@ -184,12 +190,15 @@ _SEC = {"security": [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}, {"APIKe
 class GuardMiddleware:
     """Authentication and rate limits in front of every route.
 
-    Per request: authenticate (``Authenticator.authenticate``), take a token from the client's
-    request bucket (identity = user, API key hash, or client address when unauthenticated),
+    In development mode a request that arrived on a non-loopback local address (the socket's
+    own address, ``scope["server"]``; e.g. a server bound to 0.0.0.0 reached from the network)
+    is refused with 403 before anything else. Per request: authenticate (``Authenticator.authenticate``), take a token from the client's
+    request bucket (identity = user, API key hash, or client address when unauthenticated; the
+    address is the peer's, or X-Forwarded-For's behind a trusted proxy: :func:`client_address`),
     and from the what-if / login bucket for those two routes (429 + ``Retry-After`` when
     empty); then refuse non-public routes without a valid credential: 303 to ``/login`` for
-    ``GET /``, 401 otherwise. The principal is put in ``scope["state"]["principal"]``. Adds
-    security headers to every response.
+    ``GET /``, 401 otherwise. The principal is put in ``scope["state"]["principal"]``. Security
+    headers are added outside it (:class:`service.headers.SecurityHeadersMiddleware`).
     """
 
     def __init__(self, app: ASGIApp, auth: Authenticator, settings: Settings) -> None:
@@ -198,7 +207,22 @@ class GuardMiddleware:
         self.reads = TokenBucketLimiter(settings.service.rate_limit_per_minute)
         self.whatifs = TokenBucketLimiter(settings.service.whatif_per_minute)
         self.logins = TokenBucketLimiter(settings.service.login_per_minute)
-        self.public_paths = DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset()
+        self.dev_mode = settings.service.dev_mode
+        self.public_paths = DEV_PUBLIC_PATHS if self.dev_mode else frozenset()
+        self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies)
+
+    @staticmethod
+    def local_socket(scope: Scope) -> bool:
+        """Whether the request arrived on a loopback address (or a Unix socket, or a test
+        harness whose server is a name rather than an address)."""
+        server = scope.get("server")
+        if not server:
+            return True
+        try:
+            ipaddress.ip_address(str(server[0]).strip("[]"))
+        except ValueError:
+            return True
+        return is_loopback(str(server[0]))
 
     def is_public(self, method: str, path: str) -> bool:
         """Whether ``method path`` needs no credentials."""
@@ -209,13 +233,15 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
+        if self.dev_mode and not self.local_socket(scope):
+            await send_json(send, 403, {"detail": "development mode answers on loopback addresses only"})
+            return
         headers: dict[str, str] = {}
         for k, v in scope.get("headers", ()):
             headers[k.decode("latin-1").lower()] = v.decode("latin-1")
         cookies = cookie_parser(headers["cookie"]) if "cookie" in headers else {}
         principal, presented = self.auth.authenticate(headers, cookies)
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_address(scope, self.trusted)
         key = principal.rate_key if principal is not None else f"ip:{address}"
         wait = self.reads.acquire(key)
         if not wait and method == "POST" and path == "/api/whatif":
@@ -248,24 +274,9 @@ class GuardMiddleware:
             detail = "invalid or expired credentials" if presented else "not authenticated"
             await send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
             return
-        scope.setdefault("state", {})["principal"] = principal
-        api = path.startswith("/api/")
-
-        async def send_with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                hdrs = list(message.get("headers", []))
-                names = {k.lower() for k, _ in hdrs}
-                hdrs += [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
-                ]
-                if b"cache-control" not in names:
-                    hdrs.append((b"cache-control", b"no-store" if api else b"private, no-cache"))
-                message = {**message, "headers": hdrs}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        state = scope.setdefault("state", {})
+        state["principal"], state["client_address"] = principal, address
+        await self.app(scope, receive, send)
 
 
 _oauth2 = OAuth2PasswordBearer(
@@ -303,6 +314,24 @@ async def require_analyst(
     """Route dependency: the principal, 403 unless analyst. Its three security parameters only
     declare the schemes in OpenAPI (credentials are checked by the middleware)."""
     return _principal(request, "analyst")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its name (``nan``, ``inf``, ``-inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def validation_details(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors as JSON-safe dicts, each naming its field (``loc``): a
+    non-finite number (NaN, Infinity; refused by the models' ``allow_inf_nan=False``) is echoed
+    as a string instead of breaking the JSON answer."""
+    return list(jsonable_encoder(_finite(list(errors))))
 
 
 def _json(data: bytes, status: int = 200) -> Response:
@@ -371,6 +400,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     presets: dict[str, Any] = {}
     presets_lock = threading.Lock()
     whatif_docs = LRUCache(256)
+    svc = settings.service
+    account_backoff = FailureBackoff(
+        svc.login_free_failures_per_account, svc.login_backoff_base_s, svc.login_backoff_max_s
+    )
+    address_backoff = FailureBackoff(
+        svc.login_free_failures_per_address, svc.login_backoff_base_s, svc.login_backoff_max_s
+    )
 
     background: dict[str, asyncio.Task | None] = {"refresh": None}
 
@@ -406,6 +442,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return presets
 
     # ------------------------------------------------------------------ exceptions
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_details(exc.errors())}, status_code=422)
+
     @app.exception_handler(wi.WhatIfInputError)
     async def _input_error(request: Request, exc: wi.WhatIfInputError) -> JSONResponse:
         return JSONResponse(
@@ -451,7 +491,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def login(request: Request) -> Response:
         """OAuth2 password flow (RFC 6749 section 4.3): form fields ``username``, ``password``
         (``grant_type=password`` optional). Answers a JWT and also sets it as the HttpOnly,
-        SameSite=Strict cookie ``goldstress_session``. 401 for a wrong user or password."""
+        SameSite=Strict cookie ``goldstress_session``. 401 for a wrong user or password; 429 with
+        ``Retry-After`` while the account or the client address is in back-off
+        (:class:`service.limits.FailureBackoff`), checked before the password is."""
         body = await request.body()
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=8)
@@ -474,7 +516,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             errors.append({"loc": ("body", "grant_type"), "msg": "must be 'password'", "type": "value_error"})
         if errors:
             raise RequestValidationError(errors)
+        address = f"ip:{request.scope.get('state', {}).get('client_address', 'unknown')}"
+        account = f"user:{values['username']}"
+        for backoff, key, what in ((address_backoff, address, "address"), (account_backoff, account, "account")):
+            wait = backoff.acquire(key)
+            if wait:
+                return JSONResponse(
+                    {"detail": f"too many login attempts for this {what}; retry in {retry_after_header(wait)} s"},
+                    status_code=429,
+                    headers={"Retry-After": retry_after_header(wait), "Cache-Control": "no-store"},
+                )
         principal = await anyio.to_thread.run_sync(auth.login, values["username"], values["password"])
+        if principal is not None:
+            account_backoff.succeeded(account, reset=True)
+            address_backoff.succeeded(address)
         accept = request.headers.get("accept", "")
         html_form = "text/html" in accept and "application/json" not in accept  # a form posted without JavaScript
         if principal is None:
@@ -841,5 +896,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/static", _Missing(), name="static")
 
     app.add_middleware(GuardMiddleware, auth=auth, settings=settings)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.service.max_body_bytes, timeout_s=settings.service.body_timeout_s
+    )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        csp=dashboard_csp(inline_script_hashes([STATIC_DIR / "login.html", STATIC_DIR / "dashboard.html"])),
+        docs_paths=DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset(),
+    )
     return app

@@ -45,6 +45,7 @@ _DEV_ITERATIONS = 1_000  # the dev password is public: slow hashing would protec
 
 _MAX_CREDENTIAL_CHARS = 4096
 _MAX_CACHED_TOKENS = 10_000
+_CLOCK_SKEW_S = 60  # tolerated difference between the issuer's clock and ours
 
 
 class ServiceConfigError(RuntimeError):
@@ -178,6 +179,7 @@ class Authenticator:
         else:  # dev mode: a fresh secret per start, so dev tokens never outlive the process
             self._secret = secrets.token_bytes(48)
         self.ttl_s = int(settings.service.token_ttl_s)
+        self.max_lifetime_s = int(settings.service.token_max_lifetime_s)
         self._users: dict[str, tuple[str, str]] = {
             name: (u.password_hash.get_secret_value(), u.role) for name, u in settings.service.users.items()
         }
@@ -204,7 +206,8 @@ class Authenticator:
         return Principal(subject=username, role=entry[1], method="password", rate_key=f"user:{username}")
 
     def issue_token(self, principal: Principal, now: float | None = None) -> tuple[str, int]:
-        """A signed HS256 JWT for ``principal`` and its lifetime in seconds."""
+        """A signed HS256 JWT for ``principal`` and its lifetime in seconds (``service.token_ttl_s``,
+        which the settings keep within ``service.token_max_lifetime_s``)."""
         iat = int(time.time() if now is None else now)
         claims = {
             "sub": principal.subject,
@@ -218,8 +221,10 @@ class Authenticator:
     def verify_token(self, token: str) -> Principal | None:
         """The principal of a valid JWT, else None.
 
-        Valid means: HS256 signature with this service's secret, ``exp`` in the future, issuer
-        ``goldstress``, and a subject that is a configured user; the role is the user's
+        Valid means: HS256 signature with this service's secret, ``exp`` in the future, ``iat``
+        not in the future (60 s clock skew allowed), ``exp - iat`` at most
+        ``service.token_max_lifetime_s`` (a long-lived token is refused even when correctly
+        signed), issuer ``goldstress``, and a subject that is a configured user; the role is the user's
         configured role, not the token's claim. Verified tokens are cached (at most 10,000)
         until their ``exp``, so a busy client costs one dictionary lookup per request; users
         come from the settings, fixed for the life of the process.
@@ -242,6 +247,11 @@ class Authenticator:
                 options={"require": ["exp", "iat", "sub", "role", "iss"]},
             )
         except jwt.PyJWTError:
+            return None
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (iat, exp)):
+            return None
+        if exp - iat > self.max_lifetime_s or iat > time.time() + _CLOCK_SKEW_S:
             return None
         entry = self._users.get(claims.get("sub"))
         if entry is None:

@@ -1,7 +1,9 @@
-"""Request limits: per-client token buckets (rate limit) and an ASGI request-body size limit."""
+"""Request limits: per-client token buckets (rate limit), login back-off after failures, the
+client address behind trusted proxies, and an ASGI request-body size limit."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
@@ -9,6 +11,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import anyio
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -67,6 +71,108 @@ class TokenBucketLimiter:
         return wait
 
 
+class FailureBackoff:
+    """Exponential back-off of login attempts per key (an account or a client address).
+
+    Each attempt is counted when it is let through (:meth:`acquire`), so concurrent attempts
+    cannot slip past the check together; a successful login gives the attempt back
+    (:meth:`succeeded`). The first ``free`` attempts are immediate; attempt ``free + k`` must
+    wait ``min(max_s, base_s * 2**k)`` seconds after the previous one. A key idle for
+    ``forget_s`` seconds (default one day) is forgotten. At most ``max_keys`` keys are kept (least recently used evicted).
+    Thread-safe.
+
+    Raises ValueError for ``free < 0``, ``base_s <= 0``, ``max_s < base_s``, ``forget_s < max_s``
+    or ``max_keys < 1``.
+    """
+
+    def __init__(
+        self,
+        free: int,
+        base_s: float,
+        max_s: float,
+        max_keys: int = 10_000,
+        forget_s: float = 86_400.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if free < 0 or base_s <= 0 or max_s < base_s or forget_s < max_s or max_keys < 1:
+            raise ValueError(f"FailureBackoff: bad parameters free={free} base_s={base_s} max_s={max_s}")
+        self.free, self.base_s, self.max_s, self.max_keys = int(free), float(base_s), float(max_s), int(max_keys)
+        self.forget_s = float(forget_s)
+        self._clock = clock
+        self._keys: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _delay(self, attempts: int) -> float:
+        if attempts < self.free:
+            return 0.0
+        return min(self.max_s, self.base_s * 2.0 ** min(attempts - self.free, 64))
+
+    def acquire(self, key: str) -> float:
+        """Count an attempt for ``key`` and return 0.0, or return the seconds to wait (nothing
+        counted then)."""
+        now = self._clock()
+        with self._lock:
+            attempts, last = self._keys.pop(key, (0, now))
+            if now - last >= self.forget_s:
+                attempts = 0
+            wait = last + self._delay(attempts) - now if attempts else 0.0
+            if wait > 0:
+                self._keys[key] = (attempts, last)
+                return wait
+            self._keys[key] = (attempts + 1, now)
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        return 0.0
+
+    def succeeded(self, key: str, reset: bool = False) -> None:
+        """Give back the attempt just counted for ``key`` (all of them when ``reset``)."""
+        with self._lock:
+            entry = self._keys.get(key)
+            if entry is None:
+                return
+            if reset or entry[0] <= 1:
+                del self._keys[key]
+            else:
+                self._keys[key] = (entry[0] - 1, entry[1])
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def client_address(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """The client's address for rate limits and login back-off.
+
+    The direct peer (``scope["client"]``) unless it is in ``trusted`` (configured reverse
+    proxies); then ``X-Forwarded-For`` is read from the right, skipping trusted hops, and the
+    first other address is the client. A malformed entry, or a header only of trusted hops,
+    gives the peer. With no trusted proxy the header is ignored, so a client cannot pick its
+    own address. Never raises.
+    """
+    client = scope.get("client")
+    peer = str(client[0]) if client else "unknown"
+    peer_ip = _ip(peer)
+    if not trusted or peer_ip is None or not any(peer_ip in net for net in trusted):
+        return peer
+    hops: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"x-forwarded-for":
+            hops.extend(value.decode("latin-1").split(","))
+    for hop in reversed(hops):
+        ip = _ip(hop)
+        if ip is None:
+            return peer
+        if not any(ip in net for net in trusted):
+            return str(ip)
+    return peer
+
+
 def retry_after_header(wait_s: float) -> str:
     """``Retry-After`` value (RFC 9110 section 10.2.3): whole seconds, at least 1."""
     return str(max(1, math.ceil(wait_s)))
@@ -88,12 +194,13 @@ class BodySizeLimitMiddleware:
     A declared ``Content-Length`` above the limit is refused before reading. Otherwise the body
     (chunked or not) is read here, up to the limit, before the app runs, and replayed to it;
     so the app never sees more than ``max_bytes`` and a 413 never arrives half-way through a
-    response.
+    response. A body not complete within ``timeout_s`` seconds is answered 408.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout_s = float(timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,18 +218,29 @@ class BodySizeLimitMiddleware:
                     return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
+        complete = False
+        with anyio.move_on_after(self.timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                size += len(body)
+                if size > self.max_bytes:
+                    await self._too_large(send)
+                    return
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    complete = True
+                    break
+        if not complete:
+            await send_json(
+                send,
+                408,
+                {"detail": f"request body not received within {self.timeout_s:g} s"},
+                [(b"connection", b"close")],
+            )
+            return
         replayed = False
 
         async def replay() -> Message:

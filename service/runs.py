@@ -149,6 +149,9 @@ class RunIndex:
     summary_cache_size : int
         Summaries (raw bytes) kept in memory; older ones are re-read from storage on demand.
 
+    Only files whose real path lies inside the local report folder are read (:meth:`confined`):
+    a file or run folder linked from outside is treated as absent (404, no path in the answer).
+
     Reads that can hit storage (``refresh``, ``summary``, ``fan``, ``timeseries``, the
     streams) are blocking: call them from a worker thread in async code. ``is_stale`` and the
     ``*_cached`` lookups never touch storage.
@@ -168,6 +171,23 @@ class RunIndex:
         self._fans = LRUCache(summary_cache_size)
         self._series = LRUCache(256)
         self._listing_bytes: dict[tuple[int, int], bytes] = {}
+
+    # ------------------------------------------------------------------ confinement
+    def confined(self, url: str) -> bool:
+        """Whether ``url`` may be read: for a local report folder, its real path (symlinks
+        resolved, at every level) must lie inside the folder's real path; object-store URLs
+        have no symlinks and always pass. Never raises."""
+        if self._local_root is None:
+            return True
+        local = storage.local_path(url)
+        if local is None:
+            return False
+        root = os.path.realpath(self._local_root)
+        real = os.path.realpath(local)
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def _refuse(self, url: str) -> None:
+        log.warning("run index: refused %s: it resolves outside the report folder", url)
 
     # ------------------------------------------------------------------ index
     def _mtime(self) -> int | None:
@@ -262,6 +282,9 @@ class RunIndex:
 
     def _load_entry(self, run_id: str, tokens: set[str], scenarios: set[str], metrics: set[str]) -> RunEntry | None:
         url = self.catalog.run_file(run_id, "summary.json")
+        if not self.confined(url):
+            self._refuse(url)
+            return None
         try:
             fs, path = storage.filesystem(url, self.settings)
             fs.invalidate_cache(path.rsplit("/", 1)[0])
@@ -332,8 +355,12 @@ class RunIndex:
             return None
         raw = self._summaries.get(run_id)
         if raw is None:
+            url = self.catalog.run_file(run_id, "summary.json")
+            if not self.confined(url):
+                self._refuse(url)
+                return None
             try:
-                raw = storage.read_bytes(self.catalog.run_file(run_id, "summary.json"), self.settings)
+                raw = storage.read_bytes(url, self.settings)
             except FileNotFoundError:  # deleted since it was indexed
                 return None
             self._summaries.put(run_id, raw)
@@ -353,8 +380,12 @@ class RunIndex:
         cached = self._fans.get(run_id)
         if cached is not None:
             return cached or None
+        url = self.catalog.run_file(run_id, "manifest.json")
         try:
-            manifest = storage.read_json(self.catalog.run_file(run_id, "manifest.json"), self.settings)
+            if not self.confined(url):
+                self._refuse(url)
+                raise FileNotFoundError(url)
+            manifest = storage.read_json(url, self.settings)
         except FileNotFoundError:
             manifest = {}
         res = next(
@@ -415,7 +446,12 @@ class RunIndex:
         return out
 
     def _stream(self, url: str) -> tuple[Iterator[bytes], int] | None:
+        if not self.confined(url):
+            self._refuse(url)
+            return None
         fs, path = storage.filesystem(url, self.settings)
+        if self._local_root is not None:  # open the checked real path, not the link
+            path = os.path.realpath(path)
         try:
             size = int(fs.info(path)["size"])
         except FileNotFoundError:

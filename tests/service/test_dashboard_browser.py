@@ -558,3 +558,21 @@ def test_viewer_is_told_whatif_needs_analyst(browser, base_url: str):
     page.wait_for_selector('#whatif-result[data-status="error"]')
     assert "analyst" in page.locator('[data-testid="whatif-error"]').inner_text()
     page.context.close()
+
+
+def test_report_renders_in_its_sandbox(browser, base_url: str, run_dir: Path):
+    """The stored report runs its inline plotly under the sandboxing CSP, in an opaque origin
+    that can neither read the session nor call the API."""
+    page, messages = login(browser, base_url, ANALYST)
+    try:
+        page.goto(f"{base_url}/api/runs/{run_dir.name}/report.html")
+        page.wait_for_selector(".plotly-graph-div .main-svg")
+        assert page.evaluate("() => window.origin") == "null"
+        fetched = page.evaluate(
+            "() => fetch('/api/runs', {credentials: 'include'}).then(r => 'status ' + r.status, e => 'blocked')"
+        )
+        assert fetched == "blocked"
+        errors = [m for m in messages if m[0] in ("error", "pageerror") and "Content Security Policy" not in m[1]]
+        assert not errors, errors
+    finally:
+        page.context.close()
