@@ -1,14 +1,10 @@
 """The index of pipeline runs under ``settings.storage.report_url``, cached in memory.
 
-A run folder is ``<report_url>/<run_id>/`` with ``summary.json``, ``report.html``,
-``manifest.json`` and ``results/<scenario>.parquet`` (written by ``tasks.simulate`` and
-``tasks.report``). A run is listed once its ``summary.json`` exists and parses; from then on it is
-immutable, so its summary bytes, listing item and fan chart are computed once and reused.
-
-The folder listing itself is refreshed at most every ``settings.service.index_ttl_s`` seconds,
-and at once when a local report folder's modification time changes (a new run folder). JSON
-answers are kept as ready-to-send bytes. Storage goes through ``goldstress.io.storage`` (fsspec), so
-``s3://`` report URLs work as local folders do.
+A run folder ``<report_url>/<run_id>/`` is listed once its completion marker ``published.json``
+exists and its files have the recorded sizes (publishing guarantee: docs/platform/catalog.md);
+files are served only at those sizes. A listed run is immutable: its summary bytes, listing item
+and fan chart are computed once. The listing is refreshed every ``settings.service.index_ttl_s``
+seconds, and at once when a local report folder's modification time changes.
 """
 
 from __future__ import annotations
@@ -26,6 +22,7 @@ from typing import Any
 
 from goldstress.catalog import WHATIF_FOLDER, Catalog
 from goldstress.io import storage
+from goldstress.publish import published, recorded_size
 from goldstress.settings import Settings
 from service.cache import LRUCache
 
@@ -125,6 +122,8 @@ class RunEntry:
     item: dict[str, Any]
     tokens: tuple[str, ...]
     scenarios: frozenset[str]
+    sizes: dict[str, int] = field(default_factory=dict, compare=False)
+    """Recorded size of each file of the run (name relative to the run folder)."""
 
 
 @dataclass(frozen=True)
@@ -263,16 +262,19 @@ class RunIndex:
     def _load_entry(self, run_id: str, tokens: set[str], scenarios: set[str], metrics: set[str]) -> RunEntry | None:
         url = self.catalog.run_file(run_id, "summary.json")
         try:
-            fs, path = storage.filesystem(url, self.settings)
-            fs.invalidate_cache(path.rsplit("/", 1)[0])
+            marker = published(run_id, self.settings)
+            if marker is None:  # not published (yet), or its files no longer match the marker
+                return None
             raw = storage.read_bytes(url, self.settings)
+            if len(raw) != recorded_size(marker, "summary.json"):
+                return None
             summary = json.loads(raw)
             if not isinstance(summary, dict):
                 raise ValueError("summary.json is not a JSON object")
         except FileNotFoundError:
             return None
-        except Exception as exc:  # being written, or corrupt: retry at the next refresh
-            log.warning("run index: %s not readable yet: %s", url, exc)
+        except Exception as exc:  # corrupt: retry at the next refresh
+            log.warning("run index: %s not readable: %s", url, exc)
             return None
         run_scen: set[str] = set()
         for symbol, t in (summary.get("tokens") or {}).items():
@@ -284,7 +286,8 @@ class RunIndex:
         scenarios.update(run_scen)
         self._summaries.put(run_id, raw)
         item = listing_item(run_id, summary)
-        return RunEntry(run_id, item["created_at"], item, tuple(item["tokens"]), frozenset(run_scen))
+        sizes = {str(f["name"]): int(f["size"]) for f in marker["files"]}
+        return RunEntry(run_id, item["created_at"], item, tuple(item["tokens"]), frozenset(run_scen), sizes)
 
     # ------------------------------------------------------------------ cached reads
     def entries(self) -> tuple[RunEntry, ...]:
@@ -414,11 +417,14 @@ class RunIndex:
         self._series.put(key, (snap.version, out, values))
         return out
 
-    def _stream(self, url: str) -> tuple[Iterator[bytes], int] | None:
+    def _stream(self, url: str, expected_size: int | None) -> tuple[Iterator[bytes], int] | None:
         fs, path = storage.filesystem(url, self.settings)
         try:
             size = int(fs.info(path)["size"])
         except FileNotFoundError:
+            return None
+        if size != expected_size:  # not the published file (rewritten or cut short since)
+            log.warning("run index: %s has %d bytes, %s were published", url, size, expected_size)
             return None
 
         def chunks() -> Iterator[bytes]:
@@ -432,18 +438,20 @@ class RunIndex:
         return chunks(), size
 
     def report_stream(self, run_id: str) -> tuple[Iterator[bytes], int] | None:
-        """``(chunks, size)`` of the run's ``report.html``; None if absent or not indexed."""
-        if run_id not in self._snap.by_id:
+        """``(chunks, size)`` of the run's ``report.html``; None if absent, not indexed, or not
+        of its published size."""
+        entry = self._snap.by_id.get(run_id)
+        if entry is None:
             return None
-        return self._stream(self.catalog.run_file(run_id, "report.html"))
+        return self._stream(self.catalog.run_file(run_id, "report.html"), entry.sizes.get("report.html"))
 
     def results_stream(self, run_id: str, scenario: str) -> tuple[Iterator[bytes], int] | None:
         """``(chunks, size)`` of ``results/<scenario>.parquet``; None unless the run is indexed
-        and its summary lists the scenario."""
+        and its summary lists the scenario, and the file has its published size."""
         entry = self._snap.by_id.get(run_id)
         if entry is None or scenario not in entry.scenarios or not SCENARIO_RE.match(scenario):
             return None
-        return self._stream(self.catalog.result(run_id, scenario))
+        return self._stream(self.catalog.result(run_id, scenario), entry.sizes.get(f"results/{scenario}.parquet"))
 
 
 class _Missing:

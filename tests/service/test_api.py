@@ -196,7 +196,8 @@ def test_timeseries_bad_query_is_422(client, viewer):
 
 def test_new_run_folder_appears_without_restart(make_client, service_root: ServiceRoot, tmp_path):
     """The index is cached, but a new complete run is listed at the next request (the report
-    folder's mtime changes), and a run whose summary lands later is listed after the TTL."""
+    folder's mtime changes), and a run whose completion marker lands later is listed after the
+    TTL (its files alone, summary included, do not list it)."""
     import shutil
 
     reports = tmp_path / "reports"
@@ -212,7 +213,10 @@ def test_new_run_folder_appears_without_restart(make_client, service_root: Servi
     late = "20280101T000000Z-abcdef"
     (reports / late).mkdir()
     assert late not in [x["run_id"] for x in c2.get("/api/runs", headers=h).json()["runs"]]
-    shutil.copy(service_root.run_dir(RUN_IDS[2]) / "summary.json", reports / late / "summary.json")
+    shutil.copytree(service_root.run_dir(RUN_IDS[2]), reports / late, dirs_exist_ok=True)
+    (reports / late / "published.json").unlink()
+    assert late not in [x["run_id"] for x in c2.get("/api/runs", headers=h).json()["runs"]]
+    shutil.copy(service_root.run_dir(RUN_IDS[2]) / "published.json", reports / late / "published.json")
     assert c2.get("/api/runs/latest", headers=h).json()["run_id"] == late
 
 
