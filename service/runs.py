@@ -113,6 +113,14 @@ def listing_item(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ReportStoreUnavailable(RuntimeError):
+    """The report store could not be listed: the service cannot tell which runs exist."""
+
+    def __init__(self, root: str, cause: BaseException) -> None:
+        super().__init__(f"report store unavailable: cannot list {root} ({type(cause).__name__})")
+        self.root = root
+
+
 @dataclass(frozen=True)
 class RunEntry:
     """One listed (complete, immutable) run."""
@@ -167,8 +175,15 @@ class RunIndex:
         self._fans = LRUCache(summary_cache_size)
         self._series = LRUCache(256)
         self._listing_bytes: dict[tuple[int, int], bytes] = {}
+        self._unavailable: ReportStoreUnavailable | None = None
 
     # ------------------------------------------------------------------ index
+    def check_available(self) -> None:
+        """Raise :class:`ReportStoreUnavailable` when the last listing of the report store failed
+        (no I/O): an unreachable store is not "no runs"."""
+        if self._unavailable is not None:
+            raise self._unavailable
+
     def _mtime(self) -> int | None:
         if self._local_root is None:
             return None
@@ -198,9 +213,9 @@ class RunIndex:
     def refresh(self, force: bool = False) -> None:
         """Re-list the report folder and index new complete runs (blocking I/O).
 
-        Runs already indexed are not read again; folders without a (parseable) ``summary.json``
-        stay pending and are checked again at the next refresh. Storage errors are logged and
-        the previous index is kept.
+        Runs already indexed are not read again; folders not published whole stay pending and
+        are checked again at the next refresh. When the store cannot be listed the error is
+        logged in one line and :meth:`check_available` raises until a listing succeeds.
         """
         with self._lock:
             if not force and not self.is_stale():
@@ -209,10 +224,12 @@ class RunIndex:
             started = time.monotonic()
             try:
                 names = self._list_names()
-            except Exception as exc:  # storage unreachable: keep serving what we have
+            except Exception as exc:  # storage unreachable: readers are told so (503)
+                self._unavailable = ReportStoreUnavailable(self.root, exc)
                 log.warning("run index: cannot list %s: %s", self.root, exc)
                 self._refreshed_at = started
                 return
+            self._unavailable = None
             old = self._snap
             by_id = {n: e for n, e in old.by_id.items() if n in names}
             tokens, scenarios, metrics = set(old.tokens), set(old.scenarios), set(old.metrics)
