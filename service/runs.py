@@ -213,8 +213,9 @@ class RunIndex:
     def refresh(self, force: bool = False) -> None:
         """Re-list the report folder and index new complete runs (blocking I/O).
 
-        Runs already indexed are not read again; folders not published whole stay pending and
-        are checked again at the next refresh. When the store cannot be listed the error is
+        Runs already indexed are not read again, only checked to still have their marker (a run
+        being rewritten drops out); folders not published whole stay pending and are checked
+        again at the next refresh. When the store cannot be listed the error is
         logged in one line and :meth:`check_available` raises until a listing succeeds.
         """
         with self._lock:
@@ -224,6 +225,7 @@ class RunIndex:
             started = time.monotonic()
             try:
                 names = self._list_names()
+                names -= self._unpublished(names & set(self._snap.by_id))
             except Exception as exc:  # storage unreachable: readers are told so (503)
                 self._unavailable = ReportStoreUnavailable(self.root, exc)
                 log.warning("run index: cannot list %s: %s", self.root, exc)
@@ -275,6 +277,16 @@ class RunIndex:
             if RUN_ID_RE.match(name) and name not in RESERVED_FOLDERS:
                 out.add(name)
         return out
+
+    def _unpublished(self, run_ids: set[str]) -> set[str]:
+        """Indexed runs whose marker was removed since (their files are being rewritten)."""
+        gone = set()
+        for run_id in run_ids:
+            fs, path = storage.filesystem(self.catalog.run_marker(run_id), self.settings)
+            fs.invalidate_cache(path)
+            if not fs.exists(path):
+                gone.add(run_id)
+        return gone
 
     def _load_entry(self, run_id: str, tokens: set[str], scenarios: set[str], metrics: set[str]) -> RunEntry | None:
         url = self.catalog.run_file(run_id, "summary.json")

@@ -178,3 +178,21 @@ def test_publishing_refuses_a_truncated_file(fault_base) -> None:
     finally:
         report.write_bytes(whole)
         (run / "published.json").write_bytes(marker)
+
+
+def test_a_run_being_rewritten_drops_out_of_the_listing(fault_base) -> None:
+    """Rewriting a published run (analyse again) removes its marker first: the index drops the
+    run at its next refresh and lists it again once it is republished."""
+    from goldstress.publish import publish_run, unpublish
+
+    settings = _settings(fault_base, 5)
+    index = _index(settings)
+    assert index.get(PREVIOUS) is not None
+    try:
+        unpublish(PREVIOUS, settings)
+        index.refresh(force=True)
+        assert index.get(PREVIOUS) is None and PREVIOUS not in [e.run_id for e in index.entries()]
+    finally:
+        publish_run(PREVIOUS, settings)
+    index.refresh(force=True)
+    assert index.get(PREVIOUS) is not None
