@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress.io import tracking
 from goldstress.settings import RunOptions
 from tasks.analyse import compute_summary, read_manifest
 from tasks.report import publish_report
@@ -16,6 +17,7 @@ def analyse(run_id: str | None = None, options: RunOptions = RunOptions()) -> di
     ``summary.json`` and the Parquet results; returns the output URLs. The weekend gap section is
     measured here from the files in ``data_dir`` (absent files are noted in it)."""
     settings = options.settings()
+    tracking.require_reachable(settings)  # fail fast, before anything is written
     manifest = read_manifest(run_id, settings)
     summary = compute_summary(manifest, settings, measure_weekend(settings))
     return publish_report(summary, manifest, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress.io import tracking
 from goldstress.settings import RunOptions
 from tasks.calibrate import (
     close_calibration_run,
@@ -28,6 +29,7 @@ def calibrate(options: RunOptions = RunOptions()) -> dict:
     when no gold series is available and ``ValueError`` when no set could be calibrated.
     """
     settings = options.settings()
+    tracking.require_reachable(settings)  # fail fast, before anything is written
     gold = load_gold_inputs(settings)
     experiment_id, parent = open_calibration_run(settings)
     results, measured_sets, skipped = [], [], []

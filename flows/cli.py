@@ -1,7 +1,8 @@
 """Command line: ``python -m goldstress run [--stage STAGE] [--data-dir DIR]``.
 
 ``make run`` calls ``python -m goldstress run``. Without a data folder the run fetches from the
-online sources; if they cannot be reached it stops at once with one line saying what to pass.
+online sources; if they cannot be reached, or the MLflow tracking server does not answer, it
+stops at once with one line saying which and what to pass.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"goldstress: data folder {settings.data.data_dir} does not exist; pass DATA=<dir> with the CSV files",
                 file=sys.stderr,
             )
+            return 2
+
+    if args.stage in ("all", "train", "simulate", "analyse", "calibrate"):
+        from goldstress.io.tracking import TrackingUnavailable, require_reachable
+
+        try:
+            require_reachable(settings)
+        except TrackingUnavailable as exc:
+            print(f"goldstress: {exc}", file=sys.stderr)
             return 2
 
     from goldstress.io.validation import ValidationFailed

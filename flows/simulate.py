@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress.io import tracking
 from goldstress.records import Manifest
 from goldstress.settings import RunOptions, new_run_id
 from tasks.recommend import apply_premium_calibration, recommend, supply_outflow_anchor
@@ -24,6 +25,7 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     recommendations, and return the run manifest (also written as
     ``<report_url>/<run_id>/manifest.json``)."""
     settings = options.settings()
+    tracking.require_reachable(settings)  # fail fast, before anything is written
     run_id = run_id or new_run_id()
     champion = load_champion_task(settings)
     returns, meta = load_gold_returns(settings)

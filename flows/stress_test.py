@@ -11,6 +11,7 @@ from flows.ingest import ingest
 from flows.simulate import simulate
 from flows.train import train
 from flows.validate import validate
+from goldstress.io import tracking
 from goldstress.io.prices import calibration_inputs_present
 from goldstress.settings import RunOptions, new_run_id
 
@@ -20,10 +21,11 @@ def stress_test(options: RunOptions = RunOptions(), retrain: bool = True) -> dic
     """The full stress test. ``retrain=False`` reuses the registered champion. The premium
     calibration runs when ``settings.calibration.in_stress_test`` and ``data_dir`` holds its
     files; simulate then uses the fitted premium processes that pass their checks."""
+    settings = options.settings()
+    tracking.require_reachable(settings)  # fail fast, before anything is written
     run_id = new_run_id()
     snapshots = ingest(options=options)
     validate(snapshots=snapshots, options=options)
-    settings = options.settings()
     if settings.calibration.in_stress_test and calibration_inputs_present(settings):
         calibrate(options=options)
     if retrain:

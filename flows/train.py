@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress.io import tracking
 from goldstress.settings import RunOptions
 from models.risk import select_champion
 from tasks.train import (
@@ -25,6 +26,7 @@ def train(options: RunOptions = RunOptions()) -> dict:
     """Train on the curated gold series and register the champion under the ``champion`` alias:
     candidates scored on the validation window, the champion backtested on the later hold-out."""
     settings = options.settings()
+    tracking.require_reachable(settings)  # fail fast, before anything is written
     returns, meta = load_gold_returns(settings)
     vol_returns, windows = training_windows(returns, settings)
     experiment_id, parent = open_training_run(meta, settings)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 RUN_FILES = ("manifest.json", "summary.json", "report.html")
 """Files at the top of a run folder."""
+MARKER = "published.json"
+"""Completion marker of a run, written last (:mod:`goldstress.publish`)."""
 WHATIF_FOLDER = "whatif"
 """Folder under ``report_url`` that holds what-if results (never a run id)."""
 
@@ -76,6 +78,10 @@ class Catalog:
         if name not in RUN_FILES:
             raise ValueError(f"name: expected one of {RUN_FILES}, got {name!r}")
         return join(self.report_url, run_id, name)
+
+    def run_marker(self, run_id: str) -> str:
+        """``published.json``: the completion marker of a run, written after all its files."""
+        return join(self.report_url, run_id, MARKER)
 
     def results(self, run_id: str) -> str:
         """Folder of a run's per-path result tables."""

@@ -51,7 +51,7 @@ from service.limits import (
     retry_after_header,
     send_json,
 )
-from service.runs import RUN_ID_RE, SCENARIO_RE, RunIndex
+from service.runs import RUN_ID_RE, SCENARIO_RE, ReportStoreUnavailable, RunIndex
 
 log = logging.getLogger("goldstress.service")
 
@@ -422,17 +422,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The run index, refreshed as needed. Stale-while-revalidate: when only the TTL has
         passed, requests keep the current index while one background task re-lists storage
         (so readers never queue behind a refresh); a first listing, a changed local report
-        folder (a new run folder) or ``service_index_ttl_s = 0`` wait for the refresh."""
+        folder (a new run folder) or ``service_index_ttl_s = 0`` wait for the refresh.
+        ``ReportStoreUnavailable`` (503) when the last listing of the report store failed."""
         why = index.staleness()
         if why is None:
+            index.check_available()
             return index
         if why == "ttl" and index.ttl_s > 0:
             if background["refresh"] is None:
                 background["refresh"] = asyncio.get_running_loop().create_task(_background_refresh())
+            index.check_available()
             return index
         async with refresh_lock:
             if index.is_stale():
                 await anyio.to_thread.run_sync(index.refresh)
+        index.check_available()
         return index
 
     def get_presets() -> dict[str, Any]:
@@ -451,6 +455,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]}, status_code=422
         )
+
+    @app.exception_handler(ReportStoreUnavailable)
+    async def _store_unavailable(request: Request, exc: ReportStoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(OSError)
     async def _storage_error(request: Request, exc: OSError) -> JSONResponse:

@@ -1,14 +1,10 @@
 """The index of pipeline runs under ``settings.storage.report_url``, cached in memory.
 
-A run folder is ``<report_url>/<run_id>/`` with ``summary.json``, ``report.html``,
-``manifest.json`` and ``results/<scenario>.parquet`` (written by ``tasks.simulate`` and
-``tasks.report``). A run is listed once its ``summary.json`` exists and parses; from then on it is
-immutable, so its summary bytes, listing item and fan chart are computed once and reused.
-
-The folder listing itself is refreshed at most every ``settings.service.index_ttl_s`` seconds,
-and at once when a local report folder's modification time changes (a new run folder). JSON
-answers are kept as ready-to-send bytes. Storage goes through ``goldstress.io.storage`` (fsspec), so
-``s3://`` report URLs work as local folders do.
+A run folder ``<report_url>/<run_id>/`` is listed once its completion marker ``published.json``
+exists and its files have the recorded sizes (publishing guarantee: docs/platform/catalog.md);
+files are served only at those sizes. A listed run is immutable: its summary bytes, listing item
+and fan chart are computed once. The listing is refreshed every ``settings.service.index_ttl_s``
+seconds, and at once when a local report folder's modification time changes.
 """
 
 from __future__ import annotations
@@ -26,6 +22,7 @@ from typing import Any
 
 from goldstress.catalog import WHATIF_FOLDER, Catalog
 from goldstress.io import storage
+from goldstress.publish import published, recorded_size
 from goldstress.settings import Settings
 from service.cache import LRUCache
 
@@ -116,6 +113,14 @@ def listing_item(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ReportStoreUnavailable(RuntimeError):
+    """The report store could not be listed: the service cannot tell which runs exist."""
+
+    def __init__(self, root: str, cause: BaseException) -> None:
+        super().__init__(f"report store unavailable: cannot list {root} ({type(cause).__name__})")
+        self.root = root
+
+
 @dataclass(frozen=True)
 class RunEntry:
     """One listed (complete, immutable) run."""
@@ -125,6 +130,8 @@ class RunEntry:
     item: dict[str, Any]
     tokens: tuple[str, ...]
     scenarios: frozenset[str]
+    sizes: dict[str, int] = field(default_factory=dict, compare=False)
+    """Recorded size of each file of the run (name relative to the run folder)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,7 @@ class RunIndex:
         self._fans = LRUCache(summary_cache_size)
         self._series = LRUCache(256)
         self._listing_bytes: dict[tuple[int, int], bytes] = {}
+        self._unavailable: ReportStoreUnavailable | None = None
 
     # ------------------------------------------------------------------ confinement
     def confined(self, url: str) -> bool:
@@ -190,6 +198,12 @@ class RunIndex:
         log.warning("run index: refused %s: it resolves outside the report folder", url)
 
     # ------------------------------------------------------------------ index
+    def check_available(self) -> None:
+        """Raise :class:`ReportStoreUnavailable` when the last listing of the report store failed
+        (no I/O): an unreachable store is not "no runs"."""
+        if self._unavailable is not None:
+            raise self._unavailable
+
     def _mtime(self) -> int | None:
         if self._local_root is None:
             return None
@@ -219,9 +233,10 @@ class RunIndex:
     def refresh(self, force: bool = False) -> None:
         """Re-list the report folder and index new complete runs (blocking I/O).
 
-        Runs already indexed are not read again; folders without a (parseable) ``summary.json``
-        stay pending and are checked again at the next refresh. Storage errors are logged and
-        the previous index is kept.
+        Runs already indexed are not read again, only checked to still have their marker (a run
+        being rewritten drops out); folders not published whole stay pending and are checked
+        again at the next refresh. When the store cannot be listed the error is
+        logged in one line and :meth:`check_available` raises until a listing succeeds.
         """
         with self._lock:
             if not force and not self.is_stale():
@@ -230,10 +245,13 @@ class RunIndex:
             started = time.monotonic()
             try:
                 names = self._list_names()
-            except Exception as exc:  # storage unreachable: keep serving what we have
+                names -= self._unpublished(names & set(self._snap.by_id))
+            except Exception as exc:  # storage unreachable: readers are told so (503)
+                self._unavailable = ReportStoreUnavailable(self.root, exc)
                 log.warning("run index: cannot list %s: %s", self.root, exc)
                 self._refreshed_at = started
                 return
+            self._unavailable = None
             old = self._snap
             by_id = {n: e for n, e in old.by_id.items() if n in names}
             tokens, scenarios, metrics = set(old.tokens), set(old.scenarios), set(old.metrics)
@@ -280,22 +298,35 @@ class RunIndex:
                 out.add(name)
         return out
 
+    def _unpublished(self, run_ids: set[str]) -> set[str]:
+        """Indexed runs whose marker was removed since (their files are being rewritten)."""
+        gone = set()
+        for run_id in run_ids:
+            fs, path = storage.filesystem(self.catalog.run_marker(run_id), self.settings)
+            fs.invalidate_cache(path)
+            if not fs.exists(path):
+                gone.add(run_id)
+        return gone
+
     def _load_entry(self, run_id: str, tokens: set[str], scenarios: set[str], metrics: set[str]) -> RunEntry | None:
         url = self.catalog.run_file(run_id, "summary.json")
         if not self.confined(url):
             self._refuse(url)
             return None
         try:
-            fs, path = storage.filesystem(url, self.settings)
-            fs.invalidate_cache(path.rsplit("/", 1)[0])
+            marker = published(run_id, self.settings)
+            if marker is None:  # not published (yet), or its files no longer match the marker
+                return None
             raw = storage.read_bytes(url, self.settings)
+            if len(raw) != recorded_size(marker, "summary.json"):
+                return None
             summary = json.loads(raw)
             if not isinstance(summary, dict):
                 raise ValueError("summary.json is not a JSON object")
         except FileNotFoundError:
             return None
-        except Exception as exc:  # being written, or corrupt: retry at the next refresh
-            log.warning("run index: %s not readable yet: %s", url, exc)
+        except Exception as exc:  # corrupt: retry at the next refresh
+            log.warning("run index: %s not readable: %s", url, exc)
             return None
         run_scen: set[str] = set()
         for symbol, t in (summary.get("tokens") or {}).items():
@@ -307,7 +338,8 @@ class RunIndex:
         scenarios.update(run_scen)
         self._summaries.put(run_id, raw)
         item = listing_item(run_id, summary)
-        return RunEntry(run_id, item["created_at"], item, tuple(item["tokens"]), frozenset(run_scen))
+        sizes = {str(f["name"]): int(f["size"]) for f in marker["files"]}
+        return RunEntry(run_id, item["created_at"], item, tuple(item["tokens"]), frozenset(run_scen), sizes)
 
     # ------------------------------------------------------------------ cached reads
     def entries(self) -> tuple[RunEntry, ...]:
@@ -445,7 +477,7 @@ class RunIndex:
         self._series.put(key, (snap.version, out, values))
         return out
 
-    def _stream(self, url: str) -> tuple[Iterator[bytes], int] | None:
+    def _stream(self, url: str, expected_size: int | None) -> tuple[Iterator[bytes], int] | None:
         if not self.confined(url):
             self._refuse(url)
             return None
@@ -455,6 +487,9 @@ class RunIndex:
         try:
             size = int(fs.info(path)["size"])
         except FileNotFoundError:
+            return None
+        if size != expected_size:  # not the published file (rewritten or cut short since)
+            log.warning("run index: %s has %d bytes, %s were published", url, size, expected_size)
             return None
 
         def chunks() -> Iterator[bytes]:
@@ -468,18 +503,20 @@ class RunIndex:
         return chunks(), size
 
     def report_stream(self, run_id: str) -> tuple[Iterator[bytes], int] | None:
-        """``(chunks, size)`` of the run's ``report.html``; None if absent or not indexed."""
-        if run_id not in self._snap.by_id:
+        """``(chunks, size)`` of the run's ``report.html``; None if absent, not indexed, or not
+        of its published size."""
+        entry = self._snap.by_id.get(run_id)
+        if entry is None:
             return None
-        return self._stream(self.catalog.run_file(run_id, "report.html"))
+        return self._stream(self.catalog.run_file(run_id, "report.html"), entry.sizes.get("report.html"))
 
     def results_stream(self, run_id: str, scenario: str) -> tuple[Iterator[bytes], int] | None:
         """``(chunks, size)`` of ``results/<scenario>.parquet``; None unless the run is indexed
-        and its summary lists the scenario."""
+        and its summary lists the scenario, and the file has its published size."""
         entry = self._snap.by_id.get(run_id)
         if entry is None or scenario not in entry.scenarios or not SCENARIO_RE.match(scenario):
             return None
-        return self._stream(self.catalog.result(run_id, scenario))
+        return self._stream(self.catalog.result(run_id, scenario), entry.sizes.get(f"results/{scenario}.parquet"))
 
 
 class _Missing:

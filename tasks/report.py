@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
 from goldstress.io import storage
+from goldstress.publish import publish_run, unpublish
 from goldstress.records import Manifest, Summary
 from goldstress.report import figures, render_html
 from goldstress.settings import Settings
@@ -20,8 +21,13 @@ from goldstress.settings import Settings
 
 @task(name="publish-report", cache_policy=NO_CACHE)
 def publish_report(summary_record: Summary, manifest_record: Manifest, settings: Settings) -> dict[str, Any]:
-    """Write ``summary.json`` and ``report.html`` next to the run's Parquet results, link them as
-    a Prefect artifact, log them to an MLflow run, and print where they are. Returns the URLs."""
+    """Write ``summary.json`` and ``report.html`` next to the run's Parquet results, publish the
+    run (its completion marker, written last: :func:`goldstress.publish.publish_run`), link them
+    as a Prefect artifact, log them to an MLflow run, and print where they are. Returns the URLs.
+
+    The run's marker is removed before its files are written, so a failure leaves it unlisted.
+    ``OSError`` when a write fails; ``goldstress.publish.IncompleteRunError`` when a file reads
+    back incomplete."""
     import mlflow
 
     from goldstress.io import tracking
@@ -36,8 +42,10 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
     mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
     mc = storage.read_parquet(mc_res["url"], settings) if mc_res else None
     page = render_html(summary, manifest, figures(summary, manifest, gold, mc))
+    unpublish(run_id, settings)  # hidden while its files are rewritten
     summary_url = storage.write_json(catalog.run_file(run_id, "summary.json"), summary, settings)
     report_url = storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
+    publish_run(run_id, settings)
     outputs = {
         "run_id": summary["run_id"],
         "report_html": report_url,

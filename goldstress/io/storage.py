@@ -6,8 +6,11 @@ one setting (``store_url`` / ``report_url`` plus ``storage_options``) and never 
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,14 +32,59 @@ def filesystem(url: str, settings: Settings) -> tuple[fsspec.AbstractFileSystem,
     return fs, path
 
 
-def write_bytes(url: str, data: bytes, settings: Settings) -> str:
-    """Write ``data`` to ``url`` (parents created), returning ``url``."""
-    fs, path = filesystem(url, settings)
+def _staging(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """Where to write ``path`` before it is complete: a hidden sibling on a local file system
+    (renamed over ``path`` once written), ``path`` itself on object stores (a PUT is whole)."""
     parent = path.rsplit("/", 1)[0]
     if parent:
         fs.makedirs(parent, exist_ok=True)
-    with fs.open(path, "wb") as fh:
-        fh.write(data)
+    if _is_local(fs):
+        head, _, name = path.rpartition("/")
+        return f"{head}/.{name}.{uuid.uuid4().hex[:12]}.partial"
+    return path
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def _commit(fs: fsspec.AbstractFileSystem, staged: str, path: str, expected_size: int) -> None:
+    """Check the written size, then move ``staged`` onto ``path``. ``OSError`` (ENOSPC) when
+    the stored object is shorter or longer than what was written."""
+    fs.invalidate_cache(staged)
+    size = int(fs.size(staged))
+    if size != expected_size:
+        _discard(fs, staged)
+        raise OSError(errno.ENOSPC, f"wrote {expected_size} bytes but {size} are stored", path)
+    if staged != path:
+        os.replace(staged, path)
+
+
+def _discard(fs: fsspec.AbstractFileSystem, staged: str) -> None:
+    try:
+        fs.rm(staged)
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def write_bytes(url: str, data: bytes, settings: Settings) -> str:
+    """Write ``data`` to ``url`` (parents created) and check the stored size, returning ``url``.
+
+    On a local file system the bytes go to a hidden staging file renamed over ``url`` once
+    complete, so a failed write never leaves a partial ``url``. ``OSError`` when the write fails
+    or the stored size differs from ``len(data)``.
+    """
+    fs, path = filesystem(url, settings)
+    staged = _staging(fs, path)
+    try:
+        with fs.open(staged, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        if staged != path:
+            _discard(fs, staged)
+        raise
+    _commit(fs, staged, path, len(data))
     return url
 
 
@@ -89,27 +137,33 @@ def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFr
     """Stream frames with one schema into one Parquet file at ``url`` (a row group per frame),
     so a large result never has to sit in memory whole. Yields ``write(df)``.
 
-    ``ValueError`` (from pyarrow) when a frame's schema differs from the first one's.
+    Staged and size-checked as :func:`write_bytes` does. ``ValueError`` (from pyarrow) when a
+    frame's schema differs from the first one's; ``OSError`` when the write fails or the stored
+    size differs from the bytes written.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     fs, path = filesystem(url, settings)
-    parent = path.rsplit("/", 1)[0]
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with fs.open(path, "wb") as fh:
-        writer: pq.ParquetWriter | None = None
+    staged = _staging(fs, path)
+    try:
+        with fs.open(staged, "wb") as fh:
+            writer: pq.ParquetWriter | None = None
 
-        def write(df: pd.DataFrame) -> None:
-            nonlocal writer
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
-            writer.write_table(table)
+            def write(df: pd.DataFrame) -> None:
+                nonlocal writer
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
+                writer.write_table(table)
 
-        try:
-            yield write
-        finally:
-            if writer is not None:
-                writer.close()
+            try:
+                yield write
+            finally:
+                if writer is not None:
+                    writer.close()
+            written = fh.tell()
+    except BaseException:
+        _discard(fs, staged)
+        raise
+    _commit(fs, staged, path, written)

@@ -9,15 +9,59 @@ created it (MLflow docs, "Where Runs Are Recorded").
 from __future__ import annotations
 
 import math
+import os
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from goldstress.records import ChampionRecord
 from goldstress.settings import Settings
 
 _INVALID = re.compile(r"[^0-9A-Za-z_\-. /]")
+
+REACH_TIMEOUT_S = 5.0
+"""How long :func:`require_reachable` waits for a tracking server to answer."""
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+"""MLflow client retry settings used unless the environment sets them (MLflow's defaults retry
+a dead server for minutes)."""
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking server does not answer (one-line message naming it and its URL)."""
+
+
+def _public_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{host}{port}").geturl()
+
+
+def require_reachable(settings: Settings, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Fail fast when the tracking URI is an ``http(s)`` server that does not answer within
+    ``timeout_s`` (any HTTP answer counts as reachable; local stores always are). Call it at the
+    start of a stage, before anything is written. Sets :data:`HTTP_RETRY_DEFAULTS` where the
+    environment does not. ``TrackingUnavailable`` names the server and its URL (no credentials).
+    """
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    uri = settings.tracking.tracking_uri
+    if urlsplit(uri).scheme not in ("http", "https"):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnavailable(
+            f"MLflow tracking server unreachable at {_public_uri(uri)} ({reason}): start it or set "
+            "GOLDSTRESS_MLFLOW_TRACKING_URI; nothing was written"
+        ) from None
 
 
 def clean_name(name: str) -> str:

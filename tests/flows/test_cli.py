@@ -122,3 +122,33 @@ def test_validate_stage_rejects_bad_data_with_exit_1(prefect_api, tmp_path, flow
     curated = tmp_path / "store" / "curated"
     assert not (curated / "gold.parquet").exists()
     assert {p.name for p in curated.glob("token_*.parquet")} == {f"token_{s}.parquet" for s in ("paxg", "xaut")}
+
+
+@pytest.mark.parametrize("stage", ["analyse", "all"])
+def test_unreachable_mlflow_stops_with_one_line_before_writing(tmp_path, stage):
+    """An MLflow tracking URI nobody answers at: the stage stops within seconds (not MLflow's
+    minutes of retries) with one line naming MLflow and its URL, no Prefect server, and the
+    files of the existing run untouched."""
+    import time
+
+    port = closed_port()
+    run = tmp_path / "reports" / "20260101T000000Z-000000"
+    run.mkdir(parents=True)
+    files = {name: f"{name} as published\n" for name in ("manifest.json", "summary.json", "report.html")}
+    for name, text in files.items():
+        (run / name).write_text(text)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = cli_env(tmp_path, {"GOLDSTRESS_MLFLOW_TRACKING_URI": f"http://user:pw@127.0.0.1:{port}"})
+    started = time.monotonic()
+    proc = run_cli(["--stage", stage, "--data-dir", str(data_dir)], env, tmp_path, timeout=120)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "MLflow" in lines[0] and f"http://127.0.0.1:{port}" in lines[0]
+    assert "user:pw@" not in lines[0]  # no credentials
+    for word in SERVER_WORDS:
+        assert word not in proc.stderr + proc.stdout
+    assert {p.name: p.read_text() for p in run.iterdir()} == files
+    assert not (tmp_path / "store").exists()

@@ -76,8 +76,16 @@ def test_stress_test_writes_everything_to_s3(prefect_api, s3_endpoint, tmp_path,
     assert out["report_html"] == f"s3://{prefix}/report.html"
     fs.invalidate_cache()
     files = set(fs.find(f"{BUCKET}/"))
-    for name in ("report.html", "summary.json", "manifest.json"):
+    for name in ("report.html", "summary.json", "manifest.json", "published.json"):
         assert f"{prefix}/{name}" in files, name
+    with flowkit.env(env):
+        from goldstress.publish import published
+
+        marker = published(run_id, get_settings())
+    assert marker is not None  # published whole: every file at its recorded size
+    assert {f["name"] for f in marker["files"]} == {
+        p.removeprefix(f"{prefix}/") for p in files if p.startswith(f"{prefix}/") and not p.endswith("published.json")
+    }
     parquets = sorted(p for p in files if p.startswith(f"{prefix}/results/") and p.endswith(".parquet"))
     expected = (
         {"mc_champion"}

@@ -111,6 +111,7 @@ def make_run(
     """One run folder through the pipeline's task functions (no Prefect engine, no MLflow)."""
     from goldstress.catalog import Catalog
     from goldstress.io import storage
+    from goldstress.publish import publish_run
     from goldstress.report import figures, render_html
     from tasks.analyse import compute_summary
     from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
@@ -130,6 +131,7 @@ def make_run(
     storage.write_json(catalog.run_file(run_id, "summary.json"), summ, settings)
     page = render_html(summ, man, figures(summ, man, None, None))
     storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
+    publish_run(run_id, settings)
 
 
 def train_test_champion(returns: pd.Series) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:

@@ -196,7 +196,8 @@ def test_timeseries_bad_query_is_422(client, viewer):
 
 def test_new_run_folder_appears_without_restart(make_client, service_root: ServiceRoot, tmp_path):
     """The index is cached, but a new complete run is listed at the next request (the report
-    folder's mtime changes), and a run whose summary lands later is listed after the TTL."""
+    folder's mtime changes), and a run whose completion marker lands later is listed after the
+    TTL (its files alone, summary included, do not list it)."""
     import shutil
 
     reports = tmp_path / "reports"
@@ -212,8 +213,51 @@ def test_new_run_folder_appears_without_restart(make_client, service_root: Servi
     late = "20280101T000000Z-abcdef"
     (reports / late).mkdir()
     assert late not in [x["run_id"] for x in c2.get("/api/runs", headers=h).json()["runs"]]
-    shutil.copy(service_root.run_dir(RUN_IDS[2]) / "summary.json", reports / late / "summary.json")
+    shutil.copytree(service_root.run_dir(RUN_IDS[2]), reports / late, dirs_exist_ok=True)
+    (reports / late / "published.json").unlink()
+    assert late not in [x["run_id"] for x in c2.get("/api/runs", headers=h).json()["runs"]]
+    shutil.copy(service_root.run_dir(RUN_IDS[2]) / "published.json", reports / late / "published.json")
     assert c2.get("/api/runs/latest", headers=h).json()["run_id"] == late
+
+
+def test_unreachable_report_store_is_503_not_no_runs(
+    make_client, settings_factory, service_root, tmp_path, monkeypatch
+):
+    """With the object store down (nothing listens at its endpoint), the run routes answer 503
+    naming the report store, not an empty listing or "no runs yet"; the index answers again at
+    the first listing that succeeds."""
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    creds = {
+        "key": "testing",
+        "secret": "testing",
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+    }
+    base = data_settings(tmp_path, storage={"report_url": "s3://goldstress-down/reports", "storage_options": creds})
+    c = make_client(service_settings(base, service={"index_ttl_s": 0.0}))
+    h = bearer(c, "victor")
+    for route in ("/api/runs", "/api/runs/latest", f"/api/runs/{RUN_IDS[0]}/summary"):
+        r = c.get(route, headers=h)
+        assert r.status_code == 503, route
+        assert r.json()["detail"].startswith("report store unavailable: cannot list s3://goldstress-down/reports")
+        assert "testing" not in r.text  # no credentials in the answer
+
+    from service.runs import ReportStoreUnavailable, RunIndex
+
+    index = RunIndex(settings_factory())
+    real = RunIndex._list_names
+    monkeypatch.setattr(RunIndex, "_list_names", lambda self: (_ for _ in ()).throw(OSError("connection refused")))
+    index.refresh(force=True)
+    with pytest.raises(ReportStoreUnavailable, match="report store unavailable"):
+        index.check_available()
+    monkeypatch.setattr(RunIndex, "_list_names", real)
+    index.refresh(force=True)
+    index.check_available()
+    assert index.entries()[0].run_id == RUN_IDS[-1]
 
 
 @pytest.mark.slow
