@@ -39,9 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         os.environ["GOLDSTRESS_DATA_DIR"] = os.path.abspath(args.data_dir)
 
-    from goldstress.settings import get_settings  # after switch_off: pydantic-settings reads the environment
+    from goldstress.preflight import InputProblems, require_valid_inputs  # after switch_off: settings read the env
 
-    settings = get_settings()
+    try:
+        settings = require_valid_inputs()
+    except InputProblems as exc:
+        for line in exc.lines:
+            print(f"goldstress: {line}", file=sys.stderr)
+        return 2
     if args.stage in ("all", "ingest"):
         if settings.data.data_dir is None:
             from goldstress.io.sources import SourceUnavailable, probe_online

@@ -62,6 +62,15 @@ _Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 _Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+MAX_SUPPLY = 1e12
+"""Most tokens a spec may have outstanding: a thousand times the largest stablecoin's supply."""
+MAX_AMOUNT = 1e15
+"""Most grams or USD of one reserve asset, of opex a year, or of a CDP's supply: well above any
+issuer's balance sheet and far below where float64 sums lose whole units."""
+MAX_GRAMS_PER_TOKEN = 1e6
+"""Most grams one token may represent (one tonne)."""
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -79,7 +88,9 @@ class ReserveAssetSpec(_Spec):
 
     name: str = Field(min_length=1)
     kind: Literal["allocated_gold", "unallocated_gold", "usd_cash", "tbills"]
-    amount: float = Field(ge=0, description="Grams (gold kinds) or USD (usd_cash, tbills) at day 0.")
+    amount: float = Field(
+        ge=0, le=MAX_AMOUNT, description="Grams (gold kinds) or USD (usd_cash, tbills) at day 0, at most 1e15."
+    )
     liquidity_per_day: float = Field(ge=0, description="Daily conversion capacity (see liquidity_unit).")
     liquidity_unit: Literal["fraction", "amount"] = "fraction"
     stressed_haircut: _Fraction = Field(description="Value lost per unit converted, fraction.")
@@ -248,9 +259,11 @@ class ReserveBackedTokenSpec(_Spec):
     name: str = Field(min_length=1)
     symbol: str = Field(min_length=1)
     description: str = ""
-    grams_per_token: float = Field(gt=0, description="Grams per token (31.1034768 for 1 troy oz).")
-    supply_tokens: float = Field(gt=0)
-    opex_usd_per_year: float = Field(default=0.0, ge=0)
+    grams_per_token: float = Field(
+        gt=0, le=MAX_GRAMS_PER_TOKEN, description="Grams per token (31.1034768 for 1 troy oz), at most 1e6."
+    )
+    supply_tokens: float = Field(gt=0, le=MAX_SUPPLY, description="Tokens outstanding at day 0, at most 1e12.")
+    opex_usd_per_year: float = Field(default=0.0, ge=0, le=MAX_AMOUNT, description="USD a year, at most 1e15.")
     days_per_year: float = Field(default=252.0, gt=0, description="Model days per year without a calendar.")
     attestation_lag_days: int = Field(default=0, ge=0, le=366)
     reserve: list[ReserveAssetSpec] = Field(min_length=1)
@@ -357,7 +370,7 @@ class CdpStablecoinSpec(_Spec):
     name: str = Field(min_length=1)
     symbol: str = Field(min_length=1)
     description: str = ""
-    supply_usd: float = Field(gt=0, description="Stablecoins outstanding (= vault debt), USD.")
+    supply_usd: float = Field(gt=0, le=MAX_AMOUNT, description="Stablecoins outstanding (= vault debt), USD, at most 1e15.")
     tranches: list[VaultTranche] = Field(min_length=1)
     liquidation_ratio: float = Field(ge=1.0, description="L: liquidate when CR < L.")
     liquidation_penalty: _Fraction = Field(description="Penalty on the debt, fraction.")
