@@ -41,8 +41,10 @@ def test_symlinks_leaving_the_report_folder_are_404(make_client, service_root: S
         assert r.status_code == 404, (url, r.status_code)
         assert SECRET_TEXT not in r.content
         assert str(tmp_path).encode() not in r.content and b"shadow" not in r.content
-    # files that stay inside the folder are still served
-    assert c.get(f"/api/runs/{RUN_IDS[0]}/results/hist_early.parquet", headers=h).status_code == 200
+    # the links changed the run's files from those its publication marker lists: the run is no
+    # longer listed at all (files inside the folder are served: test_symlink_inside_...)
+    assert RUN_IDS[0] not in [x["run_id"] for x in c.get("/api/runs", headers=h).json()["runs"]]
+    assert c.get(f"/api/runs/{RUN_IDS[0]}/results/hist_early.parquet", headers=h).status_code == 404
 
 
 def test_run_folder_linked_from_outside_is_not_listed(make_client, service_root: ServiceRoot, tmp_path):
