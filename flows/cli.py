@@ -1,4 +1,5 @@
-"""Command line: ``python -m goldstress run [--stage STAGE] [--data-dir DIR]``.
+"""Command line: ``python -m goldstress run [--stage STAGE] [--data-dir DIR]`` and
+``python -m goldstress data history [DATASET]`` / ``data rollback DATASET [VERSION]``.
 
 ``make run`` calls ``python -m goldstress run``. Without a data folder the run fetches from the
 online sources; if they cannot be reached it stops at once with one line saying what to pass.
@@ -27,7 +28,41 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="folder of CSV files (overrides GOLDSTRESS_DATA_DIR)")
     run.add_argument("--run-id", default=None, help="run id for simulate/analyse (default: new / latest)")
     run.add_argument("--no-retrain", action="store_true", help="reuse the registered champion")
+    data = sub.add_parser("data", help="curated table versions")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    hist = data_sub.add_parser("history", help="list the promoted versions of a dataset (or of all)")
+    hist.add_argument("dataset", nargs="?", default=None)
+    back = data_sub.add_parser("rollback", help="restore a promoted version as the curated table")
+    back.add_argument("dataset")
+    back.add_argument("version", nargs="?", default=None, help="default: the one before the current table")
     return p
+
+
+def _data_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``data history`` / ``data rollback``: prints one line per version; 1 when nothing to do."""
+    from goldstress.io.validation import curated_datasets, curated_history, rollback
+
+    if args.data_command == "history":
+        datasets = [args.dataset] if args.dataset else curated_datasets(settings)
+        if not datasets:
+            print("goldstress: no curated versions yet", file=sys.stderr)
+            return 1
+        for dataset in datasets:
+            versions = curated_history(dataset, settings)
+            if not versions:
+                print(f"goldstress: dataset {dataset!r} has no curated versions", file=sys.stderr)
+                return 1
+            for v in versions:
+                mark = "*" if v.current else " "
+                print(f"{mark} {dataset} {v.version} {v.n_bytes} bytes")
+        return 0
+    try:
+        restored = rollback(args.dataset, settings, args.version)
+    except LookupError as exc:
+        print(f"goldstress: {exc.args[0]}", file=sys.stderr)
+        return 1
+    print(f"goldstress: {args.dataset} restored to version {restored.version}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     from goldstress.settings import get_settings  # after switch_off: pydantic-settings reads the environment
 
     settings = get_settings()
+    if args.command == "data":
+        return _data_command(args, settings)
     if args.stage in ("all", "ingest"):
         if settings.data.data_dir is None:
             from goldstress.io.sources import SourceUnavailable, probe_online
@@ -57,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
+    from goldstress.io.datagate import DataRejected
     from goldstress.io.validation import ValidationFailed
 
     try:
         result = _run_stage(args.stage, args, settings)
-    except ValidationFailed as exc:
+    except (ValidationFailed, DataRejected) as exc:
         print(f"goldstress: data rejected, nothing downstream ran: {exc}", file=sys.stderr)
         return 1
     if isinstance(result, dict) and "report_html" in result:

@@ -311,7 +311,7 @@ def probe_online(settings: Settings) -> None:
                 raise SourceUnavailable(url, _describe_status(resp), status_code=resp.status_code)
 
 
-def read_data_file(path: str | Path) -> bytes:
+def read_data_file(path: str | Path, settings: Settings | None = None) -> bytes:
     """Read a local (or fsspec URL, e.g. ``s3://...``) data file and return its raw bytes.
 
     Parameters
@@ -331,6 +331,9 @@ def read_data_file(path: str | Path) -> bytes:
         exist in the same folder.
     IsADirectoryError
         ``path`` is a folder.
+    goldstress.io.datagate.DataRejected
+        With ``settings``: the file is larger than ``settings.data.max_file_bytes`` (checked
+        from its size before reading, check ``size``).
     """
     text = str(path)
     if "://" in text:
@@ -356,4 +359,8 @@ def read_data_file(path: str | Path) -> bytes:
         )
     if fs.isdir(fpath):
         raise IsADirectoryError(f"data file expected, got a folder: {text}")
+    if settings is not None:
+        from goldstress.io.datagate import check_size
+
+        check_size(int(fs.size(fpath)), text.rsplit("/", 1)[-1], settings)
     return fs.cat_file(fpath)
