@@ -130,7 +130,9 @@ def test_saturday_row_in_the_lbma_series_is_rejected(root):
     raw = gold_raw(root)
     i = int(np.flatnonzero(raw["date"].to_numpy() == "2020-06-12")[0])  # a Friday
     sat = raw.iloc[[i]].assign(date="2020-06-13")
-    msg = assert_rejected(root, pd.concat([raw.iloc[: i + 1], sat, raw.iloc[i + 1 :]], ignore_index=True), "weekend_row")
+    msg = assert_rejected(
+        root, pd.concat([raw.iloc[: i + 1], sat, raw.iloc[i + 1 :]], ignore_index=True), "weekend_row"
+    )
     assert "2020-06-13 (Saturday)" in msg
 
 
