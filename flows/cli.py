@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     switch_off()
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S)
     args = _parser().parse_args(argv)
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         os.environ["GOLDSTRESS_DATA_DIR"] = os.path.abspath(args.data_dir)
 
     from goldstress.settings import get_settings  # after switch_off: pydantic-settings reads the environment
