@@ -8,6 +8,7 @@ online sources; if they cannot be reached it stops at once with one line saying 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -36,6 +37,21 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("dataset")
     back.add_argument("version", nargs="?", default=None, help="default: the one before the current table")
     return p
+
+
+class _NoTracebackForRejectedData(logging.Filter):
+    """Drops the traceback from Prefect's log record of a task or flow stopped by rejected data
+    (the CLI prints the one-line reason itself); other failures keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from goldstress.io.datagate import DataRejected
+        from goldstress.io.validation import ValidationFailed
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (DataRejected, ValidationFailed)):
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def _data_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -108,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_stage(stage: str, args: argparse.Namespace, settings: Settings) -> object:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
     options = RunOptions(data_dir=str(settings.data.data_dir) if settings.data.data_dir else None)
     if stage == "all":
         from flows.stress_test import stress_test
