@@ -70,7 +70,7 @@ def check_size(n_bytes: int, file: str, settings: Settings) -> None:
             file,
             "size",
             f"{n_bytes:,} bytes ({n_bytes / 2**20:,.1f} MiB) exceeds the limit of {limit:,} bytes "
-            f"({limit / 2**20:,.1f} MiB, setting data.max_file_bytes); not read",
+            f"({limit / 2**20:,.1f} MiB, setting data.max_file_bytes); refused",
         )
 
 

@@ -135,3 +135,22 @@ def test_history_and_rollback_through_the_cli(settings, monkeypatch, capsys):
         assert "has no version 'nope'" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+def test_online_body_is_read_in_chunks_up_to_the_limit():
+    import gzip
+
+    import httpx
+
+    from goldstress.io.sources import _send_bounded
+
+    body = b'[{"d": "2020-01-02", "v": [1500.0]}]' * 100
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=gzip.compress(body))
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    req = client.build_request("GET", "http://example.test/gold_pm.json")
+    assert _send_bounded(client, req, make_settings()).content == body
+    msg = reject(_send_bounded, client, req, make_settings(max_file_bytes=100), check="size")
+    assert "gold_pm.json" in msg and "3,600 bytes" in msg
