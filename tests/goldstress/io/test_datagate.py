@@ -154,3 +154,26 @@ def test_online_body_is_read_in_chunks_up_to_the_limit():
     assert _send_bounded(client, req, make_settings()).content == body
     msg = reject(_send_bounded, client, req, make_settings(max_file_bytes=100), check="size")
     assert "gold_pm.json" in msg and "3,600 bytes" in msg
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_quarantine_and_rollback_on_each_store(where, local_settings, request):
+    from goldstress.io.snapshots import list_snapshots, quarantine_snapshot, write_snapshot
+
+    s = local_settings if where == "local" else request.getfixturevalue("s3_settings")
+    ref = write_snapshot(
+        b"date,usd_pm\n", source="file:gold.csv", origin="gold.csv", dataset="gold", layout="lbma_pm", settings=s
+    )
+    assert list_snapshots("file:gold.csv", s) == [ref]
+    url = quarantine_snapshot(ref, s)
+    assert list_snapshots("file:gold.csv", s) == []
+    assert "/quarantine/" in url and url.endswith(ref.url.rsplit("/", 1)[-1])
+
+    v.promote(gold(), "gold", s)
+    time.sleep(1.1)
+    v.promote(gold(510), "gold", s)
+    first, second = v.curated_history("gold", s)
+    assert second.current and not first.current
+    assert v.rollback("gold", s).version == first.version
+    assert len(v.load_curated("gold", s)) == 500
+    assert v.curated_datasets(s) == ["gold"]
