@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="folder of CSV files (overrides GOLDSTRESS_DATA_DIR)")
     run.add_argument("--run-id", default=None, help="run id for simulate/analyse (default: new / latest)")
     run.add_argument("--no-retrain", action="store_true", help="reuse the registered champion")
+    run.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="accept a curated table with fewer rows or an earlier last date (data.gate_allow_shrink)",
+    )
     data = sub.add_parser("data", help="curated table versions")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     hist = data_sub.add_parser("history", help="list the promoted versions of a dataset (or of all)")
@@ -88,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "data_dir", None):
         os.environ["GOLDSTRESS_DATA_DIR"] = os.path.abspath(args.data_dir)
+    if getattr(args, "allow_shrink", False):
+        os.environ["GOLDSTRESS_GATE_ALLOW_SHRINK"] = "true"
 
     from goldstress.settings import get_settings  # after switch_off: pydantic-settings reads the environment
 

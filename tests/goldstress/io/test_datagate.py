@@ -177,3 +177,21 @@ def test_quarantine_and_rollback_on_each_store(where, local_settings, request):
     assert v.rollback("gold", s).version == first.version
     assert len(v.load_curated("gold", s)) == 500
     assert v.curated_datasets(s) == ["gold"]
+
+
+def test_allow_shrink_flag_reaches_the_settings(tmp_path, monkeypatch):
+    import flows.cli
+    from goldstress.settings import RunOptions, get_settings
+
+    # main() writes these two into os.environ: set them here so they are restored after the test
+    monkeypatch.setenv("GOLDSTRESS_GATE_ALLOW_SHRINK", "false")
+    monkeypatch.setenv("GOLDSTRESS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GOLDSTRESS_STORE_URL", str(tmp_path / "store"))
+    seen = []
+    monkeypatch.setattr(flows.cli, "_run_stage", lambda *a: seen.append(RunOptions().settings().data.gate_allow_shrink))
+    get_settings.cache_clear()
+    try:
+        assert flows.cli.main(["run", "--stage", "validate", "--data-dir", str(tmp_path), "--allow-shrink"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert seen == [True]
