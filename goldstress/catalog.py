@@ -59,6 +59,14 @@ class Catalog:
         """One promoted version of ``dataset`` (kept for history and rollback)."""
         return join(self.store_url, "curated", "history", dataset, f"{stamp}_{sha16}.parquet")
 
+    def curated_history(self, dataset: str) -> str:
+        """Folder of the promoted versions of ``dataset`` (see :meth:`curated_version`)."""
+        return join(self.store_url, "curated", "history", dataset)
+
+    def quarantine_folder(self, source_folder: str) -> str:
+        """Folder of the rejected raw snapshots of one source (moved out of ``raw/``)."""
+        return join(self.store_url, "quarantine", source_folder)
+
     def validation_report(self, stamp: str, dataset: str, name: str) -> str:
         """``report.json`` or ``report.md`` of one validation of ``dataset``."""
         return join(self.store_url, "validation", f"{stamp}_{dataset}", name)

@@ -144,6 +144,36 @@ class DataSettings(BaseSettings):
             "fix). Files a user points at are never rejected for being old."
         ),
     )
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        gt=0,
+        description="Largest data file or snapshot read, in bytes; checked before reading (default 512 MiB).",
+    )
+    gate_overlap_median_log: float = Field(
+        default=0.005,
+        gt=0,
+        description="Gate: largest median |ln(new/old)| of the close on days the new and last good tables share.",
+    )
+    gate_overlap_far_log: float = Field(
+        default=0.02, gt=0, description="Gate: |ln(new/old)| above which an overlapping day counts as far off."
+    )
+    gate_overlap_far_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Gate: largest share (fraction) of overlapping days that may be far off.",
+    )
+    gate_level_ratio: tuple[float, float] = Field(
+        default=(0.8, 1.25),
+        description="Gate: allowed range of the median new/old close ratio on overlapping days.",
+    )
+    gate_allow_shrink: bool = Field(
+        default=False,
+        description="Gate: accept a table with fewer rows or an earlier last date than the last good one.",
+    )
+    gate_future_days: int = Field(
+        default=1, ge=0, description="Gate: rows may be dated at most this many days after today (UTC)."
+    )
 
 
 class StorageSettings(BaseSettings):

@@ -12,9 +12,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from goldstress.io.datagate import DataRejected, check_ohlc
 from goldstress.io.layouts import raw_view, standardise
-from goldstress.io.snapshots import SnapshotRef, expected_sources, read_snapshot
-from goldstress.io.validation import check_frame, gate, known_gaps_for, suite_for
+from goldstress.io.snapshots import SnapshotRef, expected_sources, quarantine_snapshot, read_snapshot
+from goldstress.io.validation import ValidationFailed, check_frame, gate, known_gaps_for, suite_for
 from goldstress.settings import Settings
 
 JSON_LAYOUTS = ("lbma_json", "coingecko_market_chart")
@@ -31,10 +32,23 @@ def validate_and_promote(
 ) -> dict[str, Any]:
     """Gate one snapshot. Returns ``{"dataset", "curated_url", "rows", "report_url", "dropped"}``.
 
-    Raises ``ValidationFailed`` (with the report URL in its message) when either suite fails.
+    Raises ``ValidationFailed`` or ``DataRejected`` (one line naming the file and check) when a
+    suite or a gate check fails; the snapshot is then moved to the quarantine folder and the
+    curated table is left as it was.
     """
+    try:
+        return _validate_and_promote(ref, settings, as_of, max_age_days)
+    except (ValidationFailed, DataRejected):
+        quarantine_snapshot(ref, settings)
+        raise
+
+
+def _validate_and_promote(
+    ref: SnapshotRef, settings: Settings, as_of: str | None, max_age_days: int | None
+) -> dict[str, Any]:
     data = read_snapshot(ref, settings)
     if ref.layout not in JSON_LAYOUTS:
+        check_ohlc(data, _origin_name(ref))
         view, problem = raw_view(data, ref.layout)
         check_frame(view, "raw_csv", ref.dataset, settings, problem=problem)
     if ref.layout in JSON_LAYOUTS and as_of is None:
@@ -50,6 +64,7 @@ def validate_and_promote(
         known_gaps=known_gaps_for(_origin_name(ref)),
         as_of=as_of,
         max_age_days=max_age_days,
+        origin=_origin_name(ref),
     )
     return {
         "dataset": ref.dataset,

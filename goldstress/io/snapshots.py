@@ -21,6 +21,7 @@ import fsspec
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from goldstress.catalog import Catalog
+from goldstress.io.datagate import check_size
 from goldstress.io.layouts import detect_layout
 from goldstress.io.sources import read_data_file
 from goldstress.settings import Settings, get_settings
@@ -29,6 +30,7 @@ __all__ = [
     "SnapshotIntegrityError",
     "SnapshotRef",
     "list_snapshots",
+    "quarantine_snapshot",
     "read_snapshot",
     "source_folder",
     "write_snapshot",
@@ -266,6 +268,8 @@ def read_snapshot(ref: SnapshotRef | dict[str, Any], settings: Settings | None =
         The data file is gone (names the URL).
     SnapshotIntegrityError
         The content's sha256 differs from ``ref.sha256`` (names the URL and both digests).
+    DataRejected
+        The snapshot is larger than ``settings.data.max_file_bytes`` (checked before reading).
     """
     if not isinstance(ref, SnapshotRef):
         ref = SnapshotRef.model_validate(ref)
@@ -273,6 +277,7 @@ def read_snapshot(ref: SnapshotRef | dict[str, Any], settings: Settings | None =
     fs, path = _fs_for(ref.url, settings)
     if not fs.exists(path):
         raise FileNotFoundError(f"snapshot missing: {ref.url}")
+    check_size(int(fs.size(path)), _origin_file(ref), settings)
     data = fs.cat_file(path)
     got = hashlib.sha256(data).hexdigest()
     if got != ref.sha256:
@@ -281,6 +286,34 @@ def read_snapshot(ref: SnapshotRef | dict[str, Any], settings: Settings | None =
             "(file changed after it was written)"
         )
     return data
+
+
+def _origin_file(ref: SnapshotRef) -> str:
+    return ref.origin.rsplit("/", 1)[-1] if "://" not in ref.origin else ref.origin
+
+
+def quarantine_snapshot(ref: SnapshotRef, settings: Settings) -> str:
+    """Move a rejected snapshot (data file and meta) out of ``raw/`` into
+    ``quarantine/<source folder>/`` (same names), so the raw store holds only accepted inputs.
+    Returns the quarantined data file's URL. A snapshot already gone is left alone (its would-be
+    URL is returned). Raises ``OSError`` on storage failures."""
+    fs, raw_folder = _store(settings, source_folder(ref.source))
+    qfs, qfolder = fsspec.core.url_to_fs(
+        Catalog.of(settings).quarantine_folder(source_folder(ref.source)), **settings.storage.storage_options
+    )
+    qfs.makedirs(qfolder, exist_ok=True)
+    name = ref.url.rsplit("/", 1)[-1]
+    for suffix in ("", META_SUFFIX):
+        src = f"{raw_folder}/{name}{suffix}"
+        if fs.exists(src):
+            qfs.pipe_file(f"{qfolder}/{name}{suffix}", fs.cat_file(src))
+            fs.rm_file(src)
+    try:
+        if fs.isdir(raw_folder) and not fs.ls(raw_folder, detail=False, refresh=True):
+            fs.rmdir(raw_folder)
+    except OSError:
+        pass
+    return qfs.unstrip_protocol(f"{qfolder}/{name}")
 
 
 def list_snapshots(source: str, settings: Settings) -> list[SnapshotRef]:
@@ -322,8 +355,9 @@ def _csv_layout(data: bytes) -> str | None:
 
 def import_file(path: Path, dataset: str, settings: Settings) -> SnapshotRef:
     """Snapshot a local CSV file for ``dataset`` (layout from its header; None if unknown,
-    which validation then reports)."""
-    data = read_data_file(path)
+    which validation then reports). Raises ``DataRejected`` (check ``size``) for a file above
+    ``settings.data.max_file_bytes`` before reading it: nothing is stored then."""
+    data = read_data_file(path, settings)
     return write_snapshot(
         data, source=f"file:{path.name}", origin=str(path), dataset=dataset, layout=_csv_layout(data), settings=settings
     )

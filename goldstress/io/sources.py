@@ -110,6 +110,32 @@ def _describe_status(resp: httpx.Response) -> str:
     return text
 
 
+def _send_bounded(client: httpx.Client, req: httpx.Request, settings: Settings) -> httpx.Response:
+    """Send ``req`` and read the body in chunks, refusing (``DataRejected``, check ``size``)
+    once it passes ``settings.data.max_file_bytes`` (a larger Content-Length is refused before
+    any byte of the body is read). Returns a response whose body is fully read."""
+    from goldstress.io.datagate import check_size
+
+    resp = client.send(req, stream=True)
+    try:
+        name = str(req.url)
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit():
+            check_size(int(declared), name, settings)
+        chunks, total = [], 0
+        for chunk in resp.iter_bytes():
+            total += len(chunk)
+            check_size(total, name, settings)
+            chunks.append(chunk)
+    finally:
+        resp.close()
+    # the body is decoded already: drop the headers that would make httpx decode or size it again
+    headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")]
+    return httpx.Response(
+        resp.status_code, headers=headers, content=b"".join(chunks), request=req, extensions=resp.extensions
+    )
+
+
 def _get(
     url: str,
     settings: Settings,
@@ -142,7 +168,7 @@ def _get(
             try:
                 req = client.build_request("GET", url, params=params)
                 shown_url = str(req.url)
-                resp = client.send(req)
+                resp = _send_bounded(client, req, settings)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise SourceUnavailable(url, f"invalid URL ({exc}), not retried") from None
             except httpx.TransportError as exc:
@@ -311,7 +337,7 @@ def probe_online(settings: Settings) -> None:
                 raise SourceUnavailable(url, _describe_status(resp), status_code=resp.status_code)
 
 
-def read_data_file(path: str | Path) -> bytes:
+def read_data_file(path: str | Path, settings: Settings | None = None) -> bytes:
     """Read a local (or fsspec URL, e.g. ``s3://...``) data file and return its raw bytes.
 
     Parameters
@@ -331,6 +357,9 @@ def read_data_file(path: str | Path) -> bytes:
         exist in the same folder.
     IsADirectoryError
         ``path`` is a folder.
+    goldstress.io.datagate.DataRejected
+        With ``settings``: the file is larger than ``settings.data.max_file_bytes`` (checked
+        from its size before reading, check ``size``).
     """
     text = str(path)
     if "://" in text:
@@ -356,4 +385,8 @@ def read_data_file(path: str | Path) -> bytes:
         )
     if fs.isdir(fpath):
         raise IsADirectoryError(f"data file expected, got a folder: {text}")
+    if settings is not None:
+        from goldstress.io.datagate import check_size
+
+        check_size(int(fs.size(fpath)), text.rsplit("/", 1)[-1], settings)
     return fs.cat_file(fpath)

@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from goldstress.catalog import Catalog
+from goldstress.io import datagate
 from goldstress.records import frame_sha256
 from goldstress.settings import PROJECT_ROOT, Settings
 from models.returns import log_returns
@@ -51,6 +52,10 @@ __all__ = [
     "promote",
     "gate",
     "load_curated",
+    "CuratedVersion",
+    "curated_history",
+    "curated_datasets",
+    "rollback",
 ]
 
 SUITES_DIR = PROJECT_ROOT / "expectations"
@@ -842,17 +847,26 @@ def gate(
     as_of: Any = None,
     max_age_days: float | None = None,
     run_id: str | None = None,
+    origin: str | None = None,
 ) -> GateResult:
-    """Validate a curated frame, write the report, then promote it only if it passed.
+    """Check a curated frame against its suite and the data gate, write the report, then
+    promote it only if both passed.
 
-    On failure raises :class:`ValidationFailed` (report written, ``curated/<dataset>.parquet``
-    untouched: the last good table stays byte-identical). On success returns a
-    :class:`GateResult` with the report, its URL and the curated URL. ``suite_name`` must be a
-    curated suite (``gold`` or ``token``); the raw view is checked with :func:`check_frame`.
-    Raises ``ValueError`` for the raw suite or bad arguments (see :func:`validate_frame`).
+    After the suite the gate (:mod:`goldstress.io.datagate`) runs: agreement with the last good
+    table of ``dataset`` (level, date shift, closes, shrink) and the calendar. ``origin`` names the file
+    in messages (default: the file part of the frame's first ``source``).
+    Raises :class:`goldstress.io.datagate.DataRejected` (one line naming the file and check; a
+    report is written, its URL in ``.url``) or :class:`ValidationFailed` (report written); either
+    way ``curated/<dataset>.parquet`` and its history are untouched. On success returns a
+    :class:`GateResult`. ``suite_name`` must be ``gold`` or ``token``; ``ValueError`` for the
+    raw suite or bad arguments (see :func:`validate_frame`).
     """
     if suite_name == "raw_csv":
         raise ValueError("suite_name: the raw view is never promoted; use check_frame for raw_csv")
+    _check_dataset(dataset)
+    if origin is None:
+        first = str(df["source"].iloc[0]) if "source" in df.columns and len(df) else dataset
+        origin = first.split(":", 1)[-1]
     report, url = check_frame(
         df,
         suite_name,
@@ -863,6 +877,25 @@ def gate(
         max_age_days=max_age_days,
         run_id=run_id,
     )
+    try:
+        try:
+            previous = load_curated(dataset, settings)
+        except FileNotFoundError:
+            previous = None
+        datagate.check_against_last_good(df, previous, dataset, origin, settings)
+        datagate.check_calendar(df, origin, settings)
+    except datagate.DataRejected as exc:
+        rejected = ValidationReport(
+            dataset=dataset,
+            suite=suite_name,
+            success=False,
+            evaluated_at=datetime.now(UTC),
+            n_rows=len(df),
+            problem=str(exc),
+            run_id=run_id,
+        )
+        exc.url = write_report(rejected, settings, run_id=run_id)
+        raise
     return GateResult(report=report, report_url=url, curated_url=promote(df, dataset, settings))
 
 
@@ -883,6 +916,81 @@ def load_curated(dataset: str, settings: Settings) -> pd.DataFrame:
         )
     with fs.open(path, "rb") as f:
         return pd.read_parquet(f)
+
+
+class CuratedVersion(BaseModel):
+    """One promoted version of a dataset: ``version`` (``<YYYYMMDDTHHMMSSZ>_<sha16>``), its URL,
+    its size in bytes and whether it is the current curated table (same sha16)."""
+
+    dataset: str
+    version: str
+    url: str
+    n_bytes: int
+    current: bool
+
+
+def curated_history(dataset: str, settings: Settings) -> list[CuratedVersion]:
+    """The promoted versions of ``dataset``, oldest first (empty when none). Raises
+    ``ValueError`` for an unsafe dataset name, ``OSError`` on storage failures."""
+    _check_dataset(dataset)
+    catalog = Catalog.of(settings)
+    fs, folder = _fs(catalog.curated_history(dataset), settings)
+    if not fs.isdir(folder):
+        return []
+    current = ""
+    fs_cur, cur_path = _fs(catalog.curated(dataset), settings)
+    if fs_cur.exists(cur_path):
+        current = hashlib.sha256(fs_cur.cat_file(cur_path)).hexdigest()[:16]
+    out = []
+    for info in sorted(fs.ls(folder, detail=True), key=lambda i: str(i["name"])):
+        name = str(info["name"]).rsplit("/", 1)[-1]
+        if not name.endswith(".parquet") or name.startswith("."):
+            continue
+        version = name[: -len(".parquet")]
+        out.append(
+            CuratedVersion(
+                dataset=dataset,
+                version=version,
+                url=fs.unstrip_protocol(str(info["name"])),
+                n_bytes=int(info.get("size") or 0),
+                current=version.rsplit("_", 1)[-1] == current,
+            )
+        )
+    return out
+
+
+def curated_datasets(settings: Settings) -> list[str]:
+    """Datasets that have a promoted version, sorted. Raises ``OSError`` on storage failures."""
+    fs, folder = _fs(Catalog.of(settings).curated_history("x").rsplit("/", 1)[0], settings)
+    if not fs.isdir(folder):
+        return []
+    return sorted(str(n).rsplit("/", 1)[-1] for n in fs.ls(folder, detail=False) if fs.isdir(n))
+
+
+def rollback(dataset: str, settings: Settings, version: str | None = None) -> CuratedVersion:
+    """Make version ``version`` of ``dataset`` (default: the newest one older than the current
+    table) the curated table again; its history is kept. Returns the restored version.
+
+    Raises ``LookupError`` naming the dataset when the version is unknown or there is nothing
+    older to return to, ``ValueError`` for an unsafe dataset name, ``OSError`` on storage failures.
+    """
+    versions = curated_history(dataset, settings)
+    if not versions:
+        raise LookupError(f"dataset {dataset!r} has no promoted version to roll back to")
+    if version is None:
+        idx = [i for i, v in enumerate(versions) if v.current]
+        if not idx or idx[-1] == 0:
+            raise LookupError(f"dataset {dataset!r}: no version older than the current table")
+        chosen = versions[idx[-1] - 1]
+    else:
+        found = [v for v in versions if v.version == version]
+        if not found:
+            known = ", ".join(v.version for v in versions)
+            raise LookupError(f"dataset {dataset!r} has no version {version!r}; known: {known}")
+        chosen = found[0]
+    fs, path = _fs(chosen.url, settings)
+    _write_bytes(Catalog.of(settings).curated(dataset), fs.cat_file(path), settings)
+    return chosen.model_copy(update={"current": True})
 
 
 def curated_gold_returns(settings: Settings) -> tuple[pd.Series, dict[str, Any]]:

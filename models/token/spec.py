@@ -370,7 +370,9 @@ class CdpStablecoinSpec(_Spec):
     name: str = Field(min_length=1)
     symbol: str = Field(min_length=1)
     description: str = ""
-    supply_usd: float = Field(gt=0, le=MAX_AMOUNT, description="Stablecoins outstanding (= vault debt), USD, at most 1e15.")
+    supply_usd: float = Field(
+        gt=0, le=MAX_AMOUNT, description="Stablecoins outstanding (= vault debt), USD, at most 1e15."
+    )
     tranches: list[VaultTranche] = Field(min_length=1)
     liquidation_ratio: float = Field(ge=1.0, description="L: liquidate when CR < L.")
     liquidation_penalty: _Fraction = Field(description="Penalty on the debt, fraction.")

@@ -152,3 +152,47 @@ def test_unreachable_mlflow_stops_with_one_line_before_writing(tmp_path, stage):
         assert word not in proc.stderr + proc.stdout
     assert {p.name: p.read_text() for p in run.iterdir()} == files
     assert not (tmp_path / "store").exists()
+
+
+def test_validate_stage_rejects_a_unit_change_in_one_line_and_quarantines_it(prefect_api, tmp_path, flowkit):
+    """A good gold file is promoted, then the same file in USD per gram: ``--stage validate``
+    exits 1 with one line naming the file and the gate check; the curated gold table and its
+    history, and raw/, hash the same before and after; the rejected snapshot sits in quarantine/."""
+    import hashlib
+
+    import prefect.settings
+
+    from goldstress.io.snapshots import import_file
+    from tasks.curate import validate_and_promote
+
+    def tree_hash(folder: Path, pattern: str = "*") -> str:
+        h = hashlib.sha256()
+        for p in sorted(q for q in folder.rglob(pattern) if q.is_file()):
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes())
+        return h.hexdigest()
+
+    data_dir = tmp_path / "data"
+    names = flowkit.write_synthetic_data(data_dir)
+    env = cli_env(tmp_path, {**names, "GOLDSTRESS_DATA_DIR": str(data_dir)})
+    with flowkit.env({k: v for k, v in env.items() if k.startswith("GOLDSTRESS_")}):
+        settings = get_settings()
+        validate_and_promote.fn(import_file(data_dir / settings.data.gold_file, "gold", settings), settings)
+        gold = pd.read_csv(data_dir / "gold_pm.csv")
+        gold["usd_pm"] = (gold["usd_pm"] / 31.1034768).round(4)
+        gold.to_csv(data_dir / "gold_pm.csv", index=False)
+        for symbol, name in settings.data.token_files.items():
+            import_file(data_dir / name, f"token_{symbol}", settings)
+        store = tmp_path / "store"
+        before = tree_hash(store / "curated", "*gold*"), tree_hash(store / "raw")
+        import_file(data_dir / settings.data.gold_file, "gold", settings)
+
+    env["PREFECT_API_URL"] = prefect.settings.PREFECT_API_URL.value()
+    proc = run_cli(["--stage", "validate", "--data-dir", str(data_dir)], env, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    rejected = [line for line in proc.stderr.splitlines() if line.startswith("goldstress: data rejected")]
+    assert len(rejected) == 1, proc.stderr[-3000:]
+    assert "rejected gold_pm.csv: check level_vs_last_good:" in rejected[0]
+    assert "1/31.1: USD per gram?" in rejected[0]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert (tree_hash(store / "curated", "*gold*"), tree_hash(store / "raw")) == before  # tokens promoted
+    assert len(list((store / "quarantine").rglob("*.csv"))) == 1
