@@ -61,7 +61,8 @@ class SecurityHeadersMiddleware:
     """Adds ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
     ``Referrer-Policy: no-referrer``, a ``Content-Security-Policy`` and a default
     ``Cache-Control`` (``no-store`` under ``/api/``) to every HTTP answer, including the 401,
-    413, 429 and 404 answers of the middleware inside it.
+    413, 429 and 404 answers of the middleware inside it and a 500 for an unhandled error
+    (answered here, then the error is re-raised to the server).
 
     Parameters
     ----------
@@ -93,8 +94,12 @@ class SecurityHeadersMiddleware:
         api = path.startswith("/api/")
         csp = self.policy(path)
 
+        started = False
+
         async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 hdrs = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
                 names = {k.lower() for k, _ in hdrs}
                 hdrs += [
@@ -108,4 +113,22 @@ class SecurityHeadersMiddleware:
                 message = {**message, "headers": hdrs}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # an unhandled error: answer 500 here, with the headers, before the server's own
+            # error answer (which would go out without them); the error still propagates
+            if not started:
+                body = b'{"detail":"internal error"}'
+                await send_with_headers(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send_with_headers({"type": "http.response.body", "body": body})
+            raise

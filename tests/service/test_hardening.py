@@ -528,3 +528,27 @@ def test_keep_alive_requests_still_work(launched):
         for _ in range(3):
             assert c.get("/api/runs", headers=h).status_code == 200
             time.sleep(0.6)  # under the keep-alive limit, over a third of the head deadline
+
+
+def test_an_unhandled_error_is_a_500_with_the_security_headers(settings_factory):
+    """A route that raises: the answer is a 500 with a generic body and every security header
+    (the server's own error answer would carry none), and the error still reaches the server."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    app = create_app(settings_factory())
+
+    def boom() -> None:
+        raise RuntimeError("secret detail of an internal failure")
+
+    app.add_api_route("/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/boom", headers=bearer(c, "victor"))
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+    assert b"secret detail" not in r.content
+    _assert_security_headers(r)
+    with TestClient(app) as c:
+        h = bearer(c, "victor")
+        with pytest.raises(RuntimeError, match="secret detail"):
+            c.get("/boom", headers=h)
