@@ -56,7 +56,7 @@ from service.runs import RUN_ID_RE, SCENARIO_RE, ReportStoreUnavailable, RunInde
 log = logging.getLogger("goldstress.service")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-"""Dashboard files (helper-owned): ``dashboard.html`` at ``/``, ``login.html`` at ``/login``."""
+"""Dashboard files (static, in service/static): ``dashboard.html`` at ``/``, ``login.html`` at ``/login``."""
 
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
     {
