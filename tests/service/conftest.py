@@ -12,11 +12,17 @@ to check what the API returns.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -289,3 +295,38 @@ def whatif_deployment(prefect_api) -> str:
         flow_id = c.create_flow_from_name("whatif")
         c.create_deployment(flow_id=flow_id, name="service-tests", entrypoint="flows/whatif.py:whatif")
     return "whatif/service-tests"
+
+
+@contextlib.contextmanager
+def running_server(args: list[str], port: int, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``python <args>`` (a server on 127.0.0.1:``port``) started from the project root with its
+    output in ``log_path``; yields its base URL once ``/api/health`` answers 200 (AssertionError
+    with the log's tail if it exits or does not answer within 60 s); terminated on exit."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}"
+            try:
+                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not answer /api/health within 60 s"
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -43,9 +43,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -60,6 +57,7 @@ from tests.service.conftest import (
     fit_test_champion,
     make_run,
     password_hash,
+    running_server,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -231,50 +229,12 @@ def server_env(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def base_url(dash_root: Path) -> str:
     """The real app under uvicorn on a free 127.0.0.1 port."""
-    import httpx
 
     port = _free_port()
     log_path = dash_root / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "service.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=server_env(dash_root),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}"
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /api/health within 60 s"
-            time.sleep(0.25)
+    args = ["-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1", "--port", str(port)]
+    with running_server([*args, "--log-level", "warning"], port, server_env(dash_root), log_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import RUN_IDS, ServiceRoot, bearer, data_settings, service_settings
+from tests.service.conftest import RUN_IDS, ServiceRoot, bearer, data_settings, running_server, service_settings
 
 SECRET_TEXT = b"root:$6$not-a-real-hash:19000:0:99999:7:::\n"
 
@@ -388,10 +388,6 @@ def launched(service_root: ServiceRoot, tmp_path_factory):
     4 KB of headers, 1.5 s for a request head, 2 s for a body."""
     import json as _json
     import socket
-    import subprocess
-    import sys
-
-    import httpx
 
     from goldstress.settings import env_name
     from tests.service.conftest import JWT_SECRET, USER_PASSWORDS, USER_ROLES, password_hash
@@ -418,43 +414,9 @@ def launched(service_root: ServiceRoot, tmp_path_factory):
         }
     )
     log_path = tmp_path_factory.mktemp("launcher") / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "launcher did not answer within 60 s"
-            time.sleep(0.25)
+    args = ["-m", "service.serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with running_server(args, port, env, log_path):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _read_until_closed(sock, limit_s: float) -> tuple[bytes, float]:
