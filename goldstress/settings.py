@@ -174,6 +174,14 @@ class DataSettings(BaseSettings):
     gate_future_days: int = Field(
         default=1, ge=0, description="Gate: rows may be dated at most this many days after today (UTC)."
     )
+    gate_cross_source_median_log: float = Field(
+        default=0.02,
+        gt=0,
+        description=(
+            "Gate: largest median |ln(a/b)| between the gold price per troy ounce of two sources (LBMA "
+            "fix, token close / ounces per token) on shared days; LBMA vs PAXG/XAUT closes 2022-26: 0.4-0.6 %."
+        ),
+    )
 
 
 class StorageSettings(BaseSettings):

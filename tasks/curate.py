@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from goldstress.io.datagate import DataRejected, check_ohlc
+from goldstress.io.datagate import DataRejected, check_ohlc, check_truncation
 from goldstress.io.layouts import raw_view, standardise
 from goldstress.io.snapshots import SnapshotRef, expected_sources, quarantine_snapshot, read_snapshot
 from goldstress.io.validation import ValidationFailed, check_frame, gate, known_gaps_for, suite_for
@@ -48,6 +48,7 @@ def _validate_and_promote(
 ) -> dict[str, Any]:
     data = read_snapshot(ref, settings)
     if ref.layout not in JSON_LAYOUTS:
+        check_truncation(data, _origin_name(ref))
         check_ohlc(data, _origin_name(ref))
         view, problem = raw_view(data, ref.layout)
         check_frame(view, "raw_csv", ref.dataset, settings, problem=problem)

@@ -22,8 +22,11 @@ __all__ = [
     "DataRejected",
     "check_size",
     "check_ohlc",
+    "check_truncation",
     "check_calendar",
     "check_against_last_good",
+    "check_across_sources",
+    "gold_series",
     "price_column",
 ]
 
@@ -110,6 +113,34 @@ def check_ohlc(data: bytes, file: str) -> None:
         )
 
 
+def check_truncation(data: bytes, file: str) -> None:
+    """Refuse CSV bytes that look cut short: a last row without a line end, or with fewer fields
+    than the header (a download or copy that stopped mid-row). Raises :class:`DataRejected`
+    (check ``truncated``) naming the 1-based data row. Every complete CSV writer (pandas, Excel,
+    the sources in the data folder) ends the last row with a line break."""
+    body = data.rstrip(b"\r\n")
+    if not body:
+        return
+    lines = body.split(b"\n")
+    n_rows = len(lines) - 1
+    if not data.endswith((b"\n", b"\r")):
+        raise DataRejected(
+            file,
+            "truncated",
+            f"the last row (data row {n_rows}) ends without a line break: the file looks cut short; "
+            "fetch or copy it again (a complete file ends with a newline)",
+        )
+    header_fields = lines[0].count(b",")
+    last_fields = lines[-1].count(b",")
+    if n_rows >= 1 and last_fields < header_fields:
+        raise DataRejected(
+            file,
+            "truncated",
+            f"the last row (data row {n_rows}) has {last_fields + 1} fields, the header {header_fields + 1}: "
+            "the file looks cut short",
+        )
+
+
 def _days(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(frame["date"], utc=True).dt.floor("D")
 
@@ -161,6 +192,12 @@ def _log_diff(new: pd.Series, old: pd.Series, lag_days: int = 0) -> np.ndarray:
     both = pd.concat([moved.rename("new"), old.rename("old")], axis=1, join="inner").dropna()
     both = both[(both["new"] > 0) & (both["old"] > 0)]
     return np.log(both["new"].to_numpy() / both["old"].to_numpy())
+
+
+def gold_series(frame: pd.DataFrame, col: str, oz_per_unit: float) -> pd.Series:
+    """Column ``col`` of a curated frame divided by ``oz_per_unit`` (troy ounces one quoted unit
+    holds), indexed by UTC day: USD per troy ounce of gold. Shape (n,), duplicates keep the last."""
+    return _series(frame, col) / oz_per_unit
 
 
 def _series(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -235,3 +272,42 @@ def check_against_last_good(
             f"{len(new):,} rows up to {None if pd.isna(new_last) else new_last.date()} would replace "
             f"{len(old):,} rows up to {old_last.date()} (set data.gate_allow_shrink to accept)",
         )
+
+
+def check_across_sources(
+    new_per_oz: pd.Series, others_per_oz: dict[str, pd.Series], file: str, settings: Settings
+) -> None:
+    """Compare a new gold price series with other sources' series on shared days.
+
+    ``new_per_oz`` and each value of ``others_per_oz``: USD per troy ounce of gold indexed by
+    UTC day (a token's close divided by the ounces one token represents); keys name the other
+    source (e.g. ``"token_paxg"``). Sources that share no day are skipped. Raises
+    :class:`DataRejected` with check ``level_vs_<source>`` when the median ratio new/other is
+    outside ``settings.data.gate_level_ratio`` (naming the likely unit error), or
+    ``agreement_vs_<source>`` when the median |ln(new/other)| exceeds
+    ``settings.data.gate_cross_source_median_log``. The tolerance is wider than against the
+    last good table of the same series: the LBMA PM fix and a token's daily close are taken
+    at different hours and a token trades at a premium or discount to its gold.
+    """
+    cfg = settings.data
+    for source, other in sorted(others_per_oz.items()):
+        d = _log_diff(new_per_oz, other)
+        if not d.size:
+            continue
+        ratio = float(np.exp(np.median(d)))
+        lo, hi = cfg.gate_level_ratio
+        if not lo <= ratio <= hi:
+            raise DataRejected(
+                file,
+                f"level_vs_{source}",
+                f"gold per troy ounce: median ratio to {source} {ratio:.4g} on {d.size} shared days is "
+                f"outside [{lo}, {hi}]: {_cause(ratio)}",
+            )
+        med = float(np.median(np.abs(d)))
+        if med > cfg.gate_cross_source_median_log:
+            raise DataRejected(
+                file,
+                f"agreement_vs_{source}",
+                f"gold per troy ounce: median |ln(new/{source})| {med:.3%} on {d.size} shared days "
+                f"(limit {cfg.gate_cross_source_median_log:.3%}, setting data.gate_cross_source_median_log)",
+            )

@@ -883,6 +883,9 @@ def gate(
         except FileNotFoundError:
             previous = None
         datagate.check_against_last_good(df, previous, dataset, origin, settings)
+        new_oz = _gold_per_oz(df, dataset, settings)
+        if new_oz is not None:
+            datagate.check_across_sources(new_oz, _other_sources_per_oz(dataset, settings), origin, settings)
         datagate.check_calendar(df, origin, settings)
     except datagate.DataRejected as exc:
         rejected = ValidationReport(
@@ -897,6 +900,33 @@ def gate(
         exc.url = write_report(rejected, settings, run_id=run_id)
         raise
     return GateResult(report=report, report_url=url, curated_url=promote(df, dataset, settings))
+
+
+def _gold_per_oz(frame: pd.DataFrame, dataset: str, settings: Settings) -> pd.Series | None:
+    """USD per troy ounce of gold by UTC day: the gold fix, or a token's close divided by the
+    ounces one token represents (``settings.data.token_oz_per_token``); None for a token whose
+    ounces are not configured."""
+    if dataset == "gold":
+        return datagate.gold_series(frame, "usd_per_oz", 1.0)
+    oz = settings.data.token_oz_per_token.get(dataset.removeprefix("token_"))
+    return None if not oz else datagate.gold_series(frame, "close_usd", oz)
+
+
+def _other_sources_per_oz(dataset: str, settings: Settings) -> dict[str, pd.Series]:
+    """The last good curated tables of the other gold-price datasets, per troy ounce."""
+    out: dict[str, pd.Series] = {}
+    names = ["gold", *(f"token_{s}" for s in settings.data.token_oz_per_token)]
+    for name in names:
+        if name == dataset:
+            continue
+        try:
+            frame = load_curated(name, settings)
+        except FileNotFoundError:
+            continue
+        series = _gold_per_oz(frame, name, settings)
+        if series is not None:
+            out[name] = series
+    return out
 
 
 def load_curated(dataset: str, settings: Settings) -> pd.DataFrame:

@@ -177,3 +177,61 @@ def test_oversized_file_is_refused_before_reading(root):
     msg = str(info.value)
     assert "\n" not in msg and GOLD in msg and "check size:" in msg and "600.0 MiB" in msg, msg
     assert (tree_hash(store / "curated"), tree_hash(store / "raw")) == before
+
+
+def test_file_cut_inside_its_last_row_is_rejected(root):
+    data = (root / "data" / GOLD).read_bytes()
+    msg = assert_rejected(root, data[:-30], "truncated")  # stops inside the source name
+    assert "ends without a line break" in msg
+
+
+def test_file_whose_last_row_lost_fields_is_rejected(root):
+    data = (root / "data" / GOLD).read_bytes().rstrip(b"\n")
+    cut = data[: data.rindex(b",")] + b"\n"  # the last row loses its source field
+    msg = assert_rejected(root, cut, "truncated")
+    assert "3 fields, the header 4" in msg
+
+
+def test_real_paxg_file_agrees_with_the_lbma_gold(root, shared_data_dir):
+    shutil.copy(shared_data_dir / PAXG, root / "data" / PAXG)
+    settings = settings_for(root)
+    out = validate_and_promote.fn(import_file(root / "data" / PAXG, "token_paxg", settings), settings)
+    assert out["rows"] > 900
+
+
+def test_paxg_file_in_usd_per_gram_is_rejected_against_the_lbma_gold(root, shared_data_dir):
+    raw = pd.read_csv(shared_data_dir / PAXG, dtype=str)
+    for col in ("open_usd", "high_usd", "low_usd", "close_usd"):
+        raw[col] = (pd.to_numeric(raw[col]) / 31.1034768).round(4).astype(str)
+    msg = assert_rejected(root, raw, "level_vs_gold", dataset="token_paxg", name=PAXG)
+    assert "a factor of 1/31.1: USD per gram?" in msg
+
+
+@pytest.fixture
+def paxg_only_root(shared_data_dir, tmp_path) -> Path:
+    """A store whose only curated table is the real PAXG file (no gold yet)."""
+    root = tmp_path / "p"
+    (root / "data").mkdir(parents=True)
+    shutil.copy(shared_data_dir / PAXG, root / "data" / PAXG)
+    settings = settings_for(root)
+    validate_and_promote.fn(import_file(root / "data" / PAXG, "token_paxg", settings), settings)
+    return root
+
+
+def test_first_gold_file_in_usd_per_gram_is_rejected_against_the_token_closes(paxg_only_root, shared_data_dir):
+    raw = pd.read_csv(shared_data_dir / GOLD, dtype=str, keep_default_na=False)
+    for col in ("usd_am", "usd_pm"):
+        v = pd.to_numeric(raw[col], errors="coerce") / 31.1034768
+        raw[col] = v.round(4).map(lambda x: "" if pd.isna(x) else f"{x:g}")
+    msg = assert_rejected(paxg_only_root, raw, "level_vs_token_paxg")
+    assert "a factor of 1/31.1: USD per gram?" in msg
+
+
+def test_first_gold_file_five_percent_off_the_token_closes_is_rejected(paxg_only_root, shared_data_dir):
+    raw = pd.read_csv(shared_data_dir / GOLD, dtype=str, keep_default_na=False)
+    recent = pd.to_datetime(raw["date"]) >= "2022-01-01"
+    pm = pd.to_numeric(raw["usd_pm"], errors="coerce")
+    pm[recent] = (pm[recent] * 1.05).round(2)
+    raw["usd_pm"] = pm.map(lambda x: "" if pd.isna(x) else f"{x:g}")
+    msg = assert_rejected(paxg_only_root, raw, "agreement_vs_token_paxg")
+    assert "limit 2.000%" in msg
