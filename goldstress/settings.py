@@ -145,9 +145,13 @@ class DataSettings(BaseSettings):
         ),
     )
     max_file_bytes: int = Field(
-        default=512 * 1024 * 1024,
+        default=64 * 1024 * 1024,
         gt=0,
-        description="Largest data file or snapshot read, in bytes; checked before reading (default 512 MiB).",
+        description=(
+            "Largest data file or snapshot read, in bytes; checked before reading (default 64 MiB, 70 "
+            "times the largest real daily file). Gating a file takes about 13 MB of memory per MiB "
+            "(bench/GATE_MEMORY.md), so the limit bounds the memory of a run."
+        ),
     )
     gate_overlap_median_log: float = Field(
         default=0.005,
@@ -547,7 +551,23 @@ class ServiceSettings(BaseSettings):
         "go to the Prefect deployment.",
     )
     inprocess_timeout_s: float = Field(
-        default=20.0, gt=0, le=600, description="Time limit of an in-process what-if, seconds."
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Time limit of an in-process what-if once it runs, seconds (it then fails with 503).",
+    )
+    inprocess_wait_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=600,
+        description="How long POST /api/whatif waits for an in-process what-if before answering 202 "
+        "with a Location to poll (it runs on), seconds.",
+    )
+    whatif_queue_max: int = Field(
+        default=16,
+        ge=0,
+        le=10_000,
+        description="Most in-process what-ifs waiting behind the running one; beyond it POST answers 503.",
     )
     max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=10_000_000, description="Largest request body accepted (413 above)."
