@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ from service.limits import (
     send_json,
 )
 from service.runs import RUN_ID_RE, SCENARIO_RE, ReportStoreUnavailable, RunIndex
+from service.whatif_queue import Job, JobError, QueueFull, WhatIfQueue
 
 log = logging.getLogger("goldstress.service")
 
@@ -383,6 +384,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:
             log.warning("run index: first listing failed (retried on demand): %s", exc)
         yield
+        await anyio.to_thread.run_sync(whatif_queue.close)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -396,7 +398,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.index = index
     refresh_lock = asyncio.Lock()
-    whatif_slots = anyio.CapacityLimiter(1)  # one in-process what-if at a time (2-core budget)
+    whatif_queue = WhatIfQueue(settings.service.whatif_queue_max)
+    app.state.whatif_queue = whatif_queue
     presets: dict[str, Any] = {}
     presets_lock = threading.Lock()
     whatif_docs = LRUCache(256)
@@ -741,8 +744,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     async def submit_whatif(req: wi.WhatIfRequest, principal: Principal = Depends(require_analyst)) -> Response:
-        """Run a what-if: in-process when ``n_paths * horizon_days <= service_inprocess_max_cells``
-        (200 with the result), else on the Prefect deployment (202 with the flow run id)."""
+        """Run a what-if. In-process when ``n_paths * horizon_days <= service.inprocess_max_cells``:
+        queued behind earlier what-ifs (one runs at a time), answered 200 with the result when it
+        finishes within ``service.inprocess_wait_s``, else 202 with its id and a ``Location`` to
+        poll; 503 when ``service.whatif_queue_max`` what-ifs already wait. Larger what-ifs run on
+        the Prefect deployment (202 with the flow run id)."""
         if req.token_spec is None:
             try:
                 table = await anyio.to_thread.run_sync(get_presets)
@@ -754,36 +760,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if req.seed is None:
             req = req.model_copy(update={"seed": settings.monte_carlo.seed})
         if req.cells <= settings.service.inprocess_max_cells:
-            result = await _run_inprocess(req, spec)
-            wid = str(uuid.uuid4())
-            await anyio.to_thread.run_sync(wi.store_result, wid, "inprocess", result, settings)
-            return JSONResponse({"id": wid, "status": "completed", "mode": "inprocess", "result": result})
+            return await _run_inprocess(req, spec)
         return await _submit_deployment(req, spec)
 
-    async def _run_inprocess(req: wi.WhatIfRequest, spec: Any) -> dict[str, Any]:
+    def _inprocess_work(req: wi.WhatIfRequest, spec: Any) -> Callable[[Job], dict[str, Any]]:
         timeout = float(settings.service.inprocess_timeout_s)
-        cancel = threading.Event()
-        deadline = time.monotonic() + timeout
 
-        def work() -> dict[str, Any]:
-            model = wi.load_model(settings)
-            return wi.compute_whatif(req, spec, model, settings, deadline=deadline, cancel=cancel)
+        def work(job: Job) -> dict[str, Any]:
+            deadline = time.monotonic() + timeout
+            try:
+                model = wi.load_model(settings)
+                result = wi.compute_whatif(req, spec, model, settings, deadline=deadline, cancel=job.cancel)
+            except wi.WhatIfTimeout:
+                raise JobError(
+                    503,
+                    f"what-if exceeded the in-process time limit of {timeout:g} s (service.inprocess_timeout_s): use fewer paths or days, or more than service.inprocess_max_cells={settings.service.inprocess_max_cells} cells to run it on the Prefect deployment",
+                ) from None
+            except wi.NoModelError as exc:
+                raise JobError(409, str(exc)) from None
+            except (ValueError, ArithmeticError) as exc:
+                raise JobError(422, f"this token spec cannot be simulated: {exc}") from None
+            wi.store_result(job.id, "inprocess", result, settings)
+            return result
 
+        return work
+
+    async def _run_inprocess(req: wi.WhatIfRequest, spec: Any) -> Response:
         try:
-            with anyio.fail_after(timeout):
-                async with whatif_slots:
-                    return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-        except TimeoutError:
-            cancel.set()
+            job = whatif_queue.submit(_inprocess_work(req, spec))
+        except QueueFull as exc:
             raise HTTPException(
                 503,
-                f"what-if exceeded the in-process time limit of {timeout:g} s: use fewer paths or days, or more than service.inprocess_max_cells={settings.service.inprocess_max_cells} cells to run it on the Prefect deployment",
+                f"what-if queue full: {exc.waiting} what-ifs waiting (service.whatif_queue_max={whatif_queue.max_waiting}); try again later",
                 headers={"Retry-After": "30"},
             ) from None
-        except wi.NoModelError as exc:
-            raise HTTPException(409, str(exc)) from None
-        except (ValueError, ArithmeticError) as exc:
-            raise HTTPException(422, f"this token spec cannot be simulated: {exc}") from None
+        assert job.future is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), settings.service.inprocess_wait_s)
+        except TimeoutError:
+            pass
+        return _job_answer(job, submitted=True)
+
+    def _job_answer(job: Job, submitted: bool = False) -> Response:
+        if job.status == "completed":
+            return JSONResponse({"id": job.id, "status": "completed", "mode": "inprocess", "result": job.result})
+        if job.status == "failed":
+            assert job.error is not None
+            if submitted:
+                headers = {"Retry-After": "30"} if job.error.status == 503 else None
+                raise HTTPException(job.error.status, job.error.detail, headers=headers)
+            return JSONResponse(
+                {"id": job.id, "status": "failed", "mode": "inprocess", "result": None, "detail": job.error.detail}
+            )
+        return JSONResponse(
+            {"id": job.id, "status": job.status, "mode": "inprocess", "result": None},
+            status_code=202 if submitted else 200,
+            headers={"Location": f"/api/whatif/{job.id}"} if submitted else None,
+        )
 
     async def _submit_deployment(req: wi.WhatIfRequest, spec: Any) -> Response:
         name = settings.service.whatif_deployment
@@ -845,6 +878,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Status and result of a what-if (deployment mode: the Prefect flow run's state until
         ``result.json`` exists)."""
         wid = str(whatif_id)
+        job = whatif_queue.get(wid)
+        if job is not None:
+            return _job_answer(job)
         doc = whatif_docs.get(wid)
         if doc is None:
             doc = await anyio.to_thread.run_sync(wi.read_doc, wid, "result.json", settings)

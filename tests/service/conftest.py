@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -295,6 +296,33 @@ def whatif_deployment(prefect_api) -> str:
         flow_id = c.create_flow_from_name("whatif")
         c.create_deployment(flow_id=flow_id, name="service-tests", entrypoint="flows/whatif.py:whatif")
     return "whatif/service-tests"
+
+
+def service_env(service_root: ServiceRoot, **extra: str) -> dict[str, str]:
+    """Environment for a service subprocess over the session's storage tree: this process's
+    environment without its ``GOLDSTRESS_*`` variables, the storage settings, the test users and
+    JWT secret, ``PYTHONPATH`` at the project root, then ``extra``."""
+    import json
+
+    from goldstress.settings import env_name
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
+    for section, fields in data_settings(service_root.root).items():
+        for key, value in fields.items():
+            if value is not None:
+                env[env_name(section, key)] = (
+                    json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
+                )
+    users = {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()}
+    env.update(
+        {
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,
+            "GOLDSTRESS_SERVICE_USERS": json.dumps(users),
+            **extra,
+        }
+    )
+    return env
 
 
 @contextlib.contextmanager

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import RUN_IDS, ServiceRoot, bearer, data_settings, running_server, service_settings
+from tests.service.conftest import (
+    RUN_IDS,
+    ServiceRoot,
+    bearer,
+    data_settings,
+    running_server,
+    service_env,
+    service_settings,
+)
 
 SECRET_TEXT = b"root:$6$not-a-real-hash:19000:0:99999:7:::\n"
 
@@ -386,32 +394,16 @@ def test_launcher_turns_off_uvicorn_proxy_headers():
 def launched(service_root: ServiceRoot, tmp_path_factory):
     """The launcher (``python -m service.serve``) on a free loopback port with small limits:
     4 KB of headers, 1.5 s for a request head, 2 s for a body."""
-    import json as _json
     import socket
-
-    from goldstress.settings import env_name
-    from tests.service.conftest import JWT_SECRET, USER_PASSWORDS, USER_ROLES, password_hash
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
-    for section, fields in data_settings(service_root.root).items():
-        for key, value in fields.items():
-            if value is not None:
-                env[env_name(section, key)] = (
-                    _json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
-                )
-    users = {u: {"password_hash": password_hash(p), "role": USER_ROLES[u]} for u, p in USER_PASSWORDS.items()}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,
-            "GOLDSTRESS_SERVICE_USERS": _json.dumps(users),
-            "GOLDSTRESS_SERVICE_MAX_HEADER_BYTES": "4096",
-            "GOLDSTRESS_SERVICE_HEADER_TIMEOUT_S": "1.5",
-            "GOLDSTRESS_SERVICE_BODY_TIMEOUT_S": "2",
-        }
+    env = service_env(
+        service_root,
+        GOLDSTRESS_SERVICE_MAX_HEADER_BYTES="4096",
+        GOLDSTRESS_SERVICE_HEADER_TIMEOUT_S="1.5",
+        GOLDSTRESS_SERVICE_BODY_TIMEOUT_S="2",
     )
     log_path = tmp_path_factory.mktemp("launcher") / "server.log"
     args = ["-m", "service.serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
