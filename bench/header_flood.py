@@ -109,8 +109,12 @@ def main() -> None:
     print("\n".join(lines))
     if args.record:
         out = Path(__file__).with_name("HEADER_FLOOD.md")
-        old = out.read_text() if out.exists() else (
-            "# Service: memory under a header flood\n\nProduced by `python bench/header_flood.py --record`. Newest first.\n"
+        old = (
+            out.read_text()
+            if out.exists()
+            else (
+                "# Service: memory under a header flood\n\nProduced by `python bench/header_flood.py --record`. Newest first.\n"
+            )
         )
         head, _, rest = old.partition("\n## ")
         out.write_text(head.rstrip() + "\n\n" + "\n".join(lines) + "\n" + ("\n## " + rest if rest else ""))

@@ -146,8 +146,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_stage(stage: str, args: argparse.Namespace, settings: Settings) -> object:
+    """Run one stage's flow with heartbeats on and the crash automation installed (best effort:
+    a server that refuses automations still runs the flow, with a warning)."""
+    from goldstress.orchestration import ensure_crash_detection, run_health
+
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
+    try:
+        ensure_crash_detection(settings)
+    except Exception as exc:
+        logging.getLogger("goldstress").warning("Prefect crash detection not installed: %s", exc)
+    with run_health(settings):
+        return _run_flow(stage, args, settings)
+
+
+def _run_flow(stage: str, args: argparse.Namespace, settings: Settings) -> object:
     options = RunOptions(data_dir=str(settings.data.data_dir) if settings.data.data_dir else None)
     if stage == "all":
         from flows.stress_test import stress_test

@@ -223,6 +223,37 @@ class TrackingSettings(BaseSettings):
     champion_alias: str = "champion"
 
 
+class OrchestrationSettings(BaseSettings):
+    """Prefect run-health settings. Environment: ``GOLDSTRESS_PREFECT_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_PREFECT_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    heartbeat_s: int = Field(
+        default=30,
+        ge=30,
+        le=3600,
+        description="Seconds between a flow run's heartbeat events (Prefect's PREFECT_FLOWS_HEARTBEAT_FREQUENCY; 30 at least).",
+    )
+    unresponsive_after_s: int = Field(
+        default=90,
+        ge=10,
+        le=86400,
+        description="A running flow run with no heartbeat for this long is marked Crashed by the automation "
+        "the run installs (docs.prefect.io/v3/advanced/detect-zombie-flows); at least twice heartbeat_s.",
+    )
+
+    @model_validator(mode="after")
+    def _window_spans_heartbeats(self) -> OrchestrationSettings:
+        if self.unresponsive_after_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"unresponsive_after_s ({self.unresponsive_after_s}) must be at least twice heartbeat_s "
+                f"({self.heartbeat_s}), or healthy runs would be marked Crashed between two heartbeats"
+            )
+        return self
+
+
 class TrainingSettings(BaseSettings):
     """Fitting the gold-return models: samples, EVT threshold, validation and hold-out windows, predictor window. Environment: ``GOLDSTRESS_<FIELD>``."""
 
@@ -668,6 +699,7 @@ class Settings(BaseModel):
     data: DataSettings = Field(default_factory=DataSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)

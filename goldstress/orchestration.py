@@ -1,0 +1,108 @@
+"""Prefect run health: heartbeats and the automation that marks silent (killed) flow runs Crashed.
+
+See docs/platform/orchestration.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from goldstress.settings import Settings
+
+__all__ = ["CRASH_AUTOMATION", "RUN_TAG", "crash_automation", "ensure_crash_detection", "run_health"]
+
+CRASH_AUTOMATION = "goldstress: mark unresponsive flow runs crashed"
+"""Name of the automation :func:`ensure_crash_detection` installs (one per Prefect server)."""
+
+RUN_TAG = "goldstress"
+"""Tag of every goldstress flow run; the automation watches only runs with it, so other flows on
+a shared server (with their own heartbeat frequency) are never touched."""
+
+
+@contextmanager
+def run_health(settings: Settings) -> Iterator[None]:
+    """Context for starting flow runs: they are tagged :data:`RUN_TAG` and emit a heartbeat
+    event every ``settings.orchestration.heartbeat_s`` seconds (Prefect's
+    ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, set with ``prefect.settings.temporary_settings``)."""
+    from prefect import tags
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with tags(RUN_TAG), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: settings.orchestration.heartbeat_s}):
+        yield
+
+
+def crash_automation(settings: Settings) -> Any:
+    """The automation, as Prefect documents it for self-hosted servers
+    (https://docs.prefect.io/v3/advanced/detect-zombie-flows): a proactive trigger per flow run
+    tagged :data:`RUN_TAG` that expects a heartbeat or a final state within
+    ``settings.orchestration.unresponsive_after_s`` seconds of each heartbeat, and otherwise
+    changes the run's state to Crashed. Returns a ``prefect.automations.Automation`` (not yet
+    created on a server)."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    after_s = settings.orchestration.unresponsive_after_s
+    return Automation(
+        name=CRASH_AUTOMATION,
+        description=(
+            f"A flow run that sent a heartbeat and then nothing for {after_s} s (no heartbeat, no final "
+            "state) lost its process: mark it Crashed."
+        ),
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
+            ),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=after_s),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                name=None,
+                force=False,
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {after_s} s: the flow run's process died (killed, evicted or lost its host).",
+            )
+        ],
+    )
+
+
+def ensure_crash_detection(settings: Settings) -> str:
+    """Create the crash automation on the current Prefect API, or update it when its settings
+    changed; returns its id. Raises whatever the Prefect client raises when the API cannot be
+    reached (callers that only want it best-effort catch ``Exception``)."""
+    from prefect.automations import Automation
+
+    wanted = crash_automation(settings)
+    found: Any  # Prefect's sync/async dispatch hides the sync return type from mypy
+    try:
+        found = Automation.read(name=CRASH_AUTOMATION)
+    except ValueError:  # Prefect raises ValueError("Automation ... not found")
+        found = None
+    if found is None:
+        return str(wanted.create().id)
+    if found.trigger != wanted.trigger or found.actions != wanted.actions or not found.enabled:
+        found.trigger, found.actions, found.description, found.enabled = (
+            wanted.trigger,
+            wanted.actions,
+            wanted.description,
+            True,
+        )
+        found.update()
+    return str(found.id)
