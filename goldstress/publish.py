@@ -119,3 +119,28 @@ def published(run_id: str, settings: Settings) -> dict[str, Any] | None:
 def recorded_size(marker: dict[str, Any], name: str) -> int | None:
     """The size recorded in ``marker`` for the file ``name`` of the run, None if not listed."""
     return next((int(f["size"]) for f in marker.get("files", []) if f.get("name") == name), None)
+
+
+def publish_unlisted(settings: Settings) -> list[tuple[str, str | None]]:
+    """Publish every run folder under ``settings.storage.report_url`` that has a manifest but no
+    valid marker (runs written by a version without markers, or a run whose publication was
+    interrupted after all its files were written). Each run is verified as :func:`publish_run`
+    does; a run that fails stays unlisted. Returns ``(run_id, None)`` for each run published and
+    ``(run_id, reason)`` (one line) for each left unlisted, in run-id order. Storage errors while
+    listing propagate."""
+    fs, root = storage.filesystem(settings.storage.report_url, settings)
+    if not fs.exists(root):
+        return []
+    fs.invalidate_cache(root)
+    out: list[tuple[str, str | None]] = []
+    for path in sorted(fs.ls(root, detail=False)):
+        run_id = path.rstrip("/").rsplit("/", 1)[-1]
+        if run_id == "whatif" or not fs.exists(f"{path}/manifest.json") or published(run_id, settings):
+            continue
+        try:
+            publish_run(run_id, settings)
+        except (IncompleteRunError, FileNotFoundError, ValueError) as exc:
+            out.append((run_id, f"{type(exc).__name__}: {exc}"))
+        else:
+            out.append((run_id, None))
+    return out

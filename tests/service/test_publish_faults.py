@@ -196,3 +196,34 @@ def test_a_run_being_rewritten_drops_out_of_the_listing(fault_base) -> None:
         publish_run(PREVIOUS, settings)
     index.refresh(force=True)
     assert index.get(PREVIOUS) is not None
+
+
+def test_runs_written_without_a_marker_are_published_after_verification(fault_base, tmp_path: Path) -> None:
+    """A copy of the report store whose runs have no marker (written before markers existed): the
+    complete run is published and listed again, a run with a cut report stays unlisted with the
+    reason, and the published marker describes the files as they are."""
+    from goldstress.publish import publish_unlisted, published
+
+    settings = _settings(fault_base, 5)
+    src = Path(settings.storage.report_url) / PREVIOUS
+    legacy = tmp_path / "reports"
+    shutil.copytree(src, legacy / PREVIOUS)
+    shutil.copytree(src, legacy / "20200101T000000Z-cutcut")
+    for run in legacy.iterdir():
+        (run / "published.json").unlink()
+    cut = legacy / "20200101T000000Z-cutcut" / "report.html"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    moved = Settings(**merged(fault_base["base"], {"storage": {"report_url": str(legacy)}}))
+    assert list(_index(moved).entries()) == []
+    outcome = dict(publish_unlisted(moved))
+    assert outcome[PREVIOUS] is None
+    assert (
+        "report.html" in outcome["20200101T000000Z-cutcut"]
+        and "IncompleteRunError" in outcome["20200101T000000Z-cutcut"]
+    )
+    assert [e.run_id for e in _index(moved).entries()] == [PREVIOUS]
+    marker = published(PREVIOUS, moved)
+    assert marker is not None
+    sizes = {f["name"]: f["size"] for f in marker["files"]}
+    assert sizes["report.html"] == (legacy / PREVIOUS / "report.html").stat().st_size
+    assert publish_unlisted(moved) == [("20200101T000000Z-cutcut", outcome["20200101T000000Z-cutcut"])]
