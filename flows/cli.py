@@ -123,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
+    from goldstress.io.storage import StoreUnavailable
+    from goldstress.io.storage import require_reachable as require_store
+
+    try:
+        require_store(settings)
+    except StoreUnavailable as exc:
+        print(f"goldstress: {exc}", file=sys.stderr)
+        return 2
+
     if args.stage in ("all", "train", "simulate", "analyse", "calibrate"):
         from goldstress.io.tracking import TrackingUnavailable, require_reachable
 

@@ -167,3 +167,45 @@ def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFr
         _discard(fs, staged)
         raise
     _commit(fs, staged, path, written)
+
+
+class StoreUnavailable(RuntimeError):
+    """An object store or folder of the settings cannot be reached (one-line message naming the
+    setting and its URL)."""
+
+
+def require_reachable(settings: Settings, timeout_s: float = 20.0) -> None:
+    """Fail fast when ``settings.storage.store_url`` or ``report_url`` cannot be listed within
+    ``timeout_s`` seconds (connection refused, DNS failure, bad credentials, or no answer: the
+    probe runs in a daemon thread and is abandoned at the deadline). A location that does not
+    exist yet is reachable (it is created on the first write). Call it at the start of a run,
+    before anything is written. Raises :class:`StoreUnavailable` naming the setting and the URL
+    (never the storage options, which may hold credentials)."""
+    import threading
+
+    def probe(url: str, outcome: list[BaseException | None]) -> None:
+        try:
+            fs, path = filesystem(url, settings)
+            fs.invalidate_cache(path)
+            fs.exists(path)
+            outcome.append(None)
+        except BaseException as exc:  # reported by the caller, never raised in the thread
+            outcome.append(exc)
+
+    for name in ("store_url", "report_url"):
+        url = getattr(settings.storage, name)
+        outcome: list[BaseException | None] = []
+        thread = threading.Thread(target=probe, args=(url, outcome), name=f"probe-{name}", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        env = f"GOLDSTRESS_{name.upper()}"
+        if not outcome:
+            raise StoreUnavailable(
+                f"storage at {url} ({env}) did not answer within {timeout_s:g} s: start it or point {env} elsewhere; nothing was written"
+            )
+        error = outcome[0]
+        if error is not None:
+            first = str(error).splitlines()[0][:200] if str(error) else ""
+            raise StoreUnavailable(
+                f"storage at {url} ({env}) unreachable ({type(error).__name__}: {first}): start it or point {env} elsewhere; nothing was written"
+            )

@@ -154,6 +154,37 @@ def test_unreachable_mlflow_stops_with_one_line_before_writing(tmp_path, stage):
     assert not (tmp_path / "store").exists()
 
 
+def test_unreachable_object_store_stops_with_one_line_before_writing(tmp_path):
+    """A report store on an S3 endpoint nobody answers at: the run stops within 30 s with one
+    line naming the setting and the URL, never the credentials, and starts no Prefect server."""
+    import json
+    import time
+
+    port = closed_port()
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    options = {
+        "key": "AKIDSECRETKEY",
+        "secret": "s3cr3t",
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
+    }
+    env = cli_env(
+        tmp_path,
+        {"GOLDSTRESS_REPORT_URL": "s3://goldstress-reports/runs", "GOLDSTRESS_STORAGE_OPTIONS": json.dumps(options)},
+    )
+    started = time.monotonic()
+    proc = run_cli(["--data-dir", str(data_dir)], env, tmp_path, timeout=120)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "s3://goldstress-reports/runs (GOLDSTRESS_REPORT_URL)" in lines[0] and "nothing was written" in lines[0]
+    assert "s3cr3t" not in proc.stderr and "AKIDSECRETKEY" not in proc.stderr
+    for word in SERVER_WORDS:
+        assert word not in proc.stderr + proc.stdout
+    assert not (tmp_path / "store").exists()
+
+
 def test_validate_stage_rejects_a_unit_change_in_one_line_and_quarantines_it(prefect_api, tmp_path, flowkit):
     """A good gold file is promoted, then the same file in USD per gram: ``--stage validate``
     exits 1 with one line naming the file and the gate check; the curated gold table and its
