@@ -968,7 +968,7 @@
               el("td", { text: fmtDays(x.horizon_days) }),
               el("td", { class: "txt", text: x.direction < 0 ? "fall" : "rise" }),
               cell(`rev-${s}-search-${x.horizon_days}-${x.direction < 0 ? "fall" : "rise"}`, x.move_frac,
-                x.breaks_without_move ? "breaks without a move" : x.move_frac === null || x.move_frac === undefined ? `none up to ${fmtPct(x.max_move_searched_frac, 0)}` : fmtPct(x.move_frac, 1)))))));
+                x.breaks_without_move ? "breaks without a move" : x.move_frac === null || x.move_frac === undefined ? `none ${x.direction < 0 ? "down" : "up"} to ${fmtPct(x.max_move_searched_frac, 0)}` : fmtPct(x.move_frac, 1)))))));
         }
       }
       if (bd && Array.isArray(bd.rows) && bd.rows.length) {
