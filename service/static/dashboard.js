@@ -1088,11 +1088,18 @@
       return;
     }
     const select = $("whatif-preset");
-    const presets = (await api("/api/presets")).body.presets || [];
+    $("whatif-section").hidden = false;
+    let presets;
+    try {
+      presets = (await api("/api/presets")).body.presets || [];
+    } catch (err) {
+      showError($("whatif-result"), "what-if presets", err);
+      $("whatif-submit").disabled = true;
+      return;
+    }
     const kinds = { gold_backed: "gold-backed token", gold_cdp: "gold-collateralised stablecoin" };
     select.replaceChildren(...presets.map((p) => el("option", { value: p.symbol, "data-kind": p.kind, text: `${p.symbol}: ${p.name} (${kinds[p.kind] || p.kind})` })));
     select.dispatchEvent(new Event("change"));
-    $("whatif-section").hidden = false;
   }
 
   // ---------------------------------------------------------------- page
