@@ -26,7 +26,7 @@ from goldstress.catalog import Catalog
 from goldstress.io import storage
 from goldstress.records import json_safe
 from goldstress.settings import Settings
-from models.metrics import distribution_metrics, path_metrics, summarise_paths
+from models.metrics import distribution_metrics, market_column_names, path_metrics, summarise_paths
 from models.scenarios import (
     TRADING_DAYS_PER_YEAR,
     business_days,
@@ -265,7 +265,11 @@ def compute_whatif(
       VaR/ES (Acerbi & Tasche 2002) of holder value and of reserve value per token outstanding
       at ``settings.risk.var_levels`` (at each horizon, the end and peak-to-trough),
       backing-ratio quantiles, ``p_backing_below_1``, ``p_liquidation``,
-      ``expected_bad_debt_usd``.
+      ``expected_bad_debt_usd``; for a reserve-backed token also the peg and liquidity figures
+      of the main run's summary (``models.metrics.market_metrics``: premium/discount to NAV
+      quantiles ``premium_end_q<q>_frac``, ``p_abs_premium_gt_1pct`` / ``_5pct``, depeg depth and
+      days, ``liquidity_coverage_<h>d_q01``, ``p_liquidity_coverage_below_1_<h>d``) and the
+      redemptions met and queued (``redeemed_frac_of_day0_supply_*``, ``redemption_queue_*``).
 
     ``deadline`` (``time.monotonic()`` value) and ``cancel`` are checked between chunks:
     :class:`WhatIfTimeout` when passed/set. ValueError from the models for a spec that cannot
@@ -276,7 +280,9 @@ def compute_whatif(
     token = build_token_model(spec)
     h_shock = int(req.shock_horizon_days)
     horizons = mc_horizons(tuple(settings.risk.horizons_days), req.horizon_days)
-    keep = list(_MC_COLUMNS) + [f"{c}_{h}d" for h in horizons for c in _MC_HORIZON_COLUMNS]
+    keep = (
+        list(_MC_COLUMNS) + [f"{c}_{h}d" for h in horizons for c in _MC_HORIZON_COLUMNS] + market_column_names(horizons)
+    )
 
     def check() -> None:
         if (cancel is not None and cancel.is_set()) or (deadline is not None and time.monotonic() > deadline):

@@ -38,6 +38,7 @@ from goldstress.settings import Settings, get_settings
 from goldstress.telemetry import switch_off
 from service.auth import COOKIE_NAME, Authenticator, Principal, is_loopback
 from service.cache import LRUCache
+from service.dashboard_api import add_dashboard_routes
 from service.headers import SecurityHeadersMiddleware, dashboard_csp, inline_script_hashes
 from service.limits import (
     ASGIApp,
@@ -924,6 +925,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             status, detail = "failed", "the flow run completed without writing result.json"
         return JSONResponse({"id": wid, "status": status, "mode": "deployment", "result": None, "detail": detail})
+
+    # ------------------------------------------------------------------ dashboard reads (any role)
+    add_dashboard_routes(app, fresh_index, get_presets, require_viewer, {**_ERRORS, **_NOT_FOUND})
 
     # ------------------------------------------------------------------ static assets
     @app.get("/static/plotly.min.js", include_in_schema=False)

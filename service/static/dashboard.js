@@ -3,6 +3,7 @@
  * Reads the stakeholder API (see notes/SERVICE_CONTRACT.md / the app's /docs):
  *   GET  /api/runs/latest, /api/runs?limit=50, /api/runs/{id}/summary, /api/runs/{id}/fan,
  *        /api/metrics/timeseries?token=&metric=&scenario=
+ *        /api/runs/{id}/files, /api/runs/{a}/compare/{b}, /api/whoami, /api/presets
  *   POST /api/whatif (then GET /api/whatif/{id} while it is scheduled/running)
  * Auth is the HttpOnly session cookie set by POST /api/token (login page); a 401 sends the
  * browser back to /login.
@@ -632,6 +633,7 @@
     const r = res.result;
     if (r) {
       parts.push(whatifSummary(r));
+      parts.push(whatifPegTable(r));
       const full = [];
       if (r.shock) full.push(resultTable("Shock path", r.shock, "shock"));
       if (r.monte_carlo) full.push(resultTable("Monte Carlo", r.monte_carlo, "mc"));
@@ -645,7 +647,9 @@
   }
 
   function whatifBody() {
-    const preset = $("whatif-preset").value;
+    const select = $("whatif-preset");
+    const preset = select.value;
+    const kind = select.selectedOptions.length ? select.selectedOptions[0].getAttribute("data-kind") : null;
     const read = (id) => {
       const v = $(id).value.trim();
       return v === "" ? null : Number(v);
@@ -664,7 +668,7 @@
       horizon_days: read("whatif-horizon"),
     };
     const red = read("whatif-redemption-pct");
-    if (red !== null && preset === "GRAM") body.redemption_share_per_day = red / 100;
+    if (red !== null && kind === "gold_backed") body.redemption_share_per_day = red / 100;
     const seed = read("whatif-seed");
     if (seed !== null) body.seed = seed;
     return body;
@@ -700,7 +704,8 @@
     const box = $("whatif-result");
     const preset = $("whatif-preset");
     const syncRedemption = () => {
-      $("whatif-redemption-pct").disabled = preset.value !== "GRAM";
+      const opt = preset.selectedOptions.length ? preset.selectedOptions[0] : null;
+      $("whatif-redemption-pct").disabled = !opt || opt.getAttribute("data-kind") !== "gold_backed";
     };
     preset.addEventListener("change", syncRedemption);
     syncRedemption();
@@ -733,6 +738,370 @@
     });
   }
 
+  // ---------------------------------------------------------------- human units
+
+  /** USD in millions / billions ("163.1 m USD", "1.42 bn USD"); below a million as fmtUsd. */
+  function fmtUsdHuman(v) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    if (Math.abs(x) >= 1e9) return (x / 1e9).toFixed(2) + " bn USD";
+    if (Math.abs(x) >= 1e6) return (x / 1e6).toFixed(1) + " m USD";
+    return fmtUsd(x);
+  }
+
+  /** Days: "1 day", "4 days", "2.5 days". */
+  function fmtDays(v) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    const n = Number.isInteger(x) ? String(x) : x.toFixed(1);
+    return `${n} ${x === 1 ? "day" : "days"}`;
+  }
+
+  /** A coverage ratio as a percentage without decimals ("296%"). */
+  const fmtCoverage = (v) => fmtPct(v, 0);
+
+  /** Token counts without decimals ("197,324 tokens"). */
+  function fmtTokens(v) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    return x.toLocaleString("en-US", { maximumFractionDigits: 0 }) + " tokens";
+  }
+
+  /** A value in a verdict check's unit: fraction %, usd m/bn, ratio %, days. */
+  function fmtUnit(unit, v) {
+    if (unit === "fraction") return fmtPct(v);
+    if (unit === "usd") return fmtUsdHuman(v);
+    if (unit === "ratio") return fmtPct(v, 1);
+    if (unit === "days") return fmtDays(v);
+    return fmtNum(v);
+  }
+
+  /** A difference in a figure's unit, signed: fractions in percentage points. */
+  function fmtDiff(unit, v) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    const sign = x > 0 ? "+" : "";
+    if (unit === "fraction" || unit === "ratio") return sign + (x * 100).toFixed(2) + " pp";
+    if (unit === "usd") return sign + fmtUsdHuman(x);
+    if (unit === "days") return sign + fmtDays(x);
+    return sign + fmtNum(x);
+  }
+
+  function fmtRel(v) {
+    const x = num(v);
+    const s = special(x);
+    if (s) return s;
+    return (x > 0 ? "+" : "") + fmtPct(x, 1);
+  }
+
+  const yesNo = (v) => (v === true || v === 1 || v === 1.0 ? "yes" : v === false || v === 0 ? "no" : "–");
+
+  function cell(testid, value, text, cls) {
+    return el("td", { "data-testid": testid, "data-value": raw(value), text, class: cls });
+  }
+
+  // ---------------------------------------------------------------- verdicts
+
+  function renderVerdicts(summary) {
+    const box = $("verdicts");
+    const tokens = Object.entries(summary.tokens || {});
+    const thead = el("thead", {}, el("tr", {}, ["Token", "Verdict", "Why", "Checks", "Worst scenario", "Remedy"].map((h) => el("th", { text: h }))));
+    const rows = tokens.map(([sym, t]) => {
+      const v = t.verdict;
+      if (!v || typeof v !== "object" || !["pass", "watch", "fail"].includes(v.verdict)) {
+        return el("tr", {}, el("th", { text: sym }),
+          el("td", { class: "txt", colspan: "5", "data-testid": `verdict-${sym}`, "data-value": "", text: "no verdict in this run" }));
+      }
+      const checks = el("ul", { class: "checks" }, (v.checks || []).map((c) => el("li", { class: `check-${c.status}` },
+        `${c.label}: `,
+        fig(`verdict-${sym}-check-${c.key}-value`, c.value, fmtUnit(c.unit, c.value)),
+        " (limit ", fig(`verdict-${sym}-check-${c.key}-limit`, c.limit, fmtUnit(c.unit, c.limit)),
+        c.horizon_days !== null && c.horizon_days !== undefined ? `, ${fmtDays(c.horizon_days)}` : "",
+        c.confidence !== null && c.confidence !== undefined ? `, at ${fmtPct(c.confidence, 0)} confidence` : "",
+        ") ",
+        el("span", { class: `badge badge-${c.status}`, "data-testid": `verdict-${sym}-check-${c.key}-status`, "data-value": c.status, text: c.status }))));
+      const w = v.worst_scenario;
+      const r = v.remedy;
+      return el("tr", { class: `verdict-row verdict-${v.verdict}` },
+        el("th", { text: sym }),
+        el("td", { class: "txt" }, el("span", { class: `badge badge-${v.verdict}`, "data-testid": `verdict-${sym}`, "data-value": v.verdict, text: v.verdict })),
+        el("td", { class: "txt", "data-testid": `verdict-${sym}-reason`, text: v.reason || "" }),
+        el("td", { class: "txt" }, checks,
+          el("span", { class: "aside", text: `Tolerance from ${(v.tolerance || {}).source === "spec" ? "the token's spec" : "the default"}.` })),
+        w ? cell(`verdict-${sym}-worst`, w.drawdown_frac, `${w.label || w.scenario}: ${fmtPct(w.drawdown_frac)} peak-to-trough`, "txt") : el("td", { text: "–" }),
+        r ? cell(`verdict-${sym}-remedy`, r.usd, r.usd === null || r.usd === undefined ? r.action : `${r.action} (${fmtUsdHuman(r.usd)})`, "txt") : el("td", { class: "txt", "data-testid": `verdict-${sym}-remedy`, "data-value": "", text: "none needed" }));
+    });
+    box.replaceChildren(el("table", { class: "verdicts" }, thead, el("tbody", {}, rows)));
+  }
+
+  // ---------------------------------------------------------------- downloads
+
+  function fmtBytes(n) {
+    if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MB";
+    if (n >= 1 << 10) return (n / (1 << 10)).toFixed(0) + " KB";
+    return `${n} bytes`;
+  }
+
+  async function renderDownloads(runId) {
+    const box = $("downloads");
+    const files = (await api(`/api/runs/${encodeURIComponent(runId)}/files`)).body.files || [];
+    box.replaceChildren(...files.map((f) => el("li", {},
+      el("a", { href: f.url, download: `${runId}_${f.name.replace(/\//g, "_")}`, "data-testid": `download-${f.name.replace(/\//g, "-")}`, text: f.name }),
+      el("span", { class: "aside", text: ` (${fmtBytes(f.size)})` }))));
+  }
+
+  // ---------------------------------------------------------------- liquidity stress
+
+  const LIQUIDITY_FIGURES = [
+    ["liquidity_coverage_1d_q01", "Liquidity coverage over 1 day (worst 1% of paths)", fmtCoverage],
+    ["liquidity_coverage_5d_q01", "Liquidity coverage over 5 days (worst 1% of paths)", fmtCoverage],
+    ["liquidity_coverage_10d_q01", "Liquidity coverage over 10 days (worst 1% of paths)", fmtCoverage],
+    ["liquidity_coverage_30d_q01", "Liquidity coverage over 30 days (worst 1% of paths)", fmtCoverage],
+    ["p_liquidity_coverage_below_1_30d", "Chance coverage falls below 100% within 30 days", fmtPct],
+    ["redemption_outflow_usd_end_mean", "Redemptions paid over the horizon (mean)", fmtUsdHuman],
+    ["redemption_outflow_frac_of_day0_liabilities_end_mean", "Redemptions paid, share of day-0 liabilities (mean)", fmtPct],
+    ["redemption_outflow_frac_of_day0_liabilities_end_q99", "Redemptions paid, share of day-0 liabilities (worst 1%)", fmtPct],
+    ["redemption_queue_max_tokens_q99", "Longest redemption queue (worst 1%)", fmtTokens],
+    ["redemption_wait_max_days_q99", "Longest wait for a redemption (worst 1%)", fmtDays],
+    ["redemption_queue_end_tokens_mean", "Redemptions still queued at the end (mean)", fmtTokens],
+    ["p_abs_premium_gt_1pct", "Chance the price strays more than 1% from NAV", fmtPct],
+    ["p_abs_premium_gt_5pct", "Chance the price strays more than 5% from NAV", fmtPct],
+    ["depeg_depth_q99_frac", "Deepest premium or discount to NAV (worst 1%)", fmtPct],
+    ["depeg_longest_days_beyond_1pct_q99", "Longest stretch more than 1% off NAV (worst 1%)", fmtDays],
+  ];
+
+  function waveLabel(ls) {
+    const w = ((ls.scenarios_and_horizons || {}).redemption_wave) || {};
+    if (w.wave_share_of_supply === undefined) return "Coverage under the redemption wave";
+    return `Coverage under a wave of ${fmtPct(w.wave_share_of_supply, 0)} of supply redeemed within ${fmtDays(w.wave_days)} (worst ${fmtPct(1 - (w.confidence ?? 0.99), 0)} of paths)`;
+  }
+
+  function renderLiquidity(summary) {
+    const box = $("liquidity");
+    const ls = summary.liquidity_stress || {};
+    const outcome = Object.entries(ls.outcome || {});
+    if (outcome.length === 0) {
+      box.replaceChildren(el("p", { class: "note", "data-testid": "liquidity-absent", text: "No liquidity stress test in this run." }));
+      return;
+    }
+    const syms = outcome.map(([s]) => s);
+    const thead = el("thead", {}, el("tr", {}, el("th", { text: "figure" }), syms.map((s) => el("th", { text: s }))));
+    const rows = LIQUIDITY_FIGURES.filter(([k]) => outcome.some(([, o]) => k in (o.monte_carlo_behavioural || {}))).map(([k, label, f]) =>
+      el("tr", {}, el("th", { class: "txt", text: label }), outcome.map(([s, o]) => {
+        const v = (o.monte_carlo_behavioural || {})[k];
+        return cell(`liq-${s}-${k}`, v, f(v));
+      })));
+    if (outcome.some(([, o]) => o.redemption_wave_without_remedy)) {
+      rows.push(el("tr", {}, el("th", { class: "txt", text: waveLabel(ls) }), outcome.map(([s, o]) => {
+        const v = (o.redemption_wave_without_remedy || {}).coverage_q;
+        return cell(`liq-${s}-wave-coverage`, v, fmtCoverage(v));
+      })));
+    }
+    const mc = (ls.scenarios_and_horizons || {}).monte_carlo || {};
+    box.replaceChildren(el("table", { class: "figures" }, thead, el("tbody", {}, rows)),
+      el("p", { class: "note", text: `Monte Carlo: ${fmtNum(mc.paths)} paths over ${fmtDays(mc.horizon_days)}. ${ls.regulation ? "Laid out as " + ls.regulation + "." : ""}` }));
+  }
+
+  // ---------------------------------------------------------------- recommendations
+
+  function limitText(v) {
+    return v === null || v === undefined ? "no limit" : `${fmtPct(v, 1)} of supply per day`;
+  }
+
+  function renderRecommendations(summary) {
+    const box = $("recommendations");
+    const remedies = Object.entries((summary.liquidity_stress || {}).remedies || {});
+    if (remedies.length === 0) {
+      box.replaceChildren(el("p", { class: "note", "data-testid": "recommendations-absent", text: "No recommendations in this run (the liquidity remedy search did not run)." }));
+      return;
+    }
+    const cards = remedies.map(([s, r]) => {
+      const cur = r.current_setting || {};
+      const rec = r.recommended_setting || {};
+      const lines = [];
+      const buf = r.cash_buffer_usd;
+      lines.push(el("div", { class: "headline" }, el("span", { class: "label", text: "Cash buffer to meet the coverage target under the wave: " }),
+        fig(`rec-${s}-cash-buffer`, buf, r.cash_buffer_reachable === false ? `not reachable up to ${fmtUsdHuman(r.cash_buffer_searched_up_to_usd)}` : num(buf) === 0 ? "none needed" : fmtUsdHuman(buf)),
+        " (", fig(`rec-${s}-cash-buffer-share`, r.cash_buffer_frac_of_liabilities, fmtPct(r.cash_buffer_frac_of_liabilities)), " of liabilities)"));
+      if (r.with_buffer) {
+        lines.push(el("div", { class: "headline" }, el("span", { class: "label", text: "Coverage under the wave with that buffer: " }),
+          fig(`rec-${s}-with-buffer-coverage`, r.with_buffer.coverage_q, fmtCoverage(r.with_buffer.coverage_q))));
+      }
+      const table = el("table", {},
+        el("thead", {}, el("tr", {}, el("th", { text: "" }), el("th", { text: "current" }), el("th", { text: "recommended" }))),
+        el("tbody", {},
+          el("tr", {}, el("th", { class: "txt", text: "Redemption fee" }), cell(`rec-${s}-fee-current`, cur.redeem_fee, fmtPct(cur.redeem_fee)), cell(`rec-${s}-fee-recommended`, rec.redeem_fee, fmtPct(rec.redeem_fee))),
+          el("tr", {}, el("th", { class: "txt", text: "Daily redemption limit" }), cell(`rec-${s}-limit-current`, cur.redemption_limit_share_per_day, limitText(cur.redemption_limit_share_per_day)), cell(`rec-${s}-limit-recommended`, rec.redemption_limit_share_per_day, limitText(rec.redemption_limit_share_per_day))),
+          el("tr", {}, el("th", { class: "txt", text: "Coverage under the wave" }), cell(`rec-${s}-wave-coverage-current`, (cur.wave || {}).coverage_q, fmtCoverage((cur.wave || {}).coverage_q)), cell(`rec-${s}-wave-coverage-recommended`, (rec.wave || {}).coverage_q, fmtCoverage((rec.wave || {}).coverage_q))),
+          el("tr", {}, el("th", { class: "txt", text: "Share of requests refused under the wave (mean)" }), cell(`rec-${s}-refused-current`, (cur.wave || {}).refused_share_mean, fmtPct((cur.wave || {}).refused_share_mean)), cell(`rec-${s}-refused-recommended`, (rec.wave || {}).refused_share_mean, fmtPct((rec.wave || {}).refused_share_mean)))));
+      return el("article", { class: "card", "data-testid": `rec-card-${s}` }, el("h3", { text: s }), lines, table,
+        rec.rule ? el("p", { class: "note", text: `Chosen as: ${rec.rule}.` }) : null);
+    });
+    box.replaceChildren(el("div", { class: "cards" }, cards));
+  }
+
+  // ---------------------------------------------------------------- reverse stress
+
+  function renderReverse(summary) {
+    const box = $("reverse");
+    const cards = [];
+    for (const [s, t] of Object.entries(summary.tokens || {})) {
+      const rs = t.reverse_stress;
+      const bd = t.reverse_stress_boundary;
+      if (!rs && !bd) continue;
+      const parts = [];
+      if (rs) {
+        const m = rs.smallest_breaking_move;
+        const move = m ? m.move_frac : null;
+        parts.push(el("div", { class: "headline" }, el("span", { class: "label", text: "Smallest gold move that breaks the backing: " }),
+          fig(`rev-${s}-move`, move, move === null || move === undefined ? "none in the searched range" : `${fmtPct(move, 1)} within ${fmtDays(m.horizon_days)}`)));
+        if (rs.statement && rs.statement.text) parts.push(el("p", { class: "note", "data-testid": `rev-${s}-statement`, text: rs.statement.text }));
+        const searches = rs.searches || [];
+        if (searches.length) {
+          parts.push(el("table", {},
+            el("thead", {}, el("tr", {}, ["within", "direction", "move that breaks"].map((h) => el("th", { text: h })))),
+            el("tbody", {}, searches.map((x) => el("tr", {},
+              el("td", { text: fmtDays(x.horizon_days) }),
+              el("td", { class: "txt", text: x.direction < 0 ? "fall" : "rise" }),
+              cell(`rev-${s}-search-${x.horizon_days}-${x.direction < 0 ? "fall" : "rise"}`, x.move_frac,
+                x.breaks_without_move ? "breaks without a move" : x.move_frac === null || x.move_frac === undefined ? `none ${x.direction < 0 ? "down" : "up"} to ${fmtPct(x.max_move_searched_frac, 0)}` : fmtPct(x.move_frac, 1)))))));
+        }
+      }
+      if (bd && Array.isArray(bd.rows) && bd.rows.length) {
+        parts.push(el("table", {},
+          el("caption", { text: `Gold fall that breaks the token within ${fmtDays(bd.horizon_days)} while holders redeem` }),
+          el("thead", {}, el("tr", {}, el("th", { text: "share of supply redeemed" }), el("th", { text: "gold fall that breaks" }))),
+          el("tbody", {}, bd.rows.map((r, i) => el("tr", {},
+            el("td", { text: fmtPct(r.redemption_share, 0) }),
+            cell(`rev-${s}-boundary-${i}`, r.gold_drop_frac, r.fails_without_drop ? "breaks without a gold fall" : r.gold_drop_frac === null || r.gold_drop_frac === undefined ? "none" : fmtPct(r.gold_drop_frac, 1)))))));
+        if (bd.failure) parts.push(el("p", { class: "note", text: `Breaks = ${bd.failure}.` }));
+      }
+      cards.push(el("article", { class: "card", "data-testid": `rev-card-${s}` }, el("h3", { text: s }), parts));
+    }
+    if (cards.length === 0) {
+      box.replaceChildren(el("p", { class: "note", "data-testid": "reverse-absent", text: "No reverse stress test in this run." }));
+      return;
+    }
+    box.replaceChildren(el("div", { class: "cards" }, cards));
+  }
+
+  // ---------------------------------------------------------------- compare two runs
+
+  function renderCompare(cmp) {
+    const box = $("compare-result");
+    const a = cmp.a.run_id;
+    const b = cmp.b.run_id;
+    const verdictText = (v) => v || "no verdict";
+    const cards = Object.entries(cmp.tokens || {}).map(([s, t]) => el("article", { class: "card", "data-testid": `cmp-card-${s}` },
+      el("h3", { text: s }),
+      el("table", {},
+        el("thead", {}, el("tr", {}, ["", "A", "B", "B − A", "relative"].map((h) => el("th", { text: h })))),
+        el("tbody", {},
+          el("tr", { class: t.verdict.changed ? "changed" : null }, el("th", { class: "txt", text: "Verdict" }),
+            cell(`cmp-${s}-verdict-a`, t.verdict.a, verdictText(t.verdict.a), "txt"), cell(`cmp-${s}-verdict-b`, t.verdict.b, verdictText(t.verdict.b), "txt"),
+            el("td", { class: "txt", "data-testid": `cmp-${s}-verdict-changed`, "data-value": String(t.verdict.changed), text: t.verdict.changed ? "changed" : "same" }), el("td", { text: "" })),
+          t.figures.map((f) => el("tr", {}, el("th", { class: "txt", text: f.label }),
+            cell(`cmp-${s}-${f.key}-a`, f.a, fmtUnit(f.unit, f.a)),
+            cell(`cmp-${s}-${f.key}-b`, f.b, fmtUnit(f.unit, f.b)),
+            cell(`cmp-${s}-${f.key}-abs`, f.abs_diff, fmtDiff(f.unit, f.abs_diff)),
+            cell(`cmp-${s}-${f.key}-rel`, f.rel_diff, fmtRel(f.rel_diff))))))));
+    const only = [];
+    if ((cmp.only_in_a || []).length) only.push(el("p", { class: "note", text: `Only in A: ${cmp.only_in_a.join(", ")}.` }));
+    if ((cmp.only_in_b || []).length) only.push(el("p", { class: "note", text: `Only in B: ${cmp.only_in_b.join(", ")}.` }));
+    box.replaceChildren(el("p", {}, "A = ", el("code", { "data-testid": "cmp-run-a", text: a }), ", B = ", el("code", { "data-testid": "cmp-run-b", text: b }), "."),
+      el("div", { class: "cards" }, cards), only);
+  }
+
+  function setupCompare(runs) {
+    const sa = $("compare-a");
+    const sb = $("compare-b");
+    const opts = () => runs.map((r) => el("option", { value: r.run_id, text: r.run_id }));
+    sa.replaceChildren(...opts());
+    sb.replaceChildren(...opts());
+    if (runs.length > 0) sb.value = runs[0].run_id;
+    sa.value = runs.length > 1 ? runs[1].run_id : runs.length ? runs[0].run_id : "";
+    $("compare-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const box = $("compare-result");
+      box.setAttribute("data-status", "running");
+      try {
+        const cmp = (await api(`/api/runs/${encodeURIComponent(sa.value)}/compare/${encodeURIComponent(sb.value)}`)).body;
+        renderCompare(cmp);
+        box.setAttribute("data-status", "completed");
+      } catch (err) {
+        showError(box, "compare", err);
+        box.setAttribute("data-status", "error");
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- what-if presets, role, peg and liquidity
+
+  const WHATIF_PEG_FIGURES = [
+    ["premium_end_q0.01_frac", "Premium/discount to NAV at the horizon end, 1% quantile", fmtPct],
+    ["premium_end_q0.5_frac", "Premium/discount to NAV at the horizon end, median", fmtPct],
+    ["premium_end_q0.99_frac", "Premium/discount to NAV at the horizon end, 99% quantile", fmtPct],
+    ["p_abs_premium_gt_1pct", "Chance the price strays more than 1% from NAV", fmtPct],
+    ["p_abs_premium_gt_5pct", "Chance the price strays more than 5% from NAV", fmtPct],
+    ["liquidity_coverage_1d_q01", "Liquidity coverage over 1 day (worst 1% of paths)", fmtCoverage],
+    ["liquidity_coverage_5d_q01", "Liquidity coverage over 5 days (worst 1% of paths)", fmtCoverage],
+    ["liquidity_coverage_30d_q01", "Liquidity coverage over 30 days (worst 1% of paths)", fmtCoverage],
+    ["p_liquidity_coverage_below_1_30d", "Chance coverage falls below 100% within 30 days", fmtPct],
+    ["redeemed_frac_of_day0_supply_end_mean", "Redemptions met: share of day-0 supply redeemed (mean)", fmtPct],
+    ["redemption_queue_max_tokens_q99", "Redemptions queued: longest queue (worst 1%)", fmtTokens],
+    ["redemption_queue_end_tokens_mean", "Redemptions queued at the end (mean)", fmtTokens],
+  ];
+
+  let currentSummary = null;
+
+  function whatifPegTable(r) {
+    const mc = r.monte_carlo || {};
+    const symbol = String(((r.inputs || {}).token_spec || {}).symbol || (r.inputs || {}).token_preset || "").toUpperCase();
+    const shown = WHATIF_PEG_FIGURES.filter(([k]) => k in mc);
+    if (shown.length === 0) return el("p", { class: "note", "data-testid": "whatif-peg-absent", text: "No peg or liquidity figures: this token has no secondary market or redemption model (CDP stablecoin)." });
+    const baseTok = ((currentSummary || {}).tokens || {})[symbol];
+    const base = baseTok ? ((baseTok.scenarios || {})[MC_SCENARIO] || {}) : {};
+    const baseH = ((currentSummary || {}).monte_carlo || {}).mc_horizon_days;
+    const runId = (currentSummary || {}).run_id || "?";
+    return el("table", { "data-testid": "whatif-peg-table" },
+      el("caption", { text: `Peg and liquidity of ${symbol}: this what-if beside the Monte Carlo of run ${runId}` }),
+      el("thead", {}, el("tr", {}, el("th", { text: "figure" }), el("th", { text: `what-if (${fmtDays(mc.horizon_days)})` }), el("th", { text: `base run (${fmtDays(baseH)})` }))),
+      el("tbody", {}, shown.map(([k, label, f]) => el("tr", {}, el("th", { class: "txt", text: label }),
+        cell(`whatif-peg-${k}`, mc[k], f(mc[k])),
+        cell(`whatif-base-${k}`, base[k], k in base ? f(base[k]) : "not in the base run")))));
+  }
+
+  async function setupRole() {
+    let role = "viewer";
+    try {
+      role = (await api("/api/whoami")).body.role;
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    document.body.setAttribute("data-role", role);
+    if (role !== "analyst") {
+      $("whatif-section").remove();
+      return;
+    }
+    const select = $("whatif-preset");
+    $("whatif-section").hidden = false;
+    let presets;
+    try {
+      presets = (await api("/api/presets")).body.presets || [];
+    } catch (err) {
+      showError($("whatif-result"), "what-if presets", err);
+      $("whatif-submit").disabled = true;
+      return;
+    }
+    const kinds = { gold_backed: "gold-backed token", gold_cdp: "gold-collateralised stablecoin" };
+    select.replaceChildren(...presets.map((p) => el("option", { value: p.symbol, "data-kind": p.kind, text: `${p.symbol}: ${p.name} (${kinds[p.kind] || p.kind})` })));
+    select.dispatchEvent(new Event("change"));
+  }
+
   // ---------------------------------------------------------------- page
 
   async function section(name, container, fn) {
@@ -754,8 +1123,14 @@
       return null;
     }
     document.body.setAttribute("data-run-id", summary.run_id);
+    currentSummary = summary;
     await section("run", $("run-meta"), async () => renderMeta(summary));
+    await section("verdicts", $("verdicts"), async () => renderVerdicts(summary));
+    await section("downloads", $("downloads"), () => renderDownloads(summary.run_id));
     await section("headlines", $("headlines"), async () => renderHeadlines(summary));
+    await section("liquidity", $("liquidity"), async () => renderLiquidity(summary));
+    await section("recommendations", $("recommendations"), async () => renderRecommendations(summary));
+    await section("reverse", $("reverse"), async () => renderReverse(summary));
     await section("backtest", $("backtest"), async () => renderBacktest(summary));
     await section("scenarios", $("scenario-table"), async () => renderScenarioTable(summary));
     await section("fan", $("plot-fan"), () => renderFan(summary.run_id));
@@ -776,6 +1151,7 @@
   async function main() {
     $("logout").addEventListener("click", logout);
     setupWhatif();
+    await setupRole();
     let latest;
     try {
       latest = (await api("/api/runs/latest")).body;
@@ -795,6 +1171,7 @@
     }
     select.replaceChildren(...runs.map((r) => el("option", { value: r.run_id, text: `${r.run_id}${r.created_at ? " (" + r.created_at + ")" : ""}` })));
     select.value = latest.run_id;
+    setupCompare(runs);
     select.addEventListener("change", async () => {
       await loadRun(select.value);
       document.body.setAttribute("data-ready", "true");

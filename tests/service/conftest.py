@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pandas as pd
@@ -114,8 +116,11 @@ def make_run(
     returns: pd.Series,
     meta: dict[str, Any],
     summary: bool = True,
+    recommendations: bool = False,
 ) -> None:
-    """One run folder through the pipeline's task functions (no Prefect engine, no MLflow)."""
+    """One run folder through the pipeline's task functions (no Prefect engine, no MLflow);
+    with ``recommendations``, the liquidity recommendations of ``tasks.recommend`` too (its run
+    logger replaced by a plain logger, there being no Prefect run)."""
     from goldstress.catalog import Catalog
     from goldstress.io import storage
     from goldstress.publish import publish_run
@@ -130,7 +135,17 @@ def make_run(
         )
         for sc in scenario_defs.fn(settings, returns)
     ]
-    manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings)
+    liquidity = None
+    if recommendations:
+        from tasks import recommend
+
+        with mock.patch.object(recommend, "get_run_logger", lambda: logging.getLogger("tests.recommend")):
+            liquidity = {
+                "recommendations": recommend.recommend.fn(
+                    specs, champion.model, meta["last_usd_per_oz"], meta["data_last_date"], settings
+                )
+            }
+    manifest = write_manifest.fn(run_id, results, champion, meta, specs, settings, liquidity=liquidity)
     if not summary:
         return
     summ, man = compute_summary.fn(manifest, settings).as_json(), manifest.as_json()

@@ -429,6 +429,46 @@ def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, 
     assert mc["n_paths"] == n
 
 
+def test_whatif_peg_and_liquidity_figures(client, analyst):
+    """The main run's peg and liquidity figures (models.metrics.market_metrics) in the what-if's
+    Monte Carlo. Frictionless token: no premium process, no redemptions and no claims, so the
+    premium is 0 on every path, nothing is redeemed or queued, and the coverage (liquid
+    resources over claims) is infinite. A CDP stablecoin has no secondary market: no such figures."""
+    r = whatif(
+        client,
+        analyst,
+        token_spec=FRICTIONLESS,
+        shock_frac=-0.2,
+        shock_horizon_days=5,
+        n_paths=200,
+        horizon_days=30,
+        seed=3,
+    )
+    assert r.status_code == 200, r.text
+    mc = r.json()["result"]["monte_carlo"]
+    for q in ("0.01", "0.05", "0.5", "0.95", "0.99"):
+        assert mc[f"premium_end_q{q}_frac"] == 0.0
+    assert mc["p_abs_premium_gt_1pct"] == mc["p_abs_premium_gt_5pct"] == 0.0
+    assert mc["redeemed_frac_of_day0_supply_end_mean"] == 0.0
+    assert mc["redemption_queue_max_tokens_q99"] == mc["redemption_queue_end_tokens_mean"] == 0.0
+    for h in (1, 5, 10, 30):
+        assert mc[f"liquidity_coverage_{h}d_q01"] == "inf"
+        assert mc[f"p_liquidity_coverage_below_1_{h}d"] == 0.0
+    r = whatif(
+        client,
+        analyst,
+        token_preset="GUSD",
+        shock_frac=-0.2,
+        shock_horizon_days=5,
+        n_paths=100,
+        horizon_days=10,
+        seed=3,
+    )
+    assert r.status_code == 200, r.text
+    mc = r.json()["result"]["monte_carlo"]
+    assert not [k for k in mc if k.startswith(("premium_", "p_abs_premium", "liquidity_coverage", "redemption_queue"))]
+
+
 def test_whatif_cdp_liquidation_threshold(client, analyst):
     spec = tomllib.loads((ROOT / "specs" / "gusd_cdp.toml").read_text())
     threshold = 1.0 - spec["liquidation_ratio"] / min(

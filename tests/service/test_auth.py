@@ -27,7 +27,7 @@ from service.auth import COOKIE_NAME, ServiceConfigError, hash_password, is_loop
 from tests.service.conftest import API_KEYS, JWT_SECRET, RUN_IDS, USER_PASSWORDS, bearer, data_settings, merged
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"run_id": RUN_IDS[0], "scenario": "mc_champion", "whatif_id": str(uuid.uuid4())}
+PARAMS = {"run_id": RUN_IDS[0], "other_id": RUN_IDS[1], "scenario": "mc_champion", "whatif_id": str(uuid.uuid4())}
 
 
 def concrete(path: str) -> str:

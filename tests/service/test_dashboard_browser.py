@@ -6,7 +6,10 @@ users of tests/service/conftest.py) over real run folders, driven through Debian
 Run folders: a private copy of the session tree of tests/service/conftest.py (curated synthetic
 gold, three complete runs made by the pipeline's task functions, one run still without a
 summary), plus curated PAXG/XAUT tables built here at known premiums to gold (+0.2 %, -0.1 %) and
-a fourth, newest run made the same way so that its summary has peg statistics.
+a fourth, newest run made the same way so that its summary has peg statistics, the liquidity
+recommendations of ``tasks.recommend`` (a small search) and a verdict record per token written
+exactly as the verdict contract lays it out (limits set from the token's own figures so that the
+tokens pass, are on watch and fail in turn; the statuses by the contract's rule).
 
 What is checked, and against what:
 
@@ -30,7 +33,15 @@ What is checked, and against what:
   >= 1; GUSD (CDP, MakerDAO rule of models/token/cdp.py): a one-day move ``s`` liquidates every
   tranche with ``CR_i (1 + s) < L``, leaving bad debt ``sum D_i (1 - CR_i (1 + s) (1 - h))^+``
   and holder value ``1 - bad / (live debt + bad)``, computed here from the spec file;
-- a viewer is told that what-ifs need the analyst role.
+- the verdict table comes before the headline cards; every verdict, check value, limit and
+  status, and the liquidity-stress, recommendation and reverse-stress figures equal the summary's,
+  and their text is the same value formatted here as the page formats it (%, USD m/bn, days);
+  an older run without verdicts shows "no verdict in this run";
+- the download links are the summary and results files of ``published.json`` and serve their bytes;
+- the analyst is offered every preset of ``settings.scenarios.token_specs``; a reserve-backed
+  what-if shows its peg and liquidity figures beside the selected run's (the CDP none);
+- comparing two runs shows both runs' figures and verdicts, with B - A and (B - A) / |A|;
+- a viewer sees no what-if form.
 
 A screenshot of the final page goes to ``test-artifacts/dashboard.png``.
 """
@@ -78,6 +89,12 @@ NEWEST_RUN = "20260109T120000Z-0e0e0e"
 """The run added here (newer than the conftest runs)."""
 TOKEN_PREMIA = {"paxg": 0.002, "xaut": -0.001}
 """Premium to gold the curated token tables are built with."""
+SMALL_RECOMMEND = {
+    "recommend_paths": 100,
+    "recommend_redeem_fees": (0.0, 0.0025),
+    "recommend_redemption_limits": (None, 0.02),
+}
+"""A small liquidity-recommendation search for the newest run (its shapes, not its precision)."""
 
 pytestmark = [
     pytest.mark.slow,
@@ -170,11 +187,98 @@ def dash_root(service_root, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dashboard")
     shutil.copytree(service_root.reports, root / "reports")
     shutil.copytree(service_root.store, root / "store")
-    settings = Settings(**data_settings(root, monte_carlo={"seed": 3000}))
+    settings = Settings(**data_settings(root, monte_carlo={"seed": 3000}, liquidity=SMALL_RECOMMEND))
     write_curated_tokens(settings, TOKEN_PREMIA)
     returns, meta = load_gold_returns.fn(settings)
-    make_run(NEWEST_RUN, settings, fit_test_champion(returns, meta, version="3"), returns, meta)
+    make_run(NEWEST_RUN, settings, fit_test_champion(returns, meta, version="3"), returns, meta, recommendations=True)
+    add_verdicts(NEWEST_RUN, settings)
     return root
+
+
+def check_status(value: float, limit: float, watch_share: float = 0.8) -> str:
+    """The verdict contract's status rule: fail when the value breaches the limit, watch above
+    ``watch_share`` of it, else pass."""
+    if value > limit:
+        return "fail"
+    return "watch" if value > watch_share * limit else "pass"
+
+
+def verdict_record(t: dict, i: int) -> dict:
+    """A verdict record following the contract exactly, from the token's own Monte Carlo figures:
+    the holder VaR limit is set at 2, 1/0.9 or 0.5 times the figure (token ``i`` mod 3) so the
+    tokens pass, are on watch and fail in turn."""
+    mc = t["scenarios"]["mc_champion"]
+    h = int(mc["horizon_days"])
+    var = float(mc["holder_value_var_99_10d_frac"])
+    rows = [
+        (
+            "holder_value_var_99_10d",
+            "Loss of holder value exceeded on one 10-day period in 100",
+            var,
+            var * (2.0, 1 / 0.9, 0.5)[i % 3],
+            "fraction",
+            0.99,
+            10,
+        ),
+        (
+            "backing_shortfall_probability",
+            f"Chance the reserve falls below 100% of tokens within {h} days",
+            float(mc["p_backing_below_1"]),
+            0.05,
+            "fraction",
+            None,
+            h,
+        ),
+        ("expected_bad_debt", "Expected bad debt", float(mc["expected_bad_debt_usd"]), 25e6, "usd", None, h),
+    ]
+    checks = [
+        {
+            "key": k,
+            "label": label,
+            "value": v,
+            "limit": lim,
+            "unit": unit,
+            "confidence": conf,
+            "horizon_days": hd,
+            "status": check_status(v, lim),
+        }
+        for k, label, v, lim, unit, conf, hd in rows
+    ]
+    rank = {"pass": 0, "watch": 1, "fail": 2}
+    worst = max(checks, key=lambda c: rank[c["status"]])
+    w = t["worst_scenario"]
+    return {
+        "verdict": worst["status"],
+        "reason": f"{worst['label']} decided it ({worst['status']}).",
+        "tolerance": {
+            "holder_value_var_99_10d": rows[0][3],
+            "backing_shortfall_probability": 0.05,
+            "expected_bad_debt_usd": 25e6,
+            "source": "spec" if i % 2 else "default",
+        },
+        "checks": checks,
+        "worst_scenario": {
+            "scenario": w["scenario"],
+            "label": w["scenario"].replace("_", " "),
+            "drawdown_frac": w["value"],
+        },
+        "remedy": {"action": "Hold a larger cash buffer", "usd": 1.5e8} if worst["status"] == "fail" else None,
+    }
+
+
+def add_verdicts(run_id: str, settings) -> None:
+    """Write ``tokens.<T>.verdict`` (:func:`verdict_record`) into a run's summary.json and
+    publish the run again (its marker records the new size)."""
+    from goldstress.catalog import Catalog
+    from goldstress.io import storage
+    from goldstress.publish import publish_run
+
+    url = Catalog.of(settings).run_file(run_id, "summary.json")
+    summ = storage.read_json(url, settings)
+    for i, t in enumerate(summ["tokens"].values()):
+        t["verdict"] = verdict_record(t, i)
+    storage.write_json(url, summ, settings)
+    publish_run(run_id, settings)
 
 
 def complete_runs(root: Path) -> list[Path]:
@@ -512,12 +616,23 @@ def test_whatif_cdp_bad_debt_closed_form(dashboard):
     assert value_of(page, "whatif-shock-backing_ratio_1d") == pytest.approx(live_collateral / (live + bad), rel=1e-9)
 
 
-def test_viewer_is_told_whatif_needs_analyst(browser, base_url: str):
-    page, _ = login(browser, base_url, VIEWER)
-    page.click("#whatif-submit")
-    page.wait_for_selector('#whatif-result[data-status="error"]')
-    assert "analyst" in page.locator('[data-testid="whatif-error"]').inner_text()
-    page.context.close()
+def test_viewer_sees_no_whatif_form_and_older_runs_have_no_verdict(browser, base_url: str, dash_root: Path):
+    page, messages = login(browser, base_url, VIEWER)
+    try:
+        assert page.get_attribute("body", "data-role") == "viewer"
+        assert page.locator("#whatif-form").count() == 0
+        assert page.locator("#whatif-section").count() == 0
+        older = complete_runs(dash_root)[-2].name
+        page.select_option("#run-select", older)
+        page.wait_for_selector(f'body[data-ready="true"][data-run-id="{older}"]')
+        summ = json.loads((dash_root / "reports" / older / "summary.json").read_text())
+        for sym in summ["tokens"]:
+            assert "verdict" not in summ["tokens"][sym]
+            loc = page.locator(f'[data-testid="verdict-{sym}"]')
+            assert loc.inner_text() == "no verdict in this run"
+        assert not [m for m in messages if m[0] in ("error", "pageerror")]
+    finally:
+        page.context.close()
 
 
 def test_report_renders_in_its_sandbox(browser, base_url: str, run_dir: Path):
@@ -536,3 +651,271 @@ def test_report_renders_in_its_sandbox(browser, base_url: str, run_dir: Path):
         assert not errors, errors
     finally:
         page.context.close()
+
+
+# ------------------------------------------------------------ the page's formatting, in Python
+def _finite_or_sign(x: float) -> str | None:
+    if math.isnan(x):
+        return "–"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return None
+
+
+def fmt_pct(v, digits: int = 2) -> str:
+    """The page's ``fmtPct``: ``(100 x).toFixed(digits) + "%"`` (JavaScript prints -0 as 0)."""
+    if v is None:
+        return "–"
+    x = float(v)
+    return _finite_or_sign(x) or f"{(x * 100) + 0.0:.{digits}f}%"
+
+
+def fmt_usd_human(v) -> str:
+    """The page's ``fmtUsdHuman``: billions with 2 decimals, millions with 1, else grouped USD."""
+    if v is None:
+        return "–"
+    x = float(v)
+    if _finite_or_sign(x):
+        return _finite_or_sign(x)
+    if abs(x) >= 1e9:
+        return f"{x / 1e9:.2f} bn USD"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.1f} m USD"
+    return f"{x:,.{2 if abs(x) < 100 else 0}f} USD"
+
+
+def fmt_days(v) -> str:
+    """The page's ``fmtDays``."""
+    if v is None:
+        return "–"
+    x = float(v)
+    if _finite_or_sign(x):
+        return _finite_or_sign(x)
+    n = str(int(x)) if x.is_integer() else f"{x:.1f}"
+    return f"{n} {'day' if x == 1 else 'days'}"
+
+
+def fmt_tokens(v) -> str:
+    """The page's ``fmtTokens``."""
+    if v is None:
+        return "–"
+    x = float(v)
+    return _finite_or_sign(x) or f"{x:,.0f} tokens"
+
+
+def fmt_coverage(v) -> str:
+    return fmt_pct(v, 0)
+
+
+def fmt_unit(unit: str, v) -> str:
+    """The page's ``fmtUnit`` of a verdict check or compared figure."""
+    return {"fraction": fmt_pct, "usd": fmt_usd_human, "ratio": lambda x: fmt_pct(x, 1), "days": fmt_days}[unit](v)
+
+
+def text_of(page, testid: str) -> str:
+    loc = page.locator(f'[data-testid="{testid}"]')
+    assert loc.count() == 1, f"expected one element with data-testid={testid!r}, found {loc.count()}"
+    return loc.inner_text()
+
+
+def check_figure(page, testid: str, value, text: str) -> None:
+    """The element's raw value equals the summary's and its text the same value formatted."""
+    assert same(value_of(page, testid), json_number(value)), (testid, value)
+    assert text_of(page, testid) == text, testid
+
+
+LIQUIDITY_FORMATS = {
+    "liquidity_coverage_1d_q01": fmt_coverage,
+    "liquidity_coverage_5d_q01": fmt_coverage,
+    "liquidity_coverage_10d_q01": fmt_coverage,
+    "liquidity_coverage_30d_q01": fmt_coverage,
+    "p_liquidity_coverage_below_1_30d": fmt_pct,
+    "redemption_outflow_usd_end_mean": fmt_usd_human,
+    "redemption_outflow_frac_of_day0_liabilities_end_mean": fmt_pct,
+    "redemption_outflow_frac_of_day0_liabilities_end_q99": fmt_pct,
+    "redemption_queue_max_tokens_q99": fmt_tokens,
+    "redemption_wait_max_days_q99": fmt_days,
+    "redemption_queue_end_tokens_mean": fmt_tokens,
+    "p_abs_premium_gt_1pct": fmt_pct,
+    "p_abs_premium_gt_5pct": fmt_pct,
+    "depeg_depth_q99_frac": fmt_pct,
+    "depeg_longest_days_beyond_1pct_q99": fmt_days,
+}
+"""Liquidity-stress figures the page shows (keys of ``liquidity_stress.outcome.<T>.monte_carlo_behavioural``)."""
+
+
+def test_verdict_table_comes_first_and_equals_summary(dashboard, summary: dict):
+    page, _ = dashboard
+    order = page.eval_on_selector_all("main > section", "ss => ss.map(s => s.id)")
+    assert order.index("verdict-section") < order.index("headline-section") < order.index("liquidity-section")
+    statuses = set()
+    for sym, t in summary["tokens"].items():
+        v = t["verdict"]
+        statuses.add(v["verdict"])
+        assert attr(page, f"verdict-{sym}") == v["verdict"]
+        assert text_of(page, f"verdict-{sym}-reason") == v["reason"]
+        for c in v["checks"]:
+            base = f"verdict-{sym}-check-{c['key']}"
+            check_figure(page, f"{base}-value", c["value"], fmt_unit(c["unit"], c["value"]))
+            check_figure(page, f"{base}-limit", c["limit"], fmt_unit(c["unit"], c["limit"]))
+            assert attr(page, f"{base}-status") == c["status"]
+        w = v["worst_scenario"]
+        check_figure(
+            page,
+            f"verdict-{sym}-worst",
+            w["drawdown_frac"],
+            f"{w['label']}: {fmt_pct(w['drawdown_frac'])} peak-to-trough",
+        )
+        r = v["remedy"]
+        if r is None:
+            assert text_of(page, f"verdict-{sym}-remedy") == "none needed"
+        else:
+            check_figure(page, f"verdict-{sym}-remedy", r["usd"], f"{r['action']} ({fmt_usd_human(r['usd'])})")
+    assert statuses == {"pass", "watch", "fail"}, "the fixture should exercise every verdict"
+
+
+def test_liquidity_recommendations_reverse_stress_equal_summary(dashboard, summary: dict):
+    page, _ = dashboard
+    ls = summary["liquidity_stress"]
+    assert ls["outcome"] and ls["remedies"], "the newest run has a liquidity stress test with remedies"
+    n = 0
+    for sym, o in ls["outcome"].items():
+        mcb = o["monte_carlo_behavioural"]
+        for key, f in LIQUIDITY_FORMATS.items():
+            if key in mcb:
+                check_figure(page, f"liq-{sym}-{key}", mcb[key], f(mcb[key]))
+                n += 1
+        wave = o["redemption_wave_without_remedy"]["coverage_q"]
+        check_figure(page, f"liq-{sym}-wave-coverage", wave, fmt_coverage(wave))
+    assert n >= 10 * len(ls["outcome"])
+    for sym, r in ls["remedies"].items():
+        buf = r["cash_buffer_usd"]
+        want = (
+            f"not reachable up to {fmt_usd_human(r['cash_buffer_searched_up_to_usd'])}"
+            if not r["cash_buffer_reachable"]
+            else "none needed"
+            if buf == 0
+            else fmt_usd_human(buf)
+        )
+        check_figure(page, f"rec-{sym}-cash-buffer", buf, want)
+        check_figure(
+            page,
+            f"rec-{sym}-cash-buffer-share",
+            r["cash_buffer_frac_of_liabilities"],
+            fmt_pct(r["cash_buffer_frac_of_liabilities"]),
+        )
+        for which, setting in (("current", r["current_setting"]), ("recommended", r["recommended_setting"])):
+            check_figure(page, f"rec-{sym}-fee-{which}", setting["redeem_fee"], fmt_pct(setting["redeem_fee"]))
+            lim = setting["redemption_limit_share_per_day"]
+            assert same(value_of(page, f"rec-{sym}-limit-{which}"), json_number(lim))
+            assert text_of(page, f"rec-{sym}-limit-{which}") == (
+                "no limit" if lim is None else f"{fmt_pct(lim, 1)} of supply per day"
+            )
+            cov = setting["wave"]["coverage_q"]
+            check_figure(page, f"rec-{sym}-wave-coverage-{which}", cov, fmt_coverage(cov))
+            ref = setting["wave"]["refused_share_mean"]
+            check_figure(page, f"rec-{sym}-refused-{which}", ref, fmt_pct(ref))
+    for sym, t in summary["tokens"].items():
+        rs = t["reverse_stress"]
+        m = rs["smallest_breaking_move"]
+        move = None if m is None else m["move_frac"]
+        text = "none in the searched range" if m is None else f"{fmt_pct(move, 1)} within {fmt_days(m['horizon_days'])}"
+        check_figure(page, f"rev-{sym}-move", move, text)
+        for x in rs["searches"]:
+            tid = f"rev-{sym}-search-{x['horizon_days']}-{'fall' if x['direction'] < 0 else 'rise'}"
+            assert same(value_of(page, tid), json_number(x["move_frac"])), tid
+        for i, row in enumerate((t.get("reverse_stress_boundary") or {}).get("rows") or []):
+            assert same(value_of(page, f"rev-{sym}-boundary-{i}"), json_number(row["gold_drop_frac"]))
+
+
+def test_downloads_are_the_published_files(dashboard, base_url: str, run_dir: Path):
+    page, _ = dashboard
+    marker = json.loads((run_dir / "published.json").read_text())
+    want = sorted(f["name"] for f in marker["files"] if f["name"] == "summary.json" or f["name"].startswith("results/"))
+    links = page.eval_on_selector_all("#downloads a", "as => as.map(a => [a.textContent, a.getAttribute('href')])")
+    assert sorted(name for name, _ in links) == want
+    hrefs = dict(links)
+    for name in ("summary.json", "results/mc_champion.parquet"):
+        r = page.request.get(base_url + hrefs[name])  # with the page's session cookie
+        assert r.status == 200
+        assert r.body() == (run_dir / name).read_bytes(), name
+
+
+def test_analyst_sees_every_preset(dashboard):
+    from goldstress.settings import Settings
+
+    page, _ = dashboard
+    assert page.get_attribute("body", "data-role") == "analyst"
+    assert page.locator("#whatif-form").is_visible()
+    symbols = sorted(tomllib.loads(Path(p).read_text())["symbol"].upper() for p in Settings().scenarios.token_specs)
+    assert len(symbols) == 5
+    offered = page.eval_on_selector_all("#whatif-preset option", "os => os.map(o => o.value)")
+    assert sorted(offered) == symbols
+
+
+WHATIF_PEG_FORMATS = {
+    "premium_end_q0.01_frac": fmt_pct,
+    "premium_end_q0.5_frac": fmt_pct,
+    "premium_end_q0.99_frac": fmt_pct,
+    "p_abs_premium_gt_1pct": fmt_pct,
+    "p_abs_premium_gt_5pct": fmt_pct,
+    "liquidity_coverage_1d_q01": fmt_coverage,
+    "liquidity_coverage_5d_q01": fmt_coverage,
+    "liquidity_coverage_30d_q01": fmt_coverage,
+    "p_liquidity_coverage_below_1_30d": fmt_pct,
+    "redeemed_frac_of_day0_supply_end_mean": fmt_pct,
+    "redemption_queue_max_tokens_q99": fmt_tokens,
+    "redemption_queue_end_tokens_mean": fmt_tokens,
+}
+
+
+def test_whatif_peg_and_liquidity_beside_the_base_run(dashboard, summary: dict):
+    page, _ = dashboard
+    run_whatif(page, "PAXG", -20, 5, horizon=30)
+    base = summary["tokens"]["PAXG"]["scenarios"]["mc_champion"]
+    for key, f in WHATIF_PEG_FORMATS.items():
+        got = value_of(page, f"whatif-peg-{key}")
+        # the figure is the what-if's own Monte Carlo figure, listed in full below it
+        assert same(got, value_of(page, f"whatif-mc-{key}")), key
+        assert text_of(page, f"whatif-peg-{key}") == f(got)
+        check_figure(page, f"whatif-base-{key}", base[key], f(base[key]))
+    assert (
+        0.0
+        <= value_of(page, "whatif-peg-p_abs_premium_gt_5pct")
+        <= value_of(page, "whatif-peg-p_abs_premium_gt_1pct")
+        <= 1.0
+    )
+    run_whatif(page, "GUSD", -10, 1)
+    assert page.locator('[data-testid="whatif-peg-absent"]').count() == 1
+
+
+def test_compare_shows_the_differences(dashboard, dash_root: Path):
+    page, _ = dashboard
+    runs = complete_runs(dash_root)
+    a, b = runs[-2], runs[-1]
+    sa = json.loads((a / "summary.json").read_text())
+    sb = json.loads((b / "summary.json").read_text())
+    page.select_option("#compare-a", a.name)
+    page.select_option("#compare-b", b.name)
+    page.click("#compare-submit")
+    page.wait_for_selector('#compare-result[data-status="completed"]')
+    assert text_of(page, "cmp-run-a") == a.name and text_of(page, "cmp-run-b") == b.name
+    n_changed = 0
+    for sym, tb in sb["tokens"].items():
+        ta = sa["tokens"][sym]
+        assert text_of(page, f"cmp-{sym}-verdict-a") == "no verdict"
+        assert attr(page, f"cmp-{sym}-verdict-b") == tb["verdict"]["verdict"]
+        assert attr(page, f"cmp-{sym}-verdict-changed") == "true"
+        for key, unit in (("holder_value_var_99_10d_frac", "fraction"), ("expected_bad_debt_usd", "usd")):
+            va = ta["scenarios"]["mc_champion"][key]
+            vb = tb["scenarios"]["mc_champion"][key]
+            check_figure(page, f"cmp-{sym}-{key}-a", va, fmt_unit(unit, va))
+            check_figure(page, f"cmp-{sym}-{key}-b", vb, fmt_unit(unit, vb))
+            d = value_of(page, f"cmp-{sym}-{key}-abs")
+            assert d == pytest.approx(vb - va, rel=1e-12, abs=1e-15)
+            rel = value_of(page, f"cmp-{sym}-{key}-rel")
+            assert rel == (None if va == 0 else pytest.approx((vb - va) / abs(va), rel=1e-12))
+            n_changed += vb != va
+            if unit == "fraction":
+                assert text_of(page, f"cmp-{sym}-{key}-abs") == ("+" if d > 0 else "") + f"{d * 100 + 0.0:.2f} pp"
+    assert n_changed > 0, "runs with different seeds should differ somewhere"
