@@ -349,6 +349,7 @@ class _ModelCache:
         self.lock = threading.Lock()
         self.champion: tuple[tuple[str, str, str], str, Any, float] | None = None  # key, version, champion, checked_at
         self.fallback: tuple[tuple[Any, ...], Any] | None = None
+        self.registry_problem: str | None = None  # why the last champion lookup found no registry
 
 
 _CACHE = _ModelCache()
@@ -371,6 +372,15 @@ def _load_champion(settings: Settings) -> tuple[Any, str] | None:
     cached = _CACHE.champion
     if cached is not None and cached[0] == key and now - cached[3] < _MODEL_RECHECK_S:
         return cached[2], cached[1]
+    from goldstress.io.tracking import TrackingUnavailable, require_reachable
+
+    _CACHE.registry_problem = None
+    try:
+        require_reachable(settings)  # an http(s) server that does not answer: seconds, not MLflow's minutes
+    except TrackingUnavailable as exc:
+        _CACHE.registry_problem = str(exc).split(": start it", 1)[0]
+        log.warning("what-if: %s; using the fallback model", _CACHE.registry_problem)
+        return None
     try:
         import mlflow
         from mlflow.tracking import MlflowClient
@@ -406,7 +416,9 @@ def _curated_gold(settings: Settings) -> tuple[pd.Series, dict[str, Any]] | None
 def load_model(settings: Settings) -> WhatIfModel:
     """The what-if model: the registered champion if one exists, else the GARCH(1,1)-t fallback
     fitted on the curated gold series (``settings.training.vol_train_start`` onwards). The start price is
-    the last curated gold price, else the champion's training-data last price.
+    the last curated gold price, else the champion's training-data last price. An MLflow server
+    that does not answer within seconds is reported in the fallback's ``info`` (its
+    ``registry_unavailable`` names the server and URL) rather than waited for.
 
     Raises :class:`NoModelError` when neither exists ("run the pipeline first").
     """
@@ -458,7 +470,14 @@ def load_model(settings: Settings) -> WhatIfModel:
         drift = stress_drift_per_day(settings.monte_carlo.drift, fit.params["mu"])
         info = {
             "source": "fallback",
-            "description": "GARCH(1,1) with Student-t innovations fitted on the curated gold series (no registered champion)",
+            "description": "GARCH(1,1) with Student-t innovations fitted on the curated gold series ("
+            + (
+                f"the model registry could not be asked: {_CACHE.registry_problem}"
+                if _CACHE.registry_problem
+                else "no registered champion"
+            )
+            + ")",
+            "registry_unavailable": _CACHE.registry_problem,
             "params": fit.params,
             "train_start": settings.training.vol_train_start,
             "data": data,

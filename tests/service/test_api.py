@@ -369,6 +369,35 @@ def test_whatif_ramp_shock_loses_the_move_over_its_horizon(client, analyst):
     assert shock["gold_usd_per_oz_end"] == pytest.approx(shock["gold_usd_per_oz_d0"] * 1.35, rel=1e-12)
 
 
+def test_whatif_with_mlflow_down_falls_back_at_once_and_says_so(make_client, settings_factory):
+    """A tracking server nobody answers at: the what-if runs on the fallback model within
+    seconds (not MLflow's minutes of retries) and its model record names MLflow and its URL,
+    without the credentials."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = make_client(settings_factory(tracking={"tracking_uri": f"http://u:pw@127.0.0.1:{port}"}))
+    started = time.monotonic()
+    r = whatif(
+        c,
+        bearer(c, "alice"),
+        token_spec=FRICTIONLESS,
+        shock_frac=-0.1,
+        shock_horizon_days=1,
+        n_paths=200,
+        horizon_days=10,
+    )
+    assert time.monotonic() - started < 20
+    assert r.status_code == 200, r.text
+    model = r.json()["result"]["model"]
+    assert model["source"] == "fallback"
+    assert f"MLflow tracking server unreachable at http://127.0.0.1:{port}" in model["registry_unavailable"]
+    assert "pw@" not in r.text
+
+
 def test_whatif_monte_carlo_against_an_independent_computation(client, analyst, settings_factory):
     """Frictionless token: the holder loss at h days is the gold loss 1 - P_h/P_0 path by path.
     Rebuild the gold paths from the documented fallback model (GARCH(1,1)-t on the curated
