@@ -99,10 +99,11 @@ def publish(run: RunMetrics, settings: Settings) -> str:
     if mon.pushgateway_url:
         push_to_gateway(mon.pushgateway_url, job=mon.pushgateway_job, registry=reg, timeout=mon.push_timeout_s)
         return mon.pushgateway_url
-    from goldstress.catalog import Catalog
+    from goldstress.catalog import Catalog, join
     from goldstress.io import storage
 
-    return storage.write_bytes(Catalog.of(settings).run_file(run.run_id, METRICS_FILE), generate_latest(reg), settings)
+    url = join(Catalog.of(settings).run(run.run_id), METRICS_FILE)
+    return storage.write_bytes(url, generate_latest(reg), settings)
 
 
 @contextmanager
