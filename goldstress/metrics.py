@@ -1,7 +1,7 @@
 """Pipeline metrics: each stage's duration and outcome, for Prometheus.
 
 :func:`stage` times one stage of a run; the run's metrics go to the Pushgateway of
-``settings.monitoring.pushgateway_url``, else to ``<report_url>/<run_id>/metrics.prom`` (text
+``settings.monitoring.pushgateway_url``, else to ``<store_url>/metrics/<run_id>.prom`` (text
 format). Names, alerts and the dashboard: docs/platform/deploy.md.
 """
 
@@ -20,8 +20,16 @@ from goldstress.settings import Settings
 
 log = logging.getLogger("goldstress.metrics")
 
-METRICS_FILE = "metrics.prom"
-"""Name of the text-format metrics file in a run folder (no Pushgateway configured)."""
+METRICS_FOLDER = "metrics"
+"""Folder under ``store_url`` of the runs' text-format metrics files (no Pushgateway configured):
+in the store, not the report folder, so that a run that fails early leaves no report folder."""
+
+
+def metrics_file(run_id: str, settings: Settings) -> str:
+    """URL of run ``run_id``'s metrics file: ``<store_url>/metrics/<run_id>.prom``."""
+    from goldstress.catalog import join
+
+    return join(settings.storage.store_url, METRICS_FOLDER, f"{run_id}.prom")
 
 
 @dataclass
@@ -79,7 +87,7 @@ _RUNS: dict[str, RunMetrics] = {}
 
 def record_stage(run_id: str, name: str, seconds: float, ok: bool, settings: Settings) -> RunMetrics:
     """Record one finished stage of run ``run_id`` and publish the run's metrics (Pushgateway, else
-    the run folder's ``metrics.prom``). Publishing never raises: a failure is one warning line,
+    :func:`metrics_file`). Publishing never raises: a failure is one warning line,
     the pipeline goes on. Returns the run's metrics so far."""
     run = _RUNS.setdefault(run_id, RunMetrics(run_id))
     run.stages[name] = StageRecord(seconds=float(seconds), ok=bool(ok), finished_at=time.time())
@@ -92,18 +100,15 @@ def record_stage(run_id: str, name: str, seconds: float, ok: bool, settings: Set
 
 def publish(run: RunMetrics, settings: Settings) -> str:
     """Push ``run``'s registry to the Pushgateway (PUT: the job's group is replaced, so it holds
-    the latest run only) or write it to ``<report_url>/<run_id>/metrics.prom``. Returns where it
-    went. Raises the transport's error (``OSError``, ``urllib.error.URLError``)."""
+    the latest run only) or write it to :func:`metrics_file`. Returns where it went. Raises the transport's error (``OSError``, ``urllib.error.URLError``)."""
     mon = settings.monitoring
     reg = run.registry()
     if mon.pushgateway_url:
         push_to_gateway(mon.pushgateway_url, job=mon.pushgateway_job, registry=reg, timeout=mon.push_timeout_s)
         return mon.pushgateway_url
-    from goldstress.catalog import Catalog, join
     from goldstress.io import storage
 
-    url = join(Catalog.of(settings).run(run.run_id), METRICS_FILE)
-    return storage.write_bytes(url, generate_latest(reg), settings)
+    return storage.write_bytes(metrics_file(run.run_id, settings), generate_latest(reg), settings)
 
 
 @contextmanager

@@ -635,7 +635,7 @@ class MonitoringSettings(BaseSettings):
     pushgateway_url: str | None = Field(
         default=None,
         description="Prometheus Pushgateway (http://host:9091) that receives the pipeline's stage metrics; "
-        "None: they are written as <report_url>/<run_id>/metrics.prom.",
+        "None: they are written to <store_url>/metrics/<run_id>.prom.",
     )
     pushgateway_job: str = Field(
         default="goldstress_pipeline", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Pushgateway job label."

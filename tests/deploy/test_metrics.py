@@ -197,16 +197,18 @@ def test_run_families_skip_absent_and_non_finite_figures() -> None:
 
 
 # ------------------------------------------------------------------ pipeline stage metrics
-def test_stage_metrics_are_written_next_to_the_run(tmp_path: Path) -> None:
+def test_stage_metrics_are_written_to_the_store_not_the_reports(tmp_path: Path) -> None:
     from goldstress import metrics as gm
 
-    settings = Settings(storage={"report_url": str(tmp_path / "reports")})
+    reports = tmp_path / "reports"
+    settings = Settings(storage={"report_url": str(reports), "store_url": str(tmp_path / "store")})
     run_id = "20260101T000000Z-abcdef"
     with gm.stage(run_id, "ingest", settings):
         time.sleep(0.05)
     with pytest.raises(RuntimeError), gm.stage(run_id, "simulate", settings):
         raise RuntimeError("boom")
-    got = samples((tmp_path / "reports" / run_id / gm.METRICS_FILE).read_text())
+    got = samples((tmp_path / "store" / "metrics" / f"{run_id}.prom").read_text())
+    assert not reports.exists(), "a failed run must leave no report folder"
     durations = dict((labels["stage"], v) for labels, v in got["goldstress_pipeline_stage_duration_seconds"])
     assert durations["ingest"] >= 0.05 and set(durations) == {"ingest", "simulate"}
     assert dict((labels["stage"], v) for labels, v in got["goldstress_pipeline_stage_success"]) == {
@@ -235,7 +237,7 @@ def test_stage_metrics_are_pushed_to_the_pushgateway(tmp_path: Path) -> None:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        settings = Settings(storage={"report_url": str(tmp_path)}, monitoring={"pushgateway_url": url})
+        settings = Settings(storage={"store_url": str(tmp_path)}, monitoring={"pushgateway_url": url})
         gm.record_stage("20260101T000000Z-000001", "analyse", 1.5, True, settings)
     finally:
         httpd.shutdown()
@@ -244,7 +246,7 @@ def test_stage_metrics_are_pushed_to_the_pushgateway(tmp_path: Path) -> None:
     got = samples(body.decode())
     assert got["goldstress_pipeline_stage_duration_seconds"] == [({"stage": "analyse"}, 1.5)]
     assert got["goldstress_pipeline_run_failed"][0][1] == 0.0
-    assert not list(tmp_path.rglob(gm.METRICS_FILE)), "pushed, so no file"
+    assert not list(tmp_path.rglob("*.prom")), "pushed, so no file"
 
 
 def test_a_failing_push_never_fails_the_run(tmp_path: Path, caplog) -> None:
@@ -253,7 +255,10 @@ def test_a_failing_push_never_fails_the_run(tmp_path: Path, caplog) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    settings = Settings(monitoring={"pushgateway_url": f"http://127.0.0.1:{closed}", "push_timeout_s": 2})
+    settings = Settings(
+        storage={"store_url": str(tmp_path)},
+        monitoring={"pushgateway_url": f"http://127.0.0.1:{closed}", "push_timeout_s": 2},
+    )
     run = gm.record_stage("20260101T000000Z-000002", "train", 2.0, True, settings)
     assert run.stages["train"].seconds == 2.0
     assert "not published" in caplog.text
