@@ -16,8 +16,7 @@ FROM python:3.11.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
-    GOLDSTRESS_SERVICE_HOST=0.0.0.0
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
 WORKDIR /app
 RUN useradd --create-home --uid 10001 --user-group goldstress \
     && mkdir -p /app/var /reports && chown goldstress:goldstress /app/var /reports
