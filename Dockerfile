@@ -1,18 +1,26 @@
-# goldstress runtime image: the pipeline, a Prefect worker, or the MLflow UI.
-#   docker build -t goldstress .
-#   docker run --rm -v $PWD/data:/data -e GOLDSTRESS_DATA_DIR=/data goldstress            # one stress test
-#   docker run --rm -e PREFECT_API_URL=http://prefect:4200/api goldstress \
-#       prefect worker start --pool goldstress-pool                                        # a worker
-FROM python:3.11-slim
+# goldstress image: the pipeline, a Prefect server or worker, MLflow, the stakeholder service.
+#   docker build -t goldstress:0.1.0 .
+#   docker run --rm -v "$PWD/data:/data:ro" -v "$PWD/reports:/reports" \
+#       -e GOLDSTRESS_DATA_DIR=/data -e GOLDSTRESS_REPORT_URL=/reports goldstress:0.1.0
+# More (object storage, the service, compose, Kubernetes): docs/platform/deploy.md.
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
-    PYTHONPATH=/app
+# ---- builder: a virtual environment from the runtime lock (no test or lint tools)
+FROM python:3.11.11-slim-bookworm AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements-runtime.lock /tmp/requirements-runtime.lock
+RUN /opt/venv/bin/pip install --no-deps -r /tmp/requirements-runtime.lock
+
+# ---- runtime: the venv and the code, run as an unprivileged user
+FROM python:3.11.11-slim-bookworm AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
 WORKDIR /app
-
-COPY requirements.lock ./
-RUN pip install --no-deps -r requirements.lock
-
+RUN useradd --create-home --uid 10001 --user-group goldstress \
+    && mkdir -p /app/var /reports && chown goldstress:goldstress /app/var /reports
+COPY --from=builder /opt/venv /opt/venv
 COPY goldstress ./goldstress
 COPY models ./models
 COPY tasks ./tasks
@@ -20,11 +28,14 @@ COPY flows ./flows
 COPY service ./service
 COPY expectations ./expectations
 COPY specs ./specs
-COPY prefect.yaml pyproject.toml README.md ./
+COPY prefect.yaml pyproject.toml ./
+USER 10001:10001
 
-RUN useradd --create-home --uid 10001 goldstress && mkdir -p /app/var /app/reports && chown -R goldstress /app
-USER goldstress
+# the stakeholder service (python -m service.serve --host 0.0.0.0 --port 8000)
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/api/health', timeout=4)"]
 
-# every command (the pipeline, prefect, mlflow, uvicorn) starts with telemetry off
+# every command (the pipeline, prefect, mlflow, the service) starts with telemetry off
 ENTRYPOINT ["python", "-m", "goldstress.telemetry"]
 CMD ["python", "-m", "goldstress", "run"]

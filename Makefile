@@ -61,9 +61,11 @@ $(STAMP): requirements.lock
 		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $@
 
-# Regenerate the lock after editing pyproject.toml (needs uv: pip install uv).
+# Regenerate the locks after editing pyproject.toml (needs uv: pip install uv): the dev lock, then
+# the image's runtime lock at the same versions.
 lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --universal -o requirements.lock
+	uv pip compile pyproject.toml --python-version 3.11 --universal -c requirements.lock -o requirements-runtime.lock
 
 bench: $(STAMP)
 	$(BIN)/python bench/benchmark.py

@@ -13,6 +13,7 @@ from flows.train import train
 from flows.validate import validate
 from goldstress.io import tracking
 from goldstress.io.prices import calibration_inputs_present
+from goldstress.metrics import stage
 from goldstress.settings import RunOptions, new_run_id
 
 
@@ -24,14 +25,20 @@ def stress_test(options: RunOptions = RunOptions(), retrain: bool = True) -> dic
     settings = options.settings()
     tracking.require_reachable(settings)  # fail fast, before anything is written
     run_id = new_run_id()
-    snapshots = ingest(options=options)
-    validate(snapshots=snapshots, options=options)
+    with stage(run_id, "ingest", settings):  # each stage's duration and outcome (goldstress.metrics)
+        snapshots = ingest(options=options)
+    with stage(run_id, "validate", settings):
+        validate(snapshots=snapshots, options=options)
     if settings.calibration.in_stress_test and calibration_inputs_present(settings):
-        calibrate(options=options)
+        with stage(run_id, "calibrate", settings):
+            calibrate(options=options)
     if retrain:
-        train(options=options)
-    simulate(run_id=run_id, options=options)
-    return analyse(run_id=run_id, options=options)
+        with stage(run_id, "train", settings):
+            train(options=options)
+    with stage(run_id, "simulate", settings):
+        simulate(run_id=run_id, options=options)
+    with stage(run_id, "analyse", settings):
+        return analyse(run_id=run_id, options=options)
 
 
 @flow(name="refresh_data")

@@ -684,6 +684,27 @@ class ServiceSettings(BaseSettings):
         return v
 
 
+class MonitoringSettings(BaseSettings):
+    """Metrics and logs of the pipeline and the service. Environment: ``GOLDSTRESS_MONITORING_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSTRESS_MONITORING_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Prometheus Pushgateway (http://host:9091) that receives the pipeline's stage metrics; "
+        "None: they are written to <store_url>/metrics/<run_id>.prom.",
+    )
+    pushgateway_job: str = Field(
+        default="goldstress_pipeline", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Pushgateway job label."
+    )
+    push_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Time limit of one push, seconds.")
+    json_logs: bool = Field(
+        default=False, description="Log one JSON object per line (python-json-logger) instead of plain text."
+    )
+
+
 class Settings(BaseModel):
     """goldstress settings, in sections; each section reads its own environment variables
     (``GOLDSTRESS_MC_PATHS`` is ``monte_carlo.paths``; the README lists them) and a ``.env`` file.
@@ -707,6 +728,7 @@ class Settings(BaseModel):
     liquidity: LiquidityStressSettings = Field(default_factory=LiquidityStressSettings)
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
 
 class RunOptions(BaseModel):

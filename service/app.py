@@ -52,6 +52,7 @@ from service.limits import (
     retry_after_header,
     send_json,
 )
+from service.metrics import CONTENT_TYPE, HTTPMetricsMiddleware, ServiceMetrics
 from service.runs import RUN_ID_RE, SCENARIO_RE, ReportStoreUnavailable, RunIndex
 from service.whatif_queue import Job, JobError, QueueFull, WhatIfQueue
 
@@ -68,6 +69,7 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/logout"),
         ("GET", "/login"),
         ("HEAD", "/login"),
+        ("GET", "/metrics"),  # reachable inside the cluster only (docs/platform/deploy.md)
     }
 )
 """(method, path) pairs reachable without credentials."""
@@ -938,6 +940,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": "plotly.min.js not found in the plotly package"}, status_code=404)
         return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "private, max-age=86400"})
 
+    # ------------------------------------------------------------------ Prometheus metrics
+    metrics = ServiceMetrics(
+        whatif_probe=lambda: (int(whatif_slots.statistics().tasks_waiting), int(whatif_slots.borrowed_tokens))
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text exposition (``service.metrics``); unauthenticated, not routed by the ingress."""
+        try:
+            idx: RunIndex | None = await fresh_index()
+        except (ReportStoreUnavailable, OSError):
+            idx = None
+        body = await anyio.to_thread.run_sync(metrics.exposition, idx)
+        return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     else:
@@ -952,4 +969,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         csp=dashboard_csp(inline_script_hashes([STATIC_DIR / "login.html", STATIC_DIR / "dashboard.html"])),
         docs_paths=DEV_PUBLIC_PATHS if settings.service.dev_mode else frozenset(),
     )
+    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics, router_app=app)  # outermost: counts every answer
     return app

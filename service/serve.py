@@ -73,12 +73,22 @@ def uvicorn_options(
     max_header_bytes: int = 16_384,
     header_timeout_s: float = 10.0,
     keep_alive_s: int = 5,
+    json_logs: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run`` for the service (factory ``service.app:create_app``):
     the h11 parser (httptools, uvicorn's default when installed, has no header-size limit)
     with ``max_header_bytes`` as ``h11_max_incomplete_event_size`` (431 above it),
-    :func:`bounded_h11`'s head deadline and ``keep_alive_s`` as ``timeout_keep_alive``."""
+    :func:`bounded_h11`'s head deadline and ``keep_alive_s`` as ``timeout_keep_alive``; the
+    access log on (one line per request), as JSON lines when ``json_logs``
+    (:func:`goldstress.logs.json_logging_config`)."""
+    extra: dict[str, Any] = {}
+    if json_logs:
+        from goldstress.logs import json_logging_config
+
+        extra["log_config"] = json_logging_config(log_level)
     return {
+        **extra,
+        "access_log": True,
         "http": bounded_h11(header_timeout_s),
         "h11_max_incomplete_event_size": max_header_bytes,
         "timeout_keep_alive": keep_alive_s,
@@ -130,7 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     svc = settings.service
     options = uvicorn_options(
-        args.host, args.port, args.log_level, svc.max_header_bytes, svc.header_timeout_s, svc.keep_alive_s
+        args.host,
+        args.port,
+        args.log_level,
+        svc.max_header_bytes,
+        svc.header_timeout_s,
+        svc.keep_alive_s,
+        json_logs=settings.monitoring.json_logs,
     )
     uvicorn.run("service.app:create_app", **options)
     return 0

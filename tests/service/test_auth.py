@@ -71,8 +71,9 @@ def test_every_non_public_route_refuses_requests_without_credentials(client):
         ("POST", "/api/token"),
         ("POST", "/api/logout"),
         ("GET", "/login"),
+        ("GET", "/metrics"),  # for Prometheus inside the cluster (docs/platform/deploy.md)
     }
-    assert {("GET", "/api/health"), ("POST", "/api/token"), ("GET", "/login")} <= public_seen
+    assert {("GET", "/api/health"), ("POST", "/api/token"), ("GET", "/login"), ("GET", "/metrics")} <= public_seen
     # docs and schema are behind auth outside dev mode; unknown paths too
     for path in ("/docs", "/openapi.json", "/no/such/route", "/static/plotly.min.js"):
         assert client.get(path).status_code == 401, path
