@@ -941,9 +941,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "private, max-age=86400"})
 
     # ------------------------------------------------------------------ Prometheus metrics
-    metrics = ServiceMetrics(
-        whatif_probe=lambda: (int(whatif_slots.statistics().tasks_waiting), int(whatif_slots.borrowed_tokens))
-    )
+    metrics = ServiceMetrics(whatif_probe=whatif_queue.depth)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

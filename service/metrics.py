@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -38,29 +37,6 @@ VAR_KEY = "holder_value_var_99_10d_frac"
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Histogram buckets of request latency, seconds."""
-
-_whatif_lock = threading.Lock()
-_whatif_queue: tuple[int, int] | None = None
-
-
-def set_whatif_queue(n_waiting: int, n_running: int) -> None:
-    """Report the what-if queue: ``n_waiting`` requests queued, ``n_running`` running (counts,
-    >= 0; ``ValueError`` otherwise). Once called, these values replace what the app reads from
-    its own in-process slot. Thread-safe; cheap enough to call on every change."""
-    if n_waiting < 0 or n_running < 0:
-        raise ValueError(f"set_whatif_queue: counts must be >= 0, got waiting={n_waiting}, running={n_running}")
-    global _whatif_queue
-    with _whatif_lock:
-        _whatif_queue = (int(n_waiting), int(n_running))
-
-
-def whatif_queue(probe: Callable[[], tuple[int, int]] | None) -> tuple[int, int] | None:
-    """``(waiting, running)``: the values of :func:`set_whatif_queue` if it was called, else
-    ``probe()``, else None."""
-    with _whatif_lock:
-        if _whatif_queue is not None:
-            return _whatif_queue
-    return probe() if probe is not None else None
 
 
 def _number(value: Any) -> float | None:
@@ -126,8 +102,8 @@ class _Snapshot(Collector):
 
 class ServiceMetrics:
     """The service's metrics: HTTP counters and histograms (recorded by
-    :class:`HTTPMetricsMiddleware`), the what-if queue (``whatif_probe() -> (waiting, running)``
-    unless :func:`set_whatif_queue` was called) and the latest run's gauges, read at scrape time."""
+    :class:`HTTPMetricsMiddleware`), the what-if queue (``whatif_probe() -> (waiting, running)``,
+    e.g. ``WhatIfQueue.depth``) and the latest run's gauges, read at scrape time."""
 
     def __init__(self, whatif_probe: Callable[[], tuple[int, int]] | None = None) -> None:
         self.whatif_probe = whatif_probe
@@ -170,7 +146,7 @@ class ServiceMetrics:
         ``index`` is None: the report store could not be listed) and the latest run's gauges.
         Blocking (may read the latest summary from storage): call it in a worker thread."""
         families: list[Metric] = []
-        queue = whatif_queue(self.whatif_probe)
+        queue = self.whatif_probe() if self.whatif_probe is not None else None
         if queue is not None:
             families.append(GaugeMetricFamily("goldstress_whatif_waiting", "What-ifs queued.", value=queue[0]))
             families.append(GaugeMetricFamily("goldstress_whatif_running", "What-ifs running.", value=queue[1]))

@@ -161,19 +161,26 @@ def test_requests_are_counted_by_route_template_and_logged_as_json(server, verdi
     assert all({"time", "level", "name", "message"} <= set(r) for r in lines)
 
 
-def test_the_whatif_hook_replaces_the_in_process_slot(monkeypatch) -> None:
-    import service.metrics as sm
+def test_the_whatif_gauges_read_the_queue() -> None:
+    import threading
+    import time
 
-    monkeypatch.setattr(sm, "_whatif_queue", None)
-    metrics = sm.ServiceMetrics(whatif_probe=lambda: (0, 1))
+    import service.metrics as sm
+    from service.whatif_queue import WhatIfQueue
+
+    queue = WhatIfQueue(max_waiting=8)
+    release = threading.Event()
+    jobs = [queue.submit(lambda job: release.wait(10) and {}) for _ in range(3)]
+    deadline = time.monotonic() + 10
+    while jobs[0].status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    metrics = sm.ServiceMetrics(whatif_probe=queue.depth)
     got = samples(metrics.exposition(None).decode())
-    assert got["goldstress_whatif_waiting"][0][1] == 0 and got["goldstress_whatif_running"][0][1] == 1
+    assert got["goldstress_whatif_waiting"][0][1] == 2 and got["goldstress_whatif_running"][0][1] == 1
     assert got["goldstress_report_store_up"][0][1] == 0
-    sm.set_whatif_queue(4, 2)
-    got = samples(metrics.exposition(None).decode())
-    assert got["goldstress_whatif_waiting"][0][1] == 4 and got["goldstress_whatif_running"][0][1] == 2
-    with pytest.raises(ValueError, match="waiting=-1"):
-        sm.set_whatif_queue(-1, 0)
+    release.set()
+    queue.close()
 
 
 def test_run_families_skip_absent_and_non_finite_figures() -> None:
