@@ -87,6 +87,9 @@ def test_deployments_on_real_prefect_server(tmp_path: Path, workdir: Path, synth
             # which the one-shot worker below (started in this checkout) resolves
             assert {"prefect.deployments.steps.set_working_directory": {"directory": "."}} in got["pull_steps"], name
             assert got["job_variables"].get("working_dir") == ".", name
+            # watched by the crash automation: tagged, and heartbeats well inside its window
+            assert "goldstress" in got["tags"], name
+            assert got["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30", name
             assert str(REPO_ROOT) not in str(got["pull_steps"]) + str(got["job_variables"]), name
 
         # 5. the scheduler creates SCHEDULED runs on the cron instants (guards sqlalchemy<2.1)
