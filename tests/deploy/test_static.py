@@ -261,7 +261,7 @@ def test_prefect_yaml_has_no_deploying_machine_path() -> None:
     spec = yaml.safe_load(text)
     assert spec["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
     for d in spec["deployments"]:
-        assert d["work_pool"]["job_variables"] == {"working_dir": "."}, d["name"]
+        assert d["work_pool"]["job_variables"]["working_dir"] == ".", d["name"]
 
 
 def _hadolint(path: Path) -> subprocess.CompletedProcess:
