@@ -41,7 +41,9 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
         gold = None
     mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
     mc = storage.read_parquet(mc_res["url"], settings) if mc_res else None
-    page = render_html(summary, manifest, figures(summary, manifest, gold, mc))
+    page = render_html(
+        summary, manifest, figures(summary, manifest, gold, mc), stale_after_days=settings.risk.stale_data_days
+    )
     unpublish(run_id, settings)  # hidden while its files are rewritten
     summary_url = storage.write_json(catalog.run_file(run_id, "summary.json"), summary, settings)
     report_url = storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
