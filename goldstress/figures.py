@@ -6,6 +6,7 @@ tokens' losses and backing ratios, and the reverse stress boundary points.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -17,14 +18,15 @@ RED = "#b42318"
 
 
 def _svg(fig: Any) -> str:
-    """The figure as an SVG element (text kept as text, no XML prolog, fixed ids)."""
+    """The figure as an SVG element (text kept as text, fixed ids; no XML prolog and no RDF
+    metadata block)."""
     import matplotlib
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "goldstress", "font.size": 9}):
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
 
 
 def _figure(width: float, height: float) -> Any:
