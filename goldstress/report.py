@@ -73,6 +73,8 @@ def fmt_usd(v: Any) -> str:
     if f is None or not math.isfinite(f):
         return "–"
     a, sign = abs(f), "-" if f < 0 else ""
+    if a == 0:
+        return "USD 0"
     if a >= 1e9:
         return f"{sign}USD {a / 1e9:,.1f}bn"
     if a >= 1e6:
@@ -136,7 +138,7 @@ def fmt_value(v: Any, kind: str = "num") -> str:
     if kind == "int":
         return f"{round(f):,}"
     if kind == "days":
-        return f"{round(f):,} days"
+        return f"{round(f):,} day{'s' if round(f) != 1 else ''}"
     return _plain(f)
 
 
@@ -242,7 +244,7 @@ def var_es_rows(mc: dict[str, Any], horizons: list[int], levels: list[str]) -> t
     for label, who, unit in VALUE_ROWS:
         for h in [*horizons, "end"]:
             where = f"{h}d" if h != "end" else "end"
-            row: list[Any] = [label, f"{h} days" if h != "end" else f"end ({end} days)"]
+            row: list[Any] = [label, f"{h} day{'s' if h != 1 else ''}" if h != "end" else f"end ({end} days)"]
             for lvl in levels:
                 row += [
                     mc.get(f"{who}_var_{lvl}_{where}_frac"),
@@ -494,7 +496,7 @@ def _verdict_blocks(t: dict[str, Any]) -> list[Block]:
         ),
         _p(
             f"Tolerance from {'the spec file' if tol.get('source') == 'spec' else 'the documented defaults'}; "
-            f"watch once a figure uses more than {fmt_pct(tol.get('watch_share'))} of its limit."
+            f"watch once a figure uses more than {fmt_value(tol.get('watch_share'), 'level')} of its limit."
         ),
     ]
     rem = v.get("remedy")

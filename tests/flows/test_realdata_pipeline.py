@@ -340,7 +340,7 @@ def test_report_verdicts_equal_the_summary_and_the_spec_tolerance(real):
                 key, bound = CHECK_FIGURES[c["key"]]
                 figure = t["scenarios"]["mc_champion"][key]
             assert c["value"] == figure, (symbol, c["key"])
-            ws, val, lim = tol["watch_share"], c["value"], c["limit"]
+            ws, val, lim = tol["watch_share"], float(c["value"]), c["limit"]
             if bound == "max":
                 want = "fail" if val > lim else "watch" if val > ws * lim else "pass"
             else:

@@ -160,3 +160,83 @@ def test_champion_section_of_a_run_without_windows_shows_the_backtest_only():
     page = champion_backtest_html(old)
     assert '<td class="l">99%</td><td>1,000</td><td>13</td>' in page
     assert page.count("(none)") == 2  # no selection table, no parameter table
+
+
+def _page_summary(verdicts, data_last_date="2026-08-17", generated_at="2026-08-20T09:00:00+00:00"):
+    """A summary with the fields the page reads: tokens with a Monte Carlo figure or two, no
+    scenario rows, a backtest without windows."""
+    tokens = {}
+    for symbol, v in verdicts.items():
+        tokens[symbol] = {
+            "name": f"{symbol} token",
+            "kind": "gold_backed",
+            "spec_version": 2,
+            "scenarios": {"mc_champion": {"kind": "monte_carlo", "horizon_days": 250, "p_backing_below_1": 0.5}},
+            "worst_scenario": {"scenario": "shock_-40pct", "value": 0.41, "window_days": 30},
+            "reverse_stress": {},
+            **({"verdict": v} if v is not None else {}),
+        }
+    return {
+        "run_id": "20260820T090000Z-abcdef",
+        "generated_at": generated_at,
+        "data": {
+            "data_first_date": "1968-04-01",
+            "data_last_date": data_last_date,
+            "n_returns": 14_662,
+            "data_sha256": "ab" * 32,
+            "data_source": "lbma_pm",
+        },
+        "start_gold_usd_per_oz": 4405.8,
+        "champion": {"candidate": "gjr_t", "registered_model": "gold", "version": 3, "innovations": "t"},
+        "var_backtest": {"holdout": {}, "method": "m"},
+        "monte_carlo": {"mc_paths": 1000, "mc_horizon_days": 250},
+        "tokens": tokens,
+        "scenario_table": [],
+    }
+
+
+_MANIFEST = {"settings": {"horizons_days": [1, 10, 30], "var_levels": [0.95, 0.99]}, "scenarios": []}
+
+
+def _verdict(p_backing_below_1, limit=0.01):
+    """The verdict record of a token whose only figure near its limit is the backing shortfall."""
+    from models.verdict import token_verdict
+
+    mc = {"horizon_days": 250, "p_backing_below_1": p_backing_below_1}
+    mc |= {"depeg_depth_q99_frac": 0.0, "liquidity_coverage_30d_q01": 9.0, "bad_debt_usd_q99": 25e6}
+    return token_verdict(
+        "gold_backed",
+        mc,
+        {"max_backing_shortfall_probability": limit},
+        worst={"scenario": "shock_-40pct", "value": 0.41},
+    )
+
+
+def test_page_opens_with_the_verdicts_coloured_and_a_token_without_verdict_reads_no_verdict():
+    from goldstress.report import render_html
+
+    summary = _page_summary({"AAA": _verdict(0.5), "BBB": _verdict(0.009), "CCC": None})
+    page = render_html(summary, _MANIFEST, [])
+    # the summary table comes first, then the contents, the tokens, validation and the appendix
+    order = [
+        page.index(s) for s in ('id="verdict-table"', 'id="toc"', 'id="token-AAA"', 'id="validation"', 'id="appendix"')
+    ]
+    assert order == sorted(order)
+    assert '<tr class="row-fail" data-token="AAA" data-verdict="fail">' in page  # 0.5 > 0.01
+    assert '<tr class="row-watch" data-token="BBB" data-verdict="watch">' in page  # 0.009 > 0.8 x 0.01
+    assert '<tr class="row-none" data-token="CCC" data-verdict="none">' in page and "no verdict" in page
+    assert '<span class="badge fail">FAIL</span>' in page and '<span class="badge watch">WATCH</span>' in page
+    assert "Top up the reserve" in page and "<b>USD 25.0m</b>" in page  # the remedy in words and USD
+    assert "Gold falls 40% at once" in page  # the worst scenario in words
+    assert "<script" not in page and "(frac)" not in page and "kupiec_lr" not in page
+
+
+def test_page_warns_when_the_gold_data_is_stale():
+    from goldstress.report import render_html
+
+    fresh = render_html(_page_summary({"AAA": None}), _MANIFEST, [], stale_after_days=7)
+    stale = render_html(
+        _page_summary({"AAA": None}, generated_at="2026-12-05T18:00:00+00:00"), _MANIFEST, [], stale_after_days=7
+    )
+    assert 'id="stale-data"' not in fresh
+    assert 'id="stale-data"' in stale and "110 days before the run date" in stale
