@@ -38,11 +38,14 @@ def _figure(width: float, height: float) -> Any:
 def price_history_svg(gold: pd.DataFrame, windows: list[tuple[str, str, str]]) -> str:
     """Gold's month-end close (USD per troy ounce, log scale) with the historical replay
     ``windows`` (name, start, end ISO dates) shaded. ``gold``: columns ``date``, ``usd_per_oz``."""
+    from matplotlib.ticker import FuncFormatter
+
     s = gold.set_index(pd.to_datetime(gold["date"]))["usd_per_oz"].astype(float).resample("ME").last().dropna()
     fig = _figure(9, 3.2)
     ax = fig.add_subplot()
     ax.plot(s.index, s.to_numpy(), color=GOLD, lw=1)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel("USD per troy ounce (log scale)")
     for name, start, end in windows:
         ax.axvspan(pd.Timestamp(start), pd.Timestamp(end), color=RED, alpha=0.15, lw=0)
@@ -59,7 +62,15 @@ def fan_chart_svg(fan: dict[str, list[float]]) -> str:
     fig = _figure(9, 3.2)
     ax = fig.add_subplot()
     for lo, hi, alpha in (("q0.01", "q0.99", 0.15), ("q0.05", "q0.95", 0.25), ("q0.25", "q0.75", 0.4)):
-        ax.fill_between(days, q[lo], q[hi], color=GOLD, alpha=alpha, lw=0, label=f"{lo[1:]} to {hi[1:]} quantile")
+        ax.fill_between(
+            days,
+            q[lo],
+            q[hi],
+            color=GOLD,
+            alpha=alpha,
+            lw=0,
+            label=f"{float(lo[1:]):.0%} to {float(hi[1:]):.0%} quantile",
+        )
     ax.plot(days, q["q0.5"], color="black", lw=1, label="median")
     ax.set_xlabel("trading days ahead")
     ax.set_ylabel("USD per troy ounce")

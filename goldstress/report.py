@@ -194,7 +194,8 @@ def _ul(items: list[str]) -> Block:
 
 def _table(columns: list[tuple[str, str]], rows: list[list[Any]], status_col: int | None = None) -> Block:
     """A table block: ``columns`` (header, value kind of :func:`fmt_value`, or ``status``,
-    ``code``, ``mixed`` for ``[value, kind]`` cells), ``rows`` of raw values."""
+    ``zone`` (a Basel traffic light, coloured), ``code``, ``mixed`` for ``[value, kind]`` cells),
+    ``rows`` of raw values."""
     return {
         "kind": "table",
         "columns": [{"label": label, "kind": kind} for label, kind in columns],
@@ -977,7 +978,7 @@ _BACKTEST_COLS = (
     ("christoffersen_p_value", "Christoffersen independence p-value", "num"),
     ("quantile_loss", "Quantile loss", "num"),
     ("basel_exceptions_last_250d", "Breaches in the last 250 days", "int"),
-    ("basel_zone_last_250d", "Basel traffic light (last 250 days)", "text"),
+    ("basel_zone_last_250d", "Basel traffic light (last 250 days)", "zone"),
 )
 
 

@@ -149,7 +149,7 @@ def test_champion_section_shows_windows_scores_backtest_and_both_fits():
     assert "kupiec_p_value" not in page and "basel_zone_last_250d" not in page
     # breaches, expected breaches, rate, Kupiec p, Christoffersen p, ..., Basel zone
     assert '<td class="l">99%</td><td>1,000</td><td>13</td><td>10</td><td>1.30%</td><td>0.36</td><td>0.55</td>' in page
-    assert '<td>5</td><td class="l">yellow</td>' in page
+    assert '<td>5</td><td class="l"><span class="badge watch">yellow</span></td>' in page  # coloured amber
     assert '<tr><td class="l">alpha</td><td>0.05</td><td>0.06</td></tr>' in page
     assert '<tr><td class="l">beta</td><td>0.93</td><td>0.92</td></tr>' in page
     assert "Backtested fit: 2000-01-04 .. 2022-08-05 (5,700 returns)" in page
