@@ -295,7 +295,7 @@ class RedemptionBehaviourSpec(_Spec):
 class ReserveBackedTokenSpec(_Spec):
     """Spec of a reserve-backed gold token (TOML ``kind = "gold_backed"``, ``spec_version = 2``; tables ``[[reserve]]``,
     ``[primary]``, ``[secondary]``, ``[secondary.amm]``, ``[redemption]``,
-    ``[redemption.confidence]``).
+    ``[redemption.confidence]``, optional ``[risk_tolerance]``).
 
     Needs at least one ``allocated_gold`` asset (mints deliver into the first) and one
     ``usd_cash`` asset (fees are paid into the first when ``primary.fees_to_reserve``; its
@@ -413,7 +413,8 @@ class CdpStablecoinSpec(_Spec):
     """Spec of a USD stablecoin over-collateralised by gold in CDP vaults (``kind = "gold_cdp"``).
 
     ``tranches[i].debt_share`` must sum to 1 and every ``collateral_ratio`` must exceed
-    ``liquidation_ratio``. Mechanics in docs/models/cdp.md (MakerDAO MCD liquidation design).
+    ``liquidation_ratio``. Mechanics in docs/models/cdp.md (MakerDAO MCD liquidation design);
+    the optional ``[risk_tolerance]`` table is a :class:`CdpRiskTolerance`.
     Raises ``pydantic.ValidationError`` (a ValueError) naming the field otherwise.
     """
 
