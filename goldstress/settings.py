@@ -299,6 +299,12 @@ class RiskSettings(BaseSettings):
 
     var_levels: tuple[float, ...] = (0.95, 0.99)
     horizons_days: tuple[int, ...] = (1, 10, 30)
+    stale_data_days: int = Field(
+        default=7,
+        ge=0,
+        le=3660,
+        description="The report warns when the gold data ends more days than this before the run.",
+    )
 
     @field_validator("var_levels")
     @classmethod

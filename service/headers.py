@@ -17,7 +17,7 @@ from typing import Any
 from service.limits import ASGIApp, Receive, Scope, Send
 
 REPORT_PATH_RE = re.compile(r"^/api/runs/[^/]+/report\.html$")
-"""Paths of stored run reports (self-contained HTML with inline plotly)."""
+"""Paths of stored run reports (self-contained HTML)."""
 
 REPORT_CSP = (
     "sandbox allow-scripts allow-popups allow-downloads; default-src 'none'; "

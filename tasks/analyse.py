@@ -24,6 +24,7 @@ from models.metrics import (
     scenario_table_row,
     worst_scenario,
 )
+from models.verdict import token_verdict
 
 
 def _observed_premia(settings: Settings) -> dict[str, Any]:
@@ -99,6 +100,9 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
         if boundary is not None:
             t["reverse_stress_boundary"] = boundary
     champion = manifest.champion
+    liquidity = liquidity_stress_section(manifest.as_json(), tokens)
+    for spec in manifest.token_specs:
+        tokens[spec["symbol"]]["verdict"] = _verdict(spec, tokens[spec["symbol"]], liquidity)
     return Summary(
         **json_safe(
             {
@@ -132,11 +136,31 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
                 "tokens": tokens,
                 "scenario_table": scenario_rows,
                 "observed_token_premia": _observed_premia(settings),
-                "liquidity_stress": liquidity_stress_section(manifest.as_json(), tokens),
+                "liquidity_stress": liquidity,
                 "weekend": weekend or {},
                 "model_vs_history": _model_vs_history(manifest.liquidity_stress),
             }
         )
+    )
+
+
+def _verdict(spec: dict[str, Any], t: dict[str, Any], liquidity: dict[str, Any]) -> dict[str, Any]:
+    """:func:`models.verdict.token_verdict` of one token: its Monte Carlo figures, its spec's
+    ``risk_tolerance``, its worst scenario and, for a reserve-backed token, the liquidity stress
+    test's redemption wave and cash-buffer remedy."""
+    symbol = spec["symbol"]
+    outcome = ((liquidity.get("outcome") or {}).get(symbol) or {}).get("redemption_wave_without_remedy")
+    wave = None
+    if outcome is not None:
+        wave = {**((liquidity.get("scenarios_and_horizons") or {}).get("redemption_wave") or {}), **outcome}
+    return token_verdict(
+        spec["kind"],
+        t["scenarios"].get("mc_champion", {}),
+        spec.get("risk_tolerance"),
+        worst=t.get("worst_scenario"),
+        scenarios=t["scenarios"],
+        wave=wave,
+        remedies=(liquidity.get("remedies") or {}).get(symbol),
     )
 
 

@@ -41,7 +41,9 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
         gold = None
     mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
     mc = storage.read_parquet(mc_res["url"], settings) if mc_res else None
-    page = render_html(summary, manifest, figures(summary, manifest, gold, mc))
+    page = render_html(
+        summary, manifest, figures(summary, manifest, gold, mc), stale_after_days=settings.risk.stale_data_days
+    )
     unpublish(run_id, settings)  # hidden while its files are rewritten
     summary_url = storage.write_json(catalog.run_file(run_id, "summary.json"), summary, settings)
     report_url = storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
@@ -61,6 +63,10 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
                 "stage": "stress_report",
                 "goldstress_run_id": summary["run_id"],
                 "champion_version": str(summary["champion"]["version"]),
+                **{
+                    f"{symbol}.verdict": (t.get("verdict") or {}).get("verdict", "no verdict")
+                    for symbol, t in summary["tokens"].items()
+                },
             }
         )
         flat = {}
@@ -112,8 +118,9 @@ def _prefect_artifact(outputs: dict[str, Any], summary: dict[str, Any]) -> None:
     ]
     for symbol, t in summary["tokens"].items():
         mc = t["scenarios"].get("mc_champion", {})
+        verdict = (t.get("verdict") or {}).get("verdict", "no verdict")
         lines.append(
-            f"- {symbol}: 99% 10-day VaR of holder value {mc.get('holder_value_var_99_10d_frac', float('nan')):.2%}, P(backing<1) {mc.get('p_backing_below_1', float('nan')):.2%}, worst single-path scenario {t['worst_scenario']['scenario']} (by {t['worst_scenario']['by']})"
+            f"- {symbol} ({verdict}): 99% 10-day VaR of holder value {mc.get('holder_value_var_99_10d_frac', float('nan')):.2%}, P(backing<1) {mc.get('p_backing_below_1', float('nan')):.2%}, worst single-path scenario {t['worst_scenario']['scenario']} (by {t['worst_scenario']['by']})"
         )
     create_markdown_artifact(
         key="goldstress-report", markdown="\n".join(lines), description="Latest goldstress stress-test report"

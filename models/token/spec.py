@@ -30,6 +30,7 @@ __all__ = [
     "ASSET_KINDS",
     "SPEC_VERSION",
     "AmmSpec",
+    "CdpRiskTolerance",
     "CdpStablecoinSpec",
     "ConcentratedAmmSpec",
     "ConfidenceSpec",
@@ -38,6 +39,8 @@ __all__ = [
     "RedemptionBehaviourSpec",
     "ReserveAssetSpec",
     "ReserveBackedTokenSpec",
+    "ReserveRiskTolerance",
+    "RiskTolerance",
     "SecondaryMarketSpec",
     "TokenSpec",
     "VaultTranche",
@@ -73,6 +76,52 @@ MAX_GRAMS_PER_TOKEN = 1e6
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class RiskTolerance(_Spec):
+    """The issuer's risk tolerance for one token (TOML table ``[risk_tolerance]``): the limits its
+    verdict is decided against (:func:`models.verdict.token_verdict`).
+
+    The management body of an issuer of an asset-referenced or e-money token sets risk tolerance
+    levels for each token (Commission Delegated Regulation (EU) 2025/1264, Art. 2(3), the RTS on
+    the liquidity management policy under Regulation (EU) 2023/1114, Art. 45(7)(b)).
+
+    ``confidence``: level of the quantile checks (the summary holds the 0.99 quantiles; another
+    level finds no figure); ``horizon_days``: trading days of the liquidity coverage check (the
+    summary holds 1, 5, 10 and 30); ``max_backing_shortfall_probability``: most probability that
+    the backing ratio ends below 1 over the Monte Carlo horizon; ``watch_share``: a check is
+    "watch" once its figure uses more than this share of its limit. Fractions in [0, 1].
+    """
+
+    confidence: float = Field(default=0.99, ge=0.9, lt=1.0, description="Confidence level of quantile checks.")
+    horizon_days: int = Field(default=30, ge=1, le=366, description="Trading days of the liquidity coverage check.")
+    max_backing_shortfall_probability: _Share = Field(
+        default=0.01, description="Most probability that the backing ratio falls below 1."
+    )
+    watch_share: float = Field(
+        default=0.8, gt=0.0, le=1.0, description="Share of a limit above which a check is watch."
+    )
+
+
+class ReserveRiskTolerance(RiskTolerance):
+    """Risk tolerance of a reserve-backed token (``kind = "gold_backed"``): the fields of
+    :class:`RiskTolerance` and ``max_depeg_frac``, the most discount or premium to NAV (fraction)
+    at ``confidence`` over the Monte Carlo horizon, and ``min_liquidity_coverage``, the least
+    liquidity coverage ratio (liquid resources / stressed outflows) at ``confidence`` over
+    ``horizon_days`` and under the liquidity stress test's redemption wave."""
+
+    max_depeg_frac: float = Field(default=0.10, gt=0.0, lt=1.0, description="Most |premium| to NAV, fraction.")
+    min_liquidity_coverage: float = Field(default=1.0, gt=0.0, le=100.0, description="Least liquidity coverage ratio.")
+
+
+class CdpRiskTolerance(RiskTolerance):
+    """Risk tolerance of a CDP stablecoin (``kind = "gold_cdp"``): the fields of
+    :class:`RiskTolerance`, ``max_liquidation_probability``, the most probability that a vault is
+    liquidated over the Monte Carlo horizon, and ``max_bad_debt_frac``, the most bad debt (share of
+    the day-0 supply left without collateral) at ``confidence``."""
+
+    max_liquidation_probability: _Share = Field(default=0.5, description="Most probability of a liquidation.")
+    max_bad_debt_frac: float = Field(default=0.01, gt=0.0, lt=1.0, description="Most bad debt, share of supply.")
 
 
 class ReserveAssetSpec(_Spec):
@@ -246,7 +295,7 @@ class RedemptionBehaviourSpec(_Spec):
 class ReserveBackedTokenSpec(_Spec):
     """Spec of a reserve-backed gold token (TOML ``kind = "gold_backed"``, ``spec_version = 2``; tables ``[[reserve]]``,
     ``[primary]``, ``[secondary]``, ``[secondary.amm]``, ``[redemption]``,
-    ``[redemption.confidence]``).
+    ``[redemption.confidence]``, optional ``[risk_tolerance]``).
 
     Needs at least one ``allocated_gold`` asset (mints deliver into the first) and one
     ``usd_cash`` asset (fees are paid into the first when ``primary.fees_to_reserve``; its
@@ -270,6 +319,9 @@ class ReserveBackedTokenSpec(_Spec):
     primary: PrimaryMarketSpec
     secondary: SecondaryMarketSpec = SecondaryMarketSpec()
     redemption: RedemptionBehaviourSpec
+    risk_tolerance: ReserveRiskTolerance | None = Field(
+        default=None, description="The issuer's risk tolerance (None: the documented defaults)."
+    )
 
     @model_validator(mode="after")
     def _check_reserve(self) -> ReserveBackedTokenSpec:
@@ -361,7 +413,8 @@ class CdpStablecoinSpec(_Spec):
     """Spec of a USD stablecoin over-collateralised by gold in CDP vaults (``kind = "gold_cdp"``).
 
     ``tranches[i].debt_share`` must sum to 1 and every ``collateral_ratio`` must exceed
-    ``liquidation_ratio``. Mechanics in docs/models/cdp.md (MakerDAO MCD liquidation design).
+    ``liquidation_ratio``. Mechanics in docs/models/cdp.md (MakerDAO MCD liquidation design);
+    the optional ``[risk_tolerance]`` table is a :class:`CdpRiskTolerance`.
     Raises ``pydantic.ValidationError`` (a ValueError) naming the field otherwise.
     """
 
@@ -377,6 +430,9 @@ class CdpStablecoinSpec(_Spec):
     liquidation_ratio: float = Field(ge=1.0, description="L: liquidate when CR < L.")
     liquidation_penalty: _Fraction = Field(description="Penalty on the debt, fraction.")
     liquidation_haircut: _Fraction = Field(description="Sale discount to the market price.")
+    risk_tolerance: CdpRiskTolerance | None = Field(
+        default=None, description="The issuer's risk tolerance (None: the documented defaults)."
+    )
 
     @model_validator(mode="after")
     def _check_tranches(self) -> CdpStablecoinSpec:

@@ -211,10 +211,8 @@ def test_outputs_exist_and_report_is_self_contained(run):
         assert Path(out[key]).parent == run.run_dir
     assert out["results_parquet"] and all(Path(u).is_file() for u in out["results_parquet"])
     page = Path(out["report_html"]).read_text(encoding="utf-8")
-    from plotly.offline import get_plotlyjs
-
-    assert get_plotlyjs() in page, "the plotly.js bundle must be embedded (report readable offline)"
-    assert '<script src="http' not in page and "<script src='http" not in page
+    assert "<script" not in page, "the report runs no script (figures are inline SVG, readable offline)"
+    assert "<svg" in page and 'id="verdict-table"' in page
     for symbol in run.symbols:
         assert symbol in page
 
@@ -264,7 +262,7 @@ def test_champion_windows_selection_backtest_and_both_fits(run):
     for w in vb["windows"].values():
         assert f"{w['first_date']} .. {w['last_date']} ({w['n_returns']:,} returns)" in page
     for name in pre.params:
-        row = f"<tr><td>{name}</td><td>{_fmt(params['backtested']['params'][name])}</td><td>{_fmt(params['full_sample']['params'][name])}</td></tr>"
+        row = f'<tr><td class="l">{name}</td><td>{_fmt(params["backtested"]["params"][name])}</td><td>{_fmt(params["full_sample"]["params"][name])}</td></tr>'
         assert row in page, name
 
 
@@ -757,11 +755,36 @@ def test_recommendations_are_logged_to_the_stress_report_run(run):
     client = MlflowClient(tracking_uri=settings.tracking.tracking_uri)
     logged = client.get_run(run.outputs["mlflow_run_id"])  # analyse may run again later for the same run id
     assert logged.data.tags["goldstress_run_id"] == run.outputs["run_id"]
+    for symbol, t in run.summary["tokens"].items():
+        assert logged.data.tags[f"{symbol}.verdict"] == t["verdict"]["verdict"]
     m = logged.data.metrics
     rem = run.summary["liquidity_stress"]["remedies"]["XAUT"]
     assert m["XAUT.liquidity.cash_buffer_usd"] == pytest.approx(rem["cash_buffer_usd"], rel=1e-12)
     assert m["XAUT.liquidity.wave_coverage_q_with_buffer"] == pytest.approx(rem["with_buffer"]["coverage_q"], rel=1e-12)
     assert m["XAUT.liquidity.recommended_redeem_fee"] == rem["recommended_setting"]["redeem_fee"]
+
+
+def test_every_token_has_a_verdict_record_in_the_summary(run):
+    """The verdict record of every token carries the contract's keys; each check's status follows
+    from its value and limit, and the verdict is the worst of them."""
+    from models.verdict import CHECK_BOUNDS
+
+    order = ("pass", "watch", "fail")
+    for symbol, t in run.summary["tokens"].items():
+        v = t["verdict"]
+        assert set(v) == {"verdict", "reason", "tolerance", "checks", "worst_scenario", "remedy"}, symbol
+        assert v["tolerance"]["source"] in ("spec", "default") and v["checks"]
+        assert v["worst_scenario"]["scenario"] == t["worst_scenario"]["scenario"]
+        ws = v["tolerance"]["watch_share"]
+        for c in v["checks"]:
+            val, lim = float(c["value"]), c["limit"]  # "inf": a coverage without outflows (JSON-safe form)
+            if CHECK_BOUNDS[c["key"]] == "max":
+                want = "fail" if val > lim else "watch" if val > ws * lim else "pass"
+            else:
+                want = "fail" if val < lim else "watch" if val * ws < lim else "pass"
+            assert c["status"] == want, (symbol, c["key"])
+        assert v["verdict"] == max((c["status"] for c in v["checks"]), key=order.index)
+        assert (v["remedy"] is None) == (v["verdict"] == "pass")
 
 
 def test_premium_distribution_at_the_horizon_end_matches_the_paths(run):

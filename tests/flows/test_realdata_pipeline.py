@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -258,3 +259,138 @@ def test_reserve_figures_worst_scenario_and_reverse_stress_on_real_data(real):
     )
     assert paxg["redeemed_frac_of_day0_supply_end"] > 0.9  # nearly every token redeemed over the episode
     assert "reserve_loss_frac_end" not in paxg
+
+
+# --------------------------------------------------------------------------------------------
+# the report of a real run: size, verdicts against the spec files, print in Chromium offline
+# --------------------------------------------------------------------------------------------
+REPORT_MAX_BYTES = 3 * 1024 * 1024
+CHECK_FIGURES = {
+    "backing_shortfall_probability": ("p_backing_below_1", "max"),
+    "depeg_depth": ("depeg_depth_q99_frac", "max"),
+    "liquidity_coverage": ("liquidity_coverage_30d_q01", "min"),
+    "liquidation_probability": ("p_liquidation", "max"),
+    "bad_debt": ("unbacked_frac_of_day0_liabilities_q99", "max"),
+}
+"""Check key -> (Monte Carlo figure of the summary it reads, whether its limit is a most or a least)
+for the repository's spec files (confidence 0.99, liquidity horizon 30 days)."""
+TOLERANCE_FIELD = {
+    "backing_shortfall_probability": "max_backing_shortfall_probability",
+    "depeg_depth": "max_depeg_frac",
+    "liquidity_coverage": "min_liquidity_coverage",
+    "wave_liquidity_coverage": "min_liquidity_coverage",
+    "liquidation_probability": "max_liquidation_probability",
+    "bad_debt": "max_bad_debt_frac",
+}
+
+
+def _verdict_rows(page: str) -> dict[str, dict]:
+    """The executive summary's rows read off the HTML: token -> verdict and its non-pass checks."""
+    from html.parser import HTMLParser
+
+    rows: dict[str, dict] = {}
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "tr" and "data-token" in a:
+                self.cur = rows.setdefault(a["data-token"], {"verdict": a["data-verdict"], "checks": {}})
+            elif tag == "p" and "data-check" in a:
+                self.cur["checks"][a["data-check"]] = (a["data-status"], float(a["data-value"]), float(a["data-limit"]))
+
+    P().feed(page[page.index('id="verdict-table"') : page.index("</table>", page.index('id="verdict-table"'))])
+    return rows
+
+
+def test_report_of_a_real_run_is_at_most_3_mb_without_script(real):
+    page = (real.run_dir / "report.html").read_bytes()
+    assert len(page) <= REPORT_MAX_BYTES, f"report.html is {len(page) / 1e6:.1f} MB"
+    text = page.decode("utf-8")
+    assert "<script" not in text
+    # no address to load: the only URLs are the SVG and XLink namespace names
+    assert set(re.findall(r"https?://[^\s\"'<>]+", text)) <= {
+        "http://www.w3.org/2000/svg",
+        "http://www.w3.org/1999/xlink",
+    }
+    assert text.count("<svg") >= 4  # price history, fan chart, the two distributions (and the boundary)
+
+
+def test_report_verdicts_equal_the_summary_and_the_spec_tolerance(real):
+    """Every token's verdict in the report's summary table is the summary's; each check's limit is
+    the spec file's tolerance (read here with tomllib), its value the summary's Monte Carlo figure,
+    and its status and the verdict follow from value and limit by the rule recomputed here."""
+    rows = _verdict_rows((real.run_dir / "report.html").read_text(encoding="utf-8"))
+    specs = {}
+    for path in real.settings.scenarios.token_specs:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        specs[data["symbol"]] = data
+    assert set(rows) == set(real.summary["tokens"]) == set(specs)
+    order = ("pass", "watch", "fail")
+    for symbol, t in real.summary["tokens"].items():
+        v, tol = t["verdict"], specs[symbol]["risk_tolerance"]
+        assert rows[symbol]["verdict"] == v["verdict"], symbol
+        assert v["tolerance"]["source"] == "spec"
+        statuses = []
+        for c in v["checks"]:
+            assert c["limit"] == tol[TOLERANCE_FIELD[c["key"]]], (symbol, c["key"])
+            if c["key"] == "wave_liquidity_coverage":
+                wave = real.summary["liquidity_stress"]["outcome"][symbol]["redemption_wave_without_remedy"]
+                figure, bound = wave["coverage_q"], "min"
+            else:
+                key, bound = CHECK_FIGURES[c["key"]]
+                figure = t["scenarios"]["mc_champion"][key]
+            assert c["value"] == figure, (symbol, c["key"])
+            ws, val, lim = tol["watch_share"], float(c["value"]), c["limit"]
+            if bound == "max":
+                want = "fail" if val > lim else "watch" if val > ws * lim else "pass"
+            else:
+                want = "fail" if val < lim else "watch" if val * ws < lim else "pass"
+            assert c["status"] == want, (symbol, c["key"])
+            statuses.append(want)
+            if want != "pass":  # the report shows every check that is not a pass, with the same numbers
+                assert rows[symbol]["checks"][c["key"]] == (want, val, lim)
+        assert v["verdict"] == max(statuses, key=order.index)
+
+
+def test_report_prints_offline_in_chromium(real):
+    """The report opens in Debian's Chromium with every network request blocked (none is made),
+    hides the navigation in print, and prints to a PDF of a sensible length whose first page
+    holds the executive summary with every token (text read from the PDF's fonts)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.goldstress.pdf_text import pdf_pages_text
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("/usr/bin/chromium is absent")
+    attempted: list[str] = []
+
+    def guard(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            attempted.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", guard)
+            page.goto((real.run_dir / "report.html").as_uri())
+            assert page.locator("#verdict-table tr[data-token]").count() == len(real.summary["tokens"])
+            page.emulate_media(media="print")
+            assert not page.locator("nav#toc").is_visible()
+            pdf = page.pdf(format="A4", landscape=True, print_background=True)
+        finally:
+            browser.close()
+    assert attempted == []
+    pages = pdf_pages_text(pdf)
+    assert 2 <= len(pages) <= 80, len(pages)
+    first = pages[0].replace(" ", "")
+    assert "Executivesummary" in first
+    for symbol in real.summary["tokens"]:
+        assert symbol in first, symbol
+    assert not any("Contents" in p for p in pages)  # the table of contents is not printed

@@ -636,12 +636,13 @@ def test_viewer_sees_no_whatif_form_and_older_runs_have_no_verdict(browser, base
 
 
 def test_report_renders_in_its_sandbox(browser, base_url: str, run_dir: Path):
-    """The stored report runs its inline plotly under the sandboxing CSP, in an opaque origin
-    that can neither read the session nor call the API."""
+    """The stored report renders under the sandboxing CSP (its verdict table and inline SVG
+    figures), in an opaque origin that can neither read the session nor call the API."""
     page, messages = login(browser, base_url, ANALYST)
     try:
         page.goto(f"{base_url}/api/runs/{run_dir.name}/report.html")
-        page.wait_for_selector(".plotly-graph-div .main-svg")
+        page.wait_for_selector("#verdict-table tr[data-token]")
+        assert page.locator("figure svg").count() >= 1
         assert page.evaluate("() => window.origin") == "null"
         fetched = page.evaluate(
             "() => fetch('/api/runs', {credentials: 'include'}).then(r => 'status ' + r.status, e => 'blocked')"
