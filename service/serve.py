@@ -77,7 +77,8 @@ def uvicorn_options(
     """Keyword arguments of ``uvicorn.run`` for the service (factory ``service.app:create_app``):
     the h11 parser (httptools, uvicorn's default when installed, has no header-size limit)
     with ``max_header_bytes`` as ``h11_max_incomplete_event_size`` (431 above it),
-    :func:`bounded_h11`'s head deadline and ``keep_alive_s`` as ``timeout_keep_alive``."""
+    :func:`bounded_h11`'s head deadline, ``keep_alive_s`` as ``timeout_keep_alive`` and the
+    access log on."""
     return {
         "http": bounded_h11(header_timeout_s),
         "h11_max_incomplete_event_size": max_header_bytes,
@@ -88,7 +89,26 @@ def uvicorn_options(
         "log_level": log_level,
         "proxy_headers": False,  # the service reads X-Forwarded-For itself, from trusted proxies only
         "server_header": False,
+        "access_log": True,  # one line per request: method, path, status
     }
+
+
+UNCONFIGURED = (
+    "no users configured: create one with `python -m service.hashpw` and set GOLDSTRESS_SERVICE_USERS and "
+    "GOLDSTRESS_SERVICE_JWT_SECRET (docs/platform/service.md), or try it on this machine in development mode: "
+    "GOLDSTRESS_SERVICE_DEV_MODE=true make serve"
+)
+"""The refusal when nothing is configured: no user, no API key, no JWT secret, no dev mode."""
+
+
+def start_line(host: str, port: int, dev_mode: bool) -> str:
+    """The line printed when the service starts: the URL to open (IPv6 hosts bracketed) and, in
+    development mode, its users."""
+    where = f"[{host}]" if ":" in host else host
+    line = f"goldstress service: open http://{where}:{port}/"
+    if dev_mode:
+        line += " (development mode: users dev-viewer and dev-analyst, password 'dev')"
+    return line
 
 
 def check(host: str) -> tuple[str | None, Any]:
@@ -104,6 +124,9 @@ def check(host: str) -> tuple[str | None, Any]:
     os.environ[HOST_ENV] = host
     try:
         settings = Settings()
+        svc = settings.service
+        if not svc.dev_mode and svc.jwt_secret is None and not svc.users and not svc.api_keys:
+            return UNCONFIGURED, None
         check_service_config(settings)
     except ServiceConfigError as exc:
         return str(exc), None
@@ -115,8 +138,9 @@ def check(host: str) -> tuple[str | None, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``--host``, ``--port``, ``--log-level``, check, and serve until stopped. Returns the
-    exit status: 2 for a refusal (message on stderr), 0 after a normal shutdown."""
+    """Parse ``--host``, ``--port``, ``--log-level``, check, print :func:`start_line` and serve
+    until stopped. Returns the exit status: 2 for a refusal (one line on stderr, :data:`UNCONFIGURED`
+    when nothing is configured), 0 after a normal shutdown."""
     parser = argparse.ArgumentParser(prog="python -m service.serve", description="Run the stakeholder service.")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"))
     parser.add_argument("--port", type=int, default=8000)
@@ -132,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = uvicorn_options(
         args.host, args.port, args.log_level, svc.max_header_bytes, svc.header_timeout_s, svc.keep_alive_s
     )
+    print(start_line(args.host, args.port, svc.dev_mode), flush=True)
     uvicorn.run("service.app:create_app", **options)
     return 0
 
