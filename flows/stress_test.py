@@ -1,9 +1,9 @@
 """Parent flow ``stress_test``: ingest -> validate -> calibrate (when the token files are in
-data_dir) -> train -> simulate -> analyse."""
+data_dir) -> train -> simulate -> analyse, each a sub-flow run named after the run id."""
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, runtime, tags
 
 from flows.analyse import analyse
 from flows.calibrate import calibrate
@@ -11,27 +11,67 @@ from flows.ingest import ingest
 from flows.simulate import simulate
 from flows.train import train
 from flows.validate import validate
+from goldstress import progress
 from goldstress.io import tracking
 from goldstress.io.prices import calibration_inputs_present
 from goldstress.settings import RunOptions, new_run_id
 
+STAGES = ("ingest", "validate", "calibrate", "train", "simulate", "analyse")
+"""The stages of :func:`stress_test`, in order (what the command line counts)."""
 
-@flow(name="stress_test")
-def stress_test(options: RunOptions = RunOptions(), retrain: bool = True) -> dict:
-    """The full stress test. ``retrain=False`` reuses the registered champion. The premium
-    calibration runs when ``settings.calibration.in_stress_test`` and ``data_dir`` holds its
-    files; simulate then uses the fitted premium processes that pass their checks."""
+
+def _run_name() -> str:
+    """Flow run name ``stress-<run id>`` (the run id parameter; the flow run id when unset)."""
+    run_id = runtime.flow_run.parameters.get("run_id")
+    return f"stress-{run_id or runtime.flow_run.id}"
+
+
+def run_tags(run_id: str, token_specs: list[str] | tuple[str, ...]) -> list[str]:
+    """Prefect tags of a run: ``goldstress``, the run id and ``token:<spec file stem>`` per token."""
+    from pathlib import Path
+
+    return ["goldstress", run_id, *(f"token:{Path(str(p)).stem}" for p in token_specs)]
+
+
+@flow(name="stress_test", flow_run_name=_run_name)
+def stress_test(options: RunOptions = RunOptions(), retrain: bool = True, run_id: str | None = None) -> dict:
+    """The full stress test under ``run_id`` (default: a new one, :func:`new_run_id`).
+    ``retrain=False`` reuses the registered champion. The premium calibration runs when
+    ``settings.calibration.in_stress_test`` and ``data_dir`` holds its files; simulate then uses
+    the fitted premium processes that pass their checks. Each stage is reported to
+    :mod:`goldstress.progress`; the report is linked as an artifact of this flow run."""
     settings = options.settings()
     tracking.require_reachable(settings)  # fail fast, before anything is written
-    run_id = new_run_id()
-    snapshots = ingest(options=options)
-    validate(snapshots=snapshots, options=options)
-    if settings.calibration.in_stress_test and calibration_inputs_present(settings):
-        calibrate(options=options)
-    if retrain:
-        train(options=options)
-    simulate(run_id=run_id, options=options)
-    return analyse(run_id=run_id, options=options)
+    run_id = run_id or new_run_id()
+
+    def named(sub_flow, stage: str):  # type: ignore[no-untyped-def]
+        return sub_flow.with_options(flow_run_name=f"{stage}-{run_id}")
+
+    with tags(*run_tags(run_id, settings.scenarios.token_specs)):
+        with progress.stage("ingest"):
+            snapshots = named(ingest, "ingest")(options=options)
+        with progress.stage("validate"):
+            named(validate, "validate")(snapshots=snapshots, options=options)
+        if not settings.calibration.in_stress_test:
+            progress.skipped("calibrate", "calibration.in_stress_test is off")
+        elif not calibration_inputs_present(settings):
+            progress.skipped("calibrate", "its token files are not in the data folder")
+        else:
+            with progress.stage("calibrate"):
+                named(calibrate, "calibrate")(options=options)
+        if retrain:
+            with progress.stage("train"):
+                named(train, "train")(options=options)
+        else:
+            progress.skipped("train", "--no-retrain: the registered champion is reused")
+        with progress.stage("simulate"):
+            named(simulate, "simulate")(run_id=run_id, options=options)
+        with progress.stage("analyse"):
+            outputs = named(analyse, "analyse")(run_id=run_id, options=options)
+    from tasks.report import link_report_artifact
+
+    link_report_artifact(outputs, settings)
+    return outputs
 
 
 @flow(name="refresh_data")

@@ -496,6 +496,12 @@ class ServiceSettings(BaseSettings):
     host: str = Field(
         default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL users open the service at (e.g. https://goldstress.example.org): the Prefect "
+        "artifact of a run links to its report there. None: the artifact names the storage URL.",
+    )
     token_ttl_s: int = Field(
         default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds (at most token_max_lifetime_s)."
     )
