@@ -236,19 +236,15 @@ def _one_line(exc: Exception) -> str:
 def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
-    from prefect import tags
-
     from flows.stress_test import STAGES as RUN_STAGES
-    from flows.stress_test import run_tags, stress_test
+    from flows.stress_test import stress_test
     from goldstress.settings import new_run_id
 
     if stage == "all":
         progress.install(ConsoleReporter(total=len(RUN_STAGES)))
-        run_id = args.run_id or new_run_id()
-        with tags(*run_tags(run_id, options.settings().scenarios.token_specs)):
-            return stress_test(options=options, retrain=not args.no_retrain, run_id=run_id)
+        return stress_test(options=options, retrain=not args.no_retrain, run_id=args.run_id or new_run_id())
     progress.install(ConsoleReporter(total=1))
-    with progress.stage(stage), tags("goldstress"):
+    with progress.stage(stage):
         return _one_stage(stage, args, options)
 
 

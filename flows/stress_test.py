@@ -3,7 +3,11 @@ data_dir) -> train -> simulate -> analyse, each a sub-flow run named after the r
 
 from __future__ import annotations
 
-from prefect import flow, runtime, tags
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, runtime
+from prefect.context import FlowRunContext
 
 from flows.analyse import analyse
 from flows.calibrate import calibrate
@@ -33,41 +37,65 @@ def run_tags(run_id: str, token_specs: list[str] | tuple[str, ...]) -> list[str]
     return ["goldstress", run_id, *(f"token:{Path(str(p)).stem}" for p in token_specs)]
 
 
+def add_tags(flow_run_id: Any, current: list[str], extra: list[str]) -> None:
+    """Add ``extra`` to the tags of flow run ``flow_run_id`` (its tags are ``current``) through
+    the Prefect API. Flow runs only: a ``prefect.tags`` context would tag every task run as well,
+    and Prefect takes a tag concurrency slot, with a lease, for each tag of each task run."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run_id, tags=sorted(set(current) | set(extra)))
+
+
+def tagging_hook(extra: list[str]) -> Callable[[Any, Any, Any], None]:
+    """An ``on_running`` flow hook adding ``extra`` to the flow run's tags (:func:`add_tags`)."""
+
+    def hook(flow: Any, flow_run: Any, state: Any) -> None:
+        add_tags(flow_run.id, list(flow_run.tags), extra)
+
+    return hook
+
+
 @flow(name="stress_test", flow_run_name=_run_name)
 def stress_test(options: RunOptions = RunOptions(), retrain: bool = True, run_id: str | None = None) -> dict:
     """The full stress test under ``run_id`` (default: a new one, :func:`new_run_id`).
     ``retrain=False`` reuses the registered champion. The premium calibration runs when
     ``settings.calibration.in_stress_test`` and ``data_dir`` holds its files; simulate then uses
     the fitted premium processes that pass their checks. Each stage is reported to
-    :mod:`goldstress.progress`; the report is linked as an artifact of this flow run."""
+    :mod:`goldstress.progress`; this flow run and its sub-flow runs get :func:`run_tags`; the
+    report is linked as an artifact of this flow run."""
     settings = options.settings()
     tracking.require_reachable(settings)  # fail fast, before anything is written
     run_id = run_id or new_run_id()
 
-    def named(sub_flow, stage: str):  # type: ignore[no-untyped-def]
-        return sub_flow.with_options(flow_run_name=f"{stage}-{run_id}")
+    labels = run_tags(run_id, settings.scenarios.token_specs)
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        add_tags(context.flow_run.id, list(context.flow_run.tags), labels)
 
-    with tags(*run_tags(run_id, settings.scenarios.token_specs)):
-        with progress.stage("ingest"):
-            snapshots = named(ingest, "ingest")(options=options)
-        with progress.stage("validate"):
-            named(validate, "validate")(snapshots=snapshots, options=options)
-        if not settings.calibration.in_stress_test:
-            progress.skipped("calibrate", "calibration.in_stress_test is off")
-        elif not calibration_inputs_present(settings):
-            progress.skipped("calibrate", "its token files are not in the data folder")
-        else:
-            with progress.stage("calibrate"):
-                named(calibrate, "calibrate")(options=options)
-        if retrain:
-            with progress.stage("train"):
-                named(train, "train")(options=options)
-        else:
-            progress.skipped("train", "--no-retrain: the registered champion is reused")
-        with progress.stage("simulate"):
-            named(simulate, "simulate")(run_id=run_id, options=options)
-        with progress.stage("analyse"):
-            outputs = named(analyse, "analyse")(run_id=run_id, options=options)
+    def named(sub_flow, stage: str):  # type: ignore[no-untyped-def]
+        return sub_flow.with_options(flow_run_name=f"{stage}-{run_id}", on_running=[tagging_hook(labels)])
+
+    with progress.stage("ingest"):
+        snapshots = named(ingest, "ingest")(options=options)
+    with progress.stage("validate"):
+        named(validate, "validate")(snapshots=snapshots, options=options)
+    if not settings.calibration.in_stress_test:
+        progress.skipped("calibrate", "calibration.in_stress_test is off")
+    elif not calibration_inputs_present(settings):
+        progress.skipped("calibrate", "its token files are not in the data folder")
+    else:
+        with progress.stage("calibrate"):
+            named(calibrate, "calibrate")(options=options)
+    if retrain:
+        with progress.stage("train"):
+            named(train, "train")(options=options)
+    else:
+        progress.skipped("train", "--no-retrain: the registered champion is reused")
+    with progress.stage("simulate"):
+        named(simulate, "simulate")(run_id=run_id, options=options)
+    with progress.stage("analyse"):
+        outputs = named(analyse, "analyse")(run_id=run_id, options=options)
     from tasks.report import link_report_artifact
 
     link_report_artifact(outputs, settings)

@@ -300,6 +300,7 @@ def test_run_on_the_real_data_reports_each_stage_and_where_the_outputs_are(prefe
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
         )
         assert sorted(c.name for c in children) == sorted(f"{s}-{run_id}" for s in names if s != "calibrate")
+        assert all({"goldstress", run_id, "token:paxg", "token:xaut"} <= set(c.tags) for c in children)
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
         )
@@ -321,3 +322,47 @@ def test_run_on_the_real_data_reports_each_stage_and_where_the_outputs_are(prefe
     assert {key.split("/", 1)[0] for key in metrics} == {"PAXG", "XAUT"}
     mc = summary["tokens"]["PAXG"]["scenarios"]["mc_champion"]
     assert metrics["PAXG/holder_value_var_99_10d_frac"] == pytest.approx(mc["holder_value_var_99_10d_frac"], rel=1e-12)
+
+    # `report` renders the page again from the summary and publishes it again: the marker's
+    # sha256 of report.html is the new file's, and the summary is untouched
+    import hashlib
+
+    summary_bytes = summary_path.read_bytes()
+    again = subprocess.run(
+        [*goldstress_command(), "report", run_id], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and again.stdout.strip() == f"goldstress: report  {report}", again.stderr
+    marker = json.loads((report.parent / "published.json").read_text(encoding="utf-8"))
+    recorded = {f["name"]: f["sha256"] for f in marker["files"]}
+    assert recorded["report.html"] == hashlib.sha256(report.read_bytes()).hexdigest()
+    assert summary_path.read_bytes() == summary_bytes
+
+    # `whatif` on the run's champion: a 30 % gold fall over 30 days takes 30 % of the gold
+    # share of PAXG's reserve (gold / (gold + cash) from the preset spec), within redemption effects
+    wi = subprocess.run(
+        [
+            *goldstress_command(),
+            "whatif",
+            "--token",
+            "PAXG",
+            "--shock",
+            "-0.3",
+            "--paths",
+            "200",
+            "--horizon-days",
+            "60",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert wi.returncode == 0, wi.stderr[-3000:]
+    result = json.loads(wi.stdout)
+    spec = result["inputs"]["token_spec"]
+    gold_oz = sum(r["amount"] for r in spec["reserve"] if r["kind"] == "allocated_gold") / 31.1034768
+    gold_usd = gold_oz * result["inputs"]["start_gold_usd_per_oz"]
+    cash_usd = sum(r["amount"] for r in spec["reserve"] if r["kind"] == "usd_cash")
+    expected = 0.3 * gold_usd / (gold_usd + cash_usd)
+    assert result["shock"]["reserve_per_token_loss_frac_30d"] == pytest.approx(expected, abs=2e-3)
