@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -307,13 +308,18 @@ def register_champion(
         notice = _NoCloudpickleNotice()
         logging.getLogger("mlflow.pyfunc").addFilter(notice)
         try:
-            with mlflow.start_run(run_id=best["run_id"]):
+            with mlflow.start_run(run_id=best["run_id"]), warnings.catch_warnings():
+                # the signature is given; an input example would only be written beside it
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r".*An input example was not provided when logging the model",
+                    category=UserWarning,
+                )
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=GoldReturnsPyfunc(),
                     artifacts={"champion": str(path)},
                     signature=pyfunc_signature(),
-                    input_example=pd.DataFrame({"n_paths": [2], "horizon_days": [2], "seed": [0]}),
                     pip_requirements=[
                         f"mlflow=={mlflow.__version__}",
                         f"arch=={arch.__version__}",
