@@ -25,7 +25,7 @@ endif
 .PHONY: run test lint format install browser serve serve-prefect serve-mlflow bench lock clean
 
 run: $(STAMP)
-	$(BIN)/python -m goldstress run
+	$(BIN)/goldstress run
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -53,11 +53,14 @@ serve: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock
+$(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goldstress needs Python >= 3.11, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	@# (the grep only hides pip's notes about configured package folders absent on this machine)
 	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock 2>&1 \
+		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@# the project itself, editable, for the `goldstress` command in $(BIN)
+	$(BIN)/python -m pip install --quiet --no-input --no-deps -e . 2>&1 \
 		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $@
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress import progress
 from goldstress.io import tracking
 from goldstress.settings import RunOptions
 from tasks.calibrate import (
@@ -33,7 +34,8 @@ def calibrate(options: RunOptions = RunOptions()) -> dict:
     gold = load_gold_inputs(settings)
     experiment_id, parent = open_calibration_run(settings)
     results, measured_sets, skipped = [], [], []
-    for name, cset in settings.calibration.sets.items():
+    for i, (name, cset) in enumerate(settings.calibration.sets.items()):
+        progress.advance(i, len(settings.calibration.sets))
         measured = measure_token(name, cset, gold, settings)
         if measured is None:
             skipped.append(name)
@@ -42,6 +44,7 @@ def calibrate(options: RunOptions = RunOptions()) -> dict:
         result["model_vs_history"] = validate_against_history(result, measured, gold, settings)
         results.append(result)
         measured_sets.append(measured)
+    progress.advance(len(settings.calibration.sets), len(settings.calibration.sets))
     noise = measure_clock_noise(measured_sets)
     for result in results:
         mine = {k: v for k, v in noise.items() if result["calibration_set"] in k.split("/")}

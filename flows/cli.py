@@ -1,9 +1,10 @@
-"""Command line: ``python -m goldstress run [--stage STAGE] [--data-dir DIR]`` and
-``python -m goldstress data history [DATASET]`` / ``data rollback DATASET [VERSION]``.
+"""Command line ``goldstress`` (also ``python -m goldstress``): ``run``, ``whatif``, ``report``,
+``data history|rollback``. ``make run`` calls ``goldstress run``.
 
-``make run`` calls ``python -m goldstress run``. Without a data folder the run fetches from the
-online sources; if they cannot be reached, or the MLflow tracking server does not answer, it
-stops at once with one line saying which and what to pass.
+A run prints one line per stage with its wall time and ends with the report and summary
+locations; Prefect, MLflow and library logs show from WARNING up unless ``-v``. Without a data
+folder the run fetches online; if the sources or the MLflow server cannot be reached it stops
+at once with one line saying which and what to pass.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
+from pydantic import ValidationError
+
+from flows.console import ConsoleReporter, quiet_environment, quiet_loggers
+from goldstress import progress
 from goldstress.settings import RunOptions, Settings
 from goldstress.telemetry import switch_off
 
@@ -23,26 +29,83 @@ STAGES = ("all", "ingest", "validate", "train", "simulate", "analyse", "calibrat
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="goldstress", description="Stress tests for gold-backed tokens.")
+    from goldstress import __version__
+
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show Prefect and library logs"
+    )
+    p = argparse.ArgumentParser(
+        prog="goldstress", description="Stress tests for gold-backed tokens.", parents=[verbose]
+    )
+    p.add_argument("--version", action="version", version=f"goldstress {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the stress test (or one stage of it)")
+    run = sub.add_parser("run", parents=[verbose], help="run the stress test (or one stage of it)")
     run.add_argument("--stage", choices=STAGES, default="all")
     run.add_argument("--data-dir", default=None, help="folder of CSV files (overrides GOLDSTRESS_DATA_DIR)")
     run.add_argument("--run-id", default=None, help="run id for simulate/analyse (default: new / latest)")
     run.add_argument("--no-retrain", action="store_true", help="reuse the registered champion")
+    run.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (GOLDSTRESS_MC_PATHS)")
+    run.add_argument("--seed", type=int, default=None, help="Monte Carlo seed (GOLDSTRESS_MC_SEED)")
+    run.add_argument(
+        "--tokens",
+        default=None,
+        help="comma-separated token specs: names in specs/ (paxg,xaut) or TOML paths (GOLDSTRESS_TOKEN_SPECS)",
+    )
     run.add_argument(
         "--allow-shrink",
         action="store_true",
         help="accept a curated table with fewer rows or an earlier last date (data.gate_allow_shrink)",
     )
-    data = sub.add_parser("data", help="curated table versions")
+    wi = sub.add_parser("whatif", parents=[verbose], help="one what-if on the registered champion, printed as JSON")
+    wi.add_argument("--token", required=True, help="symbol of a configured token spec, e.g. PAXG or GUSD")
+    wi.add_argument("--shock", type=float, required=True, help="simple gold move, e.g. -0.3 for a 30%% fall")
+    wi.add_argument("--shock-days", type=int, default=30, help="days over which the shock unfolds (30)")
+    wi.add_argument("--paths", type=int, default=2_000, help="Monte Carlo paths (2000)")
+    wi.add_argument("--horizon-days", type=int, default=250, help="Monte Carlo horizon, trading days (250)")
+    wi.add_argument("--seed", type=int, default=None, help="Monte Carlo seed (default: GOLDSTRESS_MC_SEED)")
+    rep = sub.add_parser("report", parents=[verbose], help="re-render report.html of a run from its summary")
+    rep.add_argument("run_id", nargs="?", default=None, help="default: the latest run")
+    data = sub.add_parser("data", parents=[verbose], help="curated table versions")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     hist = data_sub.add_parser("history", help="list the promoted versions of a dataset (or of all)")
     hist.add_argument("dataset", nargs="?", default=None)
     back = data_sub.add_parser("rollback", help="restore a promoted version as the curated table")
     back.add_argument("dataset")
     back.add_argument("version", nargs="?", default=None, help="default: the one before the current table")
+    runs = sub.add_parser("runs", parents=[verbose], help="published runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    runs_sub.add_parser(
+        "publish-unlisted",
+        help="verify and publish run folders that have no completion marker (runs written before markers existed)",
+    )
     return p
+
+
+def token_spec_paths(tokens: str) -> list[str]:
+    """``--tokens`` as spec file paths: each comma-separated item is a TOML path, or a name
+    ``x`` for ``specs/x.toml`` or ``specs/x_*.toml`` (case-insensitive). ``ValueError`` names an item with no file."""
+    from goldstress.settings import PROJECT_ROOT
+
+    out = []
+    for item in (t.strip() for t in tokens.split(",")):
+        if not item:
+            continue
+        if item.endswith(".toml"):
+            found = [Path(item)] if Path(item).is_file() else []
+        else:
+            name = item.lower()
+            found = sorted(
+                p
+                for p in (PROJECT_ROOT / "specs").glob("*.toml")
+                if name in (p.stem.lower(), p.stem.lower().split("_")[0])
+            )
+        if not found:
+            raise ValueError(f"--tokens: {item!r} is neither a spec file nor a name in {PROJECT_ROOT / 'specs'}")
+        out.append(str(found[0].resolve()))
+    if not out:
+        raise ValueError("--tokens: give at least one token spec")
+    return out
 
 
 class _NoTracebackForRejectedData(logging.Filter):
@@ -87,11 +150,27 @@ def _data_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _runs_command(settings: Settings) -> int:
+    """``runs publish-unlisted``: one line per run folder without a marker; 1 when one stays
+    unlisted."""
+    from goldstress.publish import publish_unlisted
+
+    outcome = publish_unlisted(settings)
+    if not outcome:
+        print("goldstress: every run folder is already published")
+    for run_id, reason in outcome:
+        print(f"goldstress: {run_id}: " + ("published" if reason is None else f"left unlisted: {reason}"))
+    return 1 if any(reason is not None for _, reason in outcome) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code (0 ok, 1 data rejected, 2 cannot start)."""
+    """Entry point; returns the process exit code (0 ok, 1 data rejected or nothing found,
+    2 cannot start)."""
     switch_off()
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S)
     args = _parser().parse_args(argv)
+    verbose = getattr(args, "verbose", False)
+    quiet_environment(verbose)
     if getattr(args, "data_dir", None):
         os.environ["GOLDSTRESS_DATA_DIR"] = os.path.abspath(args.data_dir)
     if getattr(args, "allow_shrink", False):
@@ -107,6 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "data":
         return _data_command(args, settings)
+    if args.command == "whatif":
+        return _whatif_command(args, settings)
+    if args.command == "runs":
+        return _runs_command(settings)
+    if args.command == "report":
+        quiet_loggers(verbose)
+        return _report_command(args, settings)
+    try:
+        options = RunOptions(
+            data_dir=str(settings.data.data_dir) if settings.data.data_dir else None,
+            paths=args.paths,
+            seed=args.seed,
+            token_specs=token_spec_paths(args.tokens) if args.tokens else None,
+        )
+    except (ValueError, ValidationError) as exc:
+        print(f"goldstress: {_one_line(exc)}", file=sys.stderr)
+        return 2
     if args.stage in ("all", "ingest"):
         if settings.data.data_dir is None:
             from goldstress.io.sources import SourceUnavailable, probe_online
@@ -144,37 +240,59 @@ def main(argv: list[str] | None = None) -> int:
     from goldstress.io.datagate import DataRejected
     from goldstress.io.validation import ValidationFailed
 
+    quiet_loggers(verbose)
     try:
-        result = _run_stage(args.stage, args, settings)
+        result = _run_stage(args.stage, args, options)
     except (ValidationFailed, DataRejected) as exc:
         print(f"goldstress: data rejected, nothing downstream ran: {exc}", file=sys.stderr)
         return 1
+    finally:
+        progress.install(None)
     if isinstance(result, dict) and "report_html" in result:
-        print(f"goldstress: done. report: {result['report_html']}\ngoldstress: summary: {result['summary_json']}")
+        print(f"goldstress: run {result['run_id']} done")
+        print(f"goldstress: report  {result['report_html']}")
+        print(f"goldstress: summary {result['summary_json']}")
     return 0
 
 
-def _run_stage(stage: str, args: argparse.Namespace, settings: Settings) -> object:
-    """Run one stage's flow with heartbeats on and the crash automation installed (best effort:
+def _one_line(exc: Exception) -> str:
+    """The first error of a ``ValidationError`` as ``field: message``; else the message."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
+    return str(exc)
+
+
+def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
+    """Run one stage (or all) with heartbeats on and the crash automation installed (best effort:
     a server that refuses automations still runs the flow, with a warning)."""
     from goldstress.orchestration import ensure_crash_detection, run_health
 
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
+    settings = options.settings()
     try:
         ensure_crash_detection(settings)
     except Exception as exc:
         logging.getLogger("goldstress").warning("Prefect crash detection not installed: %s", exc)
     with run_health(settings):
-        return _run_flow(stage, args, settings)
+        return _run_flows(stage, args, options)
 
 
-def _run_flow(stage: str, args: argparse.Namespace, settings: Settings) -> object:
-    options = RunOptions(data_dir=str(settings.data.data_dir) if settings.data.data_dir else None)
+def _run_flows(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
+    from flows.stress_test import STAGES as RUN_STAGES
+    from flows.stress_test import stress_test
+    from goldstress.settings import new_run_id
+
     if stage == "all":
-        from flows.stress_test import stress_test
+        progress.install(ConsoleReporter(total=len(RUN_STAGES)))
+        return stress_test(options=options, retrain=not args.no_retrain, run_id=args.run_id or new_run_id())
+    progress.install(ConsoleReporter(total=1))
+    with progress.stage(stage):
+        return _one_stage(stage, args, options)
 
-        return stress_test(options=options, retrain=not args.no_retrain)
+
+def _one_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
     if stage == "ingest":
         from flows.ingest import ingest
 
@@ -198,3 +316,46 @@ def _run_flow(stage: str, args: argparse.Namespace, settings: Settings) -> objec
     from flows.analyse import analyse
 
     return analyse(run_id=args.run_id, options=options)
+
+
+def _whatif_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``whatif``: one in-process what-if on the registered champion (the service's computation,
+    :func:`goldstress.whatif.compute_whatif`), its result JSON on stdout. 2 for a bad input or
+    no model, with one line naming it."""
+    import json
+
+    quiet_loggers(getattr(args, "verbose", False))
+    from goldstress import whatif as wi
+
+    try:
+        req = wi.WhatIfRequest(
+            token_preset=args.token,
+            shock_frac=args.shock,
+            shock_horizon_days=args.shock_days,
+            n_paths=args.paths,
+            horizon_days=args.horizon_days,
+            seed=args.seed,
+        )
+        spec = wi.resolve_spec(req, wi.load_presets(settings))
+        model = wi.load_model(settings)
+        result = wi.compute_whatif(req, spec, model, settings)
+    except (ValidationError, ValueError, wi.NoModelError) as exc:
+        print(f"goldstress: whatif: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _report_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``report [RUN_ID]``: render ``report.html`` again from the run's ``summary.json`` and
+    manifest (:func:`tasks.report.rerender_report`) and print its location; 1 when the run
+    (or any run) is not found."""
+    from tasks.report import rerender_report
+
+    try:
+        url = rerender_report(args.run_id, settings)
+    except LookupError as exc:
+        print(f"goldstress: report: {exc.args[0]}", file=sys.stderr)
+        return 1
+    print(f"goldstress: report  {url}")
+    return 0

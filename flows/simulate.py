@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from goldstress import progress
 from goldstress.io import tracking
 from goldstress.records import Manifest
 from goldstress.settings import RunOptions, new_run_id
@@ -30,15 +31,19 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     champion = load_champion_task(settings)
     returns, meta = load_gold_returns(settings)
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
-    results = [
-        run_scenario(
-            sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
+    scenarios = scenario_defs(settings, returns)
+    results = []
+    for i, sc in enumerate(scenarios):
+        results.append(
+            run_scenario(
+                sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
+            )
         )
-        for sc in scenario_defs(settings, returns)
-    ]
+        progress.advance(i + 1, len(scenarios) + 1)
     liquidity = {
         "premium_calibration": premium_calibration,
         "supply_outflows": supply_outflow_anchor(settings),
         "recommendations": recommend(specs, champion.model, meta["last_usd_per_oz"], meta["data_last_date"], settings),
     }
+    progress.advance(len(scenarios) + 1, len(scenarios) + 1)
     return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)

@@ -4,7 +4,7 @@ Every value can be set from the environment with the prefix ``GOLDSTRESS_`` (for
 ``GOLDSTRESS_DATA_DIR``, ``GOLDSTRESS_REPORT_URL``, ``GOLDSTRESS_MC_PATHS``) or from a ``.env``
 file in the working directory. Nested mappings (``storage_options``) take JSON.
 
-Conventions used across the project (see README, "Conventions"):
+Conventions used across the project (docs/platform/pipeline.md, "Conventions"):
 - returns are daily *log* returns as fractions (0.01 = 1%), arrays shaped ``(n_paths, horizon_days)``;
 - prices carry their unit in the name: ``usd_per_oz`` (troy ounce, 31.1034768 g), ``usd_per_g``;
 - rates and fees are fractions, not percent; confidence levels are fractions (0.99).
@@ -545,6 +545,12 @@ class ServiceSettings(BaseSettings):
     host: str = Field(
         default="127.0.0.1", min_length=1, description="Host the service binds to (checked for dev mode)."
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL users open the service at (e.g. https://goldstress.example.org): the Prefect "
+        "artifact of a run links to its report there. None: the artifact names the storage URL.",
+    )
     token_ttl_s: int = Field(
         default=3600, ge=60, le=7 * 86400, description="JWT lifetime, seconds (at most token_max_lifetime_s)."
     )
@@ -713,7 +719,7 @@ class MonitoringSettings(BaseSettings):
 
 class Settings(BaseModel):
     """goldstress settings, in sections; each section reads its own environment variables
-    (``GOLDSTRESS_MC_PATHS`` is ``monte_carlo.paths``; the README lists them) and a ``.env`` file.
+    (``GOLDSTRESS_MC_PATHS`` is ``monte_carlo.paths``; docs/platform/configuration.md lists them) and a ``.env`` file.
 
     Raises ``pydantic.ValidationError`` naming the section and field when a value has the wrong
     type or is out of range (for example ``GOLDSTRESS_MC_PATHS=-1``). Input values are hidden in

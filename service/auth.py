@@ -151,8 +151,8 @@ def check_service_config(settings: Settings) -> None:
     if settings.service.jwt_secret is None:
         raise ServiceConfigError(
             "refusing to start: GOLDSTRESS_SERVICE_JWT_SECRET is not set (>= 32 random characters). "
-            "Set it and GOLDSTRESS_SERVICE_USERS and/or GOLDSTRESS_SERVICE_API_KEYS (see README, "
-            "'Stakeholder service'), or GOLDSTRESS_SERVICE_DEV_MODE=true for local development only."
+            "Set it and GOLDSTRESS_SERVICE_USERS and/or GOLDSTRESS_SERVICE_API_KEYS (see "
+            "docs/platform/service.md), or GOLDSTRESS_SERVICE_DEV_MODE=true for local development only."
         )
     if not settings.service.users and not settings.service.api_keys:
         raise ServiceConfigError(

@@ -101,6 +101,24 @@ def uvicorn_options(
     }
 
 
+UNCONFIGURED = (
+    "no users configured: create one with `python -m service.hashpw` and set GOLDSTRESS_SERVICE_USERS and "
+    "GOLDSTRESS_SERVICE_JWT_SECRET (docs/platform/service.md), or try it on this machine in development mode: "
+    "GOLDSTRESS_SERVICE_DEV_MODE=true make serve"
+)
+"""The refusal when nothing is configured: no user, no API key, no JWT secret, no dev mode."""
+
+
+def start_line(host: str, port: int, dev_mode: bool) -> str:
+    """The line printed when the service starts: the URL to open (IPv6 hosts bracketed) and, in
+    development mode, its users."""
+    where = f"[{host}]" if ":" in host else host
+    line = f"goldstress service: open http://{where}:{port}/"
+    if dev_mode:
+        line += " (development mode: users dev-viewer and dev-analyst, password 'dev')"
+    return line
+
+
 def check(host: str) -> tuple[str | None, Any]:
     """``(refusal, settings)``: the one-line refusal for serving on ``host`` with the
     environment's settings (None when it may start) and those settings (None if invalid).
@@ -114,6 +132,9 @@ def check(host: str) -> tuple[str | None, Any]:
     os.environ[HOST_ENV] = host
     try:
         settings = Settings()
+        svc = settings.service
+        if not svc.dev_mode and svc.jwt_secret is None and not svc.users and not svc.api_keys:
+            return UNCONFIGURED, None
         check_service_config(settings)
     except ServiceConfigError as exc:
         return str(exc), None
@@ -125,8 +146,9 @@ def check(host: str) -> tuple[str | None, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``--host``, ``--port``, ``--log-level``, check, and serve until stopped. Returns the
-    exit status: 2 for a refusal (message on stderr), 0 after a normal shutdown."""
+    """Parse ``--host``, ``--port``, ``--log-level``, check, print :func:`start_line` and serve
+    until stopped. Returns the exit status: 2 for a refusal (one line on stderr, :data:`UNCONFIGURED`
+    when nothing is configured), 0 after a normal shutdown."""
     parser = argparse.ArgumentParser(prog="python -m service.serve", description="Run the stakeholder service.")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"))
     parser.add_argument("--port", type=int, default=8000)
@@ -148,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         svc.keep_alive_s,
         json_logs=settings.monitoring.json_logs,
     )
+    print(start_line(args.host, args.port, svc.dev_mode), flush=True)
     uvicorn.run("service.app:create_app", **options)
     return 0
 

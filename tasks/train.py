@@ -9,7 +9,9 @@ backtest hold-out, backtested on the hold-out, and refitted on the full sample f
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,36 @@ def fit_vol_predictor(
     return {"run_id": run_id, "walk_forward": json.loads(json.dumps(summary, default=str))}
 
 
+def pyfunc_signature() -> Any:
+    """The champion pyfunc's input schema: one row of ``n_paths``, ``horizon_days`` and ``seed``
+    (integers). Given explicitly because MLflow cannot infer it from ``DataFrame`` type hints."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("long", c) for c in ("n_paths", "horizon_days", "seed")]))
+
+
+class _NoCloudpickleNotice(logging.Filter):
+    """Drops MLflow's notice that a ``python_model`` object is serialised with CloudPickle
+    (logged at WARNING by ``mlflow.pyfunc.log_model`` for every object model). The champion pyfunc
+    is our own class, logged and loaded only from the project's registry; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Passing a Python object as `python_model`")
+
+
+def _register_version(client: Any, name: str, info: Any, run_id: str) -> Any:
+    """Register ``info`` (a logged model) as a new version of ``name``, creating the registered
+    model when absent, through the client (``mlflow.register_model`` prints to stderr)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    return client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id)
+
+
 @task(name="register-champion", cache_policy=NO_CACHE)
 def register_champion(
     best: dict[str, Any],
@@ -273,20 +305,32 @@ def register_champion(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "champion.json"
         path.write_text(json.dumps(champion.to_dict()), encoding="utf-8")
-        with mlflow.start_run(run_id=best["run_id"]):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=GoldReturnsPyfunc(),
-                artifacts={"champion": str(path)},
-                pip_requirements=[
-                    f"mlflow=={mlflow.__version__}",
-                    f"arch=={arch.__version__}",
-                    f"numpy=={np.__version__}",
-                    f"pandas=={pd.__version__}",
-                ],
-            )
-    version = mlflow.register_model(info.model_uri, settings.tracking.registered_model)
+        notice = _NoCloudpickleNotice()
+        logging.getLogger("mlflow.pyfunc").addFilter(notice)
+        try:
+            with mlflow.start_run(run_id=best["run_id"]), warnings.catch_warnings():
+                # the signature is given; an input example would only be written beside it
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r".*An input example was not provided when logging the model",
+                    category=UserWarning,
+                )
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=GoldReturnsPyfunc(),
+                    artifacts={"champion": str(path)},
+                    signature=pyfunc_signature(),
+                    pip_requirements=[
+                        f"mlflow=={mlflow.__version__}",
+                        f"arch=={arch.__version__}",
+                        f"numpy=={np.__version__}",
+                        f"pandas=={pd.__version__}",
+                    ],
+                )
+        finally:
+            logging.getLogger("mlflow.pyfunc").removeFilter(notice)
     client = MlflowClient()
+    version = _register_version(client, settings.tracking.registered_model, info, best["run_id"])
     client.set_registered_model_alias(
         settings.tracking.registered_model, settings.tracking.champion_alias, version.version
     )

@@ -30,6 +30,17 @@ HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQU
 a dead server for minutes)."""
 
 
+EXPERIMENT_TAGS = {
+    "mlflow.note.content": "goldstress stress tests of gold-backed tokens. Runs: `stress-<run id>` (one per "
+    "stress test: its settings as parameters, metrics grouped as `<TOKEN>/<metric>`, the report as "
+    "artifacts), `train-<data date>` with one child per candidate model, `calibrate-<date>` with one "
+    "child per premium fit.",
+    "mlflow.experimentKind": "custom_model_development",
+}
+"""Tags of the experiment at creation: its description (``mlflow.note.content``) and the kind
+that makes the MLflow UI open it on its runs (``mlflow.experimentKind``)."""
+
+
 class TrackingUnavailable(RuntimeError):
     """The MLflow tracking server does not answer (one-line message naming it and its URL)."""
 
@@ -110,7 +121,7 @@ def configure(settings: Settings) -> str:
     if "://" not in location:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
-    return client.create_experiment(settings.tracking.experiment, artifact_location=location)
+    return client.create_experiment(settings.tracking.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
 
 
 def window_params(windows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -227,3 +227,173 @@ def test_validate_stage_rejects_a_unit_change_in_one_line_and_quarantines_it(pre
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert (tree_hash(store / "curated", "*gold*"), tree_hash(store / "raw")) == before  # tokens promoted
     assert len(list((store / "quarantine").rglob("*.csv"))) == 1
+
+
+def goldstress_command() -> list[str]:
+    """The ``goldstress`` console script beside this interpreter (``make install`` puts it
+    there); ``python -m goldstress`` (the same ``flows.cli:main``) where the project is not installed."""
+    script = Path(sys.executable).with_name("goldstress")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "goldstress"]
+
+
+def test_console_script_is_the_cli_entry_point(tmp_path):
+    """``[project.scripts]`` names ``flows.cli:main``, and ``--version`` answers with the package version."""
+    import tomllib
+
+    import goldstress
+    from flows.cli import main
+
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"goldstress": "flows.cli:main"}
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    proc = subprocess.run(
+        [*goldstress_command(), "--version"], env=cli_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"goldstress {goldstress.__version__}", proc.stderr
+
+
+def test_tokens_option_names_a_missing_spec_in_one_line(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = run_cli(["--tokens", "paxg,nosuchtoken", "--data-dir", str(data_dir)], cli_env(tmp_path), tmp_path, 120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--tokens" in lines[0] and "'nosuchtoken'" in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_run_on_the_real_data_reports_each_stage_and_where_the_outputs_are(prefect_api, tmp_path, shared_data_dir):
+    """``goldstress run`` on the real data (small Monte Carlo, calibration off, two tokens):
+    one line per stage in order with its time, then the run id, report and summary; no traceback,
+    no Python warning, and no WARNING record from a library (only the flows' own). Prefect: the
+    parent flow run is ``stress-<run id>``, tagged, with the report artifact linking the
+    service's page; its sub-flow runs are named after the run id. MLflow (the sqlite store of
+    the run): the stress run carries the run's settings as parameters and its metrics grouped
+    as ``<TOKEN>/<metric>``, equal to the summary's values."""
+    import json
+    import re
+
+    import prefect.settings
+    from mlflow.tracking import MlflowClient
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    env = cli_env(
+        tmp_path,
+        {
+            "GOLDSTRESS_CALIBRATION_IN_STRESS_TEST": "false",
+            "GOLDSTRESS_MC_HORIZON_DAYS": "60",
+            "GOLDSTRESS_SERVICE_PUBLIC_URL": "https://goldstress.example.org",
+            "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),
+        },
+    )
+    args = ["run", "--data-dir", str(shared_data_dir), "--paths", "200", "--seed", "7", "--tokens", "paxg,xaut"]
+    proc = subprocess.run(
+        [*goldstress_command(), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout.splitlines()
+    stage_lines = [line for line in out if line.startswith("[")]
+    names = ("ingest", "validate", "calibrate", "train", "simulate", "analyse")
+    assert len(stage_lines) == len(names), proc.stdout
+    for i, (line, name) in enumerate(zip(stage_lines, names), start=1):
+        if name == "calibrate":
+            assert re.fullmatch(rf"\[{i}/6\] {name} +\.\.\. skipped \(.+\)", line), line
+        else:
+            assert re.fullmatch(rf"\[{i}/6\] {name} +\.\.\. done in \d+\.\d s", line), line
+    run_id = re.fullmatch(r"goldstress: run (\S+) done", out[-3]).group(1)  # type: ignore[union-attr]
+    report = tmp_path / "reports" / run_id / "report.html"
+    summary_path = tmp_path / "reports" / run_id / "summary.json"
+    assert out[-2] == f"goldstress: report  {report}" and report.is_file()
+    assert out[-1] == f"goldstress: summary {summary_path}" and summary_path.is_file()
+    both = proc.stdout + proc.stderr
+    assert "Traceback" not in both and "Warning" not in both, proc.stderr[-3000:]
+    for line in proc.stderr.splitlines():  # what stays on stderr: the flows' own warnings only
+        assert "| WARNING | Task run '" in line or "| WARNING | Flow run '" in line, line
+
+    with get_client(sync_client=True) as client:
+        parents = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"stress-{run_id}"]))
+        )
+        assert len(parents) == 1
+        parent = parents[0]
+        assert {"goldstress", run_id, "token:paxg", "token:xaut"} <= set(parent.tags)
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+        )
+        assert sorted(c.name for c in children) == sorted(f"{s}-{run_id}" for s in names if s != "calibrate")
+        assert all({"goldstress", run_id, "token:paxg", "token:xaut"} <= set(c.tags) for c in children)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
+        )
+        assert [a.key for a in artifacts] == ["goldstress-report"]
+        link = f"(https://goldstress.example.org/api/runs/{run_id}/report.html)"
+        assert link in str(artifacts[0].data)
+
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    mlflow_client = MlflowClient(tracking_uri=env["GOLDSTRESS_MLFLOW_TRACKING_URI"])
+    stress = mlflow_client.search_runs(
+        [mlflow_client.get_experiment_by_name("goldstress").experiment_id],
+        filter_string=f"tags.goldstress_run_id = '{run_id}'",
+    )
+    assert len(stress) == 1
+    params, metrics = stress[0].data.params, stress[0].data.metrics
+    assert params["mc_paths"] == "200" and params["mc_horizon_days"] == "60" and params["mc_seed"] == "7"
+    assert params["mc_drift"] == "zero" and params["tokens"] == "PAXG,XAUT"
+    assert params["data_sha256"] == summary["data"]["data_sha256"]
+    assert {key.split("/", 1)[0] for key in metrics} == {"PAXG", "XAUT"}
+    mc = summary["tokens"]["PAXG"]["scenarios"]["mc_champion"]
+    assert metrics["PAXG/holder_value_var_99_10d_frac"] == pytest.approx(mc["holder_value_var_99_10d_frac"], rel=1e-12)
+
+    # `report` renders the page again from the summary and publishes it again: the marker's
+    # sha256 of report.html is the new file's, and the summary is untouched
+    import hashlib
+
+    summary_bytes = summary_path.read_bytes()
+    again = subprocess.run(
+        [*goldstress_command(), "report", run_id], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and again.stdout.strip() == f"goldstress: report  {report}", again.stderr
+    marker = json.loads((report.parent / "published.json").read_text(encoding="utf-8"))
+    recorded = {f["name"]: f["sha256"] for f in marker["files"]}
+    assert recorded["report.html"] == hashlib.sha256(report.read_bytes()).hexdigest()
+    assert summary_path.read_bytes() == summary_bytes
+
+    # `whatif` on the run's champion: a 30 % gold fall over 30 days takes 30 % of the gold
+    # share of PAXG's reserve (gold / (gold + cash) from the preset spec), within redemption effects
+    wi = subprocess.run(
+        [
+            *goldstress_command(),
+            "whatif",
+            "--token",
+            "PAXG",
+            "--shock",
+            "-0.3",
+            "--paths",
+            "200",
+            "--horizon-days",
+            "60",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert wi.returncode == 0, wi.stderr[-3000:]
+    result = json.loads(wi.stdout)
+    spec = result["inputs"]["token_spec"]
+    gold_oz = sum(r["amount"] for r in spec["reserve"] if r["kind"] == "allocated_gold") / 31.1034768
+    gold_usd = gold_oz * result["inputs"]["start_gold_usd_per_oz"]
+    cash_usd = sum(r["amount"] for r in spec["reserve"] if r["kind"] == "usd_cash")
+    expected = 0.3 * gold_usd / (gold_usd + cash_usd)
+    assert result["shock"]["reserve_per_token_loss_frac_30d"] == pytest.approx(expected, abs=2e-3)

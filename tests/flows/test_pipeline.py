@@ -759,9 +759,9 @@ def test_recommendations_are_logged_to_the_stress_report_run(run):
         assert logged.data.tags[f"{symbol}.verdict"] == t["verdict"]["verdict"]
     m = logged.data.metrics
     rem = run.summary["liquidity_stress"]["remedies"]["XAUT"]
-    assert m["XAUT.liquidity.cash_buffer_usd"] == pytest.approx(rem["cash_buffer_usd"], rel=1e-12)
-    assert m["XAUT.liquidity.wave_coverage_q_with_buffer"] == pytest.approx(rem["with_buffer"]["coverage_q"], rel=1e-12)
-    assert m["XAUT.liquidity.recommended_redeem_fee"] == rem["recommended_setting"]["redeem_fee"]
+    assert m["XAUT/liquidity/cash_buffer_usd"] == pytest.approx(rem["cash_buffer_usd"], rel=1e-12)
+    assert m["XAUT/liquidity/wave_coverage_q_with_buffer"] == pytest.approx(rem["with_buffer"]["coverage_q"], rel=1e-12)
+    assert m["XAUT/liquidity/recommended_redeem_fee"] == rem["recommended_setting"]["redeem_fee"]
 
 
 def test_every_token_has_a_verdict_record_in_the_summary(run):

@@ -362,6 +362,50 @@ def test_launcher_refuses_missing_secrets_in_one_line(tmp_path):
     )
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "GOLDSTRESS_SERVICE_JWT_SECRET" in p.stderr and "Traceback" not in p.stderr
+    # nothing configured at all: the one line says how to create a user or start development mode
+    assert "no users configured" in p.stderr and "python -m service.hashpw" in p.stderr
+    assert "GOLDSTRESS_SERVICE_DEV_MODE=true" in p.stderr and p.stdout == ""
+
+
+def test_launcher_with_a_secret_but_no_user_names_the_missing_credentials(tmp_path):
+    import subprocess
+    import sys
+
+    env = _launcher_env(tmp_path, GOLDSTRESS_SERVICE_JWT_SECRET="s" * 40)
+    p = subprocess.run(
+        [sys.executable, "-m", "service.serve", "--host", "127.0.0.1", "--port", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "no credentials configured" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_launcher_prints_its_url_and_logs_each_request(tmp_path):
+    """Development mode on a free loopback port: the first line of the output is the URL to
+    open, and a request appears in the access log with its method, path and status."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path / "server.log"
+    env = _launcher_env(tmp_path, GOLDSTRESS_SERVICE_DEV_MODE="true")
+    with running_server(["-m", "service.serve", "--host", "127.0.0.1", "--port", str(port)], port, env, log_path):
+        assert httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=10).status_code == 401
+        deadline = time.monotonic() + 10
+        while '"GET /api/runs HTTP/1.1" 401' not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = log_path.read_text()
+    assert log.splitlines()[0].startswith(f"goldstress service: open http://127.0.0.1:{port}/"), log
+    assert "dev-viewer" in log.splitlines()[0]
+    assert '"GET /api/health HTTP/1.1" 200' in log and '"GET /api/runs HTTP/1.1" 401' in log, log
+    assert "Traceback" not in log
 
 
 def test_dev_mode_answers_only_on_loopback_sockets(service_root: ServiceRoot):

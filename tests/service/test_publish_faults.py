@@ -227,3 +227,33 @@ def test_runs_written_without_a_marker_are_published_after_verification(fault_ba
     sizes = {f["name"]: f["size"] for f in marker["files"]}
     assert sizes["report.html"] == (legacy / PREVIOUS / "report.html").stat().st_size
     assert publish_unlisted(moved) == [("20200101T000000Z-cutcut", outcome["20200101T000000Z-cutcut"])]
+
+
+def test_the_command_line_publishes_unlisted_runs(fault_base, tmp_path: Path) -> None:
+    """``goldstress runs publish-unlisted`` in a subprocess: one line per run, exit 0, and the
+    run listed afterwards."""
+    import os
+    import subprocess
+    import sys
+
+    settings = _settings(fault_base, 5)
+    legacy = tmp_path / "reports"
+    shutil.copytree(Path(settings.storage.report_url) / PREVIOUS, legacy / PREVIOUS)
+    (legacy / PREVIOUS / "published.json").unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        GOLDSTRESS_STORE_URL=settings.storage.store_url,
+        GOLDSTRESS_REPORT_URL=str(legacy),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "goldstress", "runs", "publish-unlisted"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"goldstress: {PREVIOUS}: published"
+    assert (legacy / PREVIOUS / "published.json").exists()
