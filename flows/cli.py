@@ -264,22 +264,26 @@ def _one_line(exc: Exception) -> str:
 
 
 def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
-    """Run one stage (or all) with heartbeats on. Against a Prefect server (``PREFECT_API_URL``
-    set) the crash automation is installed first (best effort: a server that refuses it still
-    runs the flow, with a warning); the ephemeral server of a run without one gets none (it
-    stops with the run, and its SQLite store cannot take the triggers' writes beside a busy run)."""
-    from goldstress.orchestration import ensure_crash_detection, run_health
+    """Run one stage (or all). Against a Prefect server (``PREFECT_API_URL`` set) the crash
+    automation is installed first (best effort: a server that refuses it still runs the flow,
+    with a warning) and the runs are tagged and send 30 s heartbeats
+    (:func:`goldstress.orchestration.run_health`). The ephemeral server of a run without one gets
+    no heartbeats and no automation: it stops with the run, its SQLite store cannot take the
+    triggers' writes beside a busy run, and a heartbeat sent as it stops is an error line."""
+    from goldstress.orchestration import ensure_crash_detection, no_heartbeats, run_health
 
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
     from prefect.settings import PREFECT_API_URL
 
     settings = options.settings()
-    if PREFECT_API_URL.value():  # a Prefect server outlives the run; the ephemeral one does not
-        try:
-            ensure_crash_detection(settings)
-        except Exception as exc:
-            logging.getLogger("goldstress").warning("Prefect crash detection not installed: %s", exc)
+    if not PREFECT_API_URL.value():  # the ephemeral server stops with the run: nothing to watch
+        with no_heartbeats():
+            return _run_flows(stage, args, options)
+    try:
+        ensure_crash_detection(settings)
+    except Exception as exc:
+        logging.getLogger("goldstress").warning("Prefect crash detection not installed: %s", exc)
     with run_health(settings):
         return _run_flows(stage, args, options)
 

@@ -12,7 +12,14 @@ from typing import Any
 
 from goldstress.settings import Settings
 
-__all__ = ["CRASH_AUTOMATION", "RUN_TAG", "crash_automation", "ensure_crash_detection", "run_health"]
+__all__ = [
+    "CRASH_AUTOMATION",
+    "RUN_TAG",
+    "crash_automation",
+    "ensure_crash_detection",
+    "no_heartbeats",
+    "run_health",
+]
 
 CRASH_AUTOMATION = "goldstress: mark unresponsive flow runs crashed"
 """Name of the automation :func:`ensure_crash_detection` installs (one per Prefect server)."""
@@ -31,6 +38,16 @@ def run_health(settings: Settings) -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with tags(RUN_TAG), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: settings.orchestration.heartbeat_s}):
+        yield
+
+
+@contextmanager
+def no_heartbeats() -> Iterator[None]:
+    """Context for flow runs on the ephemeral server: no heartbeat events (nothing watches them,
+    and one sent while the server stops at the end of the run fails with an error line)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 

@@ -192,6 +192,7 @@ def dash_root(service_root, tmp_path_factory) -> Path:
     returns, meta = load_gold_returns.fn(settings)
     make_run(NEWEST_RUN, settings, fit_test_champion(returns, meta, version="3"), returns, meta, recommendations=True)
     add_verdicts(NEWEST_RUN, settings)
+    strip_verdicts(complete_runs(root)[-2].name, settings)  # a run written before verdicts existed
     return root
 
 
@@ -277,6 +278,21 @@ def add_verdicts(run_id: str, settings) -> None:
     summ = storage.read_json(url, settings)
     for i, t in enumerate(summ["tokens"].values()):
         t["verdict"] = verdict_record(t, i)
+    storage.write_json(url, summ, settings)
+    publish_run(run_id, settings)
+
+
+def strip_verdicts(run_id: str, settings) -> None:
+    """Remove ``tokens.<T>.verdict`` from a run's summary.json (as a run written before verdicts
+    existed) and publish the run again."""
+    from goldstress.catalog import Catalog
+    from goldstress.io import storage
+    from goldstress.publish import publish_run
+
+    url = Catalog.of(settings).run_file(run_id, "summary.json")
+    summ = storage.read_json(url, settings)
+    for t in summ["tokens"].values():
+        t.pop("verdict", None)
     storage.write_json(url, summ, settings)
     publish_run(run_id, settings)
 
