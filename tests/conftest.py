@@ -7,6 +7,7 @@ they skip, saying why, when it is absent. Nothing from that folder is ever copie
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,11 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def free_port() -> int:
+    """A loopback TCP port free at the time of the call (bound to port 0, then released), for a
+    server the test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

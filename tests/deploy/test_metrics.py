@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from goldstress.settings import Settings, env_name
 from service.runs import mc_scenario_name
+from tests.conftest import free_port
 from tests.service.conftest import (  # noqa: F401  (fixtures)
     JWT_SECRET,
     RUN_IDS,
@@ -76,9 +76,7 @@ def verdict_reports(service_root: ServiceRoot, tmp_path_factory) -> tuple[Path, 
 def server(service_root: ServiceRoot, verdict_reports, tmp_path_factory):  # noqa: F811
     """``python -m service.serve`` over the verdict report folder, JSON logs on; yields (url, log path)."""
     reports, _, _ = verdict_reports
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
     for section, fields in data_settings(service_root.root).items():
         for key, value in fields.items():
@@ -261,9 +259,7 @@ def test_stage_metrics_are_pushed_to_the_pushgateway(tmp_path: Path) -> None:
 def test_a_failing_push_never_fails_the_run(tmp_path: Path, caplog) -> None:
     from goldstress import metrics as gm
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     settings = Settings(
         storage={"store_url": str(tmp_path)},
         monitoring={"pushgateway_url": f"http://127.0.0.1:{closed}", "push_timeout_s": 2},

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import free_port
 from tests.service.conftest import API_KEYS, PENDING_RUN, RUN_IDS, ServiceRoot, bearer, data_settings, service_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,14 +265,11 @@ def test_unreachable_report_store_is_503_not_no_runs(
 def test_runs_on_s3(make_client, service_root: ServiceRoot, tmp_path):
     """The same API over an s3:// report URL (moto's S3 server): listing, summary bytes,
     Parquet, and a run uploaded later shows up (object-store listings are not cached stale)."""
-    import socket
 
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -373,12 +371,9 @@ def test_whatif_with_mlflow_down_falls_back_at_once_and_says_so(make_client, set
     """A tracking server nobody answers at: the what-if runs on the fallback model within
     seconds (not MLflow's minutes of retries) and its model record names MLflow and its URL,
     without the credentials."""
-    import socket
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     c = make_client(settings_factory(tracking={"tracking_uri": f"http://u:pw@127.0.0.1:{port}"}))
     started = time.monotonic()
     r = whatif(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.service.conftest import (
     RUN_IDS,
     ServiceRoot,
@@ -387,13 +388,10 @@ def test_launcher_with_a_secret_but_no_user_names_the_missing_credentials(tmp_pa
 def test_launcher_prints_its_url_and_logs_each_request(tmp_path):
     """Development mode on a free loopback port: the first line of the output is the URL to
     open, and a request appears in the access log with its method, path and status."""
-    import socket
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "server.log"
     env = _launcher_env(tmp_path, GOLDSTRESS_SERVICE_DEV_MODE="true")
     with running_server(["-m", "service.serve", "--host", "127.0.0.1", "--port", str(port)], port, env, log_path):
@@ -438,11 +436,8 @@ def test_launcher_turns_off_uvicorn_proxy_headers():
 def launched(service_root: ServiceRoot, tmp_path_factory):
     """The launcher (``python -m service.serve``) on a free loopback port with small limits:
     4 KB of headers, 1.5 s for a request head, 2 s for a body."""
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = service_env(
         service_root,
         GOLDSTRESS_SERVICE_MAX_HEADER_BYTES="4096",

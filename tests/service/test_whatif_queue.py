@@ -5,7 +5,6 @@ completing with the result a single what-if gives."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from service.whatif_queue import JobError, QueueFull, WhatIfQueue
+from tests.conftest import free_port
 from tests.service.conftest import API_KEYS, ServiceRoot, running_server, service_env, sha256_hex
 
 
@@ -116,9 +116,7 @@ def test_forgets_the_oldest_finished_jobs_beyond_keep():
 def queued_server(service_root: ServiceRoot, tmp_path_factory):
     """The real service (``python -m service.serve``) answering POST /api/whatif at once (wait
     0 s), so every in-process what-if is queued and polled."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = service_env(
         service_root,
         GOLDSTRESS_SERVICE_INPROCESS_WAIT_S="0",

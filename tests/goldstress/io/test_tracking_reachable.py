@@ -3,7 +3,6 @@ line naming it; any HTTP answer, or a local store, passes."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -12,6 +11,7 @@ import pytest
 
 from goldstress.io.tracking import TrackingUnavailable, require_reachable
 from goldstress.settings import Settings
+from tests.conftest import free_port
 
 
 def _settings(uri: str) -> Settings:
@@ -19,9 +19,7 @@ def _settings(uri: str) -> Settings:
 
 
 def test_dead_server_fails_fast_with_one_line() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
     with pytest.raises(TrackingUnavailable) as err:
         require_reachable(_settings(f"http://u:secret@127.0.0.1:{port}/"), timeout_s=2.0)
