@@ -28,7 +28,6 @@ from models.token.spec import (
     premium_process_from_params,
 )
 from models.units import TROY_OUNCE_G
-from models.volatility import standardised_t
 
 __all__ = [
     "FIELDS",
@@ -457,19 +456,71 @@ def premium_innovations(
 
 
 def _draw_innovations(proc: PremiumProcess, dd: np.ndarray, gen: np.random.Generator) -> np.ndarray:
-    """``(m, H)`` innovations of ``proc`` at drawdowns ``dd`` ``(m, H)`` from ``gen``."""
+    """``(m, H)`` innovations of ``proc`` at drawdowns ``dd`` ``(m, H)`` from ``gen``: normals,
+    then (t innovations) gammas, then the jump uniforms, then the jump normals, each in bulk."""
     shape = dd.shape
-    if proc.df is None:
-        e = gen.standard_normal(shape)
-    else:
-        e = standardised_t(gen, proc.df, shape)
-    u = proc.sigma * e
-    lam = proc.jump_intensity_per_day + proc.jump_drawdown_sensitivity * dd
-    cnt = poisson_inverse(lam, gen.random(shape))
     z = gen.standard_normal(shape)
-    u += cnt * proc.jump_mean
-    u += np.sqrt(cnt) * proc.jump_sd * z
-    return u
+    g = gen.standard_gamma(proc.df / 2.0, shape) if proc.df is not None else np.empty((0, 0))
+    u = gen.random(shape)
+    zj = gen.standard_normal(shape)
+    t_scale = (proc.df - 2.0) / 2.0 if proc.df is not None else 0.0
+    _assemble_innovations(
+        z,
+        g,
+        u,
+        zj,
+        dd,
+        proc.sigma,
+        t_scale,
+        proc.jump_intensity_per_day,
+        proc.jump_drawdown_sensitivity,
+        proc.jump_mean,
+        proc.jump_sd,
+    )
+    return z
+
+
+@njit(cache=True, error_model="numpy")
+def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compiled
+    """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search)."""
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    while u > cdf and p > 0.0 and k < 100_000:
+        k += 1
+        p = p * lam / k
+        cdf += p
+    return float(k)
+
+
+@njit(cache=True, error_model="numpy")
+def _assemble_innovations(
+    z: np.ndarray,
+    g: np.ndarray,
+    u: np.ndarray,
+    zj: np.ndarray,
+    dd: np.ndarray,
+    sigma: float,
+    t_scale: float,
+    lam0: float,
+    lam_dd: float,
+    jump_mean: float,
+    jump_sd: float,
+) -> None:  # pragma: no cover - compiled
+    """In place in ``z``: ``sigma * e + N * jump_mean + sqrt(N) * jump_sd * zj`` with ``e = z``
+    (normal) or ``z * sqrt(t_scale / g)`` (unit-variance t, :func:`models.volatility.standardised_t`)
+    and ``N`` the Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``."""
+    m, h = z.shape
+    t_innov = g.shape[0] > 0
+    for i in range(m):
+        for t in range(h):
+            e = z[i, t] * math.sqrt(t_scale / g[i, t]) if t_innov else z[i, t]
+            x = sigma * e
+            cnt = _poisson_count(lam0 + lam_dd * dd[i, t], u[i, t])
+            if cnt > 0.0:
+                x = x + cnt * jump_mean
+                x = x + math.sqrt(cnt) * jump_sd * zj[i, t]
+            z[i, t] = x
 
 
 def poisson_inverse(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -480,36 +531,29 @@ def poisson_inverse(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
     that depends on ``lam``). ``lam >= 0`` and ``u`` broadcast to one shape; returns float
     counts of that shape. Meant for small intensities (the search takes about ``lam`` steps)."""
     lam, u = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(u, dtype=float))
-    lam_f, u_f = lam.ravel(), u.ravel()
-    p = np.exp(-lam_f)
-    n = (u_f > p).astype(float)
-    idx = np.flatnonzero(n)
-    p, cdf, lam_i, u_i = p[idx], p[idx], lam_f[idx], u_f[idx]
-    k = 0
-    while idx.size and k < 100_000:
-        k += 1
-        p = p * lam_i / k
-        cdf = cdf + p
-        more = u_i > cdf
-        if not p.any():
-            break
-        idx, p, cdf, lam_i, u_i = idx[more], p[more], cdf[more], lam_i[more], u_i[more]
-        n[idx] += 1.0
-    return n.reshape(lam.shape)
+    out = np.empty(lam.size)
+    _poisson_counts(np.ascontiguousarray(lam).ravel(), np.ascontiguousarray(u).ravel(), out)
+    return out.reshape(lam.shape)
 
 
 @njit(cache=True, error_model="numpy")
+def _poisson_counts(lam: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in range(lam.shape[0]):
+        out[i] = _poisson_count(lam[i], u[i])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _ndtr(x: float) -> float:  # pragma: no cover - compiled
     """Standard normal CDF."""
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _floor_bars_1(x: float, g: float) -> float:  # pragma: no cover - compiled
     return math.floor(x / g + _BAR_EPS) * g
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _pool_ratio(par: _Params, sell: float) -> float:  # pragma: no cover - compiled
     """Pool price after selling ``sell`` tokens from the fair price, over the fair price (1):
     :meth:`models.amm.ConstantProductPool.sell_x` / :meth:`models.amm.ConcentratedLiquidityPool.sell_x`."""
@@ -647,6 +691,7 @@ def _run_paths(
         o[_LIQ, 0] = liq0 + ((gres_a + gres_u) * pg[i, 0] if cs < 1.0 else 0.0)
         p_anchor = p0
         stress = 0.0
+        x_run = -math.inf
         o[_LCR, 0] = math.inf
         o[_PREM, 0] = p0
         t = 0
@@ -684,7 +729,8 @@ def _run_paths(
             o[_OUTFL, t] = outflow
             if t == 0:
                 o[_THETA, 0] = o[_B, 0] - 1.0 + prem_w * min(p0 + fee_r, 0.0)
-                run_cum = _ndtr((o[_LAM, 0] / 2.0 - c_run - o[_THETA, 0]) / sig)
+                x_run = (o[_LAM, 0] / 2.0 - c_run - o[_THETA, 0]) / sig
+                run_cum = _ndtr(x_run)
             o[_RUN, t] = run_cum
             t += 1
             if t >= t1:
@@ -717,7 +763,12 @@ def _run_paths(
             o[_THETA, t] = theta
             tstar = o[_LAM, j] / 2.0 - c_run
             if run_mass > 0:
-                new_cum = max(run_cum, _ndtr((tstar - theta) / sig))
+                # Phi is increasing: below the largest argument so far it cannot raise R_t
+                x = (tstar - theta) / sig
+                new_cum = run_cum
+                if not x <= x_run:
+                    new_cum = max(run_cum, _ndtr(x))
+                    x_run = x
                 runners = (new_cum - run_cum) * run_mass
                 run_cum = new_cum
                 demand = min(flow + runners * (1.0 - sell_share), free)
