@@ -313,7 +313,10 @@ def compute_whatif(
         ):
             check()
             paths, cal, cols = on_clock(to_price_paths(p0, chunk))
-            out = token.run(paths, calendar=cal, rng=np.random.default_rng([seed, len(frames)]))
+            # token noise seeded per path (models.token.reserve_backed.premium_innovations): the
+            # result does not depend on the chunk size
+            first = sum(len(f) for f in frames)
+            out = token.run(paths, calendar=cal, rng=np.random.SeedSequence([seed, 1]), first_path=first)
             frames.append(summarise_paths(out, paths, horizons, trading_columns=cols)[keep])
         check()
         g = pd.concat(frames, ignore_index=True)

@@ -140,17 +140,16 @@ def run_scenario(
     offset = 0
     rows = 0
     url = Catalog.of(settings).result(run_id, sc.name)
-    # secondary-market noise of reserve-backed tokens: one stream per chunk, spawned from the scenario seed
-    market_seeds = np.random.SeedSequence([settings.monte_carlo.seed, 1])
     with storage.parquet_writer(url, settings) as write:
         for prices, calendar, trading in _price_chunks(sc, returns, p0_usd_per_oz, champion, first_day, settings):
-            rng = np.random.default_rng(market_seeds.spawn(1)[0])
             if kept < settings.monte_carlo.fan_chart_paths:
                 take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
                 fan_keep.append(take)
                 kept += take.shape[0]
-            for symbol, model in models:
-                outcome = model.run(prices, calendar=calendar, rng=rng)
+            for k, (symbol, model) in enumerate(models):
+                # secondary-market noise: one seed per token, each path's draws fixed by its index
+                seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
+                outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
                 df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)
                 df["path"] += offset
                 df.insert(0, "token", symbol)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from models.checks import check_price_paths
 from models.token.outcome import BREACH_TOL, TokenOutcome
@@ -42,7 +43,8 @@ class CdpStablecoin:
         gold_usd_per_oz: np.ndarray,
         *,
         calendar: pd.DatetimeIndex | None = None,
-        rng: np.random.Generator | int | None = None,
+        rng: np.random.Generator | np.random.SeedSequence | int | None = None,
+        first_path: int = 0,
     ) -> TokenOutcome:
         """Run the stablecoin along gold price paths.
 
@@ -53,7 +55,7 @@ class CdpStablecoin:
         calendar : pd.DatetimeIndex or None
             Accepted for the :class:`models.token.protocol.TokenModel` signature and ignored:
             liquidations depend only on each day's closing price, not on the date.
-        rng : numpy Generator, int seed or None
+        rng : numpy Generator, SeedSequence, int seed or None; first_path : int
             Accepted and ignored: the model is deterministic in the prices.
 
         Returns
@@ -69,42 +71,32 @@ class CdpStablecoin:
         s = self.spec
         p = check_price_paths(gold_usd_per_oz)
         n, t1 = p.shape
-        k = len(s.tranches)
         haircut = s.liquidation_haircut
         debt0 = np.array([tr.debt_share for tr in s.tranches]) * s.supply_usd
         cr0 = np.array([tr.collateral_ratio for tr in s.tranches])
 
         # Tranches do not interact (no price feedback), so each tranche's liquidation day is
         # the first day t >= 1 with Q_i * P_t < L * D_i; states are step functions of t.
-        days = np.arange(t1)
-        coll_a = np.zeros((n, t1))  # live collateral, oz
-        debt_a = np.zeros((n, t1))  # live debt, USD
-        bad_a = np.zeros((n, t1))  # cumulative bad debt, USD
-        pen_a = np.zeros((n, t1))  # cumulative penalty income, USD
-        out_a = np.zeros((n, t1))  # cumulative collateral out, oz
-        liq_a = np.zeros((n, t1), dtype=bool)
-        for i in range(k):
-            coll_oz = cr0[i] * debt0[i] / p[:, 0]  # (n,)
-            value = coll_oz[:, None] * p  # (n, t1)
-            # CR_t < L, with the same relative tolerance as backing breaches: a price built as
-            # p0 * exp(log1p(m)) lands a few ulps off p0 * (1 + m), which must not decide it
-            below = value < s.liquidation_ratio * debt0[i] * (1.0 - BREACH_TOL)
-            below[:, 0] = False
-            hit = below.any(axis=1)
-            tau = np.where(hit, below.argmax(axis=1), t1)  # liquidation day, t1 = never
-            live = days[None, :] < tau[:, None]  # (n, t1)
-            done = ~live
-            v_tau = value[np.arange(n), np.minimum(tau, t1 - 1)]
-            gross = v_tau * (1.0 - haircut)
-            bad = np.where(hit, np.maximum(0.0, debt0[i] - gross), 0.0)
-            pen = np.where(hit, np.clip(gross - debt0[i], 0.0, debt0[i] * s.liquidation_penalty), 0.0)
-            coll_a += np.where(live, coll_oz[:, None], 0.0)
-            debt_a += np.where(live, debt0[i], 0.0)
-            bad_a += done * bad[:, None]
-            pen_a += done * pen[:, None]
-            out_a += done * coll_oz[:, None]
-            liq_a |= done
-
+        coll_a = np.empty((n, t1))  # live collateral, oz
+        debt_a = np.empty((n, t1))  # live debt, USD
+        bad_a = np.empty((n, t1))  # cumulative bad debt, USD
+        pen_a = np.empty((n, t1))  # cumulative penalty income, USD
+        out_a = np.empty((n, t1))  # cumulative collateral out, oz
+        liq_a = np.empty((n, t1), dtype=np.bool_)
+        _liquidate(
+            p,
+            debt0,
+            cr0,
+            s.liquidation_ratio,
+            haircut,
+            s.liquidation_penalty,
+            coll_a,
+            debt_a,
+            bad_a,
+            pen_a,
+            out_a,
+            liq_a,
+        )
         supply = debt_a + bad_a
         reserve = coll_a * p
         has_supply = supply > 0
@@ -124,3 +116,55 @@ class CdpStablecoin:
             gold_out_g=out_a * TROY_OUNCE_G,
             symbol=s.symbol,
         )
+
+
+@njit(cache=True)
+def _liquidate(
+    p: np.ndarray,
+    debt0: np.ndarray,
+    cr0: np.ndarray,
+    ratio: float,
+    haircut: float,
+    penalty: float,
+    coll_a: np.ndarray,
+    debt_a: np.ndarray,
+    bad_a: np.ndarray,
+    pen_a: np.ndarray,
+    out_a: np.ndarray,
+    liq_a: np.ndarray,
+) -> None:  # pragma: no cover - compiled; checked against the reference engine in the tests
+    """Fill the ``(n, t1)`` state arrays path by path: tranche ``i`` holds ``cr0_i * D_i / P_0``
+    oz and is liquidated on the first day ``t >= 1`` with ``value < ratio * D_i * (1 - BREACH_TOL)``, selling its
+    collateral at ``value * (1 - haircut)``: bad debt ``max(0, D_i - gross)``, penalty income
+    ``clip(gross - D_i, 0, D_i * penalty)``, its collateral out; live tranches add their
+    collateral and debt."""
+    n, t1 = p.shape
+    for r in range(n):
+        for t in range(t1):
+            coll_a[r, t] = 0.0
+            debt_a[r, t] = 0.0
+            bad_a[r, t] = 0.0
+            pen_a[r, t] = 0.0
+            out_a[r, t] = 0.0
+            liq_a[r, t] = False
+        for i in range(debt0.shape[0]):
+            d = debt0[i]
+            coll = cr0[i] * d / p[r, 0]
+            tau = t1
+            for t in range(1, t1):
+                if coll * p[r, t] < ratio * d * (1.0 - BREACH_TOL):
+                    tau = t
+                    break
+            bad, pen = 0.0, 0.0
+            if tau < t1:
+                gross = coll * p[r, tau] * (1.0 - haircut)
+                bad = max(0.0, d - gross)
+                pen = min(max(gross - d, 0.0), d * penalty)
+            for t in range(tau):
+                coll_a[r, t] += coll
+                debt_a[r, t] += d
+            for t in range(tau, t1):
+                bad_a[r, t] += bad
+                pen_a[r, t] += pen
+                out_a[r, t] += coll
+                liq_a[r, t] = True

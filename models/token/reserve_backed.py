@@ -2,25 +2,25 @@
 redemption runs and secondary market, as pure numerics (no I/O).
 
 ``ReserveBackedToken(spec).run(gold_usd_per_oz, calendar=..., rng=...)`` runs gold paths
-``(n_paths, H + 1)`` through the daily steps of :data:`DAILY_STEPS` and returns a
-:class:`models.token.outcome.ReserveBackedOutcome`.
+``(n_paths, H + 1)`` through the daily mechanics (a compiled loop over paths and days) and
+returns a :class:`models.token.outcome.ReserveBackedOutcome`.
 Equations, assumptions and sources: docs/models/reserve-backed-token.md.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy.special import ndtr
 
 from models.amm import ConcentratedLiquidityPool, ConstantProductPool
 from models.checks import check_price_paths
 from models.premium import PremiumProcess, arbitrage_band
+from models.scenarios import BLOCK_PATHS
 from models.token.outcome import ReserveBackedOutcome
 from models.token.spec import (
     ConstantProductAmmSpec,
@@ -30,37 +30,18 @@ from models.token.spec import (
 from models.units import TROY_OUNCE_G
 
 __all__ = [
-    "DAILY_STEPS",
-    "ROW_FIELDS",
-    "STATE_FIELDS",
-    "DayState",
+    "FIELDS",
     "ReserveBackedToken",
-    "RunSetup",
-    "capacity",
-    "costs",
-    "demand",
-    "eligibility",
-    "gate",
-    "gold_resources",
     "laplacian_threshold",
-    "liquidity",
     "market_open_days",
-    "mint",
-    "outcome",
-    "pay_cash",
-    "pay_gold",
+    "poisson_inverse",
     "pool_price_ratio",
-    "record",
-    "refused_sold",
+    "premium_innovations",
     "run_share",
-    "secondary_market",
-    "settlement",
-    "spec_pool",
     "spec_arbitrage_band",
+    "spec_pool",
     "spec_premium_process",
-    "start_day",
     "whole_bar_split",
-    "whole_bars",
 ]
 
 _BAR_EPS = 1e-9  # absorbs float noise when counting whole bars (859.9999999 tokens = 2 bars of 430)
@@ -159,16 +140,7 @@ def _check_calendar(calendar: Any, n_days: int) -> None:
         raise ValueError("calendar: dates must be strictly increasing, without NaT")
 
 
-def _before(r: np.ndarray) -> np.ndarray:
-    """Exclusive prefix sum over the (few) rows of ``r`` (K, n): ``out[k] = sum_{i<k} r[i]``.
-    A loop over K rows: ``np.cumsum(axis=0)`` on a short leading axis is ~30x slower."""
-    out = np.zeros_like(r)
-    for k in range(1, r.shape[0]):
-        np.add(out[k - 1], r[k - 1], out=out[k])
-    return out
-
-
-# --------------------------------------------------------------------------- engine: setup
+# --------------------------------------------------------------------------- spec helpers
 
 
 def spec_arbitrage_band(spec: ReserveBackedTokenSpec) -> tuple[float, float]:
@@ -217,10 +189,23 @@ def pool_price_ratio(pool: ConstantProductPool | ConcentratedLiquidityPool, sell
     return pool.sell_pressure_impact(sell_tokens) / pool.price
 
 
-STATE_FIELDS = ("supply", "gin", "gout", "cin", "cout", "fsl", "pay", "run", "q", "fee", "outfl")
-"""Running-state fields of the day-major buffer (then one ``amt<k>`` per reserve asset)."""
+# --------------------------------------------------------------------------- engine
 
-ROW_FIELDS = (
+
+FIELDS = (
+    # running state, recorded at the end of each day
+    "supply",
+    "gin",
+    "gout",
+    "cin",
+    "cout",
+    "fsl",
+    "pay",
+    "run",
+    "q",
+    "fee",
+    "outfl",
+    # the day's values
     "B",
     "V",
     "gold",
@@ -240,819 +225,792 @@ ROW_FIELDS = (
     "lcr",
     "bl",
 )
-"""Per-day fields of the day-major buffer written in place by the steps."""
+"""Per-path daily records of the engine, in the order of the rows of its output buffer; the
+asset holdings ``amt<k>`` follow them (one row per reserve asset)."""
+
+_F = {k: i for i, k in enumerate(FIELDS)}
+(
+    _SUP,
+    _GIN,
+    _GOUT,
+    _CIN,
+    _COUT,
+    _FSL,
+    _PAY,
+    _RUN,
+    _Q,
+    _FEE,
+    _OUTFL,
+    _B,
+    _V,
+    _GOLD,
+    _CASH,
+    _LAM,
+    _PREM,
+    _DEM,
+    _RET,
+    _ACC_G,
+    _SELL,
+    _RED_G,
+    _RED_C,
+    _MINT,
+    _THETA,
+    _LIQ,
+    _OUTF,
+    _LCR,
+    _BL,
+) = range(len(FIELDS))
+_AMT0 = len(FIELDS)
 
 
-@dataclass(frozen=True)
-class RunSetup:
-    """Constants of one run: the spec's numbers, the price paths in day-major layout and index
-    helpers. Built by :meth:`from_spec`; read (never written) by the daily steps, except ``gen``
-    (the premium process's random stream), which the secondary market draws from.
+class _Params(NamedTuple):
+    """Scalar parameters of the kernel (NaN: the option is off; flags are 0.0 / 1.0)."""
 
-    ``cash_claim`` is what a cash redemption takes from the reserve per token, as a fraction of
-    NAV: 1 when the fees go to the issuer (``NAV * (1 - redeem_fee)`` to the holder, the fee to
-    the issuer), ``1 - redeem_fee`` when ``primary.fees_to_reserve`` (the fee stays in the reserve).
-    ``redeemer_bears_haircut``: ``primary.cash_redemption_haircut == "redeemer"``. ``stress_rho``:
-    the daily persistence of the sell-driven part of the premium (:func:`secondary_market`).
-    Arrays: ``pg``, ``nav``, ``dd`` are ``(H + 1, n_paths)`` (USD per gram, USD per token,
-    gold drawdown fraction); ``open_``, ``dt_years``, ``to_open`` are ``(H + 1,)``; reserve
-    asset columns ``keep``, ``liq``, ``liq_frac`` are ``(K, 1)`` and the ``w_*`` weights ``(K,)``
-    for ``(K,) @ (K, n_paths)`` sums. ``field`` maps a field name of :data:`STATE_FIELDS` /
-    :data:`ROW_FIELDS` / ``amt<k>`` to its row in :attr:`DayState.block`.
-    """
-
-    spec: ReserveBackedTokenSpec
-    n: int
-    t1: int
-    open_: np.ndarray
-    dt_years: np.ndarray
-    to_open: np.ndarray
-    pg: np.ndarray
-    nav: np.ndarray
-    dd: np.ndarray
-    k_n: int
-    gold_idx: np.ndarray
-    alloc_idx: np.ndarray
-    unalloc_idx: np.ndarray
-    first_alloc: int
-    first_cash: int
-    keep: np.ndarray
-    liq: np.ndarray
-    liq_frac: np.ndarray
-    all_frac: bool
-    has_unalloc: bool
+    gpt: float
+    supply0: float
     cs: float
     g: float
     m_min: float
-    bars_all: bool
-    granularity_all: bool
+    bars_all: float
+    granularity_all: float
     fee_r: float
     fee_m: float
-    fees_to_reserve: bool
+    fees_to_reserve: float
     cash_claim: float
-    redeemer_bears_haircut: bool
-    gate_limit: float | None
-    lag: int
+    redeemer_bears_haircut: float
+    gate_limit: float
+    lag: float
     cut: float
     opex_year: float
     c_run: float
     run_mass: float
     sig: float
-    minting: bool
+    minting: float
     qdw: float
-    wait_cost: float | None
-    arb_cap: float | None
-    proc: PremiumProcess | None
+    wait_cost: float
+    arb_cap: float
+    has_proc: float
     stress_rho: float
-    gen: np.random.Generator
     p0: float
-    pool: ConstantProductPool | ConcentratedLiquidityPool | None
-    w_gold: np.ndarray
-    w_cash: np.ndarray
-    w_noncash: np.ndarray
-    w_alloc: np.ndarray
-    w_unalloc_keep: np.ndarray
-    w_hcut: np.ndarray
-    w_hcut_cash: np.ndarray
-    w_heff: np.ndarray
-    ones_k: np.ndarray
-    zeros_n: np.ndarray
-    field: dict[str, int]
-    n_state: int
-
-    @classmethod
-    def from_spec(
-        cls,
-        spec: ReserveBackedTokenSpec,
-        gold_usd_per_oz: np.ndarray,
-        calendar: pd.DatetimeIndex | None = None,
-        rng: np.random.Generator | int | None = None,
-        premium_process: PremiumProcess | None = None,
-    ) -> RunSetup:
-        """Constants for running ``spec`` on ``gold_usd_per_oz`` ``(n_paths, H + 1)`` (USD per
-        troy ounce) with the given calendar (``None``: every day open, ``1/days_per_year``
-        years a day) and premium process (used as given; ``None``: no process). ``rng``: a
-        Generator, a seed, or ``None`` (seed 0). Raises ValueError for bad prices or calendar
-        (:func:`models.checks.check_price_paths`, :func:`market_open_days`)."""
-        s = spec
-        pm, rb, cf = s.primary, s.redemption, s.redemption.confidence
-        price_oz = check_price_paths(gold_usd_per_oz)
-        n, t1 = price_oz.shape
-        open_ = market_open_days(calendar, pm.market_hours, t1)
-        if calendar is None:
-            dt_years = np.full(t1, 1.0 / s.days_per_year)
-        else:
-            step_days = np.asarray((calendar[1:] - calendar[:-1]) / pd.Timedelta(days=1), dtype=float)
-            dt_years = np.r_[0.0, step_days / 365.25]
-        dt_years[0] = 0.0
-        # model days from each day to the next open day (0 when open; past the horizon: to its end + 1)
-        to_open = np.zeros(t1)
-        nxt = float(t1)
-        for t in range(t1 - 1, -1, -1):
-            nxt = float(t) if open_[t] else nxt
-            to_open[t] = nxt - t
-        gpt = s.grams_per_token
-        # day-major buffers (t1, n): each day reads and writes one contiguous row
-        pg = np.ascontiguousarray(price_oz.T) / TROY_OUNCE_G  # USD per gram
-        nav = gpt * pg
-        dd = 1.0 - pg / np.maximum.accumulate(pg, axis=0)
-
-        assets = s.reserve
-        k_n = len(assets)
-        kind = [a.kind for a in assets]
-        is_gold = np.array([a.is_gold for a in assets])
-        is_cash = np.array([k == "usd_cash" for k in kind])
-        is_alloc = np.array([k == "allocated_gold" for k in kind])
-        is_unalloc = np.array([k == "unallocated_gold" for k in kind])
-        gold_idx = np.flatnonzero(is_gold)
-        alloc_idx, unalloc_idx, cash_idx = (np.flatnonzero(x) for x in (is_alloc, is_unalloc, is_cash))
-        hcut = np.array([a.stressed_haircut for a in assets])[:, None]
-        keep = 1.0 - hcut
-        liq = np.array([a.liquidity_per_day for a in assets])[:, None]
-        liq_frac = np.array([a.liquidity_unit == "fraction" for a in assets])[:, None]
-        cs = pm.cash_redemption_share
-        h_eff = np.where(is_alloc[:, None], hcut * cs, hcut)
-        g = pm.redemption_granularity_tokens
-
-        proc = premium_process
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
-        p0 = 0.0
-        if proc is not None:
-            p0 = float(proc.stationary_mean())
-            if proc.band_lower is not None and proc.band_upper is not None:  # set together (with_band)
-                p0 = min(max(p0, float(proc.band_lower)), float(proc.band_upper))
-
-        names = list(STATE_FIELDS) + [f"amt{k}" for k in range(k_n)] + list(ROW_FIELDS)
-
-        def f(mask: np.ndarray) -> np.ndarray:
-            return mask.astype(float)
-
-        w_cash = f(is_cash)
-        return cls(
-            spec=s,
-            n=n,
-            t1=t1,
-            open_=open_,
-            dt_years=dt_years,
-            to_open=to_open,
-            pg=pg,
-            nav=nav,
-            dd=dd,
-            k_n=k_n,
-            gold_idx=gold_idx,
-            alloc_idx=alloc_idx,
-            unalloc_idx=unalloc_idx,
-            first_alloc=int(alloc_idx[0]),
-            first_cash=int(cash_idx[0]),
-            keep=keep,
-            liq=liq,
-            liq_frac=liq_frac,
-            all_frac=bool(liq_frac.all()),
-            has_unalloc=bool(unalloc_idx.size),
-            cs=cs,
-            g=g,
-            m_min=pm.min_redemption_tokens,
-            bars_all=g > 0 and pm.granularity_applies_to == "all",
-            granularity_all=pm.granularity_applies_to == "all",
-            fee_r=pm.redeem_fee,
-            fee_m=pm.mint_fee,
-            fees_to_reserve=pm.fees_to_reserve,
-            cash_claim=1.0 - pm.redeem_fee if pm.fees_to_reserve else 1.0,
-            redeemer_bears_haircut=pm.cash_redemption_haircut == "redeemer",
-            gate_limit=pm.redemption_limit_share_per_day,
-            lag=pm.settlement_lag_days,
-            cut=pm.cutoff_share,
-            opex_year=s.opex_usd_per_year,
-            c_run=pm.redeem_fee + cf.switching_cost,
-            run_mass=cf.run_prone_share * s.supply_tokens,
-            sig=cf.signal_noise_sd,
-            minting=rb.base_mint_rate_per_day > 0 or rb.mint_premium_sensitivity > 0,
-            qdw=s.secondary.queue_discount_weight,
-            wait_cost=s.secondary.wait_cost_per_day,
-            arb_cap=s.secondary.arbitrage_capacity_tokens_per_day,
-            proc=proc,
-            stress_rho=0.0 if proc is None else float(min(max(proc.phi - proc.band_pull, 0.0), 0.999)),
-            gen=gen,
-            p0=p0,
-            pool=spec_pool(s),
-            w_gold=f(is_gold),
-            w_cash=w_cash,
-            w_noncash=f(~is_cash),
-            w_alloc=f(is_alloc),
-            w_unalloc_keep=f(is_unalloc) * keep[:, 0],
-            w_hcut=hcut[:, 0],
-            w_hcut_cash=hcut[:, 0] * w_cash,
-            w_heff=h_eff[:, 0],
-            ones_k=np.ones(k_n),
-            zeros_n=np.zeros(n),
-            field={k: i for i, k in enumerate(names)},
-            n_state=len(STATE_FIELDS) + k_n,
-        )
+    pool_kind: float
+    pool_a: float
+    pool_b: float
+    pool_c: float
+    pool_fee: float
+    base_rate: float
+    base_until: float
+    dd_sens: float
+    peg_sens: float
+    max_share: float
+    queue_w: float
+    prem_w: float
+    sell_share: float
+    mint_base: float
+    mint_dd_sens: float
+    mint_prem_sens: float
+    att_lag: float
+    proc_mean: float
+    proc_phi: float
+    band_pull: float
+    band_lo: float
+    band_hi: float
+    has_band: float
 
 
-# --------------------------------------------------------------------------- engine: state
+def _param_vector(spec: ReserveBackedTokenSpec, proc: PremiumProcess | None) -> _Params:
+    """The kernel's scalar parameters from a spec and its premium process."""
+    s = spec
+    pm, rb, cf, sec = s.primary, s.redemption, s.redemption.confidence, s.secondary
+    nan = math.nan
+    p0 = 0.0
+    if proc is not None:
+        p0 = float(proc.stationary_mean())
+        if proc.band_lower is not None and proc.band_upper is not None:  # set together (with_band)
+            p0 = min(max(p0, float(proc.band_lower)), float(proc.band_upper))
+    pool_kind, pool_a, pool_b, pool_c, pool_fee = 0.0, 0.0, 0.0, 0.0, 0.0
+    amm = sec.amm
+    if isinstance(amm, ConstantProductAmmSpec):
+        pool_kind, pool_a, pool_fee = 1.0, amm.reserve_tokens, amm.fee
+    elif amm is not None:
+        pool_kind, pool_a, pool_b, pool_c, pool_fee = 2.0, amm.liquidity, amm.price_lower, amm.price_upper, amm.fee
+    g = pm.redemption_granularity_tokens
+    has_band = proc is not None and proc.band_lower is not None and proc.band_pull > 0
+    values = {
+        "gpt": s.grams_per_token,
+        "supply0": s.supply_tokens,
+        "cs": pm.cash_redemption_share,
+        "g": g,
+        "m_min": pm.min_redemption_tokens,
+        "bars_all": float(g > 0 and pm.granularity_applies_to == "all"),
+        "granularity_all": float(pm.granularity_applies_to == "all"),
+        "fee_r": pm.redeem_fee,
+        "fee_m": pm.mint_fee,
+        "fees_to_reserve": float(pm.fees_to_reserve),
+        "cash_claim": 1.0 - pm.redeem_fee if pm.fees_to_reserve else 1.0,
+        "redeemer_bears_haircut": float(pm.cash_redemption_haircut == "redeemer"),
+        "gate_limit": nan if pm.redemption_limit_share_per_day is None else pm.redemption_limit_share_per_day,
+        "lag": float(pm.settlement_lag_days),
+        "cut": pm.cutoff_share,
+        "opex_year": s.opex_usd_per_year,
+        "c_run": pm.redeem_fee + cf.switching_cost,
+        "run_mass": cf.run_prone_share * s.supply_tokens,
+        "sig": cf.signal_noise_sd,
+        "minting": float(rb.base_mint_rate_per_day > 0 or rb.mint_premium_sensitivity > 0),
+        "qdw": sec.queue_discount_weight,
+        "wait_cost": nan if sec.wait_cost_per_day is None else sec.wait_cost_per_day,
+        "arb_cap": nan if sec.arbitrage_capacity_tokens_per_day is None else sec.arbitrage_capacity_tokens_per_day,
+        "has_proc": float(proc is not None),
+        "stress_rho": 0.0 if proc is None else float(min(max(proc.phi - proc.band_pull, 0.0), 0.999)),
+        "p0": p0,
+        "pool_kind": pool_kind,
+        "pool_a": pool_a,
+        "pool_b": pool_b,
+        "pool_c": pool_c,
+        "pool_fee": pool_fee,
+        "base_rate": rb.base_rate_per_day,
+        "base_until": math.inf if rb.base_rate_until_day is None else float(rb.base_rate_until_day),
+        "dd_sens": rb.drawdown_sensitivity,
+        "peg_sens": rb.peg_sensitivity,
+        "max_share": rb.max_share_per_day,
+        "queue_w": cf.queue_weight,
+        "prem_w": cf.premium_weight,
+        "sell_share": cf.market_sell_share,
+        "mint_base": rb.base_mint_rate_per_day,
+        "mint_dd_sens": rb.mint_drawdown_sensitivity,
+        "mint_prem_sens": rb.mint_premium_sensitivity,
+        "att_lag": float(s.attestation_lag_days),
+        "proc_mean": 0.0 if proc is None else proc.mean,
+        "proc_phi": 0.0 if proc is None else proc.phi,
+        "band_pull": 0.0 if proc is None else proc.band_pull,
+        "band_lo": float(proc.band_lower) if has_band and proc is not None and proc.band_lower is not None else 0.0,
+        "band_hi": float(proc.band_upper) if has_band and proc is not None and proc.band_upper is not None else 0.0,
+        "has_band": float(has_band),
+    }
+    return _Params(**{k: float(v) for k, v in values.items()})
 
 
-def _unset() -> np.ndarray:
-    """Placeholder of a day field until its step sets it (an empty array)."""
-    return np.empty(0)
+def premium_innovations(
+    proc: PremiumProcess | None,
+    drawdown: np.ndarray,
+    rng: np.random.Generator | np.random.SeedSequence | int | None,
+    first_path: int = 0,
+) -> np.ndarray:
+    """The premium process's innovations ``u = sigma e + N * jump_mean + sqrt(N) * jump_sd * Z``
+    (:meth:`models.premium.PremiumProcess.step`: ``e`` unit-variance Student-t(df) or normal,
+    ``N ~ Poisson(lambda_0 + k * drawdown_t)`` jumps, ``Z ~ N(0, 1)``) for every path and model
+    day ``1..H``: they depend on the gold drawdown only, never on the token's state, so they are
+    drawn in bulk before the daily loop.
 
+    Parameters
+    ----------
+    proc : PremiumProcess or None
+        None: zeros (no process).
+    drawdown : ndarray, shape (n_paths, H + 1)
+        Gold drawdown fractions in [0, 1]; column 0 (day 0) draws nothing.
+    rng : Generator, SeedSequence, int or None
+        A Generator: every path's draws from it, in one pass (innovations ``e`` for all paths
+        and days, then the jump counts, then the jump normals). A SeedSequence or int seed (None:
+        0): path ``first_path + i`` belongs to block ``b = (first_path + i) // BLOCK_PATHS`` and
+        block ``b`` draws its ``BLOCK_PATHS`` paths, in the same order, from
+        ``SeedSequence(entropy, spawn_key=spawn_key + (b,))`` (the ``b``-th child of the seed), so
+        a path's draws depend on the seed and its index only, never on how paths are chunked.
+    first_path : int
+        Index of the first path among all the paths of the run (>= 0).
 
-@dataclass(eq=False)
-class DayState:
-    """Mutable state of a run, vectorised over paths (every ``(n,)`` array is per path).
+    Returns
+    -------
+    ndarray, shape (n_paths, H + 1)
+        Innovations (fractions of NAV); column 0 is 0.
 
-    Running state (views into ``S``, recorded into ``block`` once a day by :func:`record`):
-    ``sup`` supply (tokens), ``gin``/``gout`` cumulative gold in/out (g), ``cin``/``cout``
-    cumulative USD in/out of the ``usd_cash`` assets, ``fsl`` cumulative fire-sale loss (USD),
-    ``payable`` unpaid opex (USD), ``run_cum`` cumulative run share ``R_t``, ``waiting``
-    accepted tokens not yet paid, ``fee_cum`` cumulative mint and redeem fees (USD; the issuer's
-    revenue, or credited to the reserve when ``primary.fees_to_reserve``), ``outflow``
-    cumulative value taken from the reserve to pay redemptions (USD at each day's prices: gold
-    delivered, USD paid for cash redemptions), ``amt`` ``(K, n)`` asset holdings (grams or USD). Also
-    ``q_g``/``q_c`` eligible unpaid claims (tokens; gold, cash), ``pend`` ``(2, lag + 2, n)``
-    accepted claims by open days until eligible, ``unit`` ``(K, n)`` USD value of one unit of
-    each asset today, and ``block`` ``(H + 1, fields, n)``, the day-major record (see
-    :attr:`RunSetup.field`).
-
-    Day fields (set by the steps, valid within day ``t``): ``t``, ``is_open``, ``row``/``prev``
-    (today's/yesterday's ``block`` rows), ``p_prev`` yesterday's premium, ``p_anchor`` the
-    premium process's value on the last open day (its clock), ``stress`` the sell-driven part of
-    the premium (fraction, <= 0), ``supply_prev``
-    yesterday's supply (floored at 1e-300), ``navt`` NAV (USD per token), ``ukeep`` USD raised
-    per unit sold, ``cap``/``usable`` units convertible today, ``demand`` requests to the issuer,
-    ``request`` requests before the gate, ``refused`` requests over the gate (None without one),
-    ``sells`` tokens sold on the market, ``returned``/``acc``/``acc_g``/``acc_c`` tokens returned
-    / accepted (total, gold, cash), ``gold_res_g`` grams deliverable in kind, ``fees`` USD fees
-    paid in from outside the reserve today (mint fees and the redeem fees of gold redemptions;
-    None: none).
+    Raises
+    ------
+    ValueError
+        For a negative ``first_path`` or an ``rng`` of another type.
     """
-
-    block: np.ndarray
-    S: np.ndarray
-    sup: np.ndarray
-    gin: np.ndarray
-    gout: np.ndarray
-    cin: np.ndarray
-    cout: np.ndarray
-    fsl: np.ndarray
-    payable: np.ndarray
-    run_cum: np.ndarray
-    waiting: np.ndarray
-    fee_cum: np.ndarray
-    outflow: np.ndarray
-    amt: np.ndarray
-    q_g: np.ndarray
-    q_c: np.ndarray
-    pend: np.ndarray
-    unit: np.ndarray
-    t: int = 0
-    is_open: bool = True
-    row: np.ndarray = field(default_factory=_unset)
-    prev: np.ndarray = field(default_factory=_unset)
-    p_prev: np.ndarray = field(default_factory=_unset)
-    p_anchor: np.ndarray = field(default_factory=_unset)
-    stress: np.ndarray = field(default_factory=_unset)
-    supply_prev: np.ndarray = field(default_factory=_unset)
-    navt: np.ndarray = field(default_factory=_unset)
-    ukeep: np.ndarray = field(default_factory=_unset)
-    cap: np.ndarray = field(default_factory=_unset)
-    usable: np.ndarray = field(default_factory=_unset)
-    demand: np.ndarray = field(default_factory=_unset)
-    request: np.ndarray = field(default_factory=_unset)
-    refused: np.ndarray | None = None
-    sells: np.ndarray = field(default_factory=_unset)
-    returned: np.ndarray = field(default_factory=_unset)
-    acc: np.ndarray = field(default_factory=_unset)
-    acc_g: np.ndarray = field(default_factory=_unset)
-    acc_c: np.ndarray = field(default_factory=_unset)
-    gold_res_g: np.ndarray = field(default_factory=_unset)
-    fees: np.ndarray | None = None
-
-    @classmethod
-    def initial(cls, r: RunSetup) -> DayState:
-        """Day 0: the spec's holdings and supply, nothing waiting, day-0 liquidity, premium
-        ``r.p0`` and the steady-state run share ``R_0`` recorded in ``block[0]``."""
-        s = r.spec
-        F = r.field
-        n, k_n = r.n, r.k_n
-        # one large allocation (transparent huge pages; many 4 MB arrays fill ~3x slower)
-        block = np.zeros((r.t1, len(F), n))
-        S = np.zeros((r.n_state, n))
-        sup, gin, gout, cin, cout, fsl, payable, run_cum, waiting, fee_cum, outflow = (S[F[k]] for k in STATE_FIELDS)
-        amt = S[F["amt0"] : F["amt0"] + k_n]
-        amt[:] = np.array([a.amount for a in s.reserve], dtype=float)[:, None]
-        sup[:] = s.supply_tokens
-        st = cls(
-            block=block,
-            S=S,
-            sup=sup,
-            gin=gin,
-            gout=gout,
-            cin=cin,
-            cout=cout,
-            fsl=fsl,
-            payable=payable,
-            run_cum=run_cum,
-            waiting=waiting,
-            fee_cum=fee_cum,
-            outflow=outflow,
-            amt=amt,
-            q_g=np.zeros(n),
-            q_c=np.zeros(n),
-            pend=np.zeros((2, r.lag + 2, n)),
-            unit=np.ones((k_n, n)),
-        )
-        st.t = 0
-        st.row = block[0]
-        st.unit[r.gold_idx] = r.pg[0]
-        cap0 = capacity(r, st)
-        row0 = block[0]
-        row0[F["liq"]] = r.ones_k @ (cap0 * st.unit * r.keep) + (
-            gold_resources(r, st, cap0) * r.pg[0] if r.cs < 1.0 else 0.0
-        )
-        row0[F["lcr"]] = np.inf
-        row0[F["prem"]] = r.p0
-        record(r, st)
-        cf = s.redemption.confidence
-        row0[F["theta"]] = row0[F["B"]] - 1.0 + cf.premium_weight * min(r.p0 + r.fee_r, 0.0)
-        run_cum[:] = ndtr((row0[F["lam"]] / 2.0 - r.c_run - row0[F["theta"]]) / r.sig)
-        row0[F["run"]] = run_cum
-        st.p_anchor = row0[F["prem"]].copy()
-        st.stress = np.zeros(r.n)
-        return st
+    dd = np.asarray(drawdown, dtype=float)
+    n, t1 = dd.shape
+    out = np.zeros((n, t1))
+    if isinstance(first_path, bool) or not isinstance(first_path, (int, np.integer)) or first_path < 0:
+        raise ValueError(f"first_path: expected an integer >= 0, got {first_path!r}")
+    if not (rng is None or isinstance(rng, (np.random.Generator, np.random.SeedSequence, int, np.integer))):
+        raise ValueError(f"rng: expected a Generator, SeedSequence, int seed or None, got {type(rng).__name__}")
+    if proc is None or t1 < 2:
+        return out
+    if isinstance(rng, np.random.Generator):
+        out[:, 1:] = _draw_innovations(proc, dd[:, 1:], rng)
+        return out
+    root = rng if isinstance(rng, np.random.SeedSequence) else np.random.SeedSequence(0 if rng is None else int(rng))
+    first = int(first_path)
+    b0, b1 = first // BLOCK_PATHS, (first + n - 1) // BLOCK_PATHS
+    for b in range(b0, b1 + 1):
+        lo, hi = max(b * BLOCK_PATHS, first), min((b + 1) * BLOCK_PATHS, first + n)
+        start = b * BLOCK_PATHS
+        # a whole block's draws (its drawdowns outside this chunk are unknown: jump counts there
+        # are drawn at zero drawdown and discarded), so a path's draws never depend on the chunk
+        block_dd = np.zeros((BLOCK_PATHS, t1 - 1))
+        block_dd[lo - start : hi - start] = dd[lo - first : hi - first, 1:]
+        child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, b))
+        u = _draw_innovations(proc, block_dd, np.random.default_rng(child))
+        out[lo - first : hi - first, 1:] = u[lo - start : hi - start]
+    return out
 
 
-def capacity(r: RunSetup, st: DayState) -> np.ndarray:
-    """Units of each asset convertible to cash today, ``(K, n)``: ``liquidity_per_day * amt``
-    (fraction liquidity, never above the holding) or ``min(liquidity_per_day, amt)`` (amount).
-    Reads ``st.amt``."""
-    amt = st.amt
-    return r.liq * amt if r.all_frac else np.where(r.liq_frac, r.liq * amt, np.minimum(r.liq, amt))
+def _draw_innovations(proc: PremiumProcess, dd: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """``(m, H)`` innovations of ``proc`` at drawdowns ``dd`` ``(m, H)`` from ``gen``: normals,
+    then (t innovations) gammas, then the jump uniforms, then the jump normals, each in bulk."""
+    shape = dd.shape
+    z = gen.standard_normal(shape)
+    g = gen.standard_gamma(proc.df / 2.0, shape) if proc.df is not None else np.empty((0, 0))
+    u = gen.random(shape)
+    zj = gen.standard_normal(shape)
+    t_scale = (proc.df - 2.0) / 2.0 if proc.df is not None else 0.0
+    _assemble_innovations(
+        z,
+        g,
+        u,
+        zj,
+        dd,
+        proc.sigma,
+        t_scale,
+        proc.jump_intensity_per_day,
+        proc.jump_drawdown_sensitivity,
+        proc.jump_mean,
+        proc.jump_sd,
+    )
+    return z
 
 
-def gold_resources(r: RunSetup, st: DayState, usable: np.ndarray) -> np.ndarray:
-    """Grams deliverable in kind today, ``(n,)``: allocated gold plus unallocated gold within
-    ``usable`` (``(K, n)`` units) after its haircut. Reads ``st.amt``."""
-    gr = r.w_alloc @ st.amt
-    return gr + r.w_unalloc_keep @ usable if r.has_unalloc else gr
+@njit(cache=True, error_model="numpy")
+def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compiled
+    """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search)."""
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    while u > cdf and p > 0.0 and k < 100_000:
+        k += 1
+        p = p * lam / k
+        cdf += p
+    return float(k)
 
 
-# --------------------------------------------------------------------------- engine: daily steps
+@njit(cache=True, error_model="numpy")
+def _assemble_innovations(
+    z: np.ndarray,
+    g: np.ndarray,
+    u: np.ndarray,
+    zj: np.ndarray,
+    dd: np.ndarray,
+    sigma: float,
+    t_scale: float,
+    lam0: float,
+    lam_dd: float,
+    jump_mean: float,
+    jump_sd: float,
+) -> None:  # pragma: no cover - compiled
+    """In place in ``z``: ``sigma * e + N * jump_mean + sqrt(N) * jump_sd * zj`` with ``e = z``
+    (normal) or ``z * sqrt(t_scale / g)`` (unit-variance t, :func:`models.volatility.standardised_t`)
+    and ``N`` the Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``."""
+    m, h = z.shape
+    t_innov = g.shape[0] > 0
+    for i in range(m):
+        for t in range(h):
+            e = z[i, t] * math.sqrt(t_scale / g[i, t]) if t_innov else z[i, t]
+            x = sigma * e
+            cnt = _poisson_count(lam0 + lam_dd * dd[i, t], u[i, t])
+            if cnt > 0.0:
+                x = x + cnt * jump_mean
+                x = x + math.sqrt(cnt) * jump_sd * zj[i, t]
+            z[i, t] = x
 
 
-def start_day(r: RunSetup, st: DayState, t: int) -> None:
-    """Open day ``t``: today's prices and capacities.
-
-    Reads ``r.open_[t]``, ``r.pg[t]``, ``r.nav[t]``, ``st.block[t - 1]``, ``st.amt``.
-    Writes ``st.t``, ``st.is_open``, ``st.row``/``st.prev``, ``st.p_prev`` (yesterday's
-    premium), ``st.supply_prev`` (yesterday's supply floored at 1e-300), ``st.navt``, the gold
-    rows of ``st.unit`` (USD per gram), ``st.ukeep`` (USD raised per unit sold), ``st.cap`` and
-    ``st.usable`` (units convertible today, :func:`capacity`), and clears ``st.fees``.
-    """
-    F = r.field
-    st.t = t
-    st.is_open = bool(r.open_[t])
-    st.row = st.block[t]
-    st.prev = st.block[t - 1]
-    st.p_prev = st.prev[F["prem"]]
-    st.supply_prev = np.maximum(st.prev[F["supply"]], 1e-300)
-    st.navt = r.nav[t]
-    st.unit[r.gold_idx] = r.pg[t]
-    st.ukeep = st.unit * r.keep
-    st.cap = capacity(r, st)
-    st.usable = st.cap if r.all_frac else np.minimum(st.cap, st.amt)
-    st.fees = None
+def poisson_inverse(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Poisson(``lam``) counts by inversion of uniforms ``u`` in [0, 1): the smallest ``k`` with
+    ``u <= P(N <= k)`` (Devroye 1986, "Non-Uniform Random Variate Generation", sec. X.3.3,
+    sequential search). One uniform per count whatever ``lam``, so the random stream consumed is
+    the same for every intensity (``Generator.poisson``'s rejection samplers consume a number
+    that depends on ``lam``). ``lam >= 0`` and ``u`` broadcast to one shape; returns float
+    counts of that shape. Meant for small intensities (the search takes about ``lam`` steps)."""
+    lam, u = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(u, dtype=float))
+    out = np.empty(lam.size)
+    _poisson_counts(np.ascontiguousarray(lam).ravel(), np.ascontiguousarray(u).ravel(), out)
+    return out.reshape(lam.shape)
 
 
-def demand(r: RunSetup, st: DayState) -> None:
-    """1. Demand: holders' flows, peg-arbitrage redemptions (open days) and the run.
+@njit(cache=True, error_model="numpy")
+def _poisson_counts(lam: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in range(lam.shape[0]):
+        out[i] = _poisson_count(lam[i], u[i])
 
-    ``free = supply - waiting``; flow ``min(base + drawdown_sensitivity * dd_t + [open]
-    peg_sensitivity * max(0, -p_{t-1} - redeem_fee), max_share_per_day) * free``. Run (global
-    game): fundamental ``theta_t = (B_j - 1) - queue_weight * backlog_{t-1} / supply_{t-1} +
-    premium_weight * min(p_{t-1} + redeem_fee, 0)`` with ``j = max(0, t - 1 -
-    attestation_lag_days)``; ``R_t = max(R_{t-1}, Phi((lambda_j / 2 - c - theta_t) / sigma))``;
-    ``(R_t - R_{t-1}) * run_mass`` tokens run, a share ``market_sell_share`` by selling.
 
-    Reads ``st.sup``, ``st.waiting``, ``st.p_prev``, ``st.supply_prev``, ``st.prev`` (backlog),
-    ``st.block[j]`` (B, lambda), ``st.run_cum``, ``r.dd[t]``. Writes ``st.demand`` (requests to
-    the issuer, at most ``free``), ``st.sells`` (runners selling), ``st.run_cum`` and the
-    ``theta`` row of ``st.row``.
-    """
-    t, F = st.t, r.field
-    rb = r.spec.redemption
-    cf = rb.confidence
-    row, prev, p_prev = st.row, st.prev, st.p_prev
-    free = np.maximum(st.sup - st.waiting, 0.0)
-    base = rb.base_rate_per_day if rb.base_rate_until_day is None or t <= rb.base_rate_until_day else 0.0
-    share = base + rb.drawdown_sensitivity * r.dd[t] if rb.drawdown_sensitivity > 0 else base
-    if st.is_open and rb.peg_sensitivity > 0:
-        share = share + rb.peg_sensitivity * np.maximum(-p_prev - r.fee_r, 0.0)
-    flow = np.minimum(share, rb.max_share_per_day) * free
-    j = max(0, t - 1 - r.spec.attestation_lag_days)
-    theta = np.subtract(st.block[j, F["B"]], 1.0, out=row[F["theta"]])
-    if cf.queue_weight > 0:  # supply_prev > 0 (floored at 1e-300)
-        theta -= (cf.queue_weight * prev[F["bl"]]) / st.supply_prev
-    if cf.premium_weight > 0:
-        theta += cf.premium_weight * np.minimum(p_prev + r.fee_r, 0.0)
-    tstar = st.block[j, F["lam"]] / 2.0 - r.c_run
-    if r.run_mass > 0:
-        new_cum = np.maximum(st.run_cum, ndtr((tstar - theta) / r.sig))
-        runners = (new_cum - st.run_cum) * r.run_mass
-        st.run_cum[:] = new_cum
-        st.demand = np.minimum(flow + runners * (1.0 - cf.market_sell_share), free)
-        st.sells = (
-            np.clip(free - st.demand, 0.0, runners * cf.market_sell_share) if cf.market_sell_share > 0 else r.zeros_n
-        )
+@njit(cache=True, error_model="numpy", inline="always")
+def _ndtr(x: float) -> float:  # pragma: no cover - compiled
+    """Standard normal CDF."""
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _floor_bars_1(x: float, g: float) -> float:  # pragma: no cover - compiled
+    return math.floor(x / g + _BAR_EPS) * g
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _pool_ratio(par: _Params, sell: float) -> float:  # pragma: no cover - compiled
+    """Pool price after selling ``sell`` tokens from the fair price, over the fair price (1):
+    :meth:`models.amm.ConstantProductPool.sell_x` / :meth:`models.amm.ConcentratedLiquidityPool.sell_x`."""
+    kind = par.pool_kind
+    fee = par.pool_fee
+    if kind == 1.0:
+        r = par.pool_a
+        a = sell * (1.0 - fee)
+        dy = r * a / (r + a)
+        return (r - dy) / (r + sell)  # the pool price before the sale is r / r = 1
+    big_l, pa, pb = par.pool_a, par.pool_b, par.pool_c
+    a = sell * (1.0 - fee)
+    s0 = math.sqrt(min(1.0, pb))
+    cap = max(big_l * (1.0 / math.sqrt(pa) - 1.0 / s0), 0.0)
+    a_fill = min(a, cap)
+    exhausted = a >= cap
+    if exhausted and cap > 0:
+        s1 = math.sqrt(pa)
+    elif exhausted:
+        s1 = math.sqrt(min(1.0, pb))
     else:
-        st.demand = np.minimum(flow, free)
-        st.sells = r.zeros_n
+        s1 = 1.0 / (1.0 / s0 + a_fill / big_l)
+    return s1 * s1 if a > 0 else 1.0
 
 
-def gate(r: RunSetup, st: DayState) -> None:
-    """1b. The issuer's redemption gate: at most ``L * supply_{t-1}`` requests are accepted
-    (``L = primary.redemption_limit_share_per_day``); the rest are refused.
+@njit(cache=True, error_model="numpy")
+def _run_paths(
+    out: np.ndarray,
+    pg: np.ndarray,
+    dd: np.ndarray,
+    innov: np.ndarray,
+    open_: np.ndarray,
+    dt_years: np.ndarray,
+    to_open: np.ndarray,
+    par: _Params,
+    amount0: np.ndarray,
+    liq: np.ndarray,
+    liq_frac: np.ndarray,
+    hcut: np.ndarray,
+    heff: np.ndarray,
+    is_gold: np.ndarray,
+    is_cash: np.ndarray,
+    is_alloc: np.ndarray,
+    is_unalloc: np.ndarray,
+    first_alloc: int,
+    first_cash: int,
+) -> None:  # pragma: no cover - compiled; checked against the step-by-step reference in the tests
+    """The daily loop of every path (path by path, day by day): fills ``out`` ``(len(FIELDS) +
+    K, n, H + 1)`` from gold prices per gram ``pg``, drawdowns ``dd`` and premium innovations
+    ``innov`` (all ``(n, H + 1)``). Mechanics: docs/models/reserve-backed-token.md, steps 1-7."""
+    n, t1 = pg.shape
+    k_n = amount0.shape[0]
+    gpt = par.gpt
+    cs = par.cs
+    g = par.g
+    m_min = par.m_min
+    bars_all = par.bars_all > 0
+    granularity_all = par.granularity_all > 0
+    fee_r = par.fee_r
+    fee_m = par.fee_m
+    fees_to_reserve = par.fees_to_reserve > 0
+    cash_claim = par.cash_claim
+    redeemer_bears = par.redeemer_bears_haircut > 0
+    gate_limit = par.gate_limit
+    has_gate = not math.isnan(gate_limit)
+    lag = int(par.lag)
+    cut = par.cut
+    opex_year = par.opex_year
+    c_run = par.c_run
+    run_mass = par.run_mass
+    sig = par.sig
+    minting = par.minting > 0
+    qdw = par.qdw
+    wait_cost = par.wait_cost
+    has_wait = not math.isnan(wait_cost)
+    arb_cap = par.arb_cap
+    has_pool = par.pool_kind > 0
+    has_arb = not math.isnan(arb_cap) and has_pool
+    has_proc = par.has_proc > 0
+    stress_rho = par.stress_rho
+    p0 = par.p0
+    base_rate = par.base_rate
+    base_until = par.base_until
+    dd_sens = par.dd_sens
+    peg_sens = par.peg_sens
+    max_share = par.max_share
+    queue_w = par.queue_w
+    prem_w = par.prem_w
+    sell_share = par.sell_share
+    mint_base = par.mint_base
+    mint_dd_sens = par.mint_dd_sens
+    mint_prem_sens = par.mint_prem_sens
+    att_lag = int(par.att_lag)
+    pm_mean = par.proc_mean
+    pm_phi = par.proc_phi
+    band_pull = par.band_pull
+    band_lo = par.band_lo
+    band_hi = par.band_hi
+    has_band = par.has_band > 0
+    all_frac = True
+    has_unalloc = False
+    n_alloc = 0
+    for k in range(k_n):
+        all_frac = all_frac and liq_frac[k]
+        has_unalloc = has_unalloc or is_unalloc[k]
+        n_alloc += 1 if is_alloc[k] else 0
+    keep = 1.0 - hcut
 
-    Reads ``st.demand``, ``st.supply_prev``. Writes ``st.refused`` (``max(0, demand - L *
-    supply_{t-1})``; None without a gate), ``st.request`` (the requests before the gate) and
-    ``st.demand`` (the requests let through).
-    """
-    st.refused = None
-    if r.gate_limit is not None:
-        st.refused = np.maximum(st.demand - r.gate_limit * st.supply_prev, 0.0)
-        st.request, st.demand = st.demand, st.demand - st.refused
+    amt = np.empty(k_n)
+    unit = np.empty(k_n)
+    ukeep = np.empty(k_n)
+    cap = np.empty(k_n)
+    usable = np.empty(k_n)
+    rr = np.empty(k_n)
+    pend = np.zeros((2, lag + 2))
+
+    for i in range(n):
+        o = out[:, i, :]
+        # ---------------------------------------------------------------- day 0
+        for k in range(k_n):
+            amt[k] = amount0[k]
+            unit[k] = pg[i, 0] if is_gold[k] else 1.0
+        pend[:, :] = 0.0
+        sup, gin, gout, cin, cout, fsl = par.supply0, 0.0, 0.0, 0.0, 0.0, 0.0
+        payable, run_cum, waiting, fee_cum, outflow = 0.0, 0.0, 0.0, 0.0, 0.0
+        q_g, q_c = 0.0, 0.0
+        liq0, gres_a, gres_u = 0.0, 0.0, 0.0
+        for k in range(k_n):
+            c0 = liq[k] * amt[k] if liq_frac[k] else min(liq[k], amt[k])
+            liq0 += c0 * unit[k] * keep[k]
+            if is_alloc[k]:
+                gres_a += amt[k]
+            elif is_unalloc[k]:
+                gres_u += keep[k] * c0
+        o[_LIQ, 0] = liq0 + ((gres_a + gres_u) * pg[i, 0] if cs < 1.0 else 0.0)
+        p_anchor = p0
+        stress = 0.0
+        x_run = -math.inf
+        o[_LCR, 0] = math.inf
+        o[_PREM, 0] = p0
+        t = 0
+        while True:
+            # ---------------------------------------------------------- record day t
+            val_sum, heff_sum, gold_sum, cash_sum = 0.0, 0.0, 0.0, 0.0
+            for k in range(k_n):
+                v = amt[k] * unit[k]
+                val_sum += v
+                heff_sum += heff[k] * v
+                if is_gold[k]:
+                    gold_sum += amt[k]
+                if is_cash[k]:
+                    cash_sum += amt[k]
+                o[_AMT0 + k, t] = amt[k]
+            liab = sup * (gpt * pg[i, t])
+            o[_V, t] = val_sum - payable
+            o[_GOLD, t] = gold_sum
+            o[_CASH, t] = cash_sum
+            if liab <= 0:  # every token redeemed: no liabilities
+                o[_B, t] = math.inf
+                o[_LAM, t] = 0.0
+            else:
+                o[_B, t] = (val_sum - payable) / liab
+                o[_LAM, t] = heff_sum / liab
+            o[_SUP, t] = sup
+            o[_GIN, t] = gin
+            o[_GOUT, t] = gout
+            o[_CIN, t] = cin
+            o[_COUT, t] = cout
+            o[_FSL, t] = fsl
+            o[_PAY, t] = payable
+            o[_Q, t] = waiting
+            o[_FEE, t] = fee_cum
+            o[_OUTFL, t] = outflow
+            if t == 0:
+                o[_THETA, 0] = o[_B, 0] - 1.0 + prem_w * min(p0 + fee_r, 0.0)
+                x_run = (o[_LAM, 0] / 2.0 - c_run - o[_THETA, 0]) / sig
+                run_cum = _ndtr(x_run)
+            o[_RUN, t] = run_cum
+            t += 1
+            if t >= t1:
+                break
+            # ---------------------------------------------------------- open day t
+            is_open = open_[t]
+            p_prev = o[_PREM, t - 1]
+            supply_prev = max(o[_SUP, t - 1], 1e-300)
+            navt = gpt * pg[i, t]
+            for k in range(k_n):
+                if is_gold[k]:
+                    unit[k] = pg[i, t]
+                ukeep[k] = unit[k] * keep[k]
+                cap[k] = liq[k] * amt[k] if liq_frac[k] else min(liq[k], amt[k])
+                usable[k] = cap[k] if all_frac else min(cap[k], amt[k])
+            fees = 0.0
+            # ---------------------------------------------------------- 1. demand and the run
+            free = max(sup - waiting, 0.0)
+            base = base_rate if t <= base_until else 0.0
+            share = base + dd_sens * dd[i, t] if dd_sens > 0 else base
+            if is_open and peg_sens > 0:
+                share = share + peg_sens * max(-p_prev - fee_r, 0.0)
+            flow = min(share, max_share) * free
+            j = max(0, t - 1 - att_lag)
+            theta = o[_B, j] - 1.0
+            if queue_w > 0:
+                theta -= (queue_w * o[_BL, t - 1]) / supply_prev
+            if prem_w > 0:
+                theta += prem_w * min(p_prev + fee_r, 0.0)
+            o[_THETA, t] = theta
+            tstar = o[_LAM, j] / 2.0 - c_run
+            if run_mass > 0:
+                # Phi is increasing: below the largest argument so far it cannot raise R_t
+                x = (tstar - theta) / sig
+                new_cum = run_cum
+                if not x <= x_run:
+                    new_cum = max(run_cum, _ndtr(x))
+                    x_run = x
+                runners = (new_cum - run_cum) * run_mass
+                run_cum = new_cum
+                demand = min(flow + runners * (1.0 - sell_share), free)
+                sells = min(max(free - demand, 0.0), runners * sell_share) if sell_share > 0 else 0.0
+            else:
+                demand = min(flow, free)
+                sells = 0.0
+            # ---------------------------------------------------------- 1b. gate
+            refused = 0.0
+            request = demand
+            if has_gate:
+                refused = max(demand - gate_limit * supply_prev, 0.0)
+                demand = demand - refused
+            # ---------------------------------------------------------- 2. whole bars
+            d = demand
+            if granularity_all:
+                if g > 0:
+                    acc = min(_floor_bars_1(d, g), d)
+                    if m_min > 0 and not acc >= m_min * (1 - _BAR_EPS):
+                        acc = 0.0
+                elif m_min > 0:
+                    acc = d if d >= m_min * (1 - _BAR_EPS) else 0.0
+                else:
+                    acc = d
+                returned = d - acc
+                if cs < 1.0:
+                    acc_g = min(_floor_bars_1(acc * (1.0 - cs), g), acc) if g > 0 else acc * (1.0 - cs)
+                else:
+                    acc_g = 0.0
+                acc_c = acc - acc_g
+                if g > 0 or m_min > 0:
+                    sells = sells + returned
+            else:
+                returned = 0.0
+                x = d * (1.0 - cs)
+                acc_g = min(_floor_bars_1(x, g) if g > 0 else x, x)
+                if not acc_g >= m_min * (1 - _BAR_EPS):
+                    acc_g = 0.0
+                acc_c = d - acc_g
+                acc = d
+            if has_gate:  # refused requests are returned and sold; demand is the request
+                returned = returned + refused
+                sells = sells + refused
+                demand = request
+            # ---------------------------------------------------------- 3. pipeline
+            waiting += acc
+            pend[0, lag] += cut * acc_g
+            pend[1, lag] += cut * acc_c
+            if cut < 1.0:
+                pend[0, lag + 1] += (1.0 - cut) * acc_g
+                pend[1, lag + 1] += (1.0 - cut) * acc_c
+            # ---------------------------------------------------------- 6. opex accrues
+            payable += opex_year * dt_years[t]
+            # ---------------------------------------------------------- liquidity coverage
+            cash_res = 0.0
+            for k in range(k_n):
+                cash_res += usable[k] * ukeep[k]
+            pend_c, pend_g = 0.0, 0.0
+            for m in range(lag + 2):
+                pend_g += pend[0, m]
+                pend_c += pend[1, m]
+            claim_c = (q_c + pend_c) * navt * cash_claim + payable
+            lcr = cash_res / claim_c
+            gold_res_g = 0.0
+            if cs < 1.0:
+                gres_a, gres_u = 0.0, 0.0
+                for k in range(k_n):
+                    if is_alloc[k]:
+                        gres_a += amt[k]
+                    elif is_unalloc[k]:
+                        gres_u += keep[k] * usable[k]
+                gold_res_g = gres_a + gres_u if has_unalloc else gres_a
+                gold_res = gold_res_g * pg[i, t]
+                claim_g = (q_g + pend_g) * navt
+                ratio_g = gold_res / claim_g
+                if math.isnan(lcr) or ratio_g < lcr:  # fmin: a NaN side does not bind
+                    lcr = ratio_g if not math.isnan(ratio_g) else lcr
+                o[_LIQ, t] = gold_res + cash_res
+                o[_OUTF, t] = claim_g + claim_c
+            else:
+                o[_LIQ, t] = cash_res
+                o[_OUTF, t] = claim_c
+            if math.isnan(lcr):
+                lcr = math.inf
+            o[_LCR, t] = lcr
+            if is_open:
+                # ------------------------------------------------------ 3. claims fall due
+                q_g += pend[0, 0]
+                q_c += pend[1, 0]
+                for m in range(lag + 1):
+                    pend[0, m] = pend[0, m + 1]
+                    pend[1, m] = pend[1, m + 1]
+                pend[0, lag + 1] = 0.0
+                pend[1, lag + 1] = 0.0
+                # ------------------------------------------------------ 4a. gold claims
+                if q_g != 0.0:
+                    want = min(q_g, gold_res_g / gpt)
+                    served_g = min(_floor_bars_1(want, g) if g > 0 else want, q_g)
+                    need = served_g * gpt
+                    alloc_sum = 0.0
+                    for k in range(k_n):
+                        if is_alloc[k]:
+                            alloc_sum += amt[k]
+                    from_alloc = min(need, alloc_sum)
+                    if n_alloc == 1:
+                        amt[first_alloc] -= from_alloc
+                    else:
+                        before = 0.0
+                        for k in range(k_n):
+                            if is_alloc[k]:
+                                a = amt[k]
+                                take = min(max(from_alloc - before, 0.0), a)
+                                amt[k] = a - take
+                                before += a
+                    gout += from_alloc
+                    rest = need - from_alloc
+                    if has_unalloc and rest != 0.0:
+                        before = 0.0
+                        sold_sum, loss_sum = 0.0, 0.0
+                        for k in range(k_n):
+                            if is_unalloc[k]:
+                                gr = usable[k] * keep[k]
+                                take = min(max(rest - before, 0.0), gr)
+                                before += gr
+                                sold = take / keep[k]
+                                amt[k] = max(amt[k] - sold, 0.0)
+                                cap[k] -= sold
+                                sold_sum += sold
+                                loss_sum += sold - take
+                        gout += sold_sum
+                        fsl += loss_sum * pg[i, t]
+                    amt[first_alloc] = max(amt[first_alloc], 0.0)
+                    q_g -= served_g
+                    outflow += served_g * navt
+                    fees = fee_r * served_g * navt
+                    sup -= served_g
+                    waiting -= served_g
+                    o[_RED_G, t] = served_g
+                # ------------------------------------------------------ 4b. cash waterfall
+                if opex_year > 0 or q_c != 0.0:
+                    raisable = 0.0
+                    for k in range(k_n):
+                        rr[k] = min(cap[k], amt[k]) * ukeep[k]
+                        raisable += rr[k]
+                    pay_opex = min(payable, raisable) if opex_year > 0 else 0.0
+                    need = pay_opex
+                    served_c = 0.0
+                    payout = navt * cash_claim
+                    if q_c != 0.0:
+                        want = min(q_c, (raisable - pay_opex) / payout)
+                        served_c = min(_floor_bars_1(want, g) if bars_all else want, q_c)
+                        need = pay_opex + served_c * payout
+                        outflow += served_c * payout
+                        if fee_r > 0:
+                            fee_cum += served_c * navt * fee_r
+                        q_c -= served_c
+                        sup -= served_c
+                        waiting -= served_c
+                        o[_RED_C, t] = served_c
+                    before = 0.0
+                    paid, haircut, sold_gold, took_noncash, hcut_cash = 0.0, 0.0, 0.0, 0.0, 0.0
+                    for k in range(k_n):
+                        take = min(max(need - before, 0.0), rr[k])
+                        before += rr[k]
+                        sold = take / ukeep[k]
+                        amt[k] = max(amt[k] - sold, 0.0)
+                        paid += take
+                        if is_gold[k]:
+                            sold_gold += sold
+                        if is_cash[k]:
+                            hcut_cash += hcut[k] * sold
+                        else:
+                            took_noncash += take
+                        haircut += hcut[k] * (sold * unit[k])
+                    gout += sold_gold
+                    cin += took_noncash
+                    cout += paid + hcut_cash
+                    if served_c != 0.0 and redeemer_bears:
+                        # the redeemers bear their share of the day's fire-sale haircut
+                        share_c = served_c * payout / need if need > 0 else 0.0
+                        borne = haircut * share_c
+                        amt[first_cash] += borne
+                        cout -= borne
+                        outflow -= borne
+                        haircut = haircut - borne
+                    fsl += haircut
+                    payable -= pay_opex
+                    payable = max(payable, 0.0)
+                # ------------------------------------------------------ 5. mints and fees
+                if minting:
+                    mshare = mint_base * max(0.0, 1.0 - mint_dd_sens * dd[i, t])
+                    if mint_prem_sens > 0:
+                        mshare = mshare + mint_prem_sens * max(0.0, p_prev - fee_m)
+                    minted = mshare * supply_prev
+                    o[_MINT, t] = minted
+                    amt[first_alloc] += minted * gpt
+                    gin += minted * gpt
+                    sup += minted
+                    fees = fees + fee_m * minted * navt
+                fee_cum += fees
+                if fees_to_reserve:
+                    amt[first_cash] += fees
+                    cin += fees
+            # ---------------------------------------------------------- 7. secondary market
+            backlog = q_g + q_c
+            o[_BL, t] = backlog
+            shock = _pool_ratio(par, sells) - 1.0 if has_pool and sells != 0.0 else 0.0
+            if qdw > 0:
+                shock = shock - (qdw * backlog) / max(sup, 1e-300)
+            stress = stress_rho * stress + shock
+            if has_wait:  # patient arbitrage: buy, queue, redeem after the wait
+                floor = -(fee_r + wait_cost * (to_open[t] + lag + 1.0 / lcr))
+                if has_arb:
+                    excess = max(sells - arb_cap, 0.0)
+                    if excess != 0.0:
+                        floor = floor + _pool_ratio(par, excess) - 1.0
+                stress = max(stress, min(floor, 0.0))
+            if has_proc:
+                cond = pm_mean + pm_phi * (p_anchor - pm_mean)
+                if has_band and is_open and backlog <= 0:
+                    cond = cond - band_pull * (max(p_anchor - band_hi, 0.0) - max(band_lo - p_anchor, 0.0))
+                noise = cond + innov[i, t]
+                if is_open:
+                    p_anchor = noise
+                prem = noise + stress
+            else:
+                prem = stress
+            o[_PREM, t] = max(prem, -1.0 + 1e-9)
+            o[_DEM, t] = demand
+            o[_RET, t] = returned
+            o[_ACC_G, t] = acc_g
+            o[_SELL, t] = sells
 
 
-def whole_bars(r: RunSetup, st: DayState) -> None:
-    """2. Whole bars: accept the day's (pooled) requests in whole bars and split them into a
-    gold part and a cash part.
-
-    ``granularity_applies_to = "all"``: accepted ``a = floor(D / g) * g`` (0 below the minimum
-    ``m``), the remainder returned and sold on the market when bars or a minimum apply; gold
-    part whole bars of ``(1 - cash_redemption_share) * a``. ``"gold"``: every request accepted,
-    gold part :func:`whole_bar_split` of ``(1 - cash_redemption_share) * D``, the rest in cash.
-
-    Reads ``st.demand``, ``st.sells``. Writes ``st.acc``, ``st.acc_g``, ``st.acc_c`` (tokens
-    accepted: total, gold, cash), ``st.returned`` and ``st.sells`` (plus the returned tokens).
-    """
-    d, g, m_min, cs, zeros_n = st.demand, r.g, r.m_min, r.cs, r.zeros_n
-    if r.granularity_all:
-        if g > 0:
-            acc = np.minimum(_floor_bars(d, g), d)
-            if m_min > 0:
-                acc = np.where(acc >= m_min * (1 - _BAR_EPS), acc, 0.0)
-        elif m_min > 0:
-            acc = np.where(d >= m_min * (1 - _BAR_EPS), d, 0.0)
-        else:
-            acc = d
-        returned = d - acc
-        acc_g = (
-            (np.minimum(_floor_bars(acc * (1.0 - cs), g), acc) if g > 0 else acc * (1.0 - cs)) if cs < 1.0 else zeros_n
-        )
-        acc_c = acc - acc_g
-        if g > 0 or m_min > 0:
-            st.sells = st.sells + returned
-    else:
-        returned = zeros_n
-        acc_g, _ = whole_bar_split(d * (1.0 - cs), g, m_min)
-        acc_c = d - acc_g
-        acc = d
-    st.acc, st.acc_g, st.acc_c, st.returned = acc, acc_g, acc_c, returned
-
-
-def refused_sold(r: RunSetup, st: DayState) -> None:
-    """1b (continued). Requests refused by the gate count as returned, their holders sell them
-    on the market, and the day's recorded demand is the request before the gate.
-
-    Reads ``st.refused``, ``st.request``. Writes ``st.returned``, ``st.sells`` (both plus the
-    refused tokens) and ``st.demand`` (= ``st.request``). No-op without a gate.
-    """
-    if st.refused is not None:
-        st.returned = st.returned + st.refused
-        st.sells = st.sells + st.refused
-        st.demand = st.request
-
-
-def settlement(r: RunSetup, st: DayState) -> None:
-    """3. Pipeline: accepted tokens wait; ``cutoff_share`` of them become eligible after
-    ``settlement_lag_days`` open days, the rest one open day later.
-
-    Reads ``st.acc``, ``st.acc_g``, ``st.acc_c``. Writes ``st.waiting`` (plus ``acc``) and
-    ``st.pend[:, lag]``, ``st.pend[:, lag + 1]`` ([gold, cash] claims by open days to go).
-    """
-    st.waiting += st.acc
-    pend, lag, cut = st.pend, r.lag, r.cut
-    pend[0, lag] += cut * st.acc_g
-    pend[1, lag] += cut * st.acc_c
-    if cut < 1.0:
-        pend[0, lag + 1] += (1.0 - cut) * st.acc_g
-        pend[1, lag + 1] += (1.0 - cut) * st.acc_c
-
-
-def costs(r: RunSetup, st: DayState) -> None:
-    """6. Opex accrues every model day into a payable (a senior claim, paid on open days by
-    :func:`pay_cash`): ``opex_usd_per_year * dt_years[t]`` (``1/days_per_year`` a model day
-    without a calendar; elapsed calendar days / 365.25 with one).
-
-    Reads ``r.dt_years[t]``. Writes ``st.payable`` (USD).
-    """
-    st.payable += r.opex_year * r.dt_years[st.t]
-
-
-def liquidity(r: RunSetup, st: DayState) -> None:
-    """Liquidity coverage from start-of-day resources against all waiting claims plus the opex
-    payable (the coverage the issuer would have if the market opened, on a closed day).
-
-    Cash side: ``sum_k usable_k * unit_k * (1 - h_k)`` against ``(queue + pipeline) cash claims *
-    NAV * cash_claim + payable`` (``cash_claim`` of :class:`RunSetup`: 1, or ``1 - redeem_fee``
-    when the fees stay in the reserve); gold side (when any redemption is in gold): grams
-    deliverable in kind (:func:`gold_resources`) at the gold price against gold claims at NAV.
-    Coverage is the smaller side ratio; a side without claims (0/0) does not bind; ``inf``
-    without any claim.
-
-    Reads ``st.usable``, ``st.ukeep``, ``st.q_g``, ``st.q_c``, ``st.pend``, ``st.navt``,
-    ``st.payable``, ``st.amt``. Writes the ``lcr``, ``liq`` and ``outf`` rows of ``st.row``
-    (coverage, liquid reserve USD, stressed outflow USD) and ``st.gold_res_g`` (grams).
-    """
-    F, row, t = r.field, st.row, st.t
-    cash_res = r.ones_k @ (st.usable * st.ukeep)
-    claim_c = (st.q_c + st.pend[1].sum(axis=0)) * st.navt * r.cash_claim + st.payable
-    # resources / claims per side; a side without claims (0/0 = nan) does not bind (fmin)
-    lcr = row[F["lcr"]]
-    np.divide(cash_res, claim_c, out=lcr)
-    if r.cs < 1.0:
-        gold_res_g = st.gold_res_g = gold_resources(r, st, st.usable)
-        gold_res = gold_res_g * r.pg[t]
-        claim_g = (st.q_g + st.pend[0].sum(axis=0)) * st.navt
-        np.fmin(lcr, gold_res / claim_g, out=lcr)
-        np.add(gold_res, cash_res, out=row[F["liq"]])
-        np.add(claim_g, claim_c, out=row[F["outf"]])
-    else:
-        row[F["liq"]] = cash_res
-        row[F["outf"]] = claim_c
-    lcr[np.isnan(lcr)] = np.inf
-
-
-def eligibility(r: RunSetup, st: DayState) -> None:
-    """3 (continued), open days only: the pipeline advances one open day; claims due today
-    join the FIFO queues of eligible claims.
-
-    Reads and writes ``st.pend``; writes ``st.q_g``, ``st.q_c`` (tokens). No-op on a closed day.
-    """
-    if not st.is_open:
-        return
-    pend = st.pend
-    st.q_g += pend[0, 0]
-    st.q_c += pend[1, 0]
-    pend[:, :-1] = pend[:, 1:]
-    pend[:, -1] = 0.0
-
-
-def pay_gold(r: RunSetup, st: DayState) -> None:
-    """4a, open days only: gold claims are paid in kind, first come first served (Diamond &
-    Dybvig 1983): allocated gold directly (no sale), then unallocated gold within its daily
-    capacity at its haircut; whole bars when the granularity applies.
-
-    ``served = min(q_g, floor_bars(gold_res_g / grams_per_token))``; the holder receives
-    ``grams_per_token`` grams per token and pays the redeem fee in USD on top. Reads ``st.q_g``,
-    ``st.gold_res_g``, ``st.amt``, ``st.usable``, ``st.navt``. Writes ``st.amt`` (gold assets),
-    ``st.cap`` (unallocated capacity used), ``st.gout``, ``st.fsl``, ``st.q_g``, ``st.sup``,
-    ``st.waiting`` (minus served), ``st.outflow`` (plus ``served * NAV``, the gold delivered),
-    ``st.fees`` (redeem fee of the served tokens, USD, credited by :func:`mint`) and the
-    ``red_g`` row of ``st.row``. No-op on a closed day or without gold claims.
-    """
-    if not st.is_open or not st.q_g.any():
-        return
-    F, g, gpt = r.field, r.g, r.spec.grams_per_token
-    amt, q_g = st.amt, st.q_g
-    want = np.minimum(q_g, st.gold_res_g / gpt)
-    served_g = np.minimum(_floor_bars(want, g) if g > 0 else want, q_g)
-    need = served_g * gpt
-    from_alloc = np.minimum(need, r.w_alloc @ amt)
-    if r.alloc_idx.size == 1:
-        amt[r.first_alloc] -= from_alloc
-    else:
-        a = amt[r.alloc_idx]
-        take = np.minimum(np.maximum(from_alloc - _before(a), 0.0), a)
-        amt[r.alloc_idx] = a - take
-    st.gout += from_alloc
-    rest = need - from_alloc
-    if r.has_unalloc and rest.any():
-        ui = r.unalloc_idx
-        gr = st.usable[ui] * r.keep[ui]
-        take = np.minimum(np.maximum(rest - _before(gr), 0.0), gr)
-        sold = take / r.keep[ui]
-        amt[ui] = np.maximum(amt[ui] - sold, 0.0)
-        st.cap[ui] -= sold
-        st.gout += sold.sum(axis=0)
-        st.fsl += (sold - take).sum(axis=0) * r.pg[st.t]
-    np.maximum(amt[r.first_alloc], 0.0, out=amt[r.first_alloc])
-    q_g -= served_g
-    st.outflow += served_g * st.navt
-    st.fees = r.fee_r * served_g * st.navt
-    st.sup -= served_g
-    st.waiting -= served_g
-    st.row[F["red_g"]] = served_g
-
-
-def pay_cash(r: RunSetup, st: DayState) -> None:
-    """4b, open days only: one cash waterfall in the spec's asset order pays the opex payable
-    first (senior), then cash claims at ``NAV * cash_claim`` per token (the holder receives
-    ``NAV * (1 - redeem_fee)``; with the fees to the issuer the fee ``NAV * redeem_fee`` is paid
-    to it from the same sale, with ``primary.fees_to_reserve`` it stays in the reserve), first
-    come first served (whole bars when the granularity applies to all); asset ``k`` sells at
-    most ``min(cap_k, amt_k)`` units, each raising ``unit_k * (1 - h_k)``.
-
-    Reads ``st.cap``, ``st.amt``, ``st.ukeep``, ``st.unit``, ``st.payable``, ``st.q_c``,
-    ``st.navt``. Writes ``st.amt``, ``st.q_c``, ``st.sup``, ``st.waiting``, ``st.gout``,
-    ``st.cin``, ``st.cout``, ``st.fsl``, ``st.payable``, ``st.outflow`` (plus ``served * NAV *
-    cash_claim``), ``st.fee_cum`` (plus ``served * NAV * redeem_fee``) and the ``red_c`` row of
-    ``st.row``. No-op on a closed day, or without opex and cash claims.
-    """
-    if not st.is_open:
-        return
-    has_cash_claims = bool(st.q_c.any())
-    if not (r.opex_year > 0 or has_cash_claims):
-        return
-    F, amt, ukeep = r.field, st.amt, st.ukeep
-    rr = np.minimum(st.cap, amt) * ukeep
-    raisable = r.ones_k @ rr
-    pay_opex = np.minimum(st.payable, raisable) if r.opex_year > 0 else r.zeros_n
-    need = pay_opex
-    if has_cash_claims:
-        payout = st.navt * r.cash_claim
-        want = np.minimum(st.q_c, (raisable - pay_opex) / payout)
-        served_c = np.minimum(_floor_bars(want, r.g) if r.bars_all else want, st.q_c)
-        need = pay_opex + served_c * payout
-        st.outflow += served_c * payout
-        if r.fee_r > 0:
-            st.fee_cum += served_c * st.navt * r.fee_r
-        st.q_c -= served_c
-        st.sup -= served_c
-        st.waiting -= served_c
-        st.row[F["red_c"]] = served_c
-    take = np.minimum(np.maximum(need - _before(rr), 0.0), rr)
-    sold = take / ukeep
-    np.maximum(amt - sold, 0.0, out=amt)
-    paid = r.ones_k @ take
-    st.gout += r.w_gold @ sold
-    st.cin += r.w_noncash @ take
-    st.cout += paid + r.w_hcut_cash @ sold
-    haircut = r.w_hcut @ (sold * st.unit)
-    if has_cash_claims and r.redeemer_bears_haircut:
-        # the redeemers are paid the proceeds of the assets sold for them: their share of the
-        # day's fire-sale haircut is deducted from the payout and stays in the reserve's cash
-        share = np.divide(served_c * payout, need, out=np.zeros_like(need), where=need > 0)
-        borne = haircut * share
-        st.amt[r.first_cash] += borne
-        st.cout -= borne
-        st.outflow -= borne
-        haircut = haircut - borne
-    st.fsl += haircut
-    st.payable -= pay_opex
-    np.maximum(st.payable, 0.0, out=st.payable)
-
-
-def mint(r: RunSetup, st: DayState) -> None:
-    """5, open days only: mints, then the day's fees paid from outside the reserve are booked.
-
-    Minted ``(base_mint_rate_per_day * max(0, 1 - mint_drawdown_sensitivity * dd_t) +
-    mint_premium_sensitivity * max(0, p_{t-1} - mint_fee)) * supply_{t-1}`` tokens; minters
-    deliver ``grams_per_token`` grams each into the first allocated-gold asset and pay
-    ``mint_fee * NAV`` each. These fees and the redeem fees of :func:`pay_gold` are added to
-    ``st.fee_cum``; they go to the issuer (not into the reserve) unless
-    ``primary.fees_to_reserve``, in which case they are paid into the first ``usd_cash`` asset.
-
-    Reads ``r.dd[t]``, ``st.p_prev``, ``st.supply_prev``, ``st.navt``, ``st.fees``. Writes the
-    ``mint`` row of ``st.row``, ``st.amt`` (first allocated gold; first cash when the fees go to
-    the reserve), ``st.gin``, ``st.sup``, ``st.cin``, ``st.fees``, ``st.fee_cum``. No-op on a
-    closed day.
-    """
-    if not st.is_open:
-        return
-    rb, gpt = r.spec.redemption, r.spec.grams_per_token
-    if r.minting:
-        mshare = rb.base_mint_rate_per_day * np.maximum(0.0, 1.0 - rb.mint_drawdown_sensitivity * r.dd[st.t])
-        if rb.mint_premium_sensitivity > 0:
-            mshare = mshare + rb.mint_premium_sensitivity * np.maximum(0.0, st.p_prev - r.fee_m)
-        minted = np.multiply(mshare, st.supply_prev, out=st.row[r.field["mint"]])
-        st.amt[r.first_alloc] += minted * gpt
-        st.gin += minted * gpt
-        st.sup += minted
-        f_m = r.fee_m * minted * st.navt
-        st.fees = f_m if st.fees is None else st.fees + f_m
-    if st.fees is not None:
-        st.fee_cum += st.fees
-        if r.fees_to_reserve:
-            st.amt[r.first_cash] += st.fees
-            st.cin += st.fees
-
-
-def secondary_market(r: RunSetup, st: DayState) -> None:
-    """7. Secondary market: the premium is the premium process's value plus a sell-driven part.
-
-    *Process.* :meth:`models.premium.PremiumProcess.step` runs on the primary market's open days
-    (the clock it is fitted on: one step per gold trading day), its band pulling on paths without
-    a backlog and never clipping. On a closed day the process is one free step (no pull) from its
-    value on the last open day, ``st.p_anchor``, and the next open day steps from that anchor
-    again: a weekend's premia move like a day's, and Friday to Monday is one step.
-
-    *Sell pressure.* Today's sells on the AMM pool and the redemption backlog push the price:
-    ``shock_t = (pool price after the sells) - 1 - queue_discount_weight * backlog / supply``.
-    The sell-driven part ``s_t = rho * s_{t-1} + shock_t`` decays at ``rho``, the process's
-    reversion outside the band (``phi - band_pull``, 0 without a process), and patient
-    arbitrageurs who buy, queue and redeem hold it at a floor ``-(redeem_fee + wait_cost_per_day
-    * (d_t + lag + 1 / coverage))``, lowered along the pool curve by the sells beyond the
-    arbitrage capacity (Shleifer & Vishny 1997): ``s_t >= floor_t``. The floor bounds the sell-
-    driven discount, not the calibrated noise. Premium > -1.
-
-    Reads ``st.q_g``, ``st.q_c``, ``st.sells``, ``st.sup``, ``st.p_anchor``, ``st.stress``, the
-    ``lcr`` row, ``r.dd[t]``, ``r.to_open[t]``, ``r.gen``. Writes the ``bl`` (backlog, tokens) and
-    ``prem`` (premium fraction) rows of ``st.row``, ``st.stress`` and, on an open day,
-    ``st.p_anchor``.
-    """
-    F, t, row, sells, pool, zeros_n = r.field, st.t, st.row, st.sells, r.pool, r.zeros_n
-    backlog = np.add(st.q_g, st.q_c, out=row[F["bl"]])
-    shock = pool_price_ratio(pool, sells) - 1.0 if pool is not None and sells.any() else zeros_n
-    if r.qdw > 0:
-        shock = shock - (r.qdw * backlog) / np.maximum(st.sup, 1e-300)
-    stress = r.stress_rho * st.stress + shock
-    if r.wait_cost is not None:  # patient arbitrage: buy, queue, redeem after the wait
-        floor = -(r.fee_r + r.wait_cost * (r.to_open[t] + r.lag + 1.0 / row[F["lcr"]]))
-        if r.arb_cap is not None and pool is not None:  # capital for arb_cap tokens a day;
-            excess = np.maximum(sells - r.arb_cap, 0.0)  # the rest slide down the pool curve
-            if excess.any():
-                floor = floor + pool_price_ratio(pool, excess) - 1.0
-        stress = np.maximum(stress, np.minimum(floor, 0.0))
-    st.stress = stress
-    prem = row[F["prem"]]
-    if r.proc is not None:
-        band_open = (backlog <= 0) if st.is_open else False
-        noise = r.proc.step(st.p_anchor, r.gen, drawdown=r.dd[t], market_open=band_open)
-        if st.is_open:
-            st.p_anchor = noise
-        np.add(noise, stress, out=prem)
-    else:
-        prem[:] = stress
-    np.maximum(prem, -1.0 + 1e-9, out=prem)
-
-
-def record(r: RunSetup, st: DayState) -> None:
-    """Record day ``st.t``: the day's flows (``dem``, ``ret``, ``acc_g``, ``sell``; skipped on
-    day 0) and the end-of-day state into ``st.block[t]``.
-
-    ``V = sum_k amt_k * unit_k - payable``; ``B = V / (supply * NAV)``; ``lambda = sum_k
-    amt_k * unit_k * h_eff_k / (supply * NAV)`` (``h_eff`` = haircut, times the cash-redemption
-    share for allocated gold); without liabilities ``B = inf``, ``lambda = 0``. Reads ``st.amt``,
-    ``st.unit``, ``st.sup``, ``st.payable``, ``st.S``, the day fields. Writes ``st.row``'s
-    ``V``, ``gold``, ``cash``, ``B``, ``lam`` rows and the running-state rows.
-    """
-    F, t = r.field, st.t
-    row = st.block[t]
-    if t > 0:
-        row[F["dem"]], row[F["ret"]], row[F["acc_g"]], row[F["sell"]] = st.demand, st.returned, st.acc_g, st.sells
-    amt = st.amt
-    val = amt * st.unit
-    liab = st.sup * r.nav[t]
-    np.subtract(r.ones_k @ val, st.payable, out=row[F["V"]])
-    np.dot(r.w_gold, amt, out=row[F["gold"]])
-    np.dot(r.w_cash, amt, out=row[F["cash"]])
-    np.divide(row[F["V"]], liab, out=row[F["B"]])
-    np.divide(r.w_heff @ val, liab, out=row[F["lam"]])
-    if not (liab > 0).all():  # every token redeemed: no liabilities
-        gone = liab <= 0
-        row[F["B"]][gone] = np.inf
-        row[F["lam"]][gone] = 0.0
-    row[: r.n_state] = st.S
-
-
-DAILY_STEPS: tuple[Callable[[RunSetup, DayState], None], ...] = (
-    demand,
-    gate,
-    whole_bars,
-    refused_sold,
-    settlement,
-    costs,
-    liquidity,
-    eligibility,
-    pay_gold,
-    pay_cash,
-    mint,
-    secondary_market,
-    record,
-)
-"""The steps of each model day ``t >= 1`` after :func:`start_day`, in order."""
-
-
-def outcome(r: RunSetup, st: DayState) -> ReserveBackedOutcome:
-    """The outcome of a finished run: ``(n_paths, H + 1)`` transposed views of ``st.block``
-    (holder value and bad debt derived in one pass)."""
-    s = r.spec
-    F = r.field
-    T = {k: st.block[:, i, :].T for k, i in F.items()}
-    nav = r.nav.T
-    n, t1, k_n = r.n, r.t1, r.k_n
+def _outcome(
+    spec: ReserveBackedTokenSpec, out: np.ndarray, nav: np.ndarray, open_: np.ndarray, redeem_fee: float, c_run: float
+) -> ReserveBackedOutcome:
+    """The outcome of a finished run from the kernel's buffer ``(len(FIELDS) + K, n, H + 1)``."""
+    s = spec
+    T = {k: out[i] for i, k in enumerate(FIELDS)}
+    n, t1 = nav.shape
+    k_n = len(s.reserve)
     return ReserveBackedOutcome(
         backing_ratio=T["B"],
         reserve_value_usd=T["V"],
@@ -1088,13 +1046,13 @@ def outcome(r: RunSetup, st: DayState) -> ReserveBackedOutcome:
         issuer_fee_revenue_usd=T["fee"] if not s.primary.fees_to_reserve else np.zeros((n, t1)),
         reserve_fee_income_usd=T["fee"] if s.primary.fees_to_reserve else np.zeros((n, t1)),
         redemption_outflow_usd=T["outfl"],
-        asset_amounts=st.block[:, F["amt0"] : F["amt0"] + k_n, :].transpose(1, 2, 0),
+        asset_amounts=out[_AMT0 : _AMT0 + k_n],
         asset_names=tuple(a.name for a in s.reserve),
-        market_open=r.open_.copy(),
+        market_open=open_.copy(),
         nav_usd_per_token=nav,
         grams_per_token=s.grams_per_token,
-        redeem_fee=r.fee_r,
-        redeem_cost=r.c_run,
+        redeem_fee=redeem_fee,
+        redeem_cost=c_run,
         attestation_lag_days=s.attestation_lag_days,
     )
 
@@ -1136,9 +1094,10 @@ class ReserveBackedToken:
         gold_usd_per_oz: np.ndarray,
         *,
         calendar: pd.DatetimeIndex | None = None,
-        rng: np.random.Generator | int | None = None,
+        rng: np.random.Generator | np.random.SeedSequence | int | None = None,
+        first_path: int = 0,
     ) -> ReserveBackedOutcome:
-        """Run the token along gold price paths.
+        """Run the token along gold price paths (compiled: path by path, day by day).
 
         Parameters
         ----------
@@ -1147,27 +1106,78 @@ class ReserveBackedToken:
         calendar : pd.DatetimeIndex of length horizon_days + 1, or None
             Dates of the model days (trading days or calendar days); decides when the primary
             market is open and the opex accrual. ``None``: every day open, ``1/days_per_year``.
-        rng : numpy Generator, int seed or None
-            Randomness of the premium process only (``None``: seed 0, reproducible; pass a
-            distinct Generator per Monte Carlo chunk).
+        rng : numpy Generator, SeedSequence, int seed or None
+            Randomness of the premium process only (:func:`premium_innovations`). A
+            SeedSequence or seed (None: seed 0) gives every path draws that depend only on the
+            seed and the path's index ``first_path + i``, so a Monte Carlo split into chunks gives
+            the same paths whatever the chunk size; a Generator draws for this call's paths
+            from its stream.
+        first_path : int
+            Index of the first of these paths in the whole run (>= 0; used with a seed).
 
         Returns
         -------
         ReserveBackedOutcome
-            Arrays ``(n_paths, horizon_days + 1)`` (returned as transposed views of day-major
-            buffers).
+            Arrays ``(n_paths, horizon_days + 1)``.
 
         Raises
         ------
         ValueError
-            If prices are not a 2-D array of finite positive numbers, or the calendar is not a
-            strictly increasing DatetimeIndex of length horizon_days + 1.
+            If prices are not a 2-D array of finite positive numbers, the calendar is not a
+            strictly increasing DatetimeIndex of length horizon_days + 1, or ``rng`` /
+            ``first_path`` are of the wrong type.
         """
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 and x/0 are handled explicitly
-            r = RunSetup.from_spec(self.spec, gold_usd_per_oz, calendar, rng, self.premium_process)
-            st = DayState.initial(r)
-            for t in range(1, r.t1):
-                start_day(r, st, t)
-                for step in DAILY_STEPS:
-                    step(r, st)
-            return outcome(r, st)
+        s = self.spec
+        pm = s.primary
+        price_oz = check_price_paths(gold_usd_per_oz)
+        n, t1 = price_oz.shape
+        open_ = market_open_days(calendar, pm.market_hours, t1)
+        if calendar is None:
+            dt_years = np.full(t1, 1.0 / s.days_per_year)
+        else:
+            step_days = np.asarray((calendar[1:] - calendar[:-1]) / pd.Timedelta(days=1), dtype=float)
+            dt_years = np.r_[0.0, step_days / 365.25]
+        dt_years[0] = 0.0
+        # model days from each day to the next open day (0 when open; past the horizon: to its end + 1)
+        to_open = np.zeros(t1)
+        nxt = float(t1)
+        for t in range(t1 - 1, -1, -1):
+            nxt = float(t) if open_[t] else nxt
+            to_open[t] = nxt - t
+        pg = price_oz / TROY_OUNCE_G  # USD per gram
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dd = 1.0 - pg / np.maximum.accumulate(pg, axis=1)
+        proc = self.premium_process
+        innov = premium_innovations(proc, dd, rng, first_path)
+        assets = s.reserve
+        kind = [a.kind for a in assets]
+        is_gold = np.array([a.is_gold for a in assets])
+        is_cash = np.array([k == "usd_cash" for k in kind])
+        is_alloc = np.array([k == "allocated_gold" for k in kind])
+        is_unalloc = np.array([k == "unallocated_gold" for k in kind])
+        hcut = np.array([a.stressed_haircut for a in assets], dtype=float)
+        heff = np.where(is_alloc, hcut * pm.cash_redemption_share, hcut)
+        par = _param_vector(s, proc)
+        out = np.zeros((len(FIELDS) + len(assets), n, t1))
+        _run_paths(
+            out,
+            pg,
+            dd,
+            innov,
+            open_.astype(np.bool_),
+            dt_years,
+            to_open,
+            par,
+            np.array([a.amount for a in assets], dtype=float),
+            np.array([a.liquidity_per_day for a in assets], dtype=float),
+            np.array([a.liquidity_unit == "fraction" for a in assets]),
+            hcut,
+            heff,
+            is_gold,
+            is_cash,
+            is_alloc,
+            is_unalloc,
+            int(np.flatnonzero(is_alloc)[0]),
+            int(np.flatnonzero(is_cash)[0]),
+        )
+        return _outcome(s, out, s.grams_per_token * pg, open_, pm.redeem_fee, par.c_run)

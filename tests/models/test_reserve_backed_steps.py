@@ -1,5 +1,6 @@
-"""Each daily step of the reserve-backed engine (models/token/reserve_backed.py) alone, against
-hand-computed cases: a small spec, the run's constants (``RunSetup``), the day-0 state
+"""Each daily step of the reserve-backed token alone, against hand-computed cases, on the
+step-by-step reference engine (tests/models/reference/reserve_backed.py; the compiled engine
+reproduces it, tests/models/test_engine.py): a small spec, the run's constants (``RunSetup``), the day-0 state
 (``DayState.initial``), the day opened by ``start_day``, the step's inputs set by hand, then the
 step and its outputs checked against numbers worked out in the comments."""
 
@@ -14,7 +15,9 @@ from scipy import stats
 
 from models.amm import ConstantProductPool
 from models.premium import PremiumProcess
-from models.token.reserve_backed import (
+from models.token.spec import ReserveBackedTokenSpec, parse_token_spec
+from models.units import TROY_OUNCE_G
+from tests.models.reference.reserve_backed import (
     DAILY_STEPS,
     DayState,
     ReserveBackedToken,
@@ -34,8 +37,6 @@ from models.token.reserve_backed import (
     start_day,
     whole_bars,
 )
-from models.token.spec import ReserveBackedTokenSpec, parse_token_spec
-from models.units import TROY_OUNCE_G
 
 PG = 50.0  # USD per gram on the hand-worked days
 CASH = {"name": "cash", "kind": "usd_cash", "amount": 0.0, "liquidity_per_day": 1.0, "stressed_haircut": 0.0}
