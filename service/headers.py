@@ -20,11 +20,12 @@ REPORT_PATH_RE = re.compile(r"^/api/runs/[^/]+/report\.html$")
 """Paths of stored run reports (self-contained HTML)."""
 
 REPORT_CSP = (
-    "sandbox allow-scripts allow-popups allow-downloads; default-src 'none'; "
-    "script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; "
+    "sandbox allow-popups allow-downloads; default-src 'none'; "
+    "script-src 'none'; style-src 'unsafe-inline'; img-src data: blob:; "
     "font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-"""A report may run its own inline scripts, sandboxed: no same-origin access, no network."""
+"""A report is static HTML with inline styles and SVG figures: sandboxed, no script at all, no
+same-origin access, no network."""
 
 DOCS_CSP = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 """Development API docs (Swagger UI from its CDN): only framing and base URLs are restricted."""

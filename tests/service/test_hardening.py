@@ -179,8 +179,9 @@ def test_report_html_is_sandboxed(client, viewer):
     csp = r.headers["content-security-policy"]
     assert csp.startswith("sandbox")
     sandbox = csp.split(";")[0].split()
-    assert "allow-same-origin" not in sandbox and "allow-forms" not in sandbox
-    assert "connect-src 'none'" in csp
+    assert "allow-same-origin" not in sandbox and "allow-forms" not in sandbox and "allow-scripts" not in sandbox
+    assert "connect-src 'none'" in csp and "script-src 'none'" in csp
+    assert b"<script" not in r.content  # the report needs none
 
 
 # ------------------------------------------------------------------ JWT lifetime
