@@ -419,7 +419,7 @@ def test_login_page_refuses_a_wrong_password(browser, base_url: str):
     page.fill("#username", ANALYST)
     page.fill("#password", "not-the-password")
     page.click("#login-submit")
-    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    page.wait_for_selector("#login-error:not(:empty)")  # a CSS wait: the login page's CSP forbids eval
     assert "Wrong user name or password" in page.locator("#login-error").inner_text()
     assert page.url.startswith(base_url + "/login")
     assert not any(c["name"] == "goldstress_session" for c in ctx.cookies()), (
