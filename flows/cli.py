@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -268,9 +269,11 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
     automation is installed first (best effort: a server that refuses it still runs the flow,
     with a warning) and the runs are tagged and send 30 s heartbeats
     (:func:`goldstress.orchestration.run_health`). The ephemeral server of a run without one gets
-    no heartbeats and no automation: it stops with the run, its SQLite store cannot take the
-    triggers' writes beside a busy run, and a heartbeat sent as it stops is an error line."""
-    from goldstress.orchestration import ensure_crash_detection, no_heartbeats, run_health
+    no heartbeats and no automation (it stops with the run, its SQLite store cannot take the
+    triggers' writes beside a busy run, and a heartbeat sent as it stops is an error line);
+    instead, runs left Running by a killed earlier process of this host are marked Crashed
+    first (:func:`goldstress.orchestration.crash_orphans`)."""
+    from goldstress.orchestration import crash_orphans, ensure_crash_detection, no_heartbeats, run_health
 
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
@@ -279,6 +282,10 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
     settings = options.settings()
     if not PREFECT_API_URL.value():  # the ephemeral server stops with the run: nothing to watch
         with no_heartbeats():
+            try:
+                crash_orphans()  # runs an earlier killed process left Running
+            except Exception as exc:
+                logging.getLogger("goldstress").warning("earlier killed runs not marked Crashed: %s", exc)
             return _run_flows(stage, args, options)
     try:
         ensure_crash_detection(settings)
@@ -302,29 +309,37 @@ def _run_flows(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
 
 
 def _one_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
+    """One stage's flow, tagged ``goldstress`` and with its process
+    (:func:`goldstress.orchestration.process_tag`) once it runs."""
+    from flows.stress_test import tagging_hook
+    from goldstress.orchestration import RUN_TAG, process_tag
+
+    def tagged(stage_flow: Any) -> Any:
+        return stage_flow.with_options(on_running=[tagging_hook([RUN_TAG, process_tag()])])
+
     if stage == "ingest":
         from flows.ingest import ingest
 
-        return ingest(options=options)
+        return tagged(ingest)(options=options)
     if stage == "validate":
         from flows.validate import validate
 
-        return validate(options=options)
+        return tagged(validate)(options=options)
     if stage == "train":
         from flows.train import train
 
-        return train(options=options)
+        return tagged(train)(options=options)
     if stage == "simulate":
         from flows.simulate import simulate
 
-        return simulate(run_id=args.run_id, options=options)
+        return tagged(simulate)(run_id=args.run_id, options=options)
     if stage == "calibrate":
         from flows.calibrate import calibrate
 
-        return calibrate(options=options)
+        return tagged(calibrate)(options=options)
     from flows.analyse import analyse
 
-    return analyse(run_id=args.run_id, options=options)
+    return tagged(analyse)(run_id=args.run_id, options=options)
 
 
 def _whatif_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,10 +33,13 @@ def _run_name() -> str:
 
 
 def run_tags(run_id: str, token_specs: list[str] | tuple[str, ...]) -> list[str]:
-    """Prefect tags of a run: ``goldstress``, the run id and ``token:<spec file stem>`` per token."""
+    """Prefect tags of a run: ``goldstress``, the run id, the process running it
+    (:func:`goldstress.orchestration.process_tag`) and ``token:<spec file stem>`` per token."""
     from pathlib import Path
 
-    return ["goldstress", run_id, *(f"token:{Path(str(p)).stem}" for p in token_specs)]
+    from goldstress.orchestration import process_tag
+
+    return ["goldstress", run_id, process_tag(), *(f"token:{Path(str(p)).stem}" for p in token_specs)]
 
 
 def add_tags(flow_run_id: Any, current: list[str], extra: list[str]) -> None:

@@ -5,6 +5,8 @@ See docs/platform/orchestration.md.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,8 +18,10 @@ __all__ = [
     "CRASH_AUTOMATION",
     "RUN_TAG",
     "crash_automation",
+    "crash_orphans",
     "ensure_crash_detection",
     "no_heartbeats",
+    "process_tag",
     "run_health",
 ]
 
@@ -123,3 +127,68 @@ def ensure_crash_detection(settings: Settings) -> str:
         )
         found.update()
     return str(found.id)
+
+
+def process_tag() -> str:
+    """Tag naming the process that runs a flow: ``process:<host name>:<pid>``. With it,
+    :func:`crash_orphans` can tell a flow run whose process is gone from one still running."""
+    return f"process:{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def crash_orphans() -> list[str]:
+    """Mark ``Crashed`` every flow run on the current Prefect API that is tagged :data:`RUN_TAG`,
+    still ``Running`` or ``Pending``, and whose :func:`process_tag` names a process of this host
+    that no longer exists, with its task runs still running or pending (killed with the ephemeral server it started, which then could not run
+    the heartbeat automation). Runs of other hosts, or without a process tag, are left alone.
+    Returns the ids of the runs marked. Raises what the Prefect client raises when the API cannot
+    be reached."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    host = socket.gethostname()
+    open_states = [StateType.RUNNING, StateType.PENDING]
+    open_tasks = TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(any_=open_states)))
+    marked: list[str] = []
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[RUN_TAG]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_states)),
+            )
+        )
+        for run in runs:
+            parts = next((t.split(":") for t in run.tags if t.startswith("process:")), [])
+            if len(parts) != 3:
+                continue
+            _, tag_host, pid = parts
+            if tag_host != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            message = f"Its process ({tag_host}, pid {pid}) is gone: killed or lost before the run ended."
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            for task_run in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), task_run_filter=open_tasks
+            ):
+                client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+            marked.append(str(run.id))
+    return marked

@@ -115,3 +115,70 @@ def test_a_killed_flow_run_is_marked_crashed():
         assert time.monotonic() - killed_at < 150, "the killed flow run was not marked Crashed within 150 s"
         time.sleep(2)
     assert "No heartbeat for 20 s" in (state.message or "")
+
+
+ORPHAN = textwrap.dedent(
+    """
+    import time
+    from prefect import flow, tags, task
+    from goldstress.orchestration import process_tag
+
+    @task
+    def hang():
+        time.sleep(600)
+
+    @flow(name="orphan", flow_run_name="orphan-for-sweep-test")
+    def orphan():
+        hang()
+
+    with tags("goldstress", process_tag()):
+        orphan()
+    """
+)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_runs_of_a_killed_process_are_crashed_and_live_ones_left_alone():
+    """The ephemeral-server case: a run whose process (on this host) is gone is marked Crashed
+    by the next start's sweep; a running run of a live process, and one of another host, stay."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL
+    from prefect.states import Running
+
+    from goldstress.orchestration import crash_orphans, process_tag
+
+    @flow(name="orphan-sweep-peer")
+    def peer() -> None:
+        return None
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN], env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            runs = asyncio.run(_flow_runs("orphan-for-sweep-test"))
+            if runs and runs[0].state and runs[0].state.is_running():
+                with get_client(sync_client=True) as client:
+                    flt = FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
+                    if [t.state.type.value for t in client.read_task_runs(flow_run_filter=flt)] == ["RUNNING"]:
+                        break
+            assert proc.poll() is None and time.monotonic() < deadline, "the flow run never started running"
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    with get_client(sync_client=True) as client:
+        live = client.create_flow_run(peer, tags=["goldstress", process_tag()], state=Running())
+        other = client.create_flow_run(peer, tags=["goldstress", "process:another-host:1"], state=Running())
+    marked = crash_orphans()
+    orphan_run = asyncio.run(_flow_runs("orphan-for-sweep-test"))[0]
+    assert marked == [str(orphan_run.id)]
+    assert orphan_run.state.is_crashed() and f"pid {proc.pid}" in orphan_run.state.message
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[orphan_run.id])))
+        assert [t.state.type.value for t in tasks] == ["CRASHED"]  # the task it was in, too
+        assert client.read_flow_run(live.id).state.is_running()
+        assert client.read_flow_run(other.id).state.is_running()
+    assert crash_orphans() == []  # already marked
