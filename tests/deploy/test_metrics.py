@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import threading
 import time
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from goldstress.settings import Settings, env_name
+from goldstress.settings import Settings
 from service.runs import mc_scenario_name
 from tests.conftest import free_port
 from tests.service.conftest import (  # noqa: F401  (fixtures)
@@ -29,6 +28,7 @@ from tests.service.conftest import (  # noqa: F401  (fixtures)
     data_settings,
     merged,
     running_server,
+    service_env,
     service_root,
 )
 
@@ -77,21 +77,11 @@ def server(service_root: ServiceRoot, verdict_reports, tmp_path_factory):  # noq
     """``python -m service.serve`` over the verdict report folder, JSON logs on; yields (url, log path)."""
     reports, _, _ = verdict_reports
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDSTRESS_")}
-    for section, fields in data_settings(service_root.root).items():
-        for key, value in fields.items():
-            if value is not None:
-                env[env_name(section, key)] = (
-                    json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)
-                )
-    env.update(
-        {
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-            "GOLDSTRESS_REPORT_URL": str(reports),
-            "GOLDSTRESS_SERVICE_JWT_SECRET": JWT_SECRET,
-            "GOLDSTRESS_SERVICE_API_KEYS": json.dumps({hashlib.sha256(API_KEY.encode()).hexdigest(): "viewer"}),
-            "GOLDSTRESS_MONITORING_JSON_LOGS": "true",
-        }
+    env = service_env(
+        service_root,
+        GOLDSTRESS_REPORT_URL=str(reports),
+        GOLDSTRESS_SERVICE_API_KEYS=json.dumps({hashlib.sha256(API_KEY.encode()).hexdigest(): "viewer"}),
+        GOLDSTRESS_MONITORING_JSON_LOGS="true",
     )
     log_path = tmp_path_factory.mktemp("metrics-server") / "server.log"
     with running_server(

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,14 +15,10 @@ import httpx
 import pytest
 
 from goldstress.telemetry import TELEMETRY_OFF
+from tests.conftest import free_port
+from tests.service.conftest import running_server
 
 USER = "goldstress"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bindir() -> Path | None:
@@ -56,7 +49,7 @@ def postgres() -> Iterator[str]:
         os.chmod(root, 0o755)
         shutil.chown(root, "nobody")
         shutil.chown(sock, "nobody")
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str) -> None:
         done = subprocess.run([*as_user, *args], capture_output=True, text=True, cwd=root, timeout=120, check=False)
@@ -85,7 +78,7 @@ def _query(url: str, sql: str) -> list[tuple]:
 
 
 def test_prefect_server_runs_on_postgresql(postgres: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(TELEMETRY_OFF)
     env.update(
@@ -95,32 +88,11 @@ def test_prefect_server_runs_on_postgresql(postgres: str, tmp_path: Path) -> Non
             + "/prefect",
         }
     )
-    log = (tmp_path / "prefect.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "prefect.log").read_text()[-3000:]
-            try:
-                if httpx.get(api + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "Prefect server did not answer within 120 s"
-            time.sleep(0.5)
-        r = httpx.post(api + "/flows/", json={"name": "postgres-check"}, timeout=30)
+    args = ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(args, port, env, tmp_path / "prefect.log", timeout_s=120) as url:
+        r = httpx.post(url + "/api/flows/", json={"name": "postgres-check"}, timeout=30)
         assert r.status_code in (200, 201), r.text
         flow_id = r.json()["id"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
     # the row is in PostgreSQL, read independently of Prefect
     assert _query(postgres + "/prefect", f"select name from flow where id = '{flow_id}'") == [("postgres-check",)]
 

@@ -341,10 +341,12 @@ def service_env(service_root: ServiceRoot, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_server(args: list[str], port: int, env: dict[str, str], log_path: Path) -> Iterator[str]:
+def running_server(
+    args: list[str], port: int, env: dict[str, str], log_path: Path, timeout_s: float = 60.0
+) -> Iterator[str]:
     """``python <args>`` (a server on 127.0.0.1:``port``) started from the project root with its
     output in ``log_path``; yields its base URL once ``/api/health`` answers 200 (AssertionError
-    with the log's tail if it exits or does not answer within 60 s); terminated on exit."""
+    with the log's tail if it exits or does not answer within ``timeout_s``); terminated on exit."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, *args],
@@ -355,7 +357,7 @@ def running_server(args: list[str], port: int, env: dict[str, str], log_path: Pa
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while True:
             assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}"
             try:
@@ -363,7 +365,7 @@ def running_server(args: list[str], port: int, env: dict[str, str], log_path: Pa
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "server did not answer /api/health within 60 s"
+            assert time.monotonic() < deadline, f"server did not answer /api/health within {timeout_s:g} s"
             time.sleep(0.25)
         yield url
     finally:
