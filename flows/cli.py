@@ -309,13 +309,17 @@ def _run_flows(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
 
 
 def _one_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> object:
-    """One stage's flow, tagged ``goldstress`` and with its process
-    (:func:`goldstress.orchestration.process_tag`) once it runs."""
+    """One stage's flow, named ``<stage>-<run id>`` (``--run-id``, else a new id stamped now) and
+    tagged ``goldstress`` and with its process (:func:`goldstress.orchestration.process_tag`)
+    once it runs."""
     from flows.stress_test import tagging_hook
     from goldstress.orchestration import RUN_TAG, process_tag
+    from goldstress.settings import new_run_id
+
+    name = f"{stage}-{args.run_id or new_run_id()}"
 
     def tagged(stage_flow: Any) -> Any:
-        return stage_flow.with_options(on_running=[tagging_hook([RUN_TAG, process_tag()])])
+        return stage_flow.with_options(flow_run_name=name, on_running=[tagging_hook([RUN_TAG, process_tag()])])
 
     if stage == "ingest":
         from flows.ingest import ingest

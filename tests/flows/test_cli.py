@@ -227,6 +227,15 @@ def test_validate_stage_rejects_a_unit_change_in_one_line_and_quarantines_it(pre
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert (tree_hash(store / "curated", "*gold*"), tree_hash(store / "raw")) == before  # tokens promoted
     assert len(list((store / "quarantine").rglob("*.csv"))) == 1
+    # the stage's flow run is named after the stage and a run id, tagged with the process that ran it
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="validate-20")))
+    assert runs, "no flow run named validate-<run id>"
+    host = f"process:{socket.gethostname()}:"
+    assert all("goldstress" in r.tags and any(t.startswith(host) for t in r.tags) for r in runs), runs
 
 
 def goldstress_command() -> list[str]:
