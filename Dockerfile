@@ -16,7 +16,9 @@ FROM python:3.11.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
+    NUMBA_CACHE_DIR=/app/var/numba-cache
+# (the compiled engine is cached in /app/var: a process compiles it once, about 6 s, then loads it)
 WORKDIR /app
 RUN useradd --create-home --uid 10001 --user-group goldstress \
     && mkdir -p /app/var /reports && chown goldstress:goldstress /app/var /reports

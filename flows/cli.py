@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (GOLDSTRESS_MC_PATHS)")
     run.add_argument("--seed", type=int, default=None, help="Monte Carlo seed (GOLDSTRESS_MC_SEED)")
     run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Monte Carlo on a local Dask cluster of this many worker processes (GOLDSTRESS_DASK_WORKERS; "
+        "GOLDSTRESS_DASK_ADDRESS points at an existing scheduler instead)",
+    )
+    run.add_argument(
         "--tokens",
         default=None,
         help="comma-separated token specs: names in specs/ (paxg,xaut) or TOML paths (GOLDSTRESS_TOKEN_SPECS)",
@@ -200,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             paths=args.paths,
             seed=args.seed,
             token_specs=token_spec_paths(args.tokens) if args.tokens else None,
+            workers=args.workers,
         )
     except (ValueError, ValidationError) as exc:
         print(f"goldstress: {_one_line(exc)}", file=sys.stderr)
@@ -273,7 +281,13 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
     triggers' writes beside a busy run, and a heartbeat sent as it stops is an error line);
     instead, runs left Running by a killed earlier process of this host are marked Crashed
     first (:func:`goldstress.orchestration.crash_orphans`)."""
-    from goldstress.orchestration import crash_orphans, ensure_crash_detection, no_heartbeats, run_health
+    from goldstress.orchestration import (
+        crash_orphans,
+        ensure_crash_detection,
+        no_heartbeats,
+        run_health,
+        shared_ephemeral_server,
+    )
 
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForRejectedData())
@@ -286,6 +300,9 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
                 crash_orphans()  # runs an earlier killed process left Running
             except Exception as exc:
                 logging.getLogger("goldstress").warning("earlier killed runs not marked Crashed: %s", exc)
+            if settings.dask.workers > 0 and not settings.dask.address:
+                with shared_ephemeral_server():  # one server for the run and its local Dask workers
+                    return _run_flows(stage, args, options)
             return _run_flows(stage, args, options)
     try:
         ensure_crash_detection(settings)
@@ -334,9 +351,9 @@ def _one_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
 
         return tagged(train)(options=options)
     if stage == "simulate":
-        from flows.simulate import simulate
+        from flows.simulate import simulate_for
 
-        return tagged(simulate)(run_id=args.run_id, options=options)
+        return tagged(simulate_for(options))(run_id=args.run_id, options=options)
     if stage == "calibrate":
         from flows.calibrate import calibrate
 

@@ -41,6 +41,8 @@ def quiet_loggers(verbose: bool) -> None:
     import mlflow  # noqa: F401  (configures the "mlflow" logger on import)
     import prefect  # noqa: F401
 
+    # Dask configures its loggers from its config on import, here and in every worker it starts
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "warning")
     level = logging.INFO if verbose else logging.WARNING
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(level)

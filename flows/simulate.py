@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow
 
 from goldstress import progress
+from goldstress.execution import task_runner
 from goldstress.io import tracking
 from goldstress.records import Manifest
 from goldstress.settings import RunOptions, new_run_id
@@ -12,11 +15,18 @@ from tasks.recommend import apply_premium_calibration, recommend, supply_outflow
 from tasks.simulate import (
     load_champion_task,
     load_specs,
+    run_monte_carlo,
     run_scenario,
     scenario_defs,
     write_manifest,
 )
 from tasks.train import load_gold_returns
+
+
+def simulate_for(options: RunOptions) -> Any:
+    """The ``simulate`` flow with the task runner of ``options``' settings
+    (:func:`goldstress.execution.task_runner`: in process, a local Dask cluster or a scheduler)."""
+    return simulate.with_options(task_runner=task_runner(options.settings().dask))
 
 
 @flow(name="simulate")
@@ -34,11 +44,15 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     scenarios = scenario_defs(settings, returns)
     results = []
     for i, sc in enumerate(scenarios):
-        results.append(
-            run_scenario(
+        if sc.kind == "monte_carlo":  # tasks on the flow's task runner (Dask when configured)
+            res = run_monte_carlo(
+                sc, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
+            )
+        else:
+            res = run_scenario(
                 sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
             )
-        )
+        results.append(res)
         progress.advance(i + 1, len(scenarios) + 1)
     liquidity = {
         "premium_calibration": premium_calibration,

@@ -13,7 +13,7 @@ from prefect.context import FlowRunContext
 from flows.analyse import analyse
 from flows.calibrate import calibrate
 from flows.ingest import ingest
-from flows.simulate import simulate
+from flows.simulate import simulate_for
 from flows.train import train
 from flows.validate import validate
 from goldstress import progress
@@ -104,7 +104,7 @@ def stress_test(options: RunOptions = RunOptions(), retrain: bool = True, run_id
     else:
         progress.skipped("train", "--no-retrain: the registered champion is reused")
     with measured("simulate"):
-        named(simulate, "simulate")(run_id=run_id, options=options)
+        named(simulate_for(options), "simulate")(run_id=run_id, options=options)
     with measured("analyse"):
         outputs = named(analyse, "analyse")(run_id=run_id, options=options)
     from tasks.report import link_report_artifact

@@ -12,6 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+LOSS_COLUMNS = (
+    ("holder_loss_frac_30d", "holder value per token"),
+    ("reserve_per_token_loss_frac_30d", "reserve per token outstanding"),
+)
+"""Per-path columns of the loss histograms, with their labels."""
+BACKING_COLUMNS = (("backing_ratio_end", "at the horizon's end"), ("backing_ratio_min", "lowest over the path"))
+"""Per-path columns of the backing-ratio histograms, with their labels."""
+FIGURE_COLUMNS = ("token", *(c for c, _ in LOSS_COLUMNS), *(c for c, _ in BACKING_COLUMNS))
+"""The Monte Carlo table's columns the figures read (so a large table is read in part)."""
+
 GOLD = "#b8860b"
 BLUE = "#4169e1"
 RED = "#b42318"
@@ -210,10 +220,7 @@ def figures(
                 "Loss over 30 days, share of the day-0 value (Monte Carlo; losses positive; axis from the 0.1% to the 99.5% quantile)",
                 distributions_svg(
                     mc,
-                    (
-                        ("holder_loss_frac_30d", "holder value per token"),
-                        ("reserve_per_token_loss_frac_30d", "reserve per token outstanding"),
-                    ),
+                    LOSS_COLUMNS,
                     "loss",
                     pct=True,
                     mark_one=False,
@@ -226,7 +233,7 @@ def figures(
                 "Backing ratio (Monte Carlo; paths with supply left; dashed line: fully backed)",
                 distributions_svg(
                     mc.replace([np.inf, -np.inf], np.nan),
-                    (("backing_ratio_end", "at the horizon's end"), ("backing_ratio_min", "lowest over the path")),
+                    BACKING_COLUMNS,
                     "backing ratio",
                     pct=False,
                     mark_one=True,

@@ -55,6 +55,27 @@ def no_heartbeats() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def shared_ephemeral_server() -> Iterator[str]:
+    """Context in which this process's flow runs and the Dask workers it starts all report to one
+    temporary Prefect server: started here (``prefect.server.api.server.SubprocessASGIServer``,
+    as Prefect's ephemeral mode does) and set as ``PREFECT_API_URL`` for the context, which
+    Prefect passes to the tasks it sends to Dask (without it each worker process starts a
+    temporary server of its own: some 15 s each, and their runs never reach the run's
+    server). Yields the API URL; the server stops on exit. Raises ``RuntimeError`` (Prefect's)
+    when the server does not start within ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start(timeout=PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
 def crash_automation(settings: Settings) -> Any:
     """The automation, as Prefect documents it for self-hosted servers
     (https://docs.prefect.io/v3/advanced/detect-zombie-flows): a proactive trigger per flow run

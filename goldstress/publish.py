@@ -28,8 +28,11 @@ class IncompleteRunError(RuntimeError):
 def run_files(run_id: str, settings: Settings) -> list[str]:
     """Names (relative to the run folder) of the files of a run: ``manifest.json``,
     ``summary.json``, ``report.html`` and one ``results/<scenario>.parquet`` per scenario of its
-    manifest. ``FileNotFoundError`` when the manifest is absent."""
+    manifest (none when its settings record ``keep_path_results`` false).
+    ``FileNotFoundError`` when the manifest is absent."""
     manifest = storage.read_json(Catalog.of(settings).run_file(run_id, "manifest.json"), settings)
+    if not manifest.get("settings", {}).get("keep_path_results", True):
+        return list(RUN_FILES)
     results = [f"results/{r['scenario']['name']}.parquet" for r in manifest.get("scenarios", [])]
     return [*RUN_FILES, *results]
 

@@ -158,6 +158,8 @@ class RunSettingsRecord(_Record):
     replay_windows: dict[str, tuple[str, str]]
     shock_sizes: list[float]
     mc_drift: dict[str, Any]
+    keep_path_results: bool = True
+    """False: the per-path tables were deleted once the report was written (the run lists none)."""
 
 
 class ScenarioResult(_Record):

@@ -139,6 +139,7 @@ def monte_carlo_chunks(
     horizon_days: int,
     seed: int,
     chunk_paths: int,
+    first_path: int = 0,
 ) -> Iterator[np.ndarray]:
     """Monte Carlo log-return paths from a simulator, in chunks, reproducibly.
 
@@ -160,6 +161,10 @@ def monte_carlo_chunks(
         Non-negative integer seed.
     chunk_paths : int
         Target paths per chunk, >= 1 (rounded down to whole blocks, at least one block).
+    first_path : int
+        Index of the first path in the whole run, a multiple of :data:`BLOCK_PATHS` (default 0):
+        the paths ``first_path .. first_path + n_paths - 1`` of a run, so that a run split into
+        parts (tasks on several workers) gives the same paths as one call.
 
     Returns
     -------
@@ -179,25 +184,33 @@ def monte_carlo_chunks(
     chunk_paths = check_int(chunk_paths, "chunk_paths")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return _chunks(simulate, n_paths, horizon_days, int(seed), chunk_paths)
+    if isinstance(first_path, bool) or not isinstance(first_path, (int, np.integer)) or first_path < 0:
+        raise ValueError(f"first_path: expected an integer >= 0, got {first_path!r}")
+    if first_path % BLOCK_PATHS:
+        raise ValueError(f"first_path: expected a multiple of {BLOCK_PATHS} (a whole block), got {first_path}")
+    return _chunks(simulate, n_paths, horizon_days, int(seed), chunk_paths, int(first_path) // BLOCK_PATHS)
 
 
-def _chunks(simulate: Simulator, n_paths: int, horizon_days: int, seed: int, chunk_paths: int) -> Iterator[np.ndarray]:
+def _chunks(
+    simulate: Simulator, n_paths: int, horizon_days: int, seed: int, chunk_paths: int, first_block: int
+) -> Iterator[np.ndarray]:
     root = np.random.SeedSequence(seed)
     n_blocks = -(-n_paths // BLOCK_PATHS)
     per_chunk = max(1, chunk_paths // BLOCK_PATHS)
     b = 0
     while b < n_blocks:
         k = min(per_chunk, n_blocks - b)
-        children = root.spawn(k)  # stateful: consecutive calls give children b, b+1, ...
         parts = []
-        for j, child in enumerate(children):
+        for j in range(k):
+            block = first_block + b + j
+            # the block-th child of the seed, as root.spawn would give it
+            child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, block))
             size = min(BLOCK_PATHS, n_paths - (b + j) * BLOCK_PATHS)
             x = np.asarray(simulate(size, horizon_days, np.random.default_rng(child)), float)
             if x.shape != (size, horizon_days):
-                raise ValueError(f"simulate: block {b + j} returned shape {x.shape}, expected {(size, horizon_days)}")
+                raise ValueError(f"simulate: block {block} returned shape {x.shape}, expected {(size, horizon_days)}")
             if not np.isfinite(x).all():
-                raise ValueError(f"simulate: block {b + j} returned NaN or infinite returns")
+                raise ValueError(f"simulate: block {block} returned NaN or infinite returns")
             parts.append(x)
         yield parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         b += k

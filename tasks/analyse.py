@@ -4,9 +4,11 @@ report into one ``summary`` dict (-> summary.json); the figures are computed by
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -62,6 +64,22 @@ def read_manifest(run_id: str | None, settings: Settings) -> Manifest:
     return Manifest.model_validate(storage.read_json(Catalog.of(settings).run_file(run_id, "manifest.json"), settings))
 
 
+def _token_tables(url: str, kind: str, symbols: list[str], settings: Settings) -> Iterator[tuple[str, pd.DataFrame]]:
+    """``(symbol, rows)`` of a scenario's per-path table, token by token in ``symbols`` order. A
+    Monte Carlo table is read one token at a time (its row groups hold one token each), so memory
+    is one token's paths, not the table's; a replay or shock table (a row per token) at once."""
+    if kind != "monte_carlo":
+        table = storage.read_parquet(url, settings)
+        for symbol, g in table.groupby("token", sort=False):
+            yield str(symbol), g
+        return
+    for symbol in symbols:
+        g = storage.read_parquet(url, settings, filters=[("token", "==", symbol)])
+        if len(g):
+            yield symbol, g
+        del g
+
+
 @task(name="compute-summary", cache_policy=NO_CACHE)
 def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, Any] | None = None) -> Summary:
     """Every figure of the report, keyed with units (see module docstring); ``weekend`` is the
@@ -80,8 +98,7 @@ def compute_summary(manifest: Manifest, settings: Settings, weekend: dict[str, A
     scenario_rows = []
     for res in manifest.scenarios:
         sc = res.scenario
-        table = storage.read_parquet(res.url, settings)
-        for symbol, g in table.groupby("token", sort=False):
+        for symbol, g in _token_tables(res.url, sc["kind"], list(tokens), settings):
             if sc["kind"] == "monte_carlo":
                 m = distribution_metrics(g, levels, horizons)
             else:

@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
+from goldstress.figures import FIGURE_COLUMNS
 from goldstress.io import storage
 from goldstress.publish import publish_run, unpublish
 from goldstress.records import Manifest, Summary
@@ -38,12 +39,16 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
     unpublish(run_id, settings)  # hidden while its files are rewritten
     summary_url = storage.write_json(catalog.run_file(run_id, "summary.json"), summary, settings)
     report_url = storage.write_bytes(catalog.run_file(run_id, "report.html"), page.encode("utf-8"), settings)
+    if not manifest["settings"].get("keep_path_results", True):
+        _delete_path_results(manifest, settings)
     publish_run(run_id, settings)
     outputs = {
         "run_id": summary["run_id"],
         "report_html": report_url,
         "summary_json": summary_url,
-        "results_parquet": [r["url"] for r in manifest["scenarios"]],
+        "results_parquet": [r["url"] for r in manifest["scenarios"]]
+        if manifest["settings"].get("keep_path_results", True)
+        else [],
         "manifest_json": catalog.run_file(run_id, "manifest.json"),
     }
     experiment_id = tracking.configure(settings)
@@ -73,6 +78,15 @@ def publish_report(summary_record: Summary, manifest_record: Manifest, settings:
     return outputs
 
 
+def _delete_path_results(manifest: dict[str, Any], settings: Settings) -> None:
+    """Delete the run's per-path tables (``keep_path_results`` false), once the summary and the
+    report that read them are written. An absent table is skipped; other storage errors propagate."""
+    for res in manifest["scenarios"]:
+        fs, path = storage.filesystem(res["url"], settings)
+        if fs.exists(path):
+            fs.rm(path)
+
+
 def _render_page(summary: dict[str, Any], manifest: dict[str, Any], settings: Settings) -> str:
     """The report page of a run (:func:`goldstress.report.render_html`) with its figures from the
     curated gold series (when readable) and the run's Monte Carlo results."""
@@ -83,7 +97,7 @@ def _render_page(summary: dict[str, Any], manifest: dict[str, Any], settings: Se
     except Exception:
         gold = None
     mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
-    mc = storage.read_parquet(mc_res["url"], settings) if mc_res else None
+    mc = storage.read_parquet(mc_res["url"], settings, columns=list(FIGURE_COLUMNS)) if mc_res else None
     return render_html(
         summary, manifest, figures(summary, manifest, gold, mc), stale_after_days=settings.risk.stale_data_days
     )

@@ -25,6 +25,7 @@ from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json
 from goldstress.settings import Settings
 from models.metrics import summarise_paths
 from models.scenarios import (
+    BLOCK_PATHS,
     ScenarioDef,
     business_days,
     episode_window,
@@ -113,6 +114,135 @@ def _price_chunks(
         raise ValueError(f"scenario {sc.name}: unknown kind {sc.kind!r}")
 
 
+def _token_frames(
+    sc: ScenarioDef,
+    models: list[tuple[str, Any]],
+    prices: np.ndarray,
+    calendar: pd.DatetimeIndex,
+    trading: np.ndarray,
+    offset: int,
+    settings: Settings,
+) -> list[pd.DataFrame]:
+    """Per-path summaries of one chunk of gold paths (paths ``offset ..``) through every token
+    model, one frame per token: the row groups of the scenario's table."""
+    frames = []
+    for k, (symbol, model) in enumerate(models):
+        # secondary-market noise: one seed per token, each path's draws fixed by its index
+        seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
+        outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
+        df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)
+        df["path"] += offset
+        df.insert(0, "token", symbol)
+        df.insert(0, "kind", sc.kind)
+        df.insert(0, "scenario", sc.name)
+        frames.append(df)
+    return frames
+
+
+def monte_carlo_parts(settings: Settings) -> list[tuple[int, int]]:
+    """The Monte Carlo's tasks as ``(first_path, n_paths)``: runs of ``settings.monte_carlo.task_paths``
+    paths rounded down to whole random-number blocks (:data:`models.scenarios.BLOCK_PATHS`), the
+    last one shorter; the same whatever the number of workers."""
+    size = max(BLOCK_PATHS, settings.monte_carlo.task_paths // BLOCK_PATHS * BLOCK_PATHS)
+    n = settings.monte_carlo.paths
+    return [(a, min(size, n - a)) for a in range(0, n, size)]
+
+
+@task(name="simulate-paths", cache_policy=NO_CACHE)
+def simulate_paths(
+    sc: ScenarioDef,
+    p0_usd_per_oz: float,
+    champion: Any,
+    specs: list[Any],
+    settings: Settings,
+    first_day: str,
+    first_path: int,
+    n_paths: int,
+) -> dict[str, Any]:
+    """Monte Carlo paths ``first_path .. first_path + n_paths - 1`` of the run through every token
+    model (one task: runs on a Dask worker when the flow has a Dask task runner).
+
+    Gold log returns from the champion under the drift assumption (:func:`models.scenarios.monte_carlo_chunks`
+    with ``first_path``: a path's draws depend on the seed and its index only), put on the
+    calendar-day clock from ``first_day``, in chunks of ``settings.monte_carlo.chunk_paths``.
+    Returns ``{"frames": [DataFrame, ...], "fan": ndarray}``: the per-path summaries, one frame per
+    chunk and token in that order (columns of :func:`models.metrics.summarise_paths` plus
+    ``scenario``, ``kind``, ``token``), and the gold prices on trading days of those of its paths
+    among the run's first ``settings.monte_carlo.fan_chart_paths`` (``(m, horizon_days + 1)``, USD per oz).
+    """
+    mc = settings.monte_carlo
+    models = [(spec.symbol, build_token_model(spec)) for spec in specs]
+    days = business_days(first_day, mc.horizon_days + 1)
+    frames: list[pd.DataFrame] = []
+    fan: list[np.ndarray] = []
+    offset = first_path
+    for chunk in monte_carlo_chunks(
+        stress_simulator(champion, mc.drift), n_paths, mc.horizon_days, mc.seed, mc.chunk_paths, first_path=first_path
+    ):
+        prices, calendar, trading = on_calendar_days(to_price_paths(p0_usd_per_oz, chunk), days)
+        if offset < mc.fan_chart_paths:
+            fan.append(prices[: mc.fan_chart_paths - offset, trading].copy())
+        frames.extend(_token_frames(sc, models, prices, calendar, trading, offset, settings))
+        offset += prices.shape[0]
+    return {"frames": frames, "fan": np.concatenate(fan, axis=0) if fan else np.empty((0, mc.horizon_days + 1))}
+
+
+def run_monte_carlo(
+    sc: ScenarioDef,
+    p0_usd_per_oz: float,
+    champion: Any,
+    specs: list[Any],
+    settings: Settings,
+    run_id: str,
+    first_day: str,
+) -> dict[str, Any]:
+    """The Monte Carlo scenario as :func:`simulate_paths` tasks (:func:`monte_carlo_parts`) submitted
+    to the flow's task runner, a few ahead of the one being written, and their frames streamed in
+    path order into the scenario's table (:meth:`goldstress.catalog.Catalog.result`, a row group per
+    chunk and token). Memory is bounded by the tasks in flight, not the path count, and the table
+    is the same whatever the number of workers. Must be called inside a flow run. Returns what
+    :func:`run_scenario` returns."""
+    parts = monte_carlo_parts(settings)
+    ahead = _tasks_in_flight()
+    url = Catalog.of(settings).result(run_id, sc.name)
+    args = (sc, p0_usd_per_oz, champion, specs, settings, first_day)
+    pending = [simulate_paths.submit(*args, a, n) for a, n in parts[:ahead]]
+    nxt = len(pending)
+    fan: list[np.ndarray] = []
+    rows = 0
+    with storage.parquet_writer(url, settings) as write:
+        while pending:
+            out = pending.pop(0).result()
+            if nxt < len(parts):
+                pending.append(simulate_paths.submit(*args, *parts[nxt]))
+                nxt += 1
+            fan.append(out["fan"])
+            for df in out["frames"]:
+                write(df)
+                rows += len(df)
+            del out
+    quantiles = np.quantile(np.concatenate(fan, axis=0), FAN_QUANTILES, axis=0)
+    return {
+        "scenario": asdict(sc),
+        "url": url,
+        "rows": int(rows),
+        "n_paths": int(settings.monte_carlo.paths),
+        "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)},
+    }
+
+
+def _tasks_in_flight() -> int:
+    """Tasks to keep submitted: two per worker thread of the flow's Dask cluster, two in process."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx is not None else None
+    client = getattr(runner, "client", None) if type(runner).__name__ == "DaskTaskRunner" else None
+    if client is None:
+        return 2
+    return max(2, 2 * sum(client.nthreads().values()))
+
+
 @task(name="run-scenario", cache_policy=NO_CACHE)
 def run_scenario(
     sc: ScenarioDef,
@@ -146,15 +276,7 @@ def run_scenario(
                 take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
                 fan_keep.append(take)
                 kept += take.shape[0]
-            for k, (symbol, model) in enumerate(models):
-                # secondary-market noise: one seed per token, each path's draws fixed by its index
-                seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
-                outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
-                df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)
-                df["path"] += offset
-                df.insert(0, "token", symbol)
-                df.insert(0, "kind", sc.kind)
-                df.insert(0, "scenario", sc.name)
+            for df in _token_frames(sc, models, prices, calendar, trading, offset, settings):
                 write(df)
                 rows += len(df)
             offset += prices.shape[0]
@@ -226,6 +348,7 @@ def write_manifest(
                 "replay_windows": settings.scenarios.replay_windows,
                 "shock_sizes": list(settings.scenarios.shock_sizes),
                 "mc_drift": drift_record(champion.model, settings.monte_carlo.drift),
+                "keep_path_results": settings.monte_carlo.keep_path_results,
             }
         ),
         token_specs=[spec.model_dump(mode="json") for spec in specs],

@@ -140,6 +140,24 @@ def test_mc_blocks_are_fixed_so_fewer_paths_is_a_prefix() -> None:
     np.testing.assert_array_equal(big[:BLOCK_PATHS], small)
 
 
+@pytest.mark.parametrize("cuts", [(0, 1_000, 2_050), (0, 250, 500, 1_750, 2_050), (0, 2_000, 2_050)])
+def test_mc_split_into_parts_gives_the_run_paths(cuts: tuple[int, ...]) -> None:
+    """Parts starting at whole blocks (the tasks of a distributed run) concatenate to the run."""
+    whole, _ = collect(n_paths=2_050, horizon_days=7, seed=11, chunk_paths=2_000)
+    parts = [
+        np.concatenate(list(monte_carlo_chunks(normal_sim, b - a, 7, 11, 500, first_path=a)))
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_mc_part_must_start_at_a_block() -> None:
+    with pytest.raises(ValueError, match=f"first_path: expected a multiple of {BLOCK_PATHS}"):
+        monte_carlo_chunks(normal_sim, 10, 5, 1, 100, first_path=7)
+    with pytest.raises(ValueError, match="first_path: expected an integer >= 0"):
+        monte_carlo_chunks(normal_sim, 10, 5, 1, 100, first_path=-250)
+
+
 def test_mc_is_lazy_and_statistically_sane() -> None:
     calls: list[int] = []
 

@@ -1,0 +1,216 @@
+"""Benchmark of the engine at scale (not a test), in one run: the engine rates of bench/engine.py
+(GARCH Monte Carlo against arch's simulation forecast, each token model against the frozen
+reference), the whole ``goldstress run`` (the job ``make run`` runs, after install), the
+``simulate`` stage at 10k, 100k and 1M paths, the whole run at 1M paths, and the speed-up of two
+local Dask workers over one on the ``simulate`` stage at 200k paths.
+
+Each run is the ``goldstress`` command in a subprocess on a fresh store; peak memory is sampled
+every 0.2 s over the command's whole process tree (its Prefect server and Dask workers included)
+with psutil, and the largest single process is reported beside the tree's sum.
+
+Usage: ``python bench/scale.py --data ../shared/data [--skip-million] [--record]``; ``--record``
+appends a dated section to bench/SCALE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SIMULATE_TARGET_S = 120.0  # simulate stage at 1M paths
+RSS_TARGET_MB = 1_500.0  # whole run at 1M paths
+SPEEDUP_TARGET = 1.7  # 2 workers over 1 at 200k paths
+
+
+def _tree_rss(proc: psutil.Process) -> tuple[float, float]:
+    """(sum, largest) RSS in MB over ``proc`` and its descendants."""
+    rss = []
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            rss.append(p.memory_info().rss)
+        except psutil.Error:
+            continue
+    return sum(rss) / 2**20, max(rss, default=0) / 2**20
+
+
+def run_command(args: list[str], env: dict[str, str]) -> dict[str, object]:
+    """Run ``goldstress <args>``; wall seconds, peak tree and single-process RSS (MB), the stage
+    lines' seconds and the return code. Raises RuntimeError (with stderr's tail) when it fails."""
+    cmd = [str(ROOT / ".venv" / "bin" / "goldstress"), *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = [0.0, 0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                total, single = _tree_rss(ps)
+            except psutil.Error:
+                break
+            peak[0], peak[1] = max(peak[0], total), max(peak[1], single)
+            done.wait(0.2)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    done.set()
+    th.join()
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {err[-2000:]}")
+    stages = {m[0]: float(m[1]) for m in re.findall(r"\] (\w+)\s+\.\.\. done in ([\d.]+) s", out)}
+    return {"wall_s": wall, "tree_mb": peak[0], "single_mb": peak[1], "stages": stages, "stderr": err.strip()}
+
+
+def _env(store: Path, data: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for line in (ROOT / "goldstress" / "telemetry.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k.strip()] = v.strip()
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "PREFECT_HOME": str(store / "prefect"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            "GOLDSTRESS_STORE_URL": str(store / "store"),
+            "GOLDSTRESS_REPORT_URL": str(store / "reports"),
+            "GOLDSTRESS_MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+            "GOLDSTRESS_MLFLOW_ARTIFACT_LOCATION": str(store / "mlartifacts"),
+            "GOLDSTRESS_DATA_DIR": str(data),
+            **extra,
+        }
+    )
+    return env
+
+
+def main() -> None:
+    """Run every measurement, print the markdown section and append it to bench/SCALE.md with --record."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder of the historical CSV files")
+    ap.add_argument("--skip-million", action="store_true", help="leave out the 1M-path runs")
+    ap.add_argument("--skip-engine", action="store_true", help="leave out the engine rates")
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args()
+    load = [os.getloadavg()[0]]
+    wall0 = time.perf_counter()
+    lines: list[str] = []
+    if not args.skip_engine:
+        import engine  # bench/engine.py
+
+        g = engine.garch_rows(10_000)
+        tk = engine.token_rows(10_000)
+        lines += [
+            "Engine rates, one core, M path-steps per CPU second (bench/engine.py, 10,000 paths):",
+            "",
+            "| engine | M path-steps/s |",
+            "| --- | ---: |",
+            *[f"| {label} | {rate:.1f} |" for label, rate in g],
+            "",
+            "| token | product run | product daily loop | reference run | run speed-up |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *[f"| {s} | {a:.1f} | {b:.1f} | {c:.2f} | {a / c:.1f}x |" for s, a, b, c in tk],
+            "",
+        ]
+        load.append(os.getloadavg()[0])
+    rows: list[tuple[str, dict[str, object]]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="goldstress-scale-"))
+    try:
+        env = _env(tmp, args.data.resolve())
+        rows.append(("whole run, 10,000 paths (make run after install)", run_command(["run"], env)))
+        load.append(os.getloadavg()[0])
+        sizes = [10_000, 100_000] + ([] if args.skip_million else [1_000_000])
+        for n in sizes:
+            r = run_command(["run", "--stage", "simulate", "--paths", str(n)], env)
+            rows.append((f"simulate stage, {n:,} paths, in process", r))
+            load.append(os.getloadavg()[0])
+        for w in (1, 2):
+            r = run_command(["run", "--stage", "simulate", "--paths", "200000", "--workers", str(w)], env)
+            rows.append((f"simulate stage, 200,000 paths, {w} Dask worker{'s' if w > 1 else ''}", r))
+            load.append(os.getloadavg()[0])
+        if not args.skip_million:
+            env1m = _env(tmp, args.data.resolve(), GOLDSTRESS_MC_KEEP_PATH_RESULTS="false")
+            r = run_command(["run", "--paths", "1000000"], env1m)
+            rows.append(("whole run, 1,000,000 paths, per-path tables not kept", r))
+            load.append(os.getloadavg()[0])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def stage_s(r: dict[str, object], name: str) -> float:
+        return float(r["stages"].get(name, float("nan")))  # type: ignore[union-attr]
+
+    table = [
+        "| run | stage s | whole command s | peak RSS, process tree MB | peak RSS, largest process MB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for label, r in rows:
+        st = stage_s(r, "simulate")
+        table.append(
+            f"| {label} | {'' if st != st else f'{st:.1f}'} | {r['wall_s']:.1f} | {r['tree_mb']:,.0f} | {r['single_mb']:,.0f} |"
+        )
+    by = dict(rows)
+    w1 = stage_s(by["simulate stage, 200,000 paths, 1 Dask worker"], "simulate")
+    w2 = stage_s(by["simulate stage, 200,000 paths, 2 Dask workers"], "simulate")
+    verdicts = [
+        f"- 2 Dask workers over 1 at 200,000 paths: {w1 / w2:.2f}x (target {SPEEDUP_TARGET}x): "
+        f"{'met' if w1 / w2 >= SPEEDUP_TARGET else 'missed'}."
+    ]
+    if not args.skip_million:
+        s1m = stage_s(by["simulate stage, 1,000,000 paths, in process"], "simulate")
+        whole = by["whole run, 1,000,000 paths, per-path tables not kept"]
+        verdicts += [
+            f"- simulate stage at 1,000,000 paths: {s1m:.0f} s in process (target {SIMULATE_TARGET_S:.0f} s): "
+            f"{'met' if s1m <= SIMULATE_TARGET_S else 'missed'}.",
+            f"- whole run at 1,000,000 paths: peak RSS {whole['single_mb']:,.0f} MB in its largest process, "
+            f"{whole['tree_mb']:,.0f} MB over the process tree with the Prefect server (target {RSS_TARGET_MB:,.0f} MB): "
+            f"{'met' if whole['tree_mb'] <= RSS_TARGET_MB else 'missed'}.",
+        ]
+    stderr = [f"- {label}: stderr {len(r['stderr'])} characters" for label, r in rows if r["stderr"]]  # type: ignore[arg-type]
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    text = "\n".join(
+        [
+            f"## {now}, commit {commit.strip()}",
+            "",
+            f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}. "
+            f"1-min load average {min(load):.1f} to {max(load):.1f} over the benchmark (other work on the machine "
+            f"slows every figure). Wall clock of the whole benchmark: {time.perf_counter() - wall0:.0f} s.",
+            "",
+            *lines,
+            "Runs (`goldstress run ...` on the real data in a fresh store; the stage column is the command's own "
+            "stage line):",
+            "",
+            *table,
+            "",
+            *verdicts,
+            *stderr,
+            "",
+        ]
+    )
+    print(text)
+    if args.record:
+        out = ROOT / "bench" / "SCALE.md"
+        head = "# The engine at scale\n\nProduced by `python bench/scale.py --data ../shared/data --record` (newest last).\n\n"
+        out.write_text((out.read_text() if out.exists() else head) + "\n" + text)
+
+
+if __name__ == "__main__":
+    main()

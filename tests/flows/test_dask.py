@@ -1,0 +1,86 @@
+"""The Monte Carlo on a real Dask cluster (``distributed.LocalCluster`` worker processes, through
+prefect-dask's ``DaskTaskRunner`` and a real Prefect API): the per-path results are those of the
+run in one process, whatever the number of workers and the size of the tasks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prefect import flow
+
+from goldstress.execution import task_runner
+from goldstress.io.champion import Champion
+from goldstress.settings import DaskSettings, Settings, settings_with
+from models.scenarios import ScenarioDef
+from models.token.spec import load_token_spec
+from models.volatility import GarchFit
+from tasks.simulate import monte_carlo_parts, run_monte_carlo
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMS = {"mu": 4.4e-4, "omega": 1.283e-6, "alpha": 0.0743, "gamma": -0.0359, "beta": 0.9356, "nu": 4.99}
+"""A GJR-GARCH-t champion of the size fitted to gold (decimal daily log returns)."""
+
+
+def _champion() -> Champion:
+    p = PARAMS
+    s2, eps = 1e-4, -0.01
+    fit = GarchFit(
+        kind="gjr",
+        params=p,
+        std_errors=dict.fromkeys(p, 0.0),
+        loglik=0.0,
+        loglik_decimal=0.0,
+        aic=0.0,
+        bic=0.0,
+        n_obs=5000,
+        std_resid=np.random.default_rng(0).standard_t(p["nu"], 5000) * math.sqrt((p["nu"] - 2) / p["nu"]),
+        last_resid=eps,
+        last_variance=s2,
+        sigma_next=math.sqrt(p["omega"] + (p["alpha"] + p["gamma"]) * eps * eps + p["beta"] * s2),
+    )
+    return Champion(name="gjr_t", fit=fit, innovations="t", tail=None, meta={})
+
+
+@flow(name="monte-carlo-test")
+def _monte_carlo(settings: Settings, run_id: str) -> dict:
+    specs = [load_token_spec(ROOT / "specs" / f"{s}.toml") for s in ("paxg", "xaut", "gusd_cdp")]
+    sc = ScenarioDef(name="mc_champion", kind="monte_carlo", description="test")
+    return run_monte_carlo(sc, 4000.0, _champion(), specs, settings, run_id, "2026-08-14")
+
+
+def _table(result: dict) -> pd.DataFrame:
+    t = pd.read_parquet(result["url"])
+    return t.sort_values(["token", "path"], kind="stable").reset_index(drop=True)
+
+
+def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    mc = {"paths": 1_500, "horizon_days": 30, "chunk_paths": 250, "fan_chart_paths": 600}
+    one = settings_with(monte_carlo={**mc, "task_paths": 1_500})
+    split = settings_with(monte_carlo={**mc, "task_paths": 250})
+    assert len(monte_carlo_parts(one)) == 1 and len(monte_carlo_parts(split)) == 6
+
+    ref = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=0)))(one, "in-process")
+    local = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=2)))(split, "local-cluster")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(address=cluster.scheduler_address)))(
+            split, "scheduler"
+        )
+        with distributed.Client(cluster.scheduler_address) as client:
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+
+    expected = _table(ref)
+    assert len(expected) == 3 * 1_500 and expected["path"].nunique() == 1_500
+    for res in (local, remote):
+        assert res["rows"] == ref["rows"] and res["n_paths"] == 1_500
+        pd.testing.assert_frame_equal(_table(res), expected, check_exact=True)
+        assert res["fan_quantiles"] == ref["fan_quantiles"]
+    # the six tasks ran on the scheduler's two worker processes, both of them
+    assert sorted(executed.values()) and all(n > 0 for n in executed.values()) and len(executed) == 2
+    assert sum(executed.values()) >= 6
