@@ -166,14 +166,15 @@ def simulate_paths(
     with ``first_path``: a path's draws depend on the seed and its index only), put on the
     calendar-day clock from ``first_day``, in chunks of ``settings.monte_carlo.chunk_paths``.
     Returns ``{"frames": [DataFrame, ...], "fan": ndarray}``: the per-path summaries, one frame per
-    chunk and token in that order (columns of :func:`models.metrics.summarise_paths` plus
-    ``scenario``, ``kind``, ``token``), and the gold prices on trading days of those of its paths
-    among the run's first ``settings.monte_carlo.fan_chart_paths`` (``(m, horizon_days + 1)``, USD per oz).
+    token with its paths in order (columns of :func:`models.metrics.summarise_paths` plus
+    ``scenario``, ``kind``, ``token``; a row group of the table each), and the gold prices on
+    trading days of those of its paths among the run's first ``settings.monte_carlo.fan_chart_paths``
+    (``(m, horizon_days + 1)``, USD per oz).
     """
     mc = settings.monte_carlo
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     days = business_days(first_day, mc.horizon_days + 1)
-    frames: list[pd.DataFrame] = []
+    per_token: list[list[pd.DataFrame]] = [[] for _ in models]
     fan: list[np.ndarray] = []
     offset = first_path
     for chunk in monte_carlo_chunks(
@@ -182,8 +183,10 @@ def simulate_paths(
         prices, calendar, trading = on_calendar_days(to_price_paths(p0_usd_per_oz, chunk), days)
         if offset < mc.fan_chart_paths:
             fan.append(prices[: mc.fan_chart_paths - offset, trading].copy())
-        frames.extend(_token_frames(sc, models, prices, calendar, trading, offset, settings))
+        for k, df in enumerate(_token_frames(sc, models, prices, calendar, trading, offset, settings)):
+            per_token[k].append(df)
         offset += prices.shape[0]
+    frames = [pd.concat(f, ignore_index=True) if len(f) > 1 else f[0] for f in per_token]
     return {"frames": frames, "fan": np.concatenate(fan, axis=0) if fan else np.empty((0, mc.horizon_days + 1))}
 
 
@@ -196,26 +199,20 @@ def run_monte_carlo(
     run_id: str,
     first_day: str,
 ) -> dict[str, Any]:
-    """The Monte Carlo scenario as :func:`simulate_paths` tasks (:func:`monte_carlo_parts`) submitted
-    to the flow's task runner, a few ahead of the one being written, and their frames streamed in
-    path order into the scenario's table (:meth:`goldstress.catalog.Catalog.result`, a row group per
-    chunk and token). Memory is bounded by the tasks in flight, not the path count, and the table
-    is the same whatever the number of workers. Must be called inside a flow run. Returns what
+    """The Monte Carlo scenario as :func:`simulate_paths` tasks (:func:`monte_carlo_parts`), their
+    frames streamed in path order into the scenario's table (:meth:`goldstress.catalog.Catalog.result`,
+    a row group per task and token). On a Dask task runner the tasks are submitted a few ahead of
+    the one being written (two per worker thread); otherwise each runs in this thread in turn.
+    Memory is bounded by the tasks in flight, not the path count, and the table is the same
+    whatever the number of workers. Must be called inside a flow run. Returns what
     :func:`run_scenario` returns."""
     parts = monte_carlo_parts(settings)
-    ahead = _tasks_in_flight()
     url = Catalog.of(settings).result(run_id, sc.name)
     args = (sc, p0_usd_per_oz, champion, specs, settings, first_day)
-    pending = [simulate_paths.submit(*args, a, n) for a, n in parts[:ahead]]
-    nxt = len(pending)
     fan: list[np.ndarray] = []
     rows = 0
     with storage.parquet_writer(url, settings) as write:
-        while pending:
-            out = pending.pop(0).result()
-            if nxt < len(parts):
-                pending.append(simulate_paths.submit(*args, *parts[nxt]))
-                nxt += 1
+        for out in _results_in_order(args, parts):
             fan.append(out["fan"])
             for df in out["frames"]:
                 write(df)
@@ -231,16 +228,28 @@ def run_monte_carlo(
     }
 
 
-def _tasks_in_flight() -> int:
-    """Tasks to keep submitted: two per worker thread of the flow's Dask cluster, two in process."""
+def _results_in_order(args: tuple[Any, ...], parts: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+    """:func:`simulate_paths` results of ``parts`` in order: submitted to the flow's Dask task runner
+    two per worker thread ahead, else called here one after the other (results made in another
+    thread and freed in this one would fragment the allocator's arenas)."""
     from prefect.context import FlowRunContext
 
     ctx = FlowRunContext.get()
     runner = ctx.task_runner if ctx is not None else None
-    client = getattr(runner, "client", None) if type(runner).__name__ == "DaskTaskRunner" else None
-    if client is None:
-        return 2
-    return max(2, 2 * sum(client.nthreads().values()))
+    if type(runner).__name__ != "DaskTaskRunner":
+        for part in parts:
+            yield simulate_paths(*args, *part)
+        return
+    ahead = max(2, 2 * sum(runner.client.nthreads().values()))  # type: ignore[union-attr]
+    pending = [simulate_paths.submit(*args, *part) for part in parts[:ahead]]
+    nxt = len(pending)
+    while pending:
+        out = pending.pop(0).result()
+        if nxt < len(parts):
+            pending.append(simulate_paths.submit(*args, *parts[nxt]))
+            nxt += 1
+        yield out
+        del out
 
 
 @task(name="run-scenario", cache_policy=NO_CACHE)
