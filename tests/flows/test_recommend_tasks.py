@@ -132,3 +132,24 @@ def test_the_cash_buffer_is_the_smallest_meeting_the_target_at_the_search_resolu
     oos = cb["out_of_sample"]
     assert oos["before"]["coverage_q"] == _coverage_q(spec, gold_out, calendar, settings)
     assert oos["after"]["coverage_q"] == _coverage_q(with_cash_buffer(spec, b), gold_out, calendar, settings)
+
+
+def test_recommend_token_tasks_submitted_to_a_dask_cluster_give_the_plain_results(prefect_api, settings, inputs):
+    # what the simulate flow does with the task: one submission per token to a Dask worker
+    # process (arguments and results cross a process boundary), on a real Prefect API
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    _, gold_in, gold_out, calendar = inputs
+    specs = [load_token_spec(SPECS / f"{s}.toml") for s in ("paxg", "dgx")]
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": True, "threads_per_worker": 1})
+
+    @flow(task_runner=runner)
+    def per_token() -> dict:
+        futures = {s.symbol: recommend_token.submit(s, gold_in, gold_out, calendar, settings) for s in specs}
+        return {symbol: f.result() for symbol, f in futures.items()}
+
+    got = per_token()
+    assert list(got) == ["PAXG", "DGX"]
+    for s in specs:
+        assert got[s.symbol] == recommend_token.fn(s, gold_in, gold_out, calendar, settings)
