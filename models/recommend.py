@@ -331,9 +331,16 @@ def _itp_search(
     """ITP search (Oliveira and Takahashi 2020) on ``[0, b_max]`` for the smallest ``b`` whose
     :func:`liquidity_stats` ``ev(b)`` meets the target, on ``f(b) = coverage_q - target``, from
     the stats at 0 (failing) and at ``b_max`` (meeting). Returns ``(lo, hi, ev(hi))`` with ``hi -
-    lo <= tol``, ``lo`` failing and ``hi`` meeting."""
+    lo <= tol``, ``lo`` failing and ``hi`` meeting.
+
+    The interpolation step is the secant through the two smallest meeting buffers once there are
+    two (at and above the answer the binding day's claims are met from cash, which rises one for
+    one with ``b``, so ``f`` is close to linear there while it is flatter below, where other days
+    bind), else regula falsi; ITP's truncation and projection keep the worst case whatever the
+    interpolation."""
     lo, hi, hi_stats = 0.0, b_max, at_max
     f_lo, f_hi = at_zero["coverage_q"] - target, at_max["coverage_q"] - target
+    above: tuple[float, float] | None = None  # the previous meeting buffer and its f
     eps = 0.5 * tol
     n_max = max(math.ceil(math.log2(b_max / tol)), 0) + 1
     kappa1 = 0.2 / b_max
@@ -342,13 +349,18 @@ def _itp_search(
         mid, width = 0.5 * (lo + hi), hi - lo
         r = max(eps * 2.0 ** (n_max - j) - 0.5 * width, 0.0)
         delta = kappa1 * width**2
-        x_f = (f_hi * lo - f_lo * hi) / (f_hi - f_lo) if f_hi > f_lo else mid
+        if above is not None and above[1] > f_hi:
+            x_f = hi - f_hi * (above[0] - hi) / (above[1] - f_hi)
+        else:
+            x_f = (f_hi * lo - f_lo * hi) / (f_hi - f_lo) if f_hi > f_lo else mid
+        x_f = min(max(x_f, lo), hi) if math.isfinite(x_f) else mid
         sigma = math.copysign(1.0, mid - x_f)
         x_t = x_f + sigma * delta if delta <= abs(mid - x_f) else mid
         x = x_t if abs(x_t - mid) <= r else mid - sigma * r
         x = min(max(x, lo + 0.5 * eps), hi - 0.5 * eps)  # never an end already run
         st = ev(x)
         if st["meets_target"]:
+            above = (hi, f_hi)
             hi, f_hi, hi_stats = x, st["coverage_q"] - target, st
         else:
             lo, f_lo = x, st["coverage_q"] - target
