@@ -172,7 +172,9 @@ def recommend_for_spec(
 
     ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, C + 1)`` on the
     calendar-day clock ``calendar`` (:func:`models.scenarios.calendar_day_paths`); every run
-    covers all ``C`` days.
+    covers all ``C`` days. The buffer search's ``b = 0`` run is the wave grid's row of the current
+    setting, and each distinct spec runs once out of sample (a zero buffer or the current setting
+    chosen is the spec as is).
     """
     share, wave_d = settings.liquidity.wave_share, settings.liquidity.wave_days
     conf, target, seed = settings.liquidity.confidence, settings.liquidity.target_coverage, settings.monte_carlo.seed
