@@ -436,7 +436,7 @@ class LiquidityStressSettings(BaseSettings):
     confidence: float = Field(default=0.99, ge=0.5, lt=1.0, description="Confidence of the coverage target.")
     target_coverage: float = Field(default=1.0, gt=0, description="Liquidity coverage to keep (1.0 = 100%).")
     recommend_paths: int = Field(
-        default=2_000,
+        default=20_000,
         ge=100,
         le=100_000,
         description="Monte Carlo gold paths (the first of the main run's) on which recommendations "

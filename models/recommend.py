@@ -31,6 +31,7 @@ __all__ = [
     "choose_setting",
     "liabilities_usd",
     "evaluate_settings",
+    "gate_never_binds",
     "liquidity_stats",
     "with_cash_buffer",
     "with_primary",
@@ -142,6 +143,17 @@ def liquidity_stats(
     }
 
 
+def _run_outcome(
+    spec: ReserveBackedTokenSpec,
+    gold: np.ndarray,
+    seed: int,
+    horizon_days: int,
+    calendar: pd.DatetimeIndex | None = None,
+) -> ReserveBackedOutcome:
+    cal = None if calendar is None else calendar[: horizon_days + 1]
+    return ReserveBackedToken(spec).run(gold[:, : horizon_days + 1], calendar=cal, rng=np.random.default_rng(seed))
+
+
 def _run(
     spec: ReserveBackedTokenSpec,
     gold: np.ndarray,
@@ -151,9 +163,27 @@ def _run(
     target: float,
     calendar: pd.DatetimeIndex | None = None,
 ) -> dict[str, float]:
-    cal = None if calendar is None else calendar[: horizon_days + 1]
-    out = ReserveBackedToken(spec).run(gold[:, : horizon_days + 1], calendar=cal, rng=np.random.default_rng(seed))
+    out = _run_outcome(spec, gold, seed, horizon_days, calendar)
     return liquidity_stats(out, horizon_days, confidence, target)
+
+
+def gate_never_binds(outcome: ReserveBackedOutcome, limit: float) -> bool:
+    """Whether a redemption gate of ``limit`` (a share of the supply per day) would have refused
+    nothing in ``outcome``, a run of the same spec without a gate.
+
+    The engine's gate refuses ``max(request_t - limit * max(S_{t-1}, 1e-300), 0)`` tokens on day
+    ``t`` (``request_t``: ``redemption_demand_tokens``, ``S``: ``supply_tokens``, both
+    ``(n_paths, H + 1)``). When that is 0 on every path and day ``1..H``, the gated run makes the
+    same requests, accepts all of them and returns nothing, so it is the ungated run, number for
+    number. The comparison is the engine's own (``request <= limit * S_{t-1}`` in float64). A
+    non-finite value counts as binding. Raises ValueError for a ``limit`` outside (0, 1].
+    """
+    lim = float(limit)
+    if not 0.0 < lim <= 1.0:
+        raise ValueError(f"limit: expected a share of the supply in (0, 1], got {limit!r}")
+    request = outcome.redemption_demand_tokens[:, 1:]
+    prev = np.maximum(outcome.supply_tokens[:, :-1], 1e-300)
+    return bool(np.all(request <= lim * prev))
 
 
 @dataclass(frozen=True)
@@ -205,18 +235,26 @@ def cash_buffer_for_coverage(
     max_buffer_frac: float = 1.0,
     tol_frac: float = 1e-4,
     calendar: pd.DatetimeIndex | None = None,
+    before: dict[str, float] | None = None,
 ) -> CashBufferResult:
     """Smallest issuer-funded cash buffer that keeps the liquidity coverage >= ``target`` at
-    ``confidence`` over ``horizon_days`` (see docs/models/recommendations.md), by bisection.
+    ``confidence`` over ``horizon_days`` (see docs/models/recommendations.md), by a bracketing
+    search.
 
     Each evaluation re-runs :class:`models.token.reserve_backed.ReserveBackedToken` with :func:`with_cash_buffer` on
     the same gold paths and noise seed. The search first runs the spec as is (``b = 0``; the
     answer is 0 when it already meets the criterion) and at ``b_max = max_buffer_frac *
     liabilities``; if ``b_max`` does not meet it either, the result is not reachable. Otherwise
-    it halves ``[lo, hi]`` (``lo`` failing, ``hi`` meeting) until ``hi - lo <= tol_frac *
+    it shrinks ``[lo, hi]`` (``lo`` failing, ``hi`` meeting) until ``hi - lo <= tol_frac *
     liabilities`` and returns ``hi``, so the reported buffer always meets the criterion on
-    these paths (its own re-run is ``after``). The bisection assumes the criterion is monotone
-    in ``b`` (docs/models/recommendations.md); tests check it on a grid.
+    these paths (its own re-run is ``after``) and lies within ``tol_frac * liabilities`` above
+    the smallest buffer that does. Each step evaluates the ITP point of ``coverage_q - target``
+    (interpolate, truncate, project: Oliveira and Takahashi (2020), "An Enhancement of the
+    Bisection Method Average Performance Preserving Minmax Optimality", ACM TOMS 47(1), art. 5;
+    ``kappa1 = 0.2 / b_max``, ``kappa2 = 2``, ``n0 = 1``): a regula-falsi step kept within the
+    bisection's worst case plus one evaluation, and far fewer when the coverage quantile is close
+    to linear in ``b``. The search assumes the criterion is monotone in ``b``
+    (docs/models/recommendations.md); tests check it on a grid.
 
     Parameters
     ----------
@@ -237,6 +275,12 @@ def cash_buffer_for_coverage(
     calendar : pd.DatetimeIndex or None
         Dates of the path columns (e.g. :func:`models.scenarios.calendar_day_paths`): the
         spec's market hours then decide the open days. ``None``: every day open.
+    before : dict or None
+        :func:`liquidity_stats` of ``spec`` as is on these paths, seed, horizon, confidence and
+        target when the caller has them already (e.g. a row of :func:`evaluate_settings`): the
+        ``b = 0`` run is then not repeated. ``None``: run it.
+
+    ``evaluations`` counts the runs this call made.
 
     Raises
     ------
@@ -262,7 +306,8 @@ def cash_buffer_for_coverage(
         evals += 1
         return _run(with_cash_buffer(spec, b), gold, seed, h, conf, target, calendar)
 
-    before = ev(0.0)
+    if before is None:
+        before = ev(0.0)
     common: dict[str, Any] = dict(
         target=target, confidence=conf, horizon_days=h, max_buffer_usd=b_max, tol_usd=tol, before=before
     )
@@ -271,15 +316,56 @@ def cash_buffer_for_coverage(
     at_max = ev(b_max)
     if not at_max["meets_target"]:
         return CashBufferResult(None, None, False, evaluations=evals, bracket_usd=(0.0, b_max), after=at_max, **common)
-    lo, hi, hi_stats = 0.0, b_max, at_max
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        st = ev(mid)
-        if st["meets_target"]:
-            hi, hi_stats = mid, st
-        else:
-            lo = mid
+    lo, hi, hi_stats = _itp_search(ev, b_max, tol, target, before, at_max)
     return CashBufferResult(hi, hi / liab, True, evaluations=evals, bracket_usd=(lo, hi), after=hi_stats, **common)
+
+
+def _itp_search(
+    ev: Callable[[float], dict[str, float]],
+    b_max: float,
+    tol: float,
+    target: float,
+    at_zero: dict[str, float],
+    at_max: dict[str, float],
+) -> tuple[float, float, dict[str, float]]:
+    """ITP search (Oliveira and Takahashi 2020) on ``[0, b_max]`` for the smallest ``b`` whose
+    :func:`liquidity_stats` ``ev(b)`` meets the target, on ``f(b) = coverage_q - target``, from
+    the stats at 0 (failing) and at ``b_max`` (meeting). Returns ``(lo, hi, ev(hi))`` with ``hi -
+    lo <= tol``, ``lo`` failing and ``hi`` meeting.
+
+    The interpolation step is the secant through the two smallest meeting buffers once there are
+    two (at and above the answer the binding day's claims are met from cash, which rises one for
+    one with ``b``, so ``f`` is close to linear there while it is flatter below, where other days
+    bind), else regula falsi; ITP's truncation and projection keep the worst case whatever the
+    interpolation."""
+    lo, hi, hi_stats = 0.0, b_max, at_max
+    f_lo, f_hi = at_zero["coverage_q"] - target, at_max["coverage_q"] - target
+    above: tuple[float, float] | None = None  # the previous meeting buffer and its f
+    eps = 0.5 * tol
+    n_max = max(math.ceil(math.log2(b_max / tol)), 0) + 1
+    kappa1 = 0.2 / b_max
+    j = 0
+    while hi - lo > tol:
+        mid, width = 0.5 * (lo + hi), hi - lo
+        r = max(eps * 2.0 ** (n_max - j) - 0.5 * width, 0.0)
+        delta = kappa1 * width**2
+        if above is not None and above[1] > f_hi:
+            x_f = hi - f_hi * (above[0] - hi) / (above[1] - f_hi)
+        else:
+            x_f = (f_hi * lo - f_lo * hi) / (f_hi - f_lo) if f_hi > f_lo else mid
+        x_f = min(max(x_f, lo), hi) if math.isfinite(x_f) else mid
+        sigma = math.copysign(1.0, mid - x_f)
+        x_t = x_f + sigma * delta if delta <= abs(mid - x_f) else mid
+        x = x_t if abs(x_t - mid) <= r else mid - sigma * r
+        x = min(max(x, lo + 0.5 * eps), hi - 0.5 * eps)  # never an end already run
+        st = ev(x)
+        if st["meets_target"]:
+            above = (hi, f_hi)
+            hi, f_hi, hi_stats = x, st["coverage_q"] - target, st
+        else:
+            lo, f_lo = x, st["coverage_q"] - target
+        j += 1
+    return lo, hi, hi_stats
 
 
 @dataclass(frozen=True)
@@ -320,21 +406,43 @@ def evaluate_settings(
 
     ``transform`` (e.g. a redemption-wave stress, ``lambda s: with_redemption_share(s, 0.2,
     5)``) is applied after the setting, so the stress is the same for every row. Rows come in
-    the order fees x limits; ``calendar`` as in :func:`cash_buffer_for_coverage`. Raises ValueError for an empty grid or an invalid setting (named
-    by :func:`with_primary`).
+    the order fees x limits; ``calendar`` as in :func:`cash_buffer_for_coverage`.
+
+    A gate that would refuse nothing in the same fee's run without a gate (``None`` among
+    ``redemption_limits``, run first) is not re-run: its row takes that run's figures, which
+    are the gated run's own (:func:`gate_never_binds`; only when the transformed specs differ in
+    nothing but the gate). Raises ValueError for an empty grid or an invalid setting (named by
+    :func:`with_primary`).
     """
     spec = _check_spec(spec)
     if not redeem_fees or not redemption_limits:
         raise ValueError("redeem_fees, redemption_limits: expected non-empty sequences")
     gold = np.asarray(gold_usd_per_oz, dtype=float)
     h = _check_horizon(horizon_days, gold.shape[1])
+
+    def setting(fee: float, lim: float | None) -> ReserveBackedTokenSpec:
+        s = with_primary(spec, redeem_fee=fee, redemption_limit_share_per_day=lim)
+        return s if transform is None else transform(s)
+
     rows = []
-    for fee in redeem_fees:
+    for fee in map(float, redeem_fees):
+        base_spec = setting(fee, None) if None in redemption_limits else None
+        base: ReserveBackedOutcome | None = None
+        base_stats: dict[str, float] = {}
+        if base_spec is not None:
+            base = _run_outcome(base_spec, gold, seed, h, calendar)
+            base_stats = liquidity_stats(base, h, confidence, target)
         for lim in redemption_limits:
-            s = with_primary(spec, redeem_fee=float(fee), redemption_limit_share_per_day=lim)
-            if transform is not None:
-                s = transform(s)
-            rows.append(SettingResult(float(fee), lim, _run(s, gold, seed, h, confidence, target, calendar)))
+            if lim is None:
+                stats = base_stats
+            else:
+                s = setting(fee, lim)
+                only_gate = base is not None and with_primary(s, redemption_limit_share_per_day=None) == base_spec
+                if only_gate and base is not None and gate_never_binds(base, lim):
+                    stats = base_stats
+                else:
+                    stats = _run(s, gold, seed, h, confidence, target, calendar)
+            rows.append(SettingResult(fee, lim, dict(stats)))
     return rows
 
 

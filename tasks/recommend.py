@@ -7,6 +7,7 @@ Scenarios, clock and paths: docs/platform/liquidity-stress-task.md.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from goldstress.catalog import Catalog
 from goldstress.io import storage
@@ -159,7 +161,7 @@ def _gold_paths(champion: Any, p0: float, n: int, horizon_days: int, settings: S
     return np.concatenate(chunks, axis=0)[:n]
 
 
-def _recommend_for_spec(
+def recommend_for_spec(
     spec: ReserveBackedTokenSpec,
     gold_in: np.ndarray,
     gold_out: np.ndarray,
@@ -170,7 +172,9 @@ def _recommend_for_spec(
 
     ``gold_in``/``gold_out``: search and out-of-sample gold paths ``(n, C + 1)`` on the
     calendar-day clock ``calendar`` (:func:`models.scenarios.calendar_day_paths`); every run
-    covers all ``C`` days.
+    covers all ``C`` days. The buffer search's ``b = 0`` run is the wave grid's row of the current
+    setting, and each distinct spec runs once out of sample (a zero buffer or the current setting
+    chosen is the spec as is).
     """
     share, wave_d = settings.liquidity.wave_share, settings.liquidity.wave_days
     conf, target, seed = settings.liquidity.confidence, settings.liquidity.target_coverage, settings.monte_carlo.seed
@@ -179,20 +183,15 @@ def _recommend_for_spec(
     def wave(s: ReserveBackedTokenSpec) -> ReserveBackedTokenSpec:
         return with_redemption_share(s, share, wave_d)
 
-    def rerun(s: ReserveBackedTokenSpec, gold: np.ndarray) -> dict[str, float]:
-        return liquidity_stats(
-            ReserveBackedToken(s).run(gold, calendar=calendar, rng=np.random.default_rng(seed)), h, conf, target
-        )
+    out_of_sample: dict[str, dict[str, float]] = {}
 
-    buf = cash_buffer_for_coverage(
-        wave(spec), gold_in, horizon_days=h, confidence=conf, target=target, seed=seed, calendar=calendar
-    )
-    b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
-    buffer = buf.to_dict()
-    buffer["out_of_sample"] = {
-        "before": rerun(wave(spec), gold_out),
-        "after": rerun(wave(with_cash_buffer(spec, b)), gold_out),
-    }
+    def rerun_out(s: ReserveBackedTokenSpec) -> dict[str, float]:
+        # one run per distinct spec: a zero buffer or the current setting chosen is the spec as is
+        key = s.model_dump_json()
+        if key not in out_of_sample:
+            out = ReserveBackedToken(s).run(gold_out, calendar=calendar, rng=np.random.default_rng(seed))
+            out_of_sample[key] = liquidity_stats(out, h, conf, target)
+        return dict(out_of_sample[key])
 
     fees = sorted({*settings.liquidity.recommend_redeem_fees, spec.primary.redeem_fee})
     current_lim = spec.primary.redemption_limit_share_per_day
@@ -214,6 +213,29 @@ def _recommend_for_spec(
 
     def find(rows: list[Any], fee: float, lim: float | None) -> dict[str, Any]:
         return next(r.to_dict() for r in rows if r.redeem_fee == fee and r.redemption_limit_share_per_day == lim)
+
+    # the wave row of the current setting is the spec as is under the wave: the search's b = 0
+    current_wave = next(
+        r
+        for r in grid_wave
+        if r.redeem_fee == spec.primary.redeem_fee and r.redemption_limit_share_per_day == current_lim
+    )
+    buf = cash_buffer_for_coverage(
+        wave(spec),
+        gold_in,
+        horizon_days=h,
+        confidence=conf,
+        target=target,
+        seed=seed,
+        calendar=calendar,
+        before=dict(current_wave.stats),
+    )
+    b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
+    buffer = buf.to_dict()
+    buffer["out_of_sample"] = {
+        "before": rerun_out(wave(spec)),
+        "after": rerun_out(wave(with_cash_buffer(spec, b))),
+    }
 
     chosen_spec = with_primary(
         spec, redeem_fee=chosen.redeem_fee, redemption_limit_share_per_day=chosen.redemption_limit_share_per_day
@@ -239,29 +261,21 @@ def _recommend_for_spec(
             "0.1% of depth count as ties), closest to the current setting, lowest fee, loosest gate",
             "wave": chosen.to_dict(),
             "behavioural": find(grid_beh, chosen.redeem_fee, chosen.redemption_limit_share_per_day),
-            "wave_out_of_sample": rerun(wave(chosen_spec), gold_out),
+            "wave_out_of_sample": rerun_out(wave(chosen_spec)),
         },
     }
 
 
-@task(name="recommend", cache_policy=NO_CACHE)
-def recommend(
-    specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
-) -> dict[str, Any]:
-    """Recommendations for every reserve-backed token spec (a CDP has no reserve liquidity to tune):
-    :func:`_recommend_for_spec` on the first ``settings.liquidity.recommend_paths`` Monte Carlo paths, the
-    next as many as the out-of-sample check, put on the calendar-day clock from ``first_day``
-    (the date of the last gold price, day 0) so weekends close the primary market of each spec's
-    ``market_hours`` while holders keep asking. Returns ``{"scenario": {...}, "tokens": {symbol:
-    ...}}`` (empty ``tokens`` without reserve-backed specs)."""
+def recommend_scenario(settings: Settings) -> dict[str, Any]:
+    """What the recommendations' scenario is, for the summary: the wave, its horizons in trading
+    days, the coverage target and confidence, and the search and out-of-sample path counts
+    (``settings.liquidity.recommend_paths`` each)."""
     n = settings.liquidity.recommend_paths
-    horizon = _stress_horizon_trading_days(settings)
-    backed = [s for s in specs if isinstance(s, ReserveBackedTokenSpec)]
-    scenario = {
+    return {
         "wave_share_of_supply": settings.liquidity.wave_share,
         "wave_days": settings.liquidity.wave_days,
         "wave_basis": settings.liquidity.wave_basis,
-        "wave_horizon_trading_days": horizon,
+        "wave_horizon_trading_days": _stress_horizon_trading_days(settings),
         "behavioural_horizon_trading_days": max(settings.risk.horizons_days),
         "confidence": settings.liquidity.confidence,
         "target_coverage": settings.liquidity.target_coverage,
@@ -270,26 +284,87 @@ def recommend(
         "gold_model": "registered champion, Monte Carlo seed settings.monte_carlo.seed (the main run's first paths)",
         "coverage": "min over the horizon's days of one open day's liquid resources (after stressed haircuts) / all waiting claims + opex payable",
     }
-    if not backed:
-        return {"scenario": scenario, "tokens": {}}
+
+
+def recommend_inputs(
+    champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, pd.DatetimeIndex]:
+    """The inputs every token's recommendations share: ``(scenario, gold_in, gold_out, calendar)``.
+
+    ``gold_in`` and ``gold_out`` are the first and the next ``n = settings.liquidity.recommend_paths``
+    Monte Carlo gold paths of the main run (``champion``, seed ``settings.monte_carlo.seed``, day 0
+    = ``p0_usd_per_oz`` USD per troy ounce), cut to :func:`_stress_horizon_trading_days` trading
+    days and put on the calendar-day clock from ``first_day`` (the date of the last gold price):
+    arrays ``(n, C + 1)`` over the ``C + 1`` dates of ``calendar``, so weekends close the primary
+    market of each spec's ``market_hours`` while holders keep asking. ``scenario`` is
+    :func:`recommend_scenario` with the clock added. Raises ValueError for a ``first_day`` that is
+    not a date (:func:`models.scenarios.calendar_day_paths`).
+    """
+    n = settings.liquidity.recommend_paths
+    horizon = _stress_horizon_trading_days(settings)
     gold, calendar = calendar_day_paths(_gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings), first_day)
+    scenario = recommend_scenario(settings)
     scenario.update(
         clock="calendar days: holders and the AMM act every day; gold sales, payments and the primary market on the open days of each spec's market_hours",
         first_day=str(calendar[0].date()),
         horizon_calendar_days=len(calendar) - 1,
     )
-    gold_in, gold_out = gold[:n], gold[n:]
-    log = get_run_logger()
+    return scenario, gold[:n], gold[n:], calendar
+
+
+def recommend_result(scenario: dict[str, Any], tokens: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The recommendations as the run records them: ``{"scenario": scenario, "tokens": {symbol:
+    recommend_token result}}``, tokens in the order given."""
+    return {"scenario": scenario, "tokens": dict(tokens)}
+
+
+def _log_buffer(symbol: str, result: dict[str, Any]) -> None:
+    cb = result["cash_buffer"]
+    try:
+        log: Any = get_run_logger()
+    except MissingContextError:  # called outside a Prefect run (a benchmark, a notebook)
+        log = logging.getLogger(__name__)
+    log.info(
+        "%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",
+        symbol,
+        cb["buffer_usd"],
+        cb["reachable"],
+        100 * cb["target"],
+        100 * cb["confidence"],
+    )
+
+
+@task(name="recommend-token", cache_policy=NO_CACHE)
+def recommend_token(
+    spec: ReserveBackedTokenSpec,
+    gold_in: np.ndarray,
+    gold_out: np.ndarray,
+    calendar: pd.DatetimeIndex,
+    settings: Settings,
+) -> dict[str, Any]:
+    """One reserve-backed token's recommendations (:func:`recommend_for_spec`) as a task of its
+    own, so a flow can submit one per token to a task runner; the inputs are those of
+    :func:`recommend_inputs` (all picklable). Logs the cash buffer found."""
+    result = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
+    _log_buffer(spec.symbol, result)
+    return result
+
+
+@task(name="recommend", cache_policy=NO_CACHE)
+def recommend(
+    specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
+) -> dict[str, Any]:
+    """Recommendations for every reserve-backed token spec (a CDP has no reserve liquidity to tune),
+    one after the other in this task: :func:`recommend_for_spec` on the inputs of
+    :func:`recommend_inputs`, assembled by :func:`recommend_result`. Returns ``{"scenario": {...},
+    "tokens": {symbol: ...}}`` (empty ``tokens``, and no gold paths drawn, without reserve-backed
+    specs)."""
+    backed = [s for s in specs if isinstance(s, ReserveBackedTokenSpec)]
+    if not backed:
+        return recommend_result(recommend_scenario(settings), {})
+    scenario, gold_in, gold_out, calendar = recommend_inputs(champion, p0_usd_per_oz, first_day, settings)
     tokens = {}
     for spec in backed:
-        tokens[spec.symbol] = _recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
-        cb = tokens[spec.symbol]["cash_buffer"]
-        log.info(
-            "%s: cash buffer %s USD (reachable %s) for coverage >= %.0f%% at %.0f%%",
-            spec.symbol,
-            cb["buffer_usd"],
-            cb["reachable"],
-            100 * cb["target"],
-            100 * cb["confidence"],
-        )
-    return {"scenario": scenario, "tokens": tokens}
+        tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
+        _log_buffer(spec.symbol, tokens[spec.symbol])
+    return recommend_result(scenario, tokens)

@@ -17,7 +17,8 @@ from goldstress.settings import get_settings
 
 def isolated_env(root: Path) -> dict[str, str]:
     """GOLDSTRESS_* variables for an isolated run under ``root``: store, reports, a SQLite MLflow
-    store and an artifact folder, plus a small Monte Carlo (600 paths x 40 days)."""
+    store and an artifact folder, plus a small Monte Carlo (600 paths x 40 days) and small
+    recommendation searches (300 paths, as many out of sample)."""
     return {
         "GOLDSTRESS_STORE_URL": str(root / "store"),
         "GOLDSTRESS_REPORT_URL": str(root / "reports"),
@@ -27,6 +28,7 @@ def isolated_env(root: Path) -> dict[str, str]:
         "GOLDSTRESS_MC_HORIZON_DAYS": "40",
         "GOLDSTRESS_MC_CHUNK_PATHS": "200",
         "GOLDSTRESS_MC_FAN_CHART_PATHS": "100",
+        "GOLDSTRESS_LIQUIDITY_STRESS_RECOMMEND_PATHS": "300",
     }
 
 

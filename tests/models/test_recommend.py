@@ -15,6 +15,7 @@ from models.recommend import (
     cash_buffer_for_coverage,
     choose_setting,
     evaluate_settings,
+    gate_never_binds,
     liquidity_stats,
     with_cash_buffer,
     with_primary,
@@ -147,6 +148,9 @@ def test_cash_buffer_equals_closed_form_when_only_cash_pays(share, horizon, fee,
     assert res.buffer_usd >= expect - 1e-6  # the reported buffer meets the criterion (upper end)
     assert res.after["meets_target"] == 1.0 and res.before["meets_target"] == 0.0
     assert res.after["coverage_q"] >= 1.0
+    # ITP never needs more than bisection's ceil(log2(1 / tol_frac)) steps plus one (Oliveira and
+    # Takahashi 2020), besides the runs at 0 and at the upper end
+    assert res.evaluations <= 2 + math.ceil(math.log2(1 / 1e-6)) + 1
     # and just below it the criterion fails
     below = liquidity_stats(
         ReserveBackedToken(with_cash_buffer(spec, expect * (1 - 1e-3))).run(flat_gold(3, horizon)), horizon, 0.99
@@ -209,6 +213,17 @@ def test_cash_buffer_on_a_preset_matches_a_brute_force_grid():
     first = int(np.argmax(np.array(meets) > 0))
     assert meets[first] == 1.0 and first > 0
     assert grid[first - 1] < res.buffer_usd <= grid[first] + 1e-4 * liab
+    # the final bracket: its lower end fails, its upper end (the answer) meets, within the tolerance
+    lo, hi = res.bracket_usd
+    assert hi == res.buffer_usd and 0 < hi - lo <= 1e-4 * liab
+    at_lo = liquidity_stats(
+        ReserveBackedToken(with_cash_buffer(spec, lo)).run(gold, rng=np.random.default_rng(11)), 10, 0.99
+    )
+    assert at_lo["meets_target"] == 0.0 and res.after["meets_target"] == 1.0
+    assert res.evaluations <= 2 + math.ceil(math.log2(1e4)) + 1  # ITP's worst case: bisection + 1
+    # the caller's b = 0 run is taken as is: the same answer, one run less
+    again = cash_buffer_for_coverage(spec, gold, horizon_days=10, seed=11, tol_frac=1e-4, before=res.before)
+    assert again.buffer_usd == res.buffer_usd and again.evaluations == res.evaluations - 1
 
 
 @pytest.mark.parametrize(
@@ -257,6 +272,54 @@ def test_tighter_gate_never_lowers_coverage_and_refuses_more():
     assert refused[-1] > refused[0]
     # the transform is applied after the setting: every row got the same wave
     assert {r.redeem_fee for r in rows} == {0.0025}
+
+
+def test_gate_that_refuses_nothing_takes_the_ungated_run_and_others_are_re_run(monkeypatch):
+    # a 20% wave over 10 days asks about 2% of the supply a day: gates of 10% and 5% refuse
+    # nothing, 1% refuses; each row must equal a direct run of its own gated spec
+    spec = load_token_spec(SPECS / "xaut.toml")
+    rng = np.random.default_rng(3)
+    gold = 4_000.0 * np.exp(np.c_[np.zeros(300), np.cumsum(rng.normal(0, 0.012, (300, 10)), axis=1)])
+
+    def wave(s):
+        return with_redemption_share(s, 0.2, 10)
+
+    limits = [None, 0.1, 0.05, 0.01]
+    direct, refused = {}, {}
+    for lim in limits:
+        out = ReserveBackedToken(wave(with_primary(spec, redemption_limit_share_per_day=lim))).run(
+            gold, rng=np.random.default_rng(5)
+        )
+        direct[lim] = liquidity_stats(out, 10, 0.99)
+        refused[lim] = float(out.returned_tokens.sum())
+    assert refused[0.1] == refused[0.05] == refused[None] and refused[0.01] > refused[None]
+    runs = []
+    run = ReserveBackedToken.run
+    monkeypatch.setattr(ReserveBackedToken, "run", lambda self, *a, **k: runs.append(1) or run(self, *a, **k))
+    rows = evaluate_settings(
+        spec, gold, redeem_fees=[0.0025], redemption_limits=limits, horizon_days=10, seed=5, transform=wave
+    )
+    assert [r.redemption_limit_share_per_day for r in rows] == limits
+    for r in rows:
+        assert r.stats == direct[r.redemption_limit_share_per_day]
+    assert len(runs) == 2  # the ungated run and the 1% gate
+
+
+def test_gate_never_binds_is_the_engines_comparison():
+    spec = with_redemption_share(load_token_spec(SPECS / "xaut.toml"), 0.2, 10)
+    rng = np.random.default_rng(4)
+    gold = 4_000.0 * np.exp(np.c_[np.zeros(50), np.cumsum(rng.normal(0, 0.012, (50, 10)), axis=1)])
+    out = ReserveBackedToken(spec).run(gold, rng=np.random.default_rng(1))
+    # the largest day's request over the previous day's supply: a gate there refuses nothing,
+    # one a little tighter refuses something (and the engine agrees)
+    top = float(np.max(out.redemption_demand_tokens[:, 1:] / out.supply_tokens[:, :-1]))
+    assert gate_never_binds(out, top * (1 + 1e-9)) and not gate_never_binds(out, top * (1 - 1e-6))
+    tighter = ReserveBackedToken(with_primary(spec, redemption_limit_share_per_day=top * (1 - 1e-6))).run(
+        gold, rng=np.random.default_rng(1)
+    )
+    assert tighter.returned_tokens.sum() > 0
+    with pytest.raises(ValueError, match="limit"):
+        gate_never_binds(out, 0.0)
 
 
 def test_choose_setting_rule():

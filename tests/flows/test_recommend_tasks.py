@@ -1,0 +1,155 @@
+"""The liquidity recommendations' tasks (tasks/recommend.py): the shared inputs are the main Monte
+Carlo's first paths, the per-token task equals the all-token task and takes picklable arguments, and
+the cash buffer it reports is the smallest at the search's resolution on the search paths.
+
+Gold: a GJR-GARCH champion with the parameters of a real run's champion (bench/engine.py) and
+filtered-historical-simulation innovations from standardised Student-t residuals; specs: specs/.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from goldstress.io.champion import Champion, stress_simulator
+from goldstress.settings import Settings
+from models.recommend import with_cash_buffer
+from models.scenarios import business_days, monte_carlo_chunks, on_calendar_days, to_price_paths
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import load_token_spec, with_redemption_share
+from models.volatility import GarchFit
+from tasks.recommend import recommend, recommend_inputs, recommend_token
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+N = 150  # search paths: 2N = 300 ends in a partial 250-path block, still the main run's paths
+P0, FIRST_DAY = 4_000.0, "2026-08-13"  # a Thursday: the horizon starts next to a weekend
+
+
+@pytest.fixture(scope="module")
+def champion() -> Champion:
+    p = {"mu": 4.4e-4, "omega": 1.283e-6, "alpha": 0.0743, "gamma": -0.0359, "beta": 0.9356, "nu": 4.99}
+    z = np.random.default_rng(0).standard_t(p["nu"], 5000) * math.sqrt((p["nu"] - 2) / p["nu"])
+    s2, eps = 1e-4, -0.01
+    nxt = p["omega"] + (p["alpha"] + p["gamma"]) * eps * eps + p["beta"] * s2
+    fit = GarchFit(
+        kind="gjr",
+        params=p,
+        std_errors=dict.fromkeys(p, 0.0),
+        loglik=0.0,
+        loglik_decimal=0.0,
+        aic=0.0,
+        bic=0.0,
+        n_obs=5000,
+        std_resid=z,
+        last_resid=eps,
+        last_variance=s2,
+        sigma_next=math.sqrt(nxt),
+    )
+    return Champion(name="gjr_fhs", fit=fit, innovations="fhs", tail=None, meta={})
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    base = Settings()
+    return base.model_copy(
+        update={
+            "liquidity": base.liquidity.model_copy(update={"recommend_paths": N}),
+            "monte_carlo": base.monte_carlo.model_copy(update={"paths": 1_000, "chunk_paths": 500}),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs(champion, settings):
+    return recommend_inputs(champion, P0, FIRST_DAY, settings)
+
+
+def test_inputs_are_the_main_monte_carlos_first_paths(champion, settings, inputs):
+    scenario, gold_in, gold_out, calendar = inputs
+    # the main Monte Carlo as tasks/simulate.py draws it: all its paths over its whole horizon
+    days = business_days(FIRST_DAY, settings.monte_carlo.horizon_days + 1)
+    main = [
+        on_calendar_days(to_price_paths(P0, chunk), days)
+        for chunk in monte_carlo_chunks(
+            stress_simulator(champion, settings.monte_carlo.drift),
+            settings.monte_carlo.paths,
+            settings.monte_carlo.horizon_days,
+            settings.monte_carlo.seed,
+            settings.monte_carlo.chunk_paths,
+        )
+    ]
+    prices = np.concatenate([m[0] for m in main])
+    c1 = len(calendar)
+    assert calendar.equals(main[0][1][:c1])
+    np.testing.assert_array_equal(gold_in, prices[:N, :c1])
+    np.testing.assert_array_equal(gold_out, prices[N : 2 * N, :c1])
+    # the stress horizon: 30 trading days (the longest risk horizon) from a Thursday = 42 calendar days
+    assert scenario["wave_horizon_trading_days"] == 30 and int((calendar.day_of_week < 5).sum()) == 31
+    assert scenario["horizon_calendar_days"] == c1 - 1 == 42
+    assert scenario["search_paths"] == scenario["out_of_sample_paths"] == N
+
+
+def test_the_per_token_task_equals_the_all_token_task_on_pickled_arguments(champion, settings, inputs):
+    _, gold_in, gold_out, calendar = inputs
+    specs = [load_token_spec(SPECS / f"{s}.toml") for s in ("gram", "gusd_cdp")]
+    whole = recommend.fn(specs, champion, P0, FIRST_DAY, settings)
+    assert list(whole["tokens"]) == ["GRAM"]  # a CDP has no reserve liquidity to tune
+    args = pickle.loads(pickle.dumps((specs[0], gold_in, gold_out, calendar, settings)))
+    assert recommend_token.name == "recommend-token"
+    assert recommend_token.fn(*args) == whole["tokens"]["GRAM"]
+
+
+def _coverage_q(spec, gold, calendar, settings) -> float:
+    """The 1% lower quantile (inverted cdf: the k-th smallest) of the path minima of the coverage
+    under the wave, computed here from the engine's daily coverage."""
+    wave = with_redemption_share(spec, settings.liquidity.wave_share, settings.liquidity.wave_days)
+    out = ReserveBackedToken(wave).run(gold, calendar=calendar, rng=np.random.default_rng(settings.monte_carlo.seed))
+    mins = np.sort(out.liquidity_coverage[:, 1:].min(axis=1))
+    return float(mins[math.ceil(round(1 - settings.liquidity.confidence, 12) * mins.size) - 1])
+
+
+def test_the_cash_buffer_is_the_smallest_meeting_the_target_at_the_search_resolution(settings, inputs):
+    _, gold_in, gold_out, calendar = inputs
+    spec = load_token_spec(SPECS / "gram.toml")
+    res = recommend_token.fn(spec, gold_in, gold_out, calendar, settings)
+    cb = res["cash_buffer"]
+    assert cb["reachable"] and cb["buffer_usd"] > 0
+    # without a buffer the preset fails under the wave; the b = 0 figures are the grid's current row
+    before = _coverage_q(spec, gold_in, calendar, settings)
+    assert before < 1.0 and cb["before"]["coverage_q"] == before
+    assert res["current_setting"]["wave"]["coverage_q"] == before
+    # the buffer meets the target on the search paths; one resolution step less does not
+    b, tol = cb["buffer_usd"], cb["tol_usd"]
+    assert tol == pytest.approx(1e-4 * res["liabilities_usd"], rel=1e-12)
+    assert _coverage_q(with_cash_buffer(spec, b), gold_in, calendar, settings) >= 1.0
+    assert _coverage_q(with_cash_buffer(spec, b - tol), gold_in, calendar, settings) < 1.0
+    assert cb["evaluations"] <= 1 + math.ceil(math.log2(1e4)) + 1  # upper end + ITP's worst case
+    # out of sample: the same buffer on the next N paths
+    oos = cb["out_of_sample"]
+    assert oos["before"]["coverage_q"] == _coverage_q(spec, gold_out, calendar, settings)
+    assert oos["after"]["coverage_q"] == _coverage_q(with_cash_buffer(spec, b), gold_out, calendar, settings)
+
+
+def test_recommend_token_tasks_submitted_to_a_dask_cluster_give_the_plain_results(prefect_api, settings, inputs):
+    # what the simulate flow does with the task: one submission per token to a Dask worker
+    # process (arguments and results cross a process boundary), on a real Prefect API
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    _, gold_in, gold_out, calendar = inputs
+    specs = [load_token_spec(SPECS / f"{s}.toml") for s in ("paxg", "dgx")]
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": True, "threads_per_worker": 1})
+
+    @flow(task_runner=runner)
+    def per_token() -> dict:
+        futures = {s.symbol: recommend_token.submit(s, gold_in, gold_out, calendar, settings) for s in specs}
+        return {symbol: f.result() for symbol, f in futures.items()}
+
+    got = per_token()
+    assert list(got) == ["PAXG", "DGX"]
+    for s in specs:
+        assert got[s.symbol] == recommend_token.fn(s, gold_in, gold_out, calendar, settings)
