@@ -11,7 +11,7 @@ from goldstress.execution import task_runner
 from goldstress.io import tracking
 from goldstress.records import Manifest
 from goldstress.settings import RunOptions, new_run_id
-from tasks.recommend import apply_premium_calibration, recommend, supply_outflow_anchor
+from tasks.recommend import apply_premium_calibration, recommend_on_runner, supply_outflow_anchor
 from tasks.simulate import (
     load_champion_task,
     load_specs,
@@ -57,7 +57,9 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     liquidity = {
         "premium_calibration": premium_calibration,
         "supply_outflows": supply_outflow_anchor(settings),
-        "recommendations": recommend(specs, champion.model, meta["last_usd_per_oz"], meta["data_last_date"], settings),
+        "recommendations": recommend_on_runner(
+            specs, champion.model, meta["last_usd_per_oz"], meta["data_last_date"], settings
+        ),
     }
     progress.advance(len(scenarios) + 1, len(scenarios) + 1)
     return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)

@@ -3,6 +3,7 @@ Dask scheduler (settings ``GOLDSTRESS_DASK_*``), through Prefect's task runners.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from goldstress.settings import DaskSettings
@@ -41,3 +42,32 @@ def task_runner(dask: DaskSettings) -> Any:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=1)
+
+
+def results_in_order(task: Any, calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+    """Results of the Prefect ``task`` called with each argument tuple of ``calls``, in order.
+
+    On the current flow run's Dask task runner the calls are submitted two per worker thread
+    ahead of the one being consumed (so results wait in bounded number); with any other runner,
+    or outside a flow run, each call runs in this thread in turn (results made in a pool thread
+    and freed in this one fragment the C allocator's per-thread arenas: the process grew by
+    3.5 MB per 1,000 Monte Carlo paths that way). Exceptions of a call propagate when its result
+    is reached."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx is not None else None
+    if type(runner).__name__ != "DaskTaskRunner":
+        for args in calls:
+            yield task(*args)
+        return
+    ahead = max(2, 2 * sum(runner.client.nthreads().values()))  # type: ignore[union-attr]
+    pending = [task.submit(*args) for args in calls[:ahead]]
+    nxt = len(pending)
+    while pending:
+        out = pending.pop(0).result()
+        if nxt < len(calls):
+            pending.append(task.submit(*calls[nxt]))
+            nxt += 1
+        yield out
+        del out

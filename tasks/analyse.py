@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
 from goldstress.io import storage
+from goldstress.io.pathtable import token_views
 from goldstress.records import Manifest, Summary, json_safe
 from goldstress.settings import Settings
 from models.metrics import (
@@ -64,20 +64,20 @@ def read_manifest(run_id: str | None, settings: Settings) -> Manifest:
     return Manifest.model_validate(storage.read_json(Catalog.of(settings).run_file(run_id, "manifest.json"), settings))
 
 
-def _token_tables(url: str, kind: str, symbols: list[str], settings: Settings) -> Iterator[tuple[str, pd.DataFrame]]:
-    """``(symbol, rows)`` of a scenario's per-path table, token by token in ``symbols`` order. A
-    Monte Carlo table is read one token at a time (its row groups hold one token each), so memory
-    is one token's paths, not the table's; a replay or shock table (a row per token) at once."""
+def _token_tables(url: str, kind: str, symbols: list[str], settings: Settings) -> Iterator[tuple[str, Any]]:
+    """``(symbol, rows)`` of a scenario's per-path table in ``symbols`` order. A Monte Carlo table
+    is read one token and a few columns at a time (:func:`goldstress.io.pathtable.token_views`),
+    so memory is some columns of one token's paths, not the table; a replay or shock table (a
+    row per token) is read at once."""
     if kind != "monte_carlo":
         table = storage.read_parquet(url, settings)
         for symbol, g in table.groupby("token", sort=False):
             yield str(symbol), g
         return
-    for symbol in symbols:
-        g = storage.read_parquet(url, settings, filters=[("token", "==", symbol)])
-        if len(g):
-            yield symbol, g
-        del g
+    with token_views(url, settings) as views:
+        for symbol in symbols:
+            if symbol in views:
+                yield symbol, views.pop(symbol)
 
 
 @task(name="compute-summary", cache_policy=NO_CACHE)

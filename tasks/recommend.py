@@ -368,3 +368,20 @@ def recommend(
         tokens[spec.symbol] = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
         _log_buffer(spec.symbol, tokens[spec.symbol])
     return recommend_result(scenario, tokens)
+
+
+def recommend_on_runner(
+    specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
+) -> dict[str, Any]:
+    """What :func:`recommend` returns, with one :func:`recommend_token` task per reserve-backed spec
+    on the flow's task runner (:func:`goldstress.execution.results_in_order`: Dask workers when
+    configured, else one after the other here). Must be called inside a flow run."""
+    from goldstress.execution import results_in_order
+
+    backed = [s for s in specs if isinstance(s, ReserveBackedTokenSpec)]
+    if not backed:
+        return recommend_result(recommend_scenario(settings), {})
+    scenario, gold_in, gold_out, calendar = recommend_inputs(champion, p0_usd_per_oz, first_day, settings)
+    calls = [(spec, gold_in, gold_out, calendar, settings) for spec in backed]
+    results = results_in_order(recommend_token, calls)
+    return recommend_result(scenario, {spec.symbol: out for spec, out in zip(backed, results, strict=True)})

@@ -19,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
+from goldstress.execution import results_in_order
 from goldstress.io import storage
 from goldstress.io.champion import RegisteredChampion, drift_record, stress_simulator
 from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
@@ -212,7 +213,7 @@ def run_monte_carlo(
     fan: list[np.ndarray] = []
     rows = 0
     with storage.parquet_writer(url, settings) as write:
-        for out in _results_in_order(args, parts):
+        for out in results_in_order(simulate_paths, [(*args, *part) for part in parts]):
             fan.append(out["fan"])
             for df in out["frames"]:
                 write(df)
@@ -226,30 +227,6 @@ def run_monte_carlo(
         "n_paths": int(settings.monte_carlo.paths),
         "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)},
     }
-
-
-def _results_in_order(args: tuple[Any, ...], parts: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
-    """:func:`simulate_paths` results of ``parts`` in order: submitted to the flow's Dask task runner
-    two per worker thread ahead, else called here one after the other (results made in another
-    thread and freed in this one would fragment the allocator's arenas)."""
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    runner = ctx.task_runner if ctx is not None else None
-    if type(runner).__name__ != "DaskTaskRunner":
-        for part in parts:
-            yield simulate_paths(*args, *part)
-        return
-    ahead = max(2, 2 * sum(runner.client.nthreads().values()))  # type: ignore[union-attr]
-    pending = [simulate_paths.submit(*args, *part) for part in parts[:ahead]]
-    nxt = len(pending)
-    while pending:
-        out = pending.pop(0).result()
-        if nxt < len(parts):
-            pending.append(simulate_paths.submit(*args, *parts[nxt]))
-            nxt += 1
-        yield out
-        del out
 
 
 @task(name="run-scenario", cache_policy=NO_CACHE)
