@@ -573,6 +573,32 @@ def test_simulate_alone_is_reproducible_through_the_registry(run):
         pd.testing.assert_frame_equal(pd.read_parquet(res["url"]), results(run, name), check_exact=True)
 
 
+def test_a_run_without_path_tables_has_the_same_summary_and_figures(run, monkeypatch):
+    """GOLDSTRESS_MC_KEEP_PATH_RESULTS=false: the same figures, then the per-path tables are deleted
+    and the published run lists none."""
+    from flows.analyse import analyse
+    from flows.simulate import simulate
+    from goldstress.catalog import Catalog
+
+    monkeypatch.setenv("GOLDSTRESS_MC_KEEP_PATH_RESULTS", "false")
+    get_settings.cache_clear()
+    try:
+        manifest = simulate().as_json()
+        out = analyse(run_id=manifest["run_id"])
+        marker = json.loads(Path(Catalog.of(get_settings()).run_marker(manifest["run_id"])).read_text())
+    finally:
+        get_settings.cache_clear()
+    assert manifest["settings"]["keep_path_results"] is False
+    assert out["results_parquet"] == []
+    assert all(not Path(res["url"]).exists() for res in manifest["scenarios"])
+    assert sorted(f["name"] for f in marker["files"]) == ["manifest.json", "report.html", "summary.json"]
+    summary = json.loads(Path(out["summary_json"]).read_text(encoding="utf-8"))
+    for symbol in run.symbols:
+        assert same(summary["tokens"][symbol]["scenarios"], run.summary["tokens"][symbol]["scenarios"])
+    page = Path(out["report_html"]).read_text(encoding="utf-8")
+    assert page.count("<svg") == Path(run.outputs["report_html"]).read_text(encoding="utf-8").count("<svg")
+
+
 # --------------------------------------------------------------------------------------------
 # the validation gate stops bad data
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""The per-path table read token by token and column by column equals the table read whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from goldstress.io import storage
+from goldstress.io.pathtable import token_views
+from goldstress.settings import get_settings
+
+
+def _frame(token: str, first: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    x = rng.standard_normal(n)
+    x[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"scenario": "mc", "token": token, "path": np.arange(first, first + n), "loss": x})
+
+
+def test_views_equal_the_whole_table_per_token(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    url = str(tmp_path / "t.parquet")
+    frames = [_frame(tok, first, 700, rng) for first in (0, 700, 1400) for tok in ("PAXG", "XAUT", "GUSD")]
+    with storage.parquet_writer(url, get_settings()) as write:
+        for df in frames:
+            write(df)
+    whole = pd.read_parquet(url)
+    with token_views(url, get_settings()) as views:
+        assert list(views) == ["PAXG", "XAUT", "GUSD"]
+        for token, view in views.items():
+            expected = whole[whole["token"] == token].reset_index(drop=True)
+            assert len(view) == 2_100 and "loss" in view and "nope" not in view
+            assert list(view.columns) == list(whole.columns)
+            for col in ("path", "loss", "path", "token", "scenario", "loss"):  # re-reads past the cache
+                pd.testing.assert_series_equal(view[col], expected[col], check_exact=True)
+            assert view["loss"].quantile(0.9) == expected["loss"].quantile(0.9)
+            with pytest.raises(KeyError):
+                view["nope"]
+
+
+def test_a_row_group_with_two_tokens_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    url = str(tmp_path / "mixed.parquet")
+    mixed = pd.concat([_frame("PAXG", 0, 10, rng), _frame("XAUT", 0, 10, rng)], ignore_index=True)
+    with storage.parquet_writer(url, get_settings()) as write:
+        write(_frame("PAXG", 0, 10, rng))
+        write(mixed)
+    with pytest.raises(ValueError, match=r"mixed\.parquet: row group 1 does not hold a single token"):
+        with token_views(url, get_settings()):
+            pass
