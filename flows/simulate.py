@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from goldstress import progress
-from goldstress.execution import task_runner
+from goldstress.execution import results_in_order, task_runner
 from goldstress.io import tracking
 from goldstress.records import Manifest
 from goldstress.settings import RunOptions, new_run_id
@@ -42,24 +42,23 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     returns, meta = load_gold_returns(settings)
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
     scenarios = scenario_defs(settings, returns)
-    results = []
-    for i, sc in enumerate(scenarios):
-        if sc.kind == "monte_carlo":  # tasks on the flow's task runner (Dask when configured)
-            res = run_monte_carlo(
-                sc, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
-            )
-        else:
-            res = run_scenario(
-                sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
-            )
-        results.append(res)
-        progress.advance(i + 1, len(scenarios) + 1)
+    p0, first_day = meta["last_usd_per_oz"], meta["data_last_date"]
+    # every scenario's work is tasks on the flow's task runner (Dask workers when configured)
+    others = [sc for sc in scenarios if sc.kind != "monte_carlo"]
+    by_name = {}
+    for sc in scenarios:
+        if sc.kind == "monte_carlo":
+            by_name[sc.name] = run_monte_carlo(sc, p0, champion.model, specs, settings, run_id, first_day)
+            progress.advance(len(by_name), len(scenarios) + 1)
+    calls = [(sc, returns, p0, champion.model, specs, settings, run_id, first_day) for sc in others]
+    for sc, res in zip(others, results_in_order(run_scenario, calls), strict=True):
+        by_name[sc.name] = res
+        progress.advance(len(by_name), len(scenarios) + 1)
+    results = [by_name[sc.name] for sc in scenarios]
     liquidity = {
         "premium_calibration": premium_calibration,
         "supply_outflows": supply_outflow_anchor(settings),
-        "recommendations": recommend_on_runner(
-            specs, champion.model, meta["last_usd_per_oz"], meta["data_last_date"], settings
-        ),
+        "recommendations": recommend_on_runner(specs, champion.model, p0, first_day, settings),
     }
     progress.advance(len(scenarios) + 1, len(scenarios) + 1)
     return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)
