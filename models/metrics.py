@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from models.peg import (
     days_to_recovery,
@@ -702,13 +703,32 @@ def max_drawdown_frac(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     if v.ndim != 2:
         raise ValueError(f"values: expected a 2-D array (n_paths, T + 1), got shape {v.shape}")
-    peak = np.fmax.accumulate(v, axis=1)  # NaN-skipping running maximum
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fall = np.where(peak > 0, 1.0 - v / peak, np.nan)
-    out = np.full(v.shape[0], np.nan)
-    seen = np.isfinite(fall).any(axis=1)
-    out[seen] = np.nanmax(fall[seen], axis=1)
-    return np.maximum(out, 0.0, where=seen, out=out)
+    return _max_drawdown_rows(v)
+
+
+@njit(cache=True, error_model="numpy")
+def _max_drawdown_rows(v: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`max_drawdown_frac` of a 2-D float array, one pass per row: the running peak skips
+    NaN (``np.fmax``), a day's fall ``1 - v / peak`` counts where the peak is positive, the row's
+    result is the largest non-NaN fall floored at 0 (NaN when no fall is finite)."""
+    n, t1 = v.shape
+    out = np.empty(n)
+    for i in range(n):
+        peak = np.nan
+        best = -np.inf
+        seen = False
+        for t in range(t1):
+            x = v[i, t]
+            if peak != peak or x > peak:  # fmax: a NaN side does not count
+                peak = x if x == x else peak
+            if peak > 0:
+                fall = 1.0 - x / peak
+                if fall > best:
+                    best = fall
+                if math.isfinite(fall):
+                    seen = True
+        out[i] = (best if best >= 0.0 else 0.0) if seen else np.nan
+    return out
 
 
 def summarise_paths(
@@ -752,8 +772,11 @@ def summarise_paths(
     cols: dict[str, np.ndarray] = {"path": np.arange(n)}
     hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
     rpt = outcome.reserve_usd_per_token
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rpt_loss = 1.0 - rpt / rpt[:, :1]
+
+    def rpt_loss(c: int) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1.0 - rpt[:, c] / rpt[:, 0]
+
     cols["holder_value_usd_per_token_d0"] = hv[:, 0]
     cols["reserve_value_usd_d0"] = rv[:, 0]
     cols["reserve_usd_per_token_d0"] = rpt[:, 0]
@@ -765,7 +788,7 @@ def summarise_paths(
             cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, c] / hv[:, 0]
             cols[f"reserve_value_usd_{h}d"] = rv[:, c]
             cols[f"reserve_usd_per_token_{h}d"] = rpt[:, c]
-            cols[f"reserve_per_token_loss_frac_{h}d"] = rpt_loss[:, c]
+            cols[f"reserve_per_token_loss_frac_{h}d"] = rpt_loss(c)
             cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, c]
         else:
             for key in (
@@ -783,7 +806,7 @@ def summarise_paths(
     cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
     cols["holder_max_drawdown_frac"] = max_drawdown_frac(hv)
     cols["reserve_usd_per_token_end"] = rpt[:, -1]
-    cols["reserve_per_token_loss_frac_end"] = rpt_loss[:, -1]
+    cols["reserve_per_token_loss_frac_end"] = rpt_loss(-1)
     cols["reserve_per_token_max_drawdown_frac"] = max_drawdown_frac(rpt)
     cols["backing_ratio_end"] = outcome.backing_ratio[:, -1]
     cols["backing_ratio_min"] = outcome.backing_ratio.min(axis=1)

@@ -76,3 +76,63 @@ def test_wait_days_equal_a_scan_over_the_definition(name: str, paths: tuple[np.n
     table = summarise_paths(o, prices, (1, 10, 30), trading_columns=trading)
     met = [max((w for w in row if not np.isnan(w)), default=np.nan) for row in want]
     np.testing.assert_array_equal(table["redemption_wait_max_days"].to_numpy(), np.array(met))
+
+
+def max_drawdown_loop(values: np.ndarray) -> np.ndarray:
+    """Per row: the running peak over the non-NaN values so far; each day with a positive peak
+    and a value gives a fall ``1 - v / peak``; the largest fall floored at 0 (NaN when no fall is
+    finite)."""
+    out = np.full(values.shape[0], np.nan)
+    for r, row in enumerate(values):
+        peak = math.nan
+        falls = []
+        for v in row:
+            if not math.isnan(v) and (math.isnan(peak) or v > peak):
+                peak = v
+            if peak > 0 and not math.isnan(v):
+                falls.append(1.0 - v / peak)
+        if any(math.isfinite(f) for f in falls):
+            out[r] = max(max(falls), 0.0)
+    return out
+
+
+@pytest.mark.parametrize("name", [*RESERVE_BACKED, "gusd_cdp"])
+def test_drawdown_and_loss_columns_equal_loops(name: str, paths: tuple[np.ndarray, np.ndarray, object]) -> None:
+    """The peak-to-trough columns equal :func:`max_drawdown_loop` of gold, holder value and reserve
+    per token (NaN days with no token outstanding skipped), and the reserve-per-token losses equal
+    ``1 - v_h / v_0`` read at the horizons' trading columns."""
+    prices, trading, cal = paths
+    o = build_token_model(load_token_spec(SPECS / f"{name}.toml")).run(prices, calendar=cal, rng=3)
+    table = summarise_paths(o, prices, (1, 10, 30), trading_columns=trading)
+    rpt = o.reserve_usd_per_token
+    for col, values in (
+        ("gold_max_drawdown", prices),
+        ("holder_max_drawdown_frac", o.holder_value_usd_per_token),
+        ("reserve_per_token_max_drawdown_frac", rpt),
+    ):
+        want = max_drawdown_loop(values)
+        if name != "gusd_cdp" or col == "gold_max_drawdown":  # a CDP coin's value per coin stays at par here
+            assert (want > 0.05).any(), col
+        np.testing.assert_array_equal(table[col].to_numpy(), want, err_msg=col)
+    for h, c in ((1, trading[1]), (10, trading[10]), (30, trading[30]), ("end", -1)):
+        key = f"reserve_per_token_loss_frac_{h}d" if h != "end" else "reserve_per_token_loss_frac_end"
+        want = np.array([1.0 - row[c] / row[0] for row in rpt])
+        np.testing.assert_array_equal(table[key].to_numpy(), want, err_msg=key)
+
+
+def test_max_drawdown_skips_nan_and_gives_nan_without_a_finite_fall() -> None:
+    """Hand cases: a NaN day is neither peak nor trough, a row of NaN (or with no positive peak)
+    gives NaN, a rise only gives 0, a fall to 0 gives 1."""
+    from models.metrics import max_drawdown_frac
+
+    v = np.array(
+        [
+            [10.0, np.nan, 5.0, 12.0, 6.0],
+            [np.nan, np.nan, np.nan, np.nan, np.nan],
+            [1.0, 2.0, 3.0, 4.0, 5.0],
+            [4.0, 0.0, np.nan, 1.0, 2.0],
+            [0.0, 0.0, -1.0, np.nan, 0.0],
+        ]
+    )
+    np.testing.assert_array_equal(max_drawdown_frac(v), [0.5, np.nan, 0.0, 1.0, np.nan])
+    np.testing.assert_array_equal(max_drawdown_frac(v), max_drawdown_loop(v))
