@@ -863,12 +863,17 @@ def flow_columns(
     cols_of = _trading_columns(trading_columns, outcome.supply_tokens.shape[1])
     t1 = cols_of.size
     n = outcome.n_paths
-    red = outcome.cum_redeemed_frac_of_day0_supply()
     out = outcome.redemption_outflow_usd
     nan = np.full(n, np.nan)
+    # ReserveBackedOutcome.cum_redeemed_frac_of_day0_supply read only at the horizons and the end
+    at = np.array([int(cols_of[h]) for h in horizons if h < t1] + [out.shape[1] - 1], dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        red = _cum_sum_at(outcome.redeemed_gold_tokens, outcome.redeemed_cash_tokens, at) / outcome.supply_tokens[:, :1]
     cols: dict[str, np.ndarray] = {}
+    for k, h in enumerate(h for h in horizons if h < t1):
+        cols[f"redeemed_frac_of_day0_supply_{h}d"] = red[:, k]
     for h in horizons:
-        cols[f"redeemed_frac_of_day0_supply_{h}d"] = red[:, cols_of[h]] if h < t1 else nan
+        cols.setdefault(f"redeemed_frac_of_day0_supply_{h}d", nan)
     cols["redeemed_frac_of_day0_supply_end"] = red[:, -1]
     for h in horizons:
         cols[f"redemption_outflow_usd_{h}d"] = out[:, cols_of[h]] if h < t1 else nan
@@ -879,6 +884,24 @@ def flow_columns(
     cols["issuer_fee_revenue_usd_end"] = outcome.issuer_fee_revenue_usd[:, -1]
     cols["reserve_fee_income_usd_end"] = outcome.reserve_fee_income_usd[:, -1]
     return {k: cols[k] for k in flow_column_names(horizons)}
+
+
+@njit(cache=True, error_model="numpy")
+def _cum_sum_at(a: np.ndarray, b: np.ndarray, at: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``np.cumsum(a + b, axis=1)[:, at]`` for ``(n, T)`` arrays and increasing columns ``at``
+    (the same sequential sums), ``(n, len(at))``."""
+    n = a.shape[0]
+    out = np.empty((n, at.shape[0]))
+    for i in range(n):
+        acc = a[i, 0] + b[i, 0]  # not 0.0 + ...: a first sum of -0.0 stays -0.0, as in np.cumsum
+        k = 0
+        for t in range(at[-1] + 1):
+            if t > 0:
+                acc += a[i, t] + b[i, t]
+            while k < at.shape[0] and at[k] == t:
+                out[i, k] = acc
+                k += 1
+    return out
 
 
 PEG_THRESHOLDS = (0.01, 0.05)

@@ -318,14 +318,16 @@ def _fifo_waits(
         for q in range(2):
             last = acc[q, t1 - 1]
             scale = last * (1.0 + 1e-9) + 1.0
+            for t in range(t1):
+                srv[q, t] = _served(srv[q, t], last, scale, r)
             p = 0
             for t in range(t1):
                 target = (acc[q, t] - 1e-9 * scale) / scale + r
                 # first day p whose scaled cumulative service reaches the target: the row's
                 # scaled service is non-decreasing, so p only moves back when the target falls
-                while p > 0 and _served(srv[q, p - 1], last, scale, r) >= target:
+                while p > 0 and srv[q, p - 1] >= target:
                     p -= 1
-                while p < t1 and _served(srv[q, p], last, scale, r) < target:
+                while p < t1 and srv[q, p] < target:
                     p += 1
                 waits[q, t] = float(max(p, t) - t) if p < t1 else np.nan
         for t in range(t1):

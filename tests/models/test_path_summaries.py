@@ -136,3 +136,47 @@ def test_max_drawdown_skips_nan_and_gives_nan_without_a_finite_fall() -> None:
     )
     np.testing.assert_array_equal(max_drawdown_frac(v), [0.5, np.nan, 0.0, 1.0, np.nan])
     np.testing.assert_array_equal(max_drawdown_frac(v), max_drawdown_loop(v))
+
+
+@pytest.mark.parametrize("name", RESERVE_BACKED)
+def test_redeemed_share_and_peg_columns_equal_loops(name: str, paths: tuple[np.ndarray, np.ndarray, object]) -> None:
+    """The cumulative share of the day-0 supply redeemed (gold plus cash, summed day by day) at the
+    horizons and the end, and the peg columns (worst |premium|, longest run beyond 1%, days from
+    the worst day back within 1%, share of days 1..H beyond 1% and 5%) equal loops over each path."""
+    prices, trading, cal = paths
+    o = build_token_model(load_token_spec(SPECS / f"{name}.toml")).run(prices, calendar=cal, rng=3)
+    assert isinstance(o, ReserveBackedOutcome)
+    table = summarise_paths(o, prices, (1, 10, 30), trading_columns=trading)
+    for h, c in ((1, trading[1]), (10, trading[10]), (30, trading[30]), ("end", prices.shape[1] - 1)):
+        want = []
+        for g, k, s0 in zip(o.redeemed_gold_tokens, o.redeemed_cash_tokens, o.supply_tokens[:, 0], strict=True):
+            total = g[0] + k[0]
+            for t in range(1, c + 1):
+                total += g[t] + k[t]
+            want.append(total / s0)
+        key = f"redeemed_frac_of_day0_supply_{h}d" if h != "end" else "redeemed_frac_of_day0_supply_end"
+        assert h != "end" or max(want) > 0.01  # redemptions happen (paid after the settlement lag)
+        np.testing.assert_array_equal(table[key].to_numpy(), np.array(want), err_msg=key)
+    depth, longest, recovery, share1, share5 = [], [], [], [], []
+    for p in o.premium_frac:
+        a = [abs(x) for x in p]
+        worst = a.index(max(a))
+        depth.append(a[worst])
+        run = best = 0
+        for x in a:
+            run = run + 1 if x > 0.01 else 0
+            best = max(best, run)
+        longest.append(float(best))
+        back = [t for t in range(worst, len(a)) if a[t] <= 0.01]
+        recovery.append(float(back[0] - worst) if back else np.nan)
+        share1.append(sum(x > 0.01 for x in a[1:]) / (len(a) - 1))
+        share5.append(sum(x > 0.05 for x in a[1:]) / (len(a) - 1))
+    for key, want in (
+        ("depeg_depth_frac", depth),
+        ("depeg_longest_days_beyond_1pct", longest),
+        ("depeg_recovery_days_1pct", recovery),
+        ("share_days_abs_premium_gt_1pct", share1),
+        ("share_days_abs_premium_gt_5pct", share5),
+    ):
+        np.testing.assert_array_equal(table[key].to_numpy(), np.array(want), err_msg=key)
+    assert max(longest) > 1 and np.isnan(recovery).sum() < len(recovery) and max(share1) > 0
