@@ -482,7 +482,11 @@ def _draw_innovations(proc: PremiumProcess, dd: np.ndarray, gen: np.random.Gener
 
 @njit(cache=True, error_model="numpy")
 def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compiled
-    """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search)."""
+    """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search). A
+    uniform clearly below ``1 - lam <= exp(-lam)`` gives 0 without evaluating ``exp`` (the margin
+    of 1e-12 is far above the rounding of both sides, so the count is the same)."""
+    if u < (1.0 - lam) - 1e-12:
+        return 0.0
     p = math.exp(-lam)
     cdf = p
     k = 0
