@@ -977,9 +977,7 @@ def market_columns(
     cols["redemption_queue_max_tokens"] = outcome.queue_tokens.max(axis=1)
     # longest wait among the waves met within the horizon; what is still owed at the end is
     # reported apart (the last days' waves cannot be met inside the horizon by construction)
-    waits = outcome.wait_days()
-    met = np.where(np.isnan(waits), -np.inf, waits).max(axis=1)
-    cols["redemption_wait_max_days"] = np.where(np.isfinite(met), met, np.nan)
+    cols["redemption_wait_max_days"] = np.fmax.reduce(outcome.wait_days(), axis=1)  # NaN-skipping; all NaN: NaN
     cols["redemption_queue_end_tokens"] = outcome.queue_tokens[:, -1]
     cols["fire_sale_loss_usd"] = outcome.fire_sale_loss_usd[:, -1]
     return cols

@@ -340,5 +340,5 @@ def _fifo_waits(
 def _served(served: float, last: float, scale: float, r: float) -> float:  # pragma: no cover - compiled
     """Cumulative service capped at the row's total acceptance, scaled into ``[r, r + 1)``
     (``np.minimum``: NaN if either is NaN)."""
-    capped = served if (served <= last or served != served) else last
+    capped = served if (served < last or served != served) else last
     return capped / scale + r
