@@ -584,6 +584,22 @@ def _pool_ratio(par: _Params, sell: float) -> float:  # pragma: no cover - compi
 
 
 @njit(cache=True, error_model="numpy")
+def _drawdown(pg: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Gold drawdown ``1 - p_t / max_{s <= t} p_s`` per row of ``(n, H + 1)`` prices, a fraction
+    (the running maximum as ``np.maximum.accumulate``: a NaN carries on)."""
+    n, t1 = pg.shape
+    out = np.empty((n, t1))
+    for i in range(n):
+        peak = pg[i, 0]
+        for t in range(t1):
+            x = pg[i, t]
+            if x > peak or x != x:
+                peak = x
+            out[i, t] = 1.0 - x / peak
+    return out
+
+
+@njit(cache=True, error_model="numpy")
 def _run_paths(
     out: np.ndarray,
     pg: np.ndarray,
@@ -1149,8 +1165,7 @@ class ReserveBackedToken:
             nxt = float(t) if open_[t] else nxt
             to_open[t] = nxt - t
         pg = price_oz / TROY_OUNCE_G  # USD per gram
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dd = 1.0 - pg / np.maximum.accumulate(pg, axis=1)
+        dd = _drawdown(pg)
         proc = self.premium_process
         innov = premium_innovations(proc, dd, rng, first_path)
         assets = s.reserve

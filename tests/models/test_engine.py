@@ -270,6 +270,22 @@ def test_poisson_inverse_equals_the_sequential_search() -> None:
     assert (want == 0).any() and (want >= 2).any()
 
 
+def test_gold_drawdown_is_one_minus_price_over_running_peak() -> None:
+    """The engine's gold drawdown (it drives the premium jumps and the redemptions) equals
+    ``1 - p / np.maximum.accumulate(p)`` bit for bit on falling, volatile paths, and a NaN price
+    carries on to the end of its row as the running maximum does."""
+    from models.token.reserve_backed import _drawdown
+
+    prices, _ = gold_paths(200, 120, seed=8)
+    pg = prices / TROY_OUNCE_G
+    pg[3, 40] = np.nan
+    with np.errstate(invalid="ignore"):
+        want = 1.0 - pg / np.maximum.accumulate(pg, axis=1)
+    got = _drawdown(pg)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[3, 40:]).all() and not np.isnan(got[3, :40]).any() and np.nanmax(got) > 0.1
+
+
 def test_standardised_t_matches_generator_standard_t() -> None:
     """Normal over root gamma is Student-t: 200,000 draws at nu = 3.5 and 8 against
     ``Generator.standard_t`` scaled to unit variance (two-sample KS) and against the t CDF
