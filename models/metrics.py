@@ -703,14 +703,17 @@ def max_drawdown_frac(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     if v.ndim != 2:
         raise ValueError(f"values: expected a 2-D array (n_paths, T + 1), got shape {v.shape}")
-    return _max_drawdown_rows(v)
+    return _max_drawdown_rows(v, v, False)
 
 
 @njit(cache=True, error_model="numpy")
-def _max_drawdown_rows(v: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """:func:`max_drawdown_frac` of a 2-D float array, one pass per row: the running peak skips
-    NaN (``np.fmax``), a day's fall ``1 - v / peak`` counts where the peak is positive, the row's
-    result is the largest non-NaN fall floored at 0 (NaN when no fall is finite)."""
+def _max_drawdown_rows(v: np.ndarray, per: np.ndarray, divide: bool) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`max_drawdown_frac` of a 2-D float array ``v`` or, with ``divide``, of ``v / per``
+    where ``per > 0`` (NaN elsewhere: the value per token of
+    :attr:`models.token.outcome.TokenOutcome.reserve_usd_per_token`), one pass per row: the
+    running peak skips NaN (``np.fmax``), a day's fall ``1 - v / peak`` counts where the peak is
+    positive, the row's result is the largest non-NaN fall floored at 0 (NaN when no fall is
+    finite)."""
     n, t1 = v.shape
     out = np.empty(n)
     for i in range(n):
@@ -719,6 +722,8 @@ def _max_drawdown_rows(v: np.ndarray) -> np.ndarray:  # pragma: no cover - compi
         seen = False
         for t in range(t1):
             x = v[i, t]
+            if divide:
+                x = x / per[i, t] if per[i, t] > 0 else np.nan
             if peak != peak or x > peak:  # fmax: a NaN side does not count
                 peak = x if x == x else peak
             if peak > 0:
@@ -771,15 +776,24 @@ def summarise_paths(
     t1 = cols_of.size
     cols: dict[str, np.ndarray] = {"path": np.arange(n)}
     hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
-    rpt = outcome.reserve_usd_per_token
+    supply = outcome.supply_tokens
+
+    def rpt_at(c: int) -> np.ndarray:
+        # TokenOutcome.reserve_usd_per_token at one column (the whole array is only needed for
+        # its peak-to-trough fall, computed without it)
+        s = supply[:, c]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(s > 0, rv[:, c] / np.where(s > 0, s, 1.0), np.nan)
+
+    rpt0 = rpt_at(0)
 
     def rpt_loss(c: int) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return 1.0 - rpt[:, c] / rpt[:, 0]
+            return 1.0 - rpt_at(c) / rpt0
 
     cols["holder_value_usd_per_token_d0"] = hv[:, 0]
     cols["reserve_value_usd_d0"] = rv[:, 0]
-    cols["reserve_usd_per_token_d0"] = rpt[:, 0]
+    cols["reserve_usd_per_token_d0"] = rpt0
     for h in horizons:
         if h < t1:
             c = int(cols_of[h])
@@ -787,7 +801,7 @@ def summarise_paths(
             cols[f"holder_value_usd_per_token_{h}d"] = hv[:, c]
             cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, c] / hv[:, 0]
             cols[f"reserve_value_usd_{h}d"] = rv[:, c]
-            cols[f"reserve_usd_per_token_{h}d"] = rpt[:, c]
+            cols[f"reserve_usd_per_token_{h}d"] = rpt_at(c)
             cols[f"reserve_per_token_loss_frac_{h}d"] = rpt_loss(c)
             cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, c]
         else:
@@ -805,9 +819,11 @@ def summarise_paths(
     cols["gold_max_drawdown"] = max_drawdown_frac(gold)
     cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
     cols["holder_max_drawdown_frac"] = max_drawdown_frac(hv)
-    cols["reserve_usd_per_token_end"] = rpt[:, -1]
+    cols["reserve_usd_per_token_end"] = rpt_at(-1)
     cols["reserve_per_token_loss_frac_end"] = rpt_loss(-1)
-    cols["reserve_per_token_max_drawdown_frac"] = max_drawdown_frac(rpt)
+    cols["reserve_per_token_max_drawdown_frac"] = _max_drawdown_rows(
+        np.asarray(rv, dtype=float), np.asarray(supply, dtype=float), True
+    )
     cols["backing_ratio_end"] = outcome.backing_ratio[:, -1]
     cols["backing_ratio_min"] = outcome.backing_ratio.min(axis=1)
     cols["backing_below_1"] = cols["backing_ratio_min"] < 1.0
