@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from models.peg import (
     days_to_recovery,
@@ -702,13 +703,37 @@ def max_drawdown_frac(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     if v.ndim != 2:
         raise ValueError(f"values: expected a 2-D array (n_paths, T + 1), got shape {v.shape}")
-    peak = np.fmax.accumulate(v, axis=1)  # NaN-skipping running maximum
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fall = np.where(peak > 0, 1.0 - v / peak, np.nan)
-    out = np.full(v.shape[0], np.nan)
-    seen = np.isfinite(fall).any(axis=1)
-    out[seen] = np.nanmax(fall[seen], axis=1)
-    return np.maximum(out, 0.0, where=seen, out=out)
+    return _max_drawdown_rows(v, v, False)
+
+
+@njit(cache=True, error_model="numpy")
+def _max_drawdown_rows(v: np.ndarray, per: np.ndarray, divide: bool) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`max_drawdown_frac` of a 2-D float array ``v`` or, with ``divide``, of ``v / per``
+    where ``per > 0`` (NaN elsewhere: the value per token of
+    :attr:`models.token.outcome.TokenOutcome.reserve_usd_per_token`), one pass per row: the
+    running peak skips NaN (``np.fmax``), a day's fall ``1 - v / peak`` counts where the peak is
+    positive, the row's result is the largest non-NaN fall floored at 0 (NaN when no fall is
+    finite)."""
+    n, t1 = v.shape
+    out = np.empty(n)
+    for i in range(n):
+        peak = np.nan
+        best = -np.inf
+        seen = False
+        for t in range(t1):
+            x = v[i, t]
+            if divide:
+                x = x / per[i, t] if per[i, t] > 0 else np.nan
+            if peak != peak or x > peak:  # fmax: a NaN side does not count
+                peak = x if x == x else peak
+            if peak > 0:
+                fall = 1.0 - x / peak
+                if fall > best:
+                    best = fall
+                if math.isfinite(fall):
+                    seen = True
+        out[i] = (best if best >= 0.0 else 0.0) if seen else np.nan
+    return out
 
 
 def summarise_paths(
@@ -751,12 +776,24 @@ def summarise_paths(
     t1 = cols_of.size
     cols: dict[str, np.ndarray] = {"path": np.arange(n)}
     hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
-    rpt = outcome.reserve_usd_per_token
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rpt_loss = 1.0 - rpt / rpt[:, :1]
+    supply = outcome.supply_tokens
+
+    def rpt_at(c: int) -> np.ndarray:
+        # TokenOutcome.reserve_usd_per_token at one column (the whole array is only needed for
+        # its peak-to-trough fall, computed without it)
+        s = supply[:, c]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(s > 0, rv[:, c] / np.where(s > 0, s, 1.0), np.nan)
+
+    rpt0 = rpt_at(0)
+
+    def rpt_loss(c: int) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1.0 - rpt_at(c) / rpt0
+
     cols["holder_value_usd_per_token_d0"] = hv[:, 0]
     cols["reserve_value_usd_d0"] = rv[:, 0]
-    cols["reserve_usd_per_token_d0"] = rpt[:, 0]
+    cols["reserve_usd_per_token_d0"] = rpt0
     for h in horizons:
         if h < t1:
             c = int(cols_of[h])
@@ -764,8 +801,8 @@ def summarise_paths(
             cols[f"holder_value_usd_per_token_{h}d"] = hv[:, c]
             cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, c] / hv[:, 0]
             cols[f"reserve_value_usd_{h}d"] = rv[:, c]
-            cols[f"reserve_usd_per_token_{h}d"] = rpt[:, c]
-            cols[f"reserve_per_token_loss_frac_{h}d"] = rpt_loss[:, c]
+            cols[f"reserve_usd_per_token_{h}d"] = rpt_at(c)
+            cols[f"reserve_per_token_loss_frac_{h}d"] = rpt_loss(c)
             cols[f"backing_ratio_{h}d"] = outcome.backing_ratio[:, c]
         else:
             for key in (
@@ -782,9 +819,11 @@ def summarise_paths(
     cols["gold_max_drawdown"] = max_drawdown_frac(gold)
     cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
     cols["holder_max_drawdown_frac"] = max_drawdown_frac(hv)
-    cols["reserve_usd_per_token_end"] = rpt[:, -1]
-    cols["reserve_per_token_loss_frac_end"] = rpt_loss[:, -1]
-    cols["reserve_per_token_max_drawdown_frac"] = max_drawdown_frac(rpt)
+    cols["reserve_usd_per_token_end"] = rpt_at(-1)
+    cols["reserve_per_token_loss_frac_end"] = rpt_loss(-1)
+    cols["reserve_per_token_max_drawdown_frac"] = _max_drawdown_rows(
+        np.asarray(rv, dtype=float), np.asarray(supply, dtype=float), True
+    )
     cols["backing_ratio_end"] = outcome.backing_ratio[:, -1]
     cols["backing_ratio_min"] = outcome.backing_ratio.min(axis=1)
     cols["backing_below_1"] = cols["backing_ratio_min"] < 1.0
@@ -840,12 +879,17 @@ def flow_columns(
     cols_of = _trading_columns(trading_columns, outcome.supply_tokens.shape[1])
     t1 = cols_of.size
     n = outcome.n_paths
-    red = outcome.cum_redeemed_frac_of_day0_supply()
     out = outcome.redemption_outflow_usd
     nan = np.full(n, np.nan)
+    # ReserveBackedOutcome.cum_redeemed_frac_of_day0_supply read only at the horizons and the end
+    at = np.array([int(cols_of[h]) for h in horizons if h < t1] + [out.shape[1] - 1], dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        red = _cum_sum_at(outcome.redeemed_gold_tokens, outcome.redeemed_cash_tokens, at) / outcome.supply_tokens[:, :1]
     cols: dict[str, np.ndarray] = {}
+    for k, h in enumerate(h for h in horizons if h < t1):
+        cols[f"redeemed_frac_of_day0_supply_{h}d"] = red[:, k]
     for h in horizons:
-        cols[f"redeemed_frac_of_day0_supply_{h}d"] = red[:, cols_of[h]] if h < t1 else nan
+        cols.setdefault(f"redeemed_frac_of_day0_supply_{h}d", nan)
     cols["redeemed_frac_of_day0_supply_end"] = red[:, -1]
     for h in horizons:
         cols[f"redemption_outflow_usd_{h}d"] = out[:, cols_of[h]] if h < t1 else nan
@@ -856,6 +900,24 @@ def flow_columns(
     cols["issuer_fee_revenue_usd_end"] = outcome.issuer_fee_revenue_usd[:, -1]
     cols["reserve_fee_income_usd_end"] = outcome.reserve_fee_income_usd[:, -1]
     return {k: cols[k] for k in flow_column_names(horizons)}
+
+
+@njit(cache=True, error_model="numpy")
+def _cum_sum_at(a: np.ndarray, b: np.ndarray, at: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``np.cumsum(a + b, axis=1)[:, at]`` for ``(n, T)`` arrays and increasing columns ``at``
+    (the same sequential sums), ``(n, len(at))``."""
+    n = a.shape[0]
+    out = np.empty((n, at.shape[0]))
+    for i in range(n):
+        acc = a[i, 0] + b[i, 0]  # not 0.0 + ...: a first sum of -0.0 stays -0.0, as in np.cumsum
+        k = 0
+        for t in range(at[-1] + 1):
+            if t > 0:
+                acc += a[i, t] + b[i, t]
+            while k < at.shape[0] and at[k] == t:
+                out[i, k] = acc
+                k += 1
+    return out
 
 
 PEG_THRESHOLDS = (0.01, 0.05)
@@ -931,9 +993,7 @@ def market_columns(
     cols["redemption_queue_max_tokens"] = outcome.queue_tokens.max(axis=1)
     # longest wait among the waves met within the horizon; what is still owed at the end is
     # reported apart (the last days' waves cannot be met inside the horizon by construction)
-    waits = outcome.wait_days()
-    met = np.where(np.isnan(waits), -np.inf, waits).max(axis=1)
-    cols["redemption_wait_max_days"] = np.where(np.isfinite(met), met, np.nan)
+    cols["redemption_wait_max_days"] = np.fmax.reduce(outcome.wait_days(), axis=1)  # NaN-skipping; all NaN: NaN
     cols["redemption_queue_end_tokens"] = outcome.queue_tokens[:, -1]
     cols["fire_sale_loss_usd"] = outcome.fire_sale_loss_usd[:, -1]
     return cols

@@ -10,7 +10,10 @@ deepest point until the deviation is back inside the threshold).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 
 def _as_paths(x: np.ndarray, name: str) -> np.ndarray:
@@ -22,7 +25,24 @@ def _as_paths(x: np.ndarray, name: str) -> np.ndarray:
 
 def depeg_depth(premium: np.ndarray) -> np.ndarray:
     """Largest absolute premium/discount on each path (fraction), shape ``(n_paths,)``."""
-    return np.abs(_as_paths(premium, "premium")).max(axis=1)
+    return _depth_rows(_as_paths(premium, "premium"))
+
+
+@njit(cache=True, error_model="numpy")
+def _depth_rows(p: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Row maxima of ``|p|`` (NaN when the row has a NaN, as ``np.max``)."""
+    n, t1 = p.shape
+    out = np.empty(n)
+    for i in range(n):
+        best = abs(p[i, 0])
+        for t in range(1, t1):
+            a = abs(p[i, t])
+            if a > best or a != a:
+                best = a
+                if a != a:
+                    break
+        out[i] = best
+    return out
 
 
 def longest_depeg_days(premium: np.ndarray, threshold: float = 0.01) -> np.ndarray:
@@ -33,13 +53,22 @@ def longest_depeg_days(premium: np.ndarray, threshold: float = 0.01) -> np.ndarr
     p = _as_paths(premium, "premium")
     if not threshold >= 0:
         raise ValueError(f"threshold: expected >= 0, got {threshold!r}")
-    out = np.abs(p) > threshold
-    run = np.zeros(p.shape[0], dtype=np.int64)
-    best = np.zeros(p.shape[0], dtype=np.int64)
-    for t in range(p.shape[1]):
-        run = np.where(out[:, t], run + 1, 0)
-        best = np.maximum(best, run)
-    return best
+    return _longest_rows(p, float(threshold))
+
+
+@njit(cache=True, error_model="numpy")
+def _longest_rows(p: np.ndarray, threshold: float) -> np.ndarray:  # pragma: no cover - compiled
+    """Longest run of ``|p| > threshold`` per row (int64)."""
+    n, t1 = p.shape
+    out = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        run = 0
+        best = 0
+        for t in range(t1):
+            run = run + 1 if abs(p[i, t]) > threshold else 0
+            best = max(best, run)
+        out[i] = best
+    return out
 
 
 def days_to_recovery(premium: np.ndarray, threshold: float = 0.01) -> np.ndarray:
@@ -49,15 +78,32 @@ def days_to_recovery(premium: np.ndarray, threshold: float = 0.01) -> np.ndarray
     back inside it before the horizon ends.
     """
     p = _as_paths(premium, "premium")
-    a = np.abs(p)
-    worst = a.argmax(axis=1)
+    return _recovery_rows(p, float(threshold))
+
+
+@njit(cache=True, error_model="numpy")
+def _recovery_rows(p: np.ndarray, threshold: float) -> np.ndarray:  # pragma: no cover - compiled
+    """Per row: days from the first largest ``|p|`` (the first NaN if any, as ``np.argmax``) to
+    the first day at or after it with ``|p| <= threshold``; NaN if none."""
     n, t1 = p.shape
-    inside = a <= threshold
-    after = np.arange(t1)[None, :] >= worst[:, None]
-    candidates = inside & after
-    has = candidates.any(axis=1)
-    first = np.where(has, candidates.argmax(axis=1), 0)
-    return np.where(has, first - worst, np.nan).astype(float)
+    out = np.empty(n)
+    for i in range(n):
+        worst = 0
+        best = abs(p[i, 0])
+        if best == best:
+            for t in range(1, t1):
+                a = abs(p[i, t])
+                if a != a:
+                    worst = t
+                    break
+                if a > best:
+                    best, worst = a, t
+        out[i] = math.nan
+        for t in range(worst, t1):
+            if abs(p[i, t]) <= threshold:
+                out[i] = float(t - worst)
+                break
+    return out
 
 
 def share_of_days_beyond(premium: np.ndarray, threshold: float) -> np.ndarray:
@@ -65,4 +111,18 @@ def share_of_days_beyond(premium: np.ndarray, threshold: float) -> np.ndarray:
     p = _as_paths(premium, "premium")
     if p.shape[1] < 2:
         raise ValueError("premium: needs at least one day after day 0")
-    return (np.abs(p[:, 1:]) > threshold).mean(axis=1)
+    return _share_rows(p, float(threshold))
+
+
+@njit(cache=True, error_model="numpy")
+def _share_rows(p: np.ndarray, threshold: float) -> np.ndarray:  # pragma: no cover - compiled
+    """Per row: the count of days ``1..H`` with ``|p| > threshold`` over ``H``."""
+    n, t1 = p.shape
+    out = np.empty(n)
+    for i in range(n):
+        k = 0
+        for t in range(1, t1):
+            if abs(p[i, t]) > threshold:
+                k += 1
+        out[i] = float(k) / float(t1 - 1)
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 __all__ = ["BREACH_TOL", "ReserveBackedOutcome", "TokenOutcome"]
 
@@ -250,10 +251,19 @@ class ReserveBackedOutcome(TokenOutcome):
         For day ``t``: model days until the last token accepted up to ``t`` is paid, FIFO within
         each queue (gold, cash), the later of the two: ``s(t) - t`` with ``s(t)`` the first day
         ``>= t`` whose cumulative payments reach the cumulative acceptances of day ``t``
-        (0 = paid the same day). NaN when not paid within the horizon.
+        (0 = paid the same day). NaN when not paid within the horizon. "Reach" allows a relative
+        1e-9 of the row's total acceptance ``A`` for float rounding: on path (row) ``r`` with
+        ``c = A * (1 + 1e-9) + 1``, payments ``S`` reach acceptances ``a`` when
+        ``min(S, A) / c + r >= (a - 1e-9 * c) / c + r`` (values scaled into ``[r, r + 1)``, so
+        all rows could share one sorted search).
         """
-        acc, srv = self.cum_accepted_tokens(), self.cum_redeemed_tokens()
-        return np.maximum(_fifo_wait(acc[0], srv[0]), _fifo_wait(acc[1], srv[1]))
+        return _fifo_waits(
+            self.accepted_gold_tokens,
+            self.redemption_demand_tokens,
+            self.returned_tokens,
+            self.redeemed_gold_tokens,
+            self.redeemed_cash_tokens,
+        )
 
     def describe(self) -> dict[str, float]:
         """The :meth:`TokenOutcome.describe` summary plus: mean and 99% quantile of the peak queue share of supply, 1%
@@ -280,16 +290,55 @@ class ReserveBackedOutcome(TokenOutcome):
         return out
 
 
-def _fifo_wait(cum_acc: np.ndarray, cum_served: np.ndarray) -> np.ndarray:
-    """``s(t) - t`` with ``s(t)`` the first day ``>= t`` on which cumulative service reaches the
-    cumulative acceptance of day ``t`` (NaN if never). Both ``(n, T)`` non-decreasing rows.
-    One ``searchsorted`` on rows scaled into ``[r, r + 1)``."""
-    n, t1 = cum_acc.shape
-    scale = cum_acc[:, -1:] * (1.0 + 1e-9) + 1.0
-    rows = np.arange(n, dtype=float)[:, None]
-    flat = (np.minimum(cum_served, cum_acc[:, -1:]) / scale + rows).ravel()
-    target = ((cum_acc - 1e-9 * scale) / scale + rows).ravel()
-    idx = np.searchsorted(flat, target, side="left").reshape(n, t1) - (np.arange(n) * t1)[:, None]
-    days = np.arange(t1)[None, :]
-    s = np.maximum(idx, days)
-    return np.where(idx < t1, (s - days).astype(float), np.nan)
+@njit(cache=True, error_model="numpy")
+def _fifo_waits(
+    acc_gold: np.ndarray, demand: np.ndarray, returned: np.ndarray, red_gold: np.ndarray, red_cash: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """:meth:`ReserveBackedOutcome.wait_days` from the daily arrays ``(n, T)``: accepted gold,
+    demand, returned (cash accepted = ``(demand - returned) - acc_gold``), redeemed gold and cash.
+    Per row and queue the cumulative sums run day by day (as ``np.cumsum``), then one pointer
+    moves over the days to find each ``s(t)``. Returns ``(n, T)`` floats (NaN: not paid)."""
+    n, t1 = acc_gold.shape
+    out = np.empty((n, t1))
+    acc = np.empty((2, t1))
+    srv = np.empty((2, t1))
+    waits = np.empty((2, t1))
+    for i in range(n):
+        ag, ac, sg, sc = 0.0, 0.0, 0.0, 0.0
+        for t in range(t1):
+            ag += acc_gold[i, t]
+            ac += (demand[i, t] - returned[i, t]) - acc_gold[i, t]
+            sg += red_gold[i, t]
+            sc += red_cash[i, t]
+            acc[0, t] = ag
+            acc[1, t] = ac
+            srv[0, t] = sg
+            srv[1, t] = sc
+        r = float(i)
+        for q in range(2):
+            last = acc[q, t1 - 1]
+            scale = last * (1.0 + 1e-9) + 1.0
+            for t in range(t1):
+                srv[q, t] = _served(srv[q, t], last, scale, r)
+            p = 0
+            for t in range(t1):
+                target = (acc[q, t] - 1e-9 * scale) / scale + r
+                # first day p whose scaled cumulative service reaches the target: the row's
+                # scaled service is non-decreasing, so p only moves back when the target falls
+                while p > 0 and srv[q, p - 1] >= target:
+                    p -= 1
+                while p < t1 and srv[q, p] < target:
+                    p += 1
+                waits[q, t] = float(max(p, t) - t) if p < t1 else np.nan
+        for t in range(t1):
+            a, b = waits[0, t], waits[1, t]
+            out[i, t] = np.nan if (a != a or b != b) else max(a, b)
+    return out
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _served(served: float, last: float, scale: float, r: float) -> float:  # pragma: no cover - compiled
+    """Cumulative service capped at the row's total acceptance, scaled into ``[r, r + 1)``
+    (``np.minimum``: NaN if either is NaN)."""
+    capped = served if (served < last or served != served) else last
+    return capped / scale + r

@@ -482,7 +482,11 @@ def _draw_innovations(proc: PremiumProcess, dd: np.ndarray, gen: np.random.Gener
 
 @njit(cache=True, error_model="numpy")
 def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compiled
-    """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search)."""
+    """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search). A
+    uniform clearly below ``1 - lam <= exp(-lam)`` gives 0 without evaluating ``exp`` (the margin
+    of 1e-12 is far above the rounding of both sides, so the count is the same)."""
+    if u < (1.0 - lam) - 1e-12:
+        return 0.0
     p = math.exp(-lam)
     cdf = p
     k = 0
@@ -577,6 +581,22 @@ def _pool_ratio(par: _Params, sell: float) -> float:  # pragma: no cover - compi
     else:
         s1 = 1.0 / (1.0 / s0 + a_fill / big_l)
     return s1 * s1 if a > 0 else 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _drawdown(pg: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Gold drawdown ``1 - p_t / max_{s <= t} p_s`` per row of ``(n, H + 1)`` prices, a fraction
+    (the running maximum as ``np.maximum.accumulate``: a NaN carries on)."""
+    n, t1 = pg.shape
+    out = np.empty((n, t1))
+    for i in range(n):
+        peak = pg[i, 0]
+        for t in range(t1):
+            x = pg[i, t]
+            if x > peak or x != x:
+                peak = x
+            out[i, t] = 1.0 - x / peak
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -1145,8 +1165,7 @@ class ReserveBackedToken:
             nxt = float(t) if open_[t] else nxt
             to_open[t] = nxt - t
         pg = price_oz / TROY_OUNCE_G  # USD per gram
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dd = 1.0 - pg / np.maximum.accumulate(pg, axis=1)
+        dd = _drawdown(pg)
         proc = self.premium_process
         innov = premium_innovations(proc, dd, rng, first_path)
         assets = s.reserve

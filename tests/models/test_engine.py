@@ -245,6 +245,47 @@ def test_poisson_inverse_has_the_poisson_law() -> None:
     assert not poisson_inverse(np.zeros(1000), rng.random(1000)).any()
 
 
+def test_poisson_inverse_equals_the_sequential_search() -> None:
+    """Every count equals the sequential search of its definition (``k`` from 0 up, the Poisson
+    cdf summed term by term, stop at ``u <= cdf``), also for uniforms placed exactly at
+    ``exp(-lam)``, one float above it and at ``1 - lam`` (the edges of the count 0)."""
+
+    def search(lam: float, u: float) -> float:
+        p = math.exp(-lam)
+        cdf, k = p, 0
+        while u > cdf and p > 0.0 and k < 100_000:
+            k += 1
+            p = p * lam / k
+            cdf += p
+        return float(k)
+
+    rng = np.random.default_rng(3)
+    lam = np.r_[rng.random(4000) * 0.05, rng.random(1000) * 3.0, 0.0, 1e-300, 1e-12, 0.5, 1.0]
+    u = rng.random(lam.size)
+    edges = [np.exp(-lam), np.nextafter(np.exp(-lam), 2.0), 1.0 - lam, np.nextafter(1.0 - lam, -1.0)]
+    for j, edge in enumerate(edges):
+        u[j:3000:4] = np.clip(edge[j:3000:4], 0.0, np.nextafter(1.0, 0.0))  # the rest stay uniform
+    want = np.array([search(a, b) for a, b in zip(lam, u, strict=True)])
+    np.testing.assert_array_equal(poisson_inverse(lam, u), want)
+    assert (want == 0).any() and (want >= 2).any()
+
+
+def test_gold_drawdown_is_one_minus_price_over_running_peak() -> None:
+    """The engine's gold drawdown (it drives the premium jumps and the redemptions) equals
+    ``1 - p / np.maximum.accumulate(p)`` bit for bit on falling, volatile paths, and a NaN price
+    carries on to the end of its row as the running maximum does."""
+    from models.token.reserve_backed import _drawdown
+
+    prices, _ = gold_paths(200, 120, seed=8)
+    pg = prices / TROY_OUNCE_G
+    pg[3, 40] = np.nan
+    with np.errstate(invalid="ignore"):
+        want = 1.0 - pg / np.maximum.accumulate(pg, axis=1)
+    got = _drawdown(pg)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[3, 40:]).all() and not np.isnan(got[3, :40]).any() and np.nanmax(got) > 0.1
+
+
 def test_standardised_t_matches_generator_standard_t() -> None:
     """Normal over root gamma is Student-t: 200,000 draws at nu = 3.5 and 8 against
     ``Generator.standard_t`` scaled to unit variance (two-sample KS) and against the t CDF
