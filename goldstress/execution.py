@@ -15,7 +15,7 @@ def task_runner(dask: DaskSettings) -> Any:
     - ``dask.address`` set: ``prefect_dask.DaskTaskRunner(address=...)``, an existing scheduler
       (e.g. the one of deploy/k8s); its workers must import goldstress and reach the object store.
     - else ``dask.workers > 0``: a ``DaskTaskRunner`` that starts a ``distributed.LocalCluster``
-      of that many worker processes (``threads_per_worker``, ``memory_limit``, no dashboard) for
+      of that many worker processes (``threads_per_worker``, ``memory_limit``, HTTP on a free port) for
       the flow run and stops it at the end.
     - else: ``prefect.task_runners.ThreadPoolTaskRunner(max_workers=1)``: tasks one after the
       other beside the flow, so memory stays that of one task.
@@ -36,7 +36,7 @@ def task_runner(dask: DaskSettings) -> Any:
                 "threads_per_worker": dask.threads_per_worker,
                 "processes": True,
                 "memory_limit": dask.memory_limit,
-                "dashboard_address": None,
+                "dashboard_address": ":0",
             },
         )
     from prefect.task_runners import ThreadPoolTaskRunner

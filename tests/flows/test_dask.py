@@ -68,7 +68,7 @@ def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path) -
 
     ref = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=0)))(one, "in-process")
     local = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=2)))(split, "local-cluster")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         remote = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(address=cluster.scheduler_address)))(
             split, "scheduler"
         )

@@ -134,22 +134,21 @@ def test_the_cash_buffer_is_the_smallest_meeting_the_target_at_the_search_resolu
     assert oos["after"]["coverage_q"] == _coverage_q(with_cash_buffer(spec, b), gold_out, calendar, settings)
 
 
-def test_recommend_token_tasks_submitted_to_a_dask_cluster_give_the_plain_results(prefect_api, settings, inputs):
-    # what the simulate flow does with the task: one submission per token to a Dask worker
-    # process (arguments and results cross a process boundary), on a real Prefect API
+def test_recommendations_on_a_dask_cluster_equal_the_plain_results(prefect_api, champion, settings):
+    # what the simulate flow does: one task per token on the flow's Dask task runner (a worker
+    # process: arguments and results cross a process boundary), on a real Prefect API
     from prefect import flow
-    from prefect_dask import DaskTaskRunner
 
-    _, gold_in, gold_out, calendar = inputs
-    specs = [load_token_spec(SPECS / f"{s}.toml") for s in ("paxg", "dgx")]
-    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": True, "threads_per_worker": 1})
+    from goldstress.execution import task_runner
+    from goldstress.settings import DaskSettings
+    from tasks.recommend import recommend_on_runner
 
-    @flow(task_runner=runner)
+    specs = [load_token_spec(SPECS / f"{s}.toml") for s in ("paxg", "dgx", "gusd_cdp")]
+
+    @flow(task_runner=task_runner(DaskSettings(workers=1)))
     def per_token() -> dict:
-        futures = {s.symbol: recommend_token.submit(s, gold_in, gold_out, calendar, settings) for s in specs}
-        return {symbol: f.result() for symbol, f in futures.items()}
+        return recommend_on_runner(specs, champion, P0, FIRST_DAY, settings)
 
     got = per_token()
-    assert list(got) == ["PAXG", "DGX"]
-    for s in specs:
-        assert got[s.symbol] == recommend_token.fn(s, gold_in, gold_out, calendar, settings)
+    assert list(got["tokens"]) == ["PAXG", "DGX"]  # the CDP has no reserve to tune
+    assert got == recommend.fn(specs, champion, P0, FIRST_DAY, settings)
