@@ -20,12 +20,13 @@ import pandas as pd
 from models.checks import check_level
 from models.peg import depeg_depth
 from models.token.outcome import ReserveBackedOutcome
-from models.token.reserve_backed import ReserveBackedToken
+from models.token.reserve_backed import ReserveBackedToken, innovation_params
 from models.token.spec import ReserveBackedTokenSpec
 from models.units import TROY_OUNCE_G
 
 __all__ = [
     "CashBufferResult",
+    "PremiumNoise",
     "SettingResult",
     "cash_buffer_for_coverage",
     "choose_setting",
@@ -143,28 +144,60 @@ def liquidity_stats(
     }
 
 
-def _run_outcome(
-    spec: ReserveBackedTokenSpec,
-    gold: np.ndarray,
-    seed: int,
-    horizon_days: int,
-    calendar: pd.DatetimeIndex | None = None,
-) -> ReserveBackedOutcome:
-    cal = None if calendar is None else calendar[: horizon_days + 1]
-    return ReserveBackedToken(spec).run(gold[:, : horizon_days + 1], calendar=cal, rng=np.random.default_rng(seed))
+class PremiumNoise:
+    """The secondary-market noise shared by re-runs of one scenario (common random numbers): the
+    premium innovations of gold paths ``gold_usd_per_oz`` ``(n_paths, days + 1)`` (USD per troy
+    ounce) drawn from ``np.random.default_rng(seed)``, drawn once per horizon and premium
+    innovation parameters (:func:`models.token.reserve_backed.innovation_params`) and kept.
+
+    :meth:`run` gives exactly the outcome of ``ReserveBackedToken(spec).run(gold[:, : horizon_days
+    + 1], calendar=calendar[: horizon_days + 1], rng=np.random.default_rng(seed))``: the cash
+    buffer, fees, limits and behaviour of the re-runs change the daily loop only, so a draw is
+    reused by every spec whose premium process has the same innovation parameters.
+
+    Raises
+    ------
+    ValueError
+        If the paths are not a 2-D array or the seed not an integer.
+    """
+
+    def __init__(self, gold_usd_per_oz: np.ndarray, seed: int) -> None:
+        gold = np.asarray(gold_usd_per_oz, dtype=float)
+        if gold.ndim != 2 or gold.shape[0] < 1:
+            raise ValueError(f"gold_usd_per_oz: expected a 2-d array (n_paths, days + 1), got shape {gold.shape}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed: expected an integer, got {seed!r}")
+        self.gold = gold
+        self.seed = int(seed)
+        self._drawn: dict[tuple[Any, int], np.ndarray] = {}
+
+    def check(self, gold: np.ndarray, seed: int) -> None:
+        """Raise ValueError unless this noise belongs to gold paths equal to ``gold`` and ``seed``."""
+        if self.seed != seed or self.gold.shape != gold.shape or not np.array_equal(self.gold, gold):
+            raise ValueError("noise: drawn for other gold paths or another seed than the ones given")
+
+    def run(
+        self, spec: ReserveBackedTokenSpec, horizon_days: int, calendar: pd.DatetimeIndex | None = None
+    ) -> ReserveBackedOutcome:
+        """``spec`` run over the first ``horizon_days`` days of the paths (``calendar``: dates of
+        the path columns or None, as in :func:`cash_buffer_for_coverage`) with the shared noise."""
+        model = ReserveBackedToken(_check_spec(spec))
+        h = _check_horizon(horizon_days, self.gold.shape[1])
+        gold = self.gold[:, : h + 1]
+        key = (innovation_params(model.premium_process), h)
+        if key not in self._drawn:
+            self._drawn[key] = model.innovations(gold, rng=np.random.default_rng(self.seed))
+        cal = None if calendar is None else calendar[: h + 1]
+        return model.run(gold, calendar=cal, innovations=self._drawn[key])
 
 
-def _run(
-    spec: ReserveBackedTokenSpec,
-    gold: np.ndarray,
-    seed: int,
-    horizon_days: int,
-    confidence: float,
-    target: float,
-    calendar: pd.DatetimeIndex | None = None,
-) -> dict[str, float]:
-    out = _run_outcome(spec, gold, seed, horizon_days, calendar)
-    return liquidity_stats(out, horizon_days, confidence, target)
+def _noise_for(noise: PremiumNoise | None, gold: np.ndarray, seed: int) -> PremiumNoise:
+    if noise is None:
+        return PremiumNoise(gold, seed)
+    if not isinstance(noise, PremiumNoise):
+        raise ValueError(f"noise: expected a PremiumNoise, got {type(noise).__name__}")
+    noise.check(gold, seed)
+    return noise
 
 
 def gate_never_binds(outcome: ReserveBackedOutcome, limit: float) -> bool:
@@ -236,6 +269,7 @@ def cash_buffer_for_coverage(
     tol_frac: float = 1e-4,
     calendar: pd.DatetimeIndex | None = None,
     before: dict[str, float] | None = None,
+    noise: PremiumNoise | None = None,
 ) -> CashBufferResult:
     """Smallest issuer-funded cash buffer that keeps the liquidity coverage >= ``target`` at
     ``confidence`` over ``horizon_days`` (see docs/models/recommendations.md), by a bracketing
@@ -279,6 +313,9 @@ def cash_buffer_for_coverage(
         :func:`liquidity_stats` of ``spec`` as is on these paths, seed, horizon, confidence and
         target when the caller has them already (e.g. a row of :func:`evaluate_settings`): the
         ``b = 0`` run is then not repeated. ``None``: run it.
+    noise : PremiumNoise or None
+        The premium noise of these paths and seed, shared with the caller's other re-runs (the
+        same results, drawn once). None: drawn once for this search.
 
     ``evaluations`` counts the runs this call made.
 
@@ -297,6 +334,7 @@ def cash_buffer_for_coverage(
         raise ValueError(f"max_buffer_frac: expected a finite fraction > 0, got {max_buffer_frac!r}")
     if not 0 < tol_frac < max_buffer_frac:
         raise ValueError(f"tol_frac: expected 0 < tol_frac < max_buffer_frac, got {tol_frac!r}")
+    shared = _noise_for(noise, gold, seed)
     liab = liabilities_usd(spec, float(gold[0, 0]))
     b_max, tol = max_buffer_frac * liab, tol_frac * liab
     evals = 0
@@ -304,7 +342,7 @@ def cash_buffer_for_coverage(
     def ev(b: float) -> dict[str, float]:
         nonlocal evals
         evals += 1
-        return _run(with_cash_buffer(spec, b), gold, seed, h, conf, target, calendar)
+        return liquidity_stats(shared.run(with_cash_buffer(spec, b), h, calendar), h, conf, target)
 
     if before is None:
         before = ev(0.0)
@@ -401,6 +439,7 @@ def evaluate_settings(
     seed: int = 0,
     transform: Callable[[ReserveBackedTokenSpec], ReserveBackedTokenSpec] | None = None,
     calendar: pd.DatetimeIndex | None = None,
+    noise: PremiumNoise | None = None,
 ) -> list[SettingResult]:
     """Re-run the scenario for every (redeem fee, redemption limit) pair, all else equal.
 
@@ -411,14 +450,15 @@ def evaluate_settings(
     A gate that would refuse nothing in the same fee's run without a gate (``None`` among
     ``redemption_limits``, run first) is not re-run: its row takes that run's figures, which
     are the gated run's own (:func:`gate_never_binds`; only when the transformed specs differ in
-    nothing but the gate). Raises ValueError for an empty grid or an invalid setting (named by
-    :func:`with_primary`).
+    nothing but the gate). ``noise``: as in :func:`cash_buffer_for_coverage`. Raises ValueError
+    for an empty grid or an invalid setting (named by :func:`with_primary`).
     """
     spec = _check_spec(spec)
     if not redeem_fees or not redemption_limits:
         raise ValueError("redeem_fees, redemption_limits: expected non-empty sequences")
     gold = np.asarray(gold_usd_per_oz, dtype=float)
     h = _check_horizon(horizon_days, gold.shape[1])
+    shared = _noise_for(noise, gold, seed)
 
     def setting(fee: float, lim: float | None) -> ReserveBackedTokenSpec:
         s = with_primary(spec, redeem_fee=fee, redemption_limit_share_per_day=lim)
@@ -430,7 +470,7 @@ def evaluate_settings(
         base: ReserveBackedOutcome | None = None
         base_stats: dict[str, float] = {}
         if base_spec is not None:
-            base = _run_outcome(base_spec, gold, seed, h, calendar)
+            base = shared.run(base_spec, h, calendar)
             base_stats = liquidity_stats(base, h, confidence, target)
         for lim in redemption_limits:
             if lim is None:
@@ -441,7 +481,7 @@ def evaluate_settings(
                 if only_gate and base is not None and gate_never_binds(base, lim):
                     stats = base_stats
                 else:
-                    stats = _run(s, gold, seed, h, confidence, target, calendar)
+                    stats = liquidity_stats(shared.run(s, h, calendar), h, confidence, target)
             rows.append(SettingResult(fee, lim, dict(stats)))
     return rows
 

@@ -23,6 +23,7 @@ from goldstress.io.champion import stress_simulator
 from goldstress.io.layouts import load_quirks
 from goldstress.settings import Settings
 from models.recommend import (
+    PremiumNoise,
     cash_buffer_for_coverage,
     choose_setting,
     evaluate_settings,
@@ -34,7 +35,6 @@ from models.recommend import (
     worst_supply_falls,
 )
 from models.scenarios import calendar_day_paths, monte_carlo_chunks, to_price_paths
-from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import (
     ReserveBackedTokenSpec,
     parse_token_spec,
@@ -183,14 +183,15 @@ def recommend_for_spec(
     def wave(s: ReserveBackedTokenSpec) -> ReserveBackedTokenSpec:
         return with_redemption_share(s, share, wave_d)
 
+    # the premium noise of each set of paths, drawn once and shared by all re-runs on them
+    noise_in, noise_out = PremiumNoise(gold_in, seed), PremiumNoise(gold_out, seed)
     out_of_sample: dict[str, dict[str, float]] = {}
 
     def rerun_out(s: ReserveBackedTokenSpec) -> dict[str, float]:
         # one run per distinct spec: a zero buffer or the current setting chosen is the spec as is
         key = s.model_dump_json()
         if key not in out_of_sample:
-            out = ReserveBackedToken(s).run(gold_out, calendar=calendar, rng=np.random.default_rng(seed))
-            out_of_sample[key] = liquidity_stats(out, h, conf, target)
+            out_of_sample[key] = liquidity_stats(noise_out.run(s, h, calendar), h, conf, target)
         return dict(out_of_sample[key])
 
     fees = sorted({*settings.liquidity.recommend_redeem_fees, spec.primary.redeem_fee})
@@ -206,6 +207,7 @@ def recommend_for_spec(
         target=target,
         seed=seed,
         calendar=calendar,
+        noise=noise_in,
     )
     grid_wave = evaluate_settings(spec, gold_in, transform=wave, **grid)
     grid_beh = evaluate_settings(spec, gold_in, **grid)
@@ -229,6 +231,7 @@ def recommend_for_spec(
         seed=seed,
         calendar=calendar,
         before=dict(current_wave.stats),
+        noise=noise_in,
     )
     b = buf.buffer_usd if buf.reachable else buf.max_buffer_usd
     buffer = buf.to_dict()

@@ -37,6 +37,7 @@ from models.scenarios import (
     to_price_paths,
 )
 from models.token.protocol import build_token_model
+from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import load_token_spec
 
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -123,15 +124,29 @@ def _token_frames(
     trading: np.ndarray,
     offset: int,
     settings: Settings,
+    workspace: list[np.ndarray],
 ) -> list[pd.DataFrame]:
     """Per-path summaries of one chunk of gold paths (paths ``offset ..``) through every token
-    model, one frame per token: the row groups of the scenario's table."""
+    model, one frame per token: the row groups of the scenario's table.
+
+    ``workspace``: the caller's holder of one reusable float64 buffer (empty at first; replaced
+    here by a larger one when this chunk's runs need more) in which every reserve-backed token runs in turn
+    (:meth:`models.token.reserve_backed.ReserveBackedToken.run`), so a stage allocates and
+    first-touches its daily records once, not once per chunk and token. Each outcome is summarised
+    (copied into its frame) before the next run overwrites it."""
     frames = []
+    need = max((m.workspace_size(*prices.shape) for _, m in models if isinstance(m, ReserveBackedToken)), default=0)
+    if need and (not workspace or workspace[0].size < need):
+        workspace[:] = [np.empty(need)]
     for k, (symbol, model) in enumerate(models):
         # secondary-market noise: one seed per token, each path's draws fixed by its index
         seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
-        outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
+        if isinstance(model, ReserveBackedToken):
+            outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset, workspace=workspace[0])
+        else:
+            outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
         df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)
+        del outcome
         df["path"] += offset
         df.insert(0, "token", symbol)
         df.insert(0, "kind", sc.kind)
@@ -177,6 +192,7 @@ def simulate_paths(
     days = business_days(first_day, mc.horizon_days + 1)
     per_token: list[list[pd.DataFrame]] = [[] for _ in models]
     fan: list[np.ndarray] = []
+    workspace: list[np.ndarray] = []
     offset = first_path
     for chunk in monte_carlo_chunks(
         stress_simulator(champion, mc.drift), n_paths, mc.horizon_days, mc.seed, mc.chunk_paths, first_path=first_path
@@ -184,7 +200,7 @@ def simulate_paths(
         prices, calendar, trading = on_calendar_days(to_price_paths(p0_usd_per_oz, chunk), days)
         if offset < mc.fan_chart_paths:
             fan.append(prices[: mc.fan_chart_paths - offset, trading].copy())
-        for k, df in enumerate(_token_frames(sc, models, prices, calendar, trading, offset, settings)):
+        for k, df in enumerate(_token_frames(sc, models, prices, calendar, trading, offset, settings, workspace)):
             per_token[k].append(df)
         offset += prices.shape[0]
     frames = [pd.concat(f, ignore_index=True) if len(f) > 1 else f[0] for f in per_token]
@@ -251,6 +267,7 @@ def run_scenario(
     chart, gold price quantiles per day over the first ``settings.monte_carlo.fan_chart_paths`` paths.
     """
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
+    workspace: list[np.ndarray] = []
     fan_keep: list[np.ndarray] = []
     kept = 0
     offset = 0
@@ -262,7 +279,7 @@ def run_scenario(
                 take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
                 fan_keep.append(take)
                 kept += take.shape[0]
-            for df in _token_frames(sc, models, prices, calendar, trading, offset, settings):
+            for df in _token_frames(sc, models, prices, calendar, trading, offset, settings, workspace):
                 write(df)
                 rows += len(df)
             offset += prices.shape[0]

@@ -32,6 +32,7 @@ from models.units import TROY_OUNCE_G
 __all__ = [
     "FIELDS",
     "ReserveBackedToken",
+    "innovation_params",
     "laplacian_threshold",
     "market_open_days",
     "poisson_inverse",
@@ -623,7 +624,8 @@ def _run_paths(
 ) -> None:  # pragma: no cover - compiled; checked against the step-by-step reference in the tests
     """The daily loop of every path (path by path, day by day): fills ``out`` ``(len(FIELDS) +
     K, n, H + 1)`` from gold prices per gram ``pg``, drawdowns ``dd`` and premium innovations
-    ``innov`` (all ``(n, H + 1)``). Mechanics: docs/models/reserve-backed-token.md, steps 1-7."""
+    ``innov`` (all ``(n, H + 1)``), writing every cell of ``out`` (it need not start at zero).
+    Mechanics: docs/models/reserve-backed-token.md, steps 1-7."""
     n, t1 = pg.shape
     k_n = amount0.shape[0]
     gpt = par.gpt
@@ -714,6 +716,16 @@ def _run_paths(
         x_run = -math.inf
         o[_LCR, 0] = math.inf
         o[_PREM, 0] = p0
+        # day 0 has no flows: every cell is written, so ``out`` need not start at zero
+        o[_OUTF, 0] = 0.0
+        o[_DEM, 0] = 0.0
+        o[_RET, 0] = 0.0
+        o[_ACC_G, 0] = 0.0
+        o[_SELL, 0] = 0.0
+        o[_BL, 0] = 0.0
+        o[_RED_G, 0] = 0.0
+        o[_RED_C, 0] = 0.0
+        o[_MINT, 0] = 0.0
         t = 0
         while True:
             # ---------------------------------------------------------- record day t
@@ -767,6 +779,9 @@ def _run_paths(
                 cap[k] = liq[k] * amt[k] if liq_frac[k] else min(liq[k], amt[k])
                 usable[k] = cap[k] if all_frac else min(cap[k], amt[k])
             fees = 0.0
+            o[_RED_G, t] = 0.0  # set below on days that serve gold, cash or mint
+            o[_RED_C, t] = 0.0
+            o[_MINT, t] = 0.0
             # ---------------------------------------------------------- 1. demand and the run
             free = max(sup - waiting, 0.0)
             base = base_rate if t <= base_until else 0.0
@@ -1077,6 +1092,46 @@ def _outcome(
     )
 
 
+def _check_innovations(innovations: Any, shape: tuple[int, int]) -> np.ndarray:
+    u = np.asarray(innovations, dtype=float)
+    if u.shape != shape:
+        raise ValueError(f"innovations: expected shape {shape} (the gold paths'), got {u.shape}")
+    if not np.isfinite(u).all():
+        raise ValueError("innovations: expected finite numbers, got NaN or inf")
+    return np.ascontiguousarray(u)
+
+
+def _check_workspace(workspace: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    need = shape[0] * shape[1] * shape[2]
+    w = workspace
+    if not (isinstance(w, np.ndarray) and w.ndim == 1 and w.dtype == np.float64 and w.flags.c_contiguous):
+        raise ValueError("workspace: expected a 1-D C-contiguous float64 numpy array")
+    if w.size < need:
+        raise ValueError(
+            f"workspace: {w.size} elements, the run needs {need} ({shape[0]} records x {shape[1]} paths x {shape[2]} days)"
+        )
+    if not w.flags.writeable:
+        raise ValueError("workspace: expected a writeable array")
+    return w[:need].reshape(shape)
+
+
+def innovation_params(proc: PremiumProcess | None) -> tuple[float | None, ...] | None:
+    """The parameters of ``proc`` its innovations depend on (:func:`premium_innovations`):
+    ``(sigma, df, jump_intensity_per_day, jump_drawdown_sensitivity, jump_mean, jump_sd)``; None
+    without a process. Two processes with equal tuples draw the same innovations from the same
+    drawdowns and randomness (the band, mean, phi and band pull act in the daily loop only)."""
+    if proc is None:
+        return None
+    return (
+        proc.sigma,
+        proc.df,
+        proc.jump_intensity_per_day,
+        proc.jump_drawdown_sensitivity,
+        proc.jump_mean,
+        proc.jump_sd,
+    )
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -1109,6 +1164,28 @@ class ReserveBackedToken:
         self.spec = spec
         self.premium_process = premium_process if premium_process is not None else spec_premium_process(spec)
 
+    def innovations(
+        self,
+        gold_usd_per_oz: np.ndarray,
+        *,
+        rng: np.random.Generator | np.random.SeedSequence | int | None = None,
+        first_path: int = 0,
+    ) -> np.ndarray:
+        """The premium innovations :meth:`run` draws on these gold paths with this ``rng`` and
+        ``first_path`` (:func:`premium_innovations` at the paths' drawdowns), as an array
+        ``(n_paths, horizon_days + 1)`` (fractions of NAV; column 0 and, without a premium
+        process, all zero) to pass back as ``run(..., innovations=...)``. A Generator is advanced
+        as the run would advance it. Raises ValueError as :meth:`run` does for bad prices,
+        ``rng`` or ``first_path``."""
+        pg = check_price_paths(gold_usd_per_oz) / TROY_OUNCE_G
+        return premium_innovations(self.premium_process, _drawdown(pg), rng, first_path)
+
+    def workspace_size(self, n_paths: int, n_days: int) -> int:
+        """Elements (float64) of the ``workspace`` :meth:`run` needs for ``n_paths`` paths of
+        ``n_days`` model days counting day 0 (``horizon_days + 1``): ``(len(FIELDS) + K) *
+        n_paths * n_days`` with ``K`` the spec's reserve assets."""
+        return (len(FIELDS) + len(self.spec.reserve)) * int(n_paths) * int(n_days)
+
     def run(
         self,
         gold_usd_per_oz: np.ndarray,
@@ -1116,6 +1193,8 @@ class ReserveBackedToken:
         calendar: pd.DatetimeIndex | None = None,
         rng: np.random.Generator | np.random.SeedSequence | int | None = None,
         first_path: int = 0,
+        innovations: np.ndarray | None = None,
+        workspace: np.ndarray | None = None,
     ) -> ReserveBackedOutcome:
         """Run the token along gold price paths (compiled: path by path, day by day).
 
@@ -1134,6 +1213,17 @@ class ReserveBackedToken:
             from its stream.
         first_path : int
             Index of the first of these paths in the whole run (>= 0; used with a seed).
+        innovations : ndarray, shape (n_paths, horizon_days + 1), or None
+            Premium innovations to use instead of drawing them (``rng`` and ``first_path`` are
+            then unused): :meth:`innovations` of a model with the same premium innovation
+            parameters (:func:`innovation_params`) on the same gold paths and randomness gives
+            exactly the run that drawing them would give. Lets re-runs of one scenario under
+            other reserve or primary-market settings share one draw. None: drawn.
+        workspace : ndarray or None
+            A 1-D C-contiguous float64 array of at least :meth:`workspace_size` elements to hold
+            the run's daily records, reused from run to run instead of a fresh allocation. The
+            outcome's arrays are then views into it: valid only until the next run with the same
+            workspace. None: a fresh buffer that the outcome owns.
 
         Returns
         -------
@@ -1144,8 +1234,9 @@ class ReserveBackedToken:
         ------
         ValueError
             If prices are not a 2-D array of finite positive numbers, the calendar is not a
-            strictly increasing DatetimeIndex of length horizon_days + 1, or ``rng`` /
-            ``first_path`` are of the wrong type.
+            strictly increasing DatetimeIndex of length horizon_days + 1, ``rng`` /
+            ``first_path`` are of the wrong type, ``innovations`` is not a finite array of the
+            prices' shape, or ``workspace`` is not a large enough 1-D C-contiguous float64 array.
         """
         s = self.spec
         pm = s.primary
@@ -1167,7 +1258,10 @@ class ReserveBackedToken:
         pg = price_oz / TROY_OUNCE_G  # USD per gram
         dd = _drawdown(pg)
         proc = self.premium_process
-        innov = premium_innovations(proc, dd, rng, first_path)
+        if innovations is None:
+            innov = premium_innovations(proc, dd, rng, first_path)
+        else:
+            innov = _check_innovations(innovations, (n, t1))
         assets = s.reserve
         kind = [a.kind for a in assets]
         is_gold = np.array([a.is_gold for a in assets])
@@ -1177,7 +1271,8 @@ class ReserveBackedToken:
         hcut = np.array([a.stressed_haircut for a in assets], dtype=float)
         heff = np.where(is_alloc, hcut * pm.cash_redemption_share, hcut)
         par = _param_vector(s, proc)
-        out = np.zeros((len(FIELDS) + len(assets), n, t1))
+        shape = (len(FIELDS) + len(assets), n, t1)
+        out = np.zeros(shape) if workspace is None else _check_workspace(workspace, shape)
         _run_paths(
             out,
             pg,

@@ -17,12 +17,12 @@ import pytest
 
 from goldstress.io.champion import Champion, stress_simulator
 from goldstress.settings import Settings
-from models.recommend import with_cash_buffer
+from models.recommend import PremiumNoise, with_cash_buffer
 from models.scenarios import business_days, monte_carlo_chunks, on_calendar_days, to_price_paths
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import load_token_spec, with_redemption_share
 from models.volatility import GarchFit
-from tasks.recommend import recommend, recommend_inputs, recommend_token
+from tasks.recommend import recommend, recommend_for_spec, recommend_inputs, recommend_token
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 N = 150  # search paths: 2N = 300 ends in a partial 250-path block, still the main run's paths
@@ -152,3 +152,27 @@ def test_recommendations_on_a_dask_cluster_equal_the_plain_results(prefect_api, 
     got = per_token()
     assert list(got["tokens"]) == ["PAXG", "DGX"]  # the CDP has no reserve to tune
     assert got == recommend.fn(specs, champion, P0, FIRST_DAY, settings)
+
+
+@pytest.mark.parametrize("symbol", ["gram", "paxg", "xaut", "dgx"])
+def test_shared_premium_noise_gives_the_recommendations_of_a_fresh_draw_per_run(symbol, settings, inputs, monkeypatch):
+    # every re-run of the recommendations (grids, buffer search, out of sample) shares one draw
+    # of the premium innovations per set of paths; drawing them afresh in each run, as the
+    # engine does given only the seed, must give exactly the same recommendations
+    _, gold_in, gold_out, calendar = inputs
+    spec = load_token_spec(SPECS / f"{symbol}.toml")
+    draws: list[int] = []
+    draw = ReserveBackedToken.innovations
+    monkeypatch.setattr(ReserveBackedToken, "innovations", lambda self, *a, **k: draws.append(1) or draw(self, *a, **k))
+    shared = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
+    assert len(draws) == 2  # one draw on the search paths, one out of sample
+
+    def fresh(self, s, horizon_days, calendar=None):
+        return ReserveBackedToken(s).run(
+            self.gold[:, : horizon_days + 1],
+            calendar=None if calendar is None else calendar[: horizon_days + 1],
+            rng=np.random.default_rng(self.seed),
+        )
+
+    monkeypatch.setattr(PremiumNoise, "run", fresh)
+    assert recommend_for_spec(spec, gold_in, gold_out, calendar, settings) == shared

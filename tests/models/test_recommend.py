@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from models.recommend import (
+    PremiumNoise,
     SettingResult,
     cash_buffer_for_coverage,
     choose_setting,
@@ -400,3 +401,33 @@ def test_a_supply_revision_is_not_an_outflow() -> None:
     worst = worst_supply_falls(adjusted, (1,))["worst"]["1d"]
     assert worst == {"fall_frac": pytest.approx(-0.125, rel=1e-12), "end_date": "2020-07-05"}
     assert without_supply_revisions(s, ["2021-01-01"]).equals(s)  # a date outside the series changes nothing
+
+
+def test_shared_noise_is_drawn_once_and_belongs_to_its_paths_and_seed(monkeypatch):
+    spec = load_token_spec(SPECS / "xaut.toml")
+    rng = np.random.default_rng(8)
+    gold = 4_000.0 * np.exp(np.c_[np.zeros(200), np.cumsum(rng.normal(0, 0.012, (200, 10)), axis=1)])
+    draws = []
+    draw = ReserveBackedToken.innovations
+    monkeypatch.setattr(ReserveBackedToken, "innovations", lambda self, *a, **k: draws.append(1) or draw(self, *a, **k))
+    noise = PremiumNoise(gold, 5)
+    grid = dict(redeem_fees=[0.0, 0.01], redemption_limits=[None, 0.01], horizon_days=10, seed=5, noise=noise)
+    rows = evaluate_settings(spec, gold, **grid)
+    buf = cash_buffer_for_coverage(spec, gold, horizon_days=10, seed=5, noise=noise)
+    assert len(draws) == 1  # fees, gates and buffers share the draw
+    # on a shorter horizon the innovations are another draw (fewer days from the same stream)
+    cash_buffer_for_coverage(spec, gold, horizon_days=6, seed=5, noise=noise)
+    assert len(draws) == 2
+    # each row is the run of its own spec drawing its noise from the seed
+    for r in rows:
+        s = with_primary(spec, redeem_fee=r.redeem_fee, redemption_limit_share_per_day=r.redemption_limit_share_per_day)
+        assert r.stats == liquidity_stats(ReserveBackedToken(s).run(gold, rng=np.random.default_rng(5)), 10, 0.99)
+    assert buf.before == liquidity_stats(ReserveBackedToken(spec).run(gold, rng=np.random.default_rng(5)), 10, 0.99)
+    with pytest.raises(ValueError, match="noise: drawn for other gold paths or another seed"):
+        evaluate_settings(spec, gold, **{**grid, "seed": 6})
+    with pytest.raises(ValueError, match="noise: drawn for other gold paths"):
+        cash_buffer_for_coverage(spec, gold * 1.01, horizon_days=10, seed=5, noise=noise)
+    with pytest.raises(ValueError, match="noise: expected a PremiumNoise"):
+        cash_buffer_for_coverage(spec, gold, horizon_days=10, seed=5, noise=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed: expected an integer"):
+        PremiumNoise(gold, 1.5)  # type: ignore[arg-type]

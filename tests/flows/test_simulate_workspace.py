@@ -1,0 +1,50 @@
+"""The Monte Carlo task runs its reserve-backed tokens in one reused workspace: its per-path
+tables are those of runs that each allocate their own records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from goldstress.settings import settings_with
+from models.scenarios import ScenarioDef
+from models.token.reserve_backed import ReserveBackedToken
+from models.token.spec import load_token_spec
+from tasks.simulate import simulate_paths
+from tests.flows.test_dask import ROOT, _champion
+
+
+def test_the_reused_workspace_gives_the_tables_of_fresh_buffers(monkeypatch) -> None:
+    specs = [load_token_spec(ROOT / "specs" / f"{s}.toml") for s in ("gram", "paxg", "xaut", "dgx", "gusd_cdp")]
+    # paths 500..1499 in chunks of at most 400 paths: chunks of unequal sizes in one workspace
+    settings = settings_with(monte_carlo={"paths": 10_000, "chunk_paths": 400})
+    sc = ScenarioDef(name="mc_champion", kind="monte_carlo", description="test")
+    args = (sc, 4000.0, _champion(), specs, settings, "2026-08-14", 500, 1_000)
+    workspaces: list[Any] = []
+    run = ReserveBackedToken.run
+
+    def record(self: ReserveBackedToken, *a: Any, **k: Any) -> Any:
+        workspaces.append(k.get("workspace"))
+        return run(self, *a, **k)
+
+    monkeypatch.setattr(ReserveBackedToken, "run", record)
+    reused = simulate_paths.fn(*args)
+    # one buffer for every token of a chunk, kept for the next chunks unless they are longer
+    assert len(workspaces) >= 3 * 4 and len(workspaces) % 4 == 0
+    assert all(isinstance(w, np.ndarray) for w in workspaces)
+    per_chunk = [workspaces[i : i + 4] for i in range(0, len(workspaces), 4)]
+    assert all(all(w is c[0] for w in c) for c in per_chunk)
+    assert len({id(c[0]) for c in per_chunk}) < len(per_chunk)
+
+    def fresh(self: ReserveBackedToken, *a: Any, **k: Any) -> Any:
+        return run(self, *a, **{**k, "workspace": None})
+
+    monkeypatch.setattr(ReserveBackedToken, "run", fresh)
+    plain = simulate_paths.fn(*args)
+    assert len(reused["frames"]) == len(plain["frames"]) == 5
+    for a, b in zip(reused["frames"], plain["frames"], strict=True):
+        assert len(a) == 1_000 and a["path"].tolist() == list(range(500, 1_500))
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert np.array_equal(reused["fan"], plain["fan"])
