@@ -8,6 +8,9 @@ from typing import Any
 
 from goldstress.settings import DaskSettings
 
+_WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+"""Environment of local Dask workers (Dask's default without its malloc trim threshold)."""
+
 
 def task_runner(dask: DaskSettings) -> Any:
     """The Prefect task runner for the Monte Carlo tasks of a run.
@@ -16,7 +19,9 @@ def task_runner(dask: DaskSettings) -> Any:
       (e.g. the one of deploy/k8s); its workers must import goldstress and reach the object store.
     - else ``dask.workers > 0``: a ``DaskTaskRunner`` that starts a ``distributed.LocalCluster``
       of that many worker processes (``threads_per_worker``, ``memory_limit``, HTTP on a free port) for
-      the flow run and stops it at the end.
+      the flow run and stops it at the end; the workers start without Dask's default
+      ``MALLOC_TRIM_THRESHOLD_`` (it slows the engine by 30%; sets ``distributed.nanny.pre-spawn-environ``
+      in this process's Dask config).
     - else: ``prefect.task_runners.ThreadPoolTaskRunner(max_workers=1)``: tasks one after the
       other beside the flow, so memory stays that of one task.
 
@@ -29,6 +34,12 @@ def task_runner(dask: DaskSettings) -> Any:
 
         if dask.address:
             return DaskTaskRunner(address=dask.address)
+        from dask import config as dask_config
+
+        # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap
+        # threshold: every array over 128 KiB is then mapped and faulted in afresh, and the token
+        # engine ran 30% slower (4.6 s against 3.5 s of CPU for 10,000 paths); the thread limits stay
+        dask_config.set({"distributed.nanny.pre-spawn-environ": dict(_WORKER_ENVIRON)})
         return DaskTaskRunner(
             cluster_class="distributed.LocalCluster",
             cluster_kwargs={
