@@ -30,38 +30,14 @@ import models.token.reserve_backed as rb_mod  # noqa: E402
 from models.scenarios import business_days, monte_carlo_chunks, on_calendar_days, to_price_paths  # noqa: E402
 from models.token.protocol import build_token_model  # noqa: E402
 from models.token.spec import load_token_spec  # noqa: E402
-from models.volatility import GarchFit  # noqa: E402
+from tests.garch_fits import GOLD_GJR_PARAMS as PARAMS  # noqa: E402
+from tests.garch_fits import gold_gjr_fit as _fit  # noqa: E402
 from tests.models.reference import cdp as ref_cdp  # noqa: E402
 from tests.models.reference import garch_simulate  # noqa: E402
 from tests.models.reference import reserve_backed as ref_rb  # noqa: E402
 
 HORIZON = 250  # trading days, as the pipeline's Monte Carlo
 CHUNK = 2_000  # paths per chunk, the pipeline's default
-# the registered champion of a real run (GJR-GARCH, decimal units)
-PARAMS = {"mu": 4.4e-4, "omega": 1.283e-6, "alpha": 0.0743, "gamma": -0.0359, "beta": 0.9356, "nu": 4.99}
-
-
-def _fit() -> GarchFit:
-    p = PARAMS
-    z = np.random.default_rng(0).standard_t(p["nu"], 5000) * math.sqrt((p["nu"] - 2) / p["nu"])
-    s2 = 1e-4
-    eps = -0.01
-    nxt = p["omega"] + (p["alpha"] + p["gamma"]) * eps * eps + p["beta"] * s2
-    zero = dict.fromkeys(p, 0.0)
-    return GarchFit(
-        kind="gjr",
-        params=p,
-        std_errors=zero,
-        loglik=0.0,
-        loglik_decimal=0.0,
-        aic=0.0,
-        bic=0.0,
-        n_obs=5000,
-        std_resid=z,
-        last_resid=eps,
-        last_variance=s2,
-        sigma_next=math.sqrt(nxt),
-    )
 
 
 def _best(f: Callable[[], object], repeat: int = 3) -> float:

@@ -4,10 +4,8 @@ run in one process, whatever the number of workers and the size of the tasks."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from prefect import flow
@@ -17,34 +15,16 @@ from goldstress.io.champion import Champion
 from goldstress.settings import DaskSettings, Settings, settings_with
 from models.scenarios import ScenarioDef
 from models.token.spec import load_token_spec
-from models.volatility import GarchFit
 from tasks.simulate import monte_carlo_parts, run_monte_carlo
+from tests.garch_fits import gold_gjr_fit
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"mu": 4.4e-4, "omega": 1.283e-6, "alpha": 0.0743, "gamma": -0.0359, "beta": 0.9356, "nu": 4.99}
-"""A GJR-GARCH-t champion of the size fitted to gold (decimal daily log returns)."""
 
 
 def _champion() -> Champion:
-    p = PARAMS
-    s2, eps = 1e-4, -0.01
-    fit = GarchFit(
-        kind="gjr",
-        params=p,
-        std_errors=dict.fromkeys(p, 0.0),
-        loglik=0.0,
-        loglik_decimal=0.0,
-        aic=0.0,
-        bic=0.0,
-        n_obs=5000,
-        std_resid=np.random.default_rng(0).standard_t(p["nu"], 5000) * math.sqrt((p["nu"] - 2) / p["nu"]),
-        last_resid=eps,
-        last_variance=s2,
-        sigma_next=math.sqrt(p["omega"] + (p["alpha"] + p["gamma"]) * eps * eps + p["beta"] * s2),
-    )
-    return Champion(name="gjr_t", fit=fit, innovations="t", tail=None, meta={})
+    return Champion(name="gjr_t", fit=gold_gjr_fit(), innovations="t", tail=None, meta={})
 
 
 @flow(name="monte-carlo-test")

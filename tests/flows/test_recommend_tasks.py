@@ -21,8 +21,8 @@ from models.recommend import PremiumNoise, with_cash_buffer
 from models.scenarios import business_days, monte_carlo_chunks, on_calendar_days, to_price_paths
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import load_token_spec, with_redemption_share
-from models.volatility import GarchFit
 from tasks.recommend import recommend, recommend_for_spec, recommend_inputs, recommend_token
+from tests.garch_fits import gold_gjr_fit
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 N = 150  # search paths: 2N = 300 ends in a partial 250-path block, still the main run's paths
@@ -31,25 +31,7 @@ P0, FIRST_DAY = 4_000.0, "2026-08-13"  # a Thursday: the horizon starts next to 
 
 @pytest.fixture(scope="module")
 def champion() -> Champion:
-    p = {"mu": 4.4e-4, "omega": 1.283e-6, "alpha": 0.0743, "gamma": -0.0359, "beta": 0.9356, "nu": 4.99}
-    z = np.random.default_rng(0).standard_t(p["nu"], 5000) * math.sqrt((p["nu"] - 2) / p["nu"])
-    s2, eps = 1e-4, -0.01
-    nxt = p["omega"] + (p["alpha"] + p["gamma"]) * eps * eps + p["beta"] * s2
-    fit = GarchFit(
-        kind="gjr",
-        params=p,
-        std_errors=dict.fromkeys(p, 0.0),
-        loglik=0.0,
-        loglik_decimal=0.0,
-        aic=0.0,
-        bic=0.0,
-        n_obs=5000,
-        std_resid=z,
-        last_resid=eps,
-        last_variance=s2,
-        sigma_next=math.sqrt(nxt),
-    )
-    return Champion(name="gjr_fhs", fit=fit, innovations="fhs", tail=None, meta={})
+    return Champion(name="gjr_fhs", fit=gold_gjr_fit(), innovations="fhs", tail=None, meta={})
 
 
 @pytest.fixture(scope="module")
