@@ -382,9 +382,7 @@ def recommend_token_for_champion(
     shipping them to a worker) then :func:`recommend_for_spec`. The same result as
     :func:`recommend_token` on :func:`recommend_inputs`. Logs the cash buffer found."""
     _, gold_in, gold_out, calendar = recommend_inputs(champion, p0_usd_per_oz, first_day, settings)
-    result = recommend_for_spec(spec, gold_in, gold_out, calendar, settings)
-    _log_buffer(spec.symbol, result)
-    return result
+    return recommend_token.fn(spec, gold_in, gold_out, calendar, settings)
 
 
 def recommend_on_runner(

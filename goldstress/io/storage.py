@@ -114,24 +114,17 @@ def write_parquet(df: pd.DataFrame, url: str, settings: Settings) -> str:
     return write_bytes(url, buf.getvalue(), settings)
 
 
-def read_parquet(
-    url: str,
-    settings: Settings,
-    columns: list[str] | None = None,
-    filters: list[tuple[str, str, Any]] | None = None,
-) -> pd.DataFrame:
-    """Read a Parquet table from ``url``: all of it, or only ``columns`` and the rows matching
-    ``filters`` (pyarrow's DNF filters, e.g. ``[("token", "==", "PAXG")]``). With either, the file
-    is read from the store as a stream and row groups whose statistics rule them out are skipped,
-    so memory is that of the selection, not of the file. Raises ``FileNotFoundError`` for a
-    missing object and pyarrow's ``ArrowInvalid`` for an unknown column."""
-    if columns is None and filters is None:
+def read_parquet(url: str, settings: Settings, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet table from ``url``: all of it, or only ``columns``, read from the store as a
+    stream so that memory is that of those columns, not of the file. Raises ``FileNotFoundError``
+    for a missing object and pyarrow's ``ArrowInvalid`` for an unknown column."""
+    if columns is None:
         return pd.read_parquet(io.BytesIO(read_bytes(url, settings)), engine="pyarrow")
     import pyarrow.parquet as pq
 
     fs, path = filesystem(url, settings)
     with fs.open(path, "rb") as fh:
-        table = pq.read_table(fh, columns=columns, filters=filters)
+        table = pq.read_table(fh, columns=columns)
     return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
