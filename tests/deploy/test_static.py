@@ -280,3 +280,40 @@ def test_hadolint_flags_an_unpinned_base_image(tmp_path: Path) -> None:
     bad.write_text("FROM python:latest\nRUN pip install flask\n")
     done = _hadolint(bad)
     assert done.returncode != 0 and "DL3007" in done.stdout, done.stdout
+
+
+def test_every_pod_given_the_prefect_api_url_may_reach_prefect() -> None:
+    """Pods that read goldstress-config get PREFECT_API_URL (a flow-run worker, the service, the
+    Dask workers whose task runs report there): their egress and Prefect's ingress both allow it."""
+    docs = [d for _, d in k8s_documents()]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "goldstress-config")
+    assert config["data"]["PREFECT_API_URL"].startswith("http://prefect.")
+    policies = {
+        d["spec"]["podSelector"]["matchLabels"]["app"]: d["spec"]
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"]
+    }
+    readers = set()
+    for d in docs:
+        if d["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = d["spec"]["template"]
+        refs = {e.get("configMapRef", {}).get("name") for c in pod["spec"]["containers"] for e in c.get("envFrom", [])}
+        if "goldstress-config" in refs and pod["metadata"]["labels"]["app"] != "prefect":
+            readers.add(pod["metadata"]["labels"]["app"])
+    assert {"dask-worker", "goldstress-service"} <= readers
+    prefect_from = {
+        p["podSelector"]["matchLabels"]["app"]
+        for rule in policies["prefect"]["ingress"]
+        for p in rule.get("from", [])
+        if "podSelector" in p and {"protocol": "TCP", "port": 4200} in rule.get("ports", [])
+    }
+    for app in readers:
+        egress_to = {
+            p["podSelector"]["matchLabels"]["app"]
+            for rule in policies[app].get("egress", [])
+            for p in rule.get("to", [])
+            if "podSelector" in p and {"protocol": "TCP", "port": 4200} in rule.get("ports", [])
+        }
+        assert "prefect" in egress_to, app
+        assert app in prefect_from, app
