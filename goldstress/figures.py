@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -105,21 +106,37 @@ def histogram_bins(
     return counts / x.size, edges
 
 
+Histograms = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+"""``{token: {column: (shares, edges)}}``: :func:`histogram_bins` of a token's per-path column."""
+
+
+def monte_carlo_histograms(tables: Mapping[str, Any]) -> Histograms:
+    """:func:`histogram_bins` of each figure column (:data:`FIGURE_COLUMNS` but the token) of each
+    token's Monte Carlo rows. ``tables`` maps a token to its rows: anything indexable by column
+    name that gives a 1-D array-like of floats, e.g. a DataFrame or the column-at-a-time views of
+    :func:`goldstress.io.pathtable.token_views`, so only one column of one token is read at a time.
+    A column's non-finite values (an infinite backing ratio when no supply is left) are left out
+    of its shares. Raises KeyError for a missing column."""
+    return {
+        str(token): {col: histogram_bins(np.asarray(rows[col], dtype=float)) for col in FIGURE_COLUMNS[1:]}
+        for token, rows in tables.items()
+    }
+
+
 def distributions_svg(
-    mc: pd.DataFrame, columns: tuple[tuple[str, str], ...], xlabel: str, pct: bool, mark_one: bool
+    hists: Histograms, columns: tuple[tuple[str, str], ...], xlabel: str, pct: bool, mark_one: bool
 ) -> str:
-    """One small histogram per token (``mc``: the Monte Carlo table, a row per token and path)
-    of each of ``columns`` (column, legend label), shares of paths on the y axis; ``mark_one``
-    draws a dashed line at 1 (backing ratio)."""
+    """One small histogram per token of ``hists`` (:func:`monte_carlo_histograms`) for each of
+    ``columns`` (column, legend label), shares of paths on the y axis; ``mark_one`` draws a
+    dashed line at 1 (backing ratio). Raises KeyError for a column missing from ``hists``."""
     from matplotlib.ticker import PercentFormatter
 
-    tokens = list(dict.fromkeys(mc["token"]))
+    tokens = list(hists)
     fig = _figure(min(2.2 * len(tokens), 11), 2.4)
     axes = fig.subplots(1, len(tokens), squeeze=False)[0]
     for ax, token in zip(axes, tokens, strict=True):
-        g = mc[mc["token"] == token]
         for (col, label), colour in zip(columns, (GOLD, BLUE), strict=False):
-            shares, edges = histogram_bins(g[col].to_numpy())
+            shares, edges = hists[token][col]
             ax.stairs(shares, edges, fill=True, alpha=0.5, color=colour, label=label)
         if mark_one and edges[0] <= 1.0 <= edges[-1]:
             ax.axvline(1.0, color=RED, ls="--", lw=1)
@@ -183,12 +200,13 @@ def reverse_stress_boundary_svg(series: list[dict[str, Any]]) -> str:
 
 
 def figures(
-    summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, mc: pd.DataFrame | None
+    summary: dict[str, Any], manifest: dict[str, Any], gold: pd.DataFrame | None, hists: Histograms | None
 ) -> list[tuple[str, str, str]]:
     """The report's figures as (name, title, SVG): gold's price history with the replay windows,
     the fan chart of simulated gold prices, the tokens' 30-day loss and backing-ratio
     histograms (Monte Carlo) and the reverse stress boundary; each left out when its data is
-    missing (``gold``, ``mc`` None or empty)."""
+    missing (``gold`` None or empty; ``hists``, the Monte Carlo table's
+    :func:`monte_carlo_histograms`, None or empty)."""
     out: list[tuple[str, str, str]] = []
     if gold is not None and not gold.empty:
         windows = [
@@ -213,13 +231,13 @@ def figures(
                 fan_chart_svg(mc_res["fan_quantiles"]),
             )
         )
-    if mc is not None and not mc.empty:
+    if hists:
         out.append(
             (
                 "loss_distributions",
                 "Loss over 30 days, share of the day-0 value (Monte Carlo; losses positive; axis from the 0.1% to the 99.5% quantile)",
                 distributions_svg(
-                    mc,
+                    hists,
                     LOSS_COLUMNS,
                     "loss",
                     pct=True,
@@ -232,7 +250,7 @@ def figures(
                 "backing_ratio",
                 "Backing ratio (Monte Carlo; paths with supply left; dashed line: fully backed)",
                 distributions_svg(
-                    mc.replace([np.inf, -np.inf], np.nan),
+                    hists,
                     BACKING_COLUMNS,
                     "backing ratio",
                     pct=False,

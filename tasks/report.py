@@ -12,8 +12,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
-from goldstress.figures import FIGURE_COLUMNS
+from goldstress.figures import monte_carlo_histograms
 from goldstress.io import storage
+from goldstress.io.pathtable import token_views
 from goldstress.publish import publish_run, unpublish
 from goldstress.records import Manifest, Summary
 from goldstress.report import figures, render_html
@@ -89,7 +90,8 @@ def _delete_path_results(manifest: dict[str, Any], settings: Settings) -> None:
 
 def _render_page(summary: dict[str, Any], manifest: dict[str, Any], settings: Settings) -> str:
     """The report page of a run (:func:`goldstress.report.render_html`) with its figures from the
-    curated gold series (when readable) and the run's Monte Carlo results."""
+    curated gold series (when readable) and the histograms of the run's Monte Carlo table, read one
+    token and one column at a time (left out once the table is deleted)."""
     from goldstress.io.validation import load_curated
 
     try:
@@ -97,9 +99,14 @@ def _render_page(summary: dict[str, Any], manifest: dict[str, Any], settings: Se
     except Exception:
         gold = None
     mc_res = next((r for r in manifest["scenarios"] if r["scenario"]["kind"] == "monte_carlo"), None)
-    mc = storage.read_parquet(mc_res["url"], settings, columns=list(FIGURE_COLUMNS)) if mc_res else None
+    hists = None
+    if mc_res is not None:
+        fs, path = storage.filesystem(mc_res["url"], settings)
+        if fs.exists(path):  # deleted after the first report when per-path tables are not kept
+            with token_views(mc_res["url"], settings) as views:
+                hists = monte_carlo_histograms(views)
     return render_html(
-        summary, manifest, figures(summary, manifest, gold, mc), stale_after_days=settings.risk.stale_data_days
+        summary, manifest, figures(summary, manifest, gold, hists), stale_after_days=settings.risk.stale_data_days
     )
 
 

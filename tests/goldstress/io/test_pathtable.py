@@ -50,3 +50,33 @@ def test_a_row_group_with_two_tokens_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"mixed\.parquet: row group 1 does not hold a single token"):
         with token_views(url, get_settings()):
             pass
+
+
+def test_histograms_read_token_by_token_equal_those_of_the_whole_table(tmp_path: Path) -> None:
+    """The report's histograms from the column-at-a-time views equal numpy's histogram of each
+    token's finite values between their 0.1% and 99.5% quantiles, read from the whole table."""
+    from goldstress.figures import FIGURE_COLUMNS, monte_carlo_histograms
+
+    rng = np.random.default_rng(5)
+    url = str(tmp_path / "mc.parquet")
+    cols = FIGURE_COLUMNS[1:]
+    with storage.parquet_writer(url, get_settings()) as write:
+        for _ in range(2):
+            for tok in ("GRAM", "GUSD"):
+                df = pd.DataFrame({"token": tok, **{c: rng.standard_t(4, 500) for c in cols}})
+                df.loc[df.index[:7], "backing_ratio_end"] = np.inf  # no supply left on these paths
+                write(df)
+    whole = pd.read_parquet(url)
+    with token_views(url, get_settings()) as views:
+        hists = monte_carlo_histograms(views)
+    assert list(hists) == ["GRAM", "GUSD"]
+    for tok, by_col in hists.items():
+        for col in cols:
+            x = whole.loc[whole["token"] == tok, col].to_numpy()
+            x = x[np.isfinite(x)]
+            lo, hi = np.quantile(x, [0.001, 0.995])
+            counts, edges = np.histogram(np.clip(x, lo, hi), bins=40, range=(lo, hi))
+            shares, got_edges = by_col[col]
+            np.testing.assert_array_equal(got_edges, edges)
+            np.testing.assert_array_equal(shares, counts / x.size)
+            assert shares.sum() == pytest.approx(1.0)
