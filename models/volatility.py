@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from arch import arch_model
 from numba import njit
 from scipy import stats
 
@@ -378,6 +377,8 @@ def fit_garch(
     if x.max() == x.min():
         raise ValueError("returns: zero variance (all returns equal), GARCH is not identified")
     o = 1 if kind == "gjr" else 0
+    from arch import arch_model  # imported here: simulating a fit never needs arch
+
     model = arch_model(_SCALE * x, mean="Constant", vol="GARCH", p=1, o=o, q=1, dist="t", rescale=False)
     res = model.fit(disp=False)
     raw, se = res.params, res.std_err

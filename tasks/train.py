@@ -288,7 +288,8 @@ def register_champion(
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
 
-    from goldstress.io.champion import Champion, GoldReturnsPyfunc, RegisteredChampion, training_meta
+    from goldstress.io.champion import Champion, RegisteredChampion, training_meta
+    from goldstress.io.champion_pyfunc import GoldReturnsPyfunc
 
     full = GarchFit.from_dict(fitted["full_sample_fit"])
     champion = Champion(

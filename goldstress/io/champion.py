@@ -8,15 +8,12 @@ data, not pickled code; loading needs this repository's ``models`` package on th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-import mlflow.pyfunc
 import numpy as np
-import pandas as pd
 
 from goldstress.records import ChampionRecord, FitRecord
 from models.evt import GpdTail
@@ -75,30 +72,6 @@ class Champion:
             tail=None if d.get("tail") is None else GpdTail.from_dict(d["tail"]),
             meta=d.get("meta", {}),
         )
-
-
-class GoldReturnsPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
-    """MLflow pyfunc around :class:`Champion`.
-
-    ``predict`` takes a one-row frame with columns ``n_paths``, ``horizon_days`` and ``seed`` and
-    returns a frame of simulated daily log returns, shape ``(n_paths, horizon_days)``, columns
-    ``day_1..day_H``. MLflow docs: "Custom Python Models" (mlflow.pyfunc.PythonModel).
-    """
-
-    def load_context(self, context: Any) -> None:
-        """Read the champion JSON artifact."""
-        with open(context.artifacts["champion"], encoding="utf-8") as fh:
-            self.champion = Champion.from_dict(json.load(fh))
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """Simulate paths; ``ValueError`` names a missing input column."""
-        for col in ("n_paths", "horizon_days", "seed"):
-            if col not in model_input.columns:
-                raise ValueError(f"model_input is missing column {col!r}")
-        row = model_input.iloc[0]
-        rng = np.random.default_rng(int(row["seed"]))
-        paths = self.champion.simulate(int(row["n_paths"]), int(row["horizon_days"]), rng)
-        return pd.DataFrame(paths, columns=[f"day_{i + 1}" for i in range(paths.shape[1])])
 
 
 @dataclass(frozen=True)
@@ -176,6 +149,8 @@ def load_champion(model_name: str, alias: str) -> tuple[Champion, str]:
 
     uri = f"models:/{model_name}@{alias}"
     version = MlflowClient().get_model_version_by_alias(model_name, alias).version
+    import mlflow.pyfunc
+
     loaded = mlflow.pyfunc.load_model(uri)
     wrapper = loaded.unwrap_python_model()
     return wrapper.champion, str(version)
@@ -198,3 +173,15 @@ def drift_record(model: Champion, drift: float | str) -> dict[str, Any]:
         "log_return_per_year": per_day * TRADING_DAYS_PER_YEAR,
         "historical_log_return_per_year": float(model.fit.params["mu"]) * TRADING_DAYS_PER_YEAR,
     }
+
+
+def __getattr__(name: str) -> Any:
+    """``GoldReturnsPyfunc`` (:mod:`goldstress.io.champion_pyfunc`) on first use, so that importing
+    this module (as the Dask workers do to simulate a champion) does not import MLflow; models
+    registered with the class under this module's path still unpickle. ``AttributeError`` for
+    any other missing name."""
+    if name == "GoldReturnsPyfunc":
+        from goldstress.io.champion_pyfunc import GoldReturnsPyfunc
+
+        return GoldReturnsPyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
