@@ -7,12 +7,13 @@ from typing import Any
 from prefect import flow
 
 from goldstress import progress
-from goldstress.execution import results_in_order, task_runner
+from goldstress.execution import results_in_order, start_workers, task_runner
 from goldstress.io import tracking
 from goldstress.records import Manifest
 from goldstress.settings import RunOptions, new_run_id
-from tasks.recommend import apply_premium_calibration, recommend_on_runner, supply_outflow_anchor
+from tasks.recommend import apply_premium_calibration, submit_recommendations, supply_outflow_anchor
 from tasks.simulate import (
+    WORKER_MODULES,
     load_champion_task,
     load_specs,
     run_monte_carlo,
@@ -37,28 +38,34 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     ``<report_url>/<run_id>/manifest.json``)."""
     settings = options.settings()
     tracking.require_reachable(settings)  # fail fast, before anything is written
+    warming = start_workers(WORKER_MODULES)  # Dask workers import the tasks while this loads the champion
     run_id = run_id or new_run_id()
     champion = load_champion_task(settings)
     returns, meta = load_gold_returns(settings)
     specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
     scenarios = scenario_defs(settings, returns)
     p0, first_day = meta["last_usd_per_oz"], meta["data_last_date"]
-    # every scenario's work is tasks on the flow's task runner (Dask workers when configured)
+    # every scenario's work is tasks on the flow's task runner (Dask workers when configured): the
+    # recommendations and the replays and shocks are submitted first, so they run beside the
+    # Monte Carlo's stream of tasks rather than after it (in process, they run after it in turn)
+    recommendations = submit_recommendations(specs, champion.model, p0, first_day, settings)
     others = [sc for sc in scenarios if sc.kind != "monte_carlo"]
+    calls = [(sc, returns, p0, champion.model, specs, settings, run_id, first_day) for sc in others]
+    other_results = results_in_order(run_scenario, calls, ahead=len(calls))
+    del warming
     by_name = {}
     for sc in scenarios:
         if sc.kind == "monte_carlo":
             by_name[sc.name] = run_monte_carlo(sc, p0, champion.model, specs, settings, run_id, first_day)
             progress.advance(len(by_name), len(scenarios) + 1)
-    calls = [(sc, returns, p0, champion.model, specs, settings, run_id, first_day) for sc in others]
-    for sc, res in zip(others, results_in_order(run_scenario, calls), strict=True):
+    for sc, res in zip(others, other_results, strict=True):
         by_name[sc.name] = res
         progress.advance(len(by_name), len(scenarios) + 1)
     results = [by_name[sc.name] for sc in scenarios]
     liquidity = {
         "premium_calibration": premium_calibration,
         "supply_outflows": supply_outflow_anchor(settings),
-        "recommendations": recommend_on_runner(specs, champion.model, p0, first_day, settings),
+        "recommendations": recommendations(),
     }
     progress.advance(len(scenarios) + 1, len(scenarios) + 1)
     return write_manifest(run_id, results, champion, meta, specs, settings, liquidity=liquidity)

@@ -8,6 +8,7 @@ Scenarios, clock and paths: docs/platform/liquidity-stress-task.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -385,19 +386,25 @@ def recommend_token_for_champion(
     return recommend_token.fn(spec, gold_in, gold_out, calendar, settings)
 
 
-def recommend_on_runner(
+def submit_recommendations(
     specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
-) -> dict[str, Any]:
-    """What :func:`recommend` returns, with one :func:`recommend_token_for_champion` task per
-    reserve-backed spec on the flow's task runner (:func:`goldstress.execution.results_in_order`:
-    Dask workers when configured, else one after the other here). Must be called inside a flow
-    run."""
+) -> Callable[[], dict[str, Any]]:
+    """One :func:`recommend_token_for_champion` task per reserve-backed spec on the flow's task
+    runner, submitted now on Dask workers (:func:`goldstress.execution.results_in_order`, all
+    ahead: they are the run's longest tasks, so they start first and other work fills the
+    workers around them); with any other runner they run one after the other here when the
+    result is asked for. Returns a function that waits for them and returns what
+    :func:`recommend` returns. Must be called inside a flow run."""
     from goldstress.execution import results_in_order
 
     backed = [s for s in specs if isinstance(s, ReserveBackedTokenSpec)]
-    if not backed:
-        return recommend_result(recommend_scenario(settings), {})
-    scenario = recommend_inputs(champion, p0_usd_per_oz, first_day, settings)[0]
     calls = [(spec, champion, p0_usd_per_oz, first_day, settings) for spec in backed]
-    results = results_in_order(recommend_token_for_champion, calls)
-    return recommend_result(scenario, {spec.symbol: out for spec, out in zip(backed, results, strict=True)})
+    results = results_in_order(recommend_token_for_champion, calls, ahead=len(calls))
+
+    def collect() -> dict[str, Any]:
+        if not backed:
+            return recommend_result(recommend_scenario(settings), {})
+        scenario = recommend_inputs(champion, p0_usd_per_oz, first_day, settings)[0]
+        return recommend_result(scenario, {spec.symbol: out for spec, out in zip(backed, results, strict=True)})
+
+    return collect

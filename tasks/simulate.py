@@ -43,6 +43,11 @@ from models.token.spec import load_token_spec
 FAN_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
+WORKER_MODULES = ("tasks.simulate", "tasks.recommend")
+"""The modules a Dask worker imports to run the simulate flow's tasks
+(:func:`goldstress.execution.start_workers`)."""
+
+
 @task(name="scenario-set", cache_policy=NO_CACHE)
 def scenario_defs(settings: Settings, returns: pd.Series) -> list[ScenarioDef]:
     """The scenario set configured in settings, in report order; each historical episode is its

@@ -123,13 +123,13 @@ def test_recommendations_on_a_dask_cluster_equal_the_plain_results(prefect_api, 
 
     from goldstress.execution import task_runner
     from goldstress.settings import DaskSettings
-    from tasks.recommend import recommend_on_runner
+    from tasks.recommend import submit_recommendations
 
     specs = [load_token_spec(SPECS / f"{s}.toml") for s in ("paxg", "dgx", "gusd_cdp")]
 
     @flow(task_runner=task_runner(DaskSettings(workers=1)))
     def per_token() -> dict:
-        return recommend_on_runner(specs, champion, P0, FIRST_DAY, settings)
+        return submit_recommendations(specs, champion, P0, FIRST_DAY, settings)()
 
     got = per_token()
     assert list(got["tokens"]) == ["PAXG", "DGX"]  # the CDP has no reserve to tune
