@@ -80,3 +80,21 @@ def test_histograms_read_token_by_token_equal_those_of_the_whole_table(tmp_path:
             np.testing.assert_array_equal(got_edges, edges)
             np.testing.assert_array_equal(shares, counts / x.size)
             assert shares.sum() == pytest.approx(1.0)
+
+
+def test_only_text_columns_are_dictionary_encoded_and_the_frames_read_back_equal(tmp_path: Path) -> None:
+    # a float column of distinct values gains nothing from a dictionary page; the token column does
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(6)
+    url = str(tmp_path / "enc.parquet")
+    frames = [_frame(tok, 0, 300, rng) for tok in ("PAXG", "XAUT")]
+    with storage.parquet_writer(url, get_settings()) as write:
+        for df in frames:
+            write(df)
+    meta = pq.ParquetFile(url).metadata
+    for g in range(meta.num_row_groups):
+        enc = {meta.row_group(g).column(i).path_in_schema: meta.row_group(g).column(i).encodings for i in range(4)}
+        assert "RLE_DICTIONARY" in enc["token"] and "RLE_DICTIONARY" in enc["scenario"]
+        assert "RLE_DICTIONARY" not in enc["loss"] and "RLE_DICTIONARY" not in enc["path"]
+    pd.testing.assert_frame_equal(pd.read_parquet(url), pd.concat(frames, ignore_index=True), check_exact=True)
