@@ -1038,6 +1038,30 @@ def _run_paths(
             o[_SELL, t] = sells
 
 
+@njit(cache=True, error_model="numpy")
+def _holder_value_bad_debt(
+    nav: np.ndarray,
+    backing: np.ndarray,
+    prem: np.ndarray,
+    supply: np.ndarray,
+    value: np.ndarray,
+    holder: np.ndarray,
+    bad: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Into ``holder`` and ``bad``: holder value ``nav * min(1, B) * (1 + prem)`` and uncovered
+    liabilities ``max(0, supply * nav - V)`` (USD, all arrays ``(n, H + 1)``) in one pass, each
+    element bit-identical to numpy's ``nav * np.minimum(1.0, B) * (1.0 + prem)`` and
+    ``np.maximum(0.0, supply * nav - V)`` (NaN propagates; a tie keeps the second argument)."""
+    n, t1 = nav.shape
+    for i in range(n):
+        for t in range(t1):
+            b = backing[i, t]
+            mb = 1.0 if b > 1.0 else b
+            holder[i, t] = nav[i, t] * mb * (1.0 + prem[i, t])
+            x = supply[i, t] * nav[i, t] - value[i, t]
+            bad[i, t] = 0.0 if x < 0.0 else x
+
+
 def _outcome(
     spec: ReserveBackedTokenSpec, out: np.ndarray, nav: np.ndarray, open_: np.ndarray, redeem_fee: float, c_run: float
 ) -> ReserveBackedOutcome:
@@ -1046,13 +1070,15 @@ def _outcome(
     T = {k: out[i] for i, k in enumerate(FIELDS)}
     n, t1 = nav.shape
     k_n = len(s.reserve)
+    holder, bad = np.empty((n, t1)), np.empty((n, t1))
+    _holder_value_bad_debt(nav, T["B"], T["prem"], T["supply"], T["V"], holder, bad)
     return ReserveBackedOutcome(
         backing_ratio=T["B"],
         reserve_value_usd=T["V"],
-        holder_value_usd_per_token=nav * np.minimum(1.0, T["B"]) * (1.0 + T["prem"]),
+        holder_value_usd_per_token=holder,
         supply_tokens=T["supply"],
         liquidated=np.zeros((n, t1), dtype=bool),
-        bad_debt_usd=np.maximum(0.0, T["supply"] * nav - T["V"]),
+        bad_debt_usd=bad,
         gold_reserve_g=T["gold"],
         cash_usd=T["cash"],
         gold_in_g=T["gin"],
