@@ -17,7 +17,12 @@ from scipy import stats
 from models.premium import _t_unit_scale
 from models.scenarios import BLOCK_PATHS, business_days, monte_carlo_chunks, on_calendar_days, to_price_paths
 from models.token.cdp import CdpStablecoin
-from models.token.reserve_backed import ReserveBackedToken, poisson_inverse, premium_innovations
+from models.token.reserve_backed import (
+    ReserveBackedToken,
+    _holder_value_bad_debt,
+    poisson_inverse,
+    premium_innovations,
+)
 from models.token.spec import load_token_spec, parse_token_spec
 from models.units import TROY_OUNCE_G
 from models.volatility import GarchFit, standardised_t
@@ -268,6 +273,33 @@ def test_poisson_inverse_equals_the_sequential_search() -> None:
     want = np.array([search(a, b) for a, b in zip(lam, u, strict=True)])
     np.testing.assert_array_equal(poisson_inverse(lam, u), want)
     assert (want == 0).any() and (want >= 2).any()
+
+
+def test_holder_value_and_bad_debt_are_numpys_bit_for_bit() -> None:
+    """The compiled holder value and uncovered liabilities equal numpy's ``nav * np.minimum(1.0,
+    B) * (1.0 + prem)`` and ``np.maximum(0.0, supply * nav - V)`` bit for bit, signed zeros,
+    infinities, NaN and ties included."""
+    rng = np.random.default_rng(6)
+    edge = np.array([0.0, -0.0, 1.0, np.inf, -np.inf, np.nan, 1e-300, -1e-300])
+    shape = (64, 41)
+
+    def field(scale: float) -> np.ndarray:
+        x = rng.standard_normal(shape) * scale
+        x.flat[rng.integers(0, x.size, 400)] = rng.choice(edge, 400)
+        return x
+
+    nav, b, prem, sup = field(1000.0), 1.0 + field(0.1), field(0.05), field(1e6)
+    holder, bad = np.empty(shape), np.empty(shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        val = sup * nav
+        val.flat[::7] = field(1e9).flat[::7]
+        _holder_value_bad_debt(nav, b, prem, sup, val, holder, bad)
+        want_h = nav * np.minimum(1.0, b) * (1.0 + prem)
+        want_b = np.maximum(0.0, sup * nav - val)
+    for got, want in ((holder, want_h), (bad, want_b)):
+        assert np.array_equal(got, want, equal_nan=True)
+        signs_differ = np.signbit(got) != np.signbit(want)
+        assert np.isnan(want[signs_differ]).all()  # a NaN's sign is not specified
 
 
 def test_gold_drawdown_is_one_minus_price_over_running_peak() -> None:
