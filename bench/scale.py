@@ -26,6 +26,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -49,20 +50,48 @@ def _tree_rss(proc: psutil.Process) -> tuple[float, float]:
     return sum(rss) / 2**20, max(rss, default=0) / 2**20
 
 
-def run_command(args: list[str], env: dict[str, str]) -> dict[str, object]:
+def _role(p: psutil.Process, root: int) -> str:
+    """What a process of the command's tree is: the command itself, its Prefect server, a Dask
+    worker, or other (a nanny, Dask's resource tracker)."""
+    if p.pid == root:
+        return "run"
+    cmd = " ".join(p.cmdline())
+    if "uvicorn" in cmd:
+        return "prefect"
+    if "spawn_main" in cmd and "resource_tracker" not in cmd:
+        return "worker"
+    return "other"
+
+
+def _tree_cpu(proc: psutil.Process, seen: dict[int, tuple[str, float]]) -> None:
+    """Record in ``seen`` each process's role and CPU seconds (user + system) so far."""
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            role = seen[p.pid][0] if p.pid in seen else _role(p, proc.pid)
+            seen[p.pid] = (role, t.user + t.system)
+        except psutil.Error:
+            continue
+
+
+def run_command(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``goldstress <args>``; wall seconds, peak tree and single-process RSS (MB), the stage
-    lines' seconds and the return code. Raises RuntimeError (with stderr's tail) when it fails."""
+    lines' seconds, the CPU seconds of the command's process, its Prefect server and its Dask
+    workers (as last sampled: a process's CPU after its last sample, at most 0.2 s, is missed) and
+    the return code. Raises RuntimeError (with stderr's tail) when it fails."""
     cmd = [str(ROOT / ".venv" / "bin" / "goldstress"), *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
     peak = [0.0, 0.0]
+    cpu: dict[int, tuple[str, float]] = {}
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
             try:
                 total, single = _tree_rss(ps)
+                _tree_cpu(ps, cpu)
             except psutil.Error:
                 break
             peak[0], peak[1] = max(peak[0], total), max(peak[1], single)
@@ -77,7 +106,15 @@ def run_command(args: list[str], env: dict[str, str]) -> dict[str, object]:
     if proc.returncode:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {err[-2000:]}")
     stages = {m[0]: float(m[1]) for m in re.findall(r"\] (\w+)\s+\.\.\. done in ([\d.]+) s", out)}
-    return {"wall_s": wall, "tree_mb": peak[0], "single_mb": peak[1], "stages": stages, "stderr": err.strip()}
+    by_role = {role: sum(t for r, t in cpu.values() if r == role) for role in ("run", "prefect", "worker")}
+    return {
+        "wall_s": wall,
+        "tree_mb": peak[0],
+        "single_mb": peak[1],
+        "stages": stages,
+        "cpu_s": by_role,
+        "stderr": err.strip(),
+    }
 
 
 def _env(store: Path, data: Path, **extra: str) -> dict[str, str]:
@@ -131,7 +168,7 @@ def main() -> None:
             "",
         ]
         load.append(os.getloadavg()[0])
-    rows: list[tuple[str, dict[str, object]]] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
     tmp = Path(tempfile.mkdtemp(prefix="goldstress-scale-"))
     try:
         env = _env(tmp, args.data.resolve())
@@ -156,17 +193,18 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def stage_s(r: dict[str, object], name: str) -> float:
-        return float(r["stages"].get(name, float("nan")))  # type: ignore[union-attr]
+    def stage_s(r: dict[str, Any], name: str) -> float:
+        return float(r["stages"].get(name, float("nan")))
 
     table = [
-        "| run | stage s | whole command s | peak RSS, process tree MB | peak RSS, largest process MB |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | stage s | whole command s | peak RSS, process tree MB | peak RSS, largest process MB | CPU s: run process / Prefect server / Dask workers |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, r in rows:
         st = stage_s(r, "simulate")
         table.append(
-            f"| {label} | {'' if st != st else f'{st:.1f}'} | {r['wall_s']:.1f} | {r['tree_mb']:,.0f} | {r['single_mb']:,.0f} |"
+            f"| {label} | {'' if st != st else f'{st:.1f}'} | {r['wall_s']:.1f} | {r['tree_mb']:,.0f} | {r['single_mb']:,.0f} "
+            f"| {' / '.join(f'{v:.0f}' for v in r['cpu_s'].values())} |"
         )
     by = dict(rows)
     w1 = stage_s(by["simulate stage, 200,000 paths, 1 Dask worker"], "simulate")
@@ -186,7 +224,7 @@ def main() -> None:
             f"{whole['tree_mb']:,.0f} MB over the process tree with the Prefect server (target {RSS_TARGET_MB:,.0f} MB): "
             f"{'met' if whole['tree_mb'] <= RSS_TARGET_MB else 'missed'}.",
         ]
-    stderr = [f"- {label}: stderr {len(r['stderr'])} characters" for label, r in rows if r["stderr"]]  # type: ignore[arg-type]
+    stderr = [f"- {label}: stderr {len(r['stderr'])} characters" for label, r in rows if r["stderr"]]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     text = "\n".join(
