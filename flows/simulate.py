@@ -46,8 +46,8 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     scenarios = scenario_defs(settings, returns)
     p0, first_day = meta["last_usd_per_oz"], meta["data_last_date"]
     # every scenario's work is tasks on the flow's task runner (Dask workers when configured): the
-    # recommendations and the replays and shocks are submitted first, so they run beside the
-    # Monte Carlo's stream of tasks rather than after it (in process, they run after it in turn)
+    # recommendations and the replays and shocks are submitted first, so on Dask they run ahead of
+    # the Monte Carlo's stream of tasks with no wait between the phases (in process, after it)
     recommendations = submit_recommendations(specs, champion.model, p0, first_day, settings)
     others = [sc for sc in scenarios if sc.kind != "monte_carlo"]
     calls = [(sc, returns, p0, champion.model, specs, settings, run_id, first_day) for sc in others]
