@@ -26,6 +26,7 @@ from models.token.reserve_backed import (
 from models.token.spec import load_token_spec, parse_token_spec
 from models.units import TROY_OUNCE_G
 from models.volatility import GarchFit, standardised_t
+from tests.garch_fits import gjr_fit
 from tests.models.reference import cdp as ref_cdp
 from tests.models.reference import garch_simulate
 from tests.models.reference import reserve_backed as ref_rb
@@ -337,23 +338,7 @@ def _garch_fit() -> GarchFit:
     params = {"mu": 3e-4, "omega": 1.3e-6, "alpha": 0.05, "gamma": 0.04, "beta": 0.92, "nu": 5.0}
     z = np.random.default_rng(2).standard_t(5.0, 3000) * math.sqrt(3.0 / 5.0)
     s2 = params["omega"] / (1 - params["alpha"] - params["gamma"] / 2 - params["beta"])
-    eps = -0.01
-    nxt = params["omega"] + (params["alpha"] + params["gamma"]) * eps * eps + params["beta"] * s2
-    zeros = dict.fromkeys(params, 0.0)
-    return GarchFit(
-        kind="gjr",
-        params=params,
-        std_errors=zeros,
-        loglik=0.0,
-        loglik_decimal=0.0,
-        aic=0.0,
-        bic=0.0,
-        n_obs=3000,
-        std_resid=z,
-        last_resid=eps,
-        last_variance=s2,
-        sigma_next=math.sqrt(nxt),
-    )
+    return gjr_fit(params, z, s2, -0.01)
 
 
 @pytest.mark.filterwarnings("ignore:p-value capped")
