@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numba import njit
-from scipy import stats
+from scipy import special, stats
 
 from models.checks import check_int, check_level
 
@@ -25,6 +26,8 @@ __all__ = [
     "fit_garch",
     "one_day_var_forecasts",
     "standardised_t",
+    "symmetric_tail_probability",
+    "t_quantiles",
     "student_t_var_es",
 ]
 
@@ -89,18 +92,129 @@ def student_t_var_es(level: float, nu: float, mu: float = 0.0, sigma: float = 1.
     return sigma * s * q - mu, sigma * s * es_std - mu
 
 
+_T_TABLE_LOW = 2.0**-10
+"""Below this tail probability :func:`t_quantiles` evaluates ``scipy.special.stdtrit`` itself."""
+_T_TABLE_INTERVALS = 2**14
+"""Hermite intervals of the quantile table on ``[_T_TABLE_LOW, 0.5]``."""
+_HALF_STEP = 2.0**-54
+"""Half the spacing of ``Generator.random``'s doubles (multiples of 2**-53 in [0, 1))."""
+
+
+@lru_cache(maxsize=64)
+def _t_quantile_table(nu: float) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t(``nu``) quantiles ``Q(p)`` and their slopes ``dQ/dp = 1 / f(Q(p))`` at
+    ``_T_TABLE_INTERVALS + 1`` equally spaced tail probabilities ``p`` from ``_T_TABLE_LOW`` to
+    0.5 (``scipy.special.stdtrit`` and ``scipy.stats.t.pdf``), read-only."""
+    p = np.linspace(_T_TABLE_LOW, 0.5, _T_TABLE_INTERVALS + 1)
+    q = special.stdtrit(nu, p)
+    q[-1] = 0.0
+    dq = 1.0 / stats.t.pdf(q, nu)
+    q.flags.writeable = False
+    dq.flags.writeable = False
+    return q, dq
+
+
+@njit(cache=True, error_model="numpy")
+def _hermite_t_quantiles(
+    u: np.ndarray,
+    q: np.ndarray,
+    dq: np.ndarray,
+    low: float,
+    step: float,
+    scale: float,
+    out: np.ndarray,
+    tail: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """Into ``out`` (flat, as ``u``; may be ``u`` itself): ``scale * Q(u)`` by cubic Hermite
+    interpolation of the table ``q``, ``dq`` (tail probabilities ``low + k * step``), from the
+    symmetric tail probability of each uniform (``u + 2**-54`` below 0.5, ``1 - u - 2**-54``
+    above, the sign flipped). Where that probability is below ``low``, ``out`` keeps ``u`` and the
+    index goes to ``tail``; returns how many did."""
+    m = q.shape[0] - 1
+    inv = 1.0 / step
+    n_tail = 0
+    for i in range(u.shape[0]):
+        x = u[i]
+        if x < 0.5:
+            p = x + 2.0**-54
+            sign = scale
+        else:
+            p = (1.0 - x) - 2.0**-54
+            sign = -scale
+        if p < low:
+            out[i] = x
+            tail[n_tail] = i
+            n_tail += 1
+            continue
+        s = (p - low) * inv
+        k = min(int(s), m - 1)
+        t = s - k
+        t2 = t * t
+        t3 = t2 * t
+        v = (
+            (2.0 * t3 - 3.0 * t2 + 1.0) * q[k]
+            + (t3 - 2.0 * t2 + t) * step * dq[k]
+            + (3.0 * t2 - 2.0 * t3) * q[k + 1]
+            + (t3 - t2) * step * dq[k + 1]
+        )
+        out[i] = sign * v
+    return n_tail
+
+
+def symmetric_tail_probability(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tail probability and side of uniforms ``u`` from ``Generator.random`` (multiples of
+    2**-53 in [0, 1)): ``(u + 2**-54, -1)`` below 0.5 and ``(1 - u - 2**-54, +1)`` from 0.5,
+    both exact in float64, so ``p`` lies in (0, 0.5] and the sign-and-probability pair is
+    symmetric in law (0 maps to 2**-54, never to 0). Arrays of ``u``'s shape."""
+    u = np.asarray(u, dtype=float)
+    low = u < 0.5
+    return np.where(low, u + _HALF_STEP, (1.0 - u) - _HALF_STEP), np.where(low, -1.0, 1.0)
+
+
+def t_quantiles(u: np.ndarray, nu: float, scale: float = 1.0) -> np.ndarray:
+    """``scale`` times the Student-t(``nu``) quantiles of uniforms ``u`` (inverse transform:
+    Devroye 1986, "Non-Uniform Random Variate Generation", sec. II.2).
+
+    The quantile is read at the symmetric tail probability of :func:`symmetric_tail_probability`
+    (so ``u = 0`` gives a finite draw), by cubic Hermite interpolation of a table of
+    ``scipy.special.stdtrit`` and the exact slopes ``1 / f`` on 16,384 equal steps of
+    ``[2**-10, 0.5]`` (Hörmann & Leydold 2003, "Continuous random variate generation by fast
+    numerical inversion", ACM TOMACS 13(4)); tail probabilities below ``2**-10`` (0.2% of draws)
+    call ``stdtrit`` itself. Agrees with ``stdtrit`` to about 1e-8 relative (that function's own
+    accuracy). ``u`` any shape, values in [0, 1); ``nu > 0``. Returns float64 of ``u``'s shape.
+    Raises ValueError for ``nu <= 0`` or non-finite.
+    """
+    if not (math.isfinite(nu) and nu > 0):
+        raise ValueError(f"nu: expected a finite number > 0, got {nu!r}")
+    out = np.array(u, dtype=float, order="C")
+    _t_quantiles_inplace(out.reshape(-1), float(nu), float(scale))
+    return out
+
+
+def _t_quantiles_inplace(flat: np.ndarray, nu: float, scale: float) -> None:
+    """:func:`t_quantiles` in place on a flat float64 array of uniforms."""
+    q, dq = _t_quantile_table(nu)
+    step = (0.5 - _T_TABLE_LOW) / _T_TABLE_INTERVALS
+    tail = np.empty(flat.shape[0], dtype=np.int64)
+    n_tail = _hermite_t_quantiles(flat, q, dq, _T_TABLE_LOW, step, scale, flat, tail)
+    if n_tail:
+        idx = tail[:n_tail]
+        p, side = symmetric_tail_probability(flat[idx])
+        flat[idx] = side * -special.stdtrit(nu, p) * scale
+
+
 def standardised_t(rng: np.random.Generator, nu: float, size: tuple[int, ...]) -> np.ndarray:
-    """Unit-variance Student-t(``nu``) draws ``Z / sqrt(G / (nu / 2)) * sqrt((nu - 2) / nu)``
-    with ``Z ~ N(0, 1)`` and ``G ~ Gamma(nu / 2, 1)`` independent (a t variate is a normal over
-    the root of an independent chi-square over its degrees of freedom, ``2 G ~ chi2(nu)``: the
-    construction ``Generator.standard_t`` uses, here in two bulk calls, which is faster).
+    """Unit-variance Student-t(``nu``) draws ``t_nu * sqrt((nu - 2) / nu)`` by inversion of
+    uniforms (:func:`t_quantiles` of ``rng.random(size)``): one uniform per draw, about three
+    times faster than a normal over the root of a gamma.
 
     ``nu > 2`` (float), ``size`` the output shape. Returns float64 draws of that shape, variance 1.
-    Draws the normals first, then the gammas, from ``rng``.
+    Raises ValueError for ``nu <= 2``.
     """
-    z = rng.standard_normal(size)
-    g = rng.standard_gamma(nu / 2.0, size)
-    z *= np.sqrt((nu - 2.0) / 2.0 / g)
+    if not nu > 2.0:
+        raise ValueError(f"nu: expected a number > 2 (finite variance), got {nu!r}")
+    z = rng.random(size)
+    _t_quantiles_inplace(z.reshape(-1), float(nu), math.sqrt((nu - 2.0) / nu))
     return z
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from numba import njit
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from models.amm import ConcentratedLiquidityPool, ConstantProductPool
 from models.checks import check_price_paths
@@ -28,6 +28,7 @@ from models.token.spec import (
     premium_process_from_params,
 )
 from models.units import TROY_OUNCE_G
+from models.volatility import standardised_t, symmetric_tail_probability
 
 __all__ = [
     "FIELDS",
@@ -410,7 +411,7 @@ def premium_innovations(
         Gold drawdown fractions in [0, 1]; column 0 (day 0) draws nothing.
     rng : Generator, SeedSequence, int or None
         A Generator: every path's draws from it, in one pass (innovations ``e`` for all paths
-        and days, then the jump counts, then the jump normals). A SeedSequence or int seed (None:
+        and days, then the jump-count uniforms, then the jump-size uniforms). A SeedSequence or int seed (None:
         0): path ``first_path + i`` belongs to block ``b = (first_path + i) // BLOCK_PATHS`` and
         block ``b`` draws its ``BLOCK_PATHS`` paths, in the same order, from
         ``SeedSequence(entropy, spawn_key=spawn_key + (b,))`` (the ``b``-th child of the seed), so
@@ -457,28 +458,24 @@ def premium_innovations(
 
 
 def _draw_innovations(proc: PremiumProcess, dd: np.ndarray, gen: np.random.Generator) -> np.ndarray:
-    """``(m, H)`` innovations of ``proc`` at drawdowns ``dd`` ``(m, H)`` from ``gen``: normals,
-    then (t innovations) gammas, then the jump uniforms, then the jump normals, each in bulk."""
+    """``(m, H)`` innovations of ``proc`` at drawdowns ``dd`` ``(m, H)`` from ``gen``, each in
+    bulk: the ``e`` (unit-variance t by inversion of uniforms, :func:`models.volatility.standardised_t`,
+    or normals), then the jump-count uniforms, then the uniforms whose normal quantiles are the
+    jump sizes (used only where a jump occurs: ``scipy.special.ndtri`` of
+    :func:`models.volatility.symmetric_tail_probability`)."""
     shape = dd.shape
-    z = gen.standard_normal(shape)
-    g = gen.standard_gamma(proc.df / 2.0, shape) if proc.df is not None else np.empty((0, 0))
+    e = standardised_t(gen, proc.df, shape) if proc.df is not None else gen.standard_normal(shape)
     u = gen.random(shape)
-    zj = gen.standard_normal(shape)
-    t_scale = (proc.df - 2.0) / 2.0 if proc.df is not None else 0.0
+    v = gen.random(shape)
     _assemble_innovations(
-        z,
-        g,
-        u,
-        zj,
-        dd,
-        proc.sigma,
-        t_scale,
-        proc.jump_intensity_per_day,
-        proc.jump_drawdown_sensitivity,
-        proc.jump_mean,
-        proc.jump_sd,
+        e, u, dd, proc.sigma, proc.jump_intensity_per_day, proc.jump_drawdown_sensitivity, proc.jump_mean
     )
-    return z
+    jumps = np.flatnonzero(u)  # ``u`` now holds the jump counts
+    if jumps.size:
+        cnt = u.reshape(-1)[jumps]
+        p, side = symmetric_tail_probability(v.reshape(-1)[jumps])
+        e.reshape(-1)[jumps] += np.sqrt(cnt) * proc.jump_sd * (side * -ndtri(p))
+    return e
 
 
 @njit(cache=True, error_model="numpy")
@@ -500,32 +497,22 @@ def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compile
 
 @njit(cache=True, error_model="numpy")
 def _assemble_innovations(
-    z: np.ndarray,
-    g: np.ndarray,
+    e: np.ndarray,
     u: np.ndarray,
-    zj: np.ndarray,
     dd: np.ndarray,
     sigma: float,
-    t_scale: float,
     lam0: float,
     lam_dd: float,
     jump_mean: float,
-    jump_sd: float,
 ) -> None:  # pragma: no cover - compiled
-    """In place in ``z``: ``sigma * e + N * jump_mean + sqrt(N) * jump_sd * zj`` with ``e = z``
-    (normal) or ``z * sqrt(t_scale / g)`` (unit-variance t, :func:`models.volatility.standardised_t`)
-    and ``N`` the Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``."""
-    m, h = z.shape
-    t_innov = g.shape[0] > 0
+    """In place, all arrays ``(m, H)``: ``e`` becomes ``sigma * e + N * jump_mean`` and ``u`` the
+    jump count ``N``, the Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``."""
+    m, h = e.shape
     for i in range(m):
         for t in range(h):
-            e = z[i, t] * math.sqrt(t_scale / g[i, t]) if t_innov else z[i, t]
-            x = sigma * e
             cnt = _poisson_count(lam0 + lam_dd * dd[i, t], u[i, t])
-            if cnt > 0.0:
-                x = x + cnt * jump_mean
-                x = x + math.sqrt(cnt) * jump_sd * zj[i, t]
-            z[i, t] = x
+            e[i, t] = sigma * e[i, t] + cnt * jump_mean if cnt > 0.0 else sigma * e[i, t]
+            u[i, t] = cnt
 
 
 def poisson_inverse(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
