@@ -304,7 +304,7 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
     """A 30 % gold fall over 120 calendar days: the DGX-like preset (illiquid, part of the reserve
     at a weak counterparty, opaque) ends with backing below 1, claims unpaid at the horizon and a
     deep discount; the PAXG- and XAUT-like presets pay every claim, their typical deepest
-    discount (premium noise and stress jumps, no clamp) stays within 5% (within 8% when the
+    discount (the median over 2,000 paths; premium noise and stress jumps, no clamp) stays within 5% (within 8% when the
     reserve bears the haircuts: the PAXG-like median is 5.4-5.5% on 2,000 paths, in the
     reference engine too), and their reserve's
     surplus over the liabilities is the day-0 cash less the fire-sale haircuts the reserve bears
@@ -338,8 +338,13 @@ def test_failure_case_breaks_where_allocated_tokens_hold() -> None:
             )
             np.testing.assert_array_equal(o.breached(), o.fire_sale_loss_usd[:, -1] > cash0 * (1 + 1e-6))
             assert (o.backlog_tokens[:, -1] == 0).all()
-            assert np.median(o.premium_frac.min(axis=1)) > (-0.05 if o is out[n] else -0.08)
         assert not out[n].fire_sale_loss_usd.any() and not out[n].breached().any()
+        # the typical deepest discount, on 2,000 paths: a median of 20 paths' deepest discounts
+        # falls below -5% for about 5% of seeds (the sampling noise of one premium path's minimum)
+        wide = np.repeat(prices[:1], 2000, axis=0)
+        for spec, bound in ((preset(n), -0.05), (with_haircut_on(preset(n), "reserve"), -0.08)):
+            o = ReserveBackedToken(spec).run(wide, calendar=cal, rng=3)
+            assert np.median(o.premium_frac.min(axis=1)) > bound, (n, spec.primary.cash_redemption_haircut)
     assert not reserve_pays["paxg"].breached().any() and reserve_pays["xaut"].breached().all()
     assert reserve_pays["xaut"].backing_ratio.min() > 1.0 - 1e-3
 
