@@ -307,13 +307,18 @@ def recommend_inputs(
     n = settings.liquidity.recommend_paths
     horizon = _stress_horizon_trading_days(settings)
     gold, calendar = calendar_day_paths(_gold_paths(champion, p0_usd_per_oz, 2 * n, horizon, settings), first_day)
+    return _scenario_on_clock(settings, calendar), gold[:n], gold[n:], calendar
+
+
+def _scenario_on_clock(settings: Settings, calendar: pd.DatetimeIndex) -> dict[str, Any]:
+    """:func:`recommend_scenario` with the calendar-day clock of the recommendations' paths."""
     scenario = recommend_scenario(settings)
     scenario.update(
         clock="calendar days: holders and the AMM act every day; gold sales, payments and the primary market on the open days of each spec's market_hours",
         first_day=str(calendar[0].date()),
         horizon_calendar_days=len(calendar) - 1,
     )
-    return scenario, gold[:n], gold[n:], calendar
+    return scenario
 
 
 def recommend_result(scenario: dict[str, Any], tokens: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -404,7 +409,9 @@ def submit_recommendations(
     def collect() -> dict[str, Any]:
         if not backed:
             return recommend_result(recommend_scenario(settings), {})
-        scenario = recommend_inputs(champion, p0_usd_per_oz, first_day, settings)[0]
+        # the clock of recommend_inputs, without drawing its gold paths here (the tasks drew them)
+        unit = np.ones((1, _stress_horizon_trading_days(settings) + 1))
+        scenario = _scenario_on_clock(settings, calendar_day_paths(unit, first_day)[1])
         return recommend_result(scenario, {spec.symbol: out for spec, out in zip(backed, results, strict=True)})
 
     return collect
