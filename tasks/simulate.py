@@ -137,17 +137,23 @@ def _token_frames(
     ``workspace``: the caller's holder of one reusable float64 buffer (empty at first; replaced
     here by a larger one when this chunk's runs need more) in which every reserve-backed token runs in turn
     (:meth:`models.token.reserve_backed.ReserveBackedToken.run`), so a stage allocates and
-    first-touches its daily records once, not once per chunk and token. Each outcome is summarised
-    (copied into its frame) before the next run overwrites it."""
+    first-touches its daily records once, not once per chunk and token. The runs keep only the
+    records the summaries read (``records="summary"``). Each outcome is summarised (copied into
+    its frame) before the next run overwrites it."""
     frames = []
-    need = max((m.workspace_size(*prices.shape) for _, m in models if isinstance(m, ReserveBackedToken)), default=0)
+    need = max(
+        (m.workspace_size(*prices.shape, records="summary") for _, m in models if isinstance(m, ReserveBackedToken)),
+        default=0,
+    )
     if need and (not workspace or workspace[0].size < need):
         workspace[:] = [np.empty(need)]
     for k, (symbol, model) in enumerate(models):
         # secondary-market noise: one seed per token, each path's draws fixed by its index
         seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
         if isinstance(model, ReserveBackedToken):
-            outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset, workspace=workspace[0])
+            outcome = model.run(
+                prices, calendar=calendar, rng=seed, first_path=offset, workspace=workspace[0], records="summary"
+            )
         else:
             outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
         df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -194,75 +195,92 @@ def pool_price_ratio(pool: ConstantProductPool | ConcentratedLiquidityPool, sell
 # --------------------------------------------------------------------------- engine
 
 
-FIELDS = (
+SUMMARY_FIELDS = (
     # running state, recorded at the end of each day
     "supply",
-    "gin",
-    "gout",
-    "cin",
-    "cout",
     "fsl",
-    "pay",
-    "run",
     "q",
     "fee",
     "outfl",
     # the day's values
     "B",
     "V",
-    "gold",
-    "cash",
     "lam",
     "prem",
     "dem",
     "ret",
     "acc_g",
-    "sell",
     "red_g",
     "red_c",
+    "lcr",
+    "bl",
+)
+"""The daily records a run with ``records="summary"`` keeps: those :func:`models.metrics.summarise_paths`
+reads (and the engine reads back), the first rows of its output buffer."""
+
+FIELDS = (
+    *SUMMARY_FIELDS,
+    # running state, recorded at the end of each day
+    "gin",
+    "gout",
+    "cin",
+    "cout",
+    "pay",
+    "run",
+    # the day's values
+    "gold",
+    "cash",
+    "sell",
     "mint",
     "theta",
     "liq",
     "outf",
-    "lcr",
-    "bl",
 )
 """Per-path daily records of the engine, in the order of the rows of its output buffer; the
 asset holdings ``amt<k>`` follow them (one row per reserve asset)."""
 
 _F = {k: i for i, k in enumerate(FIELDS)}
-(
-    _SUP,
-    _GIN,
-    _GOUT,
-    _CIN,
-    _COUT,
-    _FSL,
-    _PAY,
-    _RUN,
-    _Q,
-    _FEE,
-    _OUTFL,
-    _B,
-    _V,
-    _GOLD,
-    _CASH,
-    _LAM,
-    _PREM,
-    _DEM,
-    _RET,
-    _ACC_G,
-    _SELL,
-    _RED_G,
-    _RED_C,
-    _MINT,
-    _THETA,
-    _LIQ,
-    _OUTF,
-    _LCR,
-    _BL,
-) = range(len(FIELDS))
+_SUP, _FSL, _Q, _FEE, _OUTFL, _B, _V, _LAM, _PREM, _DEM, _RET, _ACC_G, _RED_G, _RED_C, _LCR, _BL = range(
+    len(SUMMARY_FIELDS)
+)
+_GIN, _GOUT, _CIN, _COUT, _PAY, _RUN, _GOLD, _CASH, _SELL, _MINT, _THETA, _LIQ, _OUTF = range(
+    len(SUMMARY_FIELDS), len(FIELDS)
+)
 _AMT0 = len(FIELDS)
+
+# The run's structure, bits of the kernel's ``flags``: what each spec switches on or off. A
+# summary run compiles the kernel once per structure, with these as constants.
+_FULL = 1 << 0  # every record, not only SUMMARY_FIELDS
+_GATE = 1 << 1
+_GRANULARITY_ALL = 1 << 2
+_BARS_ALL = 1 << 3
+_FEES_TO_RESERVE = 1 << 4
+_REDEEMER_BEARS = 1 << 5
+_MINTING = 1 << 6
+_WAIT = 1 << 7
+_POOL = 1 << 8
+_ARBITRAGE = 1 << 9
+_PROCESS = 1 << 10
+_BAND = 1 << 11
+_CASH_SPLIT = 1 << 12
+_WHOLE_BARS = 1 << 13
+_MIN_SIZE = 1 << 14
+_SPLIT_CUT = 1 << 15
+_OPEX = 1 << 16
+_RUN_MASS = 1 << 17
+_RUN_SELLS = 1 << 18
+_DD_DEMAND = 1 << 19
+_PEG_DEMAND = 1 << 20
+_QUEUE_SIGNAL = 1 << 21
+_PREMIUM_SIGNAL = 1 << 22
+_REDEEM_FEE = 1 << 23
+_PREMIUM_MINT = 1 << 24
+_QUEUE_DISCOUNT = 1 << 25
+
+_ASSET_CODE = {"usd_cash": 0, "allocated_gold": 1, "unallocated_gold": 2, "tbills": 3}
+_ASSET_BITS = 3  # per reserve asset in the kernel's ``assets``: its kind (2 bits), liquidity as a fraction (1)
+MAX_RESERVE_ASSETS = 63 // _ASSET_BITS
+"""Most reserve assets a spec may list (the kernel reads their kinds from one 63-bit integer)."""
 
 
 class _Params(NamedTuple):
@@ -542,7 +560,38 @@ def _ndtr(x: float) -> float:  # pragma: no cover - compiled
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _floor_bars_1(x: float, g: float) -> float:  # pragma: no cover - compiled
-    return math.floor(x / g + _BAR_EPS) * g
+    return np.floor(x / g + _BAR_EPS) * g  # a float, as _floor_bars (math.floor would round-trip an int)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _code(assets: int, k: int) -> int:  # pragma: no cover - compiled
+    return (assets >> (_ASSET_BITS * k)) & 3
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _gold(assets: int, k: int) -> bool:  # pragma: no cover - compiled
+    c = _code(assets, k)
+    return c == 1 or c == 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _cash(assets: int, k: int) -> bool:  # pragma: no cover - compiled
+    return _code(assets, k) == 0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _alloc(assets: int, k: int) -> bool:  # pragma: no cover - compiled
+    return _code(assets, k) == 1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _unalloc(assets: int, k: int) -> bool:  # pragma: no cover - compiled
+    return _code(assets, k) == 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _liq_frac(assets: int, k: int) -> bool:  # pragma: no cover - compiled
+    return (assets >> (_ASSET_BITS * k + 2)) & 1 == 1
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -599,49 +648,46 @@ def _run_paths(
     par: _Params,
     amount0: np.ndarray,
     liq: np.ndarray,
-    liq_frac: np.ndarray,
     hcut: np.ndarray,
     heff: np.ndarray,
-    is_gold: np.ndarray,
-    is_cash: np.ndarray,
-    is_alloc: np.ndarray,
-    is_unalloc: np.ndarray,
+    assets: int,
+    k_n: int,
+    lag: int,
     first_alloc: int,
     first_cash: int,
+    flags: int,
 ) -> None:  # pragma: no cover - compiled; checked against the step-by-step reference in the tests
     """The daily loop of every path (path by path, day by day): fills ``out`` ``(len(FIELDS) +
     K, n, H + 1)`` from gold prices per gram ``pg``, drawdowns ``dd`` and premium innovations
     ``innov`` (all ``(n, H + 1)``), writing every cell of ``out`` (it need not start at zero).
     Mechanics: docs/models/reserve-backed-token.md, steps 1-7."""
     n, t1 = pg.shape
-    k_n = amount0.shape[0]
     gpt = par.gpt
     cs = par.cs
     g = par.g
     m_min = par.m_min
-    bars_all = par.bars_all > 0
-    granularity_all = par.granularity_all > 0
+    bars_all = flags & _BARS_ALL != 0
+    granularity_all = flags & _GRANULARITY_ALL != 0
     fee_r = par.fee_r
     fee_m = par.fee_m
-    fees_to_reserve = par.fees_to_reserve > 0
+    fees_to_reserve = flags & _FEES_TO_RESERVE != 0
     cash_claim = par.cash_claim
-    redeemer_bears = par.redeemer_bears_haircut > 0
+    redeemer_bears = flags & _REDEEMER_BEARS != 0
     gate_limit = par.gate_limit
-    has_gate = not math.isnan(gate_limit)
-    lag = int(par.lag)
+    has_gate = flags & _GATE != 0
     cut = par.cut
     opex_year = par.opex_year
     c_run = par.c_run
     run_mass = par.run_mass
     sig = par.sig
-    minting = par.minting > 0
+    minting = flags & _MINTING != 0
     qdw = par.qdw
     wait_cost = par.wait_cost
-    has_wait = not math.isnan(wait_cost)
+    has_wait = flags & _WAIT != 0
     arb_cap = par.arb_cap
-    has_pool = par.pool_kind > 0
-    has_arb = not math.isnan(arb_cap) and has_pool
-    has_proc = par.has_proc > 0
+    has_pool = flags & _POOL != 0
+    has_arb = flags & _ARBITRAGE != 0
+    has_proc = flags & _PROCESS != 0
     stress_rho = par.stress_rho
     p0 = par.p0
     base_rate = par.base_rate
@@ -661,14 +707,29 @@ def _run_paths(
     band_pull = par.band_pull
     band_lo = par.band_lo
     band_hi = par.band_hi
-    has_band = par.has_band > 0
+    has_band = flags & _BAND != 0
+    full = flags & _FULL != 0
+    cash_split = flags & _CASH_SPLIT != 0  # cs < 1: some redemptions are paid in gold
+    whole_bars = flags & _WHOLE_BARS != 0  # g > 0
+    min_size = flags & _MIN_SIZE != 0  # m_min > 0
+    split_cut = flags & _SPLIT_CUT != 0  # cut < 1
+    has_opex = flags & _OPEX != 0
+    has_run = flags & _RUN_MASS != 0
+    run_sells = flags & _RUN_SELLS != 0
+    dd_sens_on = flags & _DD_DEMAND != 0
+    peg_demand = flags & _PEG_DEMAND != 0
+    queue_signal = flags & _QUEUE_SIGNAL != 0
+    prem_signal = flags & _PREMIUM_SIGNAL != 0
+    redeem_fee = flags & _REDEEM_FEE != 0
+    prem_mint = flags & _PREMIUM_MINT != 0
+    queue_discount = flags & _QUEUE_DISCOUNT != 0
     all_frac = True
     has_unalloc = False
     n_alloc = 0
     for k in range(k_n):
-        all_frac = all_frac and liq_frac[k]
-        has_unalloc = has_unalloc or is_unalloc[k]
-        n_alloc += 1 if is_alloc[k] else 0
+        all_frac = all_frac and _liq_frac(assets, k)
+        has_unalloc = has_unalloc or _unalloc(assets, k)
+        n_alloc += 1 if _alloc(assets, k) else 0
     keep = 1.0 - hcut
 
     amt = np.empty(k_n)
@@ -679,57 +740,75 @@ def _run_paths(
     rr = np.empty(k_n)
     pend = np.zeros((2, lag + 2))
 
+    # each path's gold price, drawdown and premium innovation, day by day in one small buffer: read
+    # in a stride other than the records' own, so that no input stream keeps the same address
+    # bits as a record written the day before (4K aliasing stalls every load on x86)
+    xin = np.empty((t1, 3))
     for i in range(n):
         o = out[:, i, :]
+        for t in range(t1):
+            xin[t, 0] = pg[i, t]
+            xin[t, 1] = dd[i, t]
+            xin[t, 2] = innov[i, t]
         # ---------------------------------------------------------------- day 0
         for k in range(k_n):
             amt[k] = amount0[k]
-            unit[k] = pg[i, 0] if is_gold[k] else 1.0
+            unit[k] = xin[0, 0] if _gold(assets, k) else 1.0
         pend[:, :] = 0.0
         sup, gin, gout, cin, cout, fsl = par.supply0, 0.0, 0.0, 0.0, 0.0, 0.0
         payable, run_cum, waiting, fee_cum, outflow = 0.0, 0.0, 0.0, 0.0, 0.0
         q_g, q_c = 0.0, 0.0
-        liq0, gres_a, gres_u = 0.0, 0.0, 0.0
-        for k in range(k_n):
-            c0 = liq[k] * amt[k] if liq_frac[k] else min(liq[k], amt[k])
-            liq0 += c0 * unit[k] * keep[k]
-            if is_alloc[k]:
-                gres_a += amt[k]
-            elif is_unalloc[k]:
-                gres_u += keep[k] * c0
-        o[_LIQ, 0] = liq0 + ((gres_a + gres_u) * pg[i, 0] if cs < 1.0 else 0.0)
+        if full:
+            liq0, gres_a, gres_u = 0.0, 0.0, 0.0
+            for k in range(k_n):
+                c0 = liq[k] * amt[k] if _liq_frac(assets, k) else min(liq[k], amt[k])
+                liq0 += c0 * unit[k] * keep[k]
+                if _alloc(assets, k):
+                    gres_a += amt[k]
+                elif _unalloc(assets, k):
+                    gres_u += keep[k] * c0
+            o[_LIQ, 0] = liq0 + ((gres_a + gres_u) * xin[0, 0] if cash_split else 0.0)
+            o[_OUTF, 0] = 0.0
+            o[_SELL, 0] = 0.0
+            o[_MINT, 0] = 0.0
         p_anchor = p0
         stress = 0.0
         x_run = -math.inf
         o[_LCR, 0] = math.inf
         o[_PREM, 0] = p0
+        prem_last, bl_last = p0, 0.0  # the day before's premium and backlog
         # day 0 has no flows: every cell is written, so ``out`` need not start at zero
-        o[_OUTF, 0] = 0.0
         o[_DEM, 0] = 0.0
         o[_RET, 0] = 0.0
         o[_ACC_G, 0] = 0.0
-        o[_SELL, 0] = 0.0
         o[_BL, 0] = 0.0
         o[_RED_G, 0] = 0.0
         o[_RED_C, 0] = 0.0
-        o[_MINT, 0] = 0.0
         t = 0
         while True:
             # ---------------------------------------------------------- record day t
-            val_sum, heff_sum, gold_sum, cash_sum = 0.0, 0.0, 0.0, 0.0
+            val_sum, heff_sum = 0.0, 0.0
             for k in range(k_n):
                 v = amt[k] * unit[k]
                 val_sum += v
                 heff_sum += heff[k] * v
-                if is_gold[k]:
-                    gold_sum += amt[k]
-                if is_cash[k]:
-                    cash_sum += amt[k]
-                o[_AMT0 + k, t] = amt[k]
-            liab = sup * (gpt * pg[i, t])
+            if full:
+                gold_sum, cash_sum = 0.0, 0.0
+                for k in range(k_n):
+                    if _gold(assets, k):
+                        gold_sum += amt[k]
+                    if _cash(assets, k):
+                        cash_sum += amt[k]
+                    o[_AMT0 + k, t] = amt[k]
+                o[_GOLD, t] = gold_sum
+                o[_CASH, t] = cash_sum
+                o[_GIN, t] = gin
+                o[_GOUT, t] = gout
+                o[_CIN, t] = cin
+                o[_COUT, t] = cout
+                o[_PAY, t] = payable
+            liab = sup * (gpt * xin[t, 0])
             o[_V, t] = val_sum - payable
-            o[_GOLD, t] = gold_sum
-            o[_CASH, t] = cash_sum
             if liab <= 0:  # every token redeemed: no liabilities
                 o[_B, t] = math.inf
                 o[_LAM, t] = 0.0
@@ -737,54 +816,53 @@ def _run_paths(
                 o[_B, t] = (val_sum - payable) / liab
                 o[_LAM, t] = heff_sum / liab
             o[_SUP, t] = sup
-            o[_GIN, t] = gin
-            o[_GOUT, t] = gout
-            o[_CIN, t] = cin
-            o[_COUT, t] = cout
             o[_FSL, t] = fsl
-            o[_PAY, t] = payable
             o[_Q, t] = waiting
             o[_FEE, t] = fee_cum
             o[_OUTFL, t] = outflow
             if t == 0:
-                o[_THETA, 0] = o[_B, 0] - 1.0 + prem_w * min(p0 + fee_r, 0.0)
-                x_run = (o[_LAM, 0] / 2.0 - c_run - o[_THETA, 0]) / sig
+                theta0 = o[_B, 0] - 1.0 + prem_w * min(p0 + fee_r, 0.0)
+                x_run = (o[_LAM, 0] / 2.0 - c_run - theta0) / sig
                 run_cum = _ndtr(x_run)
-            o[_RUN, t] = run_cum
+                if full:
+                    o[_THETA, 0] = theta0
+            if full:
+                o[_RUN, t] = run_cum
             t += 1
             if t >= t1:
                 break
             # ---------------------------------------------------------- open day t
             is_open = open_[t]
-            p_prev = o[_PREM, t - 1]
-            supply_prev = max(o[_SUP, t - 1], 1e-300)
-            navt = gpt * pg[i, t]
+            p_prev = prem_last
+            supply_prev = max(sup, 1e-300)  # the supply recorded at the end of day t - 1
+            navt = gpt * xin[t, 0]
             for k in range(k_n):
-                if is_gold[k]:
-                    unit[k] = pg[i, t]
+                if _gold(assets, k):
+                    unit[k] = xin[t, 0]
                 ukeep[k] = unit[k] * keep[k]
-                cap[k] = liq[k] * amt[k] if liq_frac[k] else min(liq[k], amt[k])
+                cap[k] = liq[k] * amt[k] if _liq_frac(assets, k) else min(liq[k], amt[k])
                 usable[k] = cap[k] if all_frac else min(cap[k], amt[k])
             fees = 0.0
             o[_RED_G, t] = 0.0  # set below on days that serve gold, cash or mint
             o[_RED_C, t] = 0.0
-            o[_MINT, t] = 0.0
+            minted = 0.0
             # ---------------------------------------------------------- 1. demand and the run
             free = max(sup - waiting, 0.0)
             base = base_rate if t <= base_until else 0.0
-            share = base + dd_sens * dd[i, t] if dd_sens > 0 else base
-            if is_open and peg_sens > 0:
+            share = base + dd_sens * xin[t, 1] if dd_sens_on else base
+            if is_open and peg_demand:
                 share = share + peg_sens * max(-p_prev - fee_r, 0.0)
             flow = min(share, max_share) * free
             j = max(0, t - 1 - att_lag)
             theta = o[_B, j] - 1.0
-            if queue_w > 0:
-                theta -= (queue_w * o[_BL, t - 1]) / supply_prev
-            if prem_w > 0:
+            if queue_signal:
+                theta -= (queue_w * bl_last) / supply_prev
+            if prem_signal:
                 theta += prem_w * min(p_prev + fee_r, 0.0)
-            o[_THETA, t] = theta
+            if full:
+                o[_THETA, t] = theta
             tstar = o[_LAM, j] / 2.0 - c_run
-            if run_mass > 0:
+            if has_run:
                 # Phi is increasing: below the largest argument so far it cannot raise R_t
                 x = (tstar - theta) / sig
                 new_cum = run_cum
@@ -794,7 +872,7 @@ def _run_paths(
                 runners = (new_cum - run_cum) * run_mass
                 run_cum = new_cum
                 demand = min(flow + runners * (1.0 - sell_share), free)
-                sells = min(max(free - demand, 0.0), runners * sell_share) if sell_share > 0 else 0.0
+                sells = min(max(free - demand, 0.0), runners * sell_share) if run_sells else 0.0
             else:
                 demand = min(flow, free)
                 sells = 0.0
@@ -807,26 +885,26 @@ def _run_paths(
             # ---------------------------------------------------------- 2. whole bars
             d = demand
             if granularity_all:
-                if g > 0:
+                if whole_bars:
                     acc = min(_floor_bars_1(d, g), d)
-                    if m_min > 0 and not acc >= m_min * (1 - _BAR_EPS):
+                    if min_size and not acc >= m_min * (1 - _BAR_EPS):
                         acc = 0.0
-                elif m_min > 0:
+                elif min_size:
                     acc = d if d >= m_min * (1 - _BAR_EPS) else 0.0
                 else:
                     acc = d
                 returned = d - acc
-                if cs < 1.0:
-                    acc_g = min(_floor_bars_1(acc * (1.0 - cs), g), acc) if g > 0 else acc * (1.0 - cs)
+                if cash_split:
+                    acc_g = min(_floor_bars_1(acc * (1.0 - cs), g), acc) if whole_bars else acc * (1.0 - cs)
                 else:
                     acc_g = 0.0
                 acc_c = acc - acc_g
-                if g > 0 or m_min > 0:
+                if whole_bars or min_size:
                     sells = sells + returned
             else:
                 returned = 0.0
                 x = d * (1.0 - cs)
-                acc_g = min(_floor_bars_1(x, g) if g > 0 else x, x)
+                acc_g = min(_floor_bars_1(x, g) if whole_bars else x, x)
                 if not acc_g >= m_min * (1 - _BAR_EPS):
                     acc_g = 0.0
                 acc_c = d - acc_g
@@ -839,7 +917,7 @@ def _run_paths(
             waiting += acc
             pend[0, lag] += cut * acc_g
             pend[1, lag] += cut * acc_c
-            if cut < 1.0:
+            if split_cut:
                 pend[0, lag + 1] += (1.0 - cut) * acc_g
                 pend[1, lag + 1] += (1.0 - cut) * acc_c
             # ---------------------------------------------------------- 6. opex accrues
@@ -855,22 +933,23 @@ def _run_paths(
             claim_c = (q_c + pend_c) * navt * cash_claim + payable
             lcr = cash_res / claim_c
             gold_res_g = 0.0
-            if cs < 1.0:
+            if cash_split:
                 gres_a, gres_u = 0.0, 0.0
                 for k in range(k_n):
-                    if is_alloc[k]:
+                    if _alloc(assets, k):
                         gres_a += amt[k]
-                    elif is_unalloc[k]:
+                    elif _unalloc(assets, k):
                         gres_u += keep[k] * usable[k]
                 gold_res_g = gres_a + gres_u if has_unalloc else gres_a
-                gold_res = gold_res_g * pg[i, t]
+                gold_res = gold_res_g * xin[t, 0]
                 claim_g = (q_g + pend_g) * navt
                 ratio_g = gold_res / claim_g
                 if math.isnan(lcr) or ratio_g < lcr:  # fmin: a NaN side does not bind
                     lcr = ratio_g if not math.isnan(ratio_g) else lcr
-                o[_LIQ, t] = gold_res + cash_res
-                o[_OUTF, t] = claim_g + claim_c
-            else:
+                if full:
+                    o[_LIQ, t] = gold_res + cash_res
+                    o[_OUTF, t] = claim_g + claim_c
+            elif full:
                 o[_LIQ, t] = cash_res
                 o[_OUTF, t] = claim_c
             if math.isnan(lcr):
@@ -888,11 +967,11 @@ def _run_paths(
                 # ------------------------------------------------------ 4a. gold claims
                 if q_g != 0.0:
                     want = min(q_g, gold_res_g / gpt)
-                    served_g = min(_floor_bars_1(want, g) if g > 0 else want, q_g)
+                    served_g = min(_floor_bars_1(want, g) if whole_bars else want, q_g)
                     need = served_g * gpt
                     alloc_sum = 0.0
                     for k in range(k_n):
-                        if is_alloc[k]:
+                        if _alloc(assets, k):
                             alloc_sum += amt[k]
                     from_alloc = min(need, alloc_sum)
                     if n_alloc == 1:
@@ -900,7 +979,7 @@ def _run_paths(
                     else:
                         before = 0.0
                         for k in range(k_n):
-                            if is_alloc[k]:
+                            if _alloc(assets, k):
                                 a = amt[k]
                                 take = min(max(from_alloc - before, 0.0), a)
                                 amt[k] = a - take
@@ -911,7 +990,7 @@ def _run_paths(
                         before = 0.0
                         sold_sum, loss_sum = 0.0, 0.0
                         for k in range(k_n):
-                            if is_unalloc[k]:
+                            if _unalloc(assets, k):
                                 gr = usable[k] * keep[k]
                                 take = min(max(rest - before, 0.0), gr)
                                 before += gr
@@ -921,7 +1000,7 @@ def _run_paths(
                                 sold_sum += sold
                                 loss_sum += sold - take
                         gout += sold_sum
-                        fsl += loss_sum * pg[i, t]
+                        fsl += loss_sum * xin[t, 0]
                     amt[first_alloc] = max(amt[first_alloc], 0.0)
                     q_g -= served_g
                     outflow += served_g * navt
@@ -930,12 +1009,12 @@ def _run_paths(
                     waiting -= served_g
                     o[_RED_G, t] = served_g
                 # ------------------------------------------------------ 4b. cash waterfall
-                if opex_year > 0 or q_c != 0.0:
+                if has_opex or q_c != 0.0:
                     raisable = 0.0
                     for k in range(k_n):
                         rr[k] = min(cap[k], amt[k]) * ukeep[k]
                         raisable += rr[k]
-                    pay_opex = min(payable, raisable) if opex_year > 0 else 0.0
+                    pay_opex = min(payable, raisable) if has_opex else 0.0
                     need = pay_opex
                     served_c = 0.0
                     payout = navt * cash_claim
@@ -944,7 +1023,7 @@ def _run_paths(
                         served_c = min(_floor_bars_1(want, g) if bars_all else want, q_c)
                         need = pay_opex + served_c * payout
                         outflow += served_c * payout
-                        if fee_r > 0:
+                        if redeem_fee:
                             fee_cum += served_c * navt * fee_r
                         q_c -= served_c
                         sup -= served_c
@@ -958,9 +1037,9 @@ def _run_paths(
                         sold = take / ukeep[k]
                         amt[k] = max(amt[k] - sold, 0.0)
                         paid += take
-                        if is_gold[k]:
+                        if _gold(assets, k):
                             sold_gold += sold
-                        if is_cash[k]:
+                        if _cash(assets, k):
                             hcut_cash += hcut[k] * sold
                         else:
                             took_noncash += take
@@ -981,11 +1060,10 @@ def _run_paths(
                     payable = max(payable, 0.0)
                 # ------------------------------------------------------ 5. mints and fees
                 if minting:
-                    mshare = mint_base * max(0.0, 1.0 - mint_dd_sens * dd[i, t])
-                    if mint_prem_sens > 0:
+                    mshare = mint_base * max(0.0, 1.0 - mint_dd_sens * xin[t, 1])
+                    if prem_mint:
                         mshare = mshare + mint_prem_sens * max(0.0, p_prev - fee_m)
                     minted = mshare * supply_prev
-                    o[_MINT, t] = minted
                     amt[first_alloc] += minted * gpt
                     gin += minted * gpt
                     sup += minted
@@ -997,8 +1075,9 @@ def _run_paths(
             # ---------------------------------------------------------- 7. secondary market
             backlog = q_g + q_c
             o[_BL, t] = backlog
+            bl_last = backlog
             shock = _pool_ratio(par, sells) - 1.0 if has_pool and sells != 0.0 else 0.0
-            if qdw > 0:
+            if queue_discount:
                 shock = shock - (qdw * backlog) / max(sup, 1e-300)
             stress = stress_rho * stress + shock
             if has_wait:  # patient arbitrage: buy, queue, redeem after the wait
@@ -1012,17 +1091,20 @@ def _run_paths(
                 cond = pm_mean + pm_phi * (p_anchor - pm_mean)
                 if has_band and is_open and backlog <= 0:
                     cond = cond - band_pull * (max(p_anchor - band_hi, 0.0) - max(band_lo - p_anchor, 0.0))
-                noise = cond + innov[i, t]
+                noise = cond + xin[t, 2]
                 if is_open:
                     p_anchor = noise
                 prem = noise + stress
             else:
                 prem = stress
-            o[_PREM, t] = max(prem, -1.0 + 1e-9)
+            prem_last = max(prem, -1.0 + 1e-9)
+            o[_PREM, t] = prem_last
             o[_DEM, t] = demand
             o[_RET, t] = returned
             o[_ACC_G, t] = acc_g
-            o[_SELL, t] = sells
+            if full:
+                o[_SELL, t] = sells
+                o[_MINT, t] = minted
 
 
 @njit(cache=True, error_model="numpy")
@@ -1050,13 +1132,21 @@ def _holder_value_bad_debt(
 
 
 def _outcome(
-    spec: ReserveBackedTokenSpec, out: np.ndarray, nav: np.ndarray, open_: np.ndarray, redeem_fee: float, c_run: float
+    spec: ReserveBackedTokenSpec,
+    out: np.ndarray,
+    nav: np.ndarray,
+    open_: np.ndarray,
+    redeem_fee: float,
+    c_run: float,
+    full: bool,
 ) -> ReserveBackedOutcome:
-    """The outcome of a finished run from the kernel's buffer ``(len(FIELDS) + K, n, H + 1)``."""
+    """The outcome of a finished run from the kernel's buffer ``(len(FIELDS) + K, n, H + 1)``, or
+    ``(len(SUMMARY_FIELDS), n, H + 1)`` when not ``full`` (the other records then read NaN)."""
     s = spec
-    T = {k: out[i] for i, k in enumerate(FIELDS)}
     n, t1 = nav.shape
     k_n = len(s.reserve)
+    unrecorded = np.broadcast_to(np.nan, (n, t1))  # read-only, no memory
+    T = {k: out[i] if full or i < len(SUMMARY_FIELDS) else unrecorded for i, k in enumerate(FIELDS)}
     holder, bad = np.empty((n, t1)), np.empty((n, t1))
     _holder_value_bad_debt(nav, T["B"], T["prem"], T["supply"], T["V"], holder, bad)
     return ReserveBackedOutcome(
@@ -1094,7 +1184,7 @@ def _outcome(
         issuer_fee_revenue_usd=T["fee"] if not s.primary.fees_to_reserve else np.zeros((n, t1)),
         reserve_fee_income_usd=T["fee"] if s.primary.fees_to_reserve else np.zeros((n, t1)),
         redemption_outflow_usd=T["outfl"],
-        asset_amounts=out[_AMT0 : _AMT0 + k_n],
+        asset_amounts=out[_AMT0 : _AMT0 + k_n] if full else np.broadcast_to(np.nan, (k_n, n, t1)),
         asset_names=tuple(a.name for a in s.reserve),
         market_open=open_.copy(),
         nav_usd_per_token=nav,
@@ -1126,6 +1216,74 @@ def _check_workspace(workspace: Any, shape: tuple[int, int, int]) -> np.ndarray:
     if not w.flags.writeable:
         raise ValueError("workspace: expected a writeable array")
     return w[:need].reshape(shape)
+
+
+def _check_records(records: Any) -> bool:
+    """True for ``"all"``, False for ``"summary"``; ValueError otherwise."""
+    if records not in ("all", "summary"):
+        raise ValueError(f"records: expected 'all' or 'summary', got {records!r}")
+    return bool(records == "all")
+
+
+def _structure(spec: ReserveBackedTokenSpec, par: _Params, full: bool) -> tuple[int, int, int, int, int, int]:
+    """The kernel's structure arguments ``(assets, k_n, lag, first_alloc, first_cash, flags)`` of
+    a spec and its parameters: the asset kinds (``_ASSET_BITS`` bits each), their number, the
+    settlement lag in days, the first allocated-gold and USD-cash asset, and the option bits."""
+    assets = spec.reserve
+    if len(assets) > MAX_RESERVE_ASSETS:
+        raise ValueError(f"spec {spec.symbol}: reserve: at most {MAX_RESERVE_ASSETS} assets, got {len(assets)}")
+    bits = 0
+    for k, a in enumerate(assets):
+        bits |= (_ASSET_CODE[a.kind] | (4 if a.liquidity_unit == "fraction" else 0)) << (_ASSET_BITS * k)
+    kinds = [a.kind for a in assets]
+    # the first allocated-gold and USD-cash assets (a spec has both: models.token.spec)
+    first_alloc, first_cash = kinds.index("allocated_gold"), kinds.index("usd_cash")
+    p = par
+    on = {
+        _FULL: full,
+        _GATE: not math.isnan(p.gate_limit),
+        _GRANULARITY_ALL: p.granularity_all > 0,
+        _BARS_ALL: p.bars_all > 0,
+        _FEES_TO_RESERVE: p.fees_to_reserve > 0,
+        _REDEEMER_BEARS: p.redeemer_bears_haircut > 0,
+        _MINTING: p.minting > 0,
+        _WAIT: not math.isnan(p.wait_cost),
+        _POOL: p.pool_kind > 0,
+        _ARBITRAGE: not math.isnan(p.arb_cap) and p.pool_kind > 0,
+        _PROCESS: p.has_proc > 0,
+        _BAND: p.has_band > 0,
+        _CASH_SPLIT: p.cs < 1.0,
+        _WHOLE_BARS: p.g > 0,
+        _MIN_SIZE: p.m_min > 0,
+        _SPLIT_CUT: p.cut < 1.0,
+        _OPEX: p.opex_year > 0,
+        _RUN_MASS: p.run_mass > 0,
+        _RUN_SELLS: p.sell_share > 0,
+        _DD_DEMAND: p.dd_sens > 0,
+        _PEG_DEMAND: p.peg_sens > 0,
+        _QUEUE_SIGNAL: p.queue_w > 0,
+        _PREMIUM_SIGNAL: p.prem_w > 0,
+        _REDEEM_FEE: p.fee_r > 0,
+        _PREMIUM_MINT: p.mint_prem_sens > 0,
+        _QUEUE_DISCOUNT: p.qdw > 0,
+    }
+    flags = sum(bit for bit, yes in on.items() if yes)
+    return bits, len(assets), int(p.lag), first_alloc, first_cash, flags
+
+
+_COMPILED: dict[tuple[Any, ...], Any] = {}
+
+
+def _compiled_for(args: tuple[Any, ...], structure: tuple[int, ...]) -> Any:
+    """The daily loop compiled for these argument types with ``structure`` as constants (numba
+    literal types: the options' branches and the loops over assets fold away), from numba's
+    on-disk cache when it holds it; one compilation per new structure and process otherwise."""
+    sig = (*(numba.typeof(a) for a in args), *(numba.types.literal(int(v)) for v in structure))
+    kernel = _COMPILED.get(sig)
+    if kernel is None:
+        _run_paths.compile(sig)
+        kernel = _COMPILED[sig] = _run_paths.get_overload(sig)
+    return kernel
 
 
 def innovation_params(proc: PremiumProcess | None) -> tuple[float | None, ...] | None:
@@ -1193,11 +1351,13 @@ class ReserveBackedToken:
         pg = check_price_paths(gold_usd_per_oz) / TROY_OUNCE_G
         return premium_innovations(self.premium_process, _drawdown(pg), rng, first_path)
 
-    def workspace_size(self, n_paths: int, n_days: int) -> int:
+    def workspace_size(self, n_paths: int, n_days: int, records: str = "all") -> int:
         """Elements (float64) of the ``workspace`` :meth:`run` needs for ``n_paths`` paths of
         ``n_days`` model days counting day 0 (``horizon_days + 1``): ``(len(FIELDS) + K) *
-        n_paths * n_days`` with ``K`` the spec's reserve assets."""
-        return (len(FIELDS) + len(self.spec.reserve)) * int(n_paths) * int(n_days)
+        n_paths * n_days`` with ``K`` the spec's reserve assets, or ``len(SUMMARY_FIELDS) *
+        n_paths * n_days`` for ``records="summary"``. Raises ValueError for another ``records``."""
+        rows = len(FIELDS) + len(self.spec.reserve) if _check_records(records) else len(SUMMARY_FIELDS)
+        return rows * int(n_paths) * int(n_days)
 
     def run(
         self,
@@ -1208,6 +1368,7 @@ class ReserveBackedToken:
         first_path: int = 0,
         innovations: np.ndarray | None = None,
         workspace: np.ndarray | None = None,
+        records: str = "all",
     ) -> ReserveBackedOutcome:
         """Run the token along gold price paths (compiled: path by path, day by day).
 
@@ -1237,6 +1398,15 @@ class ReserveBackedToken:
             the run's daily records, reused from run to run instead of a fresh allocation. The
             outcome's arrays are then views into it: valid only until the next run with the same
             workspace. None: a fresh buffer that the outcome owns.
+        records : "all" or "summary"
+            ``"all"``: every daily record. ``"summary"``: only :data:`SUMMARY_FIELDS`, what
+            :func:`models.metrics.summarise_paths` reads; the outcome's other arrays
+            (``gold_in_g``, ``cash_out_usd``, ``theta``, ``asset_amounts``, ...) are then
+            read-only NaN. The recorded arrays are the same numbers in both. A summary run uses
+            the kernel compiled for the spec's structure (which options are on, the reserve's
+            asset kinds, the settlement lag) with those as constants: the first run of a new
+            structure compiles it (a few seconds, then cached on disk with the other compiled
+            code), and each later one runs about twice as fast as the general kernel.
 
         Returns
         -------
@@ -1249,10 +1419,13 @@ class ReserveBackedToken:
             If prices are not a 2-D array of finite positive numbers, the calendar is not a
             strictly increasing DatetimeIndex of length horizon_days + 1, ``rng`` /
             ``first_path`` are of the wrong type, ``innovations`` is not a finite array of the
-            prices' shape, or ``workspace`` is not a large enough 1-D C-contiguous float64 array.
+            prices' shape, ``workspace`` is not a large enough 1-D C-contiguous float64 array,
+            ``records`` is neither "all" nor "summary", or the spec lists more than
+            :data:`MAX_RESERVE_ASSETS` reserve assets.
         """
         s = self.spec
         pm = s.primary
+        records = "all" if _check_records(records) else "summary"
         price_oz = check_price_paths(gold_usd_per_oz)
         n, t1 = price_oz.shape
         open_ = market_open_days(calendar, pm.market_hours, t1)
@@ -1276,35 +1449,28 @@ class ReserveBackedToken:
         else:
             innov = _check_innovations(innovations, (n, t1))
         assets = s.reserve
-        kind = [a.kind for a in assets]
-        is_gold = np.array([a.is_gold for a in assets])
-        is_cash = np.array([k == "usd_cash" for k in kind])
-        is_alloc = np.array([k == "allocated_gold" for k in kind])
-        is_unalloc = np.array([k == "unallocated_gold" for k in kind])
         hcut = np.array([a.stressed_haircut for a in assets], dtype=float)
+        is_alloc = np.array([a.kind == "allocated_gold" for a in assets])
         heff = np.where(is_alloc, hcut * pm.cash_redemption_share, hcut)
         par = _param_vector(s, proc)
-        shape = (len(FIELDS) + len(assets), n, t1)
-        out = np.zeros(shape) if workspace is None else _check_workspace(workspace, shape)
-        _run_paths(
+        full = records == "all"
+        rows = (len(FIELDS) + len(assets)) if full else len(SUMMARY_FIELDS)
+        out = np.zeros((rows, n, t1)) if workspace is None else _check_workspace(workspace, (rows, n, t1))
+        args = (
             out,
             pg,
             dd,
-            innov,
-            open_.astype(np.bool_),
+            np.ascontiguousarray(innov),
+            np.ascontiguousarray(open_, dtype=np.bool_),
             dt_years,
             to_open,
             par,
             np.array([a.amount for a in assets], dtype=float),
             np.array([a.liquidity_per_day for a in assets], dtype=float),
-            np.array([a.liquidity_unit == "fraction" for a in assets]),
             hcut,
             heff,
-            is_gold,
-            is_cash,
-            is_alloc,
-            is_unalloc,
-            int(np.flatnonzero(is_alloc)[0]),
-            int(np.flatnonzero(is_cash)[0]),
         )
-        return _outcome(s, out, s.grams_per_token * pg, open_, pm.redeem_fee, par.c_run)
+        structure = _structure(s, par, full)
+        kernel = _run_paths if full else _compiled_for(args, structure)
+        kernel(*args, *structure)
+        return _outcome(s, out, s.grams_per_token * pg, open_, pm.redeem_fee, par.c_run, full)
