@@ -1274,10 +1274,14 @@ def _structure(spec: ReserveBackedTokenSpec, par: _Params, full: bool) -> tuple[
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 
 
-def _compiled_for(args: tuple[Any, ...], structure: tuple[int, ...]) -> Any:
-    """The daily loop compiled for these argument types with ``structure`` as constants (numba
-    literal types: the options' branches and the loops over assets fold away), from numba's
-    on-disk cache when it holds it; one compilation per new structure and process otherwise."""
+def _kernel(args: tuple[Any, ...], structure: tuple[int, ...]) -> Any:
+    """The daily loop for a run: the general kernel when it keeps every record (``_FULL`` in the
+    flags, ``structure[-1]``), else the kernel compiled for these argument types with
+    ``structure`` as constants (numba literal types: the options' branches and the loops over
+    assets fold away), from numba's on-disk cache when it holds it; one compilation per new
+    structure and process otherwise."""
+    if structure[-1] & _FULL:
+        return _run_paths
     sig = (*(numba.typeof(a) for a in args), *(numba.types.literal(int(v)) for v in structure))
     kernel = _COMPILED.get(sig)
     if kernel is None:
@@ -1471,6 +1475,5 @@ class ReserveBackedToken:
             heff,
         )
         structure = _structure(s, par, full)
-        kernel = _run_paths if full else _compiled_for(args, structure)
-        kernel(*args, *structure)
+        _kernel(args, structure)(*args, *structure)
         return _outcome(s, out, s.grams_per_token * pg, open_, pm.redeem_fee, par.c_run, full)
