@@ -18,7 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PYTHONPATH=/app \
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
     NUMBA_CACHE_DIR=/app/var/numba-cache
-# (the compiled engine is cached in /app/var: a process compiles it once, about 6 s, then loads it)
+# (the compiled engine is cached in /app/var: compiled once, about 6 s for the general loop and each
+# token structure the Monte Carlo meets, then loaded)
 WORKDIR /app
 RUN useradd --create-home --uid 10001 --user-group goldstress \
     && mkdir -p /app/var /reports && chown goldstress:goldstress /app/var /reports
