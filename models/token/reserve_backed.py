@@ -24,6 +24,7 @@ from models.premium import PremiumProcess, arbitrage_band
 from models.scenarios import BLOCK_PATHS
 from models.token.outcome import ReserveBackedOutcome
 from models.token.spec import (
+    MAX_RESERVE_ASSETS,
     ConstantProductAmmSpec,
     ReserveBackedTokenSpec,
     premium_process_from_params,
@@ -33,6 +34,7 @@ from models.volatility import standardised_t, symmetric_tail_probability
 
 __all__ = [
     "FIELDS",
+    "SUMMARY_FIELDS",
     "ReserveBackedToken",
     "innovation_params",
     "laplacian_threshold",
@@ -279,8 +281,7 @@ _QUEUE_DISCOUNT = 1 << 25
 
 _ASSET_CODE = {"usd_cash": 0, "allocated_gold": 1, "unallocated_gold": 2, "tbills": 3}
 _ASSET_BITS = 3  # per reserve asset in the kernel's ``assets``: its kind (2 bits), liquidity as a fraction (1)
-MAX_RESERVE_ASSETS = 63 // _ASSET_BITS
-"""Most reserve assets a spec may list (the kernel reads their kinds from one 63-bit integer)."""
+assert MAX_RESERVE_ASSETS * _ASSET_BITS <= 63  # the spec's limit fits one int64
 
 
 class _Params(NamedTuple):
@@ -1230,8 +1231,6 @@ def _structure(spec: ReserveBackedTokenSpec, par: _Params, full: bool) -> tuple[
     a spec and its parameters: the asset kinds (``_ASSET_BITS`` bits each), their number, the
     settlement lag in days, the first allocated-gold and USD-cash asset, and the option bits."""
     assets = spec.reserve
-    if len(assets) > MAX_RESERVE_ASSETS:
-        raise ValueError(f"spec {spec.symbol}: reserve: at most {MAX_RESERVE_ASSETS} assets, got {len(assets)}")
     bits = 0
     for k, a in enumerate(assets):
         bits |= (_ASSET_CODE[a.kind] | (4 if a.liquidity_unit == "fraction" else 0)) << (_ASSET_BITS * k)
@@ -1424,8 +1423,7 @@ class ReserveBackedToken:
             strictly increasing DatetimeIndex of length horizon_days + 1, ``rng`` /
             ``first_path`` are of the wrong type, ``innovations`` is not a finite array of the
             prices' shape, ``workspace`` is not a large enough 1-D C-contiguous float64 array,
-            ``records`` is neither "all" nor "summary", or the spec lists more than
-            :data:`MAX_RESERVE_ASSETS` reserve assets.
+            or ``records`` is neither "all" nor "summary".
         """
         s = self.spec
         pm = s.primary

@@ -28,6 +28,7 @@ from models.premium import PremiumProcess
 
 __all__ = [
     "ASSET_KINDS",
+    "MAX_RESERVE_ASSETS",
     "SPEC_VERSION",
     "AmmSpec",
     "CdpRiskTolerance",
@@ -72,6 +73,9 @@ MAX_AMOUNT = 1e15
 issuer's balance sheet and far below where float64 sums lose whole units."""
 MAX_GRAMS_PER_TOKEN = 1e6
 """Most grams one token may represent (one tonne)."""
+MAX_RESERVE_ASSETS = 21
+"""Most assets a reserve-backed spec may list (the engine reads their kinds from one 63-bit
+integer, 3 bits each)."""
 
 
 class _Spec(BaseModel):
@@ -315,7 +319,7 @@ class ReserveBackedTokenSpec(_Spec):
     opex_usd_per_year: float = Field(default=0.0, ge=0, le=MAX_AMOUNT, description="USD a year, at most 1e15.")
     days_per_year: float = Field(default=252.0, gt=0, description="Model days per year without a calendar.")
     attestation_lag_days: int = Field(default=0, ge=0, le=366)
-    reserve: list[ReserveAssetSpec] = Field(min_length=1)
+    reserve: list[ReserveAssetSpec] = Field(min_length=1, max_length=MAX_RESERVE_ASSETS)
     primary: PrimaryMarketSpec
     secondary: SecondaryMarketSpec = SecondaryMarketSpec()
     redemption: RedemptionBehaviourSpec

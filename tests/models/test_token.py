@@ -16,7 +16,7 @@ from models.token.cdp import CdpStablecoin
 from models.token.outcome import TokenOutcome
 from models.token.protocol import TokenModel, build_token_model
 from models.token.reserve_backed import ReserveBackedToken
-from models.token.spec import CdpStablecoinSpec, ReserveBackedTokenSpec, load_token_spec
+from models.token.spec import MAX_RESERVE_ASSETS, CdpStablecoinSpec, ReserveBackedTokenSpec, load_token_spec
 from models.units import TROY_OUNCE_G
 from tests.models.token_specs import simple_reserve_backed
 
@@ -72,6 +72,27 @@ def _write(tmp_path: Path, text: str) -> Path:
 GRAM_TEXT = (SPECS / "gram.toml").read_text()
 
 
+def _extra_cash_assets(n: int) -> str:
+    """TOML of ``n`` more USD cash reserve assets of 1,000 USD each."""
+    return "".join(
+        f'[[reserve]]\nname = "cash {k}"\nkind = "usd_cash"\namount = 1000.0\nliquidity_per_day = 1.0\n'
+        "stressed_haircut = 0.0\n\n"
+        for k in range(n)
+    )
+
+
+def test_a_reserve_of_the_most_assets_loads_and_runs(tmp_path: Path) -> None:
+    # 21 assets: the engine reads the last one's kind from bits 60-62 of one int64
+    spec = load_token_spec(_write(tmp_path, GRAM_TEXT.replace("[primary]", _extra_cash_assets(19) + "[primary]")))
+    assert len(spec.reserve) == MAX_RESERVE_ASSETS == 21
+    gold = np.full((3, 6), 4_000.0)
+    out = build_token_model(spec).run(gold, rng=1)
+    assert out.asset_amounts.shape == (21, 3, 6)
+    # the extra cash is read as cash: in the reserve's value and kept (no redemption needs it)
+    assert np.array_equal(out.asset_amounts[2:, :, 0], np.full((19, 3), 1000.0))
+    assert np.allclose(out.cash_usd[:, 0], 4_000_000.0 + 19 * 1000.0)
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
@@ -87,6 +108,7 @@ GRAM_TEXT = (SPECS / "gram.toml").read_text()
         (lambda t: t.replace("supply_tokens = 10_000_000.0\n", ""), "supply_tokens"),
         (lambda t: t.replace('kind = "gold_backed"', 'kind = "silver"'), "kind"),
         (lambda t: t.replace("max_share_per_day = 0.05", "max_share_per_day = 1.5"), "redemption.max_share_per_day"),
+        (lambda t: t.replace("[primary]", _extra_cash_assets(20) + "[primary]"), "reserve"),  # 22 > 21 assets
     ],
 )
 def test_bad_gold_spec_raises_naming_file_and_field(tmp_path: Path, edit, field: str) -> None:
