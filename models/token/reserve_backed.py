@@ -661,7 +661,10 @@ def _run_paths(
     """The daily loop of every path (path by path, day by day): fills ``out`` ``(len(FIELDS) +
     K, n, H + 1)`` from gold prices per gram ``pg``, drawdowns ``dd`` and premium innovations
     ``innov`` (all ``(n, H + 1)``), writing every cell of ``out`` (it need not start at zero).
-    Mechanics: docs/models/reserve-backed-token.md, steps 1-7."""
+    ``assets`` .. ``flags`` are the run's structure (:func:`_structure`); without ``_FULL`` in
+    ``flags``, ``out`` has the ``len(SUMMARY_FIELDS)`` rows of the summary records only. Compiled
+    once with them as run-time integers, and once per structure with them as literals
+    (:func:`_kernel`). Mechanics: docs/models/reserve-backed-token.md, steps 1-7."""
     n, t1 = pg.shape
     gpt = par.gpt
     cs = par.cs
