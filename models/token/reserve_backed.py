@@ -241,7 +241,6 @@ FIELDS = (
 """Per-path daily records of the engine, in the order of the rows of its output buffer; the
 asset holdings ``amt<k>`` follow them (one row per reserve asset)."""
 
-_F = {k: i for i, k in enumerate(FIELDS)}
 _SUP, _FSL, _Q, _FEE, _OUTFL, _B, _V, _LAM, _PREM, _DEM, _RET, _ACC_G, _RED_G, _RED_C, _LCR, _BL = range(
     len(SUMMARY_FIELDS)
 )
