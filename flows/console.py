@@ -15,6 +15,42 @@ SELF_LEVELLED_LOGGERS = ("great_expectations.data_context.types.base",)
 module): a filter holds them at WARNING, since a level set before the import is overwritten."""
 
 
+EVENT_LOGGER = "prefect._internal.concurrency"
+"""Logger of Prefect's background services, among them the events worker that sends each flow and
+task run's events (state changes, heartbeats) to the Prefect API."""
+
+
+class UndeliveredEventLine(logging.Filter):
+    """Rewrites the events worker's "Service 'EventsWorker' failed to process item Event(...)"
+    ERROR (the event's whole repr, some 1,000 characters, logged by
+    ``prefect._internal.concurrency.services`` inside its ``except`` block when the API does not
+    take an event, e.g. a SQLite-backed server answering "database is locked") as one WARNING
+    line naming the event and the exception: ``Prefect event 'prefect.flow-run.heartbeat' not
+    delivered to the Prefect API (ReadTimeout: ...); the run goes on``. The run's results never
+    depend on an event's delivery; the Prefect UI may miss that one event. Other records pass
+    unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (
+            record.msg == "Service %r failed to process item %r"
+            and isinstance(args, tuple)
+            and len(args) == 2
+            and args[0] == "EventsWorker"
+        ):
+            return True
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        cause = "no exception recorded"
+        if exc is not None:
+            first = str(exc).strip().splitlines()
+            cause = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
+        record.msg = "Prefect event %r not delivered to the Prefect API (%s); the run goes on"
+        record.args = (str(getattr(args[1], "event", "?")), cause)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 class _AtLeast(logging.Filter):
     """Passes records at ``level`` or above."""
 
@@ -36,7 +72,8 @@ def quiet_environment(verbose: bool) -> None:
 
 def quiet_loggers(verbose: bool) -> None:
     """Set :data:`CHATTY_LOGGERS` to WARNING (INFO with ``verbose``) and, unless ``verbose``,
-    filter :data:`SELF_LEVELLED_LOGGERS` below WARNING. Imports Prefect and MLflow first: both
+    filter :data:`SELF_LEVELLED_LOGGERS` below WARNING and shorten an undelivered Prefect event
+    to one line (:class:`UndeliveredEventLine`). Imports Prefect and MLflow first: both
     configure their loggers on import."""
     import mlflow  # noqa: F401  (configures the "mlflow" logger on import)
     import prefect  # noqa: F401
@@ -49,6 +86,9 @@ def quiet_loggers(verbose: bool) -> None:
     if not verbose:
         for name in SELF_LEVELLED_LOGGERS:
             logging.getLogger(name).addFilter(_AtLeast(logging.WARNING))
+        events = logging.getLogger(EVENT_LOGGER)
+        if not any(isinstance(f, UndeliveredEventLine) for f in events.filters):
+            events.addFilter(UndeliveredEventLine())
 
 
 class ConsoleReporter:

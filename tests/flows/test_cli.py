@@ -277,7 +277,8 @@ def test_tokens_option_names_a_missing_spec_in_one_line(tmp_path):
 def test_run_on_the_real_data_reports_each_stage_and_where_the_outputs_are(prefect_api, tmp_path, shared_data_dir):
     """``goldstress run`` on the real data (small Monte Carlo, calibration off, two tokens):
     one line per stage in order with its time, then the run id, report and summary; no traceback,
-    no Python warning, and no WARNING record from a library (only the flows' own). Prefect: the
+    no Python warning, and no WARNING record from a library (only the flows' own, and the one line
+    of an event the test harness's SQLite-backed server did not take). Prefect: the
     parent flow run is ``stress-<run id>``, tagged, with the report artifact linking the
     service's page; its sub-flow runs are named after the run id. MLflow (the sqlite store of
     the run): the stress run carries the run's settings as parameters and its metrics grouped
@@ -326,8 +327,11 @@ def test_run_on_the_real_data_reports_each_stage_and_where_the_outputs_are(prefe
     assert out[-1] == f"goldstress: summary {summary_path}" and summary_path.is_file()
     both = proc.stdout + proc.stderr
     assert "Traceback" not in both and "Warning" not in both, proc.stderr[-3000:]
+    undelivered = re.compile(
+        r"\| WARNING \| .*\| prefect\._internal\.concurrency - Prefect event '[^']+' not delivered"
+    )
     for line in proc.stderr.splitlines():  # what stays on stderr: the flows' own warnings only
-        assert "| WARNING | Task run '" in line or "| WARNING | Flow run '" in line, line
+        assert "| WARNING | Task run '" in line or "| WARNING | Flow run '" in line or undelivered.search(line), line
 
     with get_client(sync_client=True) as client:
         parents = client.read_flow_runs(
