@@ -151,9 +151,13 @@ class PremiumNoise:
     innovation parameters (:func:`models.token.reserve_backed.innovation_params`) and kept.
 
     :meth:`run` gives exactly the outcome of ``ReserveBackedToken(spec).run(gold[:, : horizon_days
-    + 1], calendar=calendar[: horizon_days + 1], rng=np.random.default_rng(seed))``: the cash
-    buffer, fees, limits and behaviour of the re-runs change the daily loop only, so a draw is
-    reused by every spec whose premium process has the same innovation parameters.
+    + 1], calendar=calendar[: horizon_days + 1], rng=np.random.default_rng(seed))`` in the
+    records :data:`models.token.reserve_backed.SUMMARY_FIELDS` (all that :func:`liquidity_stats`
+    and :func:`gate_never_binds` read; the others read NaN): the cash buffer, fees, limits and
+    behaviour of the re-runs change the daily loop only, so a draw is reused by every spec whose
+    premium process has the same innovation parameters. A re-run keeps half the records of a
+    full run, on the general kernel (a search runs each of its many spec variants a few times
+    only: a kernel compiled per variant would not repay its compilation).
 
     Raises
     ------
@@ -188,7 +192,7 @@ class PremiumNoise:
         if key not in self._drawn:
             self._drawn[key] = model.innovations(gold, rng=np.random.default_rng(self.seed))
         cal = None if calendar is None else calendar[: h + 1]
-        return model.run(gold, calendar=cal, innovations=self._drawn[key])
+        return model.run(gold, calendar=cal, innovations=self._drawn[key], records="summary", specialise=False)
 
 
 def _noise_for(noise: PremiumNoise | None, gold: np.ndarray, seed: int) -> PremiumNoise:

@@ -1275,13 +1275,13 @@ def _structure(spec: ReserveBackedTokenSpec, par: _Params, full: bool) -> tuple[
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 
 
-def _kernel(args: tuple[Any, ...], structure: tuple[int, ...]) -> Any:
+def _kernel(args: tuple[Any, ...], structure: tuple[int, ...], specialise: bool = True) -> Any:
     """The daily loop for a run: the general kernel when it keeps every record (``_FULL`` in the
-    flags, ``structure[-1]``), else the kernel compiled for these argument types with
+    flags, ``structure[-1]``) or ``specialise`` is False, else the kernel compiled for these argument types with
     ``structure`` as constants (numba literal types: the options' branches and the loops over
     assets fold away), from numba's on-disk cache when it holds it; one compilation per new
     structure and process otherwise."""
-    if structure[-1] & _FULL:
+    if structure[-1] & _FULL or not specialise:
         return _run_paths
     sig = (*(numba.typeof(a) for a in args), *(numba.types.literal(int(v)) for v in structure))
     kernel = _COMPILED.get(sig)
@@ -1374,6 +1374,7 @@ class ReserveBackedToken:
         innovations: np.ndarray | None = None,
         workspace: np.ndarray | None = None,
         records: str = "all",
+        specialise: bool = True,
     ) -> ReserveBackedOutcome:
         """Run the token along gold price paths (compiled: path by path, day by day).
 
@@ -1412,6 +1413,11 @@ class ReserveBackedToken:
             asset kinds, the settlement lag) with those as constants: the first run of a new
             structure compiles it (a few seconds, then cached on disk with the other compiled
             code), and each later one runs about twice as fast as the general kernel.
+        specialise : bool
+            With ``records="summary"``: True uses the kernel compiled for the spec's structure
+            (above); False the general kernel, which gives the same numbers with no compilation
+            per structure, for runs too few to repay one (a search over many spec variants on a
+            fresh machine). Unused with ``records="all"`` (always the general kernel).
 
         Returns
         -------
@@ -1475,5 +1481,5 @@ class ReserveBackedToken:
             heff,
         )
         structure = _structure(s, par, full)
-        _kernel(args, structure)(*args, *structure)
+        _kernel(args, structure, specialise)(*args, *structure)
         return _outcome(s, out, s.grams_per_token * pg, open_, pm.redeem_fee, par.c_run, full)
