@@ -7,22 +7,27 @@ import logging
 
 import pytest
 
-from flows.console import EVENT_LOGGER, UndeliveredEventLine, quiet_loggers
+from flows.console import CHATTY_LOGGERS, EVENT_LOGGER, SELF_LEVELLED_LOGGERS, UndeliveredEventLine, quiet_loggers
 
 
 @pytest.fixture
-def event_log():
-    """A handler on Prefect's services logger that keeps its formatted lines; the logger's
-    filters are restored afterwards."""
+def event_log(monkeypatch: pytest.MonkeyPatch):
+    """A handler on Prefect's services logger that keeps its formatted lines; what
+    ``quiet_loggers`` changes (loggers' levels and filters, Dask's log level variable) is restored
+    afterwards."""
     logger = logging.getLogger(EVENT_LOGGER)
-    filters = list(logger.filters)
+    monkeypatch.setenv("DASK_LOGGING__DISTRIBUTED", "warning")
+    levels = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
+    for name in (*SELF_LEVELLED_LOGGERS, EVENT_LOGGER):
+        monkeypatch.setattr(logging.getLogger(name), "filters", list(logging.getLogger(name).filters))
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s | %(name)s - %(message)s"))
     logger.addHandler(handler)
     yield stream
     logger.removeHandler(handler)
-    logger.filters[:] = filters
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)  # (setLevel also clears the loggers' level caches)
 
 
 def _send_undeliverable(message: str) -> None:
