@@ -156,7 +156,8 @@ def main() -> None:
         g = engine.garch_rows(10_000)
         tk = engine.token_rows(10_000)
         lines += [
-            "Engine rates, one core, M path-steps per CPU second (bench/engine.py, 10,000 paths):",
+            f"Engine rates, one core, M path-steps per CPU second (bench/engine.py, 10,000 paths; the GARCH "
+            f"rows the best of 3 runs, the token models each chunk's fastest of {engine.REPEAT} runs):",
             "",
             "| engine | M path-steps/s |",
             "| --- | ---: |",

@@ -277,6 +277,7 @@ _PREMIUM_SIGNAL = 1 << 22
 _REDEEM_FEE = 1 << 23
 _PREMIUM_MINT = 1 << 24
 _QUEUE_DISCOUNT = 1 << 25
+_GOLD_CLAIMS_ONLY = 1 << 26  # every accepted redemption is paid in gold: the USD-claim pipeline stays empty
 
 _ASSET_CODE = {"usd_cash": 0, "allocated_gold": 1, "unallocated_gold": 2, "tbills": 3}
 _ASSET_BITS = 3  # per reserve asset in the kernel's ``assets``: its kind (2 bits), liquidity as a fraction (1)
@@ -559,8 +560,10 @@ def _ndtr(x: float) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _floor_bars_1(x: float, g: float) -> float:  # pragma: no cover - compiled
-    return np.floor(x / g + _BAR_EPS) * g  # a float, as _floor_bars (math.floor would round-trip an int)
+def _floor_bars_1(x: float, g: float, inv_g: float) -> float:  # pragma: no cover - compiled
+    """:func:`_floor_bars` of one number with ``inv_g = 1 / g`` (a product, not a division: the
+    two differ by an ulp at most, inside ``_BAR_EPS``)."""
+    return np.floor(x * inv_g + _BAR_EPS) * g  # a float, as _floor_bars (math.floor would round-trip an int)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -668,6 +671,7 @@ def _run_paths(
     gpt = par.gpt
     cs = par.cs
     g = par.g
+    inv_g = 1.0 / g if g > 0 else 0.0
     m_min = par.m_min
     bars_all = flags & _BARS_ALL != 0
     granularity_all = flags & _GRANULARITY_ALL != 0
@@ -714,6 +718,7 @@ def _run_paths(
     full = flags & _FULL != 0
     cash_split = flags & _CASH_SPLIT != 0  # cs < 1: some redemptions are paid in gold
     whole_bars = flags & _WHOLE_BARS != 0  # g > 0
+    cash_claims = flags & _GOLD_CLAIMS_ONLY == 0  # some accepted redemptions are paid in USD
     min_size = flags & _MIN_SIZE != 0  # m_min > 0
     split_cut = flags & _SPLIT_CUT != 0  # cut < 1
     has_opex = flags & _OPEX != 0
@@ -889,7 +894,7 @@ def _run_paths(
             d = demand
             if granularity_all:
                 if whole_bars:
-                    acc = min(_floor_bars_1(d, g), d)
+                    acc = min(_floor_bars_1(d, g, inv_g), d)
                     if min_size and not acc >= m_min * (1 - _BAR_EPS):
                         acc = 0.0
                 elif min_size:
@@ -898,7 +903,7 @@ def _run_paths(
                     acc = d
                 returned = d - acc
                 if cash_split:
-                    acc_g = min(_floor_bars_1(acc * (1.0 - cs), g), acc) if whole_bars else acc * (1.0 - cs)
+                    acc_g = min(_floor_bars_1(acc * (1.0 - cs), g, inv_g), acc) if whole_bars else acc * (1.0 - cs)
                 else:
                     acc_g = 0.0
                 acc_c = acc - acc_g
@@ -907,7 +912,7 @@ def _run_paths(
             else:
                 returned = 0.0
                 x = d * (1.0 - cs)
-                acc_g = min(_floor_bars_1(x, g) if whole_bars else x, x)
+                acc_g = min(_floor_bars_1(x, g, inv_g) if whole_bars else x, x)
                 if not acc_g >= m_min * (1 - _BAR_EPS):
                     acc_g = 0.0
                 acc_c = d - acc_g
@@ -919,10 +924,12 @@ def _run_paths(
             # ---------------------------------------------------------- 3. pipeline
             waiting += acc
             pend[0, lag] += cut * acc_g
-            pend[1, lag] += cut * acc_c
+            if cash_claims:
+                pend[1, lag] += cut * acc_c
             if split_cut:
                 pend[0, lag + 1] += (1.0 - cut) * acc_g
-                pend[1, lag + 1] += (1.0 - cut) * acc_c
+                if cash_claims:
+                    pend[1, lag + 1] += (1.0 - cut) * acc_c
             # ---------------------------------------------------------- 6. opex accrues
             payable += opex_year * dt_years[t]
             # ---------------------------------------------------------- liquidity coverage
@@ -932,7 +939,9 @@ def _run_paths(
             pend_c, pend_g = 0.0, 0.0
             for m in range(lag + 2):
                 pend_g += pend[0, m]
-                pend_c += pend[1, m]
+            if cash_claims:
+                for m in range(lag + 2):
+                    pend_c += pend[1, m]
             claim_c = (q_c + pend_c) * navt * cash_claim + payable
             lcr = cash_res / claim_c
             gold_res_g = 0.0
@@ -961,16 +970,18 @@ def _run_paths(
             if is_open:
                 # ------------------------------------------------------ 3. claims fall due
                 q_g += pend[0, 0]
-                q_c += pend[1, 0]
                 for m in range(lag + 1):
                     pend[0, m] = pend[0, m + 1]
-                    pend[1, m] = pend[1, m + 1]
                 pend[0, lag + 1] = 0.0
-                pend[1, lag + 1] = 0.0
+                if cash_claims:
+                    q_c += pend[1, 0]
+                    for m in range(lag + 1):
+                        pend[1, m] = pend[1, m + 1]
+                    pend[1, lag + 1] = 0.0
                 # ------------------------------------------------------ 4a. gold claims
                 if q_g != 0.0:
                     want = min(q_g, gold_res_g / gpt)
-                    served_g = min(_floor_bars_1(want, g) if whole_bars else want, q_g)
+                    served_g = min(_floor_bars_1(want, g, inv_g) if whole_bars else want, q_g)
                     need = served_g * gpt
                     alloc_sum = 0.0
                     for k in range(k_n):
@@ -1023,7 +1034,7 @@ def _run_paths(
                     payout = navt * cash_claim
                     if q_c != 0.0:
                         want = min(q_c, (raisable - pay_opex) / payout)
-                        served_c = min(_floor_bars_1(want, g) if bars_all else want, q_c)
+                        served_c = min(_floor_bars_1(want, g, inv_g) if bars_all else want, q_c)
                         need = pay_opex + served_c * payout
                         outflow += served_c * payout
                         if redeem_fee:
@@ -1267,6 +1278,8 @@ def _structure(spec: ReserveBackedTokenSpec, par: _Params, full: bool) -> tuple[
         _REDEEM_FEE: p.fee_r > 0,
         _PREMIUM_MINT: p.mint_prem_sens > 0,
         _QUEUE_DISCOUNT: p.qdw > 0,
+        # all-gold redemptions in whole bars throughout: the USD share ``acc - acc_g`` is exactly 0
+        _GOLD_CLAIMS_ONLY: p.cs == 0.0 and p.granularity_all > 0,
     }
     flags = sum(bit for bit, yes in on.items() if yes)
     return bits, len(assets), int(p.lag), first_alloc, first_cash, flags

@@ -14,6 +14,7 @@ import pytest
 from goldstress.settings import PROJECT_ROOT
 from models.metrics import summarise_paths
 from models.recommend import with_primary
+from models.token import reserve_backed as rb_mod
 from models.token.reserve_backed import FIELDS, SUMMARY_FIELDS, ReserveBackedToken
 from models.token.spec import ReserveBackedTokenSpec, load_token_spec
 
@@ -139,3 +140,39 @@ def test_summary_fields_are_the_first_records_and_their_workspace_is_smaller() -
         model.run(g, rng=1, records="some")
     with pytest.raises(ValueError, match="records"):
         model.workspace_size(7, 11, records="none")
+
+
+@pytest.mark.parametrize(
+    ("name", "flagged"),
+    [("dgx", True), ("dgx-granularity-gold", False), ("xaut", False)],
+)
+def test_the_kernel_without_a_usd_pipeline_gives_the_same_run(
+    name: str, flagged: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token whose accepted redemptions are all paid in gold in whole bars (DGX: USD share 0,
+    bars for every redemption) runs without the USD-claim pipeline: every record equal, bit for
+    bit and sign of zero, to the kernel that carries the (empty) pipeline. With bars for gold
+    only, the sub-bar remainder is a USD claim, so the pipeline stays."""
+    spec = load_token_spec(SPECS / f"{name.split('-')[0]}.toml")
+    assert isinstance(spec, ReserveBackedTokenSpec)
+    if name == "dgx-granularity-gold":
+        spec = with_primary(spec, granularity_applies_to="gold")
+    model = ReserveBackedToken(spec)
+    g = gold(300, 12)
+    base = rb_mod._structure
+
+    def kept(*a: object) -> tuple[int, ...]:
+        s = base(*a)  # type: ignore[arg-type]
+        return (*s[:-1], s[-1] & ~rb_mod._GOLD_CLAIMS_ONLY)
+
+    par = rb_mod._param_vector(spec, model.premium_process)
+    assert bool(base(spec, par, True)[-1] & rb_mod._GOLD_CLAIMS_ONLY) is flagged
+    got = [model.run(g, calendar=CALENDAR, rng=7), model.run(g, calendar=CALENDAR, rng=7, records="summary")]
+    monkeypatch.setattr(rb_mod, "_structure", kept)
+    want = [model.run(g, calendar=CALENDAR, rng=7), model.run(g, calendar=CALENDAR, rng=7, records="summary")]
+    assert got[0].redeemed_gold_tokens.sum() > 0  # whole bars are paid
+    for a, b in zip(got, want, strict=True):
+        for f in dataclasses.fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if isinstance(x, np.ndarray):
+                assert _same(x, y), (name, f.name)
