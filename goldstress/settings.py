@@ -369,7 +369,7 @@ class MonteCarloSettings(BaseSettings):
         description="Paths per Monte Carlo task (the unit of work sent to a Dask worker); the paths "
         "are the same whatever this and the worker count (per-block random streams). Each task "
         "costs the run's process about 0.3 s of CPU in Prefect (its submission, its context "
-        "serialised) whatever its size: a million paths in 40 tasks used 11% less CPU than in 100.",
+        "serialised) whatever its size.",
     )
     keep_path_results: bool = Field(
         default=True,
