@@ -368,8 +368,8 @@ class MonteCarloSettings(BaseSettings):
         ge=250,
         description="Paths per Monte Carlo task (the unit of work sent to a Dask worker); the paths "
         "are the same whatever this and the worker count (per-block random streams). Each task "
-        "costs the run's process about 0.3 s of CPU in Prefect (its submission, its context "
-        "serialised) whatever its size.",
+        "costs the run's process a fixed share of CPU in Prefect (its submission, its context "
+        "serialised) whatever its size (docs/platform/scale.md).",
     )
     keep_path_results: bool = Field(
         default=True,
