@@ -736,12 +736,37 @@ def _max_drawdown_rows(v: np.ndarray, per: np.ndarray, divide: bool) -> np.ndarr
     return out
 
 
+def gold_columns(
+    gold: np.ndarray, horizons: tuple[int, ...], *, trading_columns: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The columns of :func:`summarise_paths` that depend on the gold paths only:
+    ``gold_log_return_<h>d`` (NaN for a horizon beyond the last trading day),
+    ``gold_log_return_end`` and ``gold_max_drawdown`` (:func:`max_drawdown_frac`). Computed
+    once and passed to :func:`summarise_paths` for each token run along the same paths.
+
+    ``gold`` ``(n_paths, C+1)`` USD per oz; ``horizons`` and ``trading_columns`` as
+    :func:`summarise_paths`. Returns arrays ``(n_paths,)`` keyed by column name. Raises
+    ValueError as :func:`summarise_paths` does for ``trading_columns``.
+    """
+    n, c1 = gold.shape
+    cols_of = _trading_columns(trading_columns, c1)
+    out: dict[str, np.ndarray] = {}
+    for h in horizons:
+        out[f"gold_log_return_{h}d"] = (
+            np.log(gold[:, int(cols_of[h])] / gold[:, 0]) if h < cols_of.size else np.full(n, np.nan)
+        )
+    out["gold_log_return_end"] = np.log(gold[:, -1] / gold[:, 0])
+    out["gold_max_drawdown"] = max_drawdown_frac(gold)
+    return out
+
+
 def summarise_paths(
     outcome: TokenOutcome,
     gold: np.ndarray,
     horizons: tuple[int, ...],
     *,
     trading_columns: np.ndarray | None = None,
+    gold_summary: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One row per path of a token outcome: values at day 0, at each horizon and at the end of
     the window, losses, whole-window extremes, the redemption outflow and the fees.
@@ -751,8 +776,11 @@ def summarise_paths(
     column of trading day ``h``, :func:`models.scenarios.on_calendar_days`; None: column ``h``,
     every day a trading day). Horizons beyond the last trading day give NaN (a replay shorter
     than the horizon). Extremes, peg and queue measures run over every column (calendar days).
-    Losses are fractions of the day-0 value, positive when value falls. Raises ValueError when
-    ``trading_columns`` is not an increasing index array into the columns starting at 0. Columns
+    Losses are fractions of the day-0 value, positive when value falls. ``gold_summary``: the
+    :func:`gold_columns` of these ``gold`` paths, horizons and trading columns, to summarise
+    several tokens on one set of paths without computing them again (None: computed here).
+    Raises ValueError when ``trading_columns`` is not an increasing index array into the columns
+    starting at 0, or when a ``gold_summary`` array is not ``(n_paths,)``. Columns
     (``<h>`` each horizon, ``end`` the window's last day):
 
     - ``holder_value_usd_per_token_<h>d``, ``holder_loss_frac_<h>d`` / ``_end``,
@@ -774,6 +802,10 @@ def summarise_paths(
     n, c1 = gold.shape
     cols_of = _trading_columns(trading_columns, c1)
     t1 = cols_of.size
+    if gold_summary is None:
+        gold_summary = gold_columns(gold, horizons, trading_columns=cols_of)
+    elif any(np.shape(v) != (n,) for v in gold_summary.values()):
+        raise ValueError(f"gold_summary: expected arrays of shape ({n},), one value per path")
     cols: dict[str, np.ndarray] = {"path": np.arange(n)}
     hv, rv = outcome.holder_value_usd_per_token, outcome.reserve_value_usd
     supply = outcome.supply_tokens
@@ -797,7 +829,7 @@ def summarise_paths(
     for h in horizons:
         if h < t1:
             c = int(cols_of[h])
-            cols[f"gold_log_return_{h}d"] = np.log(gold[:, c] / gold[:, 0])
+            cols[f"gold_log_return_{h}d"] = gold_summary[f"gold_log_return_{h}d"]
             cols[f"holder_value_usd_per_token_{h}d"] = hv[:, c]
             cols[f"holder_loss_frac_{h}d"] = 1.0 - hv[:, c] / hv[:, 0]
             cols[f"reserve_value_usd_{h}d"] = rv[:, c]
@@ -815,8 +847,8 @@ def summarise_paths(
                 "backing_ratio",
             ):
                 cols[f"{key}_{h}d"] = np.full(n, np.nan)
-    cols["gold_log_return_end"] = np.log(gold[:, -1] / gold[:, 0])
-    cols["gold_max_drawdown"] = max_drawdown_frac(gold)
+    cols["gold_log_return_end"] = gold_summary["gold_log_return_end"]
+    cols["gold_max_drawdown"] = gold_summary["gold_max_drawdown"]
     cols["holder_loss_frac_end"] = 1.0 - hv[:, -1] / hv[:, 0]
     cols["holder_max_drawdown_frac"] = max_drawdown_frac(hv)
     cols["reserve_usd_per_token_end"] = rpt_at(-1)

@@ -24,7 +24,7 @@ from goldstress.io import storage
 from goldstress.io.champion import RegisteredChampion, drift_record, stress_simulator
 from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
 from goldstress.settings import Settings
-from models.metrics import summarise_paths
+from models.metrics import gold_columns, summarise_paths
 from models.scenarios import (
     BLOCK_PATHS,
     ScenarioDef,
@@ -147,6 +147,7 @@ def _token_frames(
     )
     if need and (not workspace or workspace[0].size < need):
         workspace[:] = [np.empty(need)]
+    gold = gold_columns(prices, settings.risk.horizons_days, trading_columns=trading)  # the same for every token
     for k, (symbol, model) in enumerate(models):
         # secondary-market noise: one seed per token, each path's draws fixed by its index
         seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
@@ -156,7 +157,7 @@ def _token_frames(
             )
         else:
             outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
-        df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading)
+        df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading, gold_summary=gold)
         del outcome
         df["path"] += offset
         df.insert(0, "token", symbol)

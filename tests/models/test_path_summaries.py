@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.metrics import summarise_paths
+from models.metrics import gold_columns, summarise_paths
 from models.scenarios import business_days, on_calendar_days, to_price_paths
 from models.token.outcome import ReserveBackedOutcome
 from models.token.protocol import build_token_model
@@ -180,3 +180,33 @@ def test_redeemed_share_and_peg_columns_equal_loops(name: str, paths: tuple[np.n
     ):
         np.testing.assert_array_equal(table[key].to_numpy(), np.array(want), err_msg=key)
     assert max(longest) > 1 and np.isnan(recovery).sum() < len(recovery) and max(share1) > 0
+
+
+def test_gold_columns_computed_once_give_every_token_the_same_table(
+    paths: tuple[np.ndarray, np.ndarray, object],
+) -> None:
+    """The gold columns passed in (computed once for all tokens on the paths) give each token the
+    table it gets when they are computed inside, to the bit and in the same column order; their
+    values are the log returns read at the trading columns (NaN past the last trading day) and
+    the gold price's peak-to-trough fall computed here by a loop; a gold summary of other paths'
+    length is refused."""
+    prices, trading, cal = paths
+    horizons = (1, 10, 30, 400)  # 400 trading days: past the window
+    gold = gold_columns(prices, horizons, trading_columns=trading)
+    np.testing.assert_array_equal(gold["gold_log_return_10d"], np.log(prices[:, trading[10]] / prices[:, 0]))
+    assert np.isnan(gold["gold_log_return_400d"]).all()
+    falls = np.array([max(1.0 - p / max(row[: t + 1]) for t, p in enumerate(row)) for row in prices])
+    np.testing.assert_allclose(gold["gold_max_drawdown"], falls, rtol=0, atol=1e-15)
+    for name in (*RESERVE_BACKED, "gusd_cdp"):
+        o = build_token_model(load_token_spec(SPECS / f"{name}.toml")).run(prices, calendar=cal, rng=3)
+        alone = summarise_paths(o, prices, horizons, trading_columns=trading)
+        shared = summarise_paths(o, prices, horizons, trading_columns=trading, gold_summary=gold)
+        assert list(shared.columns) == list(alone.columns)
+        np.testing.assert_array_equal(shared.to_numpy(dtype=float), alone.to_numpy(dtype=float))
+    marked = np.full(len(prices), -1.0)  # no drawdown is negative: shows the given column is read
+    given = summarise_paths(
+        o, prices, horizons, trading_columns=trading, gold_summary={**gold, "gold_max_drawdown": marked}
+    )
+    np.testing.assert_array_equal(given["gold_max_drawdown"].to_numpy(), marked)
+    with pytest.raises(ValueError, match="gold_summary"):
+        summarise_paths(o, prices[:-1], horizons, trading_columns=trading, gold_summary=gold)
