@@ -30,7 +30,7 @@ from models.token.spec import (
     premium_process_from_params,
 )
 from models.units import TROY_OUNCE_G
-from models.volatility import standardised_t, symmetric_tail_probability
+from models.volatility import standardised_t
 
 __all__ = [
     "FIELDS",
@@ -463,37 +463,66 @@ def premium_innovations(
     root = rng if isinstance(rng, np.random.SeedSequence) else np.random.SeedSequence(0 if rng is None else int(rng))
     first = int(first_path)
     b0, b1 = first // BLOCK_PATHS, (first + n - 1) // BLOCK_PATHS
+    days = np.ascontiguousarray(dd[:, 1:])  # a whole block's rows of it are then one contiguous array
+    scratch = _JumpScratch(BLOCK_PATHS * (t1 - 1))
     for b in range(b0, b1 + 1):
         lo, hi = max(b * BLOCK_PATHS, first), min((b + 1) * BLOCK_PATHS, first + n)
         start = b * BLOCK_PATHS
-        # a whole block's draws (its drawdowns outside this chunk are unknown: jump counts there
-        # are drawn at zero drawdown and discarded), so a path's draws never depend on the chunk
-        block_dd = np.zeros((BLOCK_PATHS, t1 - 1))
-        block_dd[lo - start : hi - start] = dd[lo - first : hi - first, 1:]
+        if hi - lo == BLOCK_PATHS:
+            block_dd = days[lo - first : hi - first]
+        else:
+            # a whole block's draws (its drawdowns outside this chunk are unknown: jump counts
+            # there are drawn at zero drawdown and discarded), so a path's draws never depend on
+            # the chunk
+            block_dd = np.zeros((BLOCK_PATHS, t1 - 1))
+            block_dd[lo - start : hi - start] = days[lo - first : hi - first]
         child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, b))
-        u = _draw_innovations(proc, block_dd, np.random.default_rng(child))
+        u = _draw_innovations(proc, block_dd, np.random.default_rng(child), scratch)
         out[lo - first : hi - first, 1:] = u[lo - start : hi - start]
     return out
 
 
-def _draw_innovations(proc: PremiumProcess, dd: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+class _JumpScratch:
+    """Buffers for the jumps of up to ``size`` innovations (flat index, count, tail probability
+    and side of the size uniform), reused from block to block."""
+
+    def __init__(self, size: int) -> None:
+        self.index = np.empty(size, dtype=np.int64)
+        self.count = np.empty(size)
+        self.prob = np.empty(size)
+        self.side = np.empty(size)
+
+
+def _draw_innovations(
+    proc: PremiumProcess, dd: np.ndarray, gen: np.random.Generator, scratch: _JumpScratch | None = None
+) -> np.ndarray:
     """``(m, H)`` innovations of ``proc`` at drawdowns ``dd`` ``(m, H)`` from ``gen``, each in
     bulk: the ``e`` (unit-variance t by inversion of uniforms, :func:`models.volatility.standardised_t`,
     or normals), then the jump-count uniforms, then the uniforms whose normal quantiles are the
-    jump sizes (used only where a jump occurs: ``scipy.special.ndtri`` of
-    :func:`models.volatility.symmetric_tail_probability`)."""
+    jump sizes (used only where a jump occurs: ``scipy.special.ndtri`` of the tail probability of
+    :func:`models.volatility.symmetric_tail_probability`). ``scratch``: jump buffers of at least
+    ``m * H`` elements (None: allocated here)."""
     shape = dd.shape
     e = standardised_t(gen, proc.df, shape) if proc.df is not None else gen.standard_normal(shape)
     u = gen.random(shape)
     v = gen.random(shape)
-    _assemble_innovations(
-        e, u, dd, proc.sigma, proc.jump_intensity_per_day, proc.jump_drawdown_sensitivity, proc.jump_mean
+    js = scratch if scratch is not None and scratch.index.size >= e.size else _JumpScratch(e.size)
+    k = _assemble_innovations(
+        e,
+        u,
+        v,
+        np.ascontiguousarray(dd),
+        proc.sigma,
+        proc.jump_intensity_per_day,
+        proc.jump_drawdown_sensitivity,
+        proc.jump_mean,
+        js.index,
+        js.count,
+        js.prob,
+        js.side,
     )
-    jumps = np.flatnonzero(u)  # ``u`` now holds the jump counts
-    if jumps.size:
-        cnt = u.reshape(-1)[jumps]
-        p, side = symmetric_tail_probability(v.reshape(-1)[jumps])
-        e.reshape(-1)[jumps] += np.sqrt(cnt) * proc.jump_sd * (side * -ndtri(p))
+    if k:
+        e.reshape(-1)[js.index[:k]] += np.sqrt(js.count[:k]) * proc.jump_sd * (js.side[:k] * -ndtri(js.prob[:k]))
     return e
 
 
@@ -518,20 +547,43 @@ def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compile
 def _assemble_innovations(
     e: np.ndarray,
     u: np.ndarray,
+    v: np.ndarray,
     dd: np.ndarray,
     sigma: float,
     lam0: float,
     lam_dd: float,
     jump_mean: float,
-) -> None:  # pragma: no cover - compiled
-    """In place, all arrays ``(m, H)``: ``e`` becomes ``sigma * e + N * jump_mean`` and ``u`` the
-    jump count ``N``, the Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``."""
+    index: np.ndarray,
+    count: np.ndarray,
+    prob: np.ndarray,
+    side: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """In place, arrays ``(m, H)``: ``e`` becomes ``sigma * e + N * jump_mean`` with ``N`` the
+    Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``. For each element with a jump,
+    in row-major order: its flat index, ``N``, and the tail probability and side of its size
+    uniform ``v`` (:func:`models.volatility.symmetric_tail_probability`) into the next slot of
+    ``index``, ``count``, ``prob`` and ``side`` (flat, at least ``m * H`` long). Returns the
+    number of jumps."""
     m, h = e.shape
+    k = 0
     for i in range(m):
         for t in range(h):
             cnt = _poisson_count(lam0 + lam_dd * dd[i, t], u[i, t])
-            e[i, t] = sigma * e[i, t] + cnt * jump_mean if cnt > 0.0 else sigma * e[i, t]
-            u[i, t] = cnt
+            if cnt > 0.0:
+                e[i, t] = sigma * e[i, t] + cnt * jump_mean
+                x = v[i, t]
+                index[k] = i * h + t
+                count[k] = cnt
+                if x < 0.5:
+                    prob[k] = x + 2.0**-54
+                    side[k] = -1.0
+                else:
+                    prob[k] = (1.0 - x) - 2.0**-54
+                    side[k] = 1.0
+                k += 1
+            else:
+                e[i, t] = sigma * e[i, t]
+    return k
 
 
 def poisson_inverse(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
