@@ -97,12 +97,8 @@ class CdpStablecoin:
             out_a,
             liq_a,
         )
-        supply = debt_a + bad_a
-        reserve = coll_a * p
-        has_supply = supply > 0
-        safe = np.where(has_supply, supply, 1.0)
-        backing = np.where(has_supply, reserve / safe, np.inf)
-        holder = np.where(has_supply, np.maximum(0.0, 1.0 - bad_a / safe), 1.0)
+        supply, reserve, backing, holder = (np.empty((n, t1)) for _ in range(4))
+        _records(p, debt_a, bad_a, coll_a, out_a, TROY_OUNCE_G, supply, reserve, backing, holder)
         return TokenOutcome(
             backing_ratio=backing,
             reserve_value_usd=reserve,
@@ -110,12 +106,45 @@ class CdpStablecoin:
             supply_tokens=supply,
             liquidated=liq_a,
             bad_debt_usd=bad_a,
-            gold_reserve_g=coll_a * TROY_OUNCE_G,
+            gold_reserve_g=coll_a,
             cash_usd=pen_a,
             gold_in_g=np.zeros((n, t1)),
-            gold_out_g=out_a * TROY_OUNCE_G,
+            gold_out_g=out_a,
             symbol=s.symbol,
         )
+
+
+@njit(cache=True)
+def _records(
+    p: np.ndarray,
+    debt_a: np.ndarray,
+    bad_a: np.ndarray,
+    coll_a: np.ndarray,
+    out_a: np.ndarray,
+    g_per_oz: float,
+    supply: np.ndarray,
+    reserve: np.ndarray,
+    backing: np.ndarray,
+    holder: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """In one pass over ``(n, t1)`` arrays: ``supply = debt + bad`` (USD), ``reserve = coll * p``
+    (USD), ``backing = reserve / supply`` (inf without supply), ``holder = max(0, 1 - bad /
+    supply)`` (1 without supply); ``coll_a`` and ``out_a`` turned from oz into grams in place."""
+    n, t1 = p.shape
+    for r in range(n):
+        for t in range(t1):
+            sup = debt_a[r, t] + bad_a[r, t]
+            res = coll_a[r, t] * p[r, t]
+            supply[r, t] = sup
+            reserve[r, t] = res
+            if sup > 0:
+                backing[r, t] = res / sup
+                holder[r, t] = max(0.0, 1.0 - bad_a[r, t] / sup)
+            else:
+                backing[r, t] = np.inf
+                holder[r, t] = 1.0
+            coll_a[r, t] = coll_a[r, t] * g_per_oz
+            out_a[r, t] = out_a[r, t] * g_per_oz
 
 
 @njit(cache=True)
