@@ -100,6 +100,14 @@ _HALF_STEP = 2.0**-54
 """Half the spacing of ``Generator.random``'s doubles (multiples of 2**-53 in [0, 1))."""
 
 
+@njit(cache=True, inline="always")
+def _tail_side(x: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """:func:`symmetric_tail_probability` of one uniform ``x``: ``(p, side)``."""
+    if x < 0.5:
+        return x + _HALF_STEP, -1.0
+    return (1.0 - x) - _HALF_STEP, 1.0
+
+
 @lru_cache(maxsize=64)
 def _t_quantile_table(nu: float) -> tuple[np.ndarray, np.ndarray]:
     """Student-t(``nu``) quantiles ``Q(p)`` and their slopes ``dQ/dp = 1 / f(Q(p))`` at
@@ -135,12 +143,8 @@ def _hermite_t_quantiles(
     n_tail = 0
     for i in range(u.shape[0]):
         x = u[i]
-        if x < 0.5:
-            p = x + 2.0**-54
-            sign = scale
-        else:
-            p = (1.0 - x) - 2.0**-54
-            sign = -scale
+        p, side = _tail_side(x)
+        sign = -side * scale
         if p < low:
             out[i] = x
             tail[n_tail] = i

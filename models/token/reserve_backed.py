@@ -30,7 +30,7 @@ from models.token.spec import (
     premium_process_from_params,
 )
 from models.units import TROY_OUNCE_G
-from models.volatility import standardised_t
+from models.volatility import _tail_side, standardised_t
 
 __all__ = [
     "FIELDS",
@@ -571,15 +571,9 @@ def _assemble_innovations(
             cnt = _poisson_count(lam0 + lam_dd * dd[i, t], u[i, t])
             if cnt > 0.0:
                 e[i, t] = sigma * e[i, t] + cnt * jump_mean
-                x = v[i, t]
                 index[k] = i * h + t
                 count[k] = cnt
-                if x < 0.5:
-                    prob[k] = x + 2.0**-54
-                    side[k] = -1.0
-                else:
-                    prob[k] = (1.0 - x) - 2.0**-54
-                    side[k] = 1.0
+                prob[k], side[k] = _tail_side(v[i, t])
                 k += 1
             else:
                 e[i, t] = sigma * e[i, t]
