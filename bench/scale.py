@@ -52,13 +52,14 @@ def _tree_rss(proc: psutil.Process) -> tuple[float, float]:
 
 def _role(p: psutil.Process, root: int) -> str:
     """What a process of the command's tree is: the command itself, its Prefect server, a Dask
-    worker, or other (a nanny, Dask's resource tracker)."""
+    worker (or the forkserver the local workers are forked from, whose imports are theirs), or
+    other (Dask's resource tracker)."""
     if p.pid == root:
         return "run"
     cmd = " ".join(p.cmdline())
     if "uvicorn" in cmd:
         return "prefect"
-    if "spawn_main" in cmd and "resource_tracker" not in cmd:
+    if ("spawn_main" in cmd or "forkserver" in cmd) and "resource_tracker" not in cmd:
         return "worker"
     return "other"
 

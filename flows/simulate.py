@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import wait
 from typing import Any
 
 from prefect import flow
@@ -17,7 +18,7 @@ from tasks.simulate import (
     load_champion_task,
     load_specs,
     run_monte_carlo,
-    run_scenario,
+    run_scenarios,
     scenario_defs,
     write_manifest,
 )
@@ -27,7 +28,7 @@ from tasks.train import load_gold_returns
 def simulate_for(options: RunOptions) -> Any:
     """The ``simulate`` flow with the task runner of ``options``' settings
     (:func:`goldstress.execution.task_runner`: in process, a local Dask cluster or a scheduler)."""
-    return simulate.with_options(task_runner=task_runner(options.settings().dask))
+    return simulate.with_options(task_runner=task_runner(options.settings().dask, preload=WORKER_MODULES))
 
 
 @flow(name="simulate")
@@ -38,27 +39,33 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     ``<report_url>/<run_id>/manifest.json``)."""
     settings = options.settings()
     tracking.require_reachable(settings)  # fail fast, before anything is written
-    warming = start_workers(WORKER_MODULES)  # Dask workers import the tasks while this loads the champion
-    run_id = run_id or new_run_id()
-    champion = load_champion_task(settings)
-    returns, meta = load_gold_returns(settings)
-    specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
-    scenarios = scenario_defs(settings, returns)
-    p0, first_day = meta["last_usd_per_oz"], meta["data_last_date"]
+    starting = start_workers(WORKER_MODULES)  # the Dask cluster starts while this loads the champion
+    try:
+        run_id = run_id or new_run_id()
+        champion = load_champion_task(settings)
+        returns, meta = load_gold_returns(settings)
+        specs, premium_calibration = apply_premium_calibration(load_specs(settings), settings)
+        scenarios = scenario_defs(settings, returns)
+        p0, first_day = meta["last_usd_per_oz"], meta["data_last_date"]
+    except BaseException:
+        wait([starting])  # the task runner stops the cluster at the flow's end: let it finish starting
+        raise
     # every scenario's work is tasks on the flow's task runner (Dask workers when configured): the
     # recommendations and the replays and shocks are submitted first, so on Dask they run ahead of
     # the Monte Carlo's stream of tasks with no wait between the phases (in process, after it)
+    warming = starting.result()  # before the first submission: the runner has one client
     recommendations = submit_recommendations(specs, champion.model, p0, first_day, settings)
     others = [sc for sc in scenarios if sc.kind != "monte_carlo"]
-    calls = [(sc, returns, p0, champion.model, specs, settings, run_id, first_day) for sc in others]
-    other_results = results_in_order(run_scenario, calls, ahead=len(calls))
+    other_results = results_in_order(
+        run_scenarios, [(others, returns, p0, champion.model, specs, settings, run_id, first_day)], ahead=1
+    )
     del warming
     by_name = {}
     for sc in scenarios:
         if sc.kind == "monte_carlo":
             by_name[sc.name] = run_monte_carlo(sc, p0, champion.model, specs, settings, run_id, first_day)
             progress.advance(len(by_name), len(scenarios) + 1)
-    for sc, res in zip(others, other_results, strict=True):
+    for sc, res in zip(others, next(other_results), strict=True):
         by_name[sc.name] = res
         progress.advance(len(by_name), len(scenarios) + 1)
     results = [by_name[sc.name] for sc in scenarios]

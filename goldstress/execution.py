@@ -3,7 +3,9 @@ Dask scheduler (settings ``GOLDSTRESS_DASK_*``), through Prefect's task runners.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from goldstress.settings import DaskSettings
@@ -12,7 +14,7 @@ _WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THR
 """Environment of local Dask workers (Dask's default without its malloc trim threshold)."""
 
 
-def task_runner(dask: DaskSettings) -> Any:
+def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
     """The Prefect task runner for the Monte Carlo tasks of a run.
 
     - ``dask.address`` set: ``prefect_dask.DaskTaskRunner(address=...)``, an existing scheduler
@@ -21,7 +23,12 @@ def task_runner(dask: DaskSettings) -> Any:
       of that many worker processes (``threads_per_worker``, ``memory_limit``, HTTP on a free port) for
       the flow run and stops it at the end; the workers start without Dask's default
       ``MALLOC_TRIM_THRESHOLD_`` (it slows the engine by 30%; sets ``distributed.nanny.pre-spawn-environ``
-      in this process's Dask config).
+      in this process's Dask config). They are forked from one ``forkserver`` process that imports
+      Dask's packages and the modules ``preload`` (dotted names) once, instead of each worker
+      importing them afresh (``distributed.worker.multiprocessing-method``; about 3 s of CPU per
+      worker for the simulate flow's modules); the forkserver lives as long as this process.
+      Dask's statistical profiler of the workers is off (its sampling thread cost 2-4% of the
+      workers' CPU; the dashboard's profile page stays empty).
     - else: ``prefect.task_runners.ThreadPoolTaskRunner(max_workers=1)``: tasks one after the
       other beside the flow, so memory stays that of one task.
 
@@ -39,7 +46,14 @@ def task_runner(dask: DaskSettings) -> Any:
         # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap
         # threshold: every array over 128 KiB is then mapped and faulted in afresh, and the token
         # engine ran 30% slower (4.6 s against 3.5 s of CPU for 10,000 paths); the thread limits stay
-        dask_config.set({"distributed.nanny.pre-spawn-environ": dict(_WORKER_ENVIRON)})
+        dask_config.set(
+            {
+                "distributed.nanny.pre-spawn-environ": dict(_WORKER_ENVIRON),
+                "distributed.worker.multiprocessing-method": "forkserver",
+                "distributed.worker.profile.enabled": False,
+            }
+        )
+        _forkserver_preload(preload)
         return DaskTaskRunner(
             cluster_class="distributed.LocalCluster",
             cluster_kwargs={
@@ -53,6 +67,22 @@ def task_runner(dask: DaskSettings) -> Any:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=1)
+
+
+def _forkserver_preload(modules: Sequence[str]) -> None:
+    """Add ``modules`` to what the forkserver of Dask's local workers imports before it forks
+    them (``multiprocessing.set_forkserver_preload``), after Dask's own list (distributed,
+    numpy, pandas, ...), which ``distributed.utils.get_mp_context`` sets once per process. Has
+    no effect once the forkserver has started (the first local cluster of the process)."""
+    import multiprocessing
+
+    from distributed.utils import get_mp_context
+    from distributed.versions import optional_packages, required_packages
+
+    get_mp_context()  # Dask sets its preload list first, once; the list here replaces it
+    # the forkserver skips a module it cannot import (multiprocessing.forkserver.main)
+    wanted = ["distributed", *required_packages, *optional_packages, *modules]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(wanted)))
 
 
 def _dask_runner() -> Any:
@@ -72,20 +102,34 @@ def _import_modules(modules: list[str]) -> None:
         importlib.import_module(name)
 
 
-def start_workers(modules: Sequence[str]) -> list[Any]:
-    """On the current flow run's Dask task runner: connect now (a local cluster starts here, not at
-    the first submitted task) and give every worker a plain Dask task importing ``modules``, so the
-    workers' imports (about 3 s of CPU for the simulate tasks) overlap the flow's own first steps
-    instead of delaying its first tasks. Returns the Dask futures of those imports: keep them until
-    the flow's tasks are submitted (Dask may cancel a task whose future is released). ``[]`` on any
-    other runner or outside a flow run. Source: distributed.dask.org/en/stable/api.html
-    (``Client.submit`` with ``workers=``, ``Client.scheduler_info``)."""
+def start_workers(modules: Sequence[str]) -> Future[list[Any]]:
+    """On the current flow run's Dask task runner: connect in a background thread, now (a local
+    cluster starts there, not at the first submitted task), and give every worker a plain Dask
+    task importing ``modules``, so that the cluster's start and the workers' imports overlap
+    the flow's own first steps instead of delaying them. Returns a future of the Dask futures of
+    those imports: wait for it (``.result()``, which raises what connecting raised) before the
+    flow submits any task, and keep its result until the flow's tasks are submitted (Dask may
+    cancel a task whose future is released). Done at once, with ``[]``, on any other runner or
+    outside a flow run. Sources: docs.python.org/3/library/contextvars.html (the thread runs in
+    a copy of the flow's context), distributed.dask.org/en/stable/api.html (``Client.submit``
+    with ``workers=``, ``Client.scheduler_info``)."""
     runner = _dask_runner()
     if runner is None:
-        return []
+        done: Future[list[Any]] = Future()
+        done.set_result([])
+        return done
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dask-start")
+    try:
+        return pool.submit(contextvars.copy_context().run, _connect, runner, list(modules))
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _connect(runner: Any, modules: list[str]) -> list[Any]:
+    """Connect ``runner`` (a ``DaskTaskRunner``) and submit ``modules``' imports to every worker."""
     client = runner.client
     return [
-        client.submit(_import_modules, list(modules), workers=[w], allow_other_workers=False, pure=False)
+        client.submit(_import_modules, modules, workers=[w], allow_other_workers=False, pure=False)
         for w in client.scheduler_info()["workers"]
     ]
 

@@ -4,6 +4,7 @@ run in one process, whatever the number of workers and the size of the tasks."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -64,3 +65,63 @@ def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path) -
     # the six tasks ran on the scheduler's two worker processes, both of them
     assert sorted(executed.values()) and all(n > 0 for n in executed.values()) and len(executed) == 2
     assert sum(executed.values()) >= 6
+
+
+_WORKER_FACTS = """
+import json, os, sys
+
+import distributed
+
+from goldstress.execution import task_runner
+from goldstress.settings import DaskSettings
+
+
+def facts(dask_worker):
+    import dask
+
+    return {
+        "ppid": os.getppid(),
+        "preloaded": "tasks.simulate" in sys.modules,
+        "not_asked": "tasks.report" in sys.modules,
+        "profile": dask.config.get("distributed.worker.profile.enabled"),
+        "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+if __name__ == "__main__":
+    task_runner(DaskSettings(workers=2), preload=["tasks.simulate"])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            print(json.dumps({"pid": os.getpid(), "workers": list(client.run(facts).values())}))
+"""
+
+
+def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules(tmp_path: Path) -> None:
+    """The local cluster of ``task_runner`` (in a fresh interpreter: a process has one forkserver):
+    both workers are children of one forkserver, not of the process running the cluster, and
+    hold the preloaded module before any task ran, but not a module nobody asked for; Dask's
+    profiler is off and the environment is the one the engine was measured with (thread
+    limits, no ``MALLOC_TRIM_THRESHOLD_``)."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "facts.py"
+    script.write_text(_WORKER_FACTS)
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    workers = got["workers"]
+    assert len(workers) == 2
+    assert len({w["ppid"] for w in workers}) == 1 and workers[0]["ppid"] != got["pid"]
+    for w in workers:
+        assert w["preloaded"] and not w["not_asked"]
+        assert w["profile"] is False and w["trim"] is None and w["omp"] == "1"

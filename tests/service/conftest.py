@@ -130,7 +130,7 @@ def make_run(
 
     specs = load_specs.fn(settings)
     results = [
-        run_scenario.fn(
+        run_scenario(
             sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
         )
         for sc in scenario_defs.fn(settings, returns)
