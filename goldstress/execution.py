@@ -26,7 +26,9 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
       in this process's Dask config). They are forked from one ``forkserver`` process that imports
       Dask's packages and the modules ``preload`` (dotted names) once, instead of each worker
       importing them afresh (``distributed.worker.multiprocessing-method``; about 3 s of CPU per
-      worker for the simulate flow's modules); the forkserver lives as long as this process.
+      worker for the simulate flow's modules); the forkserver lives as long as this process, and
+      workers get the environment variables it started with (at the process's first local
+      cluster; settings reach the tasks as their arguments, Prefect's in the task context).
       Dask's statistical profiler of the workers is off (its sampling thread cost 2-4% of the
       workers' CPU; the dashboard's profile page stays empty).
     - else: ``prefect.task_runners.ThreadPoolTaskRunner(max_workers=1)``: tasks one after the
