@@ -28,6 +28,7 @@ __all__ = [
     "standardised_t",
     "symmetric_tail_probability",
     "t_quantiles",
+    "tail_side",
     "student_t_var_es",
 ]
 
@@ -101,11 +102,22 @@ _HALF_STEP = 2.0**-54
 
 
 @njit(cache=True, inline="always")
-def _tail_side(x: float) -> tuple[float, float]:  # pragma: no cover - compiled
-    """:func:`symmetric_tail_probability` of one uniform ``x``: ``(p, side)``."""
+def tail_side(x: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """The tail probability and side ``(p, side)`` of one uniform ``x`` from ``Generator.random``
+    (a multiple of 2**-53 in [0, 1)): ``(x + 2**-54, -1)`` below 0.5 and ``(1 - x - 2**-54, +1)``
+    from 0.5, both exact in float64, so ``p`` lies in (0, 0.5] and the pair is symmetric in law
+    (0 maps to 2**-54, never to 0). Compiled (numba), for compiled callers; arrays:
+    :func:`symmetric_tail_probability`."""
     if x < 0.5:
         return x + _HALF_STEP, -1.0
     return (1.0 - x) - _HALF_STEP, 1.0
+
+
+@njit(cache=True)
+def _tail_sides(u: np.ndarray, p: np.ndarray, side: np.ndarray) -> None:  # pragma: no cover - compiled
+    """:func:`tail_side` of each element of the flat ``u`` into ``p`` and ``side``."""
+    for i in range(u.shape[0]):
+        p[i], side[i] = tail_side(u[i])
 
 
 @lru_cache(maxsize=64)
@@ -143,7 +155,7 @@ def _hermite_t_quantiles(
     n_tail = 0
     for i in range(u.shape[0]):
         x = u[i]
-        p, side = _tail_side(x)
+        p, side = tail_side(x)
         sign = -side * scale
         if p < low:
             out[i] = x
@@ -166,13 +178,13 @@ def _hermite_t_quantiles(
 
 
 def symmetric_tail_probability(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The tail probability and side of uniforms ``u`` from ``Generator.random`` (multiples of
-    2**-53 in [0, 1)): ``(u + 2**-54, -1)`` below 0.5 and ``(1 - u - 2**-54, +1)`` from 0.5,
-    both exact in float64, so ``p`` lies in (0, 0.5] and the sign-and-probability pair is
-    symmetric in law (0 maps to 2**-54, never to 0). Arrays of ``u``'s shape."""
-    u = np.asarray(u, dtype=float)
-    low = u < 0.5
-    return np.where(low, u + _HALF_STEP, (1.0 - u) - _HALF_STEP), np.where(low, -1.0, 1.0)
+    """:func:`tail_side` of each of the uniforms ``u`` (any shape, multiples of 2**-53 in
+    [0, 1)): the tail probabilities and the sides, float64 arrays of ``u``'s shape."""
+    flat = np.ascontiguousarray(u, dtype=float).reshape(-1)
+    p, side = np.empty_like(flat), np.empty_like(flat)
+    _tail_sides(flat, p, side)
+    shape = np.shape(u)
+    return p.reshape(shape), side.reshape(shape)
 
 
 def t_quantiles(u: np.ndarray, nu: float, scale: float = 1.0) -> np.ndarray:

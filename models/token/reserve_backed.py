@@ -30,7 +30,7 @@ from models.token.spec import (
     premium_process_from_params,
 )
 from models.units import TROY_OUNCE_G
-from models.volatility import _tail_side, standardised_t
+from models.volatility import standardised_t, tail_side
 
 __all__ = [
     "FIELDS",
@@ -500,7 +500,7 @@ def _draw_innovations(
     bulk: the ``e`` (unit-variance t by inversion of uniforms, :func:`models.volatility.standardised_t`,
     or normals), then the jump-count uniforms, then the uniforms whose normal quantiles are the
     jump sizes (used only where a jump occurs: ``scipy.special.ndtri`` of the tail probability of
-    :func:`models.volatility.symmetric_tail_probability`). ``scratch``: jump buffers of at least
+    :func:`models.volatility.tail_side`). ``scratch``: jump buffers of at least
     ``m * H`` elements (None: allocated here)."""
     shape = dd.shape
     e = standardised_t(gen, proc.df, shape) if proc.df is not None else gen.standard_normal(shape)
@@ -561,7 +561,7 @@ def _assemble_innovations(
     """In place, arrays ``(m, H)``: ``e`` becomes ``sigma * e + N * jump_mean`` with ``N`` the
     Poisson(``lam0 + lam_dd * dd``) count of the uniform ``u``. For each element with a jump,
     in row-major order: its flat index, ``N``, and the tail probability and side of its size
-    uniform ``v`` (:func:`models.volatility.symmetric_tail_probability`) into the next slot of
+    uniform ``v`` (:func:`models.volatility.tail_side`) into the next slot of
     ``index``, ``count``, ``prob`` and ``side`` (flat, at least ``m * H`` long). Returns the
     number of jumps."""
     m, h = e.shape
@@ -573,7 +573,7 @@ def _assemble_innovations(
                 e[i, t] = sigma * e[i, t] + cnt * jump_mean
                 index[k] = i * h + t
                 count[k] = cnt
-                prob[k], side[k] = _tail_side(v[i, t])
+                prob[k], side[k] = tail_side(v[i, t])
                 k += 1
             else:
                 e[i, t] = sigma * e[i, t]

@@ -356,6 +356,28 @@ def test_t_quantiles_agree_with_stdtrit_and_are_odd() -> None:
         standardised_t(np.random.default_rng(0), 2.0, (3,))
 
 
+def test_symmetric_tail_probability_is_exact_and_mirrored() -> None:
+    """Every uniform ``u = k * 2**-53`` of ``Generator.random`` maps to ``(u + 2**-54, -1)`` below
+    0.5 and ``(1 - u - 2**-54, +1)`` from 0.5, checked in exact rational arithmetic (so ``p`` is
+    never 0 and is exact in float64); ``u`` and its mirror ``1 - 2**-53 - u`` have the same ``p``
+    and opposite sides; the shape of ``u`` is kept."""
+    from fractions import Fraction
+
+    from models.volatility import symmetric_tail_probability
+
+    k = np.concatenate([[0, 1, 2**52 - 1, 2**52, 2**53 - 1], np.random.default_rng(5).integers(0, 2**53, 2_000)])
+    u = k * 2.0**-53
+    p, side = symmetric_tail_probability(u.reshape(-1, 5))
+    assert p.shape == side.shape == (401, 5)
+    half = Fraction(1, 2**54)
+    for ki, pi, si in zip(k.tolist(), p.reshape(-1).tolist(), side.reshape(-1).tolist(), strict=True):
+        x = Fraction(ki, 2**53)
+        want = (x + half, -1.0) if x < Fraction(1, 2) else (1 - x - half, 1.0)
+        assert (Fraction(pi), si) == want, ki
+    mp, ms = symmetric_tail_probability(1.0 - 2.0**-53 - u)
+    assert np.array_equal(mp, p.reshape(-1)) and np.array_equal(ms, -side.reshape(-1))
+
+
 @pytest.mark.filterwarnings("ignore:p-value")
 def test_premium_innovations_have_the_law_of_normal_over_root_gamma_draws() -> None:
     """The engine's premium innovations (t by inversion, jump counts by inversion, jump sizes
