@@ -234,7 +234,7 @@ def run_monte_carlo(
     the one being written (two per worker thread); otherwise each runs in this thread in turn.
     Memory is bounded by the tasks in flight, not the path count, and the table is the same
     whatever the number of workers. Must be called inside a flow run. Returns what
-    :func:`run_scenario` returns."""
+    :func:`run_scenarios` returns for one scenario."""
     parts = monte_carlo_parts(settings)
     url = Catalog.of(settings).result(run_id, sc.name)
     args = (sc, p0_usd_per_oz, champion, specs, settings, first_day)
@@ -268,63 +268,52 @@ def run_scenarios(
     run_id: str,
     first_day: str,
 ) -> list[dict[str, Any]]:
-    """:func:`run_scenario` for each of ``scenarios`` in turn, as one task; returns their
-    results in order. The replays and shocks are one path each, and one costs less CPU than
-    Prefect's bookkeeping of a task of its own, so they go to a worker together (the twelve
-    default ones: 0.95 s of worker CPU as one task, 3.4 s as twelve). Raises what
-    :func:`run_scenario` raises."""
-    return [run_scenario(sc, returns, p0_usd_per_oz, champion, specs, settings, run_id, first_day) for sc in scenarios]
+    """Run each of ``scenarios`` in turn through every token model on the calendar-day clock
+    (gold shut at weekends, the tokens trading every day; ``first_day`` is day 0 of the shocks
+    and the Monte Carlo, a replay keeps its dates); write the run's per-path results of each
+    (:meth:`goldstress.catalog.Catalog.result`). Horizons are gold trading days. One task: the
+    replays and shocks are one path each, and one costs less CPU than Prefect's bookkeeping of a
+    task of its own (the twelve default ones: 0.95 s of worker CPU as one task, 3.4 s as twelve).
 
-
-def run_scenario(
-    sc: ScenarioDef,
-    returns: pd.Series,
-    p0_usd_per_oz: float,
-    champion: Any,
-    specs: list[Any],
-    settings: Settings,
-    run_id: str,
-    first_day: str,
-) -> dict[str, Any]:
-    """Run one scenario through every token model on the calendar-day clock (gold shut at
-    weekends, the tokens trading every day; ``first_day`` is day 0 of the shocks and the Monte
-    Carlo, a replay keeps its dates); write the run's per-path results of the scenario
-    (:meth:`goldstress.catalog.Catalog.result`). Horizons are gold trading days.
-
-    The Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
+    Each Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
     plus ``scenario``, ``kind`` and ``token``; it is streamed chunk by chunk (a row group per
-    chunk and token), so memory is bounded by ``settings.monte_carlo.chunk_paths``, not the path count. Returns the table's URL, row count and, for the fan
-    chart, gold price quantiles per day over the first ``settings.monte_carlo.fan_chart_paths`` paths.
+    chunk and token), so memory is bounded by ``settings.monte_carlo.chunk_paths``, not the path
+    count. Returns, per scenario in order, the table's URL, row count and, for a Monte Carlo, the
+    fan chart's gold price quantiles per day over its first ``settings.monte_carlo.fan_chart_paths``
+    paths (None for a replay or shock: a single path).
     """
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     workspace: list[np.ndarray] = []
-    fan_keep: list[np.ndarray] = []
-    kept = 0
-    offset = 0
-    rows = 0
-    url = Catalog.of(settings).result(run_id, sc.name)
-    with storage.parquet_writer(url, settings) as write:
-        for prices, calendar, trading in _price_chunks(sc, returns, p0_usd_per_oz, champion, first_day, settings):
-            if kept < settings.monte_carlo.fan_chart_paths:
-                take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
-                fan_keep.append(take)
-                kept += take.shape[0]
-            for df in _token_frames(sc, models, prices, calendar, trading, offset, settings, workspace):
-                write(df)
-                rows += len(df)
-            offset += prices.shape[0]
-    fan = np.concatenate(fan_keep, axis=0)
-    quantiles = np.quantile(fan, FAN_QUANTILES, axis=0)
-    return {
-        "scenario": asdict(sc),
-        "url": url,
-        "rows": int(rows),
-        "n_paths": int(offset),
-        # fan-chart bands only for Monte Carlo (a replay or shock is a single path)
-        "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)}
-        if sc.kind == "monte_carlo"
-        else None,
-    }
+    results = []
+    for sc in scenarios:
+        fan_keep: list[np.ndarray] = []
+        kept = 0
+        offset = 0
+        rows = 0
+        url = Catalog.of(settings).result(run_id, sc.name)
+        with storage.parquet_writer(url, settings) as write:
+            for prices, calendar, trading in _price_chunks(sc, returns, p0_usd_per_oz, champion, first_day, settings):
+                if kept < settings.monte_carlo.fan_chart_paths:
+                    take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
+                    fan_keep.append(take)
+                    kept += take.shape[0]
+                for df in _token_frames(sc, models, prices, calendar, trading, offset, settings, workspace):
+                    write(df)
+                    rows += len(df)
+                offset += prices.shape[0]
+        quantiles = np.quantile(np.concatenate(fan_keep, axis=0), FAN_QUANTILES, axis=0)
+        results.append(
+            {
+                "scenario": asdict(sc),
+                "url": url,
+                "rows": int(rows),
+                "n_paths": int(offset),
+                "fan_quantiles": {f"q{q:g}": quantiles[i].tolist() for i, q in enumerate(FAN_QUANTILES)}
+                if sc.kind == "monte_carlo"
+                else None,
+            }
+        )
+    return results
 
 
 @task(name="load-token-specs", cache_policy=NO_CACHE)

@@ -126,15 +126,19 @@ def make_run(
     from goldstress.publish import publish_run
     from goldstress.report import figures, render_html
     from tasks.analyse import compute_summary
-    from tasks.simulate import load_specs, run_scenario, scenario_defs, write_manifest
+    from tasks.simulate import load_specs, run_scenarios, scenario_defs, write_manifest
 
     specs = load_specs.fn(settings)
-    results = [
-        run_scenario(
-            sc, returns, meta["last_usd_per_oz"], champion.model, specs, settings, run_id, meta["data_last_date"]
-        )
-        for sc in scenario_defs.fn(settings, returns)
-    ]
+    results = run_scenarios.fn(
+        scenario_defs.fn(settings, returns),
+        returns,
+        meta["last_usd_per_oz"],
+        champion.model,
+        specs,
+        settings,
+        run_id,
+        meta["data_last_date"],
+    )
     liquidity = None
     if recommendations:
         from tasks import recommend
