@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from goldstress.catalog import Catalog
+from goldstress.execution import tune_allocator
 from goldstress.io import storage
 from goldstress.io.champion import stress_simulator
 from goldstress.io.layouts import load_quirks
@@ -177,6 +178,7 @@ def recommend_for_spec(
     setting, and each distinct spec runs once out of sample (a zero buffer or the current setting
     chosen is the spec as is).
     """
+    tune_allocator()
     share, wave_d = settings.liquidity.wave_share, settings.liquidity.wave_days
     conf, target, seed = settings.liquidity.confidence, settings.liquidity.target_coverage, settings.monte_carlo.seed
     h = len(calendar) - 1

@@ -19,7 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
-from goldstress.execution import results_in_order
+from goldstress.execution import results_in_order, tune_allocator
 from goldstress.io import storage
 from goldstress.io.champion import RegisteredChampion, drift_record, stress_simulator
 from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
@@ -199,6 +199,7 @@ def simulate_paths(
     trading days of those of its paths among the run's first ``settings.monte_carlo.fan_chart_paths``
     (``(m, horizon_days + 1)``, USD per oz).
     """
+    tune_allocator()
     mc = settings.monte_carlo
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     days = business_days(first_day, mc.horizon_days + 1)
@@ -235,6 +236,7 @@ def run_monte_carlo(
     Memory is bounded by the tasks in flight, not the path count, and the table is the same
     whatever the number of workers. Must be called inside a flow run. Returns what
     :func:`run_scenarios` returns for one scenario."""
+    tune_allocator()  # this process encodes every task's frames
     parts = monte_carlo_parts(settings)
     url = Catalog.of(settings).result(run_id, sc.name)
     args = (sc, p0_usd_per_oz, champion, specs, settings, first_day)
@@ -282,6 +284,7 @@ def run_scenarios(
     fan chart's gold price quantiles per day over its first ``settings.monte_carlo.fan_chart_paths``
     paths (None for a replay or shock: a single path).
     """
+    tune_allocator()
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     workspace: list[np.ndarray] = []
     results = []
