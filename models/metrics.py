@@ -768,7 +768,22 @@ def summarise_paths(
     trading_columns: np.ndarray | None = None,
     gold_summary: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per path of a token outcome: values at day 0, at each horizon and at the end of
+    """:func:`summary_columns` as a DataFrame, one row per path (same arguments, same errors)."""
+    return pd.DataFrame(
+        summary_columns(outcome, gold, horizons, trading_columns=trading_columns, gold_summary=gold_summary)
+    )
+
+
+def summary_columns(
+    outcome: TokenOutcome,
+    gold: np.ndarray,
+    horizons: tuple[int, ...],
+    *,
+    trading_columns: np.ndarray | None = None,
+    gold_summary: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The per-path summary of a token outcome as columns in table order, each ``(n_paths,)``
+    (``path`` the row's index from 0): values at day 0, at each horizon and at the end of
     the window, losses, whole-window extremes, the redemption outflow and the fees.
 
     ``gold`` is ``(n_paths, C+1)`` USD per oz; outcome arrays are ``(n_paths, C+1)``. Horizons
@@ -881,7 +896,7 @@ def summarise_paths(
         cols[name] = flows[name] if flows is not None else np.full(n, np.nan)
     for name in market_column_names(horizons):
         cols[name] = market[name] if market is not None else np.full(n, np.nan)
-    return pd.DataFrame(cols)
+    return cols
 
 
 def flow_column_names(horizons: tuple[int, ...]) -> list[str]:

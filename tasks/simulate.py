@@ -24,7 +24,7 @@ from goldstress.io import storage
 from goldstress.io.champion import RegisteredChampion, drift_record, stress_simulator
 from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
 from goldstress.settings import Settings
-from models.metrics import gold_columns, summarise_paths
+from models.metrics import gold_columns, summary_columns
 from models.scenarios import (
     BLOCK_PATHS,
     ScenarioDef,
@@ -121,8 +121,7 @@ def _price_chunks(
         raise ValueError(f"scenario {sc.name}: unknown kind {sc.kind!r}")
 
 
-def _token_frames(
-    sc: ScenarioDef,
+def _token_columns(
     models: list[tuple[str, Any]],
     prices: np.ndarray,
     calendar: pd.DatetimeIndex,
@@ -130,17 +129,18 @@ def _token_frames(
     offset: int,
     settings: Settings,
     workspace: list[np.ndarray],
-) -> list[pd.DataFrame]:
-    """Per-path summaries of one chunk of gold paths (paths ``offset ..``) through every token
-    model, one frame per token: the row groups of the scenario's table.
+) -> list[dict[str, np.ndarray]]:
+    """Per-path summary columns of one chunk of gold paths (paths ``offset ..``) through every
+    token model, one dict per token in the order of ``models`` (:func:`models.metrics.summary_columns`,
+    ``path`` counted from ``offset``; every array owned, ``(n_paths,)``).
 
     ``workspace``: the caller's holder of one reusable float64 buffer (empty at first; replaced
     here by a larger one when this chunk's runs need more) in which every reserve-backed token runs in turn
     (:meth:`models.token.reserve_backed.ReserveBackedToken.run`), so a stage allocates and
     first-touches its daily records once, not once per chunk and token. The runs keep only the
-    records the summaries read (``records="summary"``). Each outcome is summarised (copied into
-    its frame) before the next run overwrites it."""
-    frames = []
+    records the summaries read (``records="summary"``). Each outcome's columns are copied out
+    before the next run overwrites it."""
+    out = []
     need = max(
         (m.workspace_size(*prices.shape, records="summary") for _, m in models if isinstance(m, ReserveBackedToken)),
         default=0,
@@ -148,7 +148,7 @@ def _token_frames(
     if need and (not workspace or workspace[0].size < need):
         workspace[:] = [np.empty(need)]
     gold = gold_columns(prices, settings.risk.horizons_days, trading_columns=trading)  # the same for every token
-    for k, (symbol, model) in enumerate(models):
+    for k, (_, model) in enumerate(models):
         # secondary-market noise: one seed per token, each path's draws fixed by its index
         seed = np.random.SeedSequence([settings.monte_carlo.seed, 1, k])
         if isinstance(model, ReserveBackedToken):
@@ -157,14 +157,24 @@ def _token_frames(
             )
         else:
             outcome = model.run(prices, calendar=calendar, rng=seed, first_path=offset)
-        df = summarise_paths(outcome, prices, settings.risk.horizons_days, trading_columns=trading, gold_summary=gold)
+        cols = summary_columns(outcome, prices, settings.risk.horizons_days, trading_columns=trading, gold_summary=gold)
         del outcome
-        df["path"] += offset
-        df.insert(0, "token", symbol)
-        df.insert(0, "kind", sc.kind)
-        df.insert(0, "scenario", sc.name)
-        frames.append(df)
-    return frames
+        cols = {name: np.array(v) for name, v in cols.items()}  # some are views of the workspace
+        cols["path"] += offset
+        out.append(cols)
+    return out
+
+
+def _token_frame(sc: ScenarioDef, symbol: str, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One token's rows of a scenario's table from its summary columns of consecutive chunks
+    (:func:`_token_columns`): the columns joined in order, then ``scenario``, ``kind`` and
+    ``token`` first (the table's row group for those paths)."""
+    cols = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    df = pd.DataFrame(cols)
+    df.insert(0, "token", symbol)
+    df.insert(0, "kind", sc.kind)
+    df.insert(0, "scenario", sc.name)
+    return df
 
 
 def monte_carlo_parts(settings: Settings) -> list[tuple[int, int]]:
@@ -203,7 +213,7 @@ def simulate_paths(
     mc = settings.monte_carlo
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     days = business_days(first_day, mc.horizon_days + 1)
-    per_token: list[list[pd.DataFrame]] = [[] for _ in models]
+    per_token: list[list[dict[str, np.ndarray]]] = [[] for _ in models]
     fan: list[np.ndarray] = []
     workspace: list[np.ndarray] = []
     offset = first_path
@@ -213,10 +223,11 @@ def simulate_paths(
         prices, calendar, trading = on_calendar_days(to_price_paths(p0_usd_per_oz, chunk), days)
         if offset < mc.fan_chart_paths:
             fan.append(prices[: mc.fan_chart_paths - offset, trading].copy())
-        for k, df in enumerate(_token_frames(sc, models, prices, calendar, trading, offset, settings, workspace)):
-            per_token[k].append(df)
+        for k, cols in enumerate(_token_columns(models, prices, calendar, trading, offset, settings, workspace)):
+            per_token[k].append(cols)
         offset += prices.shape[0]
-    frames = [pd.concat(f, ignore_index=True) if len(f) > 1 else f[0] for f in per_token]
+    frames = [_token_frame(sc, symbol, parts) for (symbol, _), parts in zip(models, per_token, strict=True)]
+    del per_token
     return {"frames": frames, "fan": np.concatenate(fan, axis=0) if fan else np.empty((0, mc.horizon_days + 1))}
 
 
@@ -277,7 +288,7 @@ def run_scenarios(
     replays and shocks are one path each, and one costs less CPU than Prefect's bookkeeping of a
     task of its own (the twelve default ones: 0.95 s of worker CPU as one task, 3.4 s as twelve).
 
-    Each Parquet table has one row per (token, path) with the columns of :func:`summarise_paths`
+    Each Parquet table has one row per (token, path) with the columns of :func:`models.metrics.summarise_paths`
     plus ``scenario``, ``kind`` and ``token``; it is streamed chunk by chunk (a row group per
     chunk and token), so memory is bounded by ``settings.monte_carlo.chunk_paths``, not the path
     count. Returns, per scenario in order, the table's URL, row count and, for a Monte Carlo, the
@@ -300,7 +311,9 @@ def run_scenarios(
                     take = prices[: settings.monte_carlo.fan_chart_paths - kept, trading].copy()
                     fan_keep.append(take)
                     kept += take.shape[0]
-                for df in _token_frames(sc, models, prices, calendar, trading, offset, settings, workspace):
+                chunk = _token_columns(models, prices, calendar, trading, offset, settings, workspace)
+                for (symbol, _), cols in zip(models, chunk, strict=True):
+                    df = _token_frame(sc, symbol, [cols])
                     write(df)
                     rows += len(df)
                 offset += prices.shape[0]
