@@ -4,7 +4,6 @@ run in one process, whatever the number of workers and the size of the tasks."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ from goldstress.settings import DaskSettings, Settings, settings_with
 from models.scenarios import ScenarioDef
 from models.token.spec import load_token_spec
 from tasks.simulate import monte_carlo_parts, run_monte_carlo
+from tests.fresh_interpreter import last_json_line
 from tests.garch_fits import gold_gjr_fit
 
 pytestmark = pytest.mark.slow
@@ -103,22 +103,9 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules
     hold the preloaded module before any task ran, but not a module nobody asked for; Dask's
     profiler is off and the environment is the one the engine was measured with (thread
     limits, no ``MALLOC_TRIM_THRESHOLD_``)."""
-    import json
-    import subprocess
-    import sys
-
     script = tmp_path / "facts.py"
     script.write_text(_WORKER_FACTS)
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = last_json_line(script, timeout=300)
     workers = got["workers"]
     assert len(workers) == 2
     assert len({w["ppid"] for w in workers}) == 1 and workers[0]["ppid"] != got["pid"]

@@ -3,17 +3,13 @@ faults of a block allocated, written and freed over and over."""
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_interpreter import last_json_line
 
 BLOCK_BYTES = 40 << 20
 """Above glibc's largest adaptive mapping threshold (32 MiB), below the tuned one (64 MiB)."""
@@ -57,16 +53,7 @@ def test_tuned_allocator_reuses_freed_blocks_instead_of_faulting_them_in_again(t
     freed block is reused: fewer than one fault per block on average."""
     script = tmp_path / "faults.py"
     script.write_text(FAULTS)
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = last_json_line(script, timeout=120)
     assert got["tuned"] is True and got["again"] is True
     fresh = BLOCK_BYTES / (2 << 20)
     assert got["before"] >= fresh and got["before_thread"] >= fresh
