@@ -610,7 +610,10 @@ def closed_form_break_move(
 
       * ``g = 1`` (within :data:`GOLD_COVERAGE_RTOL`): no price dependence; breaks with no gold
         move when ``D > C``, on the first model day ``t* = floor(C days_per_year / O) + 1``
-        (operating costs exceed cash); otherwise no gold move breaks it within the window.
+        (operating costs exceed cash); otherwise no gold move breaks it within the window. In
+        the numbers, a shortfall ``D - C`` smaller than the tolerance's
+        ``(g - 1 + BREACH_TOL) S grams P0`` breaks only after a FALL that shrinks that margin:
+        ``m* = (D - C) / ((g - 1 + BREACH_TOL) S grams P0) - 1``, as for ``g > 1``.
       * ``g < 1``: a RISE breaks it: ``m* = (C - D) / ((1 - g) S grams P0) - 1``; broken with no
         move when ``C - D <= (1 - g) S grams P0`` (``m* = 0``).
       * ``g > 1``: a FALL breaks it: ``m* = (D - C) / ((g - 1) S grams P0) - 1`` when ``D > C``;
@@ -685,6 +688,18 @@ def closed_form_break_move(
                 "breaks_without_move_day": day,
                 "statement": f"backing breaks within {day} days with no gold move: operating costs ({costs}) "
                 f"exceed the cash (USD {cash:,.0f})",
+            }
+        if opex > 0 and accrued > cash:
+            # the shortfall is within the breach tolerance at day 0, whose USD size falls with gold
+            m = (accrued - cash) / excess_gold_usd - 1.0
+            return out | {
+                "move_frac": m,
+                "direction": -1,
+                "formula": formula
+                + "; a shortfall D - C within the tolerance: m* = (D - C) / ((g - 1 + tol) S grams P0_g) - 1",
+                "statement": f"backing breaks at a gold fall of {-m:.2%} within {t_win} days: operating costs "
+                f"({costs}) exceed the cash by USD {accrued - cash:,.2f}, less than the model's breach tolerance "
+                f"({BREACH_TOL:g} of the liabilities) until gold falls that far",
             }
         return out | {
             "move_frac": None,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from goldstress.settings import PROJECT_ROOT
 from models.metrics import MOVE_AGREEMENT_TOL, closed_form_agrees, reverse_stress_summary
 from models.risk import closed_form_break_move
+from models.token.outcome import BREACH_TOL
 from models.token.spec import parse_token_spec
 from tests.models.token_specs import simple_reserve_backed
 
@@ -97,8 +98,11 @@ def test_closed_form_is_the_search_for_a_token_without_flows(coverage: float, ca
     liab = 1e6 * p0 / 31.1034768
     cash = cash_frac * liab
     opex = opex_frac * liab  # USD a year; 30 model days are 30 / 252 of it
-    if coverage != 1.0 and opex * 30 / 252 > cash:
-        opex = 0.0  # outside the exact domain: no opex
+    shortfall = opex * 30 / 252 - cash
+    if (coverage != 1.0 and shortfall > 0) or (coverage == 1.0 and 0 < shortfall <= BREACH_TOL * liab):
+        # outside the exact domain (gold sold during a ramp at its day's price; with full cover, a
+        # shortfall within the breach tolerance, whose USD size moves with gold): no opex
+        opex = 0.0
     spec = simple_reserve_backed(
         supply_tokens=1e6, gold_reserve_g=coverage * 1e6, cash_buffer_usd=cash, opex_usd_per_year=opex
     )
@@ -110,6 +114,29 @@ def test_closed_form_is_the_search_for_a_token_without_flows(coverage: float, ca
         assert rs["statement"]["source"] == "closed_form"
     if cf["move_frac"] == 0.0:
         assert rs["model_breaks_without_move_day"] == cf["breaks_without_move_day"]
+    check_statement_against_search(rs)
+
+
+def test_full_cover_with_a_shortfall_within_the_tolerance_breaks_after_a_fall():
+    """Full gold cover, no cash, and 30 days of opex (USD 0.015) below the breach tolerance of the
+    liabilities (1e-9 of USD 129m): no break at a flat price, but the tolerance's USD size falls
+    with gold, so a fall of ``1 - D / (tol S grams P0) = 1 - 30 / 252`` breaks it on the window's
+    last day. A move reached on day 1 is that case exactly (the gold sold for the opex is sold at
+    the fallen price); slower ramps sell some of it higher, so they need a larger fall."""
+    p0 = 4000.0
+    liab = 1e6 * p0 / 31.1034768
+    spec = simple_reserve_backed(
+        supply_tokens=1e6, gold_reserve_g=1e6, cash_buffer_usd=0.0, opex_usd_per_year=BREACH_TOL * liab
+    )
+    cf = closed_form_break_move(parse_token_spec(spec.model_dump(mode="json")), p0, window_days=30)
+    # the model's threshold 1 - (1 - tol) carries a rounding of up to 1e-16 / 1e-9 relative
+    assert cf["direction"] == -1 and cf["move_frac"] == pytest.approx(30 / 252 - 1, rel=1e-6)
+    rs = reverse_stress_summary(spec.model_dump(mode="json"), p0, HORIZONS)
+    assert rs["model_breaks_without_move_day"] is None
+    falls = {r["horizon_days"]: r["move_frac"] for r in rs["searches"] if r["direction"] == -1}
+    assert all(r["move_frac"] is None for r in rs["searches"] if r["direction"] == 1)
+    assert abs(falls[1] - cf["move_frac"]) <= MOVE_AGREEMENT_TOL
+    assert falls[1] > falls[10] > falls[30] > -0.99
     check_statement_against_search(rs)
 
 
