@@ -675,40 +675,7 @@ def closed_form_break_move(
         if opex > 0
         else f"no operating costs are charged to the reserve (cash USD {cash:,.0f})"
     )
-    if abs(g - 1.0) <= GOLD_COVERAGE_RTOL:
-        formula = (
-            "g = 1: E_t = C - O t / days_per_year; breaks on day floor(C days_per_year / O) + 1 if within the window"
-        )
-        if opex > 0 and cash - accrued + excess_gold_usd < 0:
-            day = first_day(cash + excess_gold_usd)
-            return out | {
-                "move_frac": 0.0,
-                "direction": None,
-                "formula": formula,
-                "breaks_without_move_day": day,
-                "statement": f"backing breaks within {day} days with no gold move: operating costs ({costs}) "
-                f"exceed the cash (USD {cash:,.0f})",
-            }
-        if opex > 0 and accrued > cash:
-            # the shortfall is within the breach tolerance at day 0, whose USD size falls with gold
-            m = (accrued - cash) / excess_gold_usd - 1.0
-            return out | {
-                "move_frac": m,
-                "direction": -1,
-                "formula": formula
-                + "; a shortfall D - C within the tolerance: m* = (D - C) / ((g - 1 + tol) S grams P0_g) - 1",
-                "statement": f"backing breaks at a gold fall of {-m:.2%} within {t_win} days: operating costs "
-                f"({costs}) exceed the cash by USD {accrued - cash:,.2f}, less than the model's breach tolerance "
-                f"({BREACH_TOL:g} of the liabilities) until gold falls that far",
-            }
-        return out | {
-            "move_frac": None,
-            "direction": None,
-            "formula": formula,
-            "statement": f"no gold move breaks the backing within {t_win} days: the gold covers every token and "
-            + covered,
-        }
-    if g < 1.0:
+    if g < 1.0 - GOLD_COVERAGE_RTOL:
         formula = "g < 1: m* = (C - O T / days_per_year) / ((1 - g) S grams P0_g) - 1 (a rise)"
         shortfall = -excess_gold_usd
         if cash - accrued < shortfall:
@@ -731,7 +698,16 @@ def closed_form_break_move(
             "statement": f"backing breaks at a gold rise of {m:.2%} within {t_win} days: the gold covers {g:.2%} of "
             "the tokens and the cash, fixed in USD, covers the rest only up to that price",
         }
-    formula = "g > 1: m* = (O T / days_per_year - C) / ((g - 1) S grams P0_g) - 1 (a fall)"
+    # g >= 1 (g = 1 within GOLD_COVERAGE_RTOL): the gold beyond the tokens, with the tolerance,
+    # covers a shortfall of cash against the opex until a fall shrinks it
+    full = abs(g - 1.0) <= GOLD_COVERAGE_RTOL
+    formula = (
+        "g = 1: E_t = C - O t / days_per_year; breaks on day floor(C days_per_year / O) + 1 if within the "
+        "window; a shortfall D - C within the tolerance: m* = (D - C) / ((g - 1 + tol) S grams P0_g) - 1"
+        if full
+        else "g > 1: m* = (O T / days_per_year - C) / ((g - 1) S grams P0_g) - 1 (a fall)"
+    )
+    beyond = "" if full else " and the gold beyond the tokens"
     if cash - accrued + excess_gold_usd < 0:
         day = first_day(cash + excess_gold_usd)
         return out | {
@@ -740,23 +716,30 @@ def closed_form_break_move(
             "formula": formula,
             "breaks_without_move_day": day,
             "statement": f"backing breaks within {day} days with no gold move: operating costs ({costs}) exceed the "
-            f"cash (USD {cash:,.0f}) and the gold beyond the tokens",
+            f"cash (USD {cash:,.0f}){beyond}",
         }
     if accrued <= cash:
         return out | {
             "move_frac": None,
             "direction": None,
             "formula": formula,
-            "statement": f"no gold move breaks the backing within {t_win} days: the gold covers {g:.2%} of the "
-            "tokens and " + covered,
+            "statement": f"no gold move breaks the backing within {t_win} days: the gold covers "
+            + ("every token" if full else f"{g:.2%} of the tokens")
+            + " and "
+            + covered,
         }
     m = (accrued - cash) / excess_gold_usd - 1.0
+    why = (
+        f"exceed the cash by USD {accrued - cash:,.2f}, less than the model's breach tolerance ({BREACH_TOL:g} of "
+        "the liabilities) until gold falls that far"
+        if full
+        else "exceed the cash and the gold beyond the tokens, worth less after the fall"
+    )
     return out | {
         "move_frac": m,
         "direction": -1,
         "formula": formula,
-        "statement": f"backing breaks at a gold fall of {-m:.2%} within {t_win} days: operating costs ({costs}) "
-        "exceed the cash and the gold beyond the tokens, worth less after the fall",
+        "statement": f"backing breaks at a gold fall of {-m:.2%} within {t_win} days: operating costs ({costs}) {why}",
     }
 
 
