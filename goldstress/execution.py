@@ -131,6 +131,19 @@ def _dask_runner() -> Any:
     return runner if type(runner).__name__ == "DaskTaskRunner" else None
 
 
+def local_dask_cluster() -> bool:
+    """True when the current flow run's tasks run on a ``distributed.LocalCluster`` (the Dask
+    client's ``cluster``): its workers are processes of this machine and share this process's
+    file system. False on an existing scheduler by address, on any other runner or outside a
+    flow run. Connects the runner's client if it was not yet."""
+    runner = _dask_runner()
+    if runner is None:
+        return False
+    from distributed import LocalCluster
+
+    return isinstance(runner.client.cluster, LocalCluster)
+
+
 def _import_modules(modules: list[str]) -> None:
     """Import ``modules`` (dotted names) in this process."""
     import importlib

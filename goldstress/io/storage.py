@@ -142,9 +142,11 @@ def local_path(url: str) -> str | None:
 
 
 @contextmanager
-def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFrame], None]]:
-    """Stream frames with one schema into one Parquet file at ``url`` (a row group per frame),
-    so a large result never has to sit in memory whole. Yields ``write(df)``.
+def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFrame | Any], None]]:
+    """Stream frames or Arrow tables with one schema into one Parquet file at ``url`` (a row group
+    per frame or table of up to 1,048,576 rows), so a large result never has to sit in memory
+    whole. Yields ``write(df)``; ``df`` a ``pandas.DataFrame`` (written without its index) or a
+    ``pyarrow.Table``.
 
     Staged and size-checked as :func:`write_bytes` does. ``ValueError`` (from pyarrow) when a
     frame's schema differs from the first one's; ``OSError`` when the write fails or the stored
@@ -159,9 +161,9 @@ def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFr
         with fs.open(staged, "wb") as fh:
             writer: pq.ParquetWriter | None = None
 
-            def write(df: pd.DataFrame) -> None:
+            def write(df: pd.DataFrame | pa.Table) -> None:
                 nonlocal writer
-                table = pa.Table.from_pandas(df, preserve_index=False)
+                table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
                 if writer is None:
                     # dictionary pages for text columns only: a float column of distinct values
                     # only costs the attempt (a 10,000-path task wrote in 0.155 s, not 0.25 s,

@@ -4,13 +4,14 @@ run in one process, whatever the number of workers and the size of the tasks."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from prefect import flow
 
-from goldstress.execution import task_runner
+from goldstress.execution import local_dask_cluster, task_runner
 from goldstress.io.champion import Champion
 from goldstress.settings import DaskSettings, Settings, settings_with
 from models.scenarios import ScenarioDef
@@ -32,7 +33,8 @@ def _champion() -> Champion:
 def _monte_carlo(settings: Settings, run_id: str) -> dict:
     specs = [load_token_spec(ROOT / "specs" / f"{s}.toml") for s in ("paxg", "xaut", "gusd_cdp")]
     sc = ScenarioDef(name="mc_champion", kind="monte_carlo", description="test")
-    return run_monte_carlo(sc, 4000.0, _champion(), specs, settings, run_id, "2026-08-14")
+    out = run_monte_carlo(sc, 4000.0, _champion(), specs, settings, run_id, "2026-08-14")
+    return {**out, "local_cluster": local_dask_cluster()}
 
 
 def _table(result: dict) -> pd.DataFrame:
@@ -40,8 +42,9 @@ def _table(result: dict) -> pd.DataFrame:
     return t.sort_values(["token", "path"], kind="stable").reset_index(drop=True)
 
 
-def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path) -> None:
+def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path, tmp_path: Path, monkeypatch) -> None:
     distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a local cluster's tables are handed over
     mc = {"paths": 1_500, "horizon_days": 30, "chunk_paths": 250, "fan_chart_paths": 600}
     one = settings_with(monte_carlo={**mc, "task_paths": 1_500})
     split = settings_with(monte_carlo={**mc, "task_paths": 250})
@@ -58,6 +61,9 @@ def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path) -
 
     expected = _table(ref)
     assert len(expected) == 3 * 1_500 and expected["path"].nunique() == 1_500
+    # the local workers handed their tables over through files, the scheduler's sent them back
+    assert (ref["local_cluster"], local["local_cluster"], remote["local_cluster"]) == (False, True, False)
+    assert not list(tmp_path.glob("goldstress-handoff-*"))  # the hand-over folder went with the run
     for res in (local, remote):
         assert res["rows"] == ref["rows"] and res["n_paths"] == 1_500
         pd.testing.assert_frame_equal(_table(res), expected, check_exact=True)
@@ -72,7 +78,7 @@ import json, os, sys
 
 import distributed
 
-from goldstress.execution import task_runner
+from goldstress.execution import local_dask_cluster, task_runner
 from goldstress.settings import DaskSettings
 
 

@@ -12,7 +12,7 @@ from goldstress.settings import settings_with
 from models.scenarios import ScenarioDef
 from models.token.reserve_backed import ReserveBackedToken
 from models.token.spec import load_token_spec
-from tasks.simulate import simulate_paths
+from tasks.simulate import _take_handed_off, simulate_paths
 from tests.flows.test_dask import ROOT, _champion
 
 
@@ -43,8 +43,26 @@ def test_the_reused_workspace_gives_the_tables_of_fresh_buffers(monkeypatch) -> 
 
     monkeypatch.setattr(ReserveBackedToken, "run", fresh)
     plain = simulate_paths.fn(*args)
-    assert len(reused["frames"]) == len(plain["frames"]) == 5
-    for a, b in zip(reused["frames"], plain["frames"], strict=True):
-        assert len(a) == 1_000 and a["path"].tolist() == list(range(500, 1_500))
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert len(reused["tables"]) == len(plain["tables"]) == 5
+    for a, b in zip(reused["tables"], plain["tables"], strict=True):
+        assert a.num_rows == 1_000 and a["path"].to_pylist() == list(range(500, 1_500))
+        pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas(), check_exact=True)  # NaN equal to NaN
     assert np.array_equal(reused["fan"], plain["fan"])
+
+
+def test_tables_handed_off_through_a_file_are_those_returned(tmp_path) -> None:
+    specs = [load_token_spec(ROOT / "specs" / f"{s}.toml") for s in ("gram", "gusd_cdp")]
+    settings = settings_with(monte_carlo={"paths": 10_000, "chunk_paths": 400})
+    sc = ScenarioDef(name="mc_champion", kind="monte_carlo", description="test")
+    args = (sc, 4000.0, _champion(), specs, settings, "2026-08-14", 500, 600)
+    kept = simulate_paths.fn(*args)
+    handed = simulate_paths.fn(*args, str(tmp_path))
+    assert handed["tables"] == str(tmp_path / "500.arrow")
+    read = list(_take_handed_off(handed["tables"]))
+    assert [t.num_rows for t in read] == [600, 600]
+    assert [t["token"][0].as_py() for t in read] == ["GRAM", "GUSD"]
+    for a, b in zip(read, kept["tables"], strict=True):
+        assert a.schema == b.schema
+        pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas(), check_exact=True)
+    assert np.array_equal(handed["fan"], kept["fan"])
+    assert list(tmp_path.iterdir()) == []  # the reader deletes the file
