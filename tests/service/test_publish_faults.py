@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from goldstress.io import storage
@@ -55,10 +56,12 @@ class FaultyStorage:
                 with real_parquet_writer(url, settings) as write:
                     yield write
                 return
-            frames: list[pd.DataFrame] = []
-            yield frames.append
+            tables: list[pa.Table] = []
+            yield lambda df: tables.append(
+                df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+            )
             buf = io.BytesIO()
-            pd.concat(frames).to_parquet(buf, engine="pyarrow", compression="zstd", index=False)
+            pq.write_table(pa.concat_tables(tables), buf, compression="zstd")
             self._fault(url, buf.getvalue(), settings)
 
         monkeypatch.setattr(storage, "write_bytes", write_bytes)
