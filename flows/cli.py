@@ -280,7 +280,8 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
     no heartbeats and no automation (it stops with the run, its SQLite store cannot take the
     triggers' writes beside a busy run, and a heartbeat sent as it stops is an error line);
     instead, runs left Running by a killed earlier process of this host are marked Crashed
-    first (:func:`goldstress.orchestration.crash_orphans`)."""
+    first (:func:`goldstress.orchestration.crash_orphans`). A run that will start local Dask
+    workers starts their forkserver first (:func:`goldstress.execution.start_forkserver`)."""
     from goldstress.orchestration import (
         crash_orphans,
         ensure_crash_detection,
@@ -294,6 +295,11 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
     from prefect.settings import PREFECT_API_URL
 
     settings = options.settings()
+    if stage in ("simulate", "all") and settings.dask.workers > 0 and not settings.dask.address:
+        from goldstress.execution import start_forkserver
+        from tasks.simulate import WORKER_MODULES
+
+        start_forkserver(WORKER_MODULES)  # its imports overlap the Prefect server's start
     if not PREFECT_API_URL.value():  # the ephemeral server stops with the run: nothing to watch
         with no_heartbeats():
             try:

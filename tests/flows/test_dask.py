@@ -78,7 +78,7 @@ import json, os, sys
 
 import distributed
 
-from goldstress.execution import local_dask_cluster, task_runner
+from goldstress.execution import local_dask_cluster, start_forkserver, task_runner
 from goldstress.settings import DaskSettings
 
 
@@ -96,25 +96,36 @@ def facts(dask_worker):
 
 
 if __name__ == "__main__":
+    early = None
+    if sys.argv[1:] == ["early"]:  # the forkserver started before the runner, as the CLI does
+        import psutil
+
+        start_forkserver(["tasks.simulate"])
+        early = [c.pid for c in psutil.Process().children() if "forkserver" in " ".join(c.cmdline())]
     task_runner(DaskSettings(workers=2), preload=["tasks.simulate"])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
-            print(json.dumps({"pid": os.getpid(), "workers": list(client.run(facts).values())}))
+            workers = list(client.run(facts).values())
+            print(json.dumps({"pid": os.getpid(), "early": early, "workers": workers}))
 """
 
 
-def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["with the cluster", "early"])
+def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules(tmp_path: Path, start: str) -> None:
     """The local cluster of ``task_runner`` (in a fresh interpreter: a process has one forkserver):
     both workers are children of one forkserver, not of the process running the cluster, and
     hold the preloaded module before any task ran, but not a module nobody asked for; Dask's
     profiler is off and the environment is the one the engine was measured with (thread
-    limits, no ``MALLOC_TRIM_THRESHOLD_``)."""
+    limits, no ``MALLOC_TRIM_THRESHOLD_``). Started early (``start_forkserver``), the
+    forkserver launched then is the one the cluster forks its workers from."""
     script = tmp_path / "facts.py"
     script.write_text(_WORKER_FACTS)
-    got = last_json_line(script, timeout=300)
+    got = last_json_line(script, *(["early"] if start == "early" else []), timeout=300)
     workers = got["workers"]
     assert len(workers) == 2
     assert len({w["ppid"] for w in workers}) == 1 and workers[0]["ppid"] != got["pid"]
+    if start == "early":
+        assert got["early"] == [workers[0]["ppid"]]
     for w in workers:
         assert w["preloaded"] and not w["not_asked"]
         assert w["profile"] is False and w["trim"] is None and w["omp"] == "1"
