@@ -172,7 +172,7 @@ def _token_table(sc: ScenarioDef, symbol: str, parts: list[dict[str, np.ndarray]
     """One token's rows of a scenario's table from its summary columns of consecutive chunks
     (:func:`_token_columns`): ``scenario``, ``kind`` and ``token`` (large strings, as pandas
     writes its ``str`` columns), then the columns joined in order, as one Arrow record batch (the
-    table's row group for those paths). The numeric columns are not copied again."""
+    table's row group for those paths). Arrow wraps the float and integer columns without copying them."""
     cols = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     n = len(cols["path"])
     text = {

@@ -13,10 +13,13 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from goldstress.settings import Settings
 
@@ -142,7 +145,7 @@ def local_path(url: str) -> str | None:
 
 
 @contextmanager
-def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFrame | Any], None]]:
+def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFrame | pa.Table], None]]:
     """Stream frames or Arrow tables with one schema into one Parquet file at ``url`` (a row group
     per frame or table of up to 1,048,576 rows), so a large result never has to sit in memory
     whole. Yields ``write(df)``; ``df`` a ``pandas.DataFrame`` (written without its index) or a
