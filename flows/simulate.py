@@ -51,7 +51,7 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
         wait([starting])  # the task runner stops the cluster at the flow's end: let it finish starting
         raise
     # every scenario's work is tasks on the flow's task runner (Dask workers when configured): the
-    # recommendations and the replays and shocks are submitted first, so on Dask they run ahead of
+    # recommendations and the replays and shocks are queued first, so on Dask they run ahead of
     # the Monte Carlo's stream of tasks with no wait between the phases (in process, after it)
     warming = starting.result()  # before the first submission: the runner has one client
     recommendations = submit_recommendations(specs, champion.model, p0, first_day, settings)

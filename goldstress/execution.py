@@ -3,11 +3,14 @@ Dask scheduler (settings ``GOLDSTRESS_DASK_*``), through Prefect's task runners.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import functools
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 from goldstress.settings import DaskSettings
 
@@ -202,9 +205,11 @@ def results_in_order(task: Any, calls: Sequence[tuple[Any, ...]], ahead: int | N
     """Results of the Prefect ``task`` called with each argument tuple of ``calls``, in order.
 
     On the current flow run's Dask task runner the first ``ahead`` calls (None: two per worker
-    thread) are submitted when this function is called, and each result read submits the next
-    call, so results wait in bounded number and work submitted before other work starts first;
-    with any other runner, or outside a flow run, each call runs in this thread when its result is
+    thread) are queued when this function is called, and each result read queues the next
+    call, so results wait in bounded number; queued calls reach Dask in the order they were
+    queued, across every call of this function in the flow run, as worker threads come free
+    (:class:`Admission`), so work queued before other work starts first.
+    With any other runner, or outside a flow run, each call runs in this thread when its result is
     read (results made in a pool thread and freed in this one fragment the C allocator's
     per-thread arenas: the process grew by 3.5 MB per 1,000 Monte Carlo paths that way).
     Exceptions of a call propagate when its result is reached."""
@@ -213,18 +218,108 @@ def results_in_order(task: Any, calls: Sequence[tuple[Any, ...]], ahead: int | N
         return (task(*args) for args in calls)
     if ahead is None:
         ahead = max(2, 2 * sum(runner.client.nthreads().values()))
-    pending = [task.submit(*args) for args in calls[: max(1, ahead)]]
-    return _stream(task, calls, pending)
+    admission = Admission.of(runner)
+    pending = [admission.submit(task, args) for args in calls[: max(1, ahead)]]
+    return _stream(admission, task, calls, pending)
 
 
-def _stream(task: Any, calls: Sequence[tuple[Any, ...]], pending: list[Any]) -> Iterator[Any]:
-    """The results of ``pending`` futures of the first ``calls``, then of the rest of ``calls``,
-    each submitted as a result is read."""
+def _stream(
+    admission: Admission, task: Any, calls: Sequence[tuple[Any, ...]], pending: list[Future[Any]]
+) -> Iterator[Any]:
+    """The results of the ``pending`` admissions of the first ``calls``, then of the rest of
+    ``calls``, each queued as a result is read."""
     nxt = len(pending)
     while pending:
-        out = pending.pop(0).result()
+        out = pending.pop(0).result().result()
         if nxt < len(calls):
-            pending.append(task.submit(*calls[nxt]))
+            pending.append(admission.submit(task, calls[nxt]))
             nxt += 1
         yield out
         del out
+
+
+class Admission:
+    """First-in, first-out admission of Prefect task runs to a flow run's Dask task runner: a
+    queued call is submitted (``Task.submit``) only while fewer of the calls submitted through
+    it are unfinished than the cluster has worker threads, so each task reaches Dask when a
+    thread is free for it.
+
+    Dask places a task on a worker when it is submitted, by its estimate of each worker's
+    backlog (0.5 s for a task of a kind it has not timed), and moves it later only by work
+    stealing: tasks submitted together can wait behind a long one on one worker while the other
+    worker is idle, and start out of order (distributed.dask.org/en/stable/scheduling-policies.html).
+    Admitted one free thread at a time, the task queued first goes to the worker that came free.
+    A worker waits for its next task while this process submits it: 0.2 to 0.3 s a task on this
+    machine (docs/platform/scale.md).
+
+    Submissions run in a background thread, in a copy of the context of the thread that queued
+    the first call (the flow run's); the thread ends when the queue is empty and the next queued
+    call starts another. Once the client is closed, queued calls are submitted at once and get
+    the error of submitting to a closed client.
+    """
+
+    _of: ClassVar[weakref.WeakKeyDictionary[Any, Admission]] = weakref.WeakKeyDictionary()
+    _of_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._cond = threading.Condition()
+        self._queued: collections.deque[tuple[Any, tuple[Any, ...], Future[Any]]] = collections.deque()
+        self._unfinished = 0
+        self._submitting = False
+
+    @classmethod
+    def of(cls, runner: Any) -> Admission:
+        """The admission of ``runner`` (a ``DaskTaskRunner``; connects it if it was not yet), made
+        at its first use and kept as long as its Dask client."""
+        client = runner.client
+        with cls._of_lock:
+            if client not in cls._of:
+                cls._of[client] = cls(client)
+            return cls._of[client]
+
+    def submit(self, task: Any, args: tuple[Any, ...]) -> Future[Any]:
+        """Queue the Prefect ``task`` called with ``args``. Returns a future that gets the task
+        run's Prefect future (a ``PrefectDaskFuture``) once submitted, or the exception
+        ``Task.submit`` raised (e.g. ``TypeError`` for arguments that do not bind)."""
+        admitted: Future[Any] = Future()
+        with self._cond:
+            self._queued.append((task, args, admitted))
+            start, self._submitting = not self._submitting, True
+            self._cond.notify()
+        if start:
+            submitter = threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self._submit_queued,),
+                name="goldstress-admission",
+                daemon=True,
+            )
+            submitter.start()
+        return admitted
+
+    def _finished(self, _: Any) -> None:
+        """Dask's callback of a submitted task's future: it finished (done, failed or cancelled)."""
+        with self._cond:
+            self._unfinished -= 1
+            self._cond.notify()
+
+    def _submit_queued(self) -> None:
+        """Submit queued calls in order as threads come free; return when the queue is empty."""
+        while True:
+            threads = max(1, sum(self._client.nthreads().values()))  # a scheduler's workers may come and go
+            with self._cond:
+                if not self._queued:
+                    self._submitting = False
+                    return
+                while self._unfinished >= threads and self._client.status not in ("closing", "closed"):
+                    self._cond.wait(timeout=1.0)
+                task, args, admitted = self._queued.popleft()
+                self._unfinished += 1
+            try:
+                future = task.submit(*args)
+            except BaseException as exc:  # the caller gets it from the future it holds
+                self._finished(None)
+                admitted.set_exception(exc)
+                continue
+            future.wrapped_future.add_done_callback(self._finished)
+            admitted.set_result(future)

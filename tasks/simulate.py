@@ -277,8 +277,9 @@ def run_monte_carlo(
 ) -> dict[str, Any]:
     """The Monte Carlo scenario as :func:`simulate_paths` tasks (:func:`monte_carlo_parts`), their
     tables streamed in path order into the scenario's table (:meth:`goldstress.catalog.Catalog.result`,
-    a row group per task and token). On a Dask task runner the tasks are submitted a few ahead of
-    the one being written (two per worker thread); otherwise each runs in this thread in turn.
+    a row group per task and token). On a Dask task runner the tasks are queued a few ahead of
+    the one being written (two per worker thread; :func:`goldstress.execution.results_in_order`);
+    otherwise each runs in this thread in turn.
     Workers of a local cluster (:func:`goldstress.execution.local_dask_cluster`) hand their tables
     over through files in a temporary folder of this machine, deleted as they are read and with
     the folder at the end; remote workers send them back over Dask.
