@@ -304,7 +304,18 @@ class Admission:
             self._cond.notify()
 
     def _submit_queued(self) -> None:
-        """Submit queued calls in order as threads come free; return when the queue is empty."""
+        """Submit queued calls in order as threads come free; return when the queue is empty. When
+        the scheduler cannot be asked for its threads, every queued call gets that error."""
+        try:
+            self._admit()
+        except BaseException as exc:  # e.g. the scheduler's connection lost: fail the queue, not hang it
+            with self._cond:
+                failed, self._queued = self._queued, collections.deque()
+                self._submitting = False
+            for _, _, admitted in failed:
+                admitted.set_exception(exc)
+
+    def _admit(self) -> None:
         while True:
             threads = max(1, sum(self._client.nthreads().values()))  # a scheduler's workers may come and go
             with self._cond:

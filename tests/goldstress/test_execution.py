@@ -1,5 +1,6 @@
 """The allocator setting of the engine's processes, measured in a fresh interpreter by the page
-faults of a block allocated, written and freed over and over."""
+faults of a block allocated, written and freed over and over; the admission of tasks to Dask
+when the scheduler cannot be reached (tests/flows/test_dask.py runs it on a real cluster)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from goldstress.execution import Admission
 from tests.fresh_interpreter import last_json_line
 
 BLOCK_BYTES = 40 << 20
@@ -58,3 +60,29 @@ def test_tuned_allocator_reuses_freed_blocks_instead_of_faulting_them_in_again(t
     fresh = BLOCK_BYTES / (2 << 20)
     assert got["before"] >= fresh and got["before_thread"] >= fresh
     assert got["after"] < 1 and got["after_thread"] < 1
+
+
+class _SchedulerGone:
+    """A Dask client whose scheduler no longer answers."""
+
+    status = "running"
+
+    def nthreads(self) -> dict:
+        raise OSError("scheduler at tcp://127.0.0.1:8786 does not answer")
+
+
+class _NotToBeSubmitted:
+    def submit(self, *args: object) -> None:
+        raise AssertionError("submitted without knowing the cluster's threads")
+
+
+def test_admission_fails_every_queued_call_when_the_scheduler_cannot_be_asked() -> None:
+    """Not a hang: each queued call's future gets the client's error, and a call queued later
+    (a new submitting thread) gets it too."""
+    admission = Admission(_SchedulerGone())
+    queued = [admission.submit(_NotToBeSubmitted(), (k,)) for k in range(3)]
+    for admitted in queued:
+        exc = admitted.exception(timeout=30)
+        assert isinstance(exc, OSError) and "does not answer" in str(exc)
+    later = admission.submit(_NotToBeSubmitted(), ())
+    assert isinstance(later.exception(timeout=30), OSError)
