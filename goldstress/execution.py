@@ -254,8 +254,8 @@ class Admission:
 
     Submissions run in a background thread, in a copy of the context of the thread that queued
     the first call (the flow run's); the thread ends when the queue is empty and the next queued
-    call starts another. Once the client is closed, queued calls are submitted at once and get
-    the error of submitting to a closed client.
+    call starts another. When the scheduler cannot be asked for its threads (a lost connection,
+    a closed client), every queued call gets that error instead of waiting.
     """
 
     _of: ClassVar[weakref.WeakKeyDictionary[Any, Admission]] = weakref.WeakKeyDictionary()
