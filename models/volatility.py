@@ -121,36 +121,43 @@ def _tail_sides(u: np.ndarray, p: np.ndarray, side: np.ndarray) -> None:  # prag
 
 
 @lru_cache(maxsize=64)
-def _t_quantile_table(nu: float) -> tuple[np.ndarray, np.ndarray]:
-    """Student-t(``nu``) quantiles ``Q(p)`` and their slopes ``dQ/dp = 1 / f(Q(p))`` at
-    ``_T_TABLE_INTERVALS + 1`` equally spaced tail probabilities ``p`` from ``_T_TABLE_LOW`` to
-    0.5 (``scipy.special.stdtrit`` and ``scipy.stats.t.pdf``), read-only."""
+def _t_quantile_table(nu: float) -> np.ndarray:
+    """The cubic Hermite interpolant of the Student-t(``nu``) quantile ``Q(p)`` on
+    ``_T_TABLE_INTERVALS`` equal steps of tail probability from ``_T_TABLE_LOW`` to 0.5, in power
+    form: row ``k`` holds ``(a, b, c, d)`` with ``Q(p_k + t * step) ~ a + t * (b + t * (c + t * d))``
+    for ``t`` in [0, 1], from the knots' quantiles (``scipy.special.stdtrit``) and slopes
+    ``dQ/dp = 1 / f(Q(p))`` (``scipy.stats.t.pdf``). Shape ``(_T_TABLE_INTERVALS, 4)``, C order
+    (an interval's four coefficients share a cache line), read-only."""
     p = np.linspace(_T_TABLE_LOW, 0.5, _T_TABLE_INTERVALS + 1)
     q = special.stdtrit(nu, p)
     q[-1] = 0.0
-    dq = 1.0 / stats.t.pdf(q, nu)
-    q.flags.writeable = False
-    dq.flags.writeable = False
-    return q, dq
+    d = (0.5 - _T_TABLE_LOW) / _T_TABLE_INTERVALS / stats.t.pdf(q, nu)
+    q0, q1, d0, d1 = q[:-1], q[1:], d[:-1], d[1:]
+    coef = np.empty((_T_TABLE_INTERVALS, 4))
+    coef[:, 0] = q0
+    coef[:, 1] = d0
+    coef[:, 2] = 3.0 * (q1 - q0) - 2.0 * d0 - d1
+    coef[:, 3] = 2.0 * (q0 - q1) + d0 + d1
+    coef.flags.writeable = False
+    return coef
 
 
 @njit(cache=True, error_model="numpy")
 def _hermite_t_quantiles(
     u: np.ndarray,
-    q: np.ndarray,
-    dq: np.ndarray,
+    coef: np.ndarray,
     low: float,
     step: float,
     scale: float,
     out: np.ndarray,
     tail: np.ndarray,
 ) -> int:  # pragma: no cover - compiled
-    """Into ``out`` (flat, as ``u``; may be ``u`` itself): ``scale * Q(u)`` by cubic Hermite
-    interpolation of the table ``q``, ``dq`` (tail probabilities ``low + k * step``), from the
+    """Into ``out`` (flat, as ``u``; may be ``u`` itself): ``scale * Q(u)`` from the interpolant
+    ``coef`` of :func:`_t_quantile_table` (tail probabilities ``low + k * step``), at the
     symmetric tail probability of each uniform (``u + 2**-54`` below 0.5, ``1 - u - 2**-54``
     above, the sign flipped). Where that probability is below ``low``, ``out`` keeps ``u`` and the
     index goes to ``tail``; returns how many did."""
-    m = q.shape[0] - 1
+    m = coef.shape[0]
     inv = 1.0 / step
     n_tail = 0
     for i in range(u.shape[0]):
@@ -165,15 +172,7 @@ def _hermite_t_quantiles(
         s = (p - low) * inv
         k = min(int(s), m - 1)
         t = s - k
-        t2 = t * t
-        t3 = t2 * t
-        v = (
-            (2.0 * t3 - 3.0 * t2 + 1.0) * q[k]
-            + (t3 - 2.0 * t2 + t) * step * dq[k]
-            + (3.0 * t2 - 2.0 * t3) * q[k + 1]
-            + (t3 - t2) * step * dq[k + 1]
-        )
-        out[i] = sign * v
+        out[i] = sign * (coef[k, 0] + t * (coef[k, 1] + t * (coef[k, 2] + t * coef[k, 3])))
     return n_tail
 
 
@@ -209,10 +208,10 @@ def t_quantiles(u: np.ndarray, nu: float, scale: float = 1.0) -> np.ndarray:
 
 def _t_quantiles_inplace(flat: np.ndarray, nu: float, scale: float) -> None:
     """:func:`t_quantiles` in place on a flat float64 array of uniforms."""
-    q, dq = _t_quantile_table(nu)
+    coef = _t_quantile_table(nu)
     step = (0.5 - _T_TABLE_LOW) / _T_TABLE_INTERVALS
     tail = np.empty(flat.shape[0], dtype=np.int64)
-    n_tail = _hermite_t_quantiles(flat, q, dq, _T_TABLE_LOW, step, scale, flat, tail)
+    n_tail = _hermite_t_quantiles(flat, coef, _T_TABLE_LOW, step, scale, flat, tail)
     if n_tail:
         idx = tail[:n_tail]
         p, side = symmetric_tail_probability(flat[idx])
