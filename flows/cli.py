@@ -296,10 +296,10 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
 
     settings = options.settings()
     if stage in ("simulate", "all") and settings.dask.workers > 0 and not settings.dask.address:
+        from flows.simulate import WORKER_IMPORTS
         from goldstress.execution import start_forkserver
-        from tasks.simulate import WORKER_MODULES
 
-        start_forkserver(WORKER_MODULES)  # its imports overlap the Prefect server's start
+        start_forkserver(WORKER_IMPORTS)  # its imports overlap the Prefect server's start
     if not PREFECT_API_URL.value():  # the ephemeral server stops with the run: nothing to watch
         with no_heartbeats():
             try:
@@ -335,8 +335,7 @@ def _one_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
     """One stage's flow, named ``<stage>-<run id>`` (``--run-id``, else a new id stamped now) and
     tagged ``goldstress`` and with its process (:func:`goldstress.orchestration.process_tag`)
     once it runs."""
-    from flows.stress_test import tagging_hook
-    from goldstress.orchestration import RUN_TAG, process_tag
+    from goldstress.orchestration import RUN_TAG, process_tag, tagging_hook
     from goldstress.settings import new_run_id
 
     name = f"{stage}-{args.run_id or new_run_id()}"

@@ -24,11 +24,16 @@ from tasks.simulate import (
 )
 from tasks.train import load_gold_returns
 
+WORKER_IMPORTS = (*WORKER_MODULES, __name__)
+"""What a Dask worker of this flow imports before its first task: the tasks' modules and this
+one (Prefect sends the flow itself with every task it submits, and unpickling it imports its
+module)."""
+
 
 def simulate_for(options: RunOptions) -> Any:
     """The ``simulate`` flow with the task runner of ``options``' settings
     (:func:`goldstress.execution.task_runner`: in process, a local Dask cluster or a scheduler)."""
-    return simulate.with_options(task_runner=task_runner(options.settings().dask, preload=WORKER_MODULES))
+    return simulate.with_options(task_runner=task_runner(options.settings().dask, preload=WORKER_IMPORTS))
 
 
 @flow(name="simulate")
@@ -39,7 +44,7 @@ def simulate(run_id: str | None = None, options: RunOptions = RunOptions()) -> M
     ``<report_url>/<run_id>/manifest.json``)."""
     settings = options.settings()
     tracking.require_reachable(settings)  # fail fast, before anything is written
-    starting = start_workers(WORKER_MODULES)  # the Dask cluster starts while this loads the champion
+    starting = start_workers(WORKER_IMPORTS)  # the Dask cluster starts while this loads the champion
     try:
         run_id = run_id or new_run_id()
         champion = load_champion_task(settings)

@@ -3,9 +3,8 @@ data_dir) -> train -> simulate -> analyse, each a sub-flow run named after the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from prefect import flow, runtime
 from prefect.context import FlowRunContext
@@ -20,6 +19,7 @@ from goldstress import progress
 from goldstress.io import tracking
 from goldstress.io.prices import calibration_inputs_present
 from goldstress.metrics import stage
+from goldstress.orchestration import add_tags, tagging_hook
 from goldstress.settings import RunOptions, new_run_id
 
 STAGES = ("ingest", "validate", "calibrate", "train", "simulate", "analyse")
@@ -40,25 +40,6 @@ def run_tags(run_id: str, token_specs: list[str] | tuple[str, ...]) -> list[str]
     from goldstress.orchestration import process_tag
 
     return ["goldstress", run_id, process_tag(), *(f"token:{Path(str(p)).stem}" for p in token_specs)]
-
-
-def add_tags(flow_run_id: Any, current: list[str], extra: list[str]) -> None:
-    """Add ``extra`` to the tags of flow run ``flow_run_id`` (its tags are ``current``) through
-    the Prefect API. Flow runs only: a ``prefect.tags`` context would tag every task run as well,
-    and Prefect takes a tag concurrency slot, with a lease, for each tag of each task run."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(flow_run_id, tags=sorted(set(current) | set(extra)))
-
-
-def tagging_hook(extra: list[str]) -> Callable[[Any, Any, Any], None]:
-    """An ``on_running`` flow hook adding ``extra`` to the flow run's tags (:func:`add_tags`)."""
-
-    def hook(flow: Any, flow_run: Any, state: Any) -> None:
-        add_tags(flow_run.id, list(flow_run.tags), extra)
-
-    return hook
 
 
 @flow(name="stress_test", flow_run_name=_run_name)

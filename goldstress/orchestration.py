@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -148,6 +148,27 @@ def ensure_crash_detection(settings: Settings) -> str:
         )
         found.update()
     return str(found.id)
+
+
+def add_tags(flow_run_id: Any, current: list[str], extra: list[str]) -> None:
+    """Add ``extra`` to the tags of flow run ``flow_run_id`` (its tags are ``current``) through
+    the Prefect API. Flow runs only: a ``prefect.tags`` context would tag every task run as well,
+    and Prefect takes a tag concurrency slot, with a lease, for each tag of each task run."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run_id, tags=sorted(set(current) | set(extra)))
+
+
+def tagging_hook(extra: list[str]) -> Callable[[Any, Any, Any], None]:
+    """An ``on_running`` flow hook adding ``extra`` to the flow run's tags (:func:`add_tags`).
+    Defined here, not beside the flows: Prefect sends the flow, hooks included, with every task
+    it submits to Dask, and a worker imports the hook's module to unpickle it."""
+
+    def hook(flow: Any, flow_run: Any, state: Any) -> None:
+        add_tags(flow_run.id, list(flow_run.tags), extra)
+
+    return hook
 
 
 def process_tag() -> str:

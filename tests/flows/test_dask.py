@@ -188,3 +188,44 @@ def test_queued_tasks_go_to_the_worker_that_comes_free_in_queue_order(prefect_ap
     assert all(r["pid"] != long["pid"] for r in short) and max(r["end"] for r in short) < long["end"]
     assert got["threads"] == 2 and got["most"] == 2
     assert "seconds" in got["failed"] and got["after"]["name"] == "after"
+
+
+_UNPICKLE_FLOW = """
+import importlib, json, pickle, sys
+
+from flows.simulate import WORKER_IMPORTS
+
+for name in WORKER_IMPORTS:
+    importlib.import_module(name)
+before = set(sys.modules)
+with open(sys.argv[1], "rb") as fh:
+    pickle.load(fh)
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_worker_that_imported_the_flow_modules_unpickles_the_tagged_flow_without_further_imports(
+    tmp_path: Path,
+) -> None:
+    """Prefect sends the flow, its hooks included, with every task it submits to Dask. The
+    simulate flow as ``goldstress run`` tags it (``on_running`` :func:`tagging_hook`) unpickles,
+    in a fresh interpreter that imported ``WORKER_IMPORTS`` (what a local worker's forkserver
+    preloads, besides Dask's own packages), without importing another flow module: not the
+    whole-pipeline flow and the stages it imports (MLflow, Great Expectations), which cost each
+    worker's first task about 0.3 s of CPU."""
+    import cloudpickle
+
+    from flows.simulate import simulate_for
+    from goldstress.orchestration import RUN_TAG, process_tag, tagging_hook
+    from goldstress.settings import RunOptions
+
+    tagged = simulate_for(RunOptions(workers=2)).with_options(
+        flow_run_name="simulate-test", on_running=[tagging_hook([RUN_TAG, process_tag()])]
+    )
+    blob = tmp_path / "flow.pkl"
+    blob.write_bytes(cloudpickle.dumps(tagged))
+    script = tmp_path / "unpickle.py"
+    script.write_text(_UNPICKLE_FLOW)
+    imported = last_json_line(script, str(blob), timeout=300)
+    assert "goldstress.orchestration" in imported  # the hook's own module, a light one
+    assert [m for m in imported if m.startswith(("flows", "mlflow", "great_expectations"))] == []
