@@ -97,6 +97,8 @@ _T_TABLE_LOW = 2.0**-10
 """Below this tail probability :func:`t_quantiles` evaluates ``scipy.special.stdtrit`` itself."""
 _T_TABLE_INTERVALS = 2**14
 """Hermite intervals of the quantile table on ``[_T_TABLE_LOW, 0.5]``."""
+_T_TABLE_STEP = (0.5 - _T_TABLE_LOW) / _T_TABLE_INTERVALS
+"""Width of one interval of the quantile table, in tail probability."""
 _HALF_STEP = 2.0**-54
 """Half the spacing of ``Generator.random``'s doubles (multiples of 2**-53 in [0, 1))."""
 
@@ -131,7 +133,7 @@ def _t_quantile_table(nu: float) -> np.ndarray:
     p = np.linspace(_T_TABLE_LOW, 0.5, _T_TABLE_INTERVALS + 1)
     q = special.stdtrit(nu, p)
     q[-1] = 0.0
-    d = (0.5 - _T_TABLE_LOW) / _T_TABLE_INTERVALS / stats.t.pdf(q, nu)
+    d = _T_TABLE_STEP / stats.t.pdf(q, nu)
     q0, q1, d0, d1 = q[:-1], q[1:], d[:-1], d[1:]
     coef = np.empty((_T_TABLE_INTERVALS, 4))
     coef[:, 0] = q0
@@ -209,9 +211,8 @@ def t_quantiles(u: np.ndarray, nu: float, scale: float = 1.0) -> np.ndarray:
 def _t_quantiles_inplace(flat: np.ndarray, nu: float, scale: float) -> None:
     """:func:`t_quantiles` in place on a flat float64 array of uniforms."""
     coef = _t_quantile_table(nu)
-    step = (0.5 - _T_TABLE_LOW) / _T_TABLE_INTERVALS
     tail = np.empty(flat.shape[0], dtype=np.int64)
-    n_tail = _hermite_t_quantiles(flat, coef, _T_TABLE_LOW, step, scale, flat, tail)
+    n_tail = _hermite_t_quantiles(flat, coef, _T_TABLE_LOW, _T_TABLE_STEP, scale, flat, tail)
     if n_tail:
         idx = tail[:n_tail]
         p, side = symmetric_tail_probability(flat[idx])
