@@ -89,9 +89,11 @@ from goldstress.settings import DaskSettings
 
 def facts(dask_worker):
     import dask
+    import models.peg
 
     return {
         "ppid": os.getppid(),
+        "compiled": [str(sig) for sig in models.peg._depth_rows.signatures],
         "preloaded": "tasks.simulate" in sys.modules,
         "not_asked": "tasks.report" in sys.modules,
         "profile": dask.config.get("distributed.worker.profile.enabled"),
@@ -101,6 +103,12 @@ def facts(dask_worker):
 
 
 if __name__ == "__main__":
+    import numpy as np
+
+    import models.peg
+
+    models.peg.depeg_depth(np.zeros((2, 3)))  # one compiled version now in numba's on-disk cache
+    cached = [str(sig) for sig in models.peg._depth_rows.signatures]
     early = None
     if sys.argv[1:] == ["early"]:  # the forkserver started before the runner, as the CLI does
         import psutil
@@ -111,7 +119,7 @@ if __name__ == "__main__":
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             workers = list(client.run(facts).values())
-            print(json.dumps({"pid": os.getpid(), "early": early, "workers": workers}))
+            print(json.dumps({"pid": os.getpid(), "early": early, "cached": cached, "workers": workers}))
 """
 
 
@@ -121,7 +129,9 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules
     both workers are children of one forkserver, not of the process running the cluster, and
     hold the preloaded module before any task ran, but not a module nobody asked for; Dask's
     profiler is off and the environment is the one the engine was measured with (thread
-    limits, no ``MALLOC_TRIM_THRESHOLD_``). Started early (``start_forkserver``), the
+    limits, no ``MALLOC_TRIM_THRESHOLD_``). A compiled function of the preloaded modules that
+    numba's cache holds is loaded before the worker's first call of it (the forkserver
+    imported ``goldstress.compiled_cache``). Started early (``start_forkserver``), the
     forkserver launched then is the one the cluster forks its workers from."""
     script = tmp_path / "facts.py"
     script.write_text(_WORKER_FACTS)
@@ -134,6 +144,7 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules
     for w in workers:
         assert w["preloaded"] and not w["not_asked"]
         assert w["profile"] is False and w["trim"] is None and w["omp"] == "1"
+        assert len(got["cached"]) == 1 and got["cached"][0] in w["compiled"]
 
 
 @task(name="hold", cache_policy=NO_CACHE)
