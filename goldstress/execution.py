@@ -18,6 +18,20 @@ _WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THR
 """Environment of local Dask workers (Dask's default without its malloc trim threshold)."""
 
 
+_QUIET_CLUSTER = {
+    "distributed.admin.tick.interval": "1000ms",
+    "distributed.admin.system-monitor.interval": "2000ms",
+    "distributed.worker.memory.monitor-interval": "500ms",
+}
+"""Dask settings of a local cluster whose workers share the run's cores: its event loops'
+responsiveness check every second (Dask: 20 ms), the CPU and memory figures of the dashboard
+every 2 s (500 ms) and the nannies' memory check every 500 ms (100 ms). An idle cluster of two
+workers then cost the run's process 0.008 CPU-s a second instead of 0.04-0.06, and each worker
+0.003 instead of 0.02 (bench/IDLE_CLUSTER.md); the event loop's warning of a stall still comes
+past its limit of 3 s (``distributed.admin.tick.limit``). Source:
+distributed.dask.org/en/stable/configuration.html (distributed.yaml)."""
+
+
 _MALLOPT = ((-3, 64 << 20), (-1, 128 << 20))
 """glibc ``mallopt`` settings of :func:`tune_allocator`: ``M_MMAP_THRESHOLD`` (-3) 64 MiB,
 ``M_TRIM_THRESHOLD`` (-1) 128 MiB (values of ``<malloc.h>``)."""
@@ -68,7 +82,8 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
       workers get the environment variables it started with (at the process's first local
       cluster; settings reach the tasks as their arguments, Prefect's in the task context).
       Dask's statistical profiler of the workers is off (its sampling thread cost 2-4% of the
-      workers' CPU; the dashboard's profile page stays empty).
+      workers' CPU; the dashboard's profile page stays empty), and the cluster's periodic
+      checks run less often (:data:`_QUIET_CLUSTER`).
     - else: ``prefect.task_runners.ThreadPoolTaskRunner(max_workers=1)``: tasks one after the
       other beside the flow, so memory stays that of one task.
 
@@ -91,6 +106,7 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
                 "distributed.nanny.pre-spawn-environ": dict(_WORKER_ENVIRON),
                 "distributed.worker.multiprocessing-method": "forkserver",
                 "distributed.worker.profile.enabled": False,
+                **_QUIET_CLUSTER,
             }
         )
         _forkserver_preload(preload)

@@ -97,6 +97,7 @@ def facts(dask_worker):
         "preloaded": "tasks.simulate" in sys.modules,
         "not_asked": "tasks.report" in sys.modules,
         "profile": dask.config.get("distributed.worker.profile.enabled"),
+        "tick_s": dask_worker._tick_interval,
         "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
         "omp": os.environ.get("OMP_NUM_THREADS"),
     }
@@ -128,8 +129,8 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules
     """The local cluster of ``task_runner`` (in a fresh interpreter: a process has one forkserver):
     both workers are children of one forkserver, not of the process running the cluster, and
     hold the preloaded module before any task ran, but not a module nobody asked for; Dask's
-    profiler is off and the environment is the one the engine was measured with (thread
-    limits, no ``MALLOC_TRIM_THRESHOLD_``). A compiled function of the preloaded modules that
+    profiler is off, the event loop is checked every second, and the environment is the one
+    the engine was measured with (thread limits, no ``MALLOC_TRIM_THRESHOLD_``). A compiled function of the preloaded modules that
     numba's cache holds is loaded before the worker's first call of it (the forkserver
     imported ``goldstress.compiled_cache``). Started early (``start_forkserver``), the
     forkserver launched then is the one the cluster forks its workers from."""
@@ -144,6 +145,7 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_flow_modules
     for w in workers:
         assert w["preloaded"] and not w["not_asked"]
         assert w["profile"] is False and w["trim"] is None and w["omp"] == "1"
+        assert w["tick_s"] == pytest.approx(1.0)  # its event loop checked every second, not 20 ms
         assert len(got["cached"]) == 1 and got["cached"][0] in w["compiled"]
 
 
