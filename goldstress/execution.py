@@ -26,8 +26,8 @@ _QUIET_CLUSTER = {
 """Dask settings of a local cluster whose workers share the run's cores: its event loops'
 responsiveness check every second (Dask: 20 ms), the CPU and memory figures of the dashboard
 every 2 s (500 ms) and the nannies' memory check every 500 ms (100 ms). An idle cluster of two
-workers then cost the run's process 0.008 CPU-s a second instead of 0.04-0.06, and each worker
-0.003 instead of 0.02 (bench/IDLE_CLUSTER.md); the event loop's warning of a stall still comes
+workers then cost the run's process 0.009 CPU-s a second instead of 0.035, and each worker
+0.0035 instead of 0.0175 (medians, bench/IDLE_CLUSTER.md); the event loop's warning of a stall still comes
 past its limit of 3 s (``distributed.admin.tick.limit``). Source:
 distributed.dask.org/en/stable/configuration.html (distributed.yaml)."""
 
