@@ -269,7 +269,11 @@ def main() -> None:
             f"{whole['tree_mb']:,.0f} MB over the process tree with the Prefect server (target {RSS_TARGET_MB:,.0f} MB): "
             f"{'met' if whole['tree_mb'] <= RSS_TARGET_MB else 'missed'}.",
         ]
-    stderr = [f"- {label}: stderr {len(r['stderr'])} characters" for label, r in rows if r["stderr"]]
+    stderr = [
+        f"- {label}: stderr {len(r['stderr'])} characters, its first line: `{r['stderr'].splitlines()[0][:300]}`"
+        for label, r in rows
+        if r["stderr"]
+    ]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     text = "\n".join(
