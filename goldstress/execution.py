@@ -27,8 +27,9 @@ _QUIET_CLUSTER = {
 responsiveness check every second (Dask: 20 ms), the CPU and memory figures of the dashboard
 every 2 s (500 ms) and the nannies' memory check every 500 ms (100 ms). An idle cluster of two
 workers then cost the run's process 0.009 CPU-s a second instead of 0.035, and each worker
-0.0035 instead of 0.0175 (medians, bench/IDLE_CLUSTER.md); the event loop's warning of a stall still comes
-past its limit of 3 s (``distributed.admin.tick.limit``). Source:
+0.0035 instead of 0.0175 (medians, bench/IDLE_CLUSTER.md). Dask's log line of an unresponsive
+event loop (``distributed.admin.tick.limit``, 3 s since the last check) then comes for a stall
+of 2 to 3 s or more, not 3 s. Source:
 distributed.dask.org/en/stable/configuration.html (distributed.yaml)."""
 
 
