@@ -145,7 +145,7 @@ def _forkserver_preload(modules: Sequence[str]) -> None:
     them (``multiprocessing.set_forkserver_preload``), after Dask's own list (distributed,
     numpy, pandas, ...), which ``distributed.utils.get_mp_context`` sets once per process, and
     then :mod:`goldstress.compiled_cache` (the compiled functions of those modules loaded from
-    numba's cache: about 0.5 s of CPU a worker no longer spends in its first task). Has no
+    numba's cache, which a worker did in its first task: that task took 0.3 to 0.8 s less). Has no
     effect once the forkserver has started (the first local cluster of the process)."""
     import multiprocessing
 
