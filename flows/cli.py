@@ -27,6 +27,8 @@ EPHEMERAL_STARTUP_TIMEOUT_S = "120"
 """A cold ephemeral Prefect server takes ~15 s on 2 cores: Prefect's 20 s default is too close."""
 
 STAGES = ("all", "ingest", "validate", "train", "simulate", "analyse", "calibrate")
+TRACKING_STAGES = ("all", "train", "simulate", "analyse", "calibrate")
+"""The stages that read or write the MLflow tracking store."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goldstress: {exc}", file=sys.stderr)
         return 2
 
-    if args.stage in ("all", "train", "simulate", "analyse", "calibrate"):
+    if args.stage in TRACKING_STAGES:
         from goldstress.io.tracking import TrackingUnavailable, require_reachable
 
         try:
@@ -301,6 +303,12 @@ def _run_stage(stage: str, args: argparse.Namespace, options: RunOptions) -> obj
 
         start_forkserver(WORKER_IMPORTS)  # its imports overlap the Prefect server's start
     if not PREFECT_API_URL.value():  # the ephemeral server stops with the run: nothing to watch
+        if stage in TRACKING_STAGES:
+            from prefect.server.api.server import SubprocessASGIServer  # noqa: F401  imported before the thread's imports
+
+            from goldstress.io.tracking import import_store_in_background
+
+            import_store_in_background(settings)  # while the Prefect server starts
         with no_heartbeats():
             try:
                 crash_orphans()  # runs an earlier killed process left Running
