@@ -144,6 +144,27 @@ def local_path(url: str) -> str | None:
     return None
 
 
+def _stream_encoding(schema: pa.Schema) -> dict[str, Any]:
+    """``pyarrow.parquet.ParquetWriter`` options of :func:`parquet_writer` for ``schema``:
+    dictionary pages for text columns only (a float column of distinct values only pays for the
+    attempt: a 10,000-path task wrote in 0.155 s, not 0.25 s, and 18% smaller), the float columns
+    byte-stream split (Parquet's BYTE_STREAM_SPLIT: the bytes of each position side by side, so
+    the compressor finds the runs in sign, exponent and leading digits), every column LZ4
+    (pyarrow's "lz4", the format's LZ4_RAW codec). A 200,000-path run's table (1,000,000 rows,
+    71 columns, 580 MB in memory) wrote in 0.86 CPU-s to 312 MB and read back in 0.54 CPU-s,
+    against 1.31 s, 299 MB and 1.20 s with plain encoding and zstd (bench/PARQUET_ENCODING.md).
+    Sources: the Parquet format's Encodings.md (BYTE_STREAM_SPLIT) and Compression.md (LZ4_RAW)."""
+    import pyarrow as pa
+
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    floats = [f.name for f in schema if pa.types.is_floating(f.type)]
+    return {
+        "compression": "lz4",
+        "use_dictionary": text,
+        "column_encoding": dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
+    }
+
+
 @contextmanager
 def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFrame | pa.Table], None]]:
     """Stream frames or Arrow tables with one schema into one Parquet file at ``url`` (a row group
@@ -168,13 +189,7 @@ def parquet_writer(url: str, settings: Settings) -> Iterator[Callable[[pd.DataFr
                 nonlocal writer
                 table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
                 if writer is None:
-                    # dictionary pages for text columns only: a float column of distinct values
-                    # only costs the attempt (a 10,000-path task wrote in 0.155 s, not 0.25 s,
-                    # and 18% smaller)
-                    text = [
-                        f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                    ]
-                    writer = pq.ParquetWriter(fh, table.schema, compression="zstd", use_dictionary=text)
+                    writer = pq.ParquetWriter(fh, table.schema, **_stream_encoding(table.schema))
                 writer.write_table(table)
 
             try:

@@ -82,7 +82,9 @@ def test_histograms_read_token_by_token_equal_those_of_the_whole_table(tmp_path:
             assert shares.sum() == pytest.approx(1.0)
 
 
-def test_only_text_columns_are_dictionary_encoded_and_the_frames_read_back_equal(tmp_path: Path) -> None:
+def test_text_columns_are_dictionary_encoded_floats_byte_stream_split_and_the_frames_read_back_equal(
+    tmp_path: Path,
+) -> None:
     # a float column of distinct values gains nothing from a dictionary page; the token column does
     import pyarrow.parquet as pq
 
@@ -97,4 +99,6 @@ def test_only_text_columns_are_dictionary_encoded_and_the_frames_read_back_equal
         enc = {meta.row_group(g).column(i).path_in_schema: meta.row_group(g).column(i).encodings for i in range(4)}
         assert "RLE_DICTIONARY" in enc["token"] and "RLE_DICTIONARY" in enc["scenario"]
         assert "RLE_DICTIONARY" not in enc["loss"] and "RLE_DICTIONARY" not in enc["path"]
+        assert "BYTE_STREAM_SPLIT" in enc["loss"] and "BYTE_STREAM_SPLIT" not in enc["path"]
+        assert {meta.row_group(g).column(i).compression for i in range(4)} == {"LZ4"}  # pyarrow writes LZ4_RAW
     pd.testing.assert_frame_equal(pd.read_parquet(url), pd.concat(frames, ignore_index=True), check_exact=True)
