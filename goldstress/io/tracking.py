@@ -92,7 +92,7 @@ def import_store_in_background(settings: Settings) -> threading.Thread | None:
     database tracking URI (``sqlite``, ``postgresql``, ``mysql``, ``mssql``) imports
     (:data:`_DATABASE_STORE_MODULES`), so that they load while this process waits for something
     else (the ephemeral Prefect server's start) instead of inside the run's first task: the
-    simulate flow's ``load-champion`` took 1.3-1.4 s, of which the imports were about 0.9 s.
+    simulate flow's ``load-champion`` took 1.3-1.4 s with them and 0.6-0.7 s after them.
     Call it only where this process is about to wait, not import (two threads importing the
     same packages at once can trip Python's import deadlock check). Returns the thread, or None
     for any other URI (an HTTP server's client store is cheap). An import that fails is logged
