@@ -151,8 +151,8 @@ def _stream_encoding(schema: pa.Schema) -> dict[str, Any]:
     byte-stream split (Parquet's BYTE_STREAM_SPLIT: the bytes of each position side by side, so
     the compressor finds the runs in sign, exponent and leading digits), every column LZ4
     (pyarrow's "lz4", the format's LZ4_RAW codec). A 200,000-path run's table (1,000,000 rows,
-    71 columns, 580 MB in memory) wrote in 0.86 CPU-s to 312 MB and read back in 0.54 CPU-s,
-    against 1.31 s, 299 MB and 1.20 s with plain encoding and zstd (bench/PARQUET_ENCODING.md).
+    71 columns, 580 MB in memory) wrote in 0.83 CPU-s to 312 MB and read back in 0.57 CPU-s,
+    against 1.30 s, 299 MB and 0.99 s with plain encoding and zstd (bench/PARQUET_ENCODING.md).
     Sources: the Parquet format's Encodings.md (BYTE_STREAM_SPLIT) and Compression.md (LZ4_RAW)."""
     import pyarrow as pa
 
