@@ -35,10 +35,10 @@ from goldstress.io.storage import _stream_encoding  # noqa: E402
 
 def options(schema: pa.Schema) -> dict[str, dict[str, Any]]:
     """The writer options compared, by label; the product's first."""
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    split = {f.name: "BYTE_STREAM_SPLIT" for f in schema if pa.types.is_floating(f.type)}
+    product = _stream_encoding(schema)
+    text, split = product["use_dictionary"], product["column_encoding"]
     return {
-        "product: LZ4, floats byte-stream split": _stream_encoding(schema),
+        "product: LZ4, floats byte-stream split": product,
         "zstd, plain": {"compression": "zstd", "use_dictionary": text},
         "zstd, floats byte-stream split": {"compression": "zstd", "use_dictionary": text, "column_encoding": split},
         "LZ4, plain": {"compression": "lz4", "use_dictionary": text},
