@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         "GOLDSTRESS_DASK_ADDRESS points at an existing scheduler instead)",
     )
     run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="without Dask, threads of this process for the Monte Carlo (GOLDSTRESS_DASK_THREADS; "
+        "default: one per CPU core, at most 4)",
+    )
+    run.add_argument(
         "--tokens",
         default=None,
         help="comma-separated token specs: names in specs/ (paxg,xaut) or TOML paths (GOLDSTRESS_TOKEN_SPECS)",
@@ -179,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     switch_off()
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S)
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from goldstress.execution import one_allocator_arena
+
+        one_allocator_arena()  # before any thread starts: the run's threads then share freed memory
     verbose = getattr(args, "verbose", False)
     quiet_environment(verbose)
     if getattr(args, "data_dir", None):
@@ -210,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             token_specs=token_spec_paths(args.tokens) if args.tokens else None,
             workers=args.workers,
+            threads=args.threads,
         )
     except (ValueError, ValidationError) as exc:
         print(f"goldstress: {_one_line(exc)}", file=sys.stderr)

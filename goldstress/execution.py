@@ -8,7 +8,7 @@ import contextvars
 import functools
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -67,6 +67,34 @@ def tune_allocator() -> bool:
     return all([mallopt(param, value) == 1 for param, value in _MALLOPT])
 
 
+@functools.cache
+def one_allocator_arena() -> bool:
+    """Make every thread of this process allocate from the C allocator's main arena
+    (``M_ARENA_MAX`` 1) instead of an arena of its own: memory that the threads running tasks
+    free stays reusable by the thread that runs the next stage. Without it, a whole run of a
+    million paths on two threads peaked at 1,287 MB at its last stage, its task threads' arenas
+    still holding memory they had freed; with it (``MALLOC_ARENA_MAX=1``), the peak moved to the
+    recommendations' search, 1,258 MB (docs/platform/scale.md). Call it before the process
+    starts threads: a thread that already has an arena keeps it. Once per process (cached).
+
+    Returns True when the setting took, False where the C library is not glibc (nothing is
+    changed). Raises nothing. Source: mallopt(3), ``M_ARENA_MAX``,
+    man7.org/linux/man-pages/man3/mallopt.3.html."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, 1) == 1)
+
+
+_M_ARENA_MAX = -8
+"""``M_ARENA_MAX`` of glibc's ``<malloc.h>``."""
+
+
 def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
     """The Prefect task runner for the Monte Carlo tasks of a run.
 
@@ -85,8 +113,10 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
       Dask's statistical profiler of the workers is off (its sampling thread cost 2-4% of the
       workers' CPU; the dashboard's profile page stays empty), and the cluster's periodic
       checks run less often (:data:`_QUIET_CLUSTER`).
-    - else: ``prefect.task_runners.ThreadPoolTaskRunner(max_workers=1)``: tasks one after the
-      other beside the flow, so memory stays that of one task.
+    - else: ``prefect.task_runners.ThreadPoolTaskRunner`` of ``dask.process_threads()`` threads
+      in this process (:func:`results_in_order` runs the tasks on them, or, with one thread, in
+      the flow's own thread one after the other). The engine's compiled kernels release the GIL
+      (numba ``nogil``), so the threads use as many cores with one process's memory.
 
     Sources: docs.prefect.io/integrations/prefect-dask (``DaskTaskRunner``),
     distributed.dask.org/en/stable/api.html#distributed.LocalCluster. The cluster starts lazily,
@@ -123,7 +153,7 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
         )
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=1)
+    return ThreadPoolTaskRunner(max_workers=dask.process_threads())
 
 
 def start_forkserver(modules: Sequence[str]) -> None:
@@ -216,6 +246,25 @@ def _dask_runner() -> Any:
     return runner if type(runner).__name__ == "DaskTaskRunner" else None
 
 
+def _thread_runner() -> Any:
+    """The current flow run's ``ThreadPoolTaskRunner`` when it has more than one thread; None
+    otherwise (one thread, another runner, outside a flow run)."""
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx is not None else None
+    return runner if isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers > 1 else None
+
+
+def process_threads() -> int:
+    """The threads of the run's own process that run the current flow run's tasks (its
+    ``ThreadPoolTaskRunner``'s): more than one when tasks run beside the flow's thread, 0 on a
+    Dask task runner, on a runner of one thread or outside a flow run."""
+    runner = _thread_runner()
+    return 0 if runner is None else int(runner._max_workers)
+
+
 def local_dask_cluster() -> bool:
     """True when the current flow run's tasks run on a ``distributed.LocalCluster`` (the Dask
     client's ``cluster``): its workers are processes of this machine and share this process's
@@ -272,35 +321,54 @@ def _connect(runner: Any, modules: list[str]) -> list[Any]:
 def results_in_order(task: Any, calls: Sequence[tuple[Any, ...]], ahead: int | None = None) -> Iterator[Any]:
     """Results of the Prefect ``task`` called with each argument tuple of ``calls``, in order.
 
-    On the current flow run's Dask task runner the first ``ahead`` calls (None: two per worker
-    thread) are queued when this function is called, and each result read queues the next
-    call, so results wait in bounded number; queued calls reach Dask in the order they were
-    queued, across every call of this function in the flow run, as worker threads come free
-    (:class:`Admission`), so work queued before other work starts first.
-    With any other runner, or outside a flow run, each call runs in this thread when its result is
-    read (results made in a pool thread and freed in this one fragment the C allocator's
-    per-thread arenas: the process grew by 3.5 MB per 1,000 Monte Carlo paths that way).
-    Exceptions of a call propagate when its result is reached."""
+    On the current flow run's Dask task runner, or its ``ThreadPoolTaskRunner`` of more than
+    one thread, the first ``ahead`` calls (None: two per worker thread) are queued when this
+    function is called, and each result read queues the next call, so results wait in bounded
+    number. Queued calls start in the order they were queued, across every call of this
+    function in the flow run, as threads come free (on Dask through :class:`Admission`; the
+    thread pool's queue is first-in, first-out), so work queued before other work starts first.
+    With any other runner, or outside a flow run, each call runs in this thread when its result
+    is read. Exceptions of a call propagate when its result is reached."""
     runner = _dask_runner()
-    if runner is None:
-        return (task(*args) for args in calls)
-    if ahead is None:
-        ahead = max(2, 2 * sum(runner.client.nthreads().values()))
-    admission = Admission.of(runner)
-    pending = [admission.submit(task, args) for args in calls[: max(1, ahead)]]
-    return _stream(admission, task, calls, pending)
+    if runner is not None:
+        if ahead is None:
+            ahead = max(2, 2 * sum(runner.client.nthreads().values()))
+        admission = Admission.of(runner)
+
+        def submit(args: tuple[Any, ...]) -> Callable[[], Any]:
+            return functools.partial(_admitted_result, admission.submit(task, args))
+
+    else:
+        runner = _thread_runner()
+        if runner is None:
+            return (task(*args) for args in calls)
+        if ahead is None:
+            ahead = 2 * process_threads()
+
+        def submit(args: tuple[Any, ...]) -> Callable[[], Any]:
+            return task.submit(*args).result
+
+    pending = [submit(args) for args in calls[: max(1, ahead)]]
+    return _stream(submit, calls, pending)
+
+
+def _admitted_result(admitted: Future[Any]) -> Any:
+    """The result of the Prefect future an :meth:`Admission.submit` future gets."""
+    return admitted.result().result()
 
 
 def _stream(
-    admission: Admission, task: Any, calls: Sequence[tuple[Any, ...]], pending: list[Future[Any]]
+    submit: Callable[[tuple[Any, ...]], Callable[[], Any]],
+    calls: Sequence[tuple[Any, ...]],
+    pending: list[Callable[[], Any]],
 ) -> Iterator[Any]:
-    """The results of the ``pending`` admissions of the first ``calls``, then of the rest of
-    ``calls``, each queued as a result is read."""
+    """The results of the ``pending`` calls (each a function waiting for its result) of the
+    first ``calls``, then of the rest of ``calls``, each submitted as a result is read."""
     nxt = len(pending)
     while pending:
-        out = pending.pop(0).result().result()
+        out = pending.pop(0)()
         if nxt < len(calls):
-            pending.append(admission.submit(task, calls[nxt]))
+            pending.append(submit(calls[nxt]))
             nxt += 1
         yield out
         del out

@@ -12,6 +12,7 @@ Conventions used across the project (docs/platform/pipeline.md, "Conventions"):
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, date
 from functools import lru_cache
@@ -392,13 +393,18 @@ class MonteCarloSettings(BaseSettings):
         return v
 
 
+MAX_DEFAULT_THREADS = 4
+"""The most threads a run's process uses by default (``DaskSettings.threads`` 0)."""
+
+
 class DaskSettings(BaseSettings):
     """Where the Monte Carlo tasks run. Environment: ``GOLDSTRESS_DASK_<FIELD>``.
 
     ``address`` set: an existing Dask scheduler (``tcp://host:8786``); else ``workers`` > 0: a
     ``distributed.LocalCluster`` of that many single-threaded worker processes started for the
-    run; else (0, the default) every task runs in the run's own process, one after the other.
-    Through Prefect's ``prefect_dask.DaskTaskRunner`` (docs.prefect.io/integrations/prefect-dask).
+    run, through Prefect's ``prefect_dask.DaskTaskRunner`` (docs.prefect.io/integrations/prefect-dask);
+    else (0, the default) the tasks run in the run's own process on ``threads`` threads
+    (Prefect's ``ThreadPoolTaskRunner``).
     """
 
     model_config = SettingsConfigDict(
@@ -411,6 +417,23 @@ class DaskSettings(BaseSettings):
     memory_limit: str = Field(
         default="auto", description="Memory limit per local worker (Dask's memory_limit: 'auto', '2GiB')."
     )
+    threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Threads of the run's own process that run the tasks when no Dask cluster is asked "
+        "for (workers 0, no address); 0: one per CPU core this process may use, at most "
+        f"{MAX_DEFAULT_THREADS}. Each thread adds about one task's memory (docs/platform/scale.md).",
+    )
+
+    def process_threads(self) -> int:
+        """The threads the run's own process gives its tasks: ``threads`` when set, else (0) the
+        CPU cores this process may use (``os.sched_getaffinity`` where the system has it, else
+        ``os.cpu_count()``), at most :data:`MAX_DEFAULT_THREADS`; at least 1. Raises nothing."""
+        if self.threads:
+            return self.threads
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(cores, MAX_DEFAULT_THREADS))
 
 
 class LiquidityStressSettings(BaseSettings):
@@ -785,7 +808,7 @@ class RunOptions(BaseModel):
 
     ``data_dir`` (folder of CSV files; None: the setting, else fetch online), ``paths``,
     ``horizon_days``, ``seed`` and ``drift`` of the Monte Carlo, ``token_specs`` (spec files run through
-    every scenario). Raises ``pydantic.ValidationError`` naming the option when out of range.
+    every scenario), ``workers`` and ``threads`` (where the tasks run: :class:`DaskSettings`). Raises ``pydantic.ValidationError`` naming the option when out of range.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -807,6 +830,12 @@ class RunOptions(BaseModel):
     workers: int | None = Field(
         default=None, ge=0, le=256, description="Local Dask workers for the Monte Carlo (GOLDSTRESS_DASK_WORKERS)."
     )
+    threads: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Threads of the run's process for the Monte Carlo without Dask (GOLDSTRESS_DASK_THREADS).",
+    )
 
     def settings(self) -> Settings:
         """The environment's settings with these options applied (:func:`settings_with`)."""
@@ -819,7 +848,7 @@ class RunOptions(BaseModel):
                 "drift": self.drift,
             },
             scenarios={"token_specs": self.token_specs},
-            dask={"workers": self.workers},
+            dask={"workers": self.workers, "threads": self.threads},
         )
 
 

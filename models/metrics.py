@@ -706,7 +706,7 @@ def max_drawdown_frac(values: np.ndarray) -> np.ndarray:
     return _max_drawdown_rows(v, v, False)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _max_drawdown_rows(v: np.ndarray, per: np.ndarray, divide: bool) -> np.ndarray:  # pragma: no cover - compiled
     """:func:`max_drawdown_frac` of a 2-D float array ``v`` or, with ``divide``, of ``v / per``
     where ``per > 0`` (NaN elsewhere: the value per token of
@@ -949,7 +949,7 @@ def flow_columns(
     return {k: cols[k] for k in flow_column_names(horizons)}
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _cum_sum_at(a: np.ndarray, b: np.ndarray, at: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """``np.cumsum(a + b, axis=1)[:, at]`` for ``(n, T)`` arrays and increasing columns ``at``
     (the same sequential sums), ``(n, len(at))``."""

@@ -28,7 +28,7 @@ def depeg_depth(premium: np.ndarray) -> np.ndarray:
     return _depth_rows(_as_paths(premium, "premium"))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _depth_rows(p: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """Row maxima of ``|p|`` (NaN when the row has a NaN, as ``np.max``)."""
     n, t1 = p.shape
@@ -56,7 +56,7 @@ def longest_depeg_days(premium: np.ndarray, threshold: float = 0.01) -> np.ndarr
     return _longest_rows(p, float(threshold))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _longest_rows(p: np.ndarray, threshold: float) -> np.ndarray:  # pragma: no cover - compiled
     """Longest run of ``|p| > threshold`` per row (int64)."""
     n, t1 = p.shape
@@ -81,7 +81,7 @@ def days_to_recovery(premium: np.ndarray, threshold: float = 0.01) -> np.ndarray
     return _recovery_rows(p, float(threshold))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _recovery_rows(p: np.ndarray, threshold: float) -> np.ndarray:  # pragma: no cover - compiled
     """Per row: days from the first largest ``|p|`` (the first NaN if any, as ``np.argmax``) to
     the first day at or after it with ``|p| <= threshold``; NaN if none."""
@@ -114,7 +114,7 @@ def share_of_days_beyond(premium: np.ndarray, threshold: float) -> np.ndarray:
     return _share_rows(p, float(threshold))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _share_rows(p: np.ndarray, threshold: float) -> np.ndarray:  # pragma: no cover - compiled
     """Per row: the count of days ``1..H`` with ``|p| > threshold`` over ``H``."""
     n, t1 = p.shape

@@ -103,7 +103,7 @@ _HALF_STEP = 2.0**-54
 """Half the spacing of ``Generator.random``'s doubles (multiples of 2**-53 in [0, 1))."""
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def tail_side(x: float) -> tuple[float, float]:  # pragma: no cover - compiled
     """The tail probability and side ``(p, side)`` of one uniform ``x`` from ``Generator.random``
     (a multiple of 2**-53 in [0, 1)): ``(x + 2**-54, -1)`` below 0.5 and ``(1 - x - 2**-54, +1)``
@@ -115,7 +115,7 @@ def tail_side(x: float) -> tuple[float, float]:  # pragma: no cover - compiled
     return (1.0 - x) - _HALF_STEP, 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tail_sides(u: np.ndarray, p: np.ndarray, side: np.ndarray) -> None:  # pragma: no cover - compiled
     """:func:`tail_side` of each element of the flat ``u`` into ``p`` and ``side``."""
     for i in range(u.shape[0]):
@@ -144,7 +144,7 @@ def _t_quantile_table(nu: float) -> np.ndarray:
     return coef
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _hermite_t_quantiles(
     u: np.ndarray,
     coef: np.ndarray,
@@ -234,7 +234,7 @@ def standardised_t(rng: np.random.Generator, nu: float, size: tuple[int, ...]) -
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gjr_paths(
     z: np.ndarray, mu: float, omega: float, alpha: float, gamma: float, beta: float, sigma2_0: float
 ) -> None:  # pragma: no cover - compiled

@@ -397,10 +397,10 @@ def submit_recommendations(
     specs: list[Any], champion: Any, p0_usd_per_oz: float, first_day: str, settings: Settings
 ) -> Callable[[], dict[str, Any]]:
     """One :func:`recommend_token_for_champion` task per reserve-backed spec on the flow's task
-    runner, queued now on Dask workers (:func:`goldstress.execution.results_in_order`, all
-    ahead: they are the run's longest tasks, so they start first and other work fills the
-    workers around them); with any other runner they run one after the other here when the
-    result is asked for. Returns a function that waits for them and returns what
+    runner, queued now on Dask workers or the run's threads (:func:`goldstress.execution.results_in_order`,
+    all ahead: they are the run's longest tasks, so they start first and other work fills the
+    workers around them); with one thread they run one after the other here when the result
+    is asked for. Returns a function that waits for them and returns what
     :func:`recommend` returns. Must be called inside a flow run."""
     from goldstress.execution import results_in_order
 

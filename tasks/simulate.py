@@ -22,7 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from goldstress.catalog import Catalog
-from goldstress.execution import local_dask_cluster, results_in_order, tune_allocator
+from goldstress.execution import local_dask_cluster, process_threads, results_in_order, tune_allocator
 from goldstress.io import storage
 from goldstress.io.champion import RegisteredChampion, drift_record, stress_simulator
 from goldstress.records import Manifest, RunSettingsRecord, ScenarioResult, json_safe
@@ -277,12 +277,13 @@ def run_monte_carlo(
 ) -> dict[str, Any]:
     """The Monte Carlo scenario as :func:`simulate_paths` tasks (:func:`monte_carlo_parts`), their
     tables streamed in path order into the scenario's table (:meth:`goldstress.catalog.Catalog.result`,
-    a row group per task and token). On a Dask task runner the tasks are queued a few ahead of
-    the one being written (two per worker thread; :func:`goldstress.execution.results_in_order`);
-    otherwise each runs in this thread in turn.
-    Workers of a local cluster (:func:`goldstress.execution.local_dask_cluster`) hand their tables
-    over through files in a temporary folder of this machine, deleted as they are read and with
-    the folder at the end; remote workers send them back over Dask.
+    a row group per task and token). On a Dask task runner or threads of this process the tasks
+    are queued a few ahead of the one being written (two per worker thread;
+    :func:`goldstress.execution.results_in_order`); with one thread each runs in this thread in turn.
+    Workers of a local cluster (:func:`goldstress.execution.local_dask_cluster`) and threads of
+    this process (:func:`goldstress.execution.process_threads`) hand their tables over through
+    files in a temporary folder of this machine, deleted as they are read and with the folder at
+    the end; remote workers send them back over Dask.
     Memory is bounded by the tasks in flight, not the path count, and the table is the same
     whatever the number of workers. Must be called inside a flow run. Returns what
     :func:`run_scenarios` returns for one scenario."""
@@ -293,7 +294,9 @@ def run_monte_carlo(
     fan: list[np.ndarray] = []
     rows = 0
     with (
-        tempfile.TemporaryDirectory(prefix="goldstress-handoff-") if local_dask_cluster() else nullcontext() as folder,
+        tempfile.TemporaryDirectory(prefix="goldstress-handoff-")
+        if local_dask_cluster() or process_threads()
+        else nullcontext() as folder,
         storage.parquet_writer(url, settings) as write,
     ):
         for out in results_in_order(simulate_paths, [(*args, *part, folder) for part in parts]):

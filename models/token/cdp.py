@@ -114,7 +114,7 @@ class CdpStablecoin:
         )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _records(
     p: np.ndarray,
     debt_a: np.ndarray,
@@ -147,7 +147,7 @@ def _records(
             out_a[r, t] = out_a[r, t] * g_per_oz
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _liquidate(
     p: np.ndarray,
     debt0: np.ndarray,

@@ -290,7 +290,7 @@ class ReserveBackedOutcome(TokenOutcome):
         return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fifo_waits(
     acc_gold: np.ndarray, demand: np.ndarray, returned: np.ndarray, red_gold: np.ndarray, red_cash: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -336,7 +336,7 @@ def _fifo_waits(
     return out
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _served(served: float, last: float, scale: float, r: float) -> float:  # pragma: no cover - compiled
     """Cumulative service capped at the row's total acceptance, scaled into ``[r, r + 1)``
     (``np.minimum``: NaN if either is NaN)."""

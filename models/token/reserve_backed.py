@@ -526,7 +526,7 @@ def _draw_innovations(
     return e
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compiled
     """Smallest ``k`` with ``u <= P(N <= k)``, ``N ~ Poisson(lam)`` (sequential search). A
     uniform clearly below ``1 - lam <= exp(-lam)`` gives 0 without evaluating ``exp`` (the margin
@@ -543,7 +543,7 @@ def _poisson_count(lam: float, u: float) -> float:  # pragma: no cover - compile
     return float(k)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _assemble_innovations(
     e: np.ndarray,
     u: np.ndarray,
@@ -593,57 +593,57 @@ def poisson_inverse(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
     return out.reshape(lam.shape)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _poisson_counts(lam: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in range(lam.shape[0]):
         out[i] = _poisson_count(lam[i], u[i])
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _ndtr(x: float) -> float:  # pragma: no cover - compiled
     """Standard normal CDF."""
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _floor_bars_1(x: float, g: float, inv_g: float) -> float:  # pragma: no cover - compiled
     """:func:`_floor_bars` of one number with ``inv_g = 1 / g`` (a product, not a division: the
     two differ by an ulp at most, inside ``_BAR_EPS``)."""
     return np.floor(x * inv_g + _BAR_EPS) * g  # a float, as _floor_bars (math.floor would round-trip an int)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _code(assets: int, k: int) -> int:  # pragma: no cover - compiled
     return (assets >> (_ASSET_BITS * k)) & 3
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _gold(assets: int, k: int) -> bool:  # pragma: no cover - compiled
     c = _code(assets, k)
     return c == 1 or c == 2
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _cash(assets: int, k: int) -> bool:  # pragma: no cover - compiled
     return _code(assets, k) == 0
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _alloc(assets: int, k: int) -> bool:  # pragma: no cover - compiled
     return _code(assets, k) == 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _unalloc(assets: int, k: int) -> bool:  # pragma: no cover - compiled
     return _code(assets, k) == 2
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _liq_frac(assets: int, k: int) -> bool:  # pragma: no cover - compiled
     return (assets >> (_ASSET_BITS * k + 2)) & 1 == 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _pool_ratio(par: _Params, sell: float) -> float:  # pragma: no cover - compiled
     """Pool price after selling ``sell`` tokens from the fair price, over the fair price (1):
     :meth:`models.amm.ConstantProductPool.sell_x` / :meth:`models.amm.ConcentratedLiquidityPool.sell_x`."""
@@ -669,7 +669,7 @@ def _pool_ratio(par: _Params, sell: float) -> float:  # pragma: no cover - compi
     return s1 * s1 if a > 0 else 1.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _drawdown(pg: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """Gold drawdown ``1 - p_t / max_{s <= t} p_s`` per row of ``(n, H + 1)`` prices, a fraction
     (the running maximum as ``np.maximum.accumulate``: a NaN carries on)."""
@@ -685,7 +685,7 @@ def _drawdown(pg: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _run_paths(
     out: np.ndarray,
     pg: np.ndarray,
@@ -1167,7 +1167,7 @@ def _run_paths(
                 o[_MINT, t] = minted
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _holder_value_bad_debt(
     nav: np.ndarray,
     backing: np.ndarray,

@@ -1,6 +1,7 @@
 """The Monte Carlo on a real Dask cluster (``distributed.LocalCluster`` worker processes, through
-prefect-dask's ``DaskTaskRunner`` and a real Prefect API): the per-path results are those of the
-run in one process, whatever the number of workers and the size of the tasks."""
+prefect-dask's ``DaskTaskRunner`` and a real Prefect API) and on threads of the run's process:
+the per-path results are those of the run in one thread, whatever the number of workers or
+threads and the size of the tasks."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def _table(result: dict) -> pd.DataFrame:
     return t.sort_values(["token", "path"], kind="stable").reset_index(drop=True)
 
 
-def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_two_workers_or_threads_give_the_paths_of_one_thread(
+    prefect_api, workdir: Path, tmp_path: Path, monkeypatch
+) -> None:
     distributed = pytest.importorskip("distributed")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a local cluster's tables are handed over
     mc = {"paths": 1_500, "horizon_days": 30, "chunk_paths": 250, "fan_chart_paths": 600}
@@ -55,7 +58,8 @@ def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path, t
     split = settings_with(monte_carlo={**mc, "task_paths": 250})
     assert len(monte_carlo_parts(one)) == 1 and len(monte_carlo_parts(split)) == 6
 
-    ref = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=0)))(one, "in-process")
+    ref = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=0, threads=1)))(one, "in-process")
+    threads = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=0, threads=2)))(split, "threads")
     local = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(workers=2)))(split, "local-cluster")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         remote = _monte_carlo.with_options(task_runner=task_runner(DaskSettings(address=cluster.scheduler_address)))(
@@ -69,7 +73,7 @@ def test_two_workers_give_the_paths_of_one_process(prefect_api, workdir: Path, t
     # the local workers handed their tables over through files, the scheduler's sent them back
     assert (ref["local_cluster"], local["local_cluster"], remote["local_cluster"]) == (False, True, False)
     assert not list(tmp_path.glob("goldstress-handoff-*"))  # the hand-over folder went with the run
-    for res in (local, remote):
+    for res in (threads, local, remote):
         assert res["rows"] == ref["rows"] and res["n_paths"] == 1_500
         pd.testing.assert_frame_equal(_table(res), expected, check_exact=True)
         assert res["fan_quantiles"] == ref["fan_quantiles"]

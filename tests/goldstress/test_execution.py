@@ -1,10 +1,14 @@
 """The allocator setting of the engine's processes, measured in a fresh interpreter by the page
 faults of a block allocated, written and freed over and over; the admission of tasks to Dask
-when the scheduler cannot be reached (tests/flows/test_dask.py runs it on a real cluster)."""
+when the scheduler cannot be reached (tests/flows/test_dask.py runs it on a real cluster); the
+single allocator arena of a run's threads, counted by glibc's ``malloc_stats``."""
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -86,3 +90,38 @@ def test_admission_fails_every_queued_call_when_the_scheduler_cannot_be_asked() 
         assert isinstance(exc, OSError) and "does not answer" in str(exc)
     later = admission.submit(_NotToBeSubmitted(), ())
     assert isinstance(later.exception(timeout=30), OSError)
+
+
+ARENAS = textwrap.dedent(
+    """
+    import ctypes, sys, threading
+    from goldstress.execution import one_allocator_arena
+
+    if sys.argv[1] == "one":
+        assert one_allocator_arena() is True
+    def churn():
+        keep = [bytearray(4096) for _ in range(2000)]  # small blocks: from the thread's arena
+        del keep
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ctypes.CDLL(None).malloc_stats()  # glibc: one "Arena N:" block per arena, on stderr
+    """
+)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="arenas are glibc's")
+@pytest.mark.parametrize(("mode", "one"), [("default", False), ("one", True)])
+def test_one_allocator_arena_keeps_every_thread_in_the_main_arena(tmp_path: Path, mode: str, one: bool) -> None:
+    """Four threads allocating small blocks: glibc gives them arenas of their own by default
+    (more than one arena in ``malloc_stats``), and none after :func:`one_allocator_arena`."""
+    script = tmp_path / "arenas.py"
+    script.write_text(ARENAS)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("MALLOC_ARENA_MAX", None)
+    done = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    arenas = [line for line in done.stderr.splitlines() if line.startswith("Arena ")]
+    assert (len(arenas) == 1) is one and len(arenas) >= 1
