@@ -471,18 +471,21 @@ def evaluate_settings(
     rows = []
     for fee in map(float, redeem_fees):
         base_spec = setting(fee, None) if None in redemption_limits else None
-        base: ReserveBackedOutcome | None = None
         base_stats: dict[str, float] = {}
+        never_binds: dict[float, bool] = {}
         if base_spec is not None:
             base = shared.run(base_spec, h, calendar)
             base_stats = liquidity_stats(base, h, confidence, target)
+            # judged now, so that the ungated run's records are freed before the gated re-runs
+            never_binds = {lim: gate_never_binds(base, lim) for lim in redemption_limits if lim is not None}
+            del base
         for lim in redemption_limits:
             if lim is None:
                 stats = base_stats
             else:
                 s = setting(fee, lim)
-                only_gate = base is not None and with_primary(s, redemption_limit_share_per_day=None) == base_spec
-                if only_gate and base is not None and gate_never_binds(base, lim):
+                only_gate = base_spec is not None and with_primary(s, redemption_limit_share_per_day=None) == base_spec
+                if only_gate and never_binds[lim]:
                     stats = base_stats
                 else:
                     stats = liquidity_stats(shared.run(s, h, calendar), h, confidence, target)
