@@ -1,16 +1,18 @@
 """Benchmark of the engine at scale (not a test), in one run: the engine rates of bench/engine.py
 (GARCH Monte Carlo against arch's simulation forecast, each token model against the frozen
 reference), the whole ``goldstress run`` (the job ``make run`` runs, after install), the
-``simulate`` stage at 10k, 100k and 1M paths, the whole run at 1M paths, and the speed-up of two
-local Dask workers over one on the ``simulate`` stage at 200k paths (six pairs, the order within
-a pair alternating, each after two rounds of the speed-up two processes of a plain CPU-bound
-loop get on the machine at that time).
+``simulate`` stage at 10k, 100k and 1M paths (in process on the default threads, and on two
+local Dask workers), the whole run at 1M paths, the speed-up of two threads over one in the
+run's process at 200k paths (one pair), and the speed-up of two local Dask workers over one on
+the ``simulate`` stage at 200k paths (six pairs, the order within a pair alternating, each
+after two rounds of the speed-up two processes of a plain CPU-bound loop get on the machine at
+that time, and the time of that loop alone: the speed of a core then).
 
 Each run is the ``goldstress`` command in a subprocess on a fresh store; peak memory is sampled
 every 0.2 s over the command's whole process tree (its Prefect server and Dask workers included)
 with psutil, and the largest single process is reported beside the tree's sum.
 
-Usage: ``python bench/scale.py --data ../shared/data [--skip-million] [--record]``; ``--record``
+Usage: ``python bench/scale.py --data ../shared/data [--skip-million] [--pairs N] [--record]``; ``--record``
 appends a dated section to bench/SCALE.md.
 """
 
@@ -36,6 +38,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from goldstress.settings import DaskSettings  # noqa: E402
 
 SIMULATE_TARGET_S = 120.0  # simulate stage at 1M paths
 RSS_TARGET_MB = 1_500.0  # whole run at 1M paths
@@ -149,11 +153,13 @@ _SPIN = "x = 0\nfor i in range(20_000_000):\n    x += i * i & 7\n"
 """A CPU-bound loop of pure Python (about 2 s on one core): no memory traffic, no shared state."""
 
 
-def parallel_ceiling(pairs: int = 5) -> list[float]:
+def parallel_ceiling(pairs: int = 5) -> list[tuple[float, float]]:
     """What the machine's cores give at the moment: for each of ``pairs`` rounds, the wall time of
     :data:`_SPIN` in one process, then in two processes at once; returns each round's ratio
-    ``2 * alone / pair`` (2.0: two free cores; 1.0: one). A reference for the two-worker speed-up,
-    measured beside it, sharing no code with goldstress."""
+    ``2 * alone / pair`` (2.0: two free cores; 1.0: one) and its time alone in seconds (the
+    speed of one core at that moment: the same loop, the same interpreter, whatever the
+    commit). A reference for the two-worker speed-up, measured beside it, sharing no code with
+    goldstress."""
     cmd = [sys.executable, "-c", _SPIN]
     out = []
     for _ in range(pairs):
@@ -164,7 +170,7 @@ def parallel_ceiling(pairs: int = 5) -> list[float]:
         procs = [subprocess.Popen(cmd) for _ in range(2)]
         for p in procs:
             p.wait()
-        out.append(2 * alone / (time.perf_counter() - t0))
+        out.append((2 * alone / (time.perf_counter() - t0), alone))
     return out
 
 
@@ -174,6 +180,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="folder of the historical CSV files")
     ap.add_argument("--skip-million", action="store_true", help="leave out the 1M-path runs")
     ap.add_argument("--skip-engine", action="store_true", help="leave out the engine rates")
+    ap.add_argument("--pairs", type=int, default=SPEEDUP_PAIRS, help=f"pairs of 1- and 2-worker runs ({SPEEDUP_PAIRS})")
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
     load = [os.getloadavg()[0]]
@@ -203,6 +210,7 @@ def main() -> None:
         ]
         load.append(os.getloadavg()[0])
     rows: list[tuple[str, dict[str, Any]]] = []
+    threads = DaskSettings().process_threads()  # the default of a run in process on this machine
     tmp = Path(tempfile.mkdtemp(prefix="goldstress-scale-"))
     try:
         env = _env(tmp, args.data.resolve())
@@ -210,10 +218,14 @@ def main() -> None:
         load.append(os.getloadavg()[0])
         for n in (10_000, 100_000):
             r = run_command(["run", "--stage", "simulate", "--paths", str(n)], env)
-            rows.append((f"simulate stage, {n:,} paths, in process", r))
+            rows.append((f"simulate stage, {n:,} paths, in process, {threads} threads", r))
             load.append(os.getloadavg()[0])
-        ceiling: list[float] = []
-        for k in range(SPEEDUP_PAIRS):
+        for t in (1, 2):
+            r = run_command(["run", "--stage", "simulate", "--paths", "200000", "--threads", str(t)], env)
+            rows.append((f"simulate stage, 200,000 paths, in process, {t} thread{'s' if t > 1 else ''}", r))
+            load.append(os.getloadavg()[0])
+        ceiling: list[tuple[float, float]] = []
+        for k in range(args.pairs):
             ceiling += parallel_ceiling(CEILING_ROUNDS)
             for w in (1, 2) if k % 2 == 0 else (2, 1):
                 r = run_command(["run", "--stage", "simulate", "--paths", "200000", "--workers", str(w)], env)
@@ -224,8 +236,13 @@ def main() -> None:
             rows.append(("simulate stage, 1,000,000 paths, 2 Dask workers", r))
             load.append(os.getloadavg()[0])
             env1m = _env(tmp, args.data.resolve(), GOLDSTRESS_MC_KEEP_PATH_RESULTS="false")
+            r = run_command(["run", "--stage", "simulate", "--paths", "1000000"], env1m)
+            rows.append(
+                (f"simulate stage, 1,000,000 paths, in process, {threads} threads, per-path tables not kept", r)
+            )
+            load.append(os.getloadavg()[0])
             r = run_command(["run", "--paths", "1000000"], env1m)
-            rows.append(("whole run, 1,000,000 paths, in process, per-path tables not kept", r))
+            rows.append((f"whole run, 1,000,000 paths, in process, {threads} threads, per-path tables not kept", r))
             load.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -247,27 +264,41 @@ def main() -> None:
     ratios = [
         stage_s(by[f"simulate stage, 200,000 paths, 1 Dask worker, pair {k + 1}"], "simulate")
         / stage_s(by[f"simulate stage, 200,000 paths, 2 Dask workers, pair {k + 1}"], "simulate")
-        for k in range(SPEEDUP_PAIRS)
+        for k in range(args.pairs)
     ]
     speedup = statistics.median(ratios)
+    ratio = [x for x, _ in ceiling]
+    spin = statistics.median(t for _, t in ceiling)
+    one, two = (
+        stage_s(by[f"simulate stage, 200,000 paths, in process, {t} thread{'s' if t > 1 else ''}"], "simulate")
+        for t in (1, 2)
+    )
     verdicts = [
-        f"- 2 Dask workers over 1 at 200,000 paths: {speedup:.2f}x, the median of {SPEEDUP_PAIRS} pairs, one worker "
+        f"- 2 Dask workers over 1 at 200,000 paths: {speedup:.2f}x, the median of {args.pairs} pairs, one worker "
         f"first in the odd ones, two in the even ones ({', '.join(f'{x:.2f}x' for x in ratios)}; target "
         f"{SPEEDUP_TARGET}x): {'met' if speedup >= SPEEDUP_TARGET else 'missed'}. The machine's own ceiling, "
         f"{CEILING_ROUNDS} rounds before each pair: two processes of a pure-Python loop ran "
-        f"{statistics.median(ceiling):.2f}x as fast as one, the median of {len(ceiling)} rounds "
-        f"({min(ceiling):.2f}x to {max(ceiling):.2f}x)."
+        f"{statistics.median(ratio):.2f}x as fast as one, the median of {len(ratio)} rounds "
+        f"({min(ratio):.2f}x to {max(ratio):.2f}x). That loop took {spin:.2f} s alone (median; the "
+        "speed of one core at the time, the same whatever the commit).",
+        f"- 2 threads over 1 in the run's process at 200,000 paths (one pair): {one / two:.2f}x "
+        f"({one:.1f} s and {two:.1f} s).",
     ]
     if not args.skip_million:
         s2w = stage_s(by["simulate stage, 1,000,000 paths, 2 Dask workers"], "simulate")
-        whole = by["whole run, 1,000,000 paths, in process, per-path tables not kept"]
-        s1p = stage_s(whole, "simulate")
+        stage = by[f"simulate stage, 1,000,000 paths, in process, {threads} threads, per-path tables not kept"]
+        whole = by[f"whole run, 1,000,000 paths, in process, {threads} threads, per-path tables not kept"]
+        s1p, sw = stage_s(stage, "simulate"), stage_s(whole, "simulate")
+        both = sw <= SIMULATE_TARGET_S and whole["tree_mb"] <= RSS_TARGET_MB
         verdicts += [
-            f"- simulate stage at 1,000,000 paths: {s2w:.0f} s on 2 Dask workers, {s1p:.0f} s in process "
-            f"(target {SIMULATE_TARGET_S:.0f} s): {'met' if min(s2w, s1p) <= SIMULATE_TARGET_S else 'missed'}.",
-            f"- whole run at 1,000,000 paths in process: peak RSS {whole['single_mb']:,.0f} MB in its largest process, "
-            f"{whole['tree_mb']:,.0f} MB over the process tree with the Prefect server (target {RSS_TARGET_MB:,.0f} MB): "
-            f"{'met' if whole['tree_mb'] <= RSS_TARGET_MB else 'missed'}.",
+            f"- simulate stage at 1,000,000 paths (target {SIMULATE_TARGET_S:.0f} s): {s1p:.0f} s in process on "
+            f"{threads} threads (the default), {s2w:.0f} s on 2 Dask workers, {sw:.0f} s inside the whole run: "
+            f"{'met' if min(s1p, sw) <= SIMULATE_TARGET_S else 'missed'}.",
+            f"- whole run at 1,000,000 paths in process on {threads} threads: peak RSS {whole['single_mb']:,.0f} MB in "
+            f"its largest process, {whole['tree_mb']:,.0f} MB over the process tree with the Prefect server (target "
+            f"{RSS_TARGET_MB:,.0f} MB): {'met' if whole['tree_mb'] <= RSS_TARGET_MB else 'missed'}.",
+            f"- both million-path targets in that one whole run (simulate {sw:.0f} s, tree "
+            f"{whole['tree_mb']:,.0f} MB): {'met' if both else 'missed'}.",
         ]
     stderr = [
         f"- {label}: stderr {len(r['stderr'])} characters, its first line: `{r['stderr'].splitlines()[0][:300]}`"
