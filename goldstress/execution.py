@@ -56,15 +56,7 @@ def tune_allocator() -> bool:
     Returns True when both settings took, False where the C library is not glibc (macOS, musl:
     nothing is changed). Raises nothing. Source: mallopt(3),
     man7.org/linux/man-pages/man3/mallopt.3.html."""
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    mallopt = ctypes.CDLL(None).mallopt
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return all([mallopt(param, value) == 1 for param, value in _MALLOPT])
+    return _mallopt(_MALLOPT)
 
 
 @functools.cache
@@ -80,6 +72,16 @@ def one_allocator_arena() -> bool:
     Returns True when the setting took, False where the C library is not glibc (nothing is
     changed). Raises nothing. Source: mallopt(3), ``M_ARENA_MAX``,
     man7.org/linux/man-pages/man3/mallopt.3.html."""
+    return _mallopt(((_M_ARENA_MAX, 1),))
+
+
+_M_ARENA_MAX = -8
+"""``M_ARENA_MAX`` of glibc's ``<malloc.h>``."""
+
+
+def _mallopt(settings: Sequence[tuple[int, int]]) -> bool:
+    """Apply each ``(param, value)`` with glibc's ``mallopt``; True when every one took, False
+    (nothing changed) where the C library is not glibc."""
     import ctypes
     import platform
 
@@ -88,11 +90,7 @@ def one_allocator_arena() -> bool:
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, 1) == 1)
-
-
-_M_ARENA_MAX = -8
-"""``M_ARENA_MAX`` of glibc's ``<malloc.h>``."""
+    return all([mallopt(param, value) == 1 for param, value in settings])
 
 
 def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
