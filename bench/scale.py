@@ -150,7 +150,13 @@ def _env(store: Path, data: Path, **extra: str) -> dict[str, str]:
 
 
 _SPIN = "x = 0\nfor i in range(20_000_000):\n    x += i * i & 7\n"
-"""A CPU-bound loop of pure Python (about 2 s on one core): no memory traffic, no shared state."""
+"""A CPU-bound loop of pure Python (2 to 5 s on one core of the development machine, by the
+hour: bench/SCALE.md): no memory traffic, no shared state."""
+
+
+def _threads(n: int) -> str:
+    """``"1 thread"``, ``"2 threads"``: the thread count in a run's label."""
+    return f"{n} thread{'s' if n > 1 else ''}"
 
 
 def parallel_ceiling(pairs: int = 5) -> list[tuple[float, float]]:
@@ -218,11 +224,11 @@ def main() -> None:
         load.append(os.getloadavg()[0])
         for n in (10_000, 100_000):
             r = run_command(["run", "--stage", "simulate", "--paths", str(n)], env)
-            rows.append((f"simulate stage, {n:,} paths, in process, {threads} threads", r))
+            rows.append((f"simulate stage, {n:,} paths, in process, {_threads(threads)}", r))
             load.append(os.getloadavg()[0])
         for t in (1, 2):
             r = run_command(["run", "--stage", "simulate", "--paths", "200000", "--threads", str(t)], env)
-            rows.append((f"simulate stage, 200,000 paths, in process, {t} thread{'s' if t > 1 else ''}", r))
+            rows.append((f"simulate stage, 200,000 paths, in process, {_threads(t)}", r))
             load.append(os.getloadavg()[0])
         ceiling: list[tuple[float, float]] = []
         for k in range(args.pairs):
@@ -238,11 +244,11 @@ def main() -> None:
             env1m = _env(tmp, args.data.resolve(), GOLDSTRESS_MC_KEEP_PATH_RESULTS="false")
             r = run_command(["run", "--stage", "simulate", "--paths", "1000000"], env1m)
             rows.append(
-                (f"simulate stage, 1,000,000 paths, in process, {threads} threads, per-path tables not kept", r)
+                (f"simulate stage, 1,000,000 paths, in process, {_threads(threads)}, per-path tables not kept", r)
             )
             load.append(os.getloadavg()[0])
             r = run_command(["run", "--paths", "1000000"], env1m)
-            rows.append((f"whole run, 1,000,000 paths, in process, {threads} threads, per-path tables not kept", r))
+            rows.append((f"whole run, 1,000,000 paths, in process, {_threads(threads)}, per-path tables not kept", r))
             load.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -269,10 +275,7 @@ def main() -> None:
     speedup = statistics.median(ratios)
     ratio = [x for x, _ in ceiling]
     spin = statistics.median(t for _, t in ceiling)
-    one, two = (
-        stage_s(by[f"simulate stage, 200,000 paths, in process, {t} thread{'s' if t > 1 else ''}"], "simulate")
-        for t in (1, 2)
-    )
+    one, two = (stage_s(by[f"simulate stage, 200,000 paths, in process, {_threads(t)}"], "simulate") for t in (1, 2))
     verdicts = [
         f"- 2 Dask workers over 1 at 200,000 paths: {speedup:.2f}x, the median of {args.pairs} pairs, one worker "
         f"first in the odd ones, two in the even ones ({', '.join(f'{x:.2f}x' for x in ratios)}; target "
@@ -286,15 +289,15 @@ def main() -> None:
     ]
     if not args.skip_million:
         s2w = stage_s(by["simulate stage, 1,000,000 paths, 2 Dask workers"], "simulate")
-        stage = by[f"simulate stage, 1,000,000 paths, in process, {threads} threads, per-path tables not kept"]
-        whole = by[f"whole run, 1,000,000 paths, in process, {threads} threads, per-path tables not kept"]
+        stage = by[f"simulate stage, 1,000,000 paths, in process, {_threads(threads)}, per-path tables not kept"]
+        whole = by[f"whole run, 1,000,000 paths, in process, {_threads(threads)}, per-path tables not kept"]
         s1p, sw = stage_s(stage, "simulate"), stage_s(whole, "simulate")
         both = sw <= SIMULATE_TARGET_S and whole["tree_mb"] <= RSS_TARGET_MB
         verdicts += [
             f"- simulate stage at 1,000,000 paths (target {SIMULATE_TARGET_S:.0f} s): {s1p:.0f} s in process on "
-            f"{threads} threads (the default), {s2w:.0f} s on 2 Dask workers, {sw:.0f} s inside the whole run: "
+            f"{_threads(threads)} (the default), {s2w:.0f} s on 2 Dask workers, {sw:.0f} s inside the whole run: "
             f"{'met' if min(s1p, sw) <= SIMULATE_TARGET_S else 'missed'}.",
-            f"- whole run at 1,000,000 paths in process on {threads} threads: peak RSS {whole['single_mb']:,.0f} MB in "
+            f"- whole run at 1,000,000 paths in process on {_threads(threads)}: peak RSS {whole['single_mb']:,.0f} MB in "
             f"its largest process, {whole['tree_mb']:,.0f} MB over the process tree with the Prefect server (target "
             f"{RSS_TARGET_MB:,.0f} MB): {'met' if whole['tree_mb'] <= RSS_TARGET_MB else 'missed'}.",
             f"- both million-path targets in that one whole run (simulate {sw:.0f} s, tree "

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from flows.console import ConsoleReporter, quiet_environment, quiet_loggers
 from goldstress import progress
-from goldstress.settings import RunOptions, Settings
+from goldstress.settings import MAX_DEFAULT_THREADS, RunOptions, Settings
 from goldstress.telemetry import switch_off
 
 EPHEMERAL_STARTUP_TIMEOUT_S = "120"
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="without Dask, threads of this process for the Monte Carlo (GOLDSTRESS_DASK_THREADS; "
-        "default: one per CPU core, at most 4)",
+        f"default: one per CPU core, at most {MAX_DEFAULT_THREADS})",
     )
     run.add_argument(
         "--tokens",
