@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from datetime import UTC
 from pathlib import Path
@@ -168,12 +168,11 @@ def _token_columns(
     return out
 
 
-def _token_table(sc: ScenarioDef, symbol: str, parts: list[dict[str, np.ndarray]]) -> pa.Table:
-    """One token's rows of a scenario's table from its summary columns of consecutive chunks
+def _token_table(sc: ScenarioDef, symbol: str, cols: dict[str, np.ndarray]) -> pa.Table:
+    """One token's rows of a scenario's table from its summary columns of one chunk
     (:func:`_token_columns`): ``scenario``, ``kind`` and ``token`` (large strings, as pandas
-    writes its ``str`` columns), then the columns joined in order, as one Arrow record batch (the
-    table's row group for those paths). Arrow wraps the float and integer columns without copying them."""
-    cols = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    writes its ``str`` columns), then the columns, as one Arrow record batch. Arrow wraps the
+    float and integer columns without copying them."""
     n = len(cols["path"])
     text = {
         name: pa.array(np.full(n, value, dtype=object), type=pa.large_string())
@@ -182,24 +181,19 @@ def _token_table(sc: ScenarioDef, symbol: str, parts: list[dict[str, np.ndarray]
     return pa.table({**text, **cols})
 
 
-def _hand_off(tables: list[pa.Table], folder: str, first_path: int) -> str:
-    """Write ``tables`` (one schema) to ``<folder>/<first_path>.arrow``, an Arrow IPC file of one
-    record batch per table, and return its path (:func:`_take_handed_off` reads it)."""
-    path = str(Path(folder) / f"{first_path}.arrow")
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, tables[0].schema) as writer:
-        for table in tables:
-            writer.write_table(table)
-    return path
-
-
 def _take_handed_off(path: str) -> Iterator[pa.Table]:
-    """The tables of a file of :func:`_hand_off` in order, memory-mapped (not copied), one per
-    record batch; the file is deleted once they are read."""
+    """The tables of a hand-off file of :func:`simulate_paths`, one per token in the order the
+    tokens first appear, each the token's record batches in file order (its paths in order),
+    memory-mapped (not copied); the file is deleted once they are read."""
     try:
         with pa.memory_map(path) as source:
             reader = pa.ipc.open_file(source)
+            by_token: dict[str, list[pa.RecordBatch]] = {}
             for i in range(reader.num_record_batches):
-                yield pa.Table.from_batches([reader.get_batch(i)])
+                batch = reader.get_batch(i)
+                by_token.setdefault(batch.column("token")[0].as_py(), []).append(batch)
+            for batches in by_token.values():
+                yield pa.Table.from_batches(batches)
     finally:
         Path(path).unlink(missing_ok=True)
 
@@ -233,37 +227,49 @@ def simulate_paths(
     calendar-day clock from ``first_day``, in chunks of ``settings.monte_carlo.chunk_paths``.
     Returns ``{"tables": [pyarrow.Table, ...], "fan": ndarray}``: the per-path summaries, one
     table per token with its paths in order (``scenario``, ``kind``, ``token`` then the columns of
-    :func:`models.metrics.summarise_paths`; a row group of the scenario's table each), and the gold
+    :func:`models.metrics.summarise_paths`; a row group of the scenario's table each; a record
+    batch per chunk, joined without copying), and the gold
     prices on trading days of those of its paths among the run's first
     ``settings.monte_carlo.fan_chart_paths`` (``(m, horizon_days + 1)``, USD per oz). With
-    ``hand_off`` (a folder the caller's process reads, on the same machine), the tables go to an
-    Arrow IPC file there instead and ``"tables"`` is its path: 70 MB of a 25,000-path task then
-    never crosses Dask's TCP connection (whose receipt cost the run's process about 0.8 s of CPU
-    a task).
+    ``hand_off`` (a folder the caller's process reads, on the same machine), each chunk's rows go
+    to an Arrow IPC file there as soon as they are computed (``<hand_off>/<first_path>.arrow``, a
+    record batch per chunk and token, read back per token by :func:`_take_handed_off`) and
+    ``"tables"`` is its path: the task then holds one chunk's rows at a time, not all of them,
+    and 70 MB of a 25,000-path task never crosses Dask's TCP connection (whose receipt cost the
+    run's process about 0.8 s of CPU a task).
     """
     tune_allocator()
     mc = settings.monte_carlo
     models = [(spec.symbol, build_token_model(spec)) for spec in specs]
     days = business_days(first_day, mc.horizon_days + 1)
-    per_token: list[list[dict[str, np.ndarray]]] = [[] for _ in models]
+    per_token: list[list[pa.Table]] = [[] for _ in models]
     fan: list[np.ndarray] = []
     workspace: list[np.ndarray] = []
     offset = first_path
-    for chunk in monte_carlo_chunks(
+    path = None if hand_off is None else str(Path(hand_off) / f"{first_path}.arrow")
+    chunks = monte_carlo_chunks(
         stress_simulator(champion, mc.drift), n_paths, mc.horizon_days, mc.seed, mc.chunk_paths, first_path=first_path
-    ):
-        prices, calendar, trading = on_calendar_days(to_price_paths(p0_usd_per_oz, chunk), days)
-        if offset < mc.fan_chart_paths:
-            fan.append(prices[: mc.fan_chart_paths - offset, trading].copy())
-        for k, cols in enumerate(_token_columns(models, prices, calendar, trading, offset, settings, workspace)):
-            per_token[k].append(cols)
-        offset += prices.shape[0]
-    tables = [_token_table(sc, symbol, parts) for (symbol, _), parts in zip(models, per_token, strict=True)]
-    del per_token
+    )
+    with ExitStack() as files:
+        writer = None
+        for chunk in chunks:
+            prices, calendar, trading = on_calendar_days(to_price_paths(p0_usd_per_oz, chunk), days)
+            if offset < mc.fan_chart_paths:
+                fan.append(prices[: mc.fan_chart_paths - offset, trading].copy())
+            for k, cols in enumerate(_token_columns(models, prices, calendar, trading, offset, settings, workspace)):
+                table = _token_table(sc, models[k][0], cols)
+                if path is None:
+                    per_token[k].append(table)
+                    continue
+                if writer is None:
+                    sink = files.enter_context(pa.OSFile(path, "wb"))
+                    writer = files.enter_context(pa.ipc.new_file(sink, table.schema))
+                writer.write_table(table)
+            offset += prices.shape[0]
     fan_prices = np.concatenate(fan, axis=0) if fan else np.empty((0, mc.horizon_days + 1))
-    if hand_off is not None:
-        return {"tables": _hand_off(tables, hand_off, first_path), "fan": fan_prices}
-    return {"tables": tables, "fan": fan_prices}
+    if path is not None:
+        return {"tables": path, "fan": fan_prices}
+    return {"tables": [pa.concat_tables(parts) for parts in per_token], "fan": fan_prices}
 
 
 def run_monte_carlo(
@@ -359,7 +365,7 @@ def run_scenarios(
                     kept += take.shape[0]
                 chunk = _token_columns(models, prices, calendar, trading, offset, settings, workspace)
                 for (symbol, _), cols in zip(models, chunk, strict=True):
-                    table = _token_table(sc, symbol, [cols])
+                    table = _token_table(sc, symbol, cols)
                     write(table)
                     rows += table.num_rows
                 offset += prices.shape[0]

@@ -3,6 +3,7 @@ tables are those of runs that each allocate their own records."""
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -66,3 +67,30 @@ def test_tables_handed_off_through_a_file_are_those_returned(tmp_path) -> None:
         pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas(), check_exact=True)
     assert np.array_equal(handed["fan"], kept["fan"])
     assert list(tmp_path.iterdir()) == []  # the reader deletes the file
+
+
+def test_a_handed_off_task_holds_one_chunk_of_rows_at_a_time(tmp_path) -> None:
+    specs = [load_token_spec(ROOT / "specs" / f"{s}.toml") for s in ("gram", "gusd_cdp")]
+    settings = settings_with(monte_carlo={"paths": 10_000, "chunk_paths": 400})
+    sc = ScenarioDef(name="mc_champion", kind="monte_carlo", description="test")
+    champion = _champion()
+    simulate_paths.fn(sc, 4000.0, champion, specs, settings, "2026-08-14", 0, 400)  # compile, warm caches
+
+    def traced_peak(n: int, hand_off: str | None) -> tuple[int, Any]:
+        tracemalloc.start()
+        try:
+            out = simulate_paths.fn(sc, 4000.0, champion, specs, settings, "2026-08-14", 0, n, hand_off)
+            return tracemalloc.get_traced_memory()[1], out
+        finally:
+            tracemalloc.stop()
+
+    small, _ = traced_peak(1_600, str(tmp_path))
+    large, out = traced_peak(8_000, str(tmp_path))
+    tables = list(_take_handed_off(out["tables"]))
+    assert [t.num_rows for t in tables] == [8_000, 8_000]
+    rows_bytes = sum(t.nbytes for t in tables)  # what a task holding every row would hold
+    assert rows_bytes > 8e6
+    # five times the paths: the task's peak grows by far less than the rows it wrote
+    assert large - small < 0.2 * rows_bytes
+    returned, _ = traced_peak(8_000, None)  # without a hand-off folder the rows are returned
+    assert returned - large > 0.8 * rows_bytes
