@@ -63,11 +63,11 @@ def tune_allocator() -> bool:
 def one_allocator_arena() -> bool:
     """Make every thread of this process allocate from the C allocator's main arena
     (``M_ARENA_MAX`` 1) instead of an arena of its own: memory that the threads running tasks
-    free stays reusable by the thread that runs the next stage. Without it, a whole run of a
-    million paths on two threads peaked at 1,287 MB at its last stage, its task threads' arenas
-    still holding memory they had freed; with it (``MALLOC_ARENA_MAX=1``), the peak moved to the
-    recommendations' search, 1,258 MB (docs/platform/scale.md). Call it before the process
-    starts threads: a thread that already has an arena keeps it. Once per process (cached).
+    free stays reusable by the thread that runs the next stage. Without it, each task thread
+    keeps what it freed in an arena of its own, and a whole million-path run on two threads
+    peaked at its last stage, the task threads' arenas still holding that memory. Call it before
+    the process starts threads: a thread that already has an arena keeps it. Once per process
+    (cached).
 
     Returns True when the setting took, False where the C library is not glibc (nothing is
     changed). Raises nothing. Source: mallopt(3), ``M_ARENA_MAX``,
