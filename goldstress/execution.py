@@ -111,10 +111,11 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
       Dask's statistical profiler of the workers is off (its sampling thread cost 2-4% of the
       workers' CPU; the dashboard's profile page stays empty), and the cluster's periodic
       checks run less often (:data:`_QUIET_CLUSTER`).
-    - else: ``prefect.task_runners.ThreadPoolTaskRunner`` of ``dask.process_threads()`` threads
-      in this process (:func:`results_in_order` runs the tasks on them, or, with one thread, in
-      the flow's own thread one after the other). The engine's compiled kernels release the GIL
-      (numba ``nogil``), so the threads use as many cores with one process's memory.
+    - else: a ``prefect.task_runners.ThreadPoolTaskRunner`` (:func:`process_thread_runner_class`)
+      of ``dask.process_threads()`` threads in this process (:func:`results_in_order` runs the
+      tasks on them, or, with one thread, in the flow's own thread one after the other). The
+      engine's compiled kernels release the GIL (numba ``nogil``), so the threads use as many
+      cores with one process's memory.
 
     Sources: docs.prefect.io/integrations/prefect-dask (``DaskTaskRunner``),
     distributed.dask.org/en/stable/api.html#distributed.LocalCluster. The cluster starts lazily,
@@ -149,9 +150,27 @@ def task_runner(dask: DaskSettings, preload: Sequence[str] = ()) -> Any:
                 "dashboard_address": ":0",
             },
         )
+    return process_thread_runner_class()(max_workers=dask.process_threads())
+
+
+@functools.cache
+def process_thread_runner_class() -> type[Any]:
+    """The task runner of the run's own threads: a ``prefect.task_runners.ThreadPoolTaskRunner``
+    whose ``threads`` attribute states how many threads it runs (Prefect keeps that number in a
+    private attribute). Prefect duplicates a flow's runner for each run as
+    ``type(runner)(max_workers=...)`` (``prefect.task_runners``), which keeps the class and its
+    count. Built at
+    the first call, so that importing this module does not import Prefect. Raises nothing."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=dask.process_threads())
+    class ProcessThreadRunner(ThreadPoolTaskRunner):
+        """``ThreadPoolTaskRunner`` of ``max_workers`` threads (an int >= 1), kept as ``threads``."""
+
+        def __init__(self, max_workers: int | None = None) -> None:
+            super().__init__(max_workers=max_workers)
+            self.threads = int(max_workers) if max_workers is not None else 0
+
+    return ProcessThreadRunner
 
 
 def start_forkserver(modules: Sequence[str]) -> None:
@@ -245,22 +264,23 @@ def _dask_runner() -> Any:
 
 
 def _thread_runner() -> Any:
-    """The current flow run's ``ThreadPoolTaskRunner`` when it has more than one thread; None
-    otherwise (one thread, another runner, outside a flow run)."""
+    """The current flow run's runner of :func:`process_thread_runner_class` when it has more
+    than one thread; None otherwise (one thread, another runner, outside a flow run)."""
     from prefect.context import FlowRunContext
-    from prefect.task_runners import ThreadPoolTaskRunner
 
     ctx = FlowRunContext.get()
-    runner = ctx.task_runner if ctx is not None else None
-    return runner if isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers > 1 else None
+    runner: Any = ctx.task_runner if ctx is not None else None
+    return runner if isinstance(runner, process_thread_runner_class()) and runner.threads > 1 else None
 
 
 def process_threads() -> int:
     """The threads of the run's own process that run the current flow run's tasks (its
-    ``ThreadPoolTaskRunner``'s): more than one when tasks run beside the flow's thread, 0 on a
-    Dask task runner, on a runner of one thread or outside a flow run."""
+    runner's from :func:`task_runner`): more than one when tasks run beside the flow's thread;
+    0 on a Dask task runner, on a runner of one thread, on a thread runner not made by
+    :func:`task_runner` (Prefect's default one has no bound on its threads: its tasks then run
+    in the flow's thread one after the other) or outside a flow run."""
     runner = _thread_runner()
-    return 0 if runner is None else int(runner._max_workers)
+    return 0 if runner is None else int(runner.threads)
 
 
 def local_dask_cluster() -> bool:

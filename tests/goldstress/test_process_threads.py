@@ -56,6 +56,36 @@ def test_tasks_on_two_threads_run_in_pairs_and_come_back_in_order(prefect_api) -
     assert out["error"] == "call 4 fails"
 
 
+@flow(name="plain-threads-test")
+def _on_plain_threads(n: int) -> dict:
+    return {
+        "got": list(results_in_order(_square_and_thread, [(i,) for i in range(n)])),
+        "threads": process_threads(),
+        "flow": threading.get_ident(),
+    }
+
+
+@task(name="square", cache_policy=NO_CACHE)
+def _square_and_thread(i: int) -> tuple[int, int]:
+    return i * i, threading.get_ident()
+
+
+def test_the_thread_count_survives_prefects_copy_and_a_plain_runner_counts_none(prefect_api) -> None:
+    """The runner of :func:`task_runner` keeps its count through ``duplicate`` (Prefect copies a
+    flow's runner for each run). Under Prefect's own ``ThreadPoolTaskRunner``, whose threads
+    have no bound, the flow counts no threads of its own and runs the tasks in its own thread,
+    in order."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    runner = task_runner(DaskSettings(threads=3))
+    copy = runner.duplicate()
+    assert type(copy) is type(runner) and copy.threads == 3
+    out = _on_plain_threads.with_options(task_runner=ThreadPoolTaskRunner())(4)
+    assert out["threads"] == 0
+    assert [v for v, _ in out["got"]] == [0, 1, 4, 9]
+    assert {t for _, t in out["got"]} == {out["flow"]}
+
+
 ONE_CORE = """
 import json, os
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
