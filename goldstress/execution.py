@@ -159,8 +159,8 @@ def process_thread_runner_class() -> type[Any]:
     whose ``threads`` attribute states how many threads it runs (Prefect keeps that number in a
     private attribute). Prefect duplicates a flow's runner for each run as
     ``type(runner)(max_workers=...)`` (``prefect.task_runners``), which keeps the class and its
-    count. Built at
-    the first call, so that importing this module does not import Prefect. Raises nothing."""
+    count. Built at the first call, so that importing this module does not import Prefect.
+    Raises nothing."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     class ProcessThreadRunner(ThreadPoolTaskRunner):
