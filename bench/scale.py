@@ -41,11 +41,30 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from goldstress.settings import DaskSettings  # noqa: E402
 
+GARCH_TARGET = 50.0  # M path-steps per second, the GARCH-family Monte Carlo on this machine
+LOOP_TARGET = 20.0  # M path-steps per second on one core, each token model's daily loop
 SIMULATE_TARGET_S = 120.0  # simulate stage at 1M paths
 RSS_TARGET_MB = 1_500.0  # whole run at 1M paths
 SPEEDUP_TARGET = 1.7  # 2 workers over 1 at 200k paths
 SPEEDUP_PAIRS = 6  # pairs of 1- and 2-worker runs, 1-2, 2-1, ...: the machine's load moves single runs
 CEILING_ROUNDS = 2  # rounds of parallel_ceiling before each pair
+
+
+def engine_verdicts(garch: list[tuple[str, float]], tokens: list[tuple[Any, ...]]) -> list[str]:
+    """The engine targets, met or not, from bench/engine.py's rows: ``garch`` as
+    ``(label, M path-steps/s)`` (the compiled product rows are judged), ``tokens`` as
+    ``(symbol, run, daily loop, all-records loop, reference)`` in M path-steps/s (the daily loop
+    the Monte Carlo runs is judged)."""
+    product = [(label.split(" Monte Carlo")[0], rate) for label, rate in garch if "product" in label]
+    low = [s for s, _, loop, *_ in tokens if loop < LOOP_TARGET]
+    return [
+        f"- GARCH-family Monte Carlo, compiled (target {GARCH_TARGET:.0f} M path-steps/s): "
+        f"{', '.join(f'{name} {rate:.1f}' for name, rate in product)}: "
+        f"{'met' if all(rate >= GARCH_TARGET for _, rate in product) else 'missed'}.",
+        f"- each token model's daily loop on one core (target {LOOP_TARGET:.0f} M path-steps/s): "
+        f"{', '.join(f'{s} {loop:.1f}' for s, _, loop, *_ in tokens)}: "
+        + ("met." if not low else f"missed ({', '.join(low)} below)."),
+    ]
 
 
 def _tree_rss(proc: psutil.Process) -> tuple[float, float]:
@@ -192,6 +211,7 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     wall0 = time.perf_counter()
     lines: list[str] = []
+    verdicts: list[str] = []
     if not args.skip_engine:
         import engine  # bench/engine.py
 
@@ -214,6 +234,7 @@ def main() -> None:
             *[f"| {s} | {a:.1f} | {b:.1f} | {f:.1f} | {c:.2f} | {a / c:.1f}x |" for s, a, b, f, c in tk],
             "",
         ]
+        verdicts += engine_verdicts(g, tk)
         load.append(os.getloadavg()[0])
     rows: list[tuple[str, dict[str, Any]]] = []
     threads = DaskSettings().process_threads()  # the default of a run in process on this machine
@@ -276,7 +297,7 @@ def main() -> None:
     ratio = [x for x, _ in ceiling]
     spin = statistics.median(t for _, t in ceiling)
     one, two = (stage_s(by[f"simulate stage, 200,000 paths, in process, {_threads(t)}"], "simulate") for t in (1, 2))
-    verdicts = [
+    verdicts += [
         f"- 2 Dask workers over 1 at 200,000 paths: {speedup:.2f}x, the median of {args.pairs} pairs, one worker "
         f"first in the odd ones, two in the even ones ({', '.join(f'{x:.2f}x' for x in ratios)}; target "
         f"{SPEEDUP_TARGET}x): {'met' if speedup >= SPEEDUP_TARGET else 'missed'}. The machine's own ceiling, "
