@@ -164,7 +164,8 @@ def process_thread_runner_class() -> type[Any]:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     class ProcessThreadRunner(ThreadPoolTaskRunner):
-        """``ThreadPoolTaskRunner`` of ``max_workers`` threads (an int >= 1), kept as ``threads``."""
+        """``ThreadPoolTaskRunner`` of ``max_workers`` threads, kept as ``threads`` (None, Prefect's
+        unbounded default, is kept as 0: no threads of its own, :func:`process_threads`)."""
 
         def __init__(self, max_workers: int | None = None) -> None:
             super().__init__(max_workers=max_workers)
