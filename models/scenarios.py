@@ -272,7 +272,8 @@ def on_calendar_days(
     (prices, calendar, trading_columns) : ndarray (n_paths, C + 1), pd.DatetimeIndex (C + 1,),
         int ndarray (T + 1,)
         ``trading_columns[k]`` is the calendar column of trading day ``k`` (``0`` for day 0), so
-        ``prices[:, trading_columns]`` gives back the input.
+        ``prices[:, trading_columns]`` gives back the input. ``prices`` is C-contiguous (each
+        path's days adjacent in memory, as the token models read them).
 
     Raises
     ------
@@ -297,7 +298,8 @@ def on_calendar_days(
     calendar = pd.date_range(dates[0], dates[-1], freq="D")
     col = np.searchsorted(dates.values, calendar.values, side="right") - 1
     trading_columns = np.searchsorted(calendar.values, dates.values)
-    return p[:, col], calendar, trading_columns
+    # np.take keeps each path's days contiguous (p[:, col] would give a column-major array)
+    return np.take(p, col, axis=1), calendar, trading_columns
 
 
 def calendar_day_paths(prices_usd_per_oz: np.ndarray, first_day: object) -> tuple[np.ndarray, pd.DatetimeIndex]:

@@ -1510,7 +1510,9 @@ class ReserveBackedToken:
         for t in range(t1 - 1, -1, -1):
             nxt = float(t) if open_[t] else nxt
             to_open[t] = nxt - t
-        pg = price_oz / TROY_OUNCE_G  # USD per gram
+        # USD per gram, each path's days adjacent in memory as the kernel reads them (a column-major
+        # input would put every day of a path on another page)
+        pg = np.ascontiguousarray(price_oz) / TROY_OUNCE_G
         dd = _drawdown(pg)
         proc = self.premium_process
         if innovations is None:

@@ -286,6 +286,7 @@ def test_on_calendar_days_fills_weekends_and_holidays_with_the_last_close():
     np.testing.assert_array_equal(cols, [0, 3, 4, 6])
     np.testing.assert_array_equal(out[0], [100.0, 100.0, 100.0, 101.0, 102.0, 102.0, 104.0])
     np.testing.assert_array_equal(out[:, cols], prices)
+    assert out.flags.c_contiguous  # each path's days adjacent, as the token kernels read them
     with pytest.raises(ValueError, match="trading_dates"):
         on_calendar_days(prices, dates[:3])
     with pytest.raises(ValueError, match="trading_dates"):
